@@ -1,0 +1,157 @@
+/* The io boundary: how tensor residency asks for a tensor's bytes.
+ *
+ * A request names a file (an index into the boundary's table of model files,
+ * so split models work), a span (offset, size), a strategy and options, and
+ * optionally a caller-provided target buffer. The result gives a pointer, a
+ * length, a residency kind and a release handle, or a named error that carries
+ * the strategy's own code and the failing OS errno.
+ *
+ * The boundary knows strategies only through emel_io_strategy_ops; each
+ * strategy module (io/mmap, io/read) attaches itself with its own
+ * emel_io_*_attach() and never sees another strategy.
+ *
+ * Not thread-safe per instance; separate instances share nothing.
+ */
+#ifndef EMEL_IO_H
+#define EMEL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emel/platform.h"
+#include "emel/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum emel_strategy {
+  EMEL_STRATEGY_NONE = 0, /* caller-owned storage: no strategy involved */
+  EMEL_STRATEGY_MMAP = 1,
+  EMEL_STRATEGY_READ = 2,
+  EMEL_STRATEGY_COUNT
+} emel_strategy;
+
+typedef enum emel_residency {
+  EMEL_RESIDENCY_NONE = 0,
+  EMEL_RESIDENCY_MAPPED = 1,  /* bytes mapped from the file (read-only) */
+  EMEL_RESIDENCY_OWNED = 2,   /* bytes copied into a library-owned buffer */
+  EMEL_RESIDENCY_EXTERNAL = 3 /* bytes in caller-owned storage */
+} emel_residency;
+
+/* Request options; a strategy refuses options it does not know with
+ * EMEL_INVALID_REQUEST rather than ignoring them. */
+enum {
+  EMEL_LOAD_POPULATE = 1u << 0,   /* mmap: pre-fault the tensor's pages */
+  EMEL_LOAD_LOCK = 1u << 1,       /* mmap: mlock the tensor's pages */
+  EMEL_LOAD_DIRECT = 1u << 2,     /* read: O_DIRECT, falling back to buffered reads */
+  EMEL_LOAD_DROP_CACHE = 1u << 3  /* read: drop the file's page-cache pages after the copy */
+};
+
+/* Limits declared up front (bounded resources). */
+enum {
+  EMEL_IO_MAX_PATH = 4095,   /* bytes, excluding the terminating NUL */
+  EMEL_IO_MAX_FILES = 1024   /* model files (splits) per boundary */
+};
+
+typedef struct emel_io_file {
+  const char *path; /* NUL-terminated copy owned by the boundary */
+  size_t path_len;  /* length as given; a NUL before it is an invalid path */
+} emel_io_file;
+
+/* The table of model files, shared read-only with the strategies. */
+typedef struct emel_io_files {
+  uint32_t count;
+  uint32_t capacity;
+  emel_io_file *files;
+} emel_io_files;
+
+typedef struct emel_io_request {
+  uint32_t tensor;      /* caller's tensor index, for diagnostics */
+  uint32_t file_index;  /* index into the boundary's file table */
+  uint64_t offset;      /* absolute offset of the first byte in that file */
+  uint64_t size;        /* bytes */
+  emel_strategy strategy;
+  unsigned flags;       /* EMEL_LOAD_* */
+  void *target;         /* optional caller buffer (read strategy): external residency */
+  uint64_t target_size;
+} emel_io_request;
+
+/* Identifies one residency for release. generation makes a stale handle
+ * (already released, slot reused) detectable. */
+typedef struct emel_io_handle {
+  uint32_t strategy; /* emel_strategy */
+  uint32_t slot;
+  uint32_t generation;
+} emel_io_handle;
+
+typedef struct emel_io_result {
+  void *data;
+  uint64_t size;
+  emel_residency residency;
+  emel_io_handle handle;
+  emel_strategy strategy;
+  emel_error error; /* code EMEL_OK on success; else the strategy's code and errno */
+} emel_io_result;
+
+/* What a strategy implements. acquire/release are required; the rest optional. */
+typedef struct emel_io_strategy_ops {
+  emel_strategy kind;
+  const char *name;
+  void (*acquire)(void *self, const emel_io_request *request, emel_io_result *result);
+  emel_error (*release)(void *self, emel_io_handle handle);
+  /* Advise a sub-range [offset, offset+len) of a live residency; NULL: unsupported. */
+  emel_error (*advise)(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
+                       emel_map_advice advice);
+  /* Many requests at once (the strategy may reorder and coalesce them);
+   * NULL: the boundary calls acquire for each. */
+  void (*acquire_batch)(void *self, const emel_io_request *requests, emel_io_result *results,
+                        size_t count);
+  /* Live residencies (for leak checks and reports). */
+  size_t (*live)(const void *self);
+  void (*destroy)(void *self);
+} emel_io_strategy_ops;
+
+typedef struct emel_io emel_io;
+
+typedef struct emel_io_config {
+  const emel_platform_ops *platform; /* NULL: defaults; NULL entries: defaults */
+  uint32_t max_files;                /* 0: 16; at most EMEL_IO_MAX_FILES */
+} emel_io_config;
+
+emel_status emel_io_create(emel_io **out, const emel_io_config *config);
+
+/* Releases every strategy (which releases what it still holds) and the boundary. */
+void emel_io_destroy(emel_io *io);
+
+/* Adds a model file by path (copied). The path is validated by the strategy
+ * that opens it, so a bad path is reported on the load that uses it. */
+emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index);
+
+const emel_io_files *emel_io_files_of(const emel_io *io);
+const emel_platform_ops *emel_io_platform(const emel_io *io);
+
+/* Hands a strategy to the boundary, which owns it from then on (destroy is
+ * called by emel_io_destroy, also when attach fails). */
+emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self);
+
+int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
+
+void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result);
+void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
+                           size_t count);
+emel_error emel_io_release(emel_io *io, emel_io_handle handle);
+emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                          emel_map_advice advice);
+
+/* Live residencies held by one strategy (0 for an absent one). */
+size_t emel_io_live(const emel_io *io, emel_strategy strategy);
+
+const char *emel_strategy_name(emel_strategy strategy);
+const char *emel_residency_name(emel_residency residency);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,95 @@
+/* Platform operations: every OS call emel-io makes goes through this table.
+ *
+ * Why: tests (and embedders with their own file layer) replace any entry to make
+ * one call fail, count what is acquired, or redirect I/O. A NULL entry means
+ * "use the production default", so overriding one entry keeps the defaults for
+ * the rest: emel_platform_resolve() fills the NULL entries.
+ *
+ * Conventions: calls return 0 (or a non-negative count / descriptor) on success
+ * and a negative errno on failure, so the failing errno travels with the result
+ * and no thread-local errno is read after the fact. `user` is passed back
+ * unchanged to every call.
+ */
+#ifndef EMEL_PLATFORM_H
+#define EMEL_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Open flags (emel's own, mapped to O_* by the default implementation). */
+enum {
+  EMEL_OPEN_READ = 0,      /* read-only, close-on-exec: always implied */
+  EMEL_OPEN_DIRECT = 1u << 0 /* bypass the page cache (O_DIRECT) */
+};
+
+/* Advice for a mapped range (madvise). */
+typedef enum emel_map_advice {
+  EMEL_ADVISE_NORMAL = 0,
+  EMEL_ADVISE_SEQUENTIAL = 1,
+  EMEL_ADVISE_WILLNEED = 2,
+  EMEL_ADVISE_DONTNEED = 3,
+  EMEL_ADVISE_POPULATE_READ = 4, /* pre-fault readable pages (MADV_POPULATE_READ) */
+  EMEL_ADVISE_HUGEPAGE = 5
+} emel_map_advice;
+
+/* Advice for a file range (posix_fadvise). */
+typedef enum emel_file_advice {
+  EMEL_FADVISE_NORMAL = 0,
+  EMEL_FADVISE_SEQUENTIAL = 1,
+  EMEL_FADVISE_WILLNEED = 2,
+  EMEL_FADVISE_DONTNEED = 3
+} emel_file_advice;
+
+/* Mapping flags. */
+enum {
+  EMEL_MAP_POPULATE = 1u << 0 /* pre-fault the whole mapping (MAP_POPULATE) */
+};
+
+typedef struct emel_platform_ops {
+  void *user;
+
+  /* fd >= 0, or -errno. `path` is NUL-terminated. */
+  int (*open)(void *user, const char *path, unsigned flags);
+  /* 0 or -errno. */
+  int (*close)(void *user, int fd);
+  /* 0 and *size = file size in bytes, or -errno. */
+  int (*file_size)(void *user, int fd, uint64_t *size);
+  /* bytes read (0 at end of file), or -errno (-EINTR included: the caller retries). */
+  int64_t (*pread)(void *user, int fd, void *buf, size_t len, uint64_t offset);
+  /* 0 or -errno. `offset` is a multiple of page_size(). Read-only, private mapping. */
+  int (*map)(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr);
+  /* 0 or -errno. */
+  int (*unmap)(void *user, void *addr, size_t len);
+  /* 0 or -errno. `addr` is page-aligned. */
+  int (*advise)(void *user, void *addr, size_t len, emel_map_advice advice);
+  /* 0 or -errno. */
+  int (*fadvise)(void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice);
+  /* 0 or -errno. `addr` is page-aligned. */
+  int (*lock)(void *user, void *addr, size_t len);
+  int (*unlock)(void *user, void *addr, size_t len);
+  /* Aligned allocation (alignment a power of two); NULL on failure. */
+  void *(*alloc)(void *user, size_t size, size_t alignment);
+  /* Frees what alloc returned; `size` is the size that was asked for. */
+  void (*free)(void *user, void *ptr, size_t size);
+  /* The page size, a power of two. */
+  size_t (*page_size)(void *user);
+  /* Non-zero when map/unmap work on this platform. */
+  int (*can_map)(void *user);
+} emel_platform_ops;
+
+/* The production defaults (POSIX). Never NULL; all entries set. */
+const emel_platform_ops *emel_platform_default(void);
+
+/* Copies `ops` (or the defaults when `ops` is NULL) into `out`, filling every
+ * NULL entry with its default. `user` is copied as given. */
+void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

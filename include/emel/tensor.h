@@ -1,0 +1,127 @@
+/* Tensor residency: which tensors exist, where their bytes live, what is loaded.
+ *
+ * A table of tensors with a fixed capacity declared at creation. Each tensor's
+ * lifecycle is a generated machine (statecharts/tensor_residency.rl):
+ *
+ *   unbound -> bound (span known, no bytes) -> resident (mapped | owned | external)
+ *           -> evicted (bytes released, span kept) -> resident again on a new load
+ *
+ * A failed load leaves the tensor bound with the error recorded, never
+ * half-resident. Loads go through the io boundary to a strategy; caller-owned
+ * storage can be bound without any strategy (external residency).
+ * Not thread-safe per table; separate tables share nothing.
+ */
+#ifndef EMEL_TENSOR_H
+#define EMEL_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emel/io.h"
+#include "emel/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  EMEL_TENSOR_MAX_DIMS = 4,
+  EMEL_TENSOR_MAX_NAME = 255,       /* bytes; GGUF's own limit is 64 in practice */
+  EMEL_TENSOR_MAX_CAPACITY = 1u << 24
+};
+
+/* The states a caller can observe between calls. */
+typedef enum emel_tensor_state {
+  EMEL_TENSOR_UNBOUND = 0,
+  EMEL_TENSOR_BOUND = 1,
+  EMEL_TENSOR_RESIDENT = 2,
+  EMEL_TENSOR_EVICTED = 3,
+  EMEL_TENSOR_STATE_UNKNOWN = 4 /* index out of range */
+} emel_tensor_state;
+
+/* Where a tensor's bytes are in which file. */
+typedef struct emel_tensor_span {
+  uint32_t type; /* ggml type id, carried for callers; the table does not interpret it */
+  uint32_t n_dims;
+  uint64_t dims[EMEL_TENSOR_MAX_DIMS]; /* ggml order; unused dims are 1 */
+  uint32_t file_index;                 /* index into the io boundary's file table */
+  uint64_t offset;                     /* absolute offset of the first byte */
+  uint64_t size;                       /* bytes, > 0 */
+} emel_tensor_span;
+
+typedef struct emel_tensor_info {
+  const char *name; /* NUL-terminated, owned by the table */
+  size_t name_len;
+  emel_tensor_span span;
+} emel_tensor_info;
+
+/* A resident tensor's bytes. */
+typedef struct emel_tensor_view {
+  void *data;
+  uint64_t size;
+  emel_residency residency;
+  emel_strategy strategy;
+} emel_tensor_view;
+
+typedef struct emel_load_options {
+  emel_strategy strategy;
+  unsigned flags;       /* EMEL_LOAD_* from emel/io.h */
+  void *target;         /* optional caller buffer (read strategy): external residency */
+  uint64_t target_size;
+} emel_load_options;
+
+typedef struct emel_tensors emel_tensors;
+
+typedef struct emel_tensors_config {
+  emel_io *io;         /* the boundary loads go through; may be NULL for external-only tables */
+  uint32_t capacity;   /* tensors; 1..EMEL_TENSOR_MAX_CAPACITY */
+  size_t name_bytes;   /* total bytes for names (NULs included); 0: capacity * 64 */
+  const emel_platform_ops *platform; /* for the table's own memory; NULL: the io's, or defaults */
+} emel_tensors_config;
+
+emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config);
+
+/* Evicts every resident tensor, then frees the table. */
+void emel_tensors_destroy(emel_tensors *t);
+
+/* Adds an unbound tensor (name copied). Names are unique. */
+emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index);
+
+/* Binds a file span to an unbound tensor: unbound -> bound. */
+emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span);
+
+/* declare + bind in one call; on a bind failure the tensor stays declared, unbound. */
+emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
+                             const emel_tensor_span *span, uint32_t *index);
+
+emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index);
+
+/* Makes a bound or evicted tensor resident through the io boundary.
+ * On failure the tensor is bound and emel_tensors_last_error() tells why. */
+emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
+                              emel_tensor_view *view);
+
+/* Makes a bound or evicted tensor resident in caller-owned storage of at least
+ * its size, without any strategy (external residency). The caller fills it. */
+emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size);
+
+/* Releases a resident tensor's bytes (an external buffer stays its owner's). */
+emel_status emel_tensors_evict(emel_tensors *t, uint32_t index);
+
+/* Evicts every resident tensor; returns the first failure, EMEL_OK if none. */
+emel_status emel_tensors_evict_all(emel_tensors *t);
+
+emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view);
+emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index);
+const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out);
+/* The error of the last refused request on this tensor (code EMEL_OK if none). */
+emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index);
+uint32_t emel_tensors_count(const emel_tensors *t);
+uint32_t emel_tensors_resident_count(const emel_tensors *t);
+const char *emel_tensor_state_name(emel_tensor_state state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

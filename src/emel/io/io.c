@@ -1,0 +1,165 @@
+/* The io boundary: a file table plus the attached strategies, reached only
+ * through emel_io_strategy_ops. It validates nothing a strategy validates
+ * (path, index, span): it routes. */
+#include "emel/io.h"
+
+#include <string.h>
+
+struct emel_io {
+  emel_platform_ops platform;
+  emel_io_files files;
+  struct {
+    const emel_io_strategy_ops *ops;
+    void *self;
+  } strategies[EMEL_STRATEGY_COUNT];
+};
+
+static emel_error io_error(emel_status code) {
+  emel_error e = {code, 0};
+  return e;
+}
+
+emel_status emel_io_create(emel_io **out, const emel_io_config *config) {
+  if (!out) return EMEL_INVALID_ARGUMENT;
+  *out = NULL;
+  uint32_t max_files = config && config->max_files ? config->max_files : 16;
+  if (max_files > EMEL_IO_MAX_FILES) return EMEL_INVALID_ARGUMENT;
+  emel_platform_ops platform;
+  emel_platform_resolve(&platform, config ? config->platform : NULL);
+  emel_io *io = platform.alloc(platform.user, sizeof *io, _Alignof(emel_io));
+  if (!io) return EMEL_OUT_OF_MEMORY;
+  memset(io, 0, sizeof *io);
+  io->platform = platform;
+  io->files.capacity = max_files;
+  io->files.files = platform.alloc(platform.user, max_files * sizeof(emel_io_file), _Alignof(emel_io_file));
+  if (!io->files.files) {
+    platform.free(platform.user, io, sizeof *io);
+    return EMEL_OUT_OF_MEMORY;
+  }
+  memset(io->files.files, 0, max_files * sizeof(emel_io_file));
+  *out = io;
+  return EMEL_OK;
+}
+
+void emel_io_destroy(emel_io *io) {
+  if (!io) return;
+  for (int s = 0; s < EMEL_STRATEGY_COUNT; s++)
+    if (io->strategies[s].ops) io->strategies[s].ops->destroy(io->strategies[s].self);
+  for (uint32_t i = 0; i < io->files.count; i++)
+    io->platform.free(io->platform.user, (void *)io->files.files[i].path, io->files.files[i].path_len + 1);
+  io->platform.free(io->platform.user, io->files.files, io->files.capacity * sizeof(emel_io_file));
+  emel_platform_ops platform = io->platform;
+  platform.free(platform.user, io, sizeof *io);
+}
+
+emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index) {
+  if (!io || !path || !file_index) return EMEL_INVALID_ARGUMENT;
+  if (path_len > EMEL_IO_MAX_PATH) return EMEL_INVALID_PATH;
+  if (io->files.count == io->files.capacity) return EMEL_FILE_TABLE_FULL;
+  char *copy = io->platform.alloc(io->platform.user, path_len + 1, 1);
+  if (!copy) return EMEL_OUT_OF_MEMORY;
+  memcpy(copy, path, path_len);
+  copy[path_len] = '\0';
+  io->files.files[io->files.count].path = copy;
+  io->files.files[io->files.count].path_len = path_len;
+  *file_index = io->files.count++;
+  return EMEL_OK;
+}
+
+const emel_io_files *emel_io_files_of(const emel_io *io) { return &io->files; }
+
+const emel_platform_ops *emel_io_platform(const emel_io *io) { return &io->platform; }
+
+emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self) {
+  if (!ops) return EMEL_INVALID_ARGUMENT;
+  if (!io || ops->kind <= EMEL_STRATEGY_NONE || ops->kind >= EMEL_STRATEGY_COUNT ||
+      io->strategies[ops->kind].ops || !ops->acquire || !ops->release || !ops->destroy) {
+    if (ops->destroy) ops->destroy(self);
+    return EMEL_INVALID_ARGUMENT;
+  }
+  io->strategies[ops->kind].ops = ops;
+  io->strategies[ops->kind].self = self;
+  return EMEL_OK;
+}
+
+int emel_io_has_strategy(const emel_io *io, emel_strategy strategy) {
+  return io && strategy > EMEL_STRATEGY_NONE && strategy < EMEL_STRATEGY_COUNT &&
+         io->strategies[strategy].ops != NULL;
+}
+
+static void refuse(const emel_io_request *request, emel_io_result *result, emel_status code) {
+  memset(result, 0, sizeof *result);
+  result->strategy = request ? request->strategy : EMEL_STRATEGY_NONE;
+  result->error = io_error(code);
+}
+
+void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result) {
+  if (!result) return;
+  if (!io || !request) {
+    refuse(request, result, EMEL_INVALID_ARGUMENT);
+    return;
+  }
+  if (!emel_io_has_strategy(io, request->strategy)) {
+    refuse(request, result, EMEL_UNKNOWN_STRATEGY);
+    return;
+  }
+  memset(result, 0, sizeof *result);
+  result->strategy = request->strategy;
+  io->strategies[request->strategy].ops->acquire(io->strategies[request->strategy].self, request, result);
+}
+
+void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
+                           size_t count) {
+  if (count == 0 || !results) return;
+  /* A batch goes to one strategy: the first request's. Mixed batches are split by the caller. */
+  emel_strategy s = requests ? requests[0].strategy : EMEL_STRATEGY_NONE;
+  int uniform = io && requests && emel_io_has_strategy(io, s);
+  for (size_t i = 1; uniform && i < count; i++) uniform = requests[i].strategy == s;
+  if (!uniform || !io->strategies[s].ops->acquire_batch) {
+    for (size_t i = 0; i < count; i++) emel_io_acquire(io, requests ? &requests[i] : NULL, &results[i]);
+    return;
+  }
+  memset(results, 0, count * sizeof *results);
+  io->strategies[s].ops->acquire_batch(io->strategies[s].self, requests, results, count);
+}
+
+emel_error emel_io_release(emel_io *io, emel_io_handle handle) {
+  if (!io) return io_error(EMEL_INVALID_ARGUMENT);
+  if (handle.strategy == EMEL_STRATEGY_NONE) return io_error(EMEL_OK); /* caller-owned: nothing held */
+  if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
+  return io->strategies[handle.strategy].ops->release(io->strategies[handle.strategy].self, handle);
+}
+
+emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                          emel_map_advice advice) {
+  if (!io) return io_error(EMEL_INVALID_ARGUMENT);
+  if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
+  if (!io->strategies[handle.strategy].ops->advise) return io_error(EMEL_INVALID_REQUEST);
+  return io->strategies[handle.strategy].ops->advise(io->strategies[handle.strategy].self, handle,
+                                                     offset, len, advice);
+}
+
+size_t emel_io_live(const emel_io *io, emel_strategy strategy) {
+  if (!emel_io_has_strategy(io, strategy) || !io->strategies[strategy].ops->live) return 0;
+  return io->strategies[strategy].ops->live(io->strategies[strategy].self);
+}
+
+const char *emel_strategy_name(emel_strategy strategy) {
+  switch (strategy) {
+  case EMEL_STRATEGY_NONE: return "none";
+  case EMEL_STRATEGY_MMAP: return "mmap";
+  case EMEL_STRATEGY_READ: return "read";
+  case EMEL_STRATEGY_COUNT: break;
+  }
+  return "unknown";
+}
+
+const char *emel_residency_name(emel_residency residency) {
+  switch (residency) {
+  case EMEL_RESIDENCY_NONE: return "none";
+  case EMEL_RESIDENCY_MAPPED: return "mapped";
+  case EMEL_RESIDENCY_OWNED: return "owned";
+  case EMEL_RESIDENCY_EXTERNAL: return "external";
+  }
+  return "unknown";
+}

@@ -1,0 +1,44 @@
+/* Transition trace for test builds (EMEL_TRACE_TRANSITIONS).
+ *
+ * Each (machine, from-state, event) seen for the first time in this process is
+ * appended as one line to the file named by $EMEL_TRANSITION_LOG. Check runs
+ * each test in a forked child, so lines are written at once rather than at
+ * exit; O_APPEND-style writes of one short line do not interleave. Global
+ * state is acceptable here: it exists only in test builds.
+ */
+#include "machine.h"
+
+#ifdef EMEL_TRACE_TRANSITIONS
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TRACE_MACHINES = 16, TRACE_CELLS = 64 * 64 };
+
+static struct {
+  const emel_machine_desc *desc;
+  unsigned char seen[TRACE_CELLS];
+} trace_table[TRACE_MACHINES];
+
+void emel_trace_transition(const emel_machine_desc *desc, int from, int event) {
+  const char *path = getenv("EMEL_TRANSITION_LOG");
+  if (!path || !*path) return;
+  int slot = 0;
+  while (slot < TRACE_MACHINES && trace_table[slot].desc && trace_table[slot].desc != desc) slot++;
+  if (slot == TRACE_MACHINES) return;
+  trace_table[slot].desc = desc;
+  if (from < 0 || from >= 64 || event < 0 || event >= 64) return;
+  unsigned char *cell = &trace_table[slot].seen[from * 64 + event];
+  if (*cell) return;
+  *cell = 1;
+  FILE *f = fopen(path, "a");
+  if (!f) return;
+  const char *ev = (event < desc->event_count && desc->event_names[event]) ? desc->event_names[event] : "?";
+  char line[256];
+  int n = snprintf(line, sizeof line, "%s %s %s\n", desc->name, emel_machine_state_name(desc, from), ev);
+  if (n > 0) fwrite(line, 1, strlen(line), f);
+  fclose(f);
+}
+#else
+typedef int emel_trace_disabled_; /* ISO C forbids an empty translation unit */
+#endif

@@ -1,0 +1,108 @@
+/* Actions of the tensor residency machine: each performs one effect or
+ * computes one outcome; statecharts/tensor_residency.rl decides what follows. */
+#include "residency.h"
+
+#include <string.h>
+
+static void set_error(tensor_residency_ctx *m, emel_status code, int os_errno) {
+  m->status = code;
+  m->tensor->last_error.code = code;
+  m->tensor->last_error.os_errno = os_errno;
+}
+
+static void clear_error(tensor_residency_ctx *m) { set_error(m, EMEL_OK, 0); }
+
+static emel_status span_verdict(const emel_tensor_span *s) {
+  if (s->size == 0 || s->n_dims < 1 || s->n_dims > EMEL_TENSOR_MAX_DIMS) return EMEL_INVALID_REQUEST;
+  if (s->offset > UINT64_MAX - s->size) return EMEL_SPAN_OVERFLOW;
+  return EMEL_OK;
+}
+
+int tensor_check_span(tensor_residency_ctx *m) {
+  m->verdict = span_verdict(m->span);
+  return m->verdict == EMEL_OK ? TENSOR_EV_SPAN_VALID : TENSOR_EV_SPAN_INVALID;
+}
+
+void tensor_record_span(tensor_residency_ctx *m) {
+  m->tensor->span = *m->span;
+  clear_error(m);
+}
+
+void tensor_refuse_span(tensor_residency_ctx *m) { set_error(m, m->verdict, 0); }
+
+int tensor_check_external(tensor_residency_ctx *m) {
+  return m->external_data && m->external_size >= m->tensor->span.size ? TENSOR_EV_EXTERNAL_FITS
+                                                                      : TENSOR_EV_EXTERNAL_TOO_SMALL;
+}
+
+void tensor_adopt_external(tensor_residency_ctx *m) {
+  m->tensor->view.data = m->external_data;
+  m->tensor->view.size = m->tensor->span.size;
+  m->tensor->view.residency = EMEL_RESIDENCY_EXTERNAL;
+  m->tensor->view.strategy = EMEL_STRATEGY_NONE;
+  memset(&m->tensor->handle, 0, sizeof m->tensor->handle); /* strategy NONE: nothing to release */
+  clear_error(m);
+}
+
+void tensor_refuse_external(tensor_residency_ctx *m) { set_error(m, EMEL_EXTERNAL_TOO_SMALL, 0); }
+
+int tensor_request_residency(tensor_residency_ctx *m) {
+  const emel_tensor_span *s = &m->tensor->span;
+  emel_io_request req = {
+      .tensor = m->index,
+      .file_index = s->file_index,
+      .offset = s->offset,
+      .size = s->size,
+      .strategy = m->options->strategy,
+      .flags = m->options->flags,
+      .target = m->options->target,
+      .target_size = m->options->target_size,
+  };
+  if (!m->io) {
+    memset(&m->result, 0, sizeof m->result);
+    m->result.error.code = EMEL_UNKNOWN_STRATEGY;
+  } else {
+    emel_io_acquire(m->io, &req, &m->result);
+  }
+  return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
+}
+
+void tensor_record_residency(tensor_residency_ctx *m) {
+  m->tensor->view.data = m->result.data;
+  m->tensor->view.size = m->result.size;
+  m->tensor->view.residency = m->result.residency;
+  m->tensor->view.strategy = m->result.strategy;
+  m->tensor->handle = m->result.handle;
+  clear_error(m);
+}
+
+void tensor_record_load_error(tensor_residency_ctx *m) {
+  set_error(m, m->result.error.code, m->result.error.os_errno);
+}
+
+int tensor_release_residency(tensor_residency_ctx *m) {
+  if (m->tensor->handle.strategy == EMEL_STRATEGY_NONE) {
+    m->release_error.code = EMEL_OK; /* caller-owned storage stays with its owner */
+    m->release_error.os_errno = 0;
+  } else {
+    m->release_error = m->io ? emel_io_release(m->io, m->tensor->handle)
+                             : (emel_error){EMEL_INVALID_HANDLE, 0};
+  }
+  return m->release_error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_RELEASED : TENSOR_EV_RELEASE_REFUSED;
+}
+
+void tensor_forget_residency(tensor_residency_ctx *m) {
+  memset(&m->tensor->view, 0, sizeof m->tensor->view);
+  memset(&m->tensor->handle, 0, sizeof m->tensor->handle);
+  clear_error(m);
+}
+
+void tensor_record_release_error(tensor_residency_ctx *m) {
+  set_error(m, m->release_error.code, m->release_error.os_errno);
+}
+
+void tensor_refuse(tensor_residency_ctx *m, emel_status code) {
+  /* A refused request does not overwrite the tensor's last load error:
+   * only the call's status reports it. */
+  m->status = code;
+}

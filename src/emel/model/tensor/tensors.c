@@ -1,0 +1,226 @@
+/* The tensor table: fixed-capacity records, a name arena and a name index,
+ * all allocated at creation. Requests are dispatched to each tensor's machine. */
+#include "residency.h"
+#include "tensor_residency_names.h"
+
+#include <string.h>
+
+struct emel_tensors {
+  emel_platform_ops platform;
+  emel_io *io;
+  uint32_t capacity, count, resident;
+  tensor_record *records;
+  char *names;
+  size_t name_bytes, name_used;
+  uint32_t *slots; /* open-addressing name index: record index + 1, 0 = empty */
+  uint32_t slot_mask;
+};
+
+static uint64_t name_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a: short names, no adversary that matters here */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+static const char *record_name(const emel_tensors *t, const tensor_record *r) {
+  return t->names + r->name_offset;
+}
+
+static void free_table(emel_tensors *t) {
+  emel_platform_ops p = t->platform;
+  if (t->records) p.free(p.user, t->records, (size_t)t->capacity * sizeof *t->records);
+  if (t->names) p.free(p.user, t->names, t->name_bytes);
+  if (t->slots) p.free(p.user, t->slots, ((size_t)t->slot_mask + 1) * sizeof *t->slots);
+  p.free(p.user, t, sizeof *t);
+}
+
+emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config) {
+  if (!out || !config) return EMEL_INVALID_ARGUMENT;
+  *out = NULL;
+  if (config->capacity == 0 || config->capacity > EMEL_TENSOR_MAX_CAPACITY) return EMEL_INVALID_ARGUMENT;
+  emel_platform_ops p;
+  emel_platform_resolve(&p, config->platform ? config->platform
+                                             : (config->io ? emel_io_platform(config->io) : NULL));
+  emel_tensors *t = p.alloc(p.user, sizeof *t, _Alignof(emel_tensors));
+  if (!t) return EMEL_OUT_OF_MEMORY;
+  memset(t, 0, sizeof *t);
+  t->platform = p;
+  t->io = config->io;
+  t->capacity = config->capacity;
+  t->name_bytes = config->name_bytes ? config->name_bytes : (size_t)config->capacity * 64;
+  uint32_t slots = 2;
+  while (slots < 2 * config->capacity) slots <<= 1; /* load factor <= 1/2 */
+  t->slot_mask = slots - 1;
+  t->records = p.alloc(p.user, (size_t)t->capacity * sizeof *t->records, _Alignof(tensor_record));
+  t->names = p.alloc(p.user, t->name_bytes, 1);
+  t->slots = p.alloc(p.user, (size_t)slots * sizeof *t->slots, _Alignof(uint32_t));
+  if (!t->records || !t->names || !t->slots) {
+    free_table(t);
+    return EMEL_OUT_OF_MEMORY;
+  }
+  memset(t->slots, 0, (size_t)slots * sizeof *t->slots);
+  *out = t;
+  return EMEL_OK;
+}
+
+void emel_tensors_destroy(emel_tensors *t) {
+  if (!t) return;
+  (void)emel_tensors_evict_all(t);
+  free_table(t);
+}
+
+static uint32_t *find_slot(const emel_tensors *t, const char *name, size_t len) {
+  uint32_t i = (uint32_t)name_hash(name, len) & t->slot_mask;
+  for (;; i = (i + 1) & t->slot_mask) {
+    uint32_t v = t->slots[i];
+    if (v == 0) return &t->slots[i];
+    const tensor_record *r = &t->records[v - 1];
+    if (r->name_len == len && memcmp(record_name(t, r), name, len) == 0) return &t->slots[i];
+  }
+}
+
+emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
+  if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
+  if (name_len == 0 || name_len > EMEL_TENSOR_MAX_NAME || memchr(name, '\0', name_len))
+    return EMEL_TENSOR_NAME_INVALID;
+  if (t->count == t->capacity || t->name_bytes - t->name_used < name_len + 1) return EMEL_TENSOR_TABLE_FULL;
+  uint32_t *slot = find_slot(t, name, name_len);
+  if (*slot) return EMEL_TENSOR_DUPLICATE_NAME;
+  tensor_record *r = &t->records[t->count];
+  memset(r, 0, sizeof *r);
+  emel_machine core;
+  emel_machine_init(&core, &tensor_residency_desc);
+  r->cs = core.cs;
+  r->name_offset = (uint32_t)t->name_used;
+  r->name_len = (uint32_t)name_len;
+  memcpy(t->names + t->name_used, name, name_len);
+  t->names[t->name_used + name_len] = '\0';
+  t->name_used += name_len + 1;
+  *slot = t->count + 1;
+  *index = t->count++;
+  return EMEL_OK;
+}
+
+emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
+  if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
+  uint32_t v = *find_slot(t, name, name_len);
+  if (!v) return EMEL_TENSOR_UNKNOWN;
+  *index = v - 1;
+  return EMEL_OK;
+}
+
+/* Runs one request through the tensor's machine and returns its status. */
+static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
+  tensor_record *r = &t->records[index];
+  const int was_resident = r->view.residency != EMEL_RESIDENCY_NONE;
+  m->core.cs = r->cs;
+  m->core.pending = EMEL_NO_EVENT;
+  m->tensor = r;
+  m->index = index;
+  m->io = t->io;
+  m->status = EMEL_OK;
+  emel_status s = emel_machine_dispatch(&m->core, &tensor_residency_desc, m, event);
+  r->cs = m->core.cs;
+  const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
+  t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
+  return s != EMEL_OK ? s : m->status;
+}
+
+emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span) {
+  if (!t || !span) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_residency_ctx m = {.span = span};
+  return dispatch(t, index, TENSOR_EV_BIND_SPAN, &m);
+}
+
+emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
+                             const emel_tensor_span *span, uint32_t *index) {
+  uint32_t i;
+  emel_status s = emel_tensors_declare(t, name, name_len, &i);
+  if (s != EMEL_OK) return s;
+  if (index) *index = i;
+  return emel_tensors_bind(t, i, span);
+}
+
+emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
+                              emel_tensor_view *view) {
+  if (!t || !options) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_residency_ctx m = {.options = options};
+  emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
+  if (s == EMEL_OK && view) *view = t->records[index].view;
+  return s;
+}
+
+emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size) {
+  if (!t) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_residency_ctx m = {.external_data = data, .external_size = size};
+  return dispatch(t, index, TENSOR_EV_BIND_EXTERNAL, &m);
+}
+
+emel_status emel_tensors_evict(emel_tensors *t, uint32_t index) {
+  if (!t) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_residency_ctx m = {.status = EMEL_OK};
+  return dispatch(t, index, TENSOR_EV_EVICT, &m);
+}
+
+emel_status emel_tensors_evict_all(emel_tensors *t) {
+  if (!t) return EMEL_INVALID_ARGUMENT;
+  emel_status first = EMEL_OK;
+  for (uint32_t i = 0; i < t->count && t->resident > 0; i++) {
+    if (t->records[i].view.residency == EMEL_RESIDENCY_NONE) continue;
+    emel_status s = emel_tensors_evict(t, i);
+    if (first == EMEL_OK) first = s;
+  }
+  return first;
+}
+
+emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view) {
+  if (!t || !view) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  if (t->records[index].view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  *view = t->records[index].view;
+  return EMEL_OK;
+}
+
+emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
+  if (!t || index >= t->count) return EMEL_TENSOR_STATE_UNKNOWN;
+  switch (t->records[index].cs) {
+  case tensor_residency_state_unbound: return EMEL_TENSOR_UNBOUND;
+  case tensor_residency_state_bound: return EMEL_TENSOR_BOUND;
+  case tensor_residency_state_resident: return EMEL_TENSOR_RESIDENT;
+  case tensor_residency_state_evicted: return EMEL_TENSOR_EVICTED;
+  default: return EMEL_TENSOR_STATE_UNKNOWN; /* transient states never rest between calls */
+  }
+}
+
+const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out) {
+  if (!t || !out || index >= t->count) return NULL;
+  const tensor_record *r = &t->records[index];
+  out->name = record_name(t, r);
+  out->name_len = r->name_len;
+  out->span = r->span;
+  return out;
+}
+
+emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index) {
+  if (!t || index >= t->count) return (emel_error){EMEL_TENSOR_UNKNOWN, 0};
+  return t->records[index].last_error;
+}
+
+uint32_t emel_tensors_count(const emel_tensors *t) { return t ? t->count : 0; }
+
+uint32_t emel_tensors_resident_count(const emel_tensors *t) { return t ? t->resident : 0; }
+
+const char *emel_tensor_state_name(emel_tensor_state state) {
+  switch (state) {
+  case EMEL_TENSOR_UNBOUND: return "unbound";
+  case EMEL_TENSOR_BOUND: return "bound";
+  case EMEL_TENSOR_RESIDENT: return "resident";
+  case EMEL_TENSOR_EVICTED: return "evicted";
+  case EMEL_TENSOR_STATE_UNKNOWN: break;
+  }
+  return "unknown";
+}

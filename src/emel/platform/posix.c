@@ -1,0 +1,182 @@
+/* Production platform operations (POSIX / Linux).
+ *
+ * The only file of the library that includes OS headers: everything else calls
+ * the operations table, so tests can replace any call (tests/test_platform.c
+ * checks this rule).
+ */
+#define _GNU_SOURCE 1
+
+#include "emel/platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int posix_open(void *user, const char *path, unsigned flags) {
+  (void)user;
+  int oflags = O_RDONLY | O_CLOEXEC;
+#ifdef O_DIRECT
+  if (flags & EMEL_OPEN_DIRECT) oflags |= O_DIRECT;
+#else
+  if (flags & EMEL_OPEN_DIRECT) return -EINVAL;
+#endif
+  int fd;
+  do {
+    fd = open(path, oflags);
+  } while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+static int posix_close(void *user, int fd) {
+  (void)user;
+  /* Linux releases the descriptor even when close reports EINTR: never retry. */
+  return close(fd) == 0 ? 0 : -errno;
+}
+
+static int posix_file_size(void *user, int fd, uint64_t *size) {
+  (void)user;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL; /* a pipe or directory has no span to load */
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
+
+static int64_t posix_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
+  (void)user;
+  if (offset > (uint64_t)INT64_MAX) return -EINVAL;
+  ssize_t n = pread(fd, buf, len, (off_t)offset);
+  return n < 0 ? -errno : (int64_t)n;
+}
+
+static int posix_map(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+  (void)user;
+  int mflags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+  if (flags & EMEL_MAP_POPULATE) mflags |= MAP_POPULATE;
+#else
+  (void)flags;
+#endif
+  if (offset > (uint64_t)INT64_MAX) return -EINVAL;
+  void *p = mmap(NULL, len, PROT_READ, mflags, fd, (off_t)offset);
+  if (p == MAP_FAILED) return -errno;
+  *addr = p;
+  return 0;
+}
+
+static int posix_unmap(void *user, void *addr, size_t len) {
+  (void)user;
+  return munmap(addr, len) == 0 ? 0 : -errno;
+}
+
+static int posix_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
+  (void)user;
+  int a;
+  switch (advice) {
+  case EMEL_ADVISE_NORMAL: a = MADV_NORMAL; break;
+  case EMEL_ADVISE_SEQUENTIAL: a = MADV_SEQUENTIAL; break;
+  case EMEL_ADVISE_WILLNEED: a = MADV_WILLNEED; break;
+  case EMEL_ADVISE_DONTNEED: a = MADV_DONTNEED; break;
+#ifdef MADV_POPULATE_READ
+  case EMEL_ADVISE_POPULATE_READ: a = MADV_POPULATE_READ; break;
+#endif
+#ifdef MADV_HUGEPAGE
+  case EMEL_ADVISE_HUGEPAGE: a = MADV_HUGEPAGE; break;
+#endif
+  default: return -EINVAL;
+  }
+  return madvise(addr, len, a) == 0 ? 0 : -errno;
+}
+
+static int posix_file_advise(void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
+  (void)user;
+  int a;
+  switch (advice) {
+  case EMEL_FADVISE_NORMAL: a = POSIX_FADV_NORMAL; break;
+  case EMEL_FADVISE_SEQUENTIAL: a = POSIX_FADV_SEQUENTIAL; break;
+  case EMEL_FADVISE_WILLNEED: a = POSIX_FADV_WILLNEED; break;
+  case EMEL_FADVISE_DONTNEED: a = POSIX_FADV_DONTNEED; break;
+  default: return -EINVAL;
+  }
+  if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX) return -EINVAL;
+  return -posix_fadvise(fd, (off_t)offset, (off_t)len, a); /* returns the error number itself */
+}
+
+static int posix_lock(void *user, void *addr, size_t len) {
+  (void)user;
+  return mlock(addr, len) == 0 ? 0 : -errno;
+}
+
+static int posix_unlock(void *user, void *addr, size_t len) {
+  (void)user;
+  return munlock(addr, len) == 0 ? 0 : -errno;
+}
+
+static void *posix_alloc(void *user, size_t size, size_t alignment) {
+  (void)user;
+  void *p = NULL;
+  if (size == 0) size = 1;
+  if (alignment < sizeof(void *)) alignment = sizeof(void *); /* posix_memalign's minimum */
+  return posix_memalign(&p, alignment, size) == 0 ? p : NULL;
+}
+
+static void posix_free(void *user, void *ptr, size_t size) {
+  (void)user;
+  (void)size;
+  free(ptr);
+}
+
+static size_t posix_page_size(void *user) {
+  (void)user;
+  long n = sysconf(_SC_PAGESIZE);
+  return n > 0 ? (size_t)n : 4096u;
+}
+
+static int posix_can_map(void *user) {
+  (void)user;
+  return 1;
+}
+
+static const emel_platform_ops posix_ops = {
+    .user = NULL,
+    .open = posix_open,
+    .close = posix_close,
+    .file_size = posix_file_size,
+    .pread = posix_pread,
+    .map = posix_map,
+    .unmap = posix_unmap,
+    .advise = posix_advise,
+    .fadvise = posix_file_advise,
+    .lock = posix_lock,
+    .unlock = posix_unlock,
+    .alloc = posix_alloc,
+    .free = posix_free,
+    .page_size = posix_page_size,
+    .can_map = posix_can_map,
+};
+
+const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
+
+void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops) {
+  *out = ops ? *ops : posix_ops;
+#define EMEL_FILL_(field) \
+  if (!out->field) out->field = posix_ops.field
+  EMEL_FILL_(open);
+  EMEL_FILL_(close);
+  EMEL_FILL_(file_size);
+  EMEL_FILL_(pread);
+  EMEL_FILL_(map);
+  EMEL_FILL_(unmap);
+  EMEL_FILL_(advise);
+  EMEL_FILL_(fadvise);
+  EMEL_FILL_(lock);
+  EMEL_FILL_(unlock);
+  EMEL_FILL_(alloc);
+  EMEL_FILL_(free);
+  EMEL_FILL_(page_size);
+  EMEL_FILL_(can_map);
+#undef EMEL_FILL_
+}

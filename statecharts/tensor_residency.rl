@@ -1,0 +1,121 @@
+/* Tensor residency: the lifecycle of one tensor.
+ *
+ * unbound -> bound (span known, no bytes) -> resident (mapped | owned | external)
+ * -> evicted (bytes released, span still known) -> resident again on a new load.
+ * A failed load leaves the tensor bound with the error recorded, never half-resident.
+ * Every request is accepted in every resting state: a request that does not fit
+ * the state is refused by a named action, so the refusal is visible here.
+ * (Evicting twice is its own error; it is also what keeps Ragel's minimizer
+ * from merging evicted into bound.)
+ */
+#include "emel/model/tensor/residency.h"
+#define EMEL_MACHINE_TABLES
+#include "tensor_residency_names.h"
+
+%%{
+  machine tensor_residency;
+  alphtype int;
+  access m->core.;
+
+  # requests
+  export BIND_SPAN = 1;
+  export BIND_EXTERNAL = 2;
+  export LOAD = 3;
+  export EVICT = 4;
+  # outcomes reported by actions
+  export SPAN_VALID = 5;
+  export SPAN_INVALID = 6;
+  export EXTERNAL_FITS = 7;
+  export EXTERNAL_TOO_SMALL = 8;
+  export RESIDENCY_GRANTED = 9;
+  export RESIDENCY_REFUSED = 10;
+  export RESIDENCY_RELEASED = 11;
+  export RELEASE_REFUSED = 12;
+
+  action check_span { EMEL_REPORT(m, tensor_check_span(m)); }
+  action record_span { tensor_record_span(m); }
+  action refuse_span { tensor_refuse_span(m); }
+  action check_external { EMEL_REPORT(m, tensor_check_external(m)); }
+  action adopt_external { tensor_adopt_external(m); }
+  action refuse_external { tensor_refuse_external(m); }
+  action request_residency { EMEL_REPORT(m, tensor_request_residency(m)); }
+  action record_residency { tensor_record_residency(m); }
+  action record_load_error { tensor_record_load_error(m); }
+  action release_residency { EMEL_REPORT(m, tensor_release_residency(m)); }
+  action forget_residency { tensor_forget_residency(m); }
+  action record_release_error { tensor_record_release_error(m); }
+  action refuse_not_bound { tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
+  action refuse_already_bound { tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+  action refuse_not_resident { tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
+  action refuse_already_resident { tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
+  action refuse_already_evicted { tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
+
+  main := (
+    start: unbound: (
+        BIND_SPAN @check_span -> checking_span
+      | BIND_EXTERNAL @refuse_not_bound -> unbound
+      | LOAD @refuse_not_bound -> unbound
+      | EVICT @refuse_not_resident -> unbound
+    ),
+    checking_span: (
+        SPAN_VALID @record_span -> bound
+      | SPAN_INVALID @refuse_span -> unbound
+    ),
+    bound: (
+        LOAD @request_residency -> loading
+      | BIND_EXTERNAL @check_external -> checking_external
+      | BIND_SPAN @refuse_already_bound -> bound
+      | EVICT @refuse_not_resident -> bound
+    ),
+    loading: (
+        RESIDENCY_GRANTED @record_residency -> resident
+      | RESIDENCY_REFUSED @record_load_error -> bound
+    ),
+    checking_external: (
+        EXTERNAL_FITS @adopt_external -> resident
+      | EXTERNAL_TOO_SMALL @refuse_external -> bound
+    ),
+    resident: (
+        EVICT @release_residency -> releasing
+      | LOAD @refuse_already_resident -> resident
+      | BIND_EXTERNAL @refuse_already_resident -> resident
+      | BIND_SPAN @refuse_already_bound -> resident
+    ),
+    releasing: (
+        RESIDENCY_RELEASED @forget_residency -> evicted
+      | RELEASE_REFUSED @record_release_error -> resident
+    ),
+    evicted: (
+        LOAD @request_residency -> loading
+      | BIND_EXTERNAL @check_external -> checking_external
+      | BIND_SPAN @refuse_already_bound -> evicted
+      | EVICT @refuse_already_evicted -> evicted
+    )
+  );
+}%%
+
+%% write exports;
+
+EMEL_CHECK_EVENT(tensor_residency, BIND_SPAN, TENSOR_EV_BIND_SPAN);
+EMEL_CHECK_EVENT(tensor_residency, BIND_EXTERNAL, TENSOR_EV_BIND_EXTERNAL);
+EMEL_CHECK_EVENT(tensor_residency, LOAD, TENSOR_EV_LOAD);
+EMEL_CHECK_EVENT(tensor_residency, EVICT, TENSOR_EV_EVICT);
+EMEL_CHECK_EVENT(tensor_residency, SPAN_VALID, TENSOR_EV_SPAN_VALID);
+EMEL_CHECK_EVENT(tensor_residency, SPAN_INVALID, TENSOR_EV_SPAN_INVALID);
+EMEL_CHECK_EVENT(tensor_residency, EXTERNAL_FITS, TENSOR_EV_EXTERNAL_FITS);
+EMEL_CHECK_EVENT(tensor_residency, EXTERNAL_TOO_SMALL, TENSOR_EV_EXTERNAL_TOO_SMALL);
+EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_GRANTED, TENSOR_EV_RESIDENCY_GRANTED);
+EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_REFUSED, TENSOR_EV_RESIDENCY_REFUSED);
+EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_RELEASED, TENSOR_EV_RESIDENCY_RELEASED);
+EMEL_CHECK_EVENT(tensor_residency, RELEASE_REFUSED, TENSOR_EV_RELEASE_REFUSED);
+
+static void tensor_residency_exec(void *ctx, int event) {
+  tensor_residency_ctx *m = ctx;
+  const int *p = &event;
+  const int *pe = p + 1;
+EMEL_GENERATED_EXEC_BEGIN
+  %% write exec;
+EMEL_GENERATED_EXEC_END
+}
+
+const emel_machine_desc tensor_residency_desc = EMEL_MACHINE_DESC(tensor_residency);

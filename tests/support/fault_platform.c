@@ -1,0 +1,182 @@
+#include "fault_platform.h"
+
+#include <string.h>
+
+/* Returns the injected result for this call of `op`, or 1 when it runs for real. */
+static int injected(fault_platform *fp, fp_op op, int64_t *short_len) {
+  uint64_t n = ++fp->calls[op];
+  const fp_fault *f = &fp->faults[op];
+  if (f->first == 0 || n < f->first || n >= f->first + f->count) return 1;
+  if (f->short_len >= 0 && short_len) {
+    *short_len = f->short_len;
+    return 1;
+  }
+  return -f->err;
+}
+
+static int fp_open(void *u, const char *path, unsigned flags) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_OPEN, NULL);
+  if (r <= 0) return r;
+  r = fp->real->open(fp->real->user, path, flags);
+  if (r >= 0) fp->open_fds++;
+  return r;
+}
+
+static int fp_close(void *u, int fd) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_CLOSE, NULL);
+  /* Like Linux, the descriptor is gone even when close reports an error. */
+  int real = fp->real->close(fp->real->user, fd);
+  if (real == 0) fp->open_fds--;
+  return r <= 0 ? r : real;
+}
+
+static int fp_file_size(void *u, int fd, uint64_t *size) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_FILE_SIZE, NULL);
+  return r <= 0 ? r : fp->real->file_size(fp->real->user, fd, size);
+}
+
+static int64_t fp_pread(void *u, int fd, void *buf, size_t len, uint64_t offset) {
+  fault_platform *fp = u;
+  int64_t short_len = -1;
+  int r = injected(fp, FP_PREAD, &short_len);
+  if (r <= 0) return r;
+  if (short_len >= 0 && (uint64_t)short_len < len) len = (size_t)short_len;
+  if (len == 0) return 0;
+  return fp->real->pread(fp->real->user, fd, buf, len, offset);
+}
+
+static int fp_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_MAP, NULL);
+  if (r <= 0) return r;
+  r = fp->real->map(fp->real->user, fd, offset, len, flags, addr);
+  if (r == 0) {
+    fp->live_maps++;
+    fp->mapped_bytes += (int64_t)len;
+  }
+  return r;
+}
+
+static int fp_unmap(void *u, void *addr, size_t len) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_UNMAP, NULL);
+  if (r <= 0) return r;
+  r = fp->real->unmap(fp->real->user, addr, len);
+  if (r == 0) {
+    fp->live_maps--;
+    fp->mapped_bytes -= (int64_t)len;
+  }
+  return r;
+}
+
+static int fp_advise(void *u, void *addr, size_t len, emel_map_advice advice) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_ADVISE, NULL);
+  return r <= 0 ? r : fp->real->advise(fp->real->user, addr, len, advice);
+}
+
+static int fp_fadvise(void *u, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_FADVISE, NULL);
+  return r <= 0 ? r : fp->real->fadvise(fp->real->user, fd, offset, len, advice);
+}
+
+static int fp_lock(void *u, void *addr, size_t len) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_LOCK, NULL);
+  if (r <= 0) return r;
+  r = fp->real->lock(fp->real->user, addr, len);
+  if (r == 0) fp->locked_bytes += (int64_t)len;
+  return r;
+}
+
+static int fp_unlock(void *u, void *addr, size_t len) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_UNLOCK, NULL);
+  if (r <= 0) return r;
+  r = fp->real->unlock(fp->real->user, addr, len);
+  if (r == 0) fp->locked_bytes -= (int64_t)len;
+  return r;
+}
+
+static void *fp_alloc(void *u, size_t size, size_t alignment) {
+  fault_platform *fp = u;
+  if (injected(fp, FP_ALLOC, NULL) <= 0) return NULL;
+  void *p = fp->real->alloc(fp->real->user, size, alignment);
+  if (p) {
+    fp->live_allocs++;
+    fp->alloc_bytes += (int64_t)size;
+    if (fp->alloc_bytes > fp->peak_alloc_bytes) fp->peak_alloc_bytes = fp->alloc_bytes;
+  }
+  return p;
+}
+
+static void fp_free(void *u, void *ptr, size_t size) {
+  fault_platform *fp = u;
+  if (!ptr) return;
+  fp->live_allocs--;
+  fp->alloc_bytes -= (int64_t)size;
+  fp->real->free(fp->real->user, ptr, size);
+}
+
+static int fp_can_map(void *u) { return ((fault_platform *)u)->can_map; }
+
+void fault_platform_init(fault_platform *fp) {
+  memset(fp, 0, sizeof *fp);
+  fp->real = emel_platform_default();
+  fp->can_map = 1;
+  for (int i = 0; i < FP_OP_COUNT; i++) fp->faults[i].short_len = -1;
+  fp->ops = *fp->real;
+  fp->ops.user = fp;
+  fp->ops.open = fp_open;
+  fp->ops.close = fp_close;
+  fp->ops.file_size = fp_file_size;
+  fp->ops.pread = fp_pread;
+  fp->ops.map = fp_map;
+  fp->ops.unmap = fp_unmap;
+  fp->ops.advise = fp_advise;
+  fp->ops.fadvise = fp_fadvise;
+  fp->ops.lock = fp_lock;
+  fp->ops.unlock = fp_unlock;
+  fp->ops.alloc = fp_alloc;
+  fp->ops.free = fp_free;
+  fp->ops.can_map = fp_can_map;
+}
+
+void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
+  fp->faults[op].first = nth;
+  fp->faults[op].count = count;
+  fp->faults[op].err = err;
+  fp->faults[op].short_len = -1;
+}
+
+void fault_platform_fail(fault_platform *fp, fp_op op, uint64_t nth, int err) {
+  fault_platform_fail_many(fp, op, nth, 1, err);
+}
+
+void fault_platform_short_read(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len) {
+  fp->faults[FP_PREAD].first = nth;
+  fp->faults[FP_PREAD].count = count;
+  fp->faults[FP_PREAD].err = 0;
+  fp->faults[FP_PREAD].short_len = len;
+}
+
+void fault_platform_clear_faults(fault_platform *fp) {
+  for (int i = 0; i < FP_OP_COUNT; i++) {
+    memset(&fp->faults[i], 0, sizeof fp->faults[i]);
+    fp->faults[i].short_len = -1;
+  }
+}
+
+int64_t fault_platform_outstanding(const fault_platform *fp) {
+  return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs;
+}
+
+const char *fp_op_name(fp_op op) {
+  static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
+                                                 "advise", "fadvise", "lock", "unlock", "alloc"};
+  return op < FP_OP_COUNT ? names[op] : "?";
+}

@@ -1,0 +1,57 @@
+/* A platform-operations table for tests: wraps the production defaults,
+ * counts every call and everything acquired (fds, mappings, locked ranges,
+ * allocations), and makes chosen calls fail with a chosen errno or return a
+ * short transfer. Leak checks read the counters after the code under test
+ * has released what it holds. */
+#ifndef EMEL_TESTS_FAULT_PLATFORM_H
+#define EMEL_TESTS_FAULT_PLATFORM_H
+
+#include <stdint.h>
+
+#include "emel/platform.h"
+
+typedef enum fp_op {
+  FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
+  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_OP_COUNT
+} fp_op;
+
+typedef struct fp_fault {
+  uint64_t first; /* 1-based call index of the first failing call; 0 = never */
+  uint64_t count; /* how many consecutive calls fail from `first` */
+  int err;        /* positive errno to return (as -err) */
+  int64_t short_len; /* FP_PREAD only: >= 0 means "transfer at most this many bytes" instead of failing */
+} fp_fault;
+
+typedef struct fault_platform {
+  emel_platform_ops ops; /* pass &fp.ops to the code under test */
+  const emel_platform_ops *real;
+  uint64_t calls[FP_OP_COUNT];
+  fp_fault faults[FP_OP_COUNT];
+  int can_map;           /* what can_map reports (default 1) */
+  /* outstanding resources */
+  int64_t open_fds;
+  int64_t live_maps;
+  int64_t mapped_bytes;
+  int64_t locked_bytes;
+  int64_t live_allocs;
+  int64_t alloc_bytes;
+  int64_t peak_alloc_bytes;
+} fault_platform;
+
+void fault_platform_init(fault_platform *fp);
+
+/* The nth call (1-based) of `op` fails with -err. */
+void fault_platform_fail(fault_platform *fp, fp_op op, uint64_t nth, int err);
+/* `count` consecutive calls from the nth fail with -err (an EINTR storm, say). */
+void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err);
+/* The nth pread transfers at most `len` bytes (0 = a premature end of file). */
+void fault_platform_short_read(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len);
+/* Clears the faults, keeps counters. */
+void fault_platform_clear_faults(fault_platform *fp);
+
+/* Outstanding fds + mappings + locked ranges + allocations: 0 when nothing leaked. */
+int64_t fault_platform_outstanding(const fault_platform *fp);
+
+const char *fp_op_name(fp_op op);
+
+#endif

@@ -1,0 +1,392 @@
+/* Tensor residency: every route of statecharts/tensor_residency.rl, with the
+ * error code and the tensor's state asserted after each. Loads go through the
+ * io boundary to a fake strategy (the real strategies have their own suites). */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "emel/tensor.h"
+#include "emel/model/tensor/residency.h"
+#include "fake_strategy.h"
+#include "fault_platform.h"
+#include "machine_check.h"
+
+static fault_platform fp;
+static fake_strategy fake;
+static emel_io *io;
+static emel_tensors *t;
+
+static emel_tensor_span span_of(uint64_t offset, uint64_t size) {
+  emel_tensor_span s = {.type = 0, .n_dims = 1, .dims = {size / 4, 1, 1, 1}, .file_index = 0,
+                        .offset = offset, .size = size};
+  return s;
+}
+
+static const emel_load_options by_fake = {.strategy = EMEL_STRATEGY_READ};
+
+static void setup(void) {
+  fault_platform_init(&fp);
+  memset(&fake, 0, sizeof fake);
+  emel_io_config ic = {.platform = &fp.ops};
+  ck_assert_int_eq(emel_io_create(&io, &ic), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake), EMEL_OK);
+  emel_tensors_config tc = {.io = io, .capacity = 8};
+  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+}
+
+static void teardown(void) {
+  emel_tensors_destroy(t);
+  emel_io_destroy(io);
+  ck_assert_int_eq(fake.live, 0);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
+}
+
+static uint32_t bound_tensor(const char *name, uint64_t offset, uint64_t size) {
+  uint32_t i;
+  emel_tensor_span s = span_of(offset, size);
+  ck_assert_int_eq(emel_tensors_add(t, name, strlen(name), &s, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  return i;
+}
+
+START_TEST(test_a_declared_tensor_is_unbound_and_binding_a_span_makes_it_bound) {
+  uint32_t i;
+  ck_assert_int_eq(emel_tensors_declare(t, "blk.0.attn_q.weight", 19, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_UNBOUND);
+  emel_tensor_span s = span_of(64, 256);
+  s.n_dims = 2;
+  s.dims[0] = 8;
+  s.dims[1] = 8;
+  ck_assert_int_eq(emel_tensors_bind(t, i, &s), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  emel_tensor_info info;
+  ck_assert_ptr_nonnull(emel_tensors_info(t, i, &info));
+  ck_assert_str_eq(info.name, "blk.0.attn_q.weight");
+  ck_assert_uint_eq(info.span.offset, 64);
+  ck_assert_uint_eq(info.span.size, 256);
+  ck_assert_uint_eq(info.span.dims[1], 8);
+}
+END_TEST
+
+START_TEST(test_an_invalid_span_is_refused_and_the_tensor_stays_unbound) {
+  uint32_t i;
+  ck_assert_int_eq(emel_tensors_declare(t, "w", 1, &i), EMEL_OK);
+  emel_tensor_span zero = span_of(0, 0);
+  ck_assert_int_eq(emel_tensors_bind(t, i, &zero), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).code, EMEL_INVALID_REQUEST);
+  emel_tensor_span dims = span_of(0, 16);
+  dims.n_dims = 5;
+  ck_assert_int_eq(emel_tensors_bind(t, i, &dims), EMEL_INVALID_REQUEST);
+  emel_tensor_span overflow = span_of(UINT64_MAX - 3, 16);
+  ck_assert_int_eq(emel_tensors_bind(t, i, &overflow), EMEL_SPAN_OVERFLOW);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_UNBOUND);
+}
+END_TEST
+
+START_TEST(test_an_unbound_tensor_refuses_load_external_and_evict) {
+  uint32_t i;
+  unsigned char buf[16];
+  ck_assert_int_eq(emel_tensors_declare(t, "w", 1, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_TENSOR_NOT_BOUND);
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, buf, sizeof buf), EMEL_TENSOR_NOT_BOUND);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_UNBOUND);
+  ck_assert_uint_eq(fake.acquires, 0);
+}
+END_TEST
+
+START_TEST(test_a_bound_tensor_refuses_a_second_span_and_an_evict) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  emel_tensor_span other = span_of(128, 64);
+  ck_assert_int_eq(emel_tensors_bind(t, i, &other), EMEL_TENSOR_ALREADY_BOUND);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  emel_tensor_info info;
+  emel_tensors_info(t, i, &info);
+  ck_assert_uint_eq(info.span.offset, 0);
+}
+END_TEST
+
+START_TEST(test_caller_storage_makes_a_bound_tensor_externally_resident_without_a_strategy) {
+  emel_tensors *solo;
+  emel_tensors_config tc = {.io = NULL, .capacity = 2, .platform = &fp.ops};
+  ck_assert_int_eq(emel_tensors_create(&solo, &tc), EMEL_OK);
+  uint32_t i;
+  emel_tensor_span s = span_of(0, 32);
+  ck_assert_int_eq(emel_tensors_add(solo, "emb", 3, &s, &i), EMEL_OK);
+  unsigned char storage[40];
+  memset(storage, 0xab, sizeof storage);
+  ck_assert_int_eq(emel_tensors_bind_external(solo, i, storage, sizeof storage), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(solo, i), EMEL_TENSOR_RESIDENT);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_tensors_view(solo, i, &v), EMEL_OK);
+  ck_assert_ptr_eq(v.data, storage);
+  ck_assert_uint_eq(v.size, 32);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_EXTERNAL);
+  ck_assert_int_eq(v.strategy, EMEL_STRATEGY_NONE);
+  ck_assert_uint_eq(emel_tensors_resident_count(solo), 1);
+  ck_assert_int_eq(emel_tensors_evict(solo, i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(solo, i), EMEL_TENSOR_EVICTED);
+  ck_assert_int_eq(emel_tensors_view(solo, i, &v), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_uint_eq(storage[0], 0xab); /* the owner's bytes are left alone */
+  ck_assert_uint_eq(emel_tensors_resident_count(solo), 0);
+  emel_tensors_destroy(solo);
+}
+END_TEST
+
+START_TEST(test_caller_storage_smaller_than_the_tensor_is_refused_and_it_stays_bound) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  unsigned char small[63];
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, small, sizeof small), EMEL_EXTERNAL_TOO_SMALL);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).code, EMEL_EXTERNAL_TOO_SMALL);
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, NULL, 64), EMEL_EXTERNAL_TOO_SMALL);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+}
+END_TEST
+
+START_TEST(test_loading_through_a_strategy_makes_the_tensor_resident_with_its_bytes) {
+  uint32_t i = bound_tensor("w", 100, 24);
+  for (int b = 0; b < 4096; b++) fake.bytes[b] = (unsigned char)b;
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, &v), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
+  ck_assert_ptr_eq(v.data, fake.bytes + 100);
+  ck_assert_uint_eq(v.size, 24);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_OWNED);
+  ck_assert_int_eq(v.strategy, EMEL_STRATEGY_READ);
+  ck_assert_uint_eq(fake.live, 1);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  ck_assert_uint_eq(fake.live, 0);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_EVICTED);
+}
+END_TEST
+
+START_TEST(test_a_failed_load_leaves_the_tensor_bound_with_the_error_and_errno_recorded) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  fake.acquire_error = (emel_error){EMEL_READ_FAILED, EIO};
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  emel_error e = emel_tensors_last_error(t, i);
+  ck_assert_int_eq(e.code, EMEL_READ_FAILED);
+  ck_assert_int_eq(e.os_errno, EIO);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_tensors_view(t, i, &v), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 0);
+  /* The next load succeeds and clears the error. */
+  fake.acquire_error.code = EMEL_OK;
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).code, EMEL_OK);
+}
+END_TEST
+
+START_TEST(test_a_load_with_no_such_strategy_attached_is_refused_and_the_tensor_stays_bound) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  emel_load_options mmap_opts = {.strategy = EMEL_STRATEGY_MMAP};
+  ck_assert_int_eq(emel_tensors_load(t, i, &mmap_opts, NULL), EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  /* A table without a boundary refuses every strategy the same way. */
+  emel_tensors *solo;
+  emel_tensors_config tc = {.capacity = 1, .platform = &fp.ops};
+  ck_assert_int_eq(emel_tensors_create(&solo, &tc), EMEL_OK);
+  emel_tensor_span s = span_of(0, 8);
+  ck_assert_int_eq(emel_tensors_add(solo, "x", 1, &s, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(solo, i, &by_fake, NULL), EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(emel_tensors_state(solo, i), EMEL_TENSOR_BOUND);
+  emel_tensors_destroy(solo);
+}
+END_TEST
+
+START_TEST(test_a_resident_tensor_refuses_another_load_external_storage_and_span) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  unsigned char buf[64];
+  emel_tensor_span s = span_of(0, 64);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_TENSOR_ALREADY_RESIDENT);
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, buf, sizeof buf), EMEL_TENSOR_ALREADY_RESIDENT);
+  ck_assert_int_eq(emel_tensors_bind(t, i, &s), EMEL_TENSOR_ALREADY_BOUND);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
+  ck_assert_uint_eq(fake.acquires, 1);
+  ck_assert_uint_eq(fake.live, 1);
+}
+END_TEST
+
+START_TEST(test_a_refused_release_keeps_the_tensor_resident_with_the_error_recorded) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  fake.release_error = (emel_error){EMEL_MMAP_UNMAP_FAILED, EINVAL};
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_MMAP_UNMAP_FAILED);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, EINVAL);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_tensors_view(t, i, &v), EMEL_OK); /* the bytes are still there */
+  fake.release_error.code = EMEL_OK;
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_EVICTED);
+}
+END_TEST
+
+START_TEST(test_an_evicted_tensor_refuses_a_second_evict_and_span_and_loads_again) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  emel_tensor_span s = span_of(0, 64);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_TENSOR_ALREADY_EVICTED);
+  ck_assert_int_eq(emel_tensors_bind(t, i, &s), EMEL_TENSOR_ALREADY_BOUND);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_EVICTED);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
+  ck_assert_uint_eq(fake.acquires, 2);
+}
+END_TEST
+
+START_TEST(test_an_evicted_tensor_takes_caller_storage_or_refuses_too_small_storage) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  unsigned char buf[64];
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, buf, sizeof buf), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, buf, 10), EMEL_EXTERNAL_TOO_SMALL);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_bind_external(t, i, buf, sizeof buf), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
+}
+END_TEST
+
+START_TEST(test_a_failed_reload_of_an_evicted_tensor_leaves_it_bound) {
+  uint32_t i = bound_tensor("w", 0, 64);
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  fake.acquire_error = (emel_error){EMEL_OPEN_FAILED, ENOENT};
+  ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OPEN_FAILED);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, ENOENT);
+}
+END_TEST
+
+START_TEST(test_naming_an_unknown_tensor_is_a_named_error_for_every_request) {
+  uint32_t i;
+  emel_tensor_span s = span_of(0, 8);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_tensors_find(t, "nope", 4, &i), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_bind(t, 0, &s), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_load(t, 7, &by_fake, NULL), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_bind_external(t, 3, &v, 8), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_evict(t, 0), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_view(t, 0, &v), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_STATE_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_last_error(t, 0).code, EMEL_TENSOR_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_names_are_unique_valid_and_found_by_name_among_many) {
+  emel_tensors *big;
+  emel_tensors_config tc = {.io = io, .capacity = 5000};
+  ck_assert_int_eq(emel_tensors_create(&big, &tc), EMEL_OK);
+  char name[64];
+  emel_tensor_span s = span_of(0, 8);
+  for (uint32_t k = 0; k < 5000; k++) {
+    int n = snprintf(name, sizeof name, "blk.%u.ffn_up.weight", k);
+    uint32_t i;
+    ck_assert_int_eq(emel_tensors_add(big, name, (size_t)n, &s, &i), EMEL_OK);
+    ck_assert_uint_eq(i, k);
+  }
+  for (uint32_t k = 0; k < 5000; k += 499) {
+    int n = snprintf(name, sizeof name, "blk.%u.ffn_up.weight", k);
+    uint32_t i;
+    ck_assert_int_eq(emel_tensors_find(big, name, (size_t)n, &i), EMEL_OK);
+    ck_assert_uint_eq(i, k);
+  }
+  uint32_t i;
+  ck_assert_int_eq(emel_tensors_declare(big, "blk.0.ffn_up.weight", 19, &i), EMEL_TENSOR_TABLE_FULL);
+  emel_tensors_destroy(big);
+  ck_assert_int_eq(emel_tensors_declare(t, "a", 1, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_declare(t, "a", 1, &i), EMEL_TENSOR_DUPLICATE_NAME);
+  ck_assert_int_eq(emel_tensors_declare(t, "a\0b", 3, &i), EMEL_TENSOR_NAME_INVALID);
+  ck_assert_int_eq(emel_tensors_declare(t, "", 0, &i), EMEL_TENSOR_NAME_INVALID);
+  ck_assert_uint_eq(emel_tensors_count(t), 1);
+}
+END_TEST
+
+START_TEST(test_the_name_arena_limit_is_a_table_full_error) {
+  emel_tensors *tiny;
+  emel_tensors_config tc = {.io = io, .capacity = 4, .name_bytes = 7};
+  ck_assert_int_eq(emel_tensors_create(&tiny, &tc), EMEL_OK);
+  uint32_t i;
+  ck_assert_int_eq(emel_tensors_declare(tiny, "abcd", 4, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_declare(tiny, "ef", 2, &i), EMEL_TENSOR_TABLE_FULL);
+  ck_assert_int_eq(emel_tensors_declare(tiny, "e", 1, &i), EMEL_OK);
+  emel_tensors_destroy(tiny);
+}
+END_TEST
+
+START_TEST(test_destroying_the_table_releases_every_resident_tensor) {
+  for (int k = 0; k < 5; k++) {
+    char name[8] = {'t', (char)('0' + k), 0};
+    uint32_t i = bound_tensor(name, (uint64_t)k * 64, 64);
+    ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
+  }
+  ck_assert_uint_eq(fake.live, 5);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 5);
+  emel_tensors_destroy(t);
+  t = NULL;
+  ck_assert_uint_eq(fake.live, 0);
+}
+END_TEST
+
+START_TEST(test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing) {
+  for (uint64_t k = 1; k <= 4; k++) {
+    fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
+    emel_tensors *x = (emel_tensors *)&fp;
+    emel_tensors_config tc = {.io = io, .capacity = 4};
+    ck_assert_int_eq(emel_tensors_create(&x, &tc), EMEL_OUT_OF_MEMORY);
+    ck_assert_ptr_null(x);
+    fault_platform_clear_faults(&fp);
+  }
+  emel_tensors_config bad = {.io = io, .capacity = 0};
+  emel_tensors *x;
+  ck_assert_int_eq(emel_tensors_create(&x, &bad), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
+  tensor_residency_ctx m;
+  memset(&m, 0, sizeof m);
+  int n = machine_check_unexpected_events(&tensor_residency_desc, &m.core, &m);
+  ck_assert_int_gt(n, 50);
+}
+END_TEST
+
+Suite *tensor_residency_suite(void) {
+  Suite *s = suite_create("tensor_residency");
+  TCase *tc = tcase_create("lifecycle");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_a_declared_tensor_is_unbound_and_binding_a_span_makes_it_bound);
+  tcase_add_test(tc, test_an_invalid_span_is_refused_and_the_tensor_stays_unbound);
+  tcase_add_test(tc, test_an_unbound_tensor_refuses_load_external_and_evict);
+  tcase_add_test(tc, test_a_bound_tensor_refuses_a_second_span_and_an_evict);
+  tcase_add_test(tc, test_caller_storage_makes_a_bound_tensor_externally_resident_without_a_strategy);
+  tcase_add_test(tc, test_caller_storage_smaller_than_the_tensor_is_refused_and_it_stays_bound);
+  tcase_add_test(tc, test_loading_through_a_strategy_makes_the_tensor_resident_with_its_bytes);
+  tcase_add_test(tc, test_a_failed_load_leaves_the_tensor_bound_with_the_error_and_errno_recorded);
+  tcase_add_test(tc, test_a_load_with_no_such_strategy_attached_is_refused_and_the_tensor_stays_bound);
+  tcase_add_test(tc, test_a_resident_tensor_refuses_another_load_external_storage_and_span);
+  tcase_add_test(tc, test_a_refused_release_keeps_the_tensor_resident_with_the_error_recorded);
+  tcase_add_test(tc, test_an_evicted_tensor_refuses_a_second_evict_and_span_and_loads_again);
+  tcase_add_test(tc, test_an_evicted_tensor_takes_caller_storage_or_refuses_too_small_storage);
+  tcase_add_test(tc, test_a_failed_reload_of_an_evicted_tensor_leaves_it_bound);
+  tcase_add_test(tc, test_naming_an_unknown_tensor_is_a_named_error_for_every_request);
+  tcase_add_test(tc, test_names_are_unique_valid_and_found_by_name_among_many);
+  tcase_add_test(tc, test_the_name_arena_limit_is_a_table_full_error);
+  tcase_add_test(tc, test_destroying_the_table_releases_every_resident_tensor);
+  tcase_add_test(tc, test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing);
+  tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+EMEL_CHECK_MAIN(tensor_residency_suite)
