@@ -1,0 +1,413 @@
+/* GGUF index: opening (single files and llama.cpp split sets) and lookups. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct emel_gguf {
+  emel_platform_ops ops;
+  gguf_file *files;
+  uint32_t n_files;
+  uint32_t files_cap;
+  emel_gguf_tensor *tensors; /* files[0].tensors for one file, else owned */
+  size_t n_tensors;
+  uint32_t *name_hash;
+  size_t name_hash_cap;
+};
+
+static const char SPLIT_NO[] = "split.no";
+static const char SPLIT_COUNT[] = "split.count";
+static const char SPLIT_TENSORS[] = "split.tensors.count";
+
+static void set_err(emel_error *err, emel_status st, int os_errno) {
+  if (err) {
+    err->code = st;
+    err->os_errno = os_errno;
+  }
+}
+
+/* --- lookups within one file --------------------------------------------- */
+
+static int file_find(const gguf_file *f, const char *key, size_t *index) {
+  if (f->kv_hash_cap == 0 || !key) return 0;
+  size_t len = strlen(key), mask = f->kv_hash_cap - 1;
+  for (size_t h = (size_t)gguf_hash(key, len) & mask;; h = (h + 1) & mask) {
+    uint32_t slot = f->kv_hash[h];
+    if (slot == 0) return 0;
+    const gguf_kv *e = &f->kv[slot - 1];
+    if (e->key_len == len && memcmp(e->key, key, len) == 0) {
+      *index = slot - 1;
+      return 1;
+    }
+  }
+}
+
+static void file_value(const gguf_file *f, size_t i, emel_gguf_value *out) {
+  const gguf_kv *e = &f->kv[i];
+  if (e->type == EMEL_GGUF_TYPE_ARRAY) {
+    memset(out, 0, sizeof *out);
+    out->type = e->type;
+    out->v.arr = (emel_gguf_array){e->elem_type, e->count, f->rd.buf, e->pos, e->index};
+  } else {
+    gguf_decode(f->rd.buf, e->pos, e->type, out);
+    if (e->type == EMEL_GGUF_TYPE_STRING) out->v.str.ptr = e->str;
+  }
+}
+
+static int value_uint(const emel_gguf_value *v, uint64_t *out) {
+  switch (v->type) {
+  case EMEL_GGUF_TYPE_UINT8: *out = v->v.u8; return 1;
+  case EMEL_GGUF_TYPE_UINT16: *out = v->v.u16; return 1;
+  case EMEL_GGUF_TYPE_UINT32: *out = v->v.u32; return 1;
+  case EMEL_GGUF_TYPE_UINT64: *out = v->v.u64; return 1;
+  case EMEL_GGUF_TYPE_INT8: *out = (uint64_t)v->v.i8; return v->v.i8 >= 0;
+  case EMEL_GGUF_TYPE_INT16: *out = (uint64_t)v->v.i16; return v->v.i16 >= 0;
+  case EMEL_GGUF_TYPE_INT32: *out = (uint64_t)v->v.i32; return v->v.i32 >= 0;
+  case EMEL_GGUF_TYPE_INT64: *out = (uint64_t)v->v.i64; return v->v.i64 >= 0;
+  default: return 0;
+  }
+}
+
+static emel_status file_get_uint(const gguf_file *f, const char *key, uint64_t *out) {
+  size_t i;
+  emel_gguf_value v;
+  if (!file_find(f, key, &i)) return EMEL_GGUF_KEY_NOT_FOUND;
+  file_value(f, i, &v);
+  return value_uint(&v, out) ? EMEL_OK : EMEL_GGUF_KEY_TYPE_MISMATCH;
+}
+
+/* --- opening --------------------------------------------------------------- */
+
+static emel_status copy_path(gguf_file *f, const emel_platform_ops *ops, const char *path) {
+  size_t n = strlen(path) + 1;
+  f->path = ops->alloc(ops->user, n, 16);
+  if (!f->path) return EMEL_OUT_OF_MEMORY;
+  f->path_size = n;
+  memcpy(f->path, path, n);
+  return EMEL_OK;
+}
+
+static emel_status open_file(emel_gguf *g, const char *path, const gguf_limits *lim, int *os_errno) {
+  gguf_file *f = &g->files[g->n_files];
+  memset(f, 0, sizeof *f);
+  g->n_files++; /* counted now so a failure releases its partial tables */
+  emel_status st = copy_path(f, &g->ops, path);
+  if (st != EMEL_OK) return st;
+  int fd = g->ops.open(g->ops.user, path, EMEL_OPEN_READ);
+  if (fd < 0) {
+    *os_errno = -fd;
+    return EMEL_OPEN_FAILED;
+  }
+  st = gguf_file_parse(f, &g->ops, fd, g->n_files - 1, lim, os_errno);
+  g->ops.close(g->ops.user, fd); /* a read-only close failure loses nothing */
+  return st;
+}
+
+/* llama.cpp's naming: PREFIX-%05d-of-%05d.gguf, split numbers from 1. */
+static emel_status split_prefix_len(const char *path, uint64_t count, size_t *prefix_len) {
+  char tail[64];
+  int n = snprintf(tail, sizeof tail, "-%05d-of-%05d.gguf", 1, (int)count);
+  size_t len = strlen(path);
+  if (n <= 0 || (size_t)n > len || strcmp(path + len - (size_t)n, tail) != 0) return EMEL_GGUF_SPLIT_INVALID;
+  *prefix_len = len - (size_t)n;
+  return EMEL_OK;
+}
+
+static emel_status check_split_keys(const gguf_file *f, uint64_t no, uint64_t count) {
+  uint64_t v_no, v_count;
+  if (file_get_uint(f, SPLIT_NO, &v_no) != EMEL_OK || v_no != no) return EMEL_GGUF_SPLIT_INVALID;
+  if (file_get_uint(f, SPLIT_COUNT, &v_count) != EMEL_OK || v_count != count) return EMEL_GGUF_SPLIT_INVALID;
+  return EMEL_OK;
+}
+
+static emel_status open_siblings(emel_gguf *g, const char *first, uint64_t count, const gguf_limits *lim,
+                                 int *os_errno) {
+  size_t prefix_len;
+  emel_status st = split_prefix_len(first, count, &prefix_len);
+  if (st == EMEL_OK) st = check_split_keys(&g->files[0], 0, count);
+  size_t size = prefix_len + 32;
+  char *path = st == EMEL_OK ? g->ops.alloc(g->ops.user, size, 16) : NULL;
+  if (st == EMEL_OK && !path) st = EMEL_OUT_OF_MEMORY;
+  for (uint64_t i = 1; st == EMEL_OK && i < count; i++) {
+    snprintf(path, size, "%.*s-%05d-of-%05d.gguf", (int)prefix_len, first, (int)i + 1, (int)count);
+    st = open_file(g, path, lim, os_errno);
+    if (st == EMEL_OK) st = check_split_keys(&g->files[i], i, count);
+  }
+  if (path) g->ops.free(g->ops.user, path, size);
+  return st;
+}
+
+static emel_status alloc_files(emel_gguf *g, uint32_t n) {
+  gguf_file *files = g->ops.alloc(g->ops.user, n * sizeof *files, 16);
+  if (!files) return EMEL_OUT_OF_MEMORY;
+  memset(files, 0, n * sizeof *files);
+  if (g->files) {
+    memcpy(files, g->files, g->n_files * sizeof *files);
+    g->ops.free(g->ops.user, g->files, g->files_cap * sizeof *files);
+  }
+  g->files = files;
+  g->files_cap = n;
+  return EMEL_OK;
+}
+
+/* Opens the rest of a split set when the first file declares one. */
+static emel_status open_split(emel_gguf *g, const char *path, uint32_t max_files, const gguf_limits *lim,
+                              int *os_errno) {
+  uint64_t count = 1;
+  emel_status st = file_get_uint(&g->files[0], SPLIT_COUNT, &count);
+  if (st == EMEL_GGUF_KEY_NOT_FOUND || (st == EMEL_OK && count <= 1)) return EMEL_OK;
+  if (st != EMEL_OK) return EMEL_GGUF_SPLIT_INVALID;
+  if (count > max_files) return EMEL_FILE_TABLE_FULL;
+  st = alloc_files(g, (uint32_t)count);
+  if (st == EMEL_OK) st = open_siblings(g, path, count, lim, os_errno);
+  return st;
+}
+
+/* --- the model-wide tensor table ------------------------------------------ */
+
+static emel_status name_insert(emel_gguf *g, size_t i) {
+  const emel_gguf_tensor *t = &g->tensors[i];
+  size_t mask = g->name_hash_cap - 1;
+  for (size_t h = (size_t)gguf_hash(t->name, t->name_len) & mask;; h = (h + 1) & mask) {
+    uint32_t slot = g->name_hash[h];
+    if (slot == 0) {
+      g->name_hash[h] = (uint32_t)i + 1;
+      return EMEL_OK;
+    }
+    const emel_gguf_tensor *o = &g->tensors[slot - 1];
+    if (o->name_len == t->name_len && memcmp(o->name, t->name, t->name_len) == 0) return EMEL_GGUF_DUPLICATE_NAME;
+  }
+}
+
+/* Moves every file's tensors into one table (no copy for a single file). */
+static emel_status gather_tensors(emel_gguf *g) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < g->n_files; i++) total += g->files[i].n_tensors;
+  if (g->n_files == 1) {
+    g->tensors = g->files[0].tensors;
+  } else if (total) {
+    g->tensors = g->ops.alloc(g->ops.user, total * sizeof *g->tensors, 16);
+    if (!g->tensors) return EMEL_OUT_OF_MEMORY;
+    size_t k = 0;
+    for (uint32_t i = 0; i < g->n_files; i++) {
+      gguf_file *f = &g->files[i];
+      if (f->n_tensors) memcpy(g->tensors + k, f->tensors, f->n_tensors * sizeof *f->tensors);
+      k += f->n_tensors;
+      if (f->tensors) g->ops.free(g->ops.user, f->tensors, f->n_tensors * sizeof *f->tensors);
+      f->tensors = NULL; /* the names stay in the file's pool */
+    }
+  }
+  g->n_tensors = total;
+  return EMEL_OK;
+}
+
+static emel_status index_tensors(emel_gguf *g) {
+  emel_status st = gather_tensors(g);
+  if (st != EMEL_OK || g->n_tensors == 0) return st;
+  g->name_hash_cap = gguf_hash_cap(g->n_tensors);
+  g->name_hash = g->ops.alloc(g->ops.user, g->name_hash_cap * sizeof *g->name_hash, 16);
+  if (!g->name_hash) return EMEL_OUT_OF_MEMORY;
+  memset(g->name_hash, 0, g->name_hash_cap * sizeof *g->name_hash);
+  for (size_t i = 0; st == EMEL_OK && i < g->n_tensors; i++) st = name_insert(g, i);
+  return st;
+}
+
+static emel_status check_split_total(const emel_gguf *g) {
+  uint64_t expected;
+  if (g->n_files < 2) return EMEL_OK;
+  emel_status st = file_get_uint(&g->files[0], SPLIT_TENSORS, &expected);
+  if (st == EMEL_GGUF_KEY_NOT_FOUND) return EMEL_OK;
+  return (st == EMEL_OK && expected == g->n_tensors) ? EMEL_OK : EMEL_GGUF_SPLIT_INVALID;
+}
+
+static uint32_t or_default(uint32_t v, uint32_t def) { return v ? v : def; }
+
+static emel_status open_all(emel_gguf *g, const char *path, const emel_gguf_config *cfg, int *os_errno) {
+  gguf_limits lim = {or_default(cfg ? cfg->max_tensors : 0, 1u << 20), or_default(cfg ? cfg->max_kv : 0, 1u << 20),
+                     or_default(cfg ? cfg->max_nesting : 0, 8)};
+  uint32_t max_files = or_default(cfg ? cfg->max_files : 0, 1024);
+  emel_status st = alloc_files(g, 1);
+  if (st == EMEL_OK) st = open_file(g, path, &lim, os_errno);
+  if (st == EMEL_OK) st = open_split(g, path, max_files, &lim, os_errno);
+  if (st == EMEL_OK) st = index_tensors(g);
+  if (st == EMEL_OK) st = check_split_total(g);
+  return st;
+}
+
+emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_config *cfg, emel_error *err) {
+  emel_platform_ops ops;
+  int os_errno = 0;
+  set_err(err, EMEL_OK, 0);
+  if (!out || !path) {
+    set_err(err, EMEL_INVALID_ARGUMENT, 0);
+    return EMEL_INVALID_ARGUMENT;
+  }
+  *out = NULL;
+  if (path[0] == '\0') {
+    set_err(err, EMEL_INVALID_PATH, 0);
+    return EMEL_INVALID_PATH;
+  }
+  emel_platform_resolve(&ops, cfg ? cfg->platform : NULL);
+  emel_gguf *g = ops.alloc(ops.user, sizeof *g, 16);
+  if (!g) {
+    set_err(err, EMEL_OUT_OF_MEMORY, 0);
+    return EMEL_OUT_OF_MEMORY;
+  }
+  memset(g, 0, sizeof *g);
+  g->ops = ops;
+  emel_status st = open_all(g, path, cfg, &os_errno);
+  if (st != EMEL_OK) {
+    emel_gguf_close(g);
+    set_err(err, st, os_errno);
+    return st;
+  }
+  *out = g;
+  return EMEL_OK;
+}
+
+void emel_gguf_close(emel_gguf *g) {
+  if (!g) return;
+  emel_platform_ops ops = g->ops;
+  if (g->name_hash) ops.free(ops.user, g->name_hash, g->name_hash_cap * sizeof *g->name_hash);
+  if (g->n_files > 1 && g->tensors) ops.free(ops.user, g->tensors, g->n_tensors * sizeof *g->tensors);
+  for (uint32_t i = 0; i < g->n_files; i++) gguf_file_release(&g->files[i], &ops);
+  if (g->files) ops.free(ops.user, g->files, g->files_cap * sizeof *g->files);
+  ops.free(ops.user, g, sizeof *g);
+}
+
+/* --- accessors ------------------------------------------------------------- */
+
+uint32_t emel_gguf_version(const emel_gguf *g) { return g ? g->files[0].version : 0; }
+uint64_t emel_gguf_alignment(const emel_gguf *g) { return g ? g->files[0].alignment : 0; }
+uint32_t emel_gguf_file_count(const emel_gguf *g) { return g ? g->n_files : 0; }
+
+const char *emel_gguf_file_path(const emel_gguf *g, uint32_t i) {
+  return g && i < g->n_files ? g->files[i].path : NULL;
+}
+
+uint64_t emel_gguf_file_size(const emel_gguf *g, uint32_t i) {
+  return g && i < g->n_files ? g->files[i].size : 0;
+}
+
+uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t i) {
+  return g && i < g->n_files ? g->files[i].data_offset : 0;
+}
+
+size_t emel_gguf_kv_count(const emel_gguf *g) { return g ? g->files[0].n_kv : 0; }
+
+emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index) {
+  if (!g || !key || !index) return EMEL_INVALID_ARGUMENT;
+  return file_find(&g->files[0], key, index) ? EMEL_OK : EMEL_GGUF_KEY_NOT_FOUND;
+}
+
+const char *emel_gguf_kv_key(const emel_gguf *g, size_t i) {
+  return g && i < g->files[0].n_kv ? g->files[0].kv[i].key : NULL;
+}
+
+uint32_t emel_gguf_kv_type(const emel_gguf *g, size_t i) {
+  return g && i < g->files[0].n_kv ? g->files[0].kv[i].type : EMEL_GGUF_TYPE_COUNT;
+}
+
+emel_status emel_gguf_kv_value(const emel_gguf *g, size_t i, emel_gguf_value *out) {
+  if (!g || !out || i >= g->files[0].n_kv) return EMEL_INVALID_ARGUMENT;
+  file_value(&g->files[0], i, out);
+  return EMEL_OK;
+}
+
+static emel_status lookup(const emel_gguf *g, const char *key, emel_gguf_value *v) {
+  size_t i;
+  emel_status st = emel_gguf_kv_find(g, key, &i);
+  if (st == EMEL_OK) file_value(&g->files[0], i, v);
+  return st;
+}
+
+emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out) {
+  emel_gguf_value v;
+  emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  return value_uint(&v, out) ? EMEL_OK : EMEL_GGUF_KEY_TYPE_MISMATCH;
+}
+
+emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out) {
+  emel_gguf_value v;
+  uint64_t u;
+  emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  switch (v.type) {
+  case EMEL_GGUF_TYPE_INT8: *out = v.v.i8; return EMEL_OK;
+  case EMEL_GGUF_TYPE_INT16: *out = v.v.i16; return EMEL_OK;
+  case EMEL_GGUF_TYPE_INT32: *out = v.v.i32; return EMEL_OK;
+  case EMEL_GGUF_TYPE_INT64: *out = v.v.i64; return EMEL_OK;
+  default: break;
+  }
+  if (!value_uint(&v, &u) || u > (uint64_t)INT64_MAX) return EMEL_GGUF_KEY_TYPE_MISMATCH;
+  *out = (int64_t)u;
+  return EMEL_OK;
+}
+
+emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out) {
+  emel_gguf_value v;
+  emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  if (v.type == EMEL_GGUF_TYPE_FLOAT32) *out = v.v.f32;
+  else if (v.type == EMEL_GGUF_TYPE_FLOAT64) *out = v.v.f64;
+  else return EMEL_GGUF_KEY_TYPE_MISMATCH;
+  return EMEL_OK;
+}
+
+emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out) {
+  emel_gguf_value v;
+  emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  if (v.type != EMEL_GGUF_TYPE_BOOL) return EMEL_GGUF_KEY_TYPE_MISMATCH;
+  *out = v.v.b;
+  return EMEL_OK;
+}
+
+emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len) {
+  emel_gguf_value v;
+  emel_status st = str ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  if (v.type != EMEL_GGUF_TYPE_STRING) return EMEL_GGUF_KEY_TYPE_MISMATCH;
+  *str = v.v.str.ptr;
+  if (len) *len = (size_t)v.v.str.len;
+  return EMEL_OK;
+}
+
+emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out) {
+  emel_gguf_value v;
+  emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
+  if (st != EMEL_OK) return st;
+  if (v.type != EMEL_GGUF_TYPE_ARRAY) return EMEL_GGUF_KEY_TYPE_MISMATCH;
+  *out = v.v.arr;
+  return EMEL_OK;
+}
+
+static const char *string_or_null(const emel_gguf *g, const char *key) {
+  const char *s = NULL;
+  return emel_gguf_get_string(g, key, &s, NULL) == EMEL_OK ? s : NULL;
+}
+
+const char *emel_gguf_architecture(const emel_gguf *g) { return string_or_null(g, "general.architecture"); }
+const char *emel_gguf_name(const emel_gguf *g) { return string_or_null(g, "general.name"); }
+
+size_t emel_gguf_tensor_count(const emel_gguf *g) { return g ? g->n_tensors : 0; }
+
+const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t i) {
+  return g && i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+
+emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index) {
+  if (!g || !name || !index) return EMEL_INVALID_ARGUMENT;
+  if (g->name_hash_cap == 0) return EMEL_TENSOR_UNKNOWN;
+  size_t len = strlen(name), mask = g->name_hash_cap - 1;
+  for (size_t h = (size_t)gguf_hash(name, len) & mask;; h = (h + 1) & mask) {
+    uint32_t slot = g->name_hash[h];
+    if (slot == 0) return EMEL_TENSOR_UNKNOWN;
+    const emel_gguf_tensor *t = &g->tensors[slot - 1];
+    if (t->name_len == len && memcmp(t->name, name, len) == 0) {
+      *index = slot - 1;
+      return EMEL_OK;
+    }
+  }
+}

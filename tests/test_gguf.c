@@ -1,0 +1,772 @@
+/* GGUF index tests: round trips through the deterministic writer, every
+ * validation error by its exact code, truncation at every header byte, hostile
+ * counts under a counting allocator, injected OS failures, and the real
+ * llama.cpp fixtures. Tests may use OS headers; the library may not. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emel/gguf.h"
+#include "gguf_writer.h"
+
+#ifndef EMEL_GGUF_FIXTURES_DIR
+#define EMEL_GGUF_FIXTURES_DIR "/work/shared/fixtures/gguf"
+#endif
+
+static char tmpdir[256];
+
+static void make_tmpdir(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/emel-gguf-test-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static const char *tmp_path(const char *name) {
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+  return path;
+}
+
+/* Writes `w` to NAME in the temp dir, frees it, returns the path. */
+static const char *emit(gw *w, const char *name) {
+  const char *path = tmp_path(name);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+  return path;
+}
+
+static emel_status open_status(const char *path, const emel_gguf_config *cfg, emel_error *err) {
+  emel_gguf *g = NULL;
+  emel_status st = emel_gguf_open(&g, path, cfg, err);
+  ck_assert_int_eq(st == EMEL_OK, g != NULL);
+  emel_gguf_close(g);
+  return st;
+}
+
+static emel_gguf *open_ok(const char *path) {
+  emel_gguf *g = NULL;
+  emel_error err;
+  emel_status st = emel_gguf_open(&g, path, NULL, &err);
+  ck_assert_msg(st == EMEL_OK, "open %s: %s", path, emel_status_name(st));
+  return g;
+}
+
+/* --- a counting, failure-injecting platform --------------------------------- */
+
+typedef struct counter {
+  const emel_platform_ops *real;
+  long calls, allocs, frees, opens, closes;
+  size_t cur, peak;
+  long fail_alloc_at; /* the n-th alloc (from 1) fails; 0 = never */
+  int open_errno, size_errno, pread_errno;
+  int eintr_left;       /* preads answering -EINTR first */
+  size_t max_pread;     /* short reads when non-zero */
+} counter;
+
+static void *c_alloc(void *u, size_t size, size_t align) {
+  counter *c = u;
+  c->calls++;
+  if (c->fail_alloc_at && c->calls == c->fail_alloc_at) return NULL;
+  void *p = c->real->alloc(c->real->user, size, align);
+  if (p) {
+    c->allocs++;
+    c->cur += size;
+    if (c->cur > c->peak) c->peak = c->cur;
+  }
+  return p;
+}
+
+static void c_free(void *u, void *p, size_t size) {
+  counter *c = u;
+  c->frees++;
+  c->cur -= size;
+  c->real->free(c->real->user, p, size);
+}
+
+static int c_open(void *u, const char *path, unsigned flags) {
+  counter *c = u;
+  if (c->open_errno) return -c->open_errno;
+  int fd = c->real->open(c->real->user, path, flags);
+  if (fd >= 0) c->opens++;
+  return fd;
+}
+
+static int c_close(void *u, int fd) {
+  counter *c = u;
+  c->closes++;
+  return c->real->close(c->real->user, fd);
+}
+
+static int c_file_size(void *u, int fd, uint64_t *size) {
+  counter *c = u;
+  return c->size_errno ? -c->size_errno : c->real->file_size(c->real->user, fd, size);
+}
+
+static int64_t c_pread(void *u, int fd, void *buf, size_t len, uint64_t off) {
+  counter *c = u;
+  if (c->pread_errno) return -c->pread_errno;
+  if (c->eintr_left > 0) {
+    c->eintr_left--;
+    return -EINTR;
+  }
+  if (c->max_pread && len > c->max_pread) len = c->max_pread;
+  return c->real->pread(c->real->user, fd, buf, len, off);
+}
+
+static emel_platform_ops counting_ops(counter *c) {
+  memset(c, 0, sizeof *c);
+  c->real = emel_platform_default();
+  emel_platform_ops ops = {0};
+  ops.user = c;
+  ops.alloc = c_alloc;
+  ops.free = c_free;
+  ops.open = c_open;
+  ops.close = c_close;
+  ops.file_size = c_file_size;
+  ops.pread = c_pread;
+  return ops;
+}
+
+static void assert_balanced(const counter *c) {
+  ck_assert_int_eq(c->allocs, c->frees);
+  ck_assert_uint_eq(c->cur, 0);
+  ck_assert_int_eq(c->opens, c->closes);
+}
+
+/* --- files used by several tests ---------------------------------------------- */
+
+static const char *tokens[] = {"<unk>", "<s>", "</s>", "hello", "wörld", ""};
+
+static gw *all_types_writer(void) {
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "llama");
+  gw_kv_str(w, "general.name", "round-trip");
+  gw_kv_u8(w, "t.u8", 200);
+  gw_kv_i8(w, "t.i8", -100);
+  gw_kv_u16(w, "t.u16", 60000);
+  gw_kv_i16(w, "t.i16", -30000);
+  gw_kv_u32(w, "t.u32", 4000000000u);
+  gw_kv_i32(w, "t.i32", -2000000000);
+  gw_kv_f32(w, "t.f32", 1.5f);
+  gw_kv_bool(w, "t.bool", 1);
+  gw_kv_u64(w, "t.u64", UINT64_MAX);
+  gw_kv_i64(w, "t.i64", INT64_MIN);
+  gw_kv_f64(w, "t.f64", -2.25);
+  const int32_t ints[] = {3, -1, 7};
+  gw_kv_array(w, "a.i32", EMEL_GGUF_TYPE_INT32, 3, ints);
+  const double dbl[] = {0.5, 1e300};
+  gw_kv_array(w, "a.f64", EMEL_GGUF_TYPE_FLOAT64, 2, dbl);
+  gw_kv_array(w, "a.str", EMEL_GGUF_TYPE_STRING, 6, tokens);
+  gw_kv_array(w, "a.empty", EMEL_GGUF_TYPE_UINT8, 0, NULL);
+  gw_kv_begin(w, "a.nested", EMEL_GGUF_TYPE_ARRAY); /* [[1,2],[],["x","yz"]] */
+  gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 3);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT32, 2);
+  gw_put_u32(w, 1);
+  gw_put_u32(w, 2);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT32, 0);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_STRING, 2);
+  gw_put_str(w, "x");
+  gw_put_str(w, "yz");
+  return w;
+}
+
+static void add_small_tensors(gw *w) {
+  const uint64_t a[2] = {64, 3}, b[1] = {256}, c[3] = {256, 2, 2};
+  ck_assert_int_eq(gw_tensor(w, "blk.0.attn_q.weight", EMEL_GGML_TYPE_Q4_0, 2, a), 0);
+  ck_assert_int_eq(gw_tensor(w, "blk.0.attn_norm.weight", EMEL_GGML_TYPE_F32, 1, b), 0);
+  ck_assert_int_eq(gw_tensor(w, "blk.0.ffn_up.weight", EMEL_GGML_TYPE_Q4_K, 3, c), 0);
+}
+
+/* --- round trips ----------------------------------------------------------------- */
+
+START_TEST(test_every_value_type_and_nested_arrays_round_trip) {
+  emel_gguf *g = open_ok(emit(all_types_writer(), "types.gguf"));
+  uint64_t u;
+  int64_t i;
+  double d;
+  bool b;
+  const char *s;
+  size_t len;
+  ck_assert_int_eq(emel_gguf_kv_count(g), 18);
+  ck_assert_str_eq(emel_gguf_architecture(g), "llama");
+  ck_assert_str_eq(emel_gguf_name(g), "round-trip");
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u8", &u), EMEL_OK); ck_assert_uint_eq(u, 200);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i8", &i), EMEL_OK); ck_assert_int_eq(i, -100);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u16", &u), EMEL_OK); ck_assert_uint_eq(u, 60000);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i16", &i), EMEL_OK); ck_assert_int_eq(i, -30000);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u32", &u), EMEL_OK); ck_assert_uint_eq(u, 4000000000u);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i32", &i), EMEL_OK); ck_assert_int_eq(i, -2000000000);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.f32", &d), EMEL_OK); ck_assert(d == 1.5);
+  ck_assert_int_eq(emel_gguf_get_bool(g, "t.bool", &b), EMEL_OK); ck_assert(b);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u64", &u), EMEL_OK); ck_assert(u == UINT64_MAX);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i64", &i), EMEL_OK); ck_assert(i == INT64_MIN);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.f64", &d), EMEL_OK); ck_assert(d == -2.25);
+  ck_assert_int_eq(emel_gguf_get_string(g, "general.name", &s, &len), EMEL_OK); ck_assert_uint_eq(len, 10);
+
+  emel_gguf_array a;
+  emel_gguf_value v;
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.i32", &a), EMEL_OK);
+  ck_assert_uint_eq(a.count, 3);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v), EMEL_OK); ck_assert_int_eq(v.v.i32, -1);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 3, &v), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.f64", &a), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v), EMEL_OK); ck_assert(v.v.f64 == 1e300);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.str", &a), EMEL_OK);
+  for (uint64_t k = 0; k < 6; k++) {
+    ck_assert_int_eq(emel_gguf_array_get(&a, k, &v), EMEL_OK);
+    ck_assert_uint_eq(v.v.str.len, strlen(tokens[k]));
+    ck_assert(memcmp(v.v.str.ptr, tokens[k], v.v.str.len) == 0);
+  }
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.empty", &a), EMEL_OK); ck_assert_uint_eq(a.count, 0);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.nested", &a), EMEL_OK);
+  ck_assert_uint_eq(a.elem_type, EMEL_GGUF_TYPE_ARRAY);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 2, &v), EMEL_OK);
+  emel_gguf_array inner = v.v.arr;
+  ck_assert_uint_eq(inner.elem_type, EMEL_GGUF_TYPE_STRING);
+  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v), EMEL_OK);
+  ck_assert(v.v.str.len == 2 && memcmp(v.v.str.ptr, "yz", 2) == 0);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v), EMEL_OK);
+  inner = v.v.arr;
+  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v), EMEL_OK); ck_assert_uint_eq(v.v.u32, 2);
+  emel_gguf_close(g);
+}
+END_TEST
+
+START_TEST(test_lookups_find_keys_and_tensors_by_name_and_report_type_mismatches) {
+  gw *w = all_types_writer();
+  add_small_tensors(w);
+  emel_gguf *g = open_ok(emit(w, "lookup.gguf"));
+  size_t idx;
+  uint64_t u;
+  double d;
+  ck_assert_int_eq(emel_gguf_kv_find(g, "t.u16", &idx), EMEL_OK);
+  ck_assert_str_eq(emel_gguf_kv_key(g, idx), "t.u16");
+  ck_assert_uint_eq(emel_gguf_kv_type(g, idx), EMEL_GGUF_TYPE_UINT16);
+  ck_assert_int_eq(emel_gguf_kv_find(g, "t.nope", &idx), EMEL_GGUF_KEY_NOT_FOUND);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.i8", &u), EMEL_GGUF_KEY_TYPE_MISMATCH);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.u8", &d), EMEL_GGUF_KEY_TYPE_MISMATCH);
+  ck_assert_uint_eq(emel_gguf_tensor_count(g), 3);
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.0.ffn_up.weight", &idx), EMEL_OK);
+  ck_assert_uint_eq(idx, 2);
+  const emel_gguf_tensor *t = emel_gguf_tensor_at(g, idx);
+  ck_assert_str_eq(t->name, "blk.0.ffn_up.weight");
+  ck_assert_uint_eq(t->n_dims, 3);
+  ck_assert_uint_eq(t->ne[2], 2); ck_assert_uint_eq(t->ne[3], 1);
+  ck_assert_uint_eq(t->size, 4 * 144);
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "missing", &idx), EMEL_TENSOR_UNKNOWN);
+  ck_assert_ptr_null(emel_gguf_tensor_at(g, 3));
+  emel_gguf_close(g);
+}
+END_TEST
+
+START_TEST(test_versions_2_and_3_are_both_read) {
+  for (uint32_t version = 2; version <= 3; version++) {
+    gw *w = all_types_writer();
+    gw_set_version(w, version);
+    add_small_tensors(w);
+    emel_gguf *g = open_ok(emit(w, "version.gguf"));
+    ck_assert_uint_eq(emel_gguf_version(g), version);
+    ck_assert_uint_eq(emel_gguf_tensor_count(g), 3);
+    emel_gguf_close(g);
+  }
+}
+END_TEST
+
+/* Reads n bytes of a file with stdio (independent of the index). */
+static void read_at(const char *path, uint64_t off, void *buf, size_t n) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fseek(f, (long)off, SEEK_SET), 0);
+  ck_assert_uint_eq(fread(buf, 1, n, f), n);
+  fclose(f);
+}
+
+static void assert_tensor_bytes(const emel_gguf *g, uint64_t seed) {
+  for (size_t i = 0; i < emel_gguf_tensor_count(g); i++) {
+    const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+    uint8_t got[64], want[64];
+    size_t n = t->size < 64 ? (size_t)t->size : 64;
+    read_at(emel_gguf_file_path(g, t->file_index), t->offset, got, n);
+    gw_fill(seed, t->name, 0, want, n);
+    ck_assert_msg(memcmp(got, want, n) == 0, "bytes of %s", t->name);
+  }
+}
+
+START_TEST(test_tensors_sit_at_offsets_aligned_to_32_64_and_4096) {
+  const uint32_t alignments[] = {32, 64, 4096};
+  for (size_t k = 0; k < 3; k++) {
+    gw *w = gw_new();
+    if (alignments[k] != 32) gw_set_alignment(w, alignments[k]);
+    gw_set_seed(w, 42 + k);
+    add_small_tensors(w);
+    emel_gguf *g = open_ok(emit(w, "aligned.gguf"));
+    ck_assert_uint_eq(emel_gguf_alignment(g), alignments[k]);
+    ck_assert_uint_eq(emel_gguf_data_offset(g, 0) % alignments[k], 0);
+    for (size_t i = 0; i < emel_gguf_tensor_count(g); i++)
+      ck_assert_uint_eq(emel_gguf_tensor_at(g, i)->offset % alignments[k], 0);
+    assert_tensor_bytes(g, 42 + k);
+    emel_gguf_close(g);
+  }
+}
+END_TEST
+
+/* ggml's block elements and bytes, written out independently of the index. */
+static const struct { uint32_t type, block, bytes; } ggml_sizes[] = {
+  {0, 1, 4}, {1, 1, 2}, {2, 32, 18}, {3, 32, 20}, {6, 32, 22}, {7, 32, 24}, {8, 32, 34}, {9, 32, 36},
+  {10, 256, 84}, {11, 256, 110}, {12, 256, 144}, {13, 256, 176}, {14, 256, 210}, {15, 256, 292},
+  {16, 256, 66}, {17, 256, 74}, {18, 256, 98}, {19, 256, 50}, {20, 32, 18}, {21, 256, 110}, {22, 256, 82},
+  {23, 256, 136}, {24, 1, 1}, {25, 1, 2}, {26, 1, 4}, {27, 1, 8}, {28, 1, 8}, {29, 256, 56}, {30, 1, 2},
+  {34, 256, 54}, {35, 256, 66}, {39, 32, 17}, {40, 64, 36}, {41, 128, 18},
+};
+
+START_TEST(test_mixed_quantized_tensors_have_the_byte_sizes_ggml_gives) {
+  gw *w = gw_new();
+  size_t n = sizeof ggml_sizes / sizeof ggml_sizes[0];
+  for (size_t i = 0; i < n; i++) {
+    char name[32];
+    uint64_t ne[2] = {ggml_sizes[i].block * 2, 3};
+    snprintf(name, sizeof name, "t%zu", i);
+    ck_assert_int_eq(gw_tensor(w, name, ggml_sizes[i].type, 2, ne), 0);
+  }
+  emel_gguf *g = open_ok(emit(w, "mixed.gguf"));
+  ck_assert_uint_eq(emel_gguf_tensor_count(g), n);
+  for (size_t i = 0; i < n; i++) {
+    const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+    ck_assert_uint_eq(t->type, ggml_sizes[i].type);
+    ck_assert_uint_eq(t->size, 6ull * ggml_sizes[i].bytes);
+    uint32_t back;
+    ck_assert_int_eq(emel_ggml_type_from_name(emel_ggml_type_name(t->type), &back), EMEL_OK);
+    ck_assert_uint_eq(back, t->type);
+  }
+  emel_gguf_close(g);
+  const uint32_t removed[] = {4, 5, 31, 32, 33, 36, 37, 38, 42, 1000};
+  for (size_t i = 0; i < 10; i++) ck_assert_ptr_null(emel_ggml_type_name(removed[i]));
+}
+END_TEST
+
+START_TEST(test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid) {
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "x"); /* 4+4+8+8 + 8+20+4+8+1 = 65 bytes */
+  emel_gguf *g = open_ok(emit(w, "empty.gguf"));
+  ck_assert_uint_eq(emel_gguf_file_size(g, 0), 65);
+  ck_assert_uint_eq(emel_gguf_data_offset(g, 0), 96);
+  ck_assert_uint_eq(emel_gguf_tensor_count(g), 0);
+  emel_gguf_close(g);
+}
+END_TEST
+
+static gw *model_writer(uint64_t seed) {
+  const uint32_t types[] = {EMEL_GGML_TYPE_Q4_K, EMEL_GGML_TYPE_Q8_0, EMEL_GGML_TYPE_F16};
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "llama");
+  gw_set_alignment(w, 64);
+  gw_set_seed(w, seed);
+  ck_assert_int_eq(gw_model_shape(w, 25, 1 << 20, types, 3), 0);
+  return w;
+}
+
+START_TEST(test_a_split_model_of_three_files_indexes_every_file) {
+  gw *w = model_writer(9);
+  char prefix[512];
+  snprintf(prefix, sizeof prefix, "%s", tmp_path("split"));
+  ck_assert_int_eq(gw_write_split(w, prefix, 3), 0);
+  gw_free(w);
+  char first[600];
+  gw_split_path(first, sizeof first, prefix, 0, 3);
+  emel_gguf *g = open_ok(first);
+  ck_assert_uint_eq(emel_gguf_file_count(g), 3);
+  ck_assert_uint_eq(emel_gguf_tensor_count(g), 25);
+  ck_assert_str_eq(emel_gguf_architecture(g), "llama");
+  uint32_t seen[3] = {0};
+  for (size_t i = 0; i < 25; i++) {
+    const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+    ck_assert_uint_lt(t->file_index, 3);
+    seen[t->file_index]++;
+    ck_assert_uint_ge(t->offset, emel_gguf_data_offset(g, t->file_index));
+    ck_assert_uint_le(t->offset + t->size, emel_gguf_file_size(g, t->file_index));
+  }
+  ck_assert(seen[0] && seen[1] && seen[2]);
+  char third[600];
+  gw_split_path(third, sizeof third, prefix, 2, 3);
+  ck_assert_str_eq(emel_gguf_file_path(g, 2), third);
+  size_t idx;
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.2.attn_v.weight", &idx), EMEL_OK);
+  ck_assert_uint_eq(emel_gguf_tensor_at(g, idx)->file_index, 2);
+  assert_tensor_bytes(g, 9);
+  emel_gguf_close(g);
+
+  /* a sibling whose split.no lies breaks the set */
+  char second[600];
+  gw_split_path(second, sizeof second, prefix, 1, 3);
+  gw *bad = gw_new();
+  gw_kv_u16(bad, "split.no", 2);
+  gw_kv_u16(bad, "split.count", 3);
+  ck_assert_int_eq(gw_write(bad, second), 0);
+  gw_free(bad);
+  ck_assert_int_eq(open_status(first, NULL, NULL), EMEL_GGUF_SPLIT_INVALID);
+  /* a missing sibling is an open failure with its errno */
+  ck_assert_int_eq(unlink(second), 0);
+  emel_error err;
+  ck_assert_int_eq(open_status(first, NULL, &err), EMEL_OPEN_FAILED);
+  ck_assert_int_eq(err.os_errno, ENOENT);
+}
+END_TEST
+
+START_TEST(test_a_split_first_file_with_a_foreign_name_is_invalid) {
+  gw *w = gw_new();
+  gw_kv_u16(w, "split.no", 0);
+  gw_kv_u16(w, "split.count", 2);
+  ck_assert_int_eq(open_status(emit(w, "renamed.gguf"), NULL, NULL), EMEL_GGUF_SPLIT_INVALID);
+}
+END_TEST
+
+/* --- every validation error ------------------------------------------------------ */
+
+typedef struct bad_case {
+  const char *name;
+  void (*build)(gw *w);
+  emel_status want;
+} bad_case;
+
+static const uint64_t one_dim[1] = {32};
+
+static void tensor_at(gw *w, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t off) {
+  uint64_t bytes = 0;
+  if (emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes) != EMEL_OK || bytes > 4096) bytes = 0;
+  gw_tensor_raw(w, name, type, n_dims, ne, off, bytes);
+}
+
+static void b_magic(gw *w) { gw_override_magic(w, "GGUG"); }
+static void b_version1(gw *w) { gw_set_version(w, 1); }
+static void b_version4(gw *w) { gw_set_version(w, 4); }
+static void b_big_endian(gw *w) { gw_big_endian_version(w); }
+static void b_huge_kv(gw *w) { gw_override_n_kv(w, 1ull << 63); }
+static void b_huge_tensors(gw *w) { gw_override_n_tensors(w, (1ull << 63) - 1); }
+static void b_kv_count_lies(gw *w) { gw_override_n_kv(w, 40); }
+static void b_key_len(gw *w) {
+  static const uint8_t filler[16];
+  gw_override_n_kv(w, 1);
+  gw_put_u64(w, 1ull << 63);
+  gw_put_bytes(w, filler, sizeof filler); /* room for one KV, so the count passes */
+}
+static void b_str_len(gw *w) {
+  gw_kv_begin(w, "s", EMEL_GGUF_TYPE_STRING);
+  gw_put_u64(w, UINT64_MAX);
+}
+static void b_array_len(gw *w) {
+  gw_kv_begin(w, "a", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT32, 1ull << 62);
+}
+static void b_key_type(gw *w) { gw_kv_begin(w, "k", 13); gw_put_u32(w, 0); }
+static void b_elem_type(gw *w) {
+  gw_kv_begin(w, "k", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, 99, 0);
+}
+static void b_empty_key(gw *w) { gw_kv_u8(w, "", 1); }
+static void b_dup_key(gw *w) { gw_kv_u8(w, "k", 1); gw_kv_u32(w, "k", 2); }
+static void b_nesting(gw *w) {
+  gw_kv_begin(w, "deep", EMEL_GGUF_TYPE_ARRAY);
+  for (int i = 0; i < 9; i++) gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 1);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT8, 0);
+}
+static void b_align3(gw *w) { gw_set_alignment(w, 3); }
+static void b_align0(gw *w) { gw_set_alignment(w, 0); }
+static void b_align_u64(gw *w) { gw_kv_u64(w, "general.alignment", 64); }
+static void b_dims0(gw *w) { tensor_at(w, "t", EMEL_GGML_TYPE_F32, 0, one_dim, 0); }
+static void b_dims5(gw *w) {
+  const uint64_t ne[5] = {32, 1, 1, 1, 1};
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 5, ne, 0);
+}
+static void b_dim_negative(gw *w) {
+  const uint64_t ne[2] = {32, UINT64_MAX};
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 2, ne, 0);
+}
+static void b_elements_overflow(gw *w) {
+  const uint64_t ne[2] = {1ull << 32, 1ull << 31};
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 2, ne, 0);
+}
+static void b_bytes_overflow(gw *w) {
+  const uint64_t ne[1] = {1ull << 61};
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 1, ne, 0);
+}
+static void b_removed_type(gw *w) { tensor_at(w, "t", 4, 1, one_dim, 0); }
+static void b_unknown_type(gw *w) { tensor_at(w, "t", 1000, 1, one_dim, 0); }
+static void b_block(gw *w) {
+  const uint64_t ne[1] = {33};
+  tensor_at(w, "t", EMEL_GGML_TYPE_Q4_0, 1, ne, 0);
+}
+static void b_misaligned(gw *w) { tensor_at(w, "t", EMEL_GGML_TYPE_F32, 1, one_dim, 8); }
+static void b_beyond_eof(gw *w) {
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 1, one_dim, 1 << 20);
+  gw_override_data_size(w, 128);
+}
+static void b_offset_wraps(gw *w) { tensor_at(w, "t", EMEL_GGML_TYPE_F32, 1, one_dim, UINT64_MAX - 31); }
+static void b_overlap(gw *w) {
+  tensor_at(w, "a", EMEL_GGML_TYPE_F32, 1, one_dim, 0);
+  tensor_at(w, "b", EMEL_GGML_TYPE_F32, 1, one_dim, 96);
+  tensor_at(w, "c", EMEL_GGML_TYPE_F32, 1, one_dim, 64); /* 64..192 overlaps b */
+}
+static void b_dup_name(gw *w) {
+  tensor_at(w, "same", EMEL_GGML_TYPE_F32, 1, one_dim, 0);
+  tensor_at(w, "same", EMEL_GGML_TYPE_F32, 1, one_dim, 128);
+}
+static void b_no_data(gw *w) {
+  tensor_at(w, "t", EMEL_GGML_TYPE_F32, 1, one_dim, 0);
+  gw_override_data_size(w, 0);
+  gw_truncate_at(w, 60); /* infos end at 57, data would start at 64 */
+}
+
+static const bad_case bad_cases[] = {
+  {"bad magic", b_magic, EMEL_GGUF_BAD_MAGIC},
+  {"version 1", b_version1, EMEL_GGUF_BAD_VERSION},
+  {"version 4", b_version4, EMEL_GGUF_BAD_VERSION},
+  {"big-endian version", b_big_endian, EMEL_GGUF_BIG_ENDIAN},
+  {"2^63 kvs", b_huge_kv, EMEL_GGUF_COUNT_TOO_LARGE},
+  {"2^63-1 tensors", b_huge_tensors, EMEL_GGUF_COUNT_TOO_LARGE},
+  {"kv count larger than the file", b_kv_count_lies, EMEL_GGUF_COUNT_TOO_LARGE},
+  {"key length 2^63", b_key_len, EMEL_GGUF_STRING_TOO_LONG},
+  {"string length 2^64-1", b_str_len, EMEL_GGUF_STRING_TOO_LONG},
+  {"array length 2^62", b_array_len, EMEL_GGUF_ARRAY_TOO_LONG},
+  {"value type 13", b_key_type, EMEL_GGUF_BAD_KEY_TYPE},
+  {"array element type 99", b_elem_type, EMEL_GGUF_BAD_KEY_TYPE},
+  {"empty key", b_empty_key, EMEL_GGUF_EMPTY_KEY},
+  {"duplicate key", b_dup_key, EMEL_GGUF_DUPLICATE_KEY},
+  {"arrays nested 10 deep", b_nesting, EMEL_GGUF_NESTING_TOO_DEEP},
+  {"alignment 3", b_align3, EMEL_GGUF_BAD_ALIGNMENT},
+  {"alignment 0", b_align0, EMEL_GGUF_BAD_ALIGNMENT},
+  {"alignment as u64", b_align_u64, EMEL_GGUF_BAD_ALIGNMENT},
+  {"0 dims", b_dims0, EMEL_GGUF_BAD_DIMS},
+  {"5 dims", b_dims5, EMEL_GGUF_BAD_DIMS},
+  {"negative dim", b_dim_negative, EMEL_GGUF_BAD_DIMS},
+  {"element count overflow", b_elements_overflow, EMEL_GGUF_SIZE_OVERFLOW},
+  {"byte size overflow", b_bytes_overflow, EMEL_GGUF_SIZE_OVERFLOW},
+  {"removed type 4", b_removed_type, EMEL_GGUF_BAD_TENSOR_TYPE},
+  {"type 1000", b_unknown_type, EMEL_GGUF_BAD_TENSOR_TYPE},
+  {"row not a multiple of the block", b_block, EMEL_GGUF_BAD_BLOCK_SIZE},
+  {"misaligned offset", b_misaligned, EMEL_GGUF_MISALIGNED_OFFSET},
+  {"offset past the end", b_beyond_eof, EMEL_GGUF_SPAN_OUTSIDE_FILE},
+  {"offset wrapping around", b_offset_wraps, EMEL_GGUF_SPAN_OUTSIDE_FILE},
+  {"overlapping spans", b_overlap, EMEL_GGUF_OVERLAPPING_SPANS},
+  {"duplicate tensor name", b_dup_name, EMEL_GGUF_DUPLICATE_NAME},
+  {"tensors but no data section", b_no_data, EMEL_GGUF_TRUNCATED},
+};
+
+START_TEST(test_each_malformed_file_fails_with_its_own_status) {
+  const bad_case *c = &bad_cases[_i];
+  gw *w = gw_new();
+  c->build(w);
+  counter cnt;
+  emel_platform_ops ops = counting_ops(&cnt);
+  emel_gguf_config cfg = {.platform = &ops};
+  const char *path = emit(w, "bad.gguf");
+  emel_status st = open_status(path, &cfg, NULL);
+  ck_assert_msg(st == c->want, "%s: got %s, want %s", c->name, emel_status_name(st), emel_status_name(c->want));
+  assert_balanced(&cnt);
+  ck_assert_uint_lt(cnt.peak, 2u << 20); /* tiny files: never more than the reader's step and tables */
+}
+END_TEST
+
+START_TEST(test_truncation_at_every_header_byte_gives_a_named_error) {
+  gw *w = all_types_writer();
+  add_small_tensors(w);
+  const char *full = emit(w, "full.gguf");
+  emel_gguf *g = open_ok(full);
+  uint64_t data_offset = emel_gguf_data_offset(g, 0), size = emel_gguf_file_size(g, 0);
+  emel_gguf_close(g);
+  for (uint64_t cut = 0; cut < size; cut += cut < data_offset ? 1 : 97) {
+    gw *t = all_types_writer();
+    add_small_tensors(t);
+    gw_truncate_at(t, cut);
+    emel_status st = open_status(emit(t, "cut.gguf"), NULL, NULL);
+    ck_assert_msg(st >= EMEL_GGUF_BAD_MAGIC && st <= EMEL_GGUF_EMPTY_KEY, "cut at %llu: %s",
+                  (unsigned long long)cut, emel_status_name(st));
+    if (cut >= data_offset) ck_assert_int_eq(st, EMEL_GGUF_SPAN_OUTSIDE_FILE);
+  }
+}
+END_TEST
+
+START_TEST(test_counts_near_2_pow_63_are_refused_before_any_large_allocation) {
+  void (*builds[])(gw *) = {b_huge_kv, b_huge_tensors, b_key_len, b_str_len, b_array_len};
+  for (size_t i = 0; i < sizeof builds / sizeof builds[0]; i++) {
+    gw *w = gw_new();
+    builds[i](w);
+    const char *path = emit(w, "huge.gguf");
+    counter cnt;
+    emel_platform_ops ops = counting_ops(&cnt);
+    emel_gguf_config cfg = {.platform = &ops};
+    ck_assert_int_ne(open_status(path, &cfg, NULL), EMEL_OK);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    ck_assert_uint_lt(cnt.peak, (size_t)size * 4 + (1u << 20));
+    assert_balanced(&cnt);
+  }
+}
+END_TEST
+
+START_TEST(test_a_vocab_sized_string_array_stays_within_a_small_multiple_of_the_file) {
+  enum { N = 40000 };
+  static char storage[N][12];
+  static const char *strs[N];
+  for (int i = 0; i < N; i++) snprintf(storage[i], sizeof storage[i], "tok%d", i), strs[i] = storage[i];
+  gw *w = gw_new();
+  gw_kv_array(w, "tokenizer.ggml.tokens", EMEL_GGUF_TYPE_STRING, N, strs);
+  const char *path = emit(w, "vocab.gguf");
+  counter cnt;
+  emel_platform_ops ops = counting_ops(&cnt);
+  emel_gguf_config cfg = {.platform = &ops};
+  emel_gguf *g = NULL;
+  ck_assert_int_eq(emel_gguf_open(&g, path, &cfg, NULL), EMEL_OK);
+  emel_gguf_array a;
+  emel_gguf_value v;
+  ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 31337, &v), EMEL_OK);
+  ck_assert(v.v.str.len == 8 && memcmp(v.v.str.ptr, "tok31337", 8) == 0);
+  ck_assert_uint_lt(cnt.peak, emel_gguf_file_size(g, 0) * 4 + (1u << 20));
+  emel_gguf_close(g);
+  assert_balanced(&cnt);
+}
+END_TEST
+
+/* --- injected failures ------------------------------------------------------------- */
+
+static const char *small_model(void) {
+  gw *w = all_types_writer();
+  add_small_tensors(w);
+  return emit(w, "inject.gguf");
+}
+
+static emel_status open_with(counter *cnt, const char *path, emel_error *err, void (*setup)(counter *)) {
+  emel_platform_ops ops = counting_ops(cnt);
+  if (setup) setup(cnt);
+  emel_gguf_config cfg = {.platform = &ops};
+  return open_status(path, &cfg, err);
+}
+
+static void s_open(counter *c) { c->open_errno = EACCES; }
+static void s_size(counter *c) { c->size_errno = EIO; }
+static void s_pread(counter *c) { c->pread_errno = EIO; }
+static void s_eintr(counter *c) { c->eintr_left = 3; }
+static void s_short(counter *c) { c->max_pread = 7; }
+
+START_TEST(test_injected_os_failures_return_their_status_with_errno_and_free_everything) {
+  const char *path = small_model();
+  struct { void (*setup)(counter *); emel_status want; int err; } cases[] = {
+    {s_open, EMEL_OPEN_FAILED, EACCES}, {s_size, EMEL_STAT_FAILED, EIO}, {s_pread, EMEL_READ_FAILED, EIO},
+    {s_eintr, EMEL_OK, 0}, {s_short, EMEL_OK, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    counter cnt;
+    emel_error err;
+    ck_assert_int_eq(open_with(&cnt, path, &err, cases[i].setup), cases[i].want);
+    ck_assert_int_eq(err.code, cases[i].want);
+    ck_assert_int_eq(err.os_errno, cases[i].err);
+    assert_balanced(&cnt);
+  }
+}
+END_TEST
+
+static long fail_at;
+static void s_fail_alloc(counter *c) { c->fail_alloc_at = fail_at; }
+
+START_TEST(test_every_failed_allocation_returns_out_of_memory_and_frees_everything) {
+  const char *path = small_model();
+  counter cnt;
+  ck_assert_int_eq(open_with(&cnt, path, NULL, NULL), EMEL_OK);
+  long total = cnt.calls;
+  ck_assert_int_gt(total, 3);
+  for (fail_at = 1; fail_at <= total; fail_at++) {
+    emel_error err;
+    ck_assert_int_eq(open_with(&cnt, path, &err, s_fail_alloc), EMEL_OUT_OF_MEMORY);
+    ck_assert_int_eq(err.code, EMEL_OUT_OF_MEMORY);
+    assert_balanced(&cnt);
+  }
+}
+END_TEST
+
+/* --- the real fixtures ------------------------------------------------------------- */
+
+static const char *fixtures_dir(void) {
+  const char *env = getenv("EMEL_GGUF_FIXTURES");
+  return env && *env ? env : EMEL_GGUF_FIXTURES_DIR;
+}
+
+START_TEST(test_the_llama_cpp_fixtures_index_as_their_readme_says) {
+  static const struct {
+    const char *file, *arch, *tokens_head;
+    uint64_t size, n_kv, data_offset, n_tokens;
+  } fx[] = {
+    {"ggml-vocab-llama-spm.gguf", "llama", "<unk>", 723869, 22, 723872, 32000},
+    {"ggml-vocab-bert-bge.gguf", "bert", "[PAD]", 627549, 20, 627552, 30522},
+    {"ggml-vocab-gpt-2.gguf", "gpt2", "!", 1766807, 16, 1766816, 50257},
+  };
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", fixtures_dir(), fx[0].file);
+  if (access(path, R_OK) != 0) {
+    fprintf(stderr, "fixtures absent at %s: skipping\n", fixtures_dir());
+    return;
+  }
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s", fixtures_dir(), fx[i].file);
+    emel_gguf *g = open_ok(path);
+    ck_assert_uint_eq(emel_gguf_file_size(g, 0), fx[i].size);
+    ck_assert_uint_eq(emel_gguf_version(g), 3);
+    ck_assert_uint_eq(emel_gguf_kv_count(g), fx[i].n_kv);
+    ck_assert_uint_eq(emel_gguf_tensor_count(g), 0);
+    ck_assert_uint_eq(emel_gguf_alignment(g), 32);
+    ck_assert_uint_eq(emel_gguf_data_offset(g, 0), fx[i].data_offset);
+    ck_assert_str_eq(emel_gguf_architecture(g), fx[i].arch);
+    emel_gguf_array a;
+    emel_gguf_value v;
+    ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a), EMEL_OK);
+    ck_assert_uint_eq(a.count, fx[i].n_tokens);
+    ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v), EMEL_OK);
+    ck_assert(v.v.str.len == strlen(fx[i].tokens_head) && !memcmp(v.v.str.ptr, fx[i].tokens_head, v.v.str.len));
+    emel_gguf_close(g);
+  }
+}
+END_TEST
+
+Suite *gguf_suite(void) {
+  Suite *s = suite_create("gguf");
+  TCase *tc = tcase_create("index");
+  tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_every_value_type_and_nested_arrays_round_trip);
+  tcase_add_test(tc, test_lookups_find_keys_and_tensors_by_name_and_report_type_mismatches);
+  tcase_add_test(tc, test_versions_2_and_3_are_both_read);
+  tcase_add_test(tc, test_tensors_sit_at_offsets_aligned_to_32_64_and_4096);
+  tcase_add_test(tc, test_mixed_quantized_tensors_have_the_byte_sizes_ggml_gives);
+  tcase_add_test(tc, test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid);
+  tcase_add_test(tc, test_a_split_model_of_three_files_indexes_every_file);
+  tcase_add_test(tc, test_a_split_first_file_with_a_foreign_name_is_invalid);
+  tcase_add_loop_test(tc, test_each_malformed_file_fails_with_its_own_status, 0,
+                      (int)(sizeof bad_cases / sizeof bad_cases[0]));
+  tcase_add_test(tc, test_truncation_at_every_header_byte_gives_a_named_error);
+  tcase_add_test(tc, test_counts_near_2_pow_63_are_refused_before_any_large_allocation);
+  tcase_add_test(tc, test_a_vocab_sized_string_array_stays_within_a_small_multiple_of_the_file);
+  tcase_add_test(tc, test_injected_os_failures_return_their_status_with_errno_and_free_everything);
+  tcase_add_test(tc, test_every_failed_allocation_returns_out_of_memory_and_frees_everything);
+  tcase_add_test(tc, test_the_llama_cpp_fixtures_index_as_their_readme_says);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(gguf_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,149 @@
+/* emel-gguf-dump: prints what the GGUF index read from a model, as text or as
+ * JSON whose field names mirror the fixture manifests (so scripts can diff). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emel/gguf.h"
+
+enum { HEAD = 5 };
+
+static void json_string(const char *s, uint64_t n) {
+  putchar('"');
+  for (uint64_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
+}
+
+static void print_value(const emel_gguf_value *v, int json);
+
+static void print_array(const emel_gguf_array *a, uint64_t limit, int json) {
+  putchar('[');
+  for (uint64_t i = 0; i < a->count && i < limit; i++) {
+    emel_gguf_value e;
+    emel_gguf_array_get(a, i, &e);
+    if (i) printf(", ");
+    print_value(&e, json);
+  }
+  if (!json && a->count > limit) printf(", ...");
+  putchar(']');
+}
+
+static void print_value(const emel_gguf_value *v, int json) {
+  switch (v->type) {
+  case EMEL_GGUF_TYPE_UINT8: printf("%u", v->v.u8); break;
+  case EMEL_GGUF_TYPE_INT8: printf("%d", v->v.i8); break;
+  case EMEL_GGUF_TYPE_UINT16: printf("%u", v->v.u16); break;
+  case EMEL_GGUF_TYPE_INT16: printf("%d", v->v.i16); break;
+  case EMEL_GGUF_TYPE_UINT32: printf("%" PRIu32, v->v.u32); break;
+  case EMEL_GGUF_TYPE_INT32: printf("%" PRId32, v->v.i32); break;
+  case EMEL_GGUF_TYPE_FLOAT32: printf("%.9g", (double)v->v.f32); break;
+  case EMEL_GGUF_TYPE_BOOL: printf("%s", v->v.b ? "true" : "false"); break;
+  case EMEL_GGUF_TYPE_UINT64: printf("%" PRIu64, v->v.u64); break;
+  case EMEL_GGUF_TYPE_INT64: printf("%" PRId64, v->v.i64); break;
+  case EMEL_GGUF_TYPE_FLOAT64: printf("%.17g", v->v.f64); break;
+  case EMEL_GGUF_TYPE_STRING: json_string(v->v.str.ptr, v->v.str.len); break;
+  case EMEL_GGUF_TYPE_ARRAY: print_array(&v->v.arr, HEAD, json); break;
+  default: printf("null"); break;
+  }
+}
+
+static void print_kv_json(const emel_gguf *g, size_t i) {
+  emel_gguf_value v;
+  emel_gguf_kv_value(g, i, &v);
+  const char *key = emel_gguf_kv_key(g, i);
+  printf("  {\"key\": ");
+  json_string(key, strlen(key));
+  printf(", \"type\": \"%s\", ", emel_gguf_type_name(v.type));
+  if (v.type == EMEL_GGUF_TYPE_ARRAY) {
+    printf("\"elem_type\": \"%s\", \"count\": %" PRIu64 ", \"head\": ", emel_gguf_type_name(v.v.arr.elem_type),
+           v.v.arr.count);
+    print_array(&v.v.arr, HEAD, 1);
+  } else {
+    printf("\"value\": ");
+    print_value(&v, 1);
+  }
+  printf("}%s\n", i + 1 < emel_gguf_kv_count(g) ? "," : "");
+}
+
+static const char *type_name(uint32_t t) {
+  const char *n = emel_ggml_type_name(t);
+  return n ? n : "UNKNOWN";
+}
+
+static void print_tensor_json(const emel_gguf *g, size_t i) {
+  const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+  printf("  {\"name\": ");
+  json_string(t->name, t->name_len);
+  printf(", \"type\": \"%s\", \"ne\": [", type_name(t->type));
+  for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRIu64, j ? ", " : "", t->ne[j]);
+  printf("], \"offset\": %" PRIu64 ", \"nbytes\": %" PRIu64 ", \"file_index\": %" PRIu32 "}%s\n", t->offset,
+         t->size, t->file_index, i + 1 < emel_gguf_tensor_count(g) ? "," : "");
+}
+
+static void dump_json(const emel_gguf *g) {
+  printf("{\"file_size\": %" PRIu64 ", \"gguf_version\": %" PRIu32 ", \"n_kv\": %zu, \"n_tensors\": %zu,\n",
+         emel_gguf_file_size(g, 0), emel_gguf_version(g), emel_gguf_kv_count(g), emel_gguf_tensor_count(g));
+  printf(" \"alignment\": %" PRIu64 ", \"data_offset\": %" PRIu64 ",\n \"files\": [", emel_gguf_alignment(g),
+         emel_gguf_data_offset(g, 0));
+  for (uint32_t f = 0; f < emel_gguf_file_count(g); f++) {
+    const char *p = emel_gguf_file_path(g, f);
+    printf("%s{\"path\": ", f ? ", " : "");
+    json_string(p, strlen(p));
+    printf(", \"file_size\": %" PRIu64 ", \"data_offset\": %" PRIu64 "}", emel_gguf_file_size(g, f),
+           emel_gguf_data_offset(g, f));
+  }
+  printf("],\n \"kv\": [\n");
+  for (size_t i = 0; i < emel_gguf_kv_count(g); i++) print_kv_json(g, i);
+  printf(" ],\n \"tensors\": [\n");
+  for (size_t i = 0; i < emel_gguf_tensor_count(g); i++) print_tensor_json(g, i);
+  printf(" ]}\n");
+}
+
+static void dump_text(const emel_gguf *g) {
+  printf("version: %" PRIu32 "\nalignment: %" PRIu64 "\n", emel_gguf_version(g), emel_gguf_alignment(g));
+  for (uint32_t f = 0; f < emel_gguf_file_count(g); f++)
+    printf("file %" PRIu32 ": %s size %" PRIu64 " data_offset %" PRIu64 "\n", f, emel_gguf_file_path(g, f),
+           emel_gguf_file_size(g, f), emel_gguf_data_offset(g, f));
+  printf("kv: %zu\n", emel_gguf_kv_count(g));
+  for (size_t i = 0; i < emel_gguf_kv_count(g); i++) {
+    emel_gguf_value v;
+    emel_gguf_kv_value(g, i, &v);
+    printf("  %s %s", emel_gguf_kv_key(g, i), emel_gguf_type_name(v.type));
+    if (v.type == EMEL_GGUF_TYPE_ARRAY)
+      printf("[%s x %" PRIu64 "]", emel_gguf_type_name(v.v.arr.elem_type), v.v.arr.count);
+    printf(" = ");
+    print_value(&v, 0);
+    putchar('\n');
+  }
+  printf("tensors: %zu\n", emel_gguf_tensor_count(g));
+  for (size_t i = 0; i < emel_gguf_tensor_count(g); i++) {
+    const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+    printf("  %s %s [", t->name, type_name(t->type));
+    for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRIu64, j ? ", " : "", t->ne[j]);
+    printf("] offset %" PRIu64 " bytes %" PRIu64 " file %" PRIu32 "\n", t->offset, t->size, t->file_index);
+  }
+}
+
+int main(int argc, char **argv) {
+  int json = argc == 3 && !strcmp(argv[1], "--json");
+  if (argc != 2 + json || argv[argc - 1][0] == '-') {
+    fprintf(stderr, "usage: emel-gguf-dump [--json] FILE\n");
+    return 2;
+  }
+  emel_gguf *g;
+  emel_error err;
+  if (emel_gguf_open(&g, argv[argc - 1], NULL, &err) != EMEL_OK) {
+    fprintf(stderr, "emel-gguf-dump: %s: %s (%s)%s%s\n", argv[argc - 1], emel_status_message(err.code),
+            emel_status_name(err.code), err.os_errno ? ": " : "", err.os_errno ? strerror(err.os_errno) : "");
+    return 1;
+  }
+  if (json) dump_json(g);
+  else dump_text(g);
+  emel_gguf_close(g);
+  return 0;
+}
