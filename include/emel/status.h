@@ -50,6 +50,7 @@ extern "C" {
   X(MMAP_ADVISE_FAILED, 304, "madvise on the mapping failed")                            \
   X(MMAP_UNMAP_FAILED, 305, "unmapping the file failed")                                 \
   X(MMAP_POPULATE_FAILED, 306, "pre-faulting the mapped pages failed")                   \
+  X(MMAP_UNLOCK_FAILED, 307, "unlocking the tensor's locked pages failed")                \
   /* io/read */                                                                          \
   X(READ_TARGET_TOO_SMALL, 400, "the caller-provided buffer is smaller than the span")    \
   X(READ_ALLOC_FAILED, 401, "allocating the owned, aligned buffer failed")               \

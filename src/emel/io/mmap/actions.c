@@ -1,0 +1,270 @@
+/* Actions of the mmap strategy's machine: each performs one effect through the
+ * platform operations or computes one outcome; statecharts/io_mmap.rl decides
+ * what follows. The layout (one shared mapping per file) and its measurements
+ * are described in mmap.h. */
+#include "mmap.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uintptr_t page_down(const mmap_strategy *s, uintptr_t v) { return v & ~(uintptr_t)(s->page - 1); }
+static uint64_t page_down64(const mmap_strategy *s, uint64_t v) { return v & ~(uint64_t)(s->page - 1); }
+static uint64_t page_up64(const mmap_strategy *s, uint64_t v) { return page_down64(s, v + s->page - 1); }
+
+static const emel_platform_ops *os(const io_mmap_ctx *m) { return m->s->platform; }
+
+/* Keeps the errno of a failed OS call (negative return) for the refusal that follows. */
+static int failed(io_mmap_ctx *m, int64_t r) {
+  m->os_errno = r < 0 ? (int)-r : 0;
+  return r < 0;
+}
+
+/* ---- map: validation, no OS call ---- */
+
+int mmap_check_request(io_mmap_ctx *m) {
+  const emel_io_request *r = m->request;
+  const unsigned known = EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK;
+  /* A caller buffer makes no sense for bytes that stay in the page cache. */
+  const int valid = r->size > 0 && (r->flags & ~known) == 0 && !r->target && r->target_size == 0;
+  return valid ? MMAP_EV_REQUEST_VALID : MMAP_EV_REQUEST_INVALID;
+}
+
+int mmap_check_file_index(io_mmap_ctx *m) {
+  return m->request->file_index < m->s->files->count && m->request->file_index < m->s->file_capacity
+             ? MMAP_EV_FILE_INDEX_VALID
+             : MMAP_EV_FILE_INDEX_INVALID;
+}
+
+int mmap_check_path(io_mmap_ctx *m) {
+  const emel_io_file *f = &m->s->files->files[m->request->file_index];
+  const int valid = f->path && f->path_len > 0 && f->path_len <= EMEL_IO_MAX_PATH &&
+                    memchr(f->path, '\0', f->path_len) == NULL;
+  return valid ? MMAP_EV_PATH_VALID : MMAP_EV_PATH_INVALID;
+}
+
+int mmap_check_span(io_mmap_ctx *m) {
+  return m->request->offset > UINT64_MAX - m->request->size ? MMAP_EV_SPAN_OVERFLOWS : MMAP_EV_SPAN_VALID;
+}
+
+int mmap_check_platform(io_mmap_ctx *m) {
+  return os(m)->can_map(os(m)->user) ? MMAP_EV_MAPPING_SUPPORTED : MMAP_EV_MAPPING_UNSUPPORTED;
+}
+
+int mmap_check_pool(io_mmap_ctx *m) {
+  return m->s->free_count > 0 ? MMAP_EV_SLOT_AVAILABLE : MMAP_EV_POOL_FULL;
+}
+
+int mmap_check_file_mapped(io_mmap_ctx *m) {
+  m->file = &m->s->file_table[m->request->file_index];
+  return m->file->base ? MMAP_EV_FILE_MAPPED : MMAP_EV_FILE_NOT_MAPPED;
+}
+
+int mmap_check_bounds(io_mmap_ctx *m) {
+  return m->request->offset + m->request->size <= m->file->size ? MMAP_EV_SPAN_INSIDE_FILE
+                                                                : MMAP_EV_SPAN_BEYOND_EOF;
+}
+
+/* ---- map: OS calls ---- */
+
+int mmap_open_file(io_mmap_ctx *m) {
+  int fd = os(m)->open(os(m)->user, m->s->files->files[m->request->file_index].path, EMEL_OPEN_READ);
+  if (failed(m, fd)) return MMAP_EV_OPEN_FAILED;
+  m->file->fd = fd;
+  return MMAP_EV_OPEN_OK;
+}
+
+int mmap_read_file_size(io_mmap_ctx *m) {
+  uint64_t size = 0;
+  if (failed(m, os(m)->file_size(os(m)->user, m->file->fd, &size))) return MMAP_EV_SIZE_FAILED;
+  m->file->size = size;
+  return MMAP_EV_SIZE_KNOWN;
+}
+
+int mmap_map_file(io_mmap_ctx *m) {
+  if ((uint64_t)(size_t)m->file->size != m->file->size) { /* larger than the address space */
+    m->os_errno = EFBIG;
+    return MMAP_EV_MAP_FAILED;
+  }
+  void *addr = NULL;
+  if (failed(m, os(m)->map(os(m)->user, m->file->fd, 0, (size_t)m->file->size, 0, &addr)))
+    return MMAP_EV_MAP_FAILED;
+  m->mapped = addr;
+  return MMAP_EV_MAP_OK;
+}
+
+void mmap_adopt_mapping(io_mmap_ctx *m) {
+  m->file->base = m->mapped;
+  m->file->refs = 0;
+  m->file->locked = 0;
+}
+
+void mmap_close_file(io_mmap_ctx *m) {
+  /* Linux releases the descriptor even when close reports an error, and
+   * nothing was written through it: there is nothing to retry or report. */
+  (void)os(m)->close(os(m)->user, m->file->fd);
+  m->file->fd = -1;
+}
+
+void mmap_take_file_reference(io_mmap_ctx *m) {
+  const uint64_t offset = m->request->offset;
+  const uint64_t first_page = page_down64(m->s, offset);
+  m->file->refs++;
+  m->data = m->file->base + offset;
+  m->pages = m->file->base + first_page;
+  m->pages_len = (size_t)(offset + m->request->size - first_page);
+}
+
+int mmap_check_populate(io_mmap_ctx *m) {
+  return m->request->flags & EMEL_LOAD_POPULATE ? MMAP_EV_POPULATE_REQUESTED : MMAP_EV_POPULATE_NOT_REQUESTED;
+}
+
+int mmap_populate_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ))
+             ? MMAP_EV_POPULATE_FAILED
+             : MMAP_EV_POPULATED;
+}
+
+int mmap_check_lock(io_mmap_ctx *m) {
+  return m->request->flags & EMEL_LOAD_LOCK ? MMAP_EV_LOCK_REQUESTED : MMAP_EV_LOCK_NOT_REQUESTED;
+}
+
+int mmap_lock_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->lock(os(m)->user, m->pages, m->pages_len)) ? MMAP_EV_LOCK_FAILED : MMAP_EV_LOCKED;
+}
+
+void mmap_grant_mapping(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  const uint32_t index = s->free_slots[--s->free_count];
+  mmap_slot *slot = &s->slots[index];
+  slot->file = m->request->file_index;
+  slot->live = 1;
+  slot->locked = (m->request->flags & EMEL_LOAD_LOCK) != 0; /* reached only once locked, if asked */
+  slot->data = m->data;
+  slot->size = m->request->size;
+  slot->pages = m->pages;
+  slot->pages_len = m->pages_len;
+  m->file->locked += (uint32_t)slot->locked;
+  s->live++;
+  m->result->data = m->data;
+  m->result->size = m->request->size;
+  m->result->residency = EMEL_RESIDENCY_MAPPED;
+  m->result->strategy = EMEL_STRATEGY_MMAP;
+  m->result->handle.strategy = EMEL_STRATEGY_MMAP;
+  m->result->handle.slot = index;
+  m->result->handle.generation = slot->generation;
+  mmap_succeed(m);
+}
+
+/* ---- map: cleanup after a failure part-way ---- */
+
+int mmap_drop_file_reference(io_mmap_ctx *m) {
+  return --m->file->refs == 0 ? MMAP_EV_LAST_REFERENCE_DROPPED : MMAP_EV_REFERENCE_KEPT;
+}
+
+int mmap_unmap_file(io_mmap_ctx *m) {
+  return failed(m, os(m)->unmap(os(m)->user, m->file->base, (size_t)m->file->size)) ? MMAP_EV_UNMAP_FAILED
+                                                                                    : MMAP_EV_UNMAPPED;
+}
+
+void mmap_forget_file_mapping(io_mmap_ctx *m) {
+  m->file->base = NULL;
+  m->file->size = 0; /* read again on the next open */
+}
+
+/* ---- release ---- */
+
+int mmap_check_handle(io_mmap_ctx *m) {
+  const emel_io_handle h = m->handle;
+  mmap_strategy *s = m->s;
+  if (h.strategy != EMEL_STRATEGY_MMAP || h.slot >= s->capacity || !s->slots[h.slot].live ||
+      s->slots[h.slot].generation != h.generation)
+    return MMAP_EV_HANDLE_INVALID;
+  m->slot = &s->slots[h.slot];
+  m->file = &s->file_table[m->slot->file];
+  return MMAP_EV_HANDLE_VALID;
+}
+
+int mmap_check_slot_locked(io_mmap_ctx *m) {
+  return m->slot->locked ? MMAP_EV_SLOT_LOCKED : MMAP_EV_SLOT_NOT_LOCKED;
+}
+
+int mmap_unlock_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->unlock(os(m)->user, m->slot->pages, m->slot->pages_len)) ? MMAP_EV_UNLOCK_FAILED
+                                                                                   : MMAP_EV_UNLOCKED;
+}
+
+void mmap_mark_unlocked(io_mmap_ctx *m) {
+  m->slot->locked = 0;
+  m->file->locked--;
+}
+
+int mmap_check_references(io_mmap_ctx *m) {
+  if (m->file->refs == 1) return MMAP_EV_LAST_REFERENCE;
+  /* Only pages wholly inside the tensor: a boundary page may hold a
+   * neighbour's bytes. Locked pages refuse MADV_DONTNEED, so a file with
+   * locked tensors keeps its pages until the last reference goes. */
+  const uint64_t offset = (uint64_t)(m->slot->data - m->file->base);
+  const uint64_t first = page_up64(m->s, offset);
+  const uint64_t end = page_down64(m->s, offset + m->slot->size);
+  if (end <= first || m->file->locked > 0) return MMAP_EV_NO_PAGES_OF_ITS_OWN;
+  m->pages = m->file->base + first;
+  m->pages_len = (size_t)(end - first);
+  return MMAP_EV_PAGES_OF_ITS_OWN;
+}
+
+int mmap_drop_own_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_DONTNEED))
+             ? MMAP_EV_DROP_FAILED
+             : MMAP_EV_PAGES_DROPPED;
+}
+
+void mmap_free_slot(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  m->slot->live = 0;
+  m->slot->generation++;
+  s->free_slots[s->free_count++] = (uint32_t)(m->slot - s->slots);
+  m->file->refs--;
+  s->live--;
+  mmap_succeed(m);
+}
+
+/* ---- advise ---- */
+
+int mmap_check_advice(io_mmap_ctx *m) {
+  switch (m->advice) {
+  case EMEL_ADVISE_NORMAL:
+  case EMEL_ADVISE_SEQUENTIAL:
+  case EMEL_ADVISE_WILLNEED:
+  case EMEL_ADVISE_DONTNEED:
+  case EMEL_ADVISE_POPULATE_READ: return MMAP_EV_ADVICE_VALID;
+  case EMEL_ADVISE_HUGEPAGE: break; /* file-backed huge pages are not ours to ask for */
+  }
+  return MMAP_EV_ADVICE_INVALID;
+}
+
+int mmap_check_advise_range(io_mmap_ctx *m) {
+  const uint64_t size = m->slot->size;
+  if (m->advise_len == 0 || m->advise_offset > size || m->advise_len > size - m->advise_offset)
+    return MMAP_EV_RANGE_INVALID;
+  char *first = m->slot->data + m->advise_offset;
+  m->pages = (char *)page_down(m->s, (uintptr_t)first);
+  m->pages_len = (size_t)(first - m->pages) + (size_t)m->advise_len;
+  return MMAP_EV_RANGE_VALID;
+}
+
+int mmap_advise_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, m->advice)) ? MMAP_EV_ADVISE_FAILED
+                                                                                  : MMAP_EV_ADVISED;
+}
+
+/* ---- outcomes of the request ---- */
+
+void mmap_succeed(io_mmap_ctx *m) {
+  m->error.code = EMEL_OK;
+  m->error.os_errno = 0;
+}
+
+void mmap_fail(io_mmap_ctx *m, emel_status code) {
+  m->error.code = code;
+  m->error.os_errno = m->os_errno; /* 0 unless an OS call's failure led here */
+}

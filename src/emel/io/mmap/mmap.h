@@ -1,0 +1,190 @@
+/* Internals of the mmap strategy shared by the spec, the actions and the glue.
+ *
+ * Layout: ONE shared read-only mapping per model file, not one per tensor.
+ * The file is opened, sized (once) and mapped whole on the first tensor that
+ * needs it and the descriptor is closed right after mapping, so a model holds
+ * no fd at rest. Each tensor takes a reference on its file's mapping; releasing
+ * a tensor drops the pages wholly inside it (MADV_DONTNEED; boundary pages may
+ * hold a neighbour's bytes) and the last reference unmaps the file.
+ *
+ * Measured (tools/bench-mmap-layout.c, Linux 6.18, 4 KiB pages, page cache
+ * warm, tensors 32-byte aligned so neighbours share pages; map + populate):
+ *
+ *   case                      per-tensor mappings              one mapping per file
+ *   1,000 x 1 KiB             1.5 ms, 3,002 syscalls, 1,000 VMAs   0.12 ms, 1,004 syscalls, 1 VMA
+ *   100,000 x 1 KiB           fails at 65,508 VMAs (ENOMEM:        12 ms, 100,004 syscalls, 1 VMA
+ *                             vm.max_map_count = 65530), 93 ms
+ *   300 x 3.4 MiB (~1 GiB)    16-18 ms, 902 syscalls, 300 VMAs     13 ms, 304 syscalls, 1 VMA
+ *   unmap, same cases         1.4 ms / 114 ms / 5 ms               0.02 ms / 0.5 ms / 4 ms
+ *
+ * Per-tensor mappings cost a VMA each and hit vm.max_map_count long before a
+ * large MoE model runs out of tensors; they also map shared boundary pages
+ * twice. The shared mapping costs nothing extra at load time (populate
+ * dominates on big tensors) and 10x less on many small ones. Its price: mlock
+ * is not nested, so unlocking a tensor also unlocks a boundary page it shares
+ * with a still-locked neighbour (the bytes stay mapped and valid, only
+ * pageable); and pages of a file stay mapped until its last tensor goes.
+ *
+ * Residency of the bytes is counted in slots: a fixed-capacity pool sized at
+ * attach, with a free list and a generation per slot so a stale handle is
+ * refused. Nothing is allocated while a request runs.
+ */
+#ifndef EMEL_IO_MMAP_MMAP_H
+#define EMEL_IO_MMAP_MMAP_H
+
+#include "emel/io.h"
+#include "emel/io_mmap.h"
+#include "emel/machine/machine.h"
+
+/* Events of statecharts/io_mmap.rl (checked against its exports). */
+enum mmap_event {
+  MMAP_EV_MAP = 1,
+  MMAP_EV_ADVISE,
+  MMAP_EV_RELEASE,
+  MMAP_EV_REQUEST_VALID,
+  MMAP_EV_REQUEST_INVALID,
+  MMAP_EV_FILE_INDEX_VALID,
+  MMAP_EV_FILE_INDEX_INVALID,
+  MMAP_EV_PATH_VALID,
+  MMAP_EV_PATH_INVALID,
+  MMAP_EV_SPAN_VALID,
+  MMAP_EV_SPAN_OVERFLOWS,
+  MMAP_EV_MAPPING_SUPPORTED,
+  MMAP_EV_MAPPING_UNSUPPORTED,
+  MMAP_EV_SLOT_AVAILABLE,
+  MMAP_EV_POOL_FULL,
+  MMAP_EV_FILE_MAPPED,
+  MMAP_EV_FILE_NOT_MAPPED,
+  MMAP_EV_SPAN_INSIDE_FILE,
+  MMAP_EV_SPAN_BEYOND_EOF,
+  MMAP_EV_OPEN_OK,
+  MMAP_EV_OPEN_FAILED,
+  MMAP_EV_SIZE_KNOWN,
+  MMAP_EV_SIZE_FAILED,
+  MMAP_EV_MAP_OK,
+  MMAP_EV_MAP_FAILED,
+  MMAP_EV_POPULATE_REQUESTED,
+  MMAP_EV_POPULATE_NOT_REQUESTED,
+  MMAP_EV_POPULATED,
+  MMAP_EV_POPULATE_FAILED,
+  MMAP_EV_LOCK_REQUESTED,
+  MMAP_EV_LOCK_NOT_REQUESTED,
+  MMAP_EV_LOCKED,
+  MMAP_EV_LOCK_FAILED,
+  MMAP_EV_REFERENCE_KEPT,
+  MMAP_EV_LAST_REFERENCE_DROPPED,
+  MMAP_EV_UNMAPPED,
+  MMAP_EV_UNMAP_FAILED,
+  MMAP_EV_HANDLE_VALID,
+  MMAP_EV_HANDLE_INVALID,
+  MMAP_EV_SLOT_LOCKED,
+  MMAP_EV_SLOT_NOT_LOCKED,
+  MMAP_EV_UNLOCKED,
+  MMAP_EV_UNLOCK_FAILED,
+  MMAP_EV_LAST_REFERENCE,
+  MMAP_EV_PAGES_OF_ITS_OWN,
+  MMAP_EV_NO_PAGES_OF_ITS_OWN,
+  MMAP_EV_PAGES_DROPPED,
+  MMAP_EV_DROP_FAILED,
+  MMAP_EV_ADVICE_VALID,
+  MMAP_EV_ADVICE_INVALID,
+  MMAP_EV_RANGE_VALID,
+  MMAP_EV_RANGE_INVALID,
+  MMAP_EV_ADVISED,
+  MMAP_EV_ADVISE_FAILED
+};
+
+/* One model file as the strategy sees it. `base` is NULL while unmapped. */
+typedef struct mmap_file {
+  char *base;
+  uint64_t size; /* read once per open */
+  uint32_t refs;   /* live slots (and the request in flight) using the mapping */
+  uint32_t locked; /* live slots of this file holding locked pages */
+  int fd;        /* open only inside a map request, -1 otherwise */
+} mmap_file;
+
+/* One live tensor mapping. */
+typedef struct mmap_slot {
+  uint32_t generation; /* bumped on release: older handles are stale */
+  uint32_t file;
+  int live;
+  int locked;
+  char *data;   /* the tensor's first byte */
+  uint64_t size;
+  char *pages;  /* page-aligned start of the window enclosing the tensor */
+  size_t pages_len;
+} mmap_slot;
+
+typedef struct mmap_strategy {
+  int cs; /* the machine's state: `ready` between requests */
+  const emel_platform_ops *platform;
+  const emel_io_files *files;
+  size_t page;
+  uint32_t capacity, free_count;
+  mmap_slot *slots;
+  uint32_t *free_slots; /* stack of free slot indices */
+  uint32_t file_capacity;
+  mmap_file *file_table;
+  size_t live;
+} mmap_strategy;
+
+/* The context of one request: the strategy plus the request's inputs and
+ * outputs. Lives on the caller's stack for the length of one dispatch. */
+typedef struct io_mmap_ctx {
+  emel_machine core;
+  mmap_strategy *s;
+  /* inputs */
+  const emel_io_request *request;
+  emel_io_handle handle;
+  uint64_t advise_offset, advise_len;
+  emel_map_advice advice;
+  /* scratch between an action and the next */
+  mmap_file *file;
+  mmap_slot *slot;
+  char *mapped; /* what map returned, until the file adopts it */
+  char *data, *pages;
+  size_t pages_len;
+  int os_errno;
+  /* outputs */
+  emel_io_result *result;
+  emel_error error;
+} io_mmap_ctx;
+
+extern const emel_machine_desc io_mmap_desc;
+
+int mmap_check_request(io_mmap_ctx *m);
+int mmap_check_file_index(io_mmap_ctx *m);
+int mmap_check_path(io_mmap_ctx *m);
+int mmap_check_span(io_mmap_ctx *m);
+int mmap_check_platform(io_mmap_ctx *m);
+int mmap_check_pool(io_mmap_ctx *m);
+int mmap_check_file_mapped(io_mmap_ctx *m);
+int mmap_check_bounds(io_mmap_ctx *m);
+int mmap_open_file(io_mmap_ctx *m);
+int mmap_read_file_size(io_mmap_ctx *m);
+int mmap_map_file(io_mmap_ctx *m);
+void mmap_adopt_mapping(io_mmap_ctx *m);
+void mmap_close_file(io_mmap_ctx *m);
+void mmap_take_file_reference(io_mmap_ctx *m);
+int mmap_check_populate(io_mmap_ctx *m);
+int mmap_populate_pages(io_mmap_ctx *m);
+int mmap_check_lock(io_mmap_ctx *m);
+int mmap_lock_pages(io_mmap_ctx *m);
+void mmap_grant_mapping(io_mmap_ctx *m);
+int mmap_drop_file_reference(io_mmap_ctx *m);
+int mmap_unmap_file(io_mmap_ctx *m);
+void mmap_forget_file_mapping(io_mmap_ctx *m);
+int mmap_check_handle(io_mmap_ctx *m);
+int mmap_check_slot_locked(io_mmap_ctx *m);
+int mmap_unlock_pages(io_mmap_ctx *m);
+void mmap_mark_unlocked(io_mmap_ctx *m);
+int mmap_check_references(io_mmap_ctx *m);
+int mmap_drop_own_pages(io_mmap_ctx *m);
+void mmap_free_slot(io_mmap_ctx *m);
+int mmap_check_advice(io_mmap_ctx *m);
+int mmap_check_advise_range(io_mmap_ctx *m);
+int mmap_advise_pages(io_mmap_ctx *m);
+void mmap_succeed(io_mmap_ctx *m);
+void mmap_fail(io_mmap_ctx *m, emel_status code);
+
+#endif

@@ -1,0 +1,110 @@
+/* The mmap strategy as the io boundary sees it: attach allocates every table
+ * once; acquire, advise and release each run one request through the machine
+ * (statecharts/io_mmap.rl) and hand back its outcome. */
+#include "mmap.h"
+
+#include <string.h>
+
+static void free_tables(mmap_strategy *s) {
+  const emel_platform_ops *p = s->platform;
+  if (s->slots) p->free(p->user, s->slots, (size_t)s->capacity * sizeof *s->slots);
+  if (s->free_slots) p->free(p->user, s->free_slots, (size_t)s->capacity * sizeof *s->free_slots);
+  if (s->file_table) p->free(p->user, s->file_table, (size_t)s->file_capacity * sizeof *s->file_table);
+  p->free(p->user, s, sizeof *s);
+}
+
+/* Runs one request and returns the machine's verdict on the event itself
+ * (EMEL_OK when the spec accepted it; the request's outcome is in m->error). */
+static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
+  m->s = s;
+  m->core.cs = s->cs;
+  m->core.pending = EMEL_NO_EVENT;
+  emel_status st = emel_machine_dispatch(&m->core, &io_mmap_desc, m, event);
+  s->cs = m->core.cs;
+  return st;
+}
+
+static void mmap_acquire(void *self, const emel_io_request *request, emel_io_result *result) {
+  io_mmap_ctx m = {.request = request, .result = result};
+  emel_status st = run(self, &m, MMAP_EV_MAP);
+  if (st != EMEL_OK) m.error = (emel_error){st, 0};
+  if (m.error.code != EMEL_OK) {
+    emel_strategy kind = result->strategy;
+    memset(result, 0, sizeof *result);
+    result->strategy = kind;
+    result->error = m.error;
+  }
+}
+
+static emel_error mmap_release(void *self, emel_io_handle handle) {
+  io_mmap_ctx m = {.handle = handle};
+  emel_status st = run(self, &m, MMAP_EV_RELEASE);
+  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+}
+
+static emel_error mmap_advise(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
+                              emel_map_advice advice) {
+  io_mmap_ctx m = {.handle = handle, .advise_offset = offset, .advise_len = len, .advice = advice};
+  emel_status st = run(self, &m, MMAP_EV_ADVISE);
+  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+}
+
+static size_t mmap_live(const void *self) { return ((const mmap_strategy *)self)->live; }
+
+static void mmap_destroy(void *self) {
+  mmap_strategy *s = self;
+  const emel_platform_ops *p = s->platform;
+  /* Release what callers still hold through the machine's own route ... */
+  for (uint32_t i = 0; s->slots && i < s->capacity && s->live > 0; i++) {
+    if (!s->slots[i].live) continue;
+    emel_io_handle h = {EMEL_STRATEGY_MMAP, i, s->slots[i].generation};
+    (void)mmap_release(s, h);
+  }
+  /* ... and, when the OS refused that, or an unmap after a failed load did,
+   * give the rest back directly: nothing may outlive the strategy. */
+  for (uint32_t i = 0; s->slots && i < s->capacity; i++)
+    if (s->slots[i].live && s->slots[i].locked) (void)p->unlock(p->user, s->slots[i].pages, s->slots[i].pages_len);
+  for (uint32_t f = 0; s->file_table && f < s->file_capacity; f++)
+    if (s->file_table[f].base) (void)p->unmap(p->user, s->file_table[f].base, (size_t)s->file_table[f].size);
+  free_tables(s);
+}
+
+static const emel_io_strategy_ops mmap_ops = {
+    .kind = EMEL_STRATEGY_MMAP,
+    .name = "mmap",
+    .acquire = mmap_acquire,
+    .release = mmap_release,
+    .advise = mmap_advise,
+    .acquire_batch = NULL, /* one request at a time: a file is mapped once anyway */
+    .live = mmap_live,
+    .destroy = mmap_destroy,
+};
+
+emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) {
+  if (!io) return EMEL_INVALID_ARGUMENT;
+  const emel_platform_ops *p = emel_io_platform(io);
+  mmap_strategy *s = p->alloc(p->user, sizeof *s, _Alignof(mmap_strategy));
+  if (!s) return EMEL_OUT_OF_MEMORY;
+  memset(s, 0, sizeof *s);
+  s->platform = p;
+  s->files = emel_io_files_of(io);
+  s->page = p->page_size(p->user);
+  s->capacity = config && config->max_mappings ? config->max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
+  s->file_capacity = s->files->capacity;
+  emel_machine core;
+  emel_machine_init(&core, &io_mmap_desc);
+  s->cs = core.cs;
+  s->slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->slots, _Alignof(mmap_slot));
+  s->free_slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->free_slots, _Alignof(uint32_t));
+  s->file_table = p->alloc(p->user, (size_t)s->file_capacity * sizeof *s->file_table, _Alignof(mmap_file));
+  if (!s->slots || !s->free_slots || !s->file_table) {
+    free_tables(s);
+    return EMEL_OUT_OF_MEMORY;
+  }
+  memset(s->slots, 0, (size_t)s->capacity * sizeof *s->slots);
+  for (uint32_t i = 0; i < s->capacity; i++) s->free_slots[i] = s->capacity - 1 - i; /* slot 0 first */
+  s->free_count = s->capacity;
+  memset(s->file_table, 0, (size_t)s->file_capacity * sizeof *s->file_table);
+  for (uint32_t f = 0; f < s->file_capacity; f++) s->file_table[f].fd = -1;
+  return emel_io_attach(io, &mmap_ops, s);
+}
