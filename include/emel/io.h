@@ -147,6 +147,11 @@ emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, u
 /* Live residencies held by one strategy (0 for an absent one). */
 size_t emel_io_live(const emel_io *io, emel_strategy strategy);
 
+/* The instance attached for `kind` when it was attached with exactly `ops`,
+ * else NULL: lets a strategy module's own API (stats, say) find its instance
+ * without the boundary knowing its type. */
+void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops);
+
 const char *emel_strategy_name(emel_strategy strategy);
 const char *emel_residency_name(emel_residency residency);
 

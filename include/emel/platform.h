@@ -44,6 +44,15 @@ typedef enum emel_file_advice {
   EMEL_FADVISE_DONTNEED = 3
 } emel_file_advice;
 
+/* One piece of a scattered read (layout mirrors struct iovec; converted by the default). */
+typedef struct emel_iovec {
+  void *base;
+  size_t len;
+} emel_iovec;
+
+/* Pieces per preadv call: callers split longer lists (POSIX guarantees IOV_MAX >= 16). */
+enum { EMEL_PLATFORM_IOV_MAX = 16 };
+
 /* Mapping flags. */
 enum {
   EMEL_MAP_POPULATE = 1u << 0 /* pre-fault the whole mapping (MAP_POPULATE) */
@@ -60,6 +69,8 @@ typedef struct emel_platform_ops {
   int (*file_size)(void *user, int fd, uint64_t *size);
   /* bytes read (0 at end of file), or -errno (-EINTR included: the caller retries). */
   int64_t (*pread)(void *user, int fd, void *buf, size_t len, uint64_t offset);
+  /* Like pread, scattered over `iovcnt` (1..EMEL_PLATFORM_IOV_MAX) pieces in order. */
+  int64_t (*preadv)(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset);
   /* 0 or -errno. `offset` is a multiple of page_size(). Read-only, private mapping. */
   int (*map)(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr);
   /* 0 or -errno. */

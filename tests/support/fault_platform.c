@@ -48,6 +48,25 @@ static int64_t fp_pread(void *u, int fd, void *buf, size_t len, uint64_t offset)
   return fp->real->pread(fp->real->user, fd, buf, len, offset);
 }
 
+static int64_t fp_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  fault_platform *fp = u;
+  int64_t short_len = -1;
+  int r = injected(fp, FP_PREADV, &short_len);
+  if (r <= 0) return r;
+  if (short_len < 0) return fp->real->preadv(fp->real->user, fd, iov, iovcnt, offset);
+  /* Trim the list to `short_len` bytes in all. */
+  emel_iovec cut[EMEL_PLATFORM_IOV_MAX];
+  int n = 0;
+  uint64_t left = (uint64_t)short_len;
+  for (int i = 0; i < iovcnt && i < EMEL_PLATFORM_IOV_MAX && left > 0; i++, n++) {
+    cut[i] = iov[i];
+    if (cut[i].len > left) cut[i].len = (size_t)left;
+    left -= cut[i].len;
+  }
+  if (n == 0) return 0;
+  return fp->real->preadv(fp->real->user, fd, cut, n, offset);
+}
+
 static int fp_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
   fault_platform *fp = u;
   int r = injected(fp, FP_MAP, NULL);
@@ -135,6 +154,7 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.close = fp_close;
   fp->ops.file_size = fp_file_size;
   fp->ops.pread = fp_pread;
+  fp->ops.preadv = fp_preadv;
   fp->ops.map = fp_map;
   fp->ops.unmap = fp_unmap;
   fp->ops.advise = fp_advise;
@@ -164,6 +184,13 @@ void fault_platform_short_read(fault_platform *fp, uint64_t nth, uint64_t count,
   fp->faults[FP_PREAD].short_len = len;
 }
 
+void fault_platform_short_readv(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len) {
+  fp->faults[FP_PREADV].first = nth;
+  fp->faults[FP_PREADV].count = count;
+  fp->faults[FP_PREADV].err = 0;
+  fp->faults[FP_PREADV].short_len = len;
+}
+
 void fault_platform_clear_faults(fault_platform *fp) {
   for (int i = 0; i < FP_OP_COUNT; i++) {
     memset(&fp->faults[i], 0, sizeof fp->faults[i]);
@@ -177,6 +204,6 @@ int64_t fault_platform_outstanding(const fault_platform *fp) {
 
 const char *fp_op_name(fp_op op) {
   static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
-                                                 "advise", "fadvise", "lock", "unlock", "alloc"};
+                                                 "advise", "fadvise", "lock", "unlock", "alloc", "preadv"};
   return op < FP_OP_COUNT ? names[op] : "?";
 }

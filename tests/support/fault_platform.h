@@ -12,14 +12,14 @@
 
 typedef enum fp_op {
   FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_OP_COUNT
+  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_OP_COUNT
 } fp_op;
 
 typedef struct fp_fault {
   uint64_t first; /* 1-based call index of the first failing call; 0 = never */
   uint64_t count; /* how many consecutive calls fail from `first` */
   int err;        /* positive errno to return (as -err) */
-  int64_t short_len; /* FP_PREAD only: >= 0 means "transfer at most this many bytes" instead of failing */
+  int64_t short_len; /* FP_PREAD/FP_PREADV only: >= 0 means "transfer at most this many bytes" instead of failing */
 } fp_fault;
 
 typedef struct fault_platform {
@@ -46,6 +46,8 @@ void fault_platform_fail(fault_platform *fp, fp_op op, uint64_t nth, int err);
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err);
 /* The nth pread transfers at most `len` bytes (0 = a premature end of file). */
 void fault_platform_short_read(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len);
+/* The same for preadv: the nth preadv transfers at most `len` bytes in all. */
+void fault_platform_short_readv(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len);
 /* Clears the faults, keeps counters. */
 void fault_platform_clear_faults(fault_platform *fp);
 

@@ -144,6 +144,11 @@ size_t emel_io_live(const emel_io *io, emel_strategy strategy) {
   return io->strategies[strategy].ops->live(io->strategies[strategy].self);
 }
 
+void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops) {
+  if (!emel_io_has_strategy(io, kind) || io->strategies[kind].ops != ops) return NULL;
+  return io->strategies[kind].self;
+}
+
 const char *emel_strategy_name(emel_strategy strategy) {
   switch (strategy) {
   case EMEL_STRATEGY_NONE: return "none";

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TRACE_MACHINES = 16, TRACE_CELLS = 64 * 64 };
+enum { TRACE_MACHINES = 16, TRACE_DIM = 128, TRACE_CELLS = TRACE_DIM * TRACE_DIM };
 
 static struct {
   const emel_machine_desc *desc;
@@ -27,8 +27,8 @@ void emel_trace_transition(const emel_machine_desc *desc, int from, int event) {
   while (slot < TRACE_MACHINES && trace_table[slot].desc && trace_table[slot].desc != desc) slot++;
   if (slot == TRACE_MACHINES) return;
   trace_table[slot].desc = desc;
-  if (from < 0 || from >= 64 || event < 0 || event >= 64) return;
-  unsigned char *cell = &trace_table[slot].seen[from * 64 + event];
+  if (from < 0 || from >= TRACE_DIM || event < 0 || event >= TRACE_DIM) return;
+  unsigned char *cell = &trace_table[slot].seen[from * TRACE_DIM + event];
   if (*cell) return;
   *cell = 1;
   FILE *f = fopen(path, "a");

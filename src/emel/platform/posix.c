@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int posix_open(void *user, const char *path, unsigned flags) {
@@ -49,6 +50,18 @@ static int64_t posix_pread(void *user, int fd, void *buf, size_t len, uint64_t o
   (void)user;
   if (offset > (uint64_t)INT64_MAX) return -EINVAL;
   ssize_t n = pread(fd, buf, len, (off_t)offset);
+  return n < 0 ? -errno : (int64_t)n;
+}
+
+static int64_t posix_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  (void)user;
+  if (offset > (uint64_t)INT64_MAX || iovcnt < 1 || iovcnt > EMEL_PLATFORM_IOV_MAX) return -EINVAL;
+  struct iovec v[EMEL_PLATFORM_IOV_MAX];
+  for (int i = 0; i < iovcnt; i++) {
+    v[i].iov_base = iov[i].base;
+    v[i].iov_len = iov[i].len;
+  }
+  ssize_t n = preadv(fd, v, iovcnt, (off_t)offset);
   return n < 0 ? -errno : (int64_t)n;
 }
 
@@ -146,6 +159,7 @@ static const emel_platform_ops posix_ops = {
     .close = posix_close,
     .file_size = posix_file_size,
     .pread = posix_pread,
+    .preadv = posix_preadv,
     .map = posix_map,
     .unmap = posix_unmap,
     .advise = posix_advise,
@@ -168,6 +182,7 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(close);
   EMEL_FILL_(file_size);
   EMEL_FILL_(pread);
+  EMEL_FILL_(preadv);
   EMEL_FILL_(map);
   EMEL_FILL_(unmap);
   EMEL_FILL_(advise);

@@ -1,0 +1,87 @@
+/* The read strategy: a tensor's bytes copied from the file into an owned,
+ * aligned buffer (residency OWNED) or into caller storage (EXTERNAL).
+ *
+ * For deployments where mapping is wrong: network filesystems, unified-memory
+ * machines (mapped pages plus a device copy would double memory), files about
+ * to be replaced. Control flow is statecharts/io_read.rl.
+ *
+ * - One open per model file and access mode: descriptors and the file size are
+ *   cached per file index until the boundary is destroyed.
+ * - Transfers are a loop of chunked preads straight into the destination; no
+ *   second buffer except a one-page aligned bounce for the unaligned head and
+ *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a
+ *   coalesced batch.
+ * - Request flags: EMEL_LOAD_DIRECT (O_DIRECT; falls back to buffered reads
+ *   where the filesystem refuses it or the destination cannot be aligned with
+ *   the file; both are counted in the stats), EMEL_LOAD_DROP_CACHE
+ *   (posix_fadvise DONTNEED over the span after the copy, so the model is not
+ *   held twice; advisory: a refusal is counted, the load still succeeds).
+ *   EMEL_LOAD_POPULATE / EMEL_LOAD_LOCK are mmap options: EMEL_INVALID_REQUEST.
+ * - A run of EMEL_IO_READ_MAX_EINTR consecutive interrupted reads fails the
+ *   load with EMEL_READ_FAILED and errno EINTR (a signal storm must not hang it).
+ *
+ * Batches (emel_io_acquire_batch): requests are prepared one by one (validated,
+ * opened, slot and buffer taken; a refusal is that request's own result), then
+ * the prepared ones are sorted by (file, offset) and spans at most
+ * EMEL_IO_READ_MAX_GAP bytes apart are read as one run with preadv into the
+ * tensors' own buffers (gaps into a scratch). A run is all-or-nothing: if its
+ * transfer fails, every request of the run gets the run's error and none keeps
+ * a buffer; other runs are unaffected. Direct-I/O requests run alone.
+ */
+#ifndef EMEL_IO_READ_H
+#define EMEL_IO_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emel/io.h"
+#include "emel/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  EMEL_IO_READ_DEFAULT_BUFFERS = 65536,
+  EMEL_IO_READ_DEFAULT_CHUNK = 8u << 20,
+  EMEL_IO_READ_MIN_ALIGNMENT = 64,
+  EMEL_IO_READ_MAX_EINTR = 16,       /* consecutive interrupted reads of one chunk */
+  EMEL_IO_READ_MAX_GAP = 4096,       /* bytes between two spans still read as one run */
+  EMEL_IO_READ_BATCH_WINDOW = 256    /* requests prepared, sorted and coalesced at once */
+};
+
+typedef struct emel_io_read_config {
+  uint32_t max_buffers; /* pool of live residencies; 0: EMEL_IO_READ_DEFAULT_BUFFERS */
+  size_t chunk_size;    /* bytes per pread; 0: EMEL_IO_READ_DEFAULT_CHUNK */
+  size_t alignment;     /* owned buffer alignment, a power of two >= 64; 0: 64 */
+} emel_io_read_config;
+
+typedef struct emel_io_read_stats {
+  uint64_t bytes_read;          /* bytes delivered by pread/preadv, gaps included */
+  uint64_t preads;              /* pread and preadv calls */
+  uint64_t eintr_retries;       /* interrupted reads retried */
+  uint64_t short_reads;         /* reads that returned less than asked (then continued) */
+  uint64_t direct_reads;        /* loads served with O_DIRECT */
+  uint64_t direct_fallbacks;    /* direct loads served buffered: the filesystem refused O_DIRECT */
+  uint64_t direct_unaligned;    /* direct loads served buffered: destination misaligned with the file */
+  uint64_t cache_drops;         /* DONTNEED advice given */
+  uint64_t cache_drop_failures; /* DONTNEED advice refused (the load still succeeded) */
+  uint64_t runs;                /* transfers (a coalesced batch run counts once) */
+  uint64_t coalesced;           /* requests that shared a run with an earlier one */
+  uint64_t gap_bytes;           /* padding read into the scratch between coalesced spans */
+} emel_io_read_stats;
+
+/* Creates the read strategy with the io's platform ops and file table and
+ * attaches it (the boundary owns it from then on). Pools are allocated here,
+ * once. EMEL_INVALID_ARGUMENT for a bad config or a boundary that already has
+ * a read strategy, EMEL_OUT_OF_MEMORY when the pools cannot be allocated. */
+emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config);
+
+/* Counters of the attached read strategy; EMEL_UNKNOWN_STRATEGY when none is. */
+emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,371 @@
+/* Actions of the read strategy: each performs one effect or computes one
+ * outcome; statecharts/io_read.rl decides what follows. */
+#include "read.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const emel_io_request *request_of(const io_read_ctx *m) { return m->member->request; }
+
+static read_file *file_of(const io_read_ctx *m) {
+  return &m->self->file_state[request_of(m)->file_index];
+}
+
+static read_slot *slot_of(const io_read_ctx *m, const read_member *member) {
+  return &m->self->slots[member->slot];
+}
+
+/* Returns a slot (and an owned buffer with it) to the pool; a new generation
+ * makes every handle to its previous use stale. */
+static void free_slot(io_read *self, uint32_t index) {
+  read_slot *s = &self->slots[index];
+  if (s->base) self->platform.free(self->platform.user, s->base, s->alloc_size);
+  s->base = NULL;
+  s->data = NULL;
+  s->alloc_size = 0;
+  s->size = 0;
+  s->state = SLOT_FREE;
+  s->generation++;
+  s->next_free = self->free_head;
+  self->free_head = index + 1;
+}
+
+void read_refuse(io_read_ctx *m, emel_status code) { m->error.code = code; }
+
+/* ---- validation ---- */
+
+int read_check_request(io_read_ctx *m) {
+  const emel_io_request *r = request_of(m);
+  const unsigned known = EMEL_LOAD_DIRECT | EMEL_LOAD_DROP_CACHE; /* POPULATE/LOCK are mmap's */
+  if (r->size == 0 || (r->flags & ~known) || (uint64_t)(size_t)r->size != r->size)
+    return READ_EV_REQUEST_INVALID;
+  return READ_EV_REQUEST_VALID;
+}
+
+int read_check_file_index(io_read_ctx *m) {
+  const uint32_t i = request_of(m)->file_index;
+  return i < m->self->files->count && i < m->self->file_capacity ? READ_EV_FILE_INDEX_VALID
+                                                                  : READ_EV_FILE_INDEX_INVALID;
+}
+
+int read_check_path(io_read_ctx *m) {
+  const emel_io_file *f = &m->self->files->files[request_of(m)->file_index];
+  if (!f->path || f->path_len == 0 || f->path_len > EMEL_IO_MAX_PATH || memchr(f->path, '\0', f->path_len))
+    return READ_EV_PATH_INVALID;
+  return READ_EV_PATH_VALID;
+}
+
+int read_check_span(io_read_ctx *m) {
+  const emel_io_request *r = request_of(m);
+  /* Positions are off_t on the way to the OS: the end must fit in int64. */
+  if (r->offset > (uint64_t)INT64_MAX || r->size > (uint64_t)INT64_MAX - r->offset)
+    return READ_EV_SPAN_OVERFLOWS;
+  return READ_EV_SPAN_VALID;
+}
+
+int read_check_target(io_read_ctx *m) {
+  const emel_io_request *r = request_of(m);
+  if (!r->target) return READ_EV_NO_TARGET;
+  return r->target_size >= r->size ? READ_EV_TARGET_FITS : READ_EV_TARGET_TOO_SMALL;
+}
+
+/* ---- file ---- */
+
+/* Direct reads go straight into the destination only when the destination
+ * and the file agree modulo the block: then every block-aligned file position
+ * lands on a block-aligned address. An owned buffer can be placed so (see
+ * read_allocate_buffer) when the span's offset keeps the buffer's alignment. */
+static int direct_alignable(const io_read_ctx *m) {
+  const emel_io_request *r = request_of(m);
+  const size_t block = m->self->block;
+  if (r->target) return (uintptr_t)r->target % block == r->offset % block;
+  return r->offset % m->self->alignment == 0;
+}
+
+int read_choose_io_mode(io_read_ctx *m) {
+  m->member->mode = READ_BUFFERED;
+  if (!(request_of(m)->flags & EMEL_LOAD_DIRECT)) return READ_EV_BUFFERED_IO;
+  if (file_of(m)->direct_refused) return READ_EV_DIRECT_KNOWN_REFUSED;
+  if (!direct_alignable(m)) return READ_EV_DIRECT_UNALIGNED;
+  m->member->mode = READ_DIRECT;
+  return READ_EV_DIRECT_IO;
+}
+
+static int open_mode(io_read_ctx *m, int mode) {
+  read_file *f = file_of(m);
+  m->member->mode = mode;
+  if (f->fd[mode] >= 0) {
+    m->member->fd = f->fd[mode];
+    return READ_EV_FILE_ALREADY_OPEN;
+  }
+  const emel_platform_ops *p = &m->self->platform;
+  const char *path = m->self->files->files[request_of(m)->file_index].path;
+  int fd = p->open(p->user, path, mode == READ_DIRECT ? EMEL_OPEN_DIRECT : EMEL_OPEN_READ);
+  if (fd < 0) {
+    if (mode == READ_DIRECT && fd == -EINVAL) { /* the filesystem has no O_DIRECT */
+      f->direct_refused = 1;
+      m->member->mode = READ_BUFFERED;
+      return READ_EV_DIRECT_REFUSED;
+    }
+    m->error.os_errno = -fd;
+    return READ_EV_OPEN_FAILED;
+  }
+  f->fd[mode] = fd;
+  m->member->fd = fd;
+  return READ_EV_FILE_OPENED;
+}
+
+int read_open_direct(io_read_ctx *m) { return open_mode(m, READ_DIRECT); }
+
+int read_open_buffered(io_read_ctx *m) { return open_mode(m, READ_BUFFERED); }
+
+void read_count_direct_fallback(io_read_ctx *m) { m->self->stats.direct_fallbacks++; }
+
+void read_count_direct_unaligned(io_read_ctx *m) { m->self->stats.direct_unaligned++; }
+
+int read_size_file(io_read_ctx *m) {
+  read_file *f = file_of(m);
+  if (f->size_known) return READ_EV_SIZE_KNOWN;
+  const emel_platform_ops *p = &m->self->platform;
+  uint64_t size = 0;
+  int r = p->file_size(p->user, m->member->fd, &size);
+  if (r < 0) {
+    m->error.os_errno = -r;
+    return READ_EV_STAT_FAILED;
+  }
+  f->size = size;
+  f->size_known = 1;
+  return READ_EV_SIZE_KNOWN;
+}
+
+int read_check_span_in_file(io_read_ctx *m) {
+  const emel_io_request *r = request_of(m);
+  return r->offset + r->size <= file_of(m)->size ? READ_EV_SPAN_INSIDE_FILE : READ_EV_SPAN_BEYOND_EOF;
+}
+
+/* ---- storage ---- */
+
+int read_reserve_slot(io_read_ctx *m) {
+  io_read *self = m->self;
+  if (self->free_head == 0) return READ_EV_POOL_EXHAUSTED;
+  uint32_t index = self->free_head - 1;
+  read_slot *s = &self->slots[index];
+  self->free_head = s->next_free;
+  s->state = SLOT_RESERVED;
+  s->size = request_of(m)->size;
+  m->member->slot = index;
+  return READ_EV_SLOT_RESERVED;
+}
+
+int read_choose_storage(io_read_ctx *m) {
+  return request_of(m)->target ? READ_EV_EXTERNAL_STORAGE : READ_EV_OWNED_STORAGE;
+}
+
+int read_allocate_buffer(io_read_ctx *m) {
+  io_read *self = m->self;
+  const emel_io_request *r = request_of(m);
+  read_slot *s = slot_of(m, m->member);
+  size_t size = (size_t)r->size, align = self->alignment, shift = 0;
+  if (m->member->mode == READ_DIRECT) {
+    /* Place the data so that it agrees with the file modulo the block. */
+    if (align < self->block) align = self->block;
+    shift = (size_t)(r->offset % self->block);
+    if (size > SIZE_MAX - self->block) return READ_EV_ALLOC_FAILED;
+    size += self->block;
+  }
+  void *base = self->platform.alloc(self->platform.user, size, align);
+  if (!base) return READ_EV_ALLOC_FAILED;
+  s->base = base;
+  s->alloc_size = size;
+  s->data = (unsigned char *)base + shift;
+  m->member->data = s->data;
+  return READ_EV_STORAGE_READY;
+}
+
+int read_adopt_target(io_read_ctx *m) {
+  read_slot *s = slot_of(m, m->member);
+  s->base = NULL; /* the caller's: never freed here */
+  s->data = request_of(m)->target;
+  m->member->data = s->data;
+  return READ_EV_STORAGE_READY;
+}
+
+void read_release_slot(io_read_ctx *m) { free_slot(m->self, m->member->slot); }
+
+int read_finish_preparation(io_read_ctx *m) { return m->read_now ? READ_EV_READ_NOW : READ_EV_READ_WITH_RUN; }
+
+void read_keep_member_for_its_run(io_read_ctx *m) { m->prepared = 1; }
+
+/* ---- transfer ---- */
+
+void read_start_single_run(io_read_ctx *m) {
+  m->run = m->member;
+  m->run_count = 1;
+  m->run_start = request_of(m)->offset;
+  m->run_end = m->run_start + request_of(m)->size;
+  m->done = 0;
+  m->cursor = 0;
+  m->retries = 0;
+}
+
+static uint64_t member_offset(const read_member *x) { return x->request->offset; }
+static uint64_t member_end(const read_member *x) { return x->request->offset + x->request->size; }
+
+/* Classifies what one read returned against what it asked for. */
+static int chunk_outcome(io_read_ctx *m, int64_t got, uint64_t asked) {
+  m->last_got = got;
+  if (got < 0) {
+    if (got == -EINTR) return READ_EV_CHUNK_INTERRUPTED;
+    m->error.os_errno = (int)-got;
+    return READ_EV_CHUNK_FAILED;
+  }
+  if (got == 0) return READ_EV_CHUNK_END_OF_FILE;
+  if ((uint64_t)got < asked) {
+    m->self->stats.short_reads++;
+    return READ_EV_CHUNK_SHORT;
+  }
+  return READ_EV_CHUNK_READ;
+}
+
+/* Direct reads: block-aligned positions, lengths and addresses. The head
+ * (position inside a block) and the tail (less than a block left) go through
+ * the one-block bounce; the rest lands in the destination. */
+static int read_direct_chunk(io_read_ctx *m) {
+  io_read *self = m->self;
+  const emel_platform_ops *p = &self->platform;
+  const uint64_t block = self->block, pos = m->run_start + m->done, left = m->run_end - pos;
+  unsigned char *dst = (unsigned char *)m->run[0].data + m->done;
+  const uint64_t lead = pos % block;
+  self->stats.preads++;
+  if (lead != 0 || left < block) {
+    const uint64_t need = left < block - lead ? left : block - lead;
+    int64_t got = p->pread(p->user, m->run[0].fd, self->bounce, (size_t)block, pos - lead);
+    if (got > 0) self->stats.bytes_read += (uint64_t)got;
+    if (got <= 0) return chunk_outcome(m, got, need);
+    if ((uint64_t)got <= lead) return chunk_outcome(m, 0, need); /* the file ends before our byte */
+    uint64_t usable = (uint64_t)got - lead < need ? (uint64_t)got - lead : need;
+    memcpy(dst, self->bounce + lead, (size_t)usable);
+    return chunk_outcome(m, (int64_t)usable, need);
+  }
+  uint64_t len = left - left % block;
+  if (len > self->direct_chunk) len = self->direct_chunk;
+  int64_t got = p->pread(p->user, m->run[0].fd, dst, (size_t)len, pos);
+  if (got > 0) self->stats.bytes_read += (uint64_t)got;
+  return chunk_outcome(m, got, len);
+}
+
+/* Buffered reads: one chunk of the run, scattered over the members' buffers
+ * (and the gap scratch between them) from where the transfer stands. */
+static int read_buffered_chunk(io_read_ctx *m) {
+  io_read *self = m->self;
+  const emel_platform_ops *p = &self->platform;
+  const uint64_t pos = m->run_start + m->done;
+  uint64_t left = m->run_end - pos;
+  if (left > self->chunk_size) left = self->chunk_size;
+  emel_iovec iov[EMEL_PLATFORM_IOV_MAX];
+  int count = 0;
+  uint64_t at = pos;
+  for (size_t k = m->cursor; left > 0 && count < EMEL_PLATFORM_IOV_MAX && k < m->run_count; count++) {
+    const read_member *x = &m->run[k];
+    uint64_t len;
+    if (at < member_offset(x)) { /* padding before this member: at most EMEL_IO_READ_MAX_GAP */
+      len = member_offset(x) - at;
+      if (len > left) len = left;
+      iov[count].base = self->gap_scratch;
+    } else {
+      len = member_end(x) - at;
+      if (len > left) len = left;
+      iov[count].base = (unsigned char *)x->data + (at - member_offset(x));
+      if (at + len == member_end(x)) k++;
+    }
+    iov[count].len = (size_t)len;
+    at += len;
+    left -= len;
+  }
+  const uint64_t asked = at - pos;
+  self->stats.preads++;
+  int64_t got = count == 1 ? p->pread(p->user, m->run[0].fd, iov[0].base, iov[0].len, pos)
+                           : p->preadv(p->user, m->run[0].fd, iov, count, pos);
+  if (got > 0) self->stats.bytes_read += (uint64_t)got;
+  return chunk_outcome(m, got, asked);
+}
+
+int read_chunk(io_read_ctx *m) {
+  return m->run[0].mode == READ_DIRECT ? read_direct_chunk(m) : read_buffered_chunk(m);
+}
+
+int read_advance_transfer(io_read_ctx *m) {
+  m->done += (uint64_t)m->last_got;
+  m->retries = 0; /* the retry budget is per stall, not per transfer */
+  while (m->cursor < m->run_count && member_end(&m->run[m->cursor]) <= m->run_start + m->done) m->cursor++;
+  return m->run_start + m->done == m->run_end ? READ_EV_TRANSFER_COMPLETE : READ_EV_CHUNK_DUE;
+}
+
+int read_check_retry_budget(io_read_ctx *m) {
+  if (++m->retries > EMEL_IO_READ_MAX_EINTR) {
+    m->error.os_errno = EINTR;
+    return READ_EV_RETRIES_EXHAUSTED;
+  }
+  m->self->stats.eintr_retries++;
+  return READ_EV_RETRY_ALLOWED;
+}
+
+void read_discard_run(io_read_ctx *m) {
+  for (size_t k = 0; k < m->run_count; k++) {
+    read_member *x = &m->run[k];
+    free_slot(m->self, x->slot);
+    x->data = NULL;
+    x->result->error = m->error;
+  }
+}
+
+int read_check_cache_policy(io_read_ctx *m) {
+  return m->run[0].request->flags & EMEL_LOAD_DROP_CACHE ? READ_EV_DROP_CACHE : READ_EV_KEEP_CACHE;
+}
+
+int read_drop_cache(io_read_ctx *m) {
+  const emel_platform_ops *p = &m->self->platform;
+  int r = p->fadvise(p->user, m->run[0].fd, m->run_start, m->run_end - m->run_start, EMEL_FADVISE_DONTNEED);
+  if (r < 0) return READ_EV_CACHE_DROP_FAILED;
+  m->self->stats.cache_drops++;
+  return READ_EV_CACHE_DROPPED;
+}
+
+void read_count_cache_drop_failure(io_read_ctx *m) { m->self->stats.cache_drop_failures++; }
+
+void read_grant_run(io_read_ctx *m) {
+  io_read *self = m->self;
+  self->stats.runs++;
+  if (m->run[0].mode == READ_DIRECT) self->stats.direct_reads++;
+  for (size_t k = 0; k < m->run_count; k++) {
+    read_member *x = &m->run[k];
+    read_slot *s = slot_of(m, x);
+    s->state = SLOT_LIVE;
+    self->live++;
+    emel_io_result *res = x->result;
+    res->data = s->data;
+    res->size = s->size;
+    res->residency = s->base ? EMEL_RESIDENCY_OWNED : EMEL_RESIDENCY_EXTERNAL;
+    res->strategy = EMEL_STRATEGY_READ;
+    res->handle.strategy = EMEL_STRATEGY_READ;
+    res->handle.slot = x->slot;
+    res->handle.generation = s->generation;
+    res->error.code = EMEL_OK;
+    res->error.os_errno = 0;
+  }
+}
+
+/* ---- release ---- */
+
+int read_check_handle(io_read_ctx *m) {
+  const emel_io_handle h = m->handle;
+  const io_read *self = m->self;
+  if (h.strategy != EMEL_STRATEGY_READ || h.slot >= self->slot_capacity) return READ_EV_HANDLE_STALE;
+  const read_slot *s = &self->slots[h.slot];
+  return s->state == SLOT_LIVE && s->generation == h.generation ? READ_EV_HANDLE_LIVE : READ_EV_HANDLE_STALE;
+}
+
+void read_release_residency(io_read_ctx *m) {
+  free_slot(m->self, m->handle.slot);
+  m->self->live--;
+}

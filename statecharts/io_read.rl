@@ -1,0 +1,283 @@
+/* The read strategy: make a tensor span resident by copying it from the file.
+ *
+ * ACQUIRE (one request) and PREPARE (one member of a batch) share the
+ * preparation: validate the request, path, file index, span and target; pick
+ * buffered or direct I/O; open the file (once per file and mode) and read its
+ * size (once); refuse a span past the end; reserve a pool slot; allocate an
+ * owned buffer or adopt the caller's. ACQUIRE then transfers at once; a
+ * prepared batch member waits for TRANSFER_RUN, which reads a run of members
+ * coalesced in file order.
+ * The transfer is a loop of chunks: each read reports how it went and the
+ * chart decides (continue, retry an interruption within a budget, or fail).
+ * Every failure has its own route; a failure after the slot was taken releases
+ * it (and the buffer) on that route. The run is granted only when every byte
+ * arrived. RELEASE returns a live residency; a stale handle is refused.
+ */
+#include "emel/io/read/read.h"
+#define EMEL_MACHINE_TABLES
+#include "io_read_names.h"
+
+%%{
+  machine io_read;
+  alphtype int;
+  access m->core.;
+
+  # requests
+  export ACQUIRE = 1;
+  export PREPARE = 2;
+  export TRANSFER_RUN = 3;
+  export RELEASE = 4;
+  # outcomes reported by actions
+  export REQUEST_VALID = 5;
+  export REQUEST_INVALID = 6;
+  export FILE_INDEX_VALID = 7;
+  export FILE_INDEX_INVALID = 8;
+  export PATH_VALID = 9;
+  export PATH_INVALID = 10;
+  export SPAN_VALID = 11;
+  export SPAN_OVERFLOWS = 12;
+  export TARGET_FITS = 13;
+  export NO_TARGET = 14;
+  export TARGET_TOO_SMALL = 15;
+  export BUFFERED_IO = 16;
+  export DIRECT_IO = 17;
+  export DIRECT_UNALIGNED = 18;
+  export DIRECT_KNOWN_REFUSED = 19;
+  export FILE_ALREADY_OPEN = 20;
+  export FILE_OPENED = 21;
+  export DIRECT_REFUSED = 22;
+  export OPEN_FAILED = 23;
+  export SIZE_KNOWN = 24;
+  export STAT_FAILED = 25;
+  export SPAN_INSIDE_FILE = 26;
+  export SPAN_BEYOND_EOF = 27;
+  export SLOT_RESERVED = 28;
+  export POOL_EXHAUSTED = 29;
+  export OWNED_STORAGE = 30;
+  export EXTERNAL_STORAGE = 31;
+  export STORAGE_READY = 32;
+  export ALLOC_FAILED = 33;
+  export READ_NOW = 34;
+  export READ_WITH_RUN = 35;
+  export CHUNK_READ = 36;
+  export CHUNK_SHORT = 37;
+  export CHUNK_INTERRUPTED = 38;
+  export CHUNK_END_OF_FILE = 39;
+  export CHUNK_FAILED = 40;
+  export RETRY_ALLOWED = 41;
+  export RETRIES_EXHAUSTED = 42;
+  export CHUNK_DUE = 43;
+  export TRANSFER_COMPLETE = 44;
+  export KEEP_CACHE = 45;
+  export DROP_CACHE = 46;
+  export CACHE_DROPPED = 47;
+  export CACHE_DROP_FAILED = 48;
+  export HANDLE_LIVE = 49;
+  export HANDLE_STALE = 50;
+
+  action check_request { EMEL_REPORT(m, read_check_request(m)); }
+  action check_file_index { EMEL_REPORT(m, read_check_file_index(m)); }
+  action check_path { EMEL_REPORT(m, read_check_path(m)); }
+  action check_span { EMEL_REPORT(m, read_check_span(m)); }
+  action check_target { EMEL_REPORT(m, read_check_target(m)); }
+  action choose_io_mode { EMEL_REPORT(m, read_choose_io_mode(m)); }
+  action open_direct { EMEL_REPORT(m, read_open_direct(m)); }
+  action open_buffered { EMEL_REPORT(m, read_open_buffered(m)); }
+  action count_direct_fallback { read_count_direct_fallback(m); }
+  action count_direct_unaligned { read_count_direct_unaligned(m); }
+  action size_file { EMEL_REPORT(m, read_size_file(m)); }
+  action check_span_in_file { EMEL_REPORT(m, read_check_span_in_file(m)); }
+  action reserve_slot { EMEL_REPORT(m, read_reserve_slot(m)); }
+  action choose_storage { EMEL_REPORT(m, read_choose_storage(m)); }
+  action allocate_buffer { EMEL_REPORT(m, read_allocate_buffer(m)); }
+  action adopt_target { EMEL_REPORT(m, read_adopt_target(m)); }
+  action release_slot { read_release_slot(m); }
+  action finish_preparation { EMEL_REPORT(m, read_finish_preparation(m)); }
+  action keep_member_for_its_run { read_keep_member_for_its_run(m); }
+  action start_single_run { read_start_single_run(m); }
+  action read_chunk { EMEL_REPORT(m, read_chunk(m)); }
+  action advance_transfer { EMEL_REPORT(m, read_advance_transfer(m)); }
+  action check_retry_budget { EMEL_REPORT(m, read_check_retry_budget(m)); }
+  action discard_run { read_discard_run(m); }
+  action check_cache_policy { EMEL_REPORT(m, read_check_cache_policy(m)); }
+  action drop_cache { EMEL_REPORT(m, read_drop_cache(m)); }
+  action count_cache_drop_failure { read_count_cache_drop_failure(m); }
+  action grant_run { read_grant_run(m); }
+  action check_handle { EMEL_REPORT(m, read_check_handle(m)); }
+  action release_residency { read_release_residency(m); }
+  action refuse_invalid_request { read_refuse(m, EMEL_INVALID_REQUEST); }
+  action refuse_invalid_file_index { read_refuse(m, EMEL_INVALID_FILE_INDEX); }
+  action refuse_invalid_path { read_refuse(m, EMEL_INVALID_PATH); }
+  action refuse_span_overflow { read_refuse(m, EMEL_SPAN_OVERFLOW); }
+  action refuse_target_too_small { read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
+  action refuse_open_failed { read_refuse(m, EMEL_OPEN_FAILED); }
+  action refuse_stat_failed { read_refuse(m, EMEL_STAT_FAILED); }
+  action refuse_span_beyond_eof { read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
+  action refuse_pool_exhausted { read_refuse(m, EMEL_POOL_EXHAUSTED); }
+  action refuse_alloc_failed { read_refuse(m, EMEL_READ_ALLOC_FAILED); }
+  action refuse_read_failed { read_refuse(m, EMEL_READ_FAILED); }
+  action refuse_unexpected_eof { read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+  action refuse_invalid_handle { read_refuse(m, EMEL_INVALID_HANDLE); }
+
+  main := (
+    start: idle: (
+        ACQUIRE @check_request -> checking_request
+      | PREPARE @check_request -> checking_request
+      | TRANSFER_RUN @read_chunk -> reading_chunk
+      | RELEASE @check_handle -> checking_handle
+    ),
+    checking_request: (
+        REQUEST_VALID @check_file_index -> checking_file_index
+      | REQUEST_INVALID @refuse_invalid_request -> idle
+    ),
+    checking_file_index: (
+        FILE_INDEX_VALID @check_path -> checking_path
+      | FILE_INDEX_INVALID @refuse_invalid_file_index -> idle
+    ),
+    checking_path: (
+        PATH_VALID @check_span -> checking_span
+      | PATH_INVALID @refuse_invalid_path -> idle
+    ),
+    checking_span: (
+        SPAN_VALID @check_target -> checking_target
+      | SPAN_OVERFLOWS @refuse_span_overflow -> idle
+    ),
+    checking_target: (
+        TARGET_FITS @choose_io_mode -> choosing_io_mode
+      | NO_TARGET @choose_io_mode -> choosing_io_mode
+      | TARGET_TOO_SMALL @refuse_target_too_small -> idle
+    ),
+    choosing_io_mode: (
+        BUFFERED_IO @open_buffered -> opening_buffered
+      | DIRECT_IO @open_direct -> opening_direct
+      | DIRECT_UNALIGNED @count_direct_unaligned @open_buffered -> opening_buffered
+      | DIRECT_KNOWN_REFUSED @count_direct_fallback @open_buffered -> opening_buffered
+    ),
+    opening_direct: (
+        FILE_ALREADY_OPEN @size_file -> sizing
+      | FILE_OPENED @size_file -> sizing
+      | DIRECT_REFUSED @count_direct_fallback @open_buffered -> opening_buffered
+      | OPEN_FAILED @refuse_open_failed -> idle
+    ),
+    opening_buffered: (
+        FILE_ALREADY_OPEN @size_file -> sizing
+      | FILE_OPENED @size_file -> sizing
+      | OPEN_FAILED @refuse_open_failed -> idle
+    ),
+    sizing: (
+        SIZE_KNOWN @check_span_in_file -> checking_span_in_file
+      | STAT_FAILED @refuse_stat_failed -> idle
+    ),
+    checking_span_in_file: (
+        SPAN_INSIDE_FILE @reserve_slot -> reserving_slot
+      | SPAN_BEYOND_EOF @refuse_span_beyond_eof -> idle
+    ),
+    reserving_slot: (
+        SLOT_RESERVED @choose_storage -> choosing_storage
+      | POOL_EXHAUSTED @refuse_pool_exhausted -> idle
+    ),
+    choosing_storage: (
+        OWNED_STORAGE @allocate_buffer -> placing_storage
+      | EXTERNAL_STORAGE @adopt_target -> placing_storage
+    ),
+    placing_storage: (
+        STORAGE_READY @finish_preparation -> prepared
+      | ALLOC_FAILED @release_slot @refuse_alloc_failed -> idle
+    ),
+    prepared: (
+        READ_NOW @start_single_run @read_chunk -> reading_chunk
+      | READ_WITH_RUN @keep_member_for_its_run -> idle
+    ),
+    reading_chunk: (
+        CHUNK_READ @advance_transfer -> advancing
+      | CHUNK_SHORT @advance_transfer -> advancing
+      | CHUNK_INTERRUPTED @check_retry_budget -> retrying
+      | CHUNK_END_OF_FILE @refuse_unexpected_eof @discard_run -> idle
+      | CHUNK_FAILED @refuse_read_failed @discard_run -> idle
+    ),
+    retrying: (
+        RETRY_ALLOWED @read_chunk -> reading_chunk
+      | RETRIES_EXHAUSTED @refuse_read_failed @discard_run -> idle
+    ),
+    advancing: (
+        CHUNK_DUE @read_chunk -> reading_chunk
+      | TRANSFER_COMPLETE @check_cache_policy -> finishing
+    ),
+    finishing: (
+        KEEP_CACHE @grant_run -> idle
+      | DROP_CACHE @drop_cache -> dropping_cache
+    ),
+    dropping_cache: (
+        CACHE_DROPPED @grant_run -> idle
+      | CACHE_DROP_FAILED @count_cache_drop_failure @grant_run -> idle
+    ),
+    checking_handle: (
+        HANDLE_LIVE @release_residency -> idle
+      | HANDLE_STALE @refuse_invalid_handle -> idle
+    )
+  );
+}%%
+
+%% write exports;
+
+EMEL_CHECK_EVENT(io_read, ACQUIRE, READ_EV_ACQUIRE);
+EMEL_CHECK_EVENT(io_read, PREPARE, READ_EV_PREPARE);
+EMEL_CHECK_EVENT(io_read, TRANSFER_RUN, READ_EV_TRANSFER_RUN);
+EMEL_CHECK_EVENT(io_read, RELEASE, READ_EV_RELEASE);
+EMEL_CHECK_EVENT(io_read, REQUEST_VALID, READ_EV_REQUEST_VALID);
+EMEL_CHECK_EVENT(io_read, REQUEST_INVALID, READ_EV_REQUEST_INVALID);
+EMEL_CHECK_EVENT(io_read, FILE_INDEX_VALID, READ_EV_FILE_INDEX_VALID);
+EMEL_CHECK_EVENT(io_read, FILE_INDEX_INVALID, READ_EV_FILE_INDEX_INVALID);
+EMEL_CHECK_EVENT(io_read, PATH_VALID, READ_EV_PATH_VALID);
+EMEL_CHECK_EVENT(io_read, PATH_INVALID, READ_EV_PATH_INVALID);
+EMEL_CHECK_EVENT(io_read, SPAN_VALID, READ_EV_SPAN_VALID);
+EMEL_CHECK_EVENT(io_read, SPAN_OVERFLOWS, READ_EV_SPAN_OVERFLOWS);
+EMEL_CHECK_EVENT(io_read, TARGET_FITS, READ_EV_TARGET_FITS);
+EMEL_CHECK_EVENT(io_read, NO_TARGET, READ_EV_NO_TARGET);
+EMEL_CHECK_EVENT(io_read, TARGET_TOO_SMALL, READ_EV_TARGET_TOO_SMALL);
+EMEL_CHECK_EVENT(io_read, BUFFERED_IO, READ_EV_BUFFERED_IO);
+EMEL_CHECK_EVENT(io_read, DIRECT_IO, READ_EV_DIRECT_IO);
+EMEL_CHECK_EVENT(io_read, DIRECT_UNALIGNED, READ_EV_DIRECT_UNALIGNED);
+EMEL_CHECK_EVENT(io_read, DIRECT_KNOWN_REFUSED, READ_EV_DIRECT_KNOWN_REFUSED);
+EMEL_CHECK_EVENT(io_read, FILE_ALREADY_OPEN, READ_EV_FILE_ALREADY_OPEN);
+EMEL_CHECK_EVENT(io_read, FILE_OPENED, READ_EV_FILE_OPENED);
+EMEL_CHECK_EVENT(io_read, DIRECT_REFUSED, READ_EV_DIRECT_REFUSED);
+EMEL_CHECK_EVENT(io_read, OPEN_FAILED, READ_EV_OPEN_FAILED);
+EMEL_CHECK_EVENT(io_read, SIZE_KNOWN, READ_EV_SIZE_KNOWN);
+EMEL_CHECK_EVENT(io_read, STAT_FAILED, READ_EV_STAT_FAILED);
+EMEL_CHECK_EVENT(io_read, SPAN_INSIDE_FILE, READ_EV_SPAN_INSIDE_FILE);
+EMEL_CHECK_EVENT(io_read, SPAN_BEYOND_EOF, READ_EV_SPAN_BEYOND_EOF);
+EMEL_CHECK_EVENT(io_read, SLOT_RESERVED, READ_EV_SLOT_RESERVED);
+EMEL_CHECK_EVENT(io_read, POOL_EXHAUSTED, READ_EV_POOL_EXHAUSTED);
+EMEL_CHECK_EVENT(io_read, OWNED_STORAGE, READ_EV_OWNED_STORAGE);
+EMEL_CHECK_EVENT(io_read, EXTERNAL_STORAGE, READ_EV_EXTERNAL_STORAGE);
+EMEL_CHECK_EVENT(io_read, STORAGE_READY, READ_EV_STORAGE_READY);
+EMEL_CHECK_EVENT(io_read, ALLOC_FAILED, READ_EV_ALLOC_FAILED);
+EMEL_CHECK_EVENT(io_read, READ_NOW, READ_EV_READ_NOW);
+EMEL_CHECK_EVENT(io_read, READ_WITH_RUN, READ_EV_READ_WITH_RUN);
+EMEL_CHECK_EVENT(io_read, CHUNK_READ, READ_EV_CHUNK_READ);
+EMEL_CHECK_EVENT(io_read, CHUNK_SHORT, READ_EV_CHUNK_SHORT);
+EMEL_CHECK_EVENT(io_read, CHUNK_INTERRUPTED, READ_EV_CHUNK_INTERRUPTED);
+EMEL_CHECK_EVENT(io_read, CHUNK_END_OF_FILE, READ_EV_CHUNK_END_OF_FILE);
+EMEL_CHECK_EVENT(io_read, CHUNK_FAILED, READ_EV_CHUNK_FAILED);
+EMEL_CHECK_EVENT(io_read, RETRY_ALLOWED, READ_EV_RETRY_ALLOWED);
+EMEL_CHECK_EVENT(io_read, RETRIES_EXHAUSTED, READ_EV_RETRIES_EXHAUSTED);
+EMEL_CHECK_EVENT(io_read, CHUNK_DUE, READ_EV_CHUNK_DUE);
+EMEL_CHECK_EVENT(io_read, TRANSFER_COMPLETE, READ_EV_TRANSFER_COMPLETE);
+EMEL_CHECK_EVENT(io_read, KEEP_CACHE, READ_EV_KEEP_CACHE);
+EMEL_CHECK_EVENT(io_read, DROP_CACHE, READ_EV_DROP_CACHE);
+EMEL_CHECK_EVENT(io_read, CACHE_DROPPED, READ_EV_CACHE_DROPPED);
+EMEL_CHECK_EVENT(io_read, CACHE_DROP_FAILED, READ_EV_CACHE_DROP_FAILED);
+EMEL_CHECK_EVENT(io_read, HANDLE_LIVE, READ_EV_HANDLE_LIVE);
+EMEL_CHECK_EVENT(io_read, HANDLE_STALE, READ_EV_HANDLE_STALE);
+
+static void io_read_exec(void *ctx, int event) {
+  io_read_ctx *m = ctx;
+  const int *p = &event;
+  const int *pe = p + 1;
+EMEL_GENERATED_EXEC_BEGIN
+  %% write exec;
+EMEL_GENERATED_EXEC_END
+}
+
+const emel_machine_desc io_read_desc = EMEL_MACHINE_DESC(io_read);

@@ -1,0 +1,759 @@
+/* The read strategy: every route of statecharts/io_read.rl on real files in
+ * the build directory (a real filesystem, so O_DIRECT can be tried), with
+ * failures injected through the fault platform. After each test the strategy
+ * holds nothing and no descriptor or byte is outstanding. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "emel/io.h"
+#include "emel/io_read.h"
+#include "emel/tensor.h"
+#include "emel/io/read/read.h"
+#include "fault_platform.h"
+#include "machine_check.h"
+
+enum { FILE_BYTES = 3 * 65536 + 123 }; /* not a multiple of any block: the last span ends oddly */
+
+static fault_platform fp;
+static emel_platform_ops ops; /* fp.ops, with pread capped when pread_cap >= 0 */
+static int64_t pread_cap;
+static int pread_cap_calls; /* reads the cap applies to */
+static emel_io *io;
+static uint32_t file0;
+static char path0[256];
+static unsigned char *expect; /* the file's bytes */
+
+static unsigned char byte_at(uint64_t i) { return (unsigned char)((i * 131u) ^ (i >> 9) ^ 0x5a); }
+
+static void write_file(const char *path, size_t size) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (size_t i = 0; i < size; i++) fputc(byte_at(i), f);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Returns at most pread_cap bytes of a full-length read: unlike a shortened
+ * request, this keeps O_DIRECT's aligned length. */
+static int64_t capped_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
+  int64_t n = fp.ops.pread(user, fd, buf, len, offset);
+  if (pread_cap < 0 || pread_cap_calls <= 0) return n;
+  pread_cap_calls--;
+  return n > pread_cap ? pread_cap : n;
+}
+
+static void attach(const emel_io_read_config *config) {
+  ck_assert_int_eq(emel_io_read_attach(io, config), EMEL_OK);
+}
+
+static void setup(void) {
+  fault_platform_init(&fp);
+  ops = fp.ops;
+  ops.pread = capped_pread;
+  pread_cap = -1;
+  emel_io_config c = {.platform = &ops, .max_files = 4};
+  ck_assert_int_eq(emel_io_create(&io, &c), EMEL_OK);
+  snprintf(path0, sizeof path0, "io_read_%ld.bin", (long)getpid()); /* cwd: the build tree */
+  write_file(path0, FILE_BYTES);
+  ck_assert_int_eq(emel_io_add_file(io, path0, strlen(path0), &file0), EMEL_OK);
+  expect = malloc(FILE_BYTES);
+  for (size_t i = 0; i < FILE_BYTES; i++) expect[i] = byte_at(i);
+}
+
+static void teardown(void) {
+  if (io) ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
+  emel_io_destroy(io);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
+  unlink(path0);
+  free(expect);
+}
+
+static emel_io_request req(uint64_t offset, uint64_t size) {
+  emel_io_request r = {.file_index = file0, .offset = offset, .size = size, .strategy = EMEL_STRATEGY_READ};
+  return r;
+}
+
+static emel_io_result acquire(emel_io_request r) {
+  emel_io_result res;
+  emel_io_acquire(io, &r, &res);
+  return res;
+}
+
+static void assert_bytes(const emel_io_result *res, uint64_t offset, uint64_t size) {
+  ck_assert_int_eq(res->error.code, EMEL_OK);
+  ck_assert_uint_eq(res->size, size);
+  ck_assert_msg(memcmp(res->data, expect + offset, size) == 0, "bytes of [%llu, +%llu) differ",
+                (unsigned long long)offset, (unsigned long long)size);
+}
+
+static void release(const emel_io_result *res) {
+  emel_error e = emel_io_release(io, res->handle);
+  ck_assert_int_eq(e.code, EMEL_OK);
+}
+
+static void assert_refused(emel_io_request r, emel_status code, int os_errno) {
+  emel_io_result res = acquire(r);
+  ck_assert_msg(res.error.code == code, "expected %s, got %s", emel_status_name(code),
+                emel_status_name(res.error.code));
+  ck_assert_int_eq(res.error.os_errno, os_errno);
+  ck_assert_ptr_null(res.data);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
+}
+
+static emel_io_read_stats stats(void) {
+  emel_io_read_stats s;
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_OK);
+  return s;
+}
+
+/* ---- success ---- */
+
+START_TEST(test_a_span_is_copied_into_an_owned_buffer_aligned_to_64_bytes) {
+  attach(NULL);
+  int64_t before = fp.live_allocs;
+  emel_io_result res = acquire(req(1000, 5000));
+  assert_bytes(&res, 1000, 5000);
+  ck_assert_uint_eq((uintptr_t)res.data % 64, 0);
+  ck_assert_int_eq(res.residency, EMEL_RESIDENCY_OWNED);
+  ck_assert_int_eq(res.strategy, EMEL_STRATEGY_READ);
+  ck_assert_int_eq(res.handle.strategy, EMEL_STRATEGY_READ);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 1);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 1); /* one chunk, straight into the buffer */
+  release(&res);
+  ck_assert_int_eq(fp.live_allocs, before); /* the buffer went back */
+}
+END_TEST
+
+START_TEST(test_a_larger_alignment_is_honoured_for_owned_buffers) {
+  emel_io_read_config c = {.alignment = 4096};
+  attach(&c);
+  emel_io_result res = acquire(req(3, 100));
+  assert_bytes(&res, 3, 100);
+  ck_assert_uint_eq((uintptr_t)res.data % 4096, 0);
+  release(&res);
+}
+END_TEST
+
+START_TEST(test_caller_buffers_of_exact_and_larger_size_receive_the_span_as_external_residency) {
+  attach(NULL);
+  static unsigned char exact[777], larger[2000];
+  memset(larger, 0xee, sizeof larger);
+  emel_io_request r = req(4321, 777);
+  r.target = exact;
+  r.target_size = sizeof exact;
+  emel_io_result a = acquire(r);
+  assert_bytes(&a, 4321, 777);
+  ck_assert_ptr_eq(a.data, exact);
+  ck_assert_int_eq(a.residency, EMEL_RESIDENCY_EXTERNAL);
+  r.target = larger;
+  r.target_size = sizeof larger;
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 4321, 777);
+  ck_assert_ptr_eq(b.data, larger);
+  ck_assert_uint_eq(larger[777], 0xee); /* nothing written past the span */
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 2); /* the slots are tracked for release */
+  release(&a);
+  release(&b);
+  ck_assert_int_eq(memcmp(exact, expect + 4321, 777), 0); /* the caller's bytes stay the caller's */
+}
+END_TEST
+
+START_TEST(test_a_span_ending_on_the_last_byte_of_the_file_is_read_whole) {
+  attach(NULL);
+  emel_io_result res = acquire(req(FILE_BYTES - 4097, 4097));
+  assert_bytes(&res, FILE_BYTES - 4097, 4097);
+  release(&res);
+  res = acquire(req(0, FILE_BYTES));
+  assert_bytes(&res, 0, FILE_BYTES);
+  release(&res);
+}
+END_TEST
+
+START_TEST(test_chunk_sizes_that_do_and_do_not_divide_the_span_read_the_same_bytes) {
+  emel_io_read_config c = {.chunk_size = 4096};
+  attach(&c);
+  emel_io_result res = acquire(req(512, 16384)); /* 4 whole chunks */
+  assert_bytes(&res, 512, 16384);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 4);
+  release(&res);
+  res = acquire(req(7, 10000)); /* 2 whole chunks and 1808 bytes */
+  assert_bytes(&res, 7, 10000);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 7);
+  release(&res);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.preads, 7);
+  ck_assert_uint_eq(s.bytes_read, 26384);
+  ck_assert_uint_eq(s.runs, 2);
+}
+END_TEST
+
+START_TEST(test_the_file_is_opened_once_and_sized_once_for_many_tensors) {
+  attach(NULL);
+  emel_io_result r[3];
+  for (int k = 0; k < 3; k++) r[k] = acquire(req((uint64_t)k * 100, 100));
+  for (int k = 0; k < 3; k++) {
+    assert_bytes(&r[k], (uint64_t)k * 100, 100);
+    release(&r[k]);
+  }
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 1);
+  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 1);
+  ck_assert_int_eq(fp.open_fds, 1); /* cached until the boundary is destroyed */
+}
+END_TEST
+
+/* ---- direct I/O ---- */
+
+START_TEST(test_direct_io_reads_aligned_and_unaligned_spans_on_this_filesystem) {
+  emel_io_read_config c = {.chunk_size = 8192};
+  attach(&c);
+  emel_io_request r = req(0, 3 * 4096);
+  r.flags = EMEL_LOAD_DIRECT;
+  emel_io_result a = acquire(r);
+  r = req(64, 20000); /* head and tail through the bounce, the middle straight in */
+  r.flags = EMEL_LOAD_DIRECT;
+  emel_io_result b = acquire(r);
+  r = req(FILE_BYTES - 123, 123); /* the tail block extends past the end of the file */
+  r.flags = EMEL_LOAD_DIRECT;
+  emel_io_result d = acquire(r);
+  emel_io_read_stats s = stats();
+  if (s.direct_fallbacks) {
+    /* A filesystem without O_DIRECT (tmpfs before Linux 6.6): the fall-back is reported. */
+    ck_assert_uint_eq(s.direct_reads, 0);
+  } else {
+    ck_assert_uint_eq(s.direct_reads, 3);
+  }
+  assert_bytes(&a, 0, 3 * 4096);
+  assert_bytes(&b, 64, 20000);
+  assert_bytes(&d, FILE_BYTES - 123, 123);
+  ck_assert_uint_eq((uintptr_t)a.data % 64, 0);
+  ck_assert_uint_eq((uintptr_t)b.data % 64, 0);
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 1); /* the direct descriptor is opened once */
+  release(&a);
+  release(&b);
+  release(&d);
+  /* A caller buffer that agrees with the file modulo the page is read directly too. */
+  static _Alignas(4096) unsigned char page_buf[3 * 4096];
+  r = req(4096 + 200, 5000);
+  r.flags = EMEL_LOAD_DIRECT;
+  r.target = page_buf + 200;
+  r.target_size = 5000;
+  emel_io_result e = acquire(r);
+  assert_bytes(&e, 4096 + 200, 5000);
+  ck_assert_int_eq(e.residency, EMEL_RESIDENCY_EXTERNAL);
+  release(&e);
+  ck_assert_uint_eq(stats().direct_unaligned, 0);
+}
+END_TEST
+
+START_TEST(test_a_filesystem_refusing_o_direct_falls_back_to_buffered_reads_and_reports_it) {
+  attach(NULL);
+  fault_platform_fail(&fp, FP_OPEN, 1, EINVAL);
+  emel_io_request r = req(64, 3000);
+  r.flags = EMEL_LOAD_DIRECT;
+  emel_io_result a = acquire(r);
+  assert_bytes(&a, 64, 3000);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.direct_fallbacks, 1);
+  ck_assert_uint_eq(s.direct_reads, 0);
+  /* The refusal is remembered: the next direct load goes buffered without a new open. */
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 64, 3000);
+  ck_assert_uint_eq(stats().direct_fallbacks, 2);
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 2);
+  release(&a);
+  release(&b);
+}
+END_TEST
+
+START_TEST(test_a_direct_load_whose_destination_cannot_agree_with_the_file_is_served_buffered_and_counted) {
+  attach(NULL);
+  emel_io_request r = req(32, 5000); /* an owned buffer must be 64-aligned: 32 cannot agree */
+  r.flags = EMEL_LOAD_DIRECT;
+  emel_io_result a = acquire(r);
+  assert_bytes(&a, 32, 5000);
+  static _Alignas(4096) unsigned char buf[8192];
+  r = req(4096, 100);
+  r.flags = EMEL_LOAD_DIRECT;
+  r.target = buf + 1;
+  r.target_size = 100;
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 4096, 100);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.direct_unaligned, 2);
+  ck_assert_uint_eq(s.direct_reads, 0);
+  release(&a);
+  release(&b);
+}
+END_TEST
+
+START_TEST(test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_eof) {
+  attach(NULL);
+  emel_io_request r = req(64, 100);
+  r.flags = EMEL_LOAD_DIRECT;
+  pread_cap = 10; /* the block read stops before byte 64 */
+  pread_cap_calls = 1;
+  assert_refused(r, EMEL_READ_UNEXPECTED_EOF, 0);
+  pread_cap = 100; /* 36 of the 100 bytes: short, then the rest */
+  pread_cap_calls = 1;
+  emel_io_result a = acquire(r);
+  assert_bytes(&a, 64, 100);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.short_reads, 1);
+  ck_assert_uint_eq(s.direct_reads + s.direct_fallbacks, 1);
+  release(&a);
+}
+END_TEST
+
+/* ---- cache ---- */
+
+START_TEST(test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_counted_not_fatal) {
+  attach(NULL);
+  emel_io_request r = req(0, 8192);
+  r.flags = EMEL_LOAD_DROP_CACHE;
+  emel_io_result a = acquire(r);
+  assert_bytes(&a, 0, 8192);
+  ck_assert_uint_eq(fp.calls[FP_FADVISE], 1);
+  fault_platform_fail(&fp, FP_FADVISE, 2, EBADF);
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 0, 8192);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.cache_drops, 1);
+  ck_assert_uint_eq(s.cache_drop_failures, 1);
+  release(&a);
+  release(&b);
+}
+END_TEST
+
+/* ---- validation ---- */
+
+START_TEST(test_mmap_options_unknown_flags_and_a_zero_size_are_invalid_requests) {
+  attach(NULL);
+  emel_io_request r = req(0, 16);
+  r.flags = EMEL_LOAD_POPULATE;
+  assert_refused(r, EMEL_INVALID_REQUEST, 0);
+  r.flags = EMEL_LOAD_LOCK;
+  assert_refused(r, EMEL_INVALID_REQUEST, 0);
+  r.flags = 1u << 12;
+  assert_refused(r, EMEL_INVALID_REQUEST, 0);
+  assert_refused(req(0, 0), EMEL_INVALID_REQUEST, 0);
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 0);
+}
+END_TEST
+
+START_TEST(test_an_empty_path_or_one_with_an_embedded_nul_is_an_invalid_path) {
+  attach(NULL);
+  uint32_t empty, nul;
+  ck_assert_int_eq(emel_io_add_file(io, "", 0, &empty), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "io_read\0x.bin", 13, &nul), EMEL_OK);
+  emel_io_request r = req(0, 16);
+  r.file_index = empty;
+  assert_refused(r, EMEL_INVALID_PATH, 0);
+  r.file_index = nul;
+  assert_refused(r, EMEL_INVALID_PATH, 0);
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 0);
+}
+END_TEST
+
+START_TEST(test_a_file_index_outside_the_table_is_an_invalid_file_index) {
+  attach(NULL);
+  emel_io_request r = req(0, 16);
+  r.file_index = 1;
+  assert_refused(r, EMEL_INVALID_FILE_INDEX, 0);
+  r.file_index = UINT32_MAX;
+  assert_refused(r, EMEL_INVALID_FILE_INDEX, 0);
+}
+END_TEST
+
+START_TEST(test_a_span_whose_end_overflows_a_file_position_is_a_span_overflow) {
+  attach(NULL);
+  assert_refused(req(UINT64_MAX - 8, 16), EMEL_SPAN_OVERFLOW, 0);
+  assert_refused(req((uint64_t)INT64_MAX, 1), EMEL_SPAN_OVERFLOW, 0);
+}
+END_TEST
+
+START_TEST(test_a_caller_buffer_smaller_than_the_span_is_refused) {
+  attach(NULL);
+  unsigned char small[15];
+  emel_io_request r = req(0, 16);
+  r.target = small;
+  r.target_size = sizeof small;
+  assert_refused(r, EMEL_READ_TARGET_TOO_SMALL, 0);
+}
+END_TEST
+
+START_TEST(test_a_span_past_the_end_of_the_file_is_refused_before_any_read) {
+  attach(NULL);
+  assert_refused(req(FILE_BYTES - 10, 11), EMEL_SPAN_BEYOND_EOF, 0);
+  assert_refused(req(FILE_BYTES, 1), EMEL_SPAN_BEYOND_EOF, 0);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 0);
+  ck_assert_uint_eq(fp.calls[FP_ALLOC], 3 + 6); /* io: 2 + path; strategy: itself + 5 pools */
+}
+END_TEST
+
+/* ---- resources ---- */
+
+START_TEST(test_an_exhausted_pool_refuses_the_next_load_until_a_release) {
+  emel_io_read_config c = {.max_buffers = 2};
+  attach(&c);
+  emel_io_result a = acquire(req(0, 10)), b = acquire(req(10, 10));
+  assert_bytes(&a, 0, 10);
+  assert_bytes(&b, 10, 10);
+  emel_io_result x = acquire(req(20, 10));
+  ck_assert_int_eq(x.error.code, EMEL_POOL_EXHAUSTED);
+  release(&a);
+  emel_io_result d = acquire(req(20, 10));
+  assert_bytes(&d, 20, 10);
+  release(&b);
+  release(&d);
+}
+END_TEST
+
+START_TEST(test_a_failed_allocation_releases_the_slot_and_is_read_alloc_failed) {
+  emel_io_read_config c = {.max_buffers = 1};
+  attach(&c);
+  fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + 1, ENOMEM);
+  assert_refused(req(0, 100), EMEL_READ_ALLOC_FAILED, 0);
+  emel_io_result a = acquire(req(0, 100)); /* the one slot came back */
+  assert_bytes(&a, 0, 100);
+  release(&a);
+}
+END_TEST
+
+START_TEST(test_a_failed_open_keeps_its_errno_and_holds_nothing) {
+  attach(NULL);
+  uint32_t missing;
+  ck_assert_int_eq(emel_io_add_file(io, "no-such-file.gguf", 17, &missing), EMEL_OK);
+  emel_io_request r = req(0, 16);
+  r.file_index = missing;
+  assert_refused(r, EMEL_OPEN_FAILED, ENOENT);
+  r.flags = EMEL_LOAD_DIRECT;
+  assert_refused(r, EMEL_OPEN_FAILED, ENOENT);
+  fault_platform_fail(&fp, FP_OPEN, fp.calls[FP_OPEN] + 1, EACCES);
+  assert_refused(req(0, 16), EMEL_OPEN_FAILED, EACCES);
+  ck_assert_int_eq(fp.open_fds, 0);
+  emel_io_result a = acquire(req(0, 16)); /* a later open succeeds */
+  assert_bytes(&a, 0, 16);
+  release(&a);
+}
+END_TEST
+
+START_TEST(test_a_failed_stat_keeps_its_errno_and_the_size_is_read_on_the_next_load) {
+  attach(NULL);
+  fault_platform_fail(&fp, FP_FILE_SIZE, 1, EIO);
+  assert_refused(req(0, 16), EMEL_STAT_FAILED, EIO);
+  emel_io_result a = acquire(req(0, 16));
+  assert_bytes(&a, 0, 16);
+  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 2);
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 1); /* the descriptor was kept */
+  release(&a);
+}
+END_TEST
+
+/* ---- the transfer loop ---- */
+
+START_TEST(test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno) {
+  emel_io_read_config c = {.chunk_size = 1000};
+  attach(&c);
+  int64_t before = fp.live_allocs;
+  fault_platform_fail(&fp, FP_PREAD, 3, EIO);
+  assert_refused(req(0, 5000), EMEL_READ_FAILED, EIO);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 3);
+  ck_assert_int_eq(fp.live_allocs, before);
+  static unsigned char target[5000];
+  emel_io_request r = req(0, 5000);
+  r.target = target;
+  r.target_size = sizeof target;
+  fault_platform_fail(&fp, FP_PREAD, 5, EIO);
+  assert_refused(r, EMEL_READ_FAILED, EIO);
+}
+END_TEST
+
+START_TEST(test_an_eintr_storm_within_the_budget_is_retried_and_beyond_it_fails_with_eintr) {
+  emel_io_read_config c = {.chunk_size = 1000};
+  attach(&c);
+  fault_platform_fail_many(&fp, FP_PREAD, 2, EMEL_IO_READ_MAX_EINTR, EINTR);
+  emel_io_result a = acquire(req(0, 3000));
+  assert_bytes(&a, 0, 3000);
+  ck_assert_uint_eq(stats().eintr_retries, EMEL_IO_READ_MAX_EINTR);
+  release(&a);
+  fault_platform_fail_many(&fp, FP_PREAD, fp.calls[FP_PREAD] + 2, EMEL_IO_READ_MAX_EINTR + 1, EINTR);
+  assert_refused(req(0, 3000), EMEL_READ_FAILED, EINTR);
+}
+END_TEST
+
+START_TEST(test_short_reads_continue_from_where_they_stopped) {
+  attach(NULL);
+  fault_platform_short_read(&fp, 1, 3, 333);
+  emel_io_result a = acquire(req(17, 4000));
+  assert_bytes(&a, 17, 4000);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 4);
+  ck_assert_uint_eq(stats().short_reads, 3);
+  release(&a);
+}
+END_TEST
+
+START_TEST(test_an_early_end_of_file_is_an_unexpected_eof_and_frees_the_buffer) {
+  emel_io_read_config c = {.chunk_size = 1000};
+  attach(&c);
+  int64_t before = fp.live_allocs;
+  fault_platform_short_read(&fp, 2, 1, 0);
+  assert_refused(req(0, 3000), EMEL_READ_UNEXPECTED_EOF, 0);
+  ck_assert_int_eq(fp.live_allocs, before);
+}
+END_TEST
+
+/* ---- release ---- */
+
+START_TEST(test_releasing_a_stale_or_unknown_handle_is_an_invalid_handle) {
+  emel_io_read_config c = {.max_buffers = 4};
+  attach(&c);
+  emel_io_result a = acquire(req(0, 10));
+  release(&a);
+  ck_assert_int_eq(emel_io_release(io, a.handle).code, EMEL_INVALID_HANDLE);
+  emel_io_result b = acquire(req(0, 10)); /* may reuse the slot: a's handle stays stale */
+  ck_assert_int_eq(emel_io_release(io, a.handle).code, EMEL_INVALID_HANDLE);
+  emel_io_handle wild = {.strategy = EMEL_STRATEGY_READ, .slot = 4, .generation = 1};
+  ck_assert_int_eq(emel_io_release(io, wild).code, EMEL_INVALID_HANDLE);
+  emel_io_handle zero = {.strategy = EMEL_STRATEGY_READ};
+  ck_assert_int_eq(emel_io_release(io, zero).code, EMEL_INVALID_HANDLE);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 1);
+  release(&b);
+}
+END_TEST
+
+/* ---- batches ---- */
+
+START_TEST(test_a_batch_coalesces_adjacent_and_gapped_spans_and_reads_them_in_file_order) {
+  attach(NULL);
+  /* Out of order; 0..3 adjacent or 32-byte padded (one run), 4 far away (its own run). */
+  emel_io_request r[5] = {req(2064, 1000), req(0, 1000), req(50000, 300), req(1032, 1000), req(1000, 32)};
+  emel_io_result res[5];
+  emel_io_acquire_batch(io, r, res, 5);
+  for (int k = 0; k < 5; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.runs, 2);
+  ck_assert_uint_eq(s.coalesced, 3);
+  ck_assert_uint_eq(s.gap_bytes, 32);
+  ck_assert_uint_eq(fp.calls[FP_PREADV], 1); /* the run of four in one call */
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 1);  /* the lone span */
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 5);
+  for (int k = 0; k < 5; k++) release(&res[k]);
+}
+END_TEST
+
+START_TEST(test_a_coalesced_run_longer_than_a_chunk_is_read_chunk_by_chunk_with_short_reads) {
+  emel_io_read_config c = {.chunk_size = 700};
+  attach(&c);
+  emel_io_request r[20];
+  for (int k = 0; k < 20; k++) r[k] = req((uint64_t)k * 96, 64); /* 32 bytes of padding each */
+  emel_io_result res[20];
+  fault_platform_short_readv(&fp, 2, 1, 50);
+  emel_io_acquire_batch(io, r, res, 20);
+  for (int k = 0; k < 20; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(stats().runs, 1);
+  ck_assert_uint_eq(stats().short_reads, 1);
+  for (int k = 0; k < 20; k++) release(&res[k]);
+}
+END_TEST
+
+START_TEST(test_a_batch_member_refused_in_preparation_fails_alone) {
+  attach(NULL);
+  emel_io_request r[4] = {req(0, 100), req(FILE_BYTES, 1), req(100, 100), req(200, 0)};
+  emel_io_result res[4];
+  emel_io_acquire_batch(io, r, res, 4);
+  assert_bytes(&res[0], 0, 100);
+  assert_bytes(&res[2], 100, 100);
+  ck_assert_int_eq(res[1].error.code, EMEL_SPAN_BEYOND_EOF);
+  ck_assert_int_eq(res[3].error.code, EMEL_INVALID_REQUEST);
+  ck_assert_ptr_null(res[1].data);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 2);
+  release(&res[0]);
+  release(&res[2]);
+}
+END_TEST
+
+START_TEST(test_a_failed_run_fails_all_its_members_and_leaks_nothing_while_other_runs_succeed) {
+  attach(NULL);
+  int64_t before = fp.live_allocs;
+  emel_io_request r[4] = {req(0, 100), req(100, 100), req(90000, 100), req(90100, 100)};
+  emel_io_result res[4];
+  fault_platform_fail(&fp, FP_PREADV, 1, EIO); /* the first run's read */
+  emel_io_acquire_batch(io, r, res, 4);
+  for (int k = 0; k < 2; k++) {
+    ck_assert_int_eq(res[k].error.code, EMEL_READ_FAILED);
+    ck_assert_int_eq(res[k].error.os_errno, EIO);
+    ck_assert_ptr_null(res[k].data);
+  }
+  assert_bytes(&res[2], 90000, 100);
+  assert_bytes(&res[3], 90100, 100);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 2);
+  ck_assert_int_eq(fp.live_allocs, before + 2);
+  release(&res[2]);
+  release(&res[3]);
+}
+END_TEST
+
+START_TEST(test_a_batch_larger_than_the_window_overlapping_and_direct_spans_all_arrive) {
+  attach(NULL);
+  enum { N = EMEL_IO_READ_BATCH_WINDOW + 44 };
+  static emel_io_request r[N];
+  static emel_io_result res[N];
+  for (int k = 0; k < N; k++) r[k] = req((uint64_t)(N - 1 - k) * 200, 200);
+  r[7] = req(400, 300);                   /* overlaps its neighbours: a run of its own */
+  r[8].flags = EMEL_LOAD_DIRECT;          /* direct requests run alone */
+  r[9].flags = EMEL_LOAD_DROP_CACHE;      /* other options: another run */
+  emel_io_acquire_batch(io, r, res, N);
+  for (int k = 0; k < N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), N);
+  for (int k = 0; k < N; k++) release(&res[k]);
+}
+END_TEST
+
+/* ---- tensor-owned loading ---- */
+
+START_TEST(test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_only_the_owned_one) {
+  attach(NULL);
+  emel_tensors *t;
+  emel_tensors_config tc = {.io = io, .capacity = 2};
+  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  emel_tensor_span s = {.n_dims = 1, .dims = {256, 1, 1, 1}, .file_index = file0, .offset = 4096, .size = 1024};
+  uint32_t a, b;
+  ck_assert_int_eq(emel_tensors_add(t, "owned", 5, &s, &a), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "pinned", 6, &s, &b), EMEL_OK);
+  emel_tensor_view v;
+  emel_load_options owned = {.strategy = EMEL_STRATEGY_READ};
+  ck_assert_int_eq(emel_tensors_load(t, a, &owned, &v), EMEL_OK);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_OWNED);
+  ck_assert_int_eq(memcmp(v.data, expect + 4096, 1024), 0);
+  static unsigned char pinned[2048];
+  emel_load_options external = {.strategy = EMEL_STRATEGY_READ, .target = pinned, .target_size = sizeof pinned};
+  ck_assert_int_eq(emel_tensors_load(t, b, &external, &v), EMEL_OK);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_EXTERNAL);
+  ck_assert_ptr_eq(v.data, pinned);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 2);
+  int64_t allocs = fp.live_allocs;
+  ck_assert_int_eq(emel_tensors_evict(t, a), EMEL_OK);
+  ck_assert_int_eq(fp.live_allocs, allocs - 1);
+  ck_assert_int_eq(emel_tensors_evict(t, b), EMEL_OK);
+  ck_assert_int_eq(fp.live_allocs, allocs - 1); /* the caller's buffer stays the caller's */
+  ck_assert_int_eq(memcmp(pinned, expect + 4096, 1024), 0);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
+  ck_assert_int_eq(emel_tensors_state(t, b), EMEL_TENSOR_EVICTED);
+  emel_tensors_destroy(t);
+}
+END_TEST
+
+START_TEST(test_a_tensor_whose_read_fails_stays_bound_with_the_error_and_errno) {
+  attach(NULL);
+  emel_tensors *t;
+  emel_tensors_config tc = {.io = io, .capacity = 1};
+  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  emel_tensor_span s = {.n_dims = 1, .dims = {16, 1, 1, 1}, .file_index = file0, .offset = 0, .size = 64};
+  uint32_t i;
+  ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i), EMEL_OK);
+  emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
+  fault_platform_fail(&fp, FP_PREAD, 1, EIO);
+  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, EIO);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
+  emel_load_options bad = {.strategy = EMEL_STRATEGY_READ, .flags = EMEL_LOAD_LOCK};
+  ck_assert_int_eq(emel_tensors_load(t, i, &bad, NULL), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL), EMEL_OK);
+  emel_tensors_destroy(t); /* evicts */
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
+}
+END_TEST
+
+/* ---- attach ---- */
+
+START_TEST(test_attach_refuses_a_bad_config_a_second_read_strategy_and_reports_out_of_memory) {
+  emel_io_read_config odd = {.alignment = 96}, small = {.alignment = 32};
+  ck_assert_int_eq(emel_io_read_attach(io, &odd), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &small), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(NULL, NULL), EMEL_INVALID_ARGUMENT);
+  emel_io_read_stats s;
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(emel_io_read_stats_of(io, NULL), EMEL_INVALID_ARGUMENT);
+  for (uint64_t k = 1; k <= 6; k++) {
+    fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
+    ck_assert_int_eq(emel_io_read_attach(io, NULL), EMEL_OUT_OF_MEMORY);
+    fault_platform_clear_faults(&fp);
+    ck_assert_int_eq(emel_io_has_strategy(io, EMEL_STRATEGY_READ), 0);
+  }
+  attach(NULL);
+  ck_assert_int_eq(emel_io_read_attach(io, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_OK);
+}
+END_TEST
+
+START_TEST(test_destroying_the_boundary_frees_what_the_strategy_still_holds) {
+  attach(NULL);
+  emel_io_result a = acquire(req(0, 100));
+  assert_bytes(&a, 0, 100);
+  emel_io_destroy(io);
+  io = NULL;
+  ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
+}
+END_TEST
+
+START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
+  io_read_ctx m;
+  memset(&m, 0, sizeof m);
+  int n = machine_check_unexpected_events(&io_read_desc, &m.core, &m);
+  ck_assert_int_gt(n, 21 * 40);
+}
+END_TEST
+
+static Suite *io_read_suite(void) {
+  Suite *s = suite_create("io_read");
+  TCase *tc = tcase_create("read");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_a_span_is_copied_into_an_owned_buffer_aligned_to_64_bytes);
+  tcase_add_test(tc, test_a_larger_alignment_is_honoured_for_owned_buffers);
+  tcase_add_test(tc, test_caller_buffers_of_exact_and_larger_size_receive_the_span_as_external_residency);
+  tcase_add_test(tc, test_a_span_ending_on_the_last_byte_of_the_file_is_read_whole);
+  tcase_add_test(tc, test_chunk_sizes_that_do_and_do_not_divide_the_span_read_the_same_bytes);
+  tcase_add_test(tc, test_the_file_is_opened_once_and_sized_once_for_many_tensors);
+  tcase_add_test(tc, test_direct_io_reads_aligned_and_unaligned_spans_on_this_filesystem);
+  tcase_add_test(tc, test_a_filesystem_refusing_o_direct_falls_back_to_buffered_reads_and_reports_it);
+  tcase_add_test(tc, test_a_direct_load_whose_destination_cannot_agree_with_the_file_is_served_buffered_and_counted);
+  tcase_add_test(tc, test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_eof);
+  tcase_add_test(tc, test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_counted_not_fatal);
+  tcase_add_test(tc, test_mmap_options_unknown_flags_and_a_zero_size_are_invalid_requests);
+  tcase_add_test(tc, test_an_empty_path_or_one_with_an_embedded_nul_is_an_invalid_path);
+  tcase_add_test(tc, test_a_file_index_outside_the_table_is_an_invalid_file_index);
+  tcase_add_test(tc, test_a_span_whose_end_overflows_a_file_position_is_a_span_overflow);
+  tcase_add_test(tc, test_a_caller_buffer_smaller_than_the_span_is_refused);
+  tcase_add_test(tc, test_a_span_past_the_end_of_the_file_is_refused_before_any_read);
+  tcase_add_test(tc, test_an_exhausted_pool_refuses_the_next_load_until_a_release);
+  tcase_add_test(tc, test_a_failed_allocation_releases_the_slot_and_is_read_alloc_failed);
+  tcase_add_test(tc, test_a_failed_open_keeps_its_errno_and_holds_nothing);
+  tcase_add_test(tc, test_a_failed_stat_keeps_its_errno_and_the_size_is_read_on_the_next_load);
+  tcase_add_test(tc, test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno);
+  tcase_add_test(tc, test_an_eintr_storm_within_the_budget_is_retried_and_beyond_it_fails_with_eintr);
+  tcase_add_test(tc, test_short_reads_continue_from_where_they_stopped);
+  tcase_add_test(tc, test_an_early_end_of_file_is_an_unexpected_eof_and_frees_the_buffer);
+  tcase_add_test(tc, test_releasing_a_stale_or_unknown_handle_is_an_invalid_handle);
+  tcase_add_test(tc, test_a_batch_coalesces_adjacent_and_gapped_spans_and_reads_them_in_file_order);
+  tcase_add_test(tc, test_a_coalesced_run_longer_than_a_chunk_is_read_chunk_by_chunk_with_short_reads);
+  tcase_add_test(tc, test_a_batch_member_refused_in_preparation_fails_alone);
+  tcase_add_test(tc, test_a_failed_run_fails_all_its_members_and_leaks_nothing_while_other_runs_succeed);
+  tcase_add_test(tc, test_a_batch_larger_than_the_window_overlapping_and_direct_spans_all_arrive);
+  tcase_add_test(tc, test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_only_the_owned_one);
+  tcase_add_test(tc, test_a_tensor_whose_read_fails_stays_bound_with_the_error_and_errno);
+  tcase_add_test(tc, test_attach_refuses_a_bad_config_a_second_read_strategy_and_reports_out_of_memory);
+  tcase_add_test(tc, test_destroying_the_boundary_frees_what_the_strategy_still_holds);
+  tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+EMEL_CHECK_MAIN(io_read_suite)
