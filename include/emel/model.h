@@ -1,0 +1,52 @@
+/* A model: a GGUF index, an io boundary with both strategies attached, and a
+ * tensor table with every tensor of the index bound to its span.
+ *
+ * This is the composition an embedder usually wants; each piece can also be
+ * used on its own (emel/gguf.h, emel/io.h, emel/tensor.h).
+ */
+#ifndef EMEL_MODEL_H
+#define EMEL_MODEL_H
+
+#include "emel/gguf.h"
+#include "emel/io.h"
+#include "emel/io_mmap.h"
+#include "emel/io_read.h"
+#include "emel/status.h"
+#include "emel/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct emel_model emel_model;
+
+typedef struct emel_model_config {
+  const emel_platform_ops *platform; /* NULL: defaults; NULL entries: defaults */
+  emel_gguf_config gguf;             /* index limits (platform is taken from above) */
+  emel_io_mmap_config mmap;          /* pool size etc.; zero: defaults */
+  emel_io_read_config read;          /* chunk size, alignment, pool; zero: defaults */
+} emel_model_config;
+
+/* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),
+ * and binds every tensor. `config` may be NULL. On failure *out is NULL and
+ * `error` (if given) has the code and the failing errno. */
+emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
+                            emel_error *error);
+
+/* Evicts every resident tensor and releases everything. */
+void emel_model_close(emel_model *model);
+
+const emel_gguf *emel_model_index(const emel_model *model);
+emel_tensors *emel_model_tensors(emel_model *model);
+emel_io *emel_model_io(emel_model *model);
+
+/* By name: emel_tensors_find + emel_tensors_load / evict. */
+emel_status emel_model_load(emel_model *model, const char *name, const emel_load_options *options,
+                            emel_tensor_view *view);
+emel_status emel_model_evict(emel_model *model, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

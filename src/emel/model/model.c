@@ -1,0 +1,106 @@
+/* The composition root: index -> boundary + strategies -> tensor table. */
+#include "emel/model.h"
+
+#include <string.h>
+
+struct emel_model {
+  emel_platform_ops platform;
+  emel_gguf *index;
+  emel_io *io;
+  emel_tensors *tensors;
+};
+
+static emel_status fail(emel_error *error, emel_status code, int os_errno) {
+  if (error) {
+    error->code = code;
+    error->os_errno = os_errno;
+  }
+  return code;
+}
+
+static emel_status bind_tensors(emel_model *m) {
+  size_t n = emel_gguf_tensor_count(m->index);
+  size_t name_bytes = 1;
+  for (size_t i = 0; i < n; i++) name_bytes += emel_gguf_tensor_at(m->index, i)->name_len + 1;
+  emel_tensors_config tc = {.io = m->io, .capacity = n ? (uint32_t)n : 1, .name_bytes = name_bytes,
+                            .platform = &m->platform};
+  if (n > EMEL_TENSOR_MAX_CAPACITY) return EMEL_TENSOR_TABLE_FULL;
+  emel_status s = emel_tensors_create(&m->tensors, &tc);
+  for (size_t i = 0; s == EMEL_OK && i < n; i++) {
+    const emel_gguf_tensor *g = emel_gguf_tensor_at(m->index, i);
+    emel_tensor_span span = {.type = g->type, .n_dims = g->n_dims, .file_index = g->file_index,
+                             .offset = g->offset, .size = g->size};
+    memcpy(span.dims, g->ne, sizeof span.dims);
+    uint32_t index;
+    s = emel_tensors_add(m->tensors, g->name, g->name_len, &span, &index);
+  }
+  return s;
+}
+
+emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
+                            emel_error *error) {
+  if (!out || !path) return fail(error, EMEL_INVALID_ARGUMENT, 0);
+  *out = NULL;
+  emel_model_config defaults;
+  memset(&defaults, 0, sizeof defaults);
+  if (!config) config = &defaults;
+  emel_platform_ops platform;
+  emel_platform_resolve(&platform, config->platform);
+  emel_model *m = platform.alloc(platform.user, sizeof *m, _Alignof(emel_model));
+  if (!m) return fail(error, EMEL_OUT_OF_MEMORY, 0);
+  memset(m, 0, sizeof *m);
+  m->platform = platform;
+
+  emel_gguf_config gc = config->gguf;
+  gc.platform = &m->platform;
+  emel_error e = {EMEL_OK, 0};
+  emel_status s = emel_gguf_open(&m->index, path, &gc, &e);
+  if (s == EMEL_OK) {
+    uint32_t files = emel_gguf_file_count(m->index);
+    emel_io_config ic = {.platform = &m->platform, .max_files = files};
+    s = emel_io_create(&m->io, &ic);
+    for (uint32_t f = 0; s == EMEL_OK && f < files; f++) {
+      const char *p = emel_gguf_file_path(m->index, f);
+      uint32_t index;
+      s = emel_io_add_file(m->io, p, strlen(p), &index);
+    }
+    if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &config->mmap);
+    if (s == EMEL_OK) s = emel_io_read_attach(m->io, &config->read);
+    if (s == EMEL_OK) s = bind_tensors(m);
+    e.code = s;
+  }
+  if (s != EMEL_OK) {
+    emel_model_close(m);
+    return fail(error, e.code, e.os_errno);
+  }
+  *out = m;
+  return fail(error, EMEL_OK, 0);
+}
+
+void emel_model_close(emel_model *m) {
+  if (!m) return;
+  emel_tensors_destroy(m->tensors); /* evicts through the boundary first */
+  emel_io_destroy(m->io);
+  emel_gguf_close(m->index);
+  emel_platform_ops p = m->platform;
+  p.free(p.user, m, sizeof *m);
+}
+
+const emel_gguf *emel_model_index(const emel_model *m) { return m ? m->index : NULL; }
+emel_tensors *emel_model_tensors(emel_model *m) { return m ? m->tensors : NULL; }
+emel_io *emel_model_io(emel_model *m) { return m ? m->io : NULL; }
+
+emel_status emel_model_load(emel_model *m, const char *name, const emel_load_options *options,
+                            emel_tensor_view *view) {
+  if (!m || !name) return EMEL_INVALID_ARGUMENT;
+  uint32_t i;
+  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i);
+  return s == EMEL_OK ? emel_tensors_load(m->tensors, i, options, view) : s;
+}
+
+emel_status emel_model_evict(emel_model *m, const char *name) {
+  if (!m || !name) return EMEL_INVALID_ARGUMENT;
+  uint32_t i;
+  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i);
+  return s == EMEL_OK ? emel_tensors_evict(m->tensors, i) : s;
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""emel-load as a script would use it: exit codes, the error line, JSON, SIGINT,
+and corrupt files that must end with status 1 and the named error, promptly,
+in little memory, never by a signal.
+
+  emel_load_cli.py EMEL_LOAD WORKDIR
+"""
+import json
+import os
+import re
+import resource
+import signal
+import struct
+import subprocess
+import sys
+
+EMEL_LOAD, WORK = sys.argv[1], sys.argv[2]
+os.makedirs(WORK, exist_ok=True)
+passed = failed = 0
+
+
+def check(label, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {label}")
+    else:
+        failed += 1
+        print(f"FAIL {label} {detail}")
+
+
+def limit_memory():
+    # 1 GiB of address space: a loader that believes a 2^63 count dies here.
+    if os.environ.get("EMEL_SANITIZED") != "1":
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def run(args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([EMEL_LOAD] + args, capture_output=True, text=True, timeout=20,
+                          preexec_fn=limit_memory, env=e)
+
+
+# ---- a small GGUF writer, independent of the C one, so each field can be broken ----
+def s(x):
+    b = x.encode() if isinstance(x, str) else x
+    return struct.pack("<Q", len(b)) + b
+
+
+def kv_u32(k, v):
+    return s(k) + struct.pack("<I", 4) + struct.pack("<I", v)
+
+
+def kv_str(k, v):
+    return s(k) + struct.pack("<I", 8) + s(v)
+
+
+def model(tensors=None, version=3, magic=b"GGUF", alignment=32, kvs=None, n_kv=None, n_tensors=None,
+          data=None, extra_kv=b""):
+    """tensors: list of (name, dims, type, relative offset); F32 data follows."""
+    if tensors is None:
+        tensors = [("a.weight", [8, 4], 0, 0), ("b.weight", [16], 0, 128)]
+    kvs = kvs if kvs is not None else [kv_str("general.architecture", "llama"), kv_u32("general.alignment", alignment)]
+    body = b"".join(kvs) + extra_kv
+    infos = b""
+    for name, dims, typ, off in tensors:
+        infos += s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        infos += struct.pack("<IQ", typ, off)
+    head = magic + struct.pack("<I", version)
+    head += struct.pack("<QQ", len(tensors) if n_tensors is None else n_tensors, len(kvs) if n_kv is None else n_kv)
+    meta = head + body + infos
+    pad = (-len(meta)) % alignment if alignment and alignment & (alignment - 1) == 0 else 0
+    if data is None:
+        data = bytes(range(256)) * 2  # covers both tensors (128 + 64 bytes) with room
+    return meta + b"\0" * pad + data
+
+
+def write(name, blob):
+    p = os.path.join(WORK, name)
+    with open(p, "wb") as f:
+        f.write(blob)
+    return p
+
+
+good = write("good.gguf", model())
+
+# ---- success, JSON fields ----
+for strategy in ("mmap", "read"):
+    r = run(["--json", "--verify", "--strategy", strategy, good])
+    check(f"a valid file loads with {strategy}: exit 0", r.returncode == 0, r.stderr)
+    try:
+        j = json.loads(r.stdout)
+        fields = {"file", "strategy", "tensor_count", "total_bytes", "seconds", "tensors"}
+        check(f"{strategy}: JSON has the documented fields", fields <= set(j), str(set(j)))
+        t = j["tensors"][0]
+        check(f"{strategy}: tensor objects have name/type/dims/offset/bytes/file_index/xxh3",
+              {"name", "type", "dims", "offset", "bytes", "file_index", "xxh3"} <= set(t), str(t))
+        check(f"{strategy}: xxh3 is 16 lowercase hex digits", re.fullmatch(r"[0-9a-f]{16}", t["xxh3"]) is not None)
+        check(f"{strategy}: totals", j["tensor_count"] == 2 and j["total_bytes"] == 128 + 64, str(j))
+    except (ValueError, KeyError, IndexError) as e:
+        check(f"{strategy}: JSON parses", False, f"{e}: {r.stdout[:200]}")
+
+r = run(["--quiet", good])
+check("--quiet prints nothing", r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr)
+r = run([good])
+check("the human summary names tensors, bytes, GB/s and strategy",
+      r.returncode == 0 and re.search(r"2 tensors, 192 bytes in [0-9.]+ s \([0-9.]+ GB/s\), strategy mmap", r.stdout),
+      r.stdout)
+
+# ---- usage errors: exit 2 ----
+for args, why in ((["--strategy", "tape", good], "unknown strategy"), (["--bogus"], "unknown option"),
+                  ([good, good], "two files"), (["--populate", "--strategy", "read", good], "populate with read"),
+                  (["--direct", good], "direct with mmap")):
+    r = run(args)
+    check(f"usage error ({why}): exit 2", r.returncode == 2, f"{r.returncode} {r.stderr}")
+
+# ---- SIGINT releases everything and exits 130 ----
+r = run(["--strategy", "read", good], env={"EMEL_LOAD_TEST_SIGINT_AFTER": "1"})
+check("SIGINT during a load: exit 130 after releasing", r.returncode == 130 and "interrupted" in r.stderr,
+      f"{r.returncode} {r.stderr}")
+
+# ---- corrupt files: exit 1, one line "emel-load: FILE: NAME: message" ----
+big = 1 << 63
+corrupt = {
+    "BAD_MAGIC": model(magic=b"GGUX"),
+    "GGUF_BIG_ENDIAN": model()[:4] + struct.pack(">I", 3) + model()[8:],
+    "GGUF_BAD_VERSION": model(version=1),
+    "GGUF_BAD_VERSION#4": model(version=4),
+    "GGUF_COUNT_TOO_LARGE": model(n_kv=big),
+    "GGUF_COUNT_TOO_LARGE#tensors": model(n_tensors=big),
+    "GGUF_STRING_TOO_LONG": model(kvs=[struct.pack("<Q", big - 1) + b"k"]),
+    "GGUF_BAD_KEY_TYPE": model(kvs=[s("k") + struct.pack("<I", 13) + b"\0" * 8]),
+    "GGUF_ARRAY_TOO_LONG": model(kvs=[s("k") + struct.pack("<II", 9, 4) + struct.pack("<Q", big)]),
+    "GGUF_BAD_DIMS": model(tensors=[("a", [1, 1, 1, 1, 1], 0, 0)]),
+    "GGUF_BAD_DIMS#0": model(tensors=[("a", [], 0, 0)]),
+    "GGUF_SIZE_OVERFLOW": model(tensors=[("a", [1 << 40, 1 << 40], 0, 0)]),
+    "GGUF_BAD_TENSOR_TYPE": model(tensors=[("a", [8], 77, 0)]),
+    "GGUF_BAD_ALIGNMENT": model(alignment=48),
+    "GGUF_MISALIGNED_OFFSET": model(tensors=[("a", [8], 0, 8)]),
+    "GGUF_SPAN_OUTSIDE_FILE": model(tensors=[("a", [8], 0, 1 << 20)]),
+    "GGUF_SPAN_OUTSIDE_FILE#wrap": model(tensors=[("a", [8], 0, (1 << 64) - 32)]),
+    "GGUF_OVERLAPPING_SPANS": model(tensors=[("a", [32], 0, 0), ("b", [8], 0, 64)]),
+    "GGUF_DUPLICATE_NAME": model(tensors=[("a", [8], 0, 0), ("a", [8], 0, 32)]),
+    "GGUF_DUPLICATE_KEY": model(kvs=[kv_u32("k", 1), kv_u32("k", 2)]),
+    "GGUF_BAD_BLOCK_SIZE": model(tensors=[("a", [33], 2, 0)]),
+}
+full = model()
+for cut in (0, 3, 4, 7, 8, 16, 23, 24, 40, 60, 90, 120):
+    corrupt[f"GGUF_TRUNCATED#{cut}"] = full[:cut]
+corrupt["GGUF_SPAN_OUTSIDE_FILE#data-cut"] = full[:len(full) - 400]
+
+line_re = re.compile(r"^emel-load: (.+): ([A-Z0-9_]+): (.+)$")
+for key, blob in corrupt.items():
+    want = key.split("#")[0]
+    if want == "BAD_MAGIC":
+        want = "GGUF_BAD_MAGIC"
+    path = write(f"corrupt-{key.replace('#', '-')}.gguf", blob)
+    for strategy in ("mmap", "read"):
+        try:
+            r = run(["--strategy", strategy, path])
+        except subprocess.TimeoutExpired:
+            check(f"{key} ({strategy}) ends promptly", False, "timed out")
+            continue
+        lines = r.stderr.strip().splitlines()
+        m = line_re.match(lines[0]) if len(lines) == 1 else None
+        ok = r.returncode == 1 and m is not None and m.group(2) == want and m.group(1) == path
+        if want == "GGUF_TRUNCATED" and m and r.returncode == 1:
+            ok = m.group(2).startswith("GGUF_")  # where the cut falls decides which check sees it first
+        sig = f" (killed by {signal.Signals(-r.returncode).name})" if r.returncode < 0 else ""
+        check(f"{key} ({strategy}): exit 1 with {want}", ok, f"exit {r.returncode}{sig}: {r.stderr.strip()[:200]}")
+
+r = run([os.path.join(WORK, "no-such-file.gguf")])
+check("a missing file: exit 1 with OPEN_FAILED", r.returncode == 1 and ": OPEN_FAILED: " in r.stderr, r.stderr)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
