@@ -38,14 +38,19 @@ static int fp_file_size(void *u, int fd, uint64_t *size) {
   return r <= 0 ? r : fp->real->file_size(fp->real->user, fd, size);
 }
 
+/* A short transfer reads as asked (so O_DIRECT's size rules still hold) and
+ * reports fewer bytes: what the caller sees is exactly a short read. */
+static int64_t shorten(int64_t got, int64_t short_len) {
+  return short_len >= 0 && got > short_len ? short_len : got;
+}
+
 static int64_t fp_pread(void *u, int fd, void *buf, size_t len, uint64_t offset) {
   fault_platform *fp = u;
   int64_t short_len = -1;
   int r = injected(fp, FP_PREAD, &short_len);
   if (r <= 0) return r;
-  if (short_len >= 0 && (uint64_t)short_len < len) len = (size_t)short_len;
-  if (len == 0) return 0;
-  return fp->real->pread(fp->real->user, fd, buf, len, offset);
+  if (short_len == 0) return 0;
+  return shorten(fp->real->pread(fp->real->user, fd, buf, len, offset), short_len);
 }
 
 static int64_t fp_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
@@ -53,18 +58,8 @@ static int64_t fp_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uin
   int64_t short_len = -1;
   int r = injected(fp, FP_PREADV, &short_len);
   if (r <= 0) return r;
-  if (short_len < 0) return fp->real->preadv(fp->real->user, fd, iov, iovcnt, offset);
-  /* Trim the list to `short_len` bytes in all. */
-  emel_iovec cut[EMEL_PLATFORM_IOV_MAX];
-  int n = 0;
-  uint64_t left = (uint64_t)short_len;
-  for (int i = 0; i < iovcnt && i < EMEL_PLATFORM_IOV_MAX && left > 0; i++, n++) {
-    cut[i] = iov[i];
-    if (cut[i].len > left) cut[i].len = (size_t)left;
-    left -= cut[i].len;
-  }
-  if (n == 0) return 0;
-  return fp->real->preadv(fp->real->user, fd, cut, n, offset);
+  if (short_len == 0) return 0;
+  return shorten(fp->real->preadv(fp->real->user, fd, iov, iovcnt, offset), short_len);
 }
 
 static int fp_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {

@@ -1,0 +1,262 @@
+/* Fault-injection sweep: a full model load, once per injected fault.
+ *
+ * For each scenario (strategy x options that change the calls made, single
+ * file and split), a clean run counts the calls of every platform operation.
+ * Then, for every operation, every call index k and every errno that call can
+ * really return (and short transfers for reads), the k-th call fails and a
+ * full load runs: open the model, load every tensor, evict all, close. After
+ * each run: the load succeeded (where a retry is right) or ended with a named
+ * error that belongs to that operation; nothing is outstanding (fds, mappings,
+ * locked ranges, allocations, pool slots); no tensor was caught between
+ * states; and a clean load in the same process succeeds.
+ * Prints "fault runs: N, leaks: 0, inconsistent: 0".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "emel/model.h"
+#include "fault_platform.h"
+#include "gguf_writer.h"
+
+#ifndef EMEL_TEST_WORKDIR
+#define EMEL_TEST_WORKDIR "."
+#endif
+
+typedef enum { LOAD_EACH, LOAD_BATCH } load_mode;
+
+typedef struct scenario {
+  const char *name;
+  emel_strategy strategy;
+  unsigned flags;
+  load_mode mode;
+  int split;
+  uint32_t alignment;
+} scenario;
+
+static const scenario scenarios[] = {
+    {"mmap", EMEL_STRATEGY_MMAP, 0, LOAD_EACH, 0, 32},
+    {"mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 0, 32},
+    {"mmap+populate+lock", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, LOAD_EACH, 0, 32},
+    {"mmap split", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 1, 32},
+    {"read", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32},
+    {"read+drop-cache", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_EACH, 0, 32},
+    {"read+direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096},
+    {"read batch", EMEL_STRATEGY_READ, 0, LOAD_BATCH, 0, 32},
+    {"read split", EMEL_STRATEGY_READ, 0, LOAD_EACH, 1, 32},
+};
+
+/* The errnos each operation can really return, and the codes a failure of it
+ * may end a load with (EMEL_OK: the library retried or the call was advice). */
+typedef struct op_faults {
+  int errs[5];
+  emel_status codes[6];
+} op_faults;
+
+static const op_faults faults_of[FP_OP_COUNT] = {
+    [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO}, {EMEL_OPEN_FAILED}},
+    [FP_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
+    [FP_FILE_SIZE] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
+    [FP_PREAD] = {{EIO, EINTR, EAGAIN, ENOMEM}, {EMEL_OK, EMEL_READ_FAILED}},
+    [FP_PREADV] = {{EIO, EINTR, EAGAIN, ENOMEM}, {EMEL_OK, EMEL_READ_FAILED}},
+    [FP_MAP] = {{ENOMEM, EACCES, EAGAIN, EMFILE}, {EMEL_MMAP_FAILED}},
+    [FP_UNMAP] = {{EINVAL, ENOMEM}, {EMEL_OK, EMEL_MMAP_UNMAP_FAILED}},
+    [FP_ADVISE] = {{EAGAIN, ENOMEM, EIO, EINTR}, {EMEL_OK, EMEL_MMAP_POPULATE_FAILED, EMEL_MMAP_ADVISE_FAILED}},
+    [FP_FADVISE] = {{EINVAL, EIO}, {EMEL_OK}},
+    [FP_LOCK] = {{ENOMEM, EPERM, EAGAIN}, {EMEL_MMAP_LOCK_FAILED}},
+    [FP_UNLOCK] = {{ENOMEM, EINVAL}, {EMEL_OK, EMEL_MMAP_UNLOCK_FAILED}},
+    [FP_ALLOC] = {{ENOMEM}, {EMEL_OUT_OF_MEMORY, EMEL_READ_ALLOC_FAILED}},
+};
+
+typedef struct tally {
+  long runs, leaks, inconsistent, wrong_error, no_recovery;
+} tally;
+
+static char single_path[512], split_path[512], direct_path[512];
+
+static void write_models(void) {
+  static const uint32_t types[] = {EMEL_GGML_TYPE_F16, EMEL_GGML_TYPE_Q4_K, EMEL_GGML_TYPE_Q8_0};
+  snprintf(single_path, sizeof single_path, "%s/sweep.gguf", EMEL_TEST_WORKDIR);
+  snprintf(direct_path, sizeof direct_path, "%s/sweep-4096.gguf", EMEL_TEST_WORKDIR);
+  char prefix[512];
+  snprintf(prefix, sizeof prefix, "%s/sweep-split", EMEL_TEST_WORKDIR);
+  gw_split_path(split_path, sizeof split_path, prefix, 0, 2);
+  for (int k = 0; k < 3; k++) {
+    gw *w = gw_new();
+    if (k == 1) gw_set_alignment(w, 4096);
+    ck_assert_int_eq(gw_model_shape(w, 10, 200u << 10, types, 3), 0);
+    ck_assert_int_eq(k == 2 ? gw_write_split(w, prefix, 2) : gw_write(w, k == 1 ? direct_path : single_path), 0);
+    gw_free(w);
+  }
+}
+
+static const char *path_of(const scenario *s) {
+  return s->split ? split_path : s->alignment == 4096 ? direct_path : single_path;
+}
+
+static int consistent(emel_model *m) {
+  emel_tensors *t = emel_model_tensors(m);
+  uint32_t resident = 0;
+  for (uint32_t i = 0; i < emel_tensors_count(t); i++) {
+    emel_tensor_state st = emel_tensors_state(t, i);
+    if (st != EMEL_TENSOR_BOUND && st != EMEL_TENSOR_RESIDENT && st != EMEL_TENSOR_EVICTED) return 0;
+    emel_tensor_view v;
+    if ((st == EMEL_TENSOR_RESIDENT) != (emel_tensors_view(t, i, &v) == EMEL_OK)) return 0;
+    resident += st == EMEL_TENSOR_RESIDENT;
+  }
+  emel_io *io = emel_model_io(m);
+  size_t live = emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ);
+  return resident == emel_tensors_resident_count(t) && live == resident;
+}
+
+/* Loads every tensor through the boundary's batch call, binding each result as
+ * caller storage is not possible, so the batch is checked on its own: every
+ * granted residency is released, every refusal carries a named code. */
+static emel_status load_batch(emel_model *m, const scenario *s, int *inconsistent) {
+  emel_io *io = emel_model_io(m);
+  const emel_gguf *g = emel_model_index(m);
+  size_t n = emel_gguf_tensor_count(g);
+  emel_io_request reqs[32];
+  emel_io_result res[32];
+  ck_assert_uint_le(n, 32);
+  for (size_t i = n; i-- > 0;) { /* reversed, so the batch has to sort */
+    const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
+    reqs[n - 1 - i] = (emel_io_request){.tensor = (uint32_t)i, .file_index = t->file_index, .offset = t->offset,
+                                        .size = t->size, .strategy = s->strategy, .flags = s->flags};
+  }
+  emel_io_acquire_batch(io, reqs, res, n);
+  emel_status first = EMEL_OK;
+  size_t granted = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (res[i].error.code == EMEL_OK) granted++;
+    else if (first == EMEL_OK) first = res[i].error.code;
+  }
+  if (emel_io_live(io, s->strategy) != granted) *inconsistent = 1;
+  for (size_t i = 0; i < n; i++)
+    if (res[i].error.code == EMEL_OK && emel_io_release(io, res[i].handle).code != EMEL_OK) first = EMEL_INTERNAL;
+  if (emel_io_live(io, s->strategy) != 0) *inconsistent = 1;
+  return first;
+}
+
+/* One full load; returns the first error (EMEL_OK if none). */
+static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsistent) {
+  emel_model_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.platform = &fp->ops;
+  cfg.read.chunk_size = 16u << 10; /* several chunks per tensor: faults land mid-transfer */
+  emel_model *m;
+  emel_error err;
+  emel_status first = emel_model_open(&m, path_of(s), &cfg, &err);
+  if (first != EMEL_OK) return first;
+  if (s->mode == LOAD_BATCH) {
+    first = load_batch(m, s, inconsistent);
+  } else {
+    emel_tensors *t = emel_model_tensors(m);
+    emel_load_options lo = {.strategy = s->strategy, .flags = s->flags};
+    for (uint32_t i = 0; i < emel_tensors_count(t) && first == EMEL_OK; i++) {
+      first = emel_tensors_load(t, i, &lo, NULL);
+      if (first != EMEL_OK && emel_tensors_state(t, i) != EMEL_TENSOR_BOUND) *inconsistent = 1;
+    }
+    if (!consistent(m)) *inconsistent = 1;
+    emel_status evicted = emel_tensors_evict_all(t);
+    if (first == EMEL_OK) first = evicted;
+    if (!consistent(m)) *inconsistent = 1;
+  }
+  emel_model_close(m);
+  return first;
+}
+
+static int code_allowed(fp_op op, emel_status code) {
+  for (int i = 0; i < 6; i++)
+    if (faults_of[op].codes[i] == code && (i == 0 || code != EMEL_OK)) return 1;
+  return 0;
+}
+
+static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t short_len, tally *t) {
+  fault_platform fp;
+  fault_platform_init(&fp);
+  if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
+  else if (short_len >= 0) fault_platform_short_readv(&fp, k, 1, short_len);
+  else fault_platform_fail(&fp, op, k, err);
+  int inconsistent = 0;
+  emel_status code = full_load(&fp, s, &inconsistent);
+  t->runs++;
+  int64_t outstanding = fault_platform_outstanding(&fp);
+  if (outstanding != 0) {
+    t->leaks++;
+    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld)\n", s->name,
+            fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
+            (long long)fp.live_maps, (long long)fp.live_allocs);
+  }
+  if (inconsistent) {
+    t->inconsistent++;
+    fprintf(stderr, "INCONSISTENT %s: %s call %llu errno %d\n", s->name, fp_op_name(op), (unsigned long long)k, err);
+  }
+  /* EINTR is retried and a short transfer continued; a transfer of nothing is
+   * an end of file where the file said there was more. */
+  int expect_ok = short_len > 0 || (err == EINTR && (op == FP_PREAD || op == FP_PREADV));
+  int named = short_len == 0 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
+                             : code_allowed(op, code);
+  if (expect_ok ? code != EMEL_OK : !named && code != EMEL_OK) {
+    t->wrong_error++;
+    fprintf(stderr, "WRONG ERROR %s: %s call %llu errno %d short %lld ended with %s\n", s->name, fp_op_name(op),
+            (unsigned long long)k, err, (long long)short_len, emel_status_name(code));
+  }
+  /* The next load in the same process succeeds. */
+  fault_platform_clear_faults(&fp);
+  inconsistent = 0;
+  code = full_load(&fp, s, &inconsistent);
+  if (code != EMEL_OK || inconsistent || fault_platform_outstanding(&fp) != 0) {
+    t->no_recovery++;
+    fprintf(stderr, "NO RECOVERY %s after %s call %llu errno %d: %s\n", s->name, fp_op_name(op), (unsigned long long)k,
+            err, emel_status_name(code));
+  }
+}
+
+START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_succeeds) {
+  write_models();
+  tally t = {0, 0, 0, 0, 0};
+  for (size_t si = 0; si < sizeof scenarios / sizeof *scenarios; si++) {
+    const scenario *s = &scenarios[si];
+    fault_platform clean;
+    fault_platform_init(&clean);
+    int inconsistent = 0;
+    ck_assert_msg(full_load(&clean, s, &inconsistent) == EMEL_OK, "%s: clean load failed", s->name);
+    ck_assert_int_eq(inconsistent, 0);
+    long before = t.runs;
+    for (int op = 0; op < FP_OP_COUNT; op++) {
+      for (uint64_t k = 1; k <= clean.calls[op]; k++) {
+        for (int e = 0; e < 5 && faults_of[op].errs[e]; e++) run_one(s, (fp_op)op, k, faults_of[op].errs[e], -1, &t);
+        if (op == FP_PREAD || op == FP_PREADV) {
+          run_one(s, (fp_op)op, k, 0, 0, &t);  /* a premature end of file... */
+          run_one(s, (fp_op)op, k, 0, 7, &t);  /* ...and a short transfer */
+        }
+      }
+    }
+    uint64_t calls = 0;
+    for (int op = 0; op < FP_OP_COUNT; op++) calls += clean.calls[op];
+    fprintf(stderr, "scenario %-20s %5ld fault runs over the %llu calls of a clean load\n", s->name,
+            t.runs - before, (unsigned long long)calls);
+  }
+  fprintf(stderr, "fault runs: %ld, leaks: %ld, inconsistent: %ld\n", t.runs, t.leaks, t.inconsistent + t.no_recovery);
+  ck_assert_int_gt(t.runs, 1000);
+  ck_assert_int_eq(t.leaks, 0);
+  ck_assert_int_eq(t.inconsistent, 0);
+  ck_assert_int_eq(t.no_recovery, 0);
+  ck_assert_int_eq(t.wrong_error, 0);
+}
+END_TEST
+
+static Suite *fault_sweep_suite(void) {
+  Suite *s = suite_create("fault_sweep");
+  TCase *tc = tcase_create("sweep");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_succeeds);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+EMEL_CHECK_MAIN(fault_sweep_suite)
