@@ -5,6 +5,7 @@
  *
  *   emel-bench [--runs R] [--small1k F] [--small100k F] [--cold] MODEL.gguf
  *   emel-bench --smoke MODEL.gguf          (one quick pass of each contender)
+ *   emel-bench --write-small N OUT.gguf     (N tensors of 64 bytes, for the scaling figure)
  *
  * Every contender runs R times, in rotating order, page cache warm; figures
  * are medians. The emel-io contenders go through the public API exactly as an
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "emel/model.h"
+#include "gguf_writer.h"
 
 #define MAX_RUNS 64
 
@@ -205,6 +207,25 @@ static int drop_caches(void) {
   return n == 2 ? 0 : -e;
 }
 
+/* ---- files of small tensors ---- */
+
+/* N one-row F32 tensors of 64 bytes: small enough that the per-tensor cost is
+ * the loader's own work, not the copy (100,000 of them still fit in L3). */
+static int write_small(const char *count, const char *path) {
+  const unsigned long n = strtoul(count, NULL, 10);
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "llama");
+  const uint64_t ne[1] = {16};
+  char name[64];
+  for (unsigned long i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "blk.%lu.small.weight", i);
+    if (gw_tensor(w, name, EMEL_GGML_TYPE_F32, 1, ne) != 0) die("gw_tensor", name);
+  }
+  int rc = gw_write(w, path);
+  gw_free(w);
+  return rc == 0 ? 0 : 1;
+}
+
 /* ---- main ---- */
 
 typedef struct args {
@@ -240,6 +261,7 @@ static const char *const contender_names[C_COUNT] = {"cat", "memcpy", "mmap_popu
 
 int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "--rss-child")) return rss_child(argv[2], argv[3]);
+  if (argc == 4 && !strcmp(argv[1], "--write-small")) return write_small(argv[2], argv[3]);
   args a = parse(argc, argv);
   if (a.smoke) a.runs = 1;
   const uint64_t size = file_bytes(a.model);
