@@ -8,7 +8,7 @@
  * preparation: validate the request, path, file index, span and target; pick
  * buffered or direct I/O; open the file (once per file and mode) and read its
  * size (once); refuse a span past the end; reserve a pool slot; allocate an
- * owned buffer or adopt the caller's. ACQUIRE then transfers at once; a
+ * owned buffer (advising a large one for huge pages) or adopt the caller's. ACQUIRE then transfers at once; a
  * prepared batch member waits for TRANSFER_RUN, which reads a run of members
  * coalesced in file order.
  * The transfer is a loop of chunks: each read reports how it went and the
@@ -22,7 +22,7 @@
 #include "io_read_names.h"
 
 
-#line 219 "statecharts/io_read.rl"
+#line 229 "statecharts/io_read.rl"
 
 
 
@@ -50,6 +50,9 @@
 #define io_read_ex_FILE_OPENED 21
 #define io_read_ex_HANDLE_LIVE 49
 #define io_read_ex_HANDLE_STALE 50
+#define io_read_ex_HUGE_BUFFER_READY 51
+#define io_read_ex_HUGE_PAGES_ADVISED 52
+#define io_read_ex_HUGE_PAGE_ADVICE_REFUSED 53
 #define io_read_ex_KEEP_CACHE 45
 #define io_read_ex_NO_TARGET 14
 #define io_read_ex_OPEN_FAILED 23
@@ -79,7 +82,7 @@
 #define io_read_ex_TRANSFER_RUN 3
 
 
-#line 222 "statecharts/io_read.rl"
+#line 232 "statecharts/io_read.rl"
 
 EMEL_CHECK_EVENT(io_read, ACQUIRE, READ_EV_ACQUIRE);
 EMEL_CHECK_EVENT(io_read, PREPARE, READ_EV_PREPARE);
@@ -131,6 +134,9 @@ EMEL_CHECK_EVENT(io_read, CACHE_DROPPED, READ_EV_CACHE_DROPPED);
 EMEL_CHECK_EVENT(io_read, CACHE_DROP_FAILED, READ_EV_CACHE_DROP_FAILED);
 EMEL_CHECK_EVENT(io_read, HANDLE_LIVE, READ_EV_HANDLE_LIVE);
 EMEL_CHECK_EVENT(io_read, HANDLE_STALE, READ_EV_HANDLE_STALE);
+EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
+EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
+EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;
@@ -138,93 +144,93 @@ static void io_read_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 133 "gen/io_read.c"
+#line 139 "gen/io_read.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr5:
-#line 108 "statecharts/io_read.rl"
+#line 113 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
-#line 109 "statecharts/io_read.rl"
+#line 114 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
-#line 110 "statecharts/io_read.rl"
+#line 115 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
-#line 111 "statecharts/io_read.rl"
+#line 116 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
-#line 112 "statecharts/io_read.rl"
+#line 117 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
 	goto st1;
 tr19:
-#line 113 "statecharts/io_read.rl"
+#line 118 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr21:
-#line 114 "statecharts/io_read.rl"
+#line 119 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_STAT_FAILED); }
 	goto st1;
 tr23:
-#line 115 "statecharts/io_read.rl"
+#line 120 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr25:
-#line 116 "statecharts/io_read.rl"
+#line 121 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr29:
-#line 94 "statecharts/io_read.rl"
+#line 99 "statecharts/io_read.rl"
 	{ read_release_slot(m); }
-#line 117 "statecharts/io_read.rl"
+#line 122 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_READ_ALLOC_FAILED); }
 	goto st1;
-tr31:
-#line 96 "statecharts/io_read.rl"
+tr32:
+#line 101 "statecharts/io_read.rl"
 	{ read_keep_member_for_its_run(m); }
 	goto st1;
-tr34:
-#line 119 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
-#line 101 "statecharts/io_read.rl"
-	{ read_discard_run(m); }
-	goto st1;
 tr35:
-#line 118 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_FAILED); }
-#line 101 "statecharts/io_read.rl"
+#line 124 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+#line 106 "statecharts/io_read.rl"
 	{ read_discard_run(m); }
 	goto st1;
-tr37:
-#line 105 "statecharts/io_read.rl"
-	{ read_grant_run(m); }
+tr36:
+#line 123 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_READ_FAILED); }
+#line 106 "statecharts/io_read.rl"
+	{ read_discard_run(m); }
 	goto st1;
-tr39:
-#line 104 "statecharts/io_read.rl"
-	{ read_count_cache_drop_failure(m); }
-#line 105 "statecharts/io_read.rl"
+tr38:
+#line 110 "statecharts/io_read.rl"
 	{ read_grant_run(m); }
 	goto st1;
 tr40:
-#line 107 "statecharts/io_read.rl"
+#line 109 "statecharts/io_read.rl"
+	{ read_count_cache_drop_failure(m); }
+#line 110 "statecharts/io_read.rl"
+	{ read_grant_run(m); }
+	goto st1;
+tr42:
+#line 112 "statecharts/io_read.rl"
 	{ read_release_residency(m); }
 	goto st1;
-tr41:
-#line 120 "statecharts/io_read.rl"
+tr43:
+#line 125 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 197 "gen/io_read.c"
+#line 203 "gen/io_read.c"
 	switch( (*p) ) {
 		case 3: goto tr2;
 		case 4: goto tr3;
@@ -236,84 +242,84 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 78 "statecharts/io_read.rl"
+#line 81 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 214 "gen/io_read.c"
+#line 220 "gen/io_read.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr4:
-#line 79 "statecharts/io_read.rl"
+#line 82 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 226 "gen/io_read.c"
+#line 232 "gen/io_read.c"
 	switch( (*p) ) {
 		case 7: goto tr6;
 		case 8: goto tr7;
 	}
 	goto st0;
 tr6:
-#line 80 "statecharts/io_read.rl"
+#line 83 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 238 "gen/io_read.c"
+#line 244 "gen/io_read.c"
 	switch( (*p) ) {
 		case 9: goto tr8;
 		case 10: goto tr9;
 	}
 	goto st0;
 tr8:
-#line 81 "statecharts/io_read.rl"
+#line 84 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 250 "gen/io_read.c"
+#line 256 "gen/io_read.c"
 	switch( (*p) ) {
 		case 11: goto tr10;
 		case 12: goto tr11;
 	}
 	goto st0;
 tr10:
-#line 82 "statecharts/io_read.rl"
+#line 85 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_target(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 262 "gen/io_read.c"
+#line 268 "gen/io_read.c"
 	if ( (*p) == 15 )
 		goto tr13;
 	if ( 13 <= (*p) && (*p) <= 14 )
 		goto tr12;
 	goto st0;
 tr12:
-#line 83 "statecharts/io_read.rl"
+#line 86 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 274 "gen/io_read.c"
+#line 280 "gen/io_read.c"
 	switch( (*p) ) {
 		case 16: goto tr14;
 		case 17: goto tr15;
@@ -322,207 +328,228 @@ case 7:
 	}
 	goto st0;
 tr14:
-#line 85 "statecharts/io_read.rl"
+#line 88 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 tr16:
-#line 87 "statecharts/io_read.rl"
+#line 90 "statecharts/io_read.rl"
 	{ read_count_direct_unaligned(m); }
-#line 85 "statecharts/io_read.rl"
+#line 88 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 tr17:
-#line 86 "statecharts/io_read.rl"
+#line 89 "statecharts/io_read.rl"
 	{ read_count_direct_fallback(m); }
-#line 85 "statecharts/io_read.rl"
+#line 88 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 296 "gen/io_read.c"
+#line 302 "gen/io_read.c"
 	if ( (*p) == 23 )
 		goto tr19;
 	if ( 20 <= (*p) && (*p) <= 21 )
 		goto tr18;
 	goto st0;
 tr18:
-#line 88 "statecharts/io_read.rl"
+#line 91 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_size_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 308 "gen/io_read.c"
+#line 314 "gen/io_read.c"
 	switch( (*p) ) {
 		case 24: goto tr20;
 		case 25: goto tr21;
 	}
 	goto st0;
 tr20:
-#line 89 "statecharts/io_read.rl"
+#line 92 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_span_in_file(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 320 "gen/io_read.c"
+#line 326 "gen/io_read.c"
 	switch( (*p) ) {
 		case 26: goto tr22;
 		case 27: goto tr23;
 	}
 	goto st0;
 tr22:
-#line 90 "statecharts/io_read.rl"
+#line 93 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_reserve_slot(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 332 "gen/io_read.c"
+#line 338 "gen/io_read.c"
 	switch( (*p) ) {
 		case 28: goto tr24;
 		case 29: goto tr25;
 	}
 	goto st0;
 tr24:
-#line 91 "statecharts/io_read.rl"
+#line 94 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_choose_storage(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 344 "gen/io_read.c"
+#line 350 "gen/io_read.c"
 	switch( (*p) ) {
 		case 30: goto tr26;
 		case 31: goto tr27;
 	}
 	goto st0;
 tr26:
-#line 92 "statecharts/io_read.rl"
+#line 95 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_allocate_buffer(m)); }
 	goto st13;
 tr27:
-#line 93 "statecharts/io_read.rl"
+#line 96 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_adopt_target(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 359 "gen/io_read.c"
+#line 365 "gen/io_read.c"
 	switch( (*p) ) {
 		case 32: goto tr28;
 		case 33: goto tr29;
+		case 51: goto tr30;
 	}
 	goto st0;
 tr28:
-#line 95 "statecharts/io_read.rl"
+#line 100 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+	goto st14;
+tr41:
+#line 98 "statecharts/io_read.rl"
+	{ read_count_huge_page_refusal(m); }
+#line 100 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_finish_preparation(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 371 "gen/io_read.c"
+#line 382 "gen/io_read.c"
 	switch( (*p) ) {
-		case 34: goto tr30;
-		case 35: goto tr31;
+		case 34: goto tr31;
+		case 35: goto tr32;
 	}
 	goto st0;
 tr2:
-#line 98 "statecharts/io_read.rl"
+#line 103 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_chunk(m)); }
 	goto st15;
-tr30:
-#line 97 "statecharts/io_read.rl"
+tr31:
+#line 102 "statecharts/io_read.rl"
 	{ read_start_single_run(m); }
-#line 98 "statecharts/io_read.rl"
+#line 103 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_chunk(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 387 "gen/io_read.c"
+#line 398 "gen/io_read.c"
 	switch( (*p) ) {
-		case 38: goto tr33;
-		case 39: goto tr34;
-		case 40: goto tr35;
+		case 38: goto tr34;
+		case 39: goto tr35;
+		case 40: goto tr36;
 	}
 	if ( 36 <= (*p) && (*p) <= 37 )
-		goto tr32;
+		goto tr33;
 	goto st0;
-tr32:
-#line 99 "statecharts/io_read.rl"
+tr33:
+#line 104 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_advance_transfer(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 402 "gen/io_read.c"
+#line 413 "gen/io_read.c"
 	switch( (*p) ) {
 		case 43: goto tr2;
-		case 44: goto tr36;
+		case 44: goto tr37;
 	}
 	goto st0;
-tr36:
-#line 102 "statecharts/io_read.rl"
+tr37:
+#line 107 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_cache_policy(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 414 "gen/io_read.c"
+#line 425 "gen/io_read.c"
 	switch( (*p) ) {
-		case 45: goto tr37;
-		case 46: goto tr38;
+		case 45: goto tr38;
+		case 46: goto tr39;
 	}
 	goto st0;
-tr38:
-#line 103 "statecharts/io_read.rl"
+tr39:
+#line 108 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_drop_cache(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 426 "gen/io_read.c"
+#line 437 "gen/io_read.c"
 	switch( (*p) ) {
-		case 47: goto tr37;
-		case 48: goto tr39;
+		case 47: goto tr38;
+		case 48: goto tr40;
 	}
 	goto st0;
-tr33:
-#line 100 "statecharts/io_read.rl"
+tr34:
+#line 105 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_retry_budget(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 438 "gen/io_read.c"
+#line 449 "gen/io_read.c"
 	switch( (*p) ) {
 		case 41: goto tr2;
-		case 42: goto tr35;
+		case 42: goto tr36;
 	}
 	goto st0;
-tr15:
-#line 84 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_direct(m)); }
+tr30:
+#line 97 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_advise_huge_pages(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 450 "gen/io_read.c"
+#line 461 "gen/io_read.c"
+	switch( (*p) ) {
+		case 52: goto tr28;
+		case 53: goto tr41;
+	}
+	goto st0;
+tr15:
+#line 87 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_open_direct(m)); }
+	goto st21;
+st21:
+	if ( ++p == pe )
+		goto _test_eof21;
+case 21:
+#line 473 "gen/io_read.c"
 	switch( (*p) ) {
 		case 22: goto tr17;
 		case 23: goto tr19;
@@ -531,17 +558,17 @@ case 20:
 		goto tr18;
 	goto st0;
 tr3:
-#line 106 "statecharts/io_read.rl"
+#line 111 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_handle(m)); }
-	goto st21;
-st21:
+	goto st22;
+st22:
 	if ( ++p == pe )
-		goto _test_eof21;
-case 21:
-#line 464 "gen/io_read.c"
+		goto _test_eof22;
+case 22:
+#line 487 "gen/io_read.c"
 	switch( (*p) ) {
-		case 49: goto tr40;
-		case 50: goto tr41;
+		case 49: goto tr42;
+		case 50: goto tr43;
 	}
 	goto st0;
 	}
@@ -566,12 +593,13 @@ case 21:
 	_test_eof19:  m->core.cs = 19; goto _test_eof; 
 	_test_eof20:  m->core.cs = 20; goto _test_eof; 
 	_test_eof21:  m->core.cs = 21; goto _test_eof; 
+	_test_eof22:  m->core.cs = 22; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 280 "statecharts/io_read.rl"
+#line 293 "statecharts/io_read.rl"
 EMEL_GENERATED_EXEC_END
 }
 

@@ -6,9 +6,9 @@
 
 #define io_read_START_STATE 1
 #define io_read_ERROR_STATE 0
-#define io_read_STATE_COUNT 22
-#define io_read_EVENT_COUNT 51
-#define io_read_TRANSITION_COUNT 53
+#define io_read_STATE_COUNT 23
+#define io_read_EVENT_COUNT 54
+#define io_read_TRANSITION_COUNT 56
 
 #define io_read_state_idle 1
 #define io_read_state_checking_request 2
@@ -29,18 +29,19 @@
 #define io_read_state_finishing 17
 #define io_read_state_dropping_cache 18
 #define io_read_state_retrying 19
-#define io_read_state_opening_direct 20
-#define io_read_state_checking_handle 21
+#define io_read_state_advising_huge_pages 20
+#define io_read_state_opening_direct 21
+#define io_read_state_checking_handle 22
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_read_state_names[22] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "sizing", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "finishing", "dropping_cache", "retrying", "opening_direct", "checking_handle"};
-static const char *const io_read_event_names[51] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "SIZE_KNOWN", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE"};
-static const emel_transition io_read_transitions[53] = {
+static const char *const io_read_state_names[23] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "sizing", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "finishing", "dropping_cache", "retrying", "advising_huge_pages", "opening_direct", "checking_handle"};
+static const char *const io_read_event_names[54] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "SIZE_KNOWN", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED"};
+static const emel_transition io_read_transitions[56] = {
     {1, 1, 2}, /* idle ACQUIRE -> checking_request */
     {1, 2, 2}, /* idle PREPARE -> checking_request */
     {1, 3, 15}, /* idle TRANSFER_RUN -> reading_chunk */
-    {1, 4, 21}, /* idle RELEASE -> checking_handle */
+    {1, 4, 22}, /* idle RELEASE -> checking_handle */
     {2, 5, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 6, 1}, /* checking_request REQUEST_INVALID -> idle */
     {3, 7, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -53,13 +54,13 @@ static const emel_transition io_read_transitions[53] = {
     {6, 14, 7}, /* checking_target NO_TARGET -> choosing_io_mode */
     {6, 15, 1}, /* checking_target TARGET_TOO_SMALL -> idle */
     {7, 16, 8}, /* choosing_io_mode BUFFERED_IO -> opening_buffered */
-    {7, 17, 20}, /* choosing_io_mode DIRECT_IO -> opening_direct */
+    {7, 17, 21}, /* choosing_io_mode DIRECT_IO -> opening_direct */
     {7, 18, 8}, /* choosing_io_mode DIRECT_UNALIGNED -> opening_buffered */
     {7, 19, 8}, /* choosing_io_mode DIRECT_KNOWN_REFUSED -> opening_buffered */
-    {20, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> sizing */
-    {20, 21, 9}, /* opening_direct FILE_OPENED -> sizing */
-    {20, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
-    {20, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
+    {21, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> sizing */
+    {21, 21, 9}, /* opening_direct FILE_OPENED -> sizing */
+    {21, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
+    {21, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
     {8, 20, 9}, /* opening_buffered FILE_ALREADY_OPEN -> sizing */
     {8, 21, 9}, /* opening_buffered FILE_OPENED -> sizing */
     {8, 23, 1}, /* opening_buffered OPEN_FAILED -> idle */
@@ -72,7 +73,10 @@ static const emel_transition io_read_transitions[53] = {
     {12, 30, 13}, /* choosing_storage OWNED_STORAGE -> placing_storage */
     {12, 31, 13}, /* choosing_storage EXTERNAL_STORAGE -> placing_storage */
     {13, 32, 14}, /* placing_storage STORAGE_READY -> prepared */
+    {13, 51, 20}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
     {13, 33, 1}, /* placing_storage ALLOC_FAILED -> idle */
+    {20, 52, 14}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
+    {20, 53, 14}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
     {14, 34, 15}, /* prepared READ_NOW -> reading_chunk */
     {14, 35, 1}, /* prepared READ_WITH_RUN -> idle */
     {15, 36, 16}, /* reading_chunk CHUNK_READ -> advancing */
@@ -88,8 +92,8 @@ static const emel_transition io_read_transitions[53] = {
     {17, 46, 18}, /* finishing DROP_CACHE -> dropping_cache */
     {18, 47, 1}, /* dropping_cache CACHE_DROPPED -> idle */
     {18, 48, 1}, /* dropping_cache CACHE_DROP_FAILED -> idle */
-    {21, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
-    {21, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
+    {22, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
+    {22, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
 };
 #endif
 

@@ -4,7 +4,7 @@
  * preparation: validate the request, path, file index, span and target; pick
  * buffered or direct I/O; open the file (once per file and mode) and read its
  * size (once); refuse a span past the end; reserve a pool slot; allocate an
- * owned buffer or adopt the caller's. ACQUIRE then transfers at once; a
+ * owned buffer (advising a large one for huge pages) or adopt the caller's. ACQUIRE then transfers at once; a
  * prepared batch member waits for TRANSFER_RUN, which reads a run of members
  * coalesced in file order.
  * The transfer is a loop of chunks: each read reports how it went and the
@@ -74,6 +74,9 @@
   export CACHE_DROP_FAILED = 48;
   export HANDLE_LIVE = 49;
   export HANDLE_STALE = 50;
+  export HUGE_BUFFER_READY = 51;
+  export HUGE_PAGES_ADVISED = 52;
+  export HUGE_PAGE_ADVICE_REFUSED = 53;
 
   action check_request { EMEL_REPORT(m, read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, read_check_file_index(m)); }
@@ -91,6 +94,8 @@
   action choose_storage { EMEL_REPORT(m, read_choose_storage(m)); }
   action allocate_buffer { EMEL_REPORT(m, read_allocate_buffer(m)); }
   action adopt_target { EMEL_REPORT(m, read_adopt_target(m)); }
+  action advise_huge_pages { EMEL_REPORT(m, read_advise_huge_pages(m)); }
+  action count_huge_page_refusal { read_count_huge_page_refusal(m); }
   action release_slot { read_release_slot(m); }
   action finish_preparation { EMEL_REPORT(m, read_finish_preparation(m)); }
   action keep_member_for_its_run { read_keep_member_for_its_run(m); }
@@ -182,7 +187,12 @@
     ),
     placing_storage: (
         STORAGE_READY @finish_preparation -> prepared
+      | HUGE_BUFFER_READY @advise_huge_pages -> advising_huge_pages
       | ALLOC_FAILED @release_slot @refuse_alloc_failed -> idle
+    ),
+    advising_huge_pages: (
+        HUGE_PAGES_ADVISED @finish_preparation -> prepared
+      | HUGE_PAGE_ADVICE_REFUSED @count_huge_page_refusal @finish_preparation -> prepared
     ),
     prepared: (
         READ_NOW @start_single_run @read_chunk -> reading_chunk
@@ -270,6 +280,9 @@ EMEL_CHECK_EVENT(io_read, CACHE_DROPPED, READ_EV_CACHE_DROPPED);
 EMEL_CHECK_EVENT(io_read, CACHE_DROP_FAILED, READ_EV_CACHE_DROP_FAILED);
 EMEL_CHECK_EVENT(io_read, HANDLE_LIVE, READ_EV_HANDLE_LIVE);
 EMEL_CHECK_EVENT(io_read, HANDLE_STALE, READ_EV_HANDLE_STALE);
+EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
+EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
+EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;

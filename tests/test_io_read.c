@@ -329,6 +329,43 @@ START_TEST(test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_coun
 }
 END_TEST
 
+START_TEST(test_an_owned_buffer_of_at_least_the_huge_page_size_is_aligned_to_it_and_advised_for_huge_pages) {
+  emel_io_read_config c = {.huge_page_size = 65536};
+  attach(&c);
+  emel_io_result small = acquire(req(7, 65535)); /* one byte short: a plain buffer */
+  assert_bytes(&small, 7, 65535);
+  ck_assert_uint_eq(fp.calls[FP_ADVISE], 0);
+  emel_io_result big = acquire(req(9, 65536 + 4097));
+  assert_bytes(&big, 9, 65536 + 4097);
+  ck_assert_uint_eq((uintptr_t)big.data % 65536, 0);
+  ck_assert_uint_eq(fp.calls[FP_ADVISE], 1);
+  emel_io_read_stats st = stats();
+  ck_assert_uint_eq(st.huge_page_advised, 1);
+  ck_assert_uint_eq(st.huge_page_refusals, 0);
+  release(&small);
+  release(&big);
+}
+END_TEST
+
+START_TEST(test_a_refused_huge_page_advice_is_counted_and_the_load_still_succeeds) {
+  emel_io_read_config c = {.huge_page_size = 65536};
+  attach(&c);
+  fault_platform_fail(&fp, FP_ADVISE, 1, EINVAL);
+  emel_io_result res = acquire(req(0, 2 * 65536));
+  assert_bytes(&res, 0, 2 * 65536);
+  emel_io_read_stats st = stats();
+  ck_assert_uint_eq(st.huge_page_advised, 0);
+  ck_assert_uint_eq(st.huge_page_refusals, 1);
+  release(&res);
+}
+END_TEST
+
+START_TEST(test_a_huge_page_size_that_is_not_a_power_of_two_is_refused_at_attach) {
+  emel_io_read_config c = {.huge_page_size = 3 << 20};
+  ck_assert_int_eq(emel_io_read_attach(io, &c), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
 /* ---- validation ---- */
 
 START_TEST(test_mmap_options_unknown_flags_and_a_zero_size_are_invalid_requests) {
@@ -727,6 +764,9 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_direct_load_whose_destination_cannot_agree_with_the_file_is_served_buffered_and_counted);
   tcase_add_test(tc, test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_eof);
   tcase_add_test(tc, test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_counted_not_fatal);
+  tcase_add_test(tc, test_an_owned_buffer_of_at_least_the_huge_page_size_is_aligned_to_it_and_advised_for_huge_pages);
+  tcase_add_test(tc, test_a_refused_huge_page_advice_is_counted_and_the_load_still_succeeds);
+  tcase_add_test(tc, test_a_huge_page_size_that_is_not_a_power_of_two_is_refused_at_attach);
   tcase_add_test(tc, test_mmap_options_unknown_flags_and_a_zero_size_are_invalid_requests);
   tcase_add_test(tc, test_an_empty_path_or_one_with_an_embedded_nul_is_an_invalid_path);
   tcase_add_test(tc, test_a_file_index_outside_the_table_is_an_invalid_file_index);

@@ -17,6 +17,10 @@
  *   (posix_fadvise DONTNEED over the span after the copy, so the model is not
  *   held twice; advisory: a refusal is counted, the load still succeeds).
  *   EMEL_LOAD_POPULATE / EMEL_LOAD_LOCK are mmap options: EMEL_INVALID_REQUEST.
+ * - Owned buffers of at least huge_page_size bytes are aligned to it and
+ *   advised for transparent huge pages (EMEL_ADVISE_HUGEPAGE): a fresh buffer
+ *   then faults in 2 MiB steps instead of 4 KiB ones, which measured 2-3x
+ *   faster loads (README "Performance"). Advisory: a refusal is counted.
  * - A run of EMEL_IO_READ_MAX_EINTR consecutive interrupted reads fails the
  *   load with EMEL_READ_FAILED and errno EINTR (a signal storm must not hang it).
  *
@@ -47,13 +51,15 @@ enum {
   EMEL_IO_READ_MIN_ALIGNMENT = 64,
   EMEL_IO_READ_MAX_EINTR = 16,       /* consecutive interrupted reads of one chunk */
   EMEL_IO_READ_MAX_GAP = 4096,       /* bytes between two spans still read as one run */
-  EMEL_IO_READ_BATCH_WINDOW = 256    /* requests prepared, sorted and coalesced at once */
+  EMEL_IO_READ_BATCH_WINDOW = 256,   /* requests prepared, sorted and coalesced at once */
+  EMEL_IO_READ_DEFAULT_HUGE_PAGE = 2u << 20
 };
 
 typedef struct emel_io_read_config {
   uint32_t max_buffers; /* pool of live residencies; 0: EMEL_IO_READ_DEFAULT_BUFFERS */
   size_t chunk_size;    /* bytes per pread; 0: EMEL_IO_READ_DEFAULT_CHUNK */
   size_t alignment;     /* owned buffer alignment, a power of two >= 64; 0: 64 */
+  size_t huge_page_size; /* owned buffers this large are huge-page advised; a power of two; 0: 2 MiB */
 } emel_io_read_config;
 
 typedef struct emel_io_read_stats {
@@ -69,6 +75,8 @@ typedef struct emel_io_read_stats {
   uint64_t runs;                /* transfers (a coalesced batch run counts once) */
   uint64_t coalesced;           /* requests that shared a run with an earlier one */
   uint64_t gap_bytes;           /* padding read into the scratch between coalesced spans */
+  uint64_t huge_page_advised;   /* owned buffers advised for transparent huge pages */
+  uint64_t huge_page_refusals;  /* that advice refused (the load still succeeded) */
 } emel_io_read_stats;
 
 /* Creates the read strategy with the io's platform ops and file table and

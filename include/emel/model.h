@@ -23,8 +23,8 @@ typedef struct emel_model emel_model;
 typedef struct emel_model_config {
   const emel_platform_ops *platform; /* NULL: defaults; NULL entries: defaults */
   emel_gguf_config gguf;             /* index limits (platform is taken from above) */
-  emel_io_mmap_config mmap;          /* pool size etc.; zero: defaults */
-  emel_io_read_config read;          /* chunk size, alignment, pool; zero: defaults */
+  emel_io_mmap_config mmap;          /* pool size etc.; zero: defaults, pools at least the tensor count */
+  emel_io_read_config read;          /* chunk size, alignment, pool; zero: defaults (as for mmap) */
 } emel_model_config;
 
 /* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),

@@ -64,8 +64,14 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
       uint32_t index;
       s = emel_io_add_file(m->io, p, strlen(p), &index);
     }
-    if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &config->mmap);
-    if (s == EMEL_OK) s = emel_io_read_attach(m->io, &config->read);
+    /* Default pools hold every tensor of the model at once. */
+    const size_t n = emel_gguf_tensor_count(m->index);
+    emel_io_mmap_config mc = config->mmap;
+    emel_io_read_config rc = config->read;
+    if (!mc.max_mappings && n > EMEL_IO_MMAP_DEFAULT_MAPPINGS) mc.max_mappings = (uint32_t)n;
+    if (!rc.max_buffers && n > EMEL_IO_READ_DEFAULT_BUFFERS) rc.max_buffers = (uint32_t)n;
+    if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &mc);
+    if (s == EMEL_OK) s = emel_io_read_attach(m->io, &rc);
     if (s == EMEL_OK) s = bind_tensors(m);
     e.code = s;
   }

@@ -173,14 +173,30 @@ int read_allocate_buffer(io_read_ctx *m) {
     if (size > SIZE_MAX - self->block) return READ_EV_ALLOC_FAILED;
     size += self->block;
   }
+  const int huge = size >= self->huge_page;
+  if (huge && align < self->huge_page) align = self->huge_page;
   void *base = self->platform.alloc(self->platform.user, size, align);
   if (!base) return READ_EV_ALLOC_FAILED;
   s->base = base;
   s->alloc_size = size;
   s->data = (unsigned char *)base + shift;
   m->member->data = s->data;
-  return READ_EV_STORAGE_READY;
+  return huge ? READ_EV_HUGE_BUFFER_READY : READ_EV_STORAGE_READY;
 }
+
+/* The buffer is fresh: advised before the copy, its first touch faults whole
+ * huge pages. Only whole pages inside the allocation are advised. */
+int read_advise_huge_pages(io_read_ctx *m) {
+  io_read *self = m->self;
+  const read_slot *s = slot_of(m, m->member);
+  const size_t len = s->alloc_size - s->alloc_size % self->block;
+  if (self->platform.advise(self->platform.user, s->base, len, EMEL_ADVISE_HUGEPAGE) < 0)
+    return READ_EV_HUGE_PAGE_ADVICE_REFUSED;
+  self->stats.huge_page_advised++;
+  return READ_EV_HUGE_PAGES_ADVISED;
+}
+
+void read_count_huge_page_refusal(io_read_ctx *m) { m->self->stats.huge_page_refusals++; }
 
 int read_adopt_target(io_read_ctx *m) {
   read_slot *s = slot_of(m, m->member);

@@ -115,6 +115,8 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   if (!config) config = &none;
   const size_t alignment = config->alignment ? config->alignment : EMEL_IO_READ_MIN_ALIGNMENT;
   if (!power_of_two(alignment) || alignment < EMEL_IO_READ_MIN_ALIGNMENT) return EMEL_INVALID_ARGUMENT;
+  const size_t huge_page = config->huge_page_size ? config->huge_page_size : EMEL_IO_READ_DEFAULT_HUGE_PAGE;
+  if (!power_of_two(huge_page)) return EMEL_INVALID_ARGUMENT;
   const emel_platform_ops p = *emel_io_platform(io);
   const size_t block = p.page_size(p.user);
   if (!power_of_two(block)) return EMEL_INVALID_ARGUMENT;
@@ -130,6 +132,7 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   self->chunk_size = config->chunk_size ? config->chunk_size : EMEL_IO_READ_DEFAULT_CHUNK;
   self->direct_chunk = self->chunk_size < block ? block : self->chunk_size - self->chunk_size % block;
   self->alignment = alignment;
+  self->huge_page = huge_page < block ? block : huge_page;
   self->block = block;
   self->slots = p.alloc(p.user, (size_t)self->slot_capacity * sizeof *self->slots, _Alignof(read_slot));
   self->file_state = p.alloc(p.user, (size_t)self->file_capacity * sizeof *self->file_state, _Alignof(read_file));

@@ -58,7 +58,10 @@ enum io_read_event {
   READ_EV_CACHE_DROPPED = 47,
   READ_EV_CACHE_DROP_FAILED = 48,
   READ_EV_HANDLE_LIVE = 49,
-  READ_EV_HANDLE_STALE = 50
+  READ_EV_HANDLE_STALE = 50,
+  READ_EV_HUGE_BUFFER_READY = 51,
+  READ_EV_HUGE_PAGES_ADVISED = 52,
+  READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53
 };
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
@@ -109,6 +112,7 @@ typedef struct io_read {
   size_t chunk_size;
   size_t direct_chunk; /* chunk_size rounded down to whole blocks (at least one) */
   size_t alignment;
+  size_t huge_page;   /* owned buffers at least this large: aligned to it and huge-page advised */
   size_t block;       /* direct I/O alignment of offsets, lengths and memory: the page size */
   unsigned char *bounce; /* one block, block-aligned: direct head/tail */
   unsigned char *gap_scratch; /* EMEL_IO_READ_MAX_GAP bytes: padding between coalesced spans */
@@ -160,6 +164,8 @@ int read_reserve_slot(io_read_ctx *m);
 int read_choose_storage(io_read_ctx *m);
 int read_allocate_buffer(io_read_ctx *m);
 int read_adopt_target(io_read_ctx *m);
+int read_advise_huge_pages(io_read_ctx *m);
+void read_count_huge_page_refusal(io_read_ctx *m);
 void read_release_slot(io_read_ctx *m);
 int read_finish_preparation(io_read_ctx *m);
 void read_keep_member_for_its_run(io_read_ctx *m);
