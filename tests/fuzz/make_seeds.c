@@ -124,6 +124,21 @@ static void tokenizer(void) {
   emit(w, "tokenizer_no_tensors.gguf");
 }
 
+/* A header beyond the index's 64 KiB first read, so its buffer grows. */
+static void large_header(void) {
+  enum { N = 4600 };
+  static char text[N][12];
+  static const char *tokens[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(text[i], sizeof text[i], "tok%04d", i);
+    tokens[i] = text[i];
+  }
+  gw *w = gw_new();
+  gw_kv_array(w, "tokenizer.ggml.tokens", EMEL_GGUF_TYPE_STRING, N, tokens);
+  tensor(w, "token_embd.weight", EMEL_GGML_TYPE_F16, 8, 2);
+  emit(w, "large_header.gguf");
+}
+
 /* One tensor of every known ggml type, one block each. */
 static void all_types(void) {
   gw *w = gw_new();
@@ -264,6 +279,7 @@ int main(int argc, char **argv) {
   tokenizer();
   all_types();
   tiny_keys();
+  large_header();
   corrupt_files();
   if (argc > 2) fixture_heads(argv[2]);
   return failed;
