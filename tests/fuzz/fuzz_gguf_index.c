@@ -7,6 +7,7 @@
  * allocation freed, and peak memory linear in the input size. On success it
  * also walks the metadata through every accessor, so ASan sees each byte the
  * index hands out. A violated invariant aborts, which libFuzzer reports. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,10 +141,8 @@ static int span_cmp(const void *a, const void *b) {
   return (x->begin > y->begin) - (x->begin < y->begin);
 }
 
-static const emel_gguf_tensor *sort_base;
-
 static int name_cmp(const void *a, const void *b) {
-  const emel_gguf_tensor *x = &sort_base[*(const size_t *)a], *y = &sort_base[*(const size_t *)b];
+  const emel_gguf_tensor *x = *(const emel_gguf_tensor *const *)a, *y = *(const emel_gguf_tensor *const *)b;
   if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
   return memcmp(x->name, y->name, x->name_len);
 }
@@ -171,16 +170,16 @@ static void check_tensors(const emel_gguf *g, uint64_t file_size) {
   if (n == 0) return;
   for (size_t i = 0; i < n; i++) check_tensor(g, i, file_size);
   span *spans = malloc(n * sizeof *spans);
-  size_t *order = malloc(n * sizeof *order), n_spans = 0;
+  const emel_gguf_tensor **order = malloc(n * sizeof *order);
+  size_t n_spans = 0;
   REQUIRE(spans && order);
   for (size_t i = 0; i < n; i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
-    order[i] = i;
+    order[i] = t;
     if (t->size) spans[n_spans++] = (span){t->offset, t->offset + t->size};
   }
   qsort(spans, n_spans, sizeof *spans, span_cmp);
   for (size_t i = 1; i < n_spans; i++) REQUIRE(spans[i].begin >= spans[i - 1].end);
-  sort_base = emel_gguf_tensor_at(g, 0);
   qsort(order, n, sizeof *order, name_cmp);
   for (size_t i = 1; i < n; i++) REQUIRE(name_cmp(&order[i - 1], &order[i]) != 0);
   free(spans);
@@ -200,25 +199,56 @@ static void check_index(const emel_gguf *g, uint64_t size) {
   check_tensors(g, size);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+typedef struct run {
+  emel_status status;
+  emel_error err;
+  uint64_t preads;
+  int64_t peak;
+} run;
+
+/* One open of the input, with the given fault armed. Nothing may outlive it. */
+static run open_once(const uint8_t *data, size_t size, size_t alloc_limit, uint64_t pread_fail_at, int pread_errno) {
   memory_file mf;
   memory_file_init(&mf);
   REQUIRE(memory_file_add(&mf, PATH, data, size) == 0);
+  mf.alloc_limit = alloc_limit;
+  mf.pread_fail_at = pread_fail_at;
+  mf.pread_errno = pread_errno;
   emel_gguf_config cfg = {.platform = &mf.ops};
   emel_gguf *g = NULL;
-  emel_error err;
-  emel_status st = emel_gguf_open(&g, PATH, &cfg, &err);
-  REQUIRE(err.code == st);
-  if (st == EMEL_OK) {
+  run r = {0};
+  r.status = emel_gguf_open(&g, PATH, &cfg, &r.err);
+  REQUIRE(r.err.code == r.status);
+  if (r.status == EMEL_OK) {
     REQUIRE(g != NULL);
     check_index(g, size);
   } else {
     REQUIRE(g == NULL);
-    REQUIRE(strcmp(emel_status_name(st), "UNKNOWN_STATUS") != 0);
+    REQUIRE(strcmp(emel_status_name(r.status), "UNKNOWN_STATUS") != 0);
   }
   REQUIRE(mf.open_fds == 0); /* the index never keeps a descriptor */
   emel_gguf_close(g);
   REQUIRE(memory_file_outstanding(&mf) == 0);
-  REQUIRE((uint64_t)mf.peak_alloc_bytes <= (uint64_t)PEAK_PER_BYTE * size + PEAK_FIXED);
+  r.preads = mf.preads;
+  r.peak = mf.peak_alloc_bytes;
+  return r;
+}
+
+/* The input as is, then its failure paths: memory running out halfway, the
+ * last read failing (every read the index makes is needed), and the first
+ * read interrupted (retried, so nothing changes). Each must release all. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  run plain = open_once(data, size, 0, 0, 0);
+  REQUIRE((uint64_t)plain.peak <= (uint64_t)PEAK_PER_BYTE * size + PEAK_FIXED);
+  if (plain.peak > 1) {
+    run oom = open_once(data, size, (size_t)plain.peak / 2, 0, 0);
+    REQUIRE(oom.status == EMEL_OUT_OF_MEMORY);
+  }
+  if (plain.preads > 0) {
+    run eio = open_once(data, size, 0, plain.preads, EIO);
+    REQUIRE(eio.status == EMEL_READ_FAILED && eio.err.os_errno == EIO);
+    run eintr = open_once(data, size, 0, 1, EINTR);
+    REQUIRE(eintr.status == plain.status);
+  }
   return 0;
 }

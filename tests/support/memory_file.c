@@ -54,6 +54,7 @@ static int64_t mf_pread(void *u, int fd, void *buf, size_t len, uint64_t offset)
   const memory_file_entry *e = entry_of(mf, fd);
   mf->preads++;
   if (!e) return bad(mf, EBADF);
+  if (mf->preads == mf->pread_fail_at) return -mf->pread_errno;
   if (offset >= e->size) return 0;
   size_t n = e->size - (size_t)offset < len ? e->size - (size_t)offset : len;
   if (n > INT64_MAX) n = INT64_MAX;

@@ -44,6 +44,8 @@ typedef struct memory_file {
   memory_file_map maps[MEMORY_FILE_MAX_MAPS];
   int can_map;          /* what can_map reports (default 1) */
   size_t alloc_limit;   /* allocations beyond this many live bytes fail; 0 = no limit */
+  uint64_t pread_fail_at; /* the nth pread (1-based) returns -pread_errno; 0 = never */
+  int pread_errno;
   /* counters */
   uint64_t opens, preads, maps_made;
   int64_t bad_calls; /* calls with an unknown fd, mapping or size: a bug in the caller */
