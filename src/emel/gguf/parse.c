@@ -147,7 +147,8 @@ static emel_status parse_value(parser *p, gguf_kv *e) {
   e->count = 1;
   e->pos = p->pos;
   if (e->type == EMEL_GGUF_TYPE_ARRAY) {
-    uint64_t *index = p->build ? p->f->str_index + p->f->str_index_len : NULL;
+    /* str_index is NULL when the file has no string array elements: no arithmetic on it then */
+    uint64_t *index = p->build && p->f->str_index ? p->f->str_index + p->f->str_index_len : NULL;
     emel_status st = parse_array(p, 1, e, index);
     if (st != EMEL_OK || e->elem_type != EMEL_GGUF_TYPE_STRING) return st;
     if (p->build) {

@@ -1,0 +1,286 @@
+/* Writes the seed corpus of fuzz_gguf_index (tests/fuzz/corpus/gguf_index).
+ *
+ * Why seeds: libFuzzer reaches deep paths (tensor infos, nested arrays, span
+ * checks) far sooner from valid files than from nothing, and corrupt variants
+ * point it at each validation. The same program always writes the same bytes.
+ *
+ * Usage: fuzz_make_seeds OUT_DIR [FIXTURES_DIR]
+ * With FIXTURES_DIR (llama.cpp's vocab files), the first 8 KiB of each
+ * *.gguf there is added as well: real-world headers, cut inside the vocab. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf_writer.h"
+
+static const char *out_dir;
+static int failed;
+
+static void emit(gw *w, const char *name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", out_dir, name);
+  if (gw_write(w, path) != 0) {
+    fprintf(stderr, "cannot write %s\n", path);
+    failed = 1;
+  }
+  gw_free(w);
+}
+
+static void tensor(gw *w, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1) {
+  uint64_t ne[2] = {ne0, ne1};
+  if (gw_tensor(w, name, type, ne1 ? 2 : 1, ne) != 0) {
+    fprintf(stderr, "bad seed tensor %s\n", name);
+    failed = 1;
+  }
+}
+
+/* Every scalar type, a string and numeric array, three tensor types. */
+static gw *basic(uint32_t version) {
+  static const uint32_t u32s[] = {1, 2, 3, 4};
+  static const char *const strs[] = {"<s>", "</s>", "", "hello"};
+  gw *w = gw_new();
+  gw_set_version(w, version);
+  gw_kv_str(w, "general.architecture", "llama");
+  gw_kv_str(w, "general.name", "seed");
+  gw_kv_u8(w, "t.u8", 200);
+  gw_kv_i8(w, "t.i8", -5);
+  gw_kv_u16(w, "t.u16", 60000);
+  gw_kv_i16(w, "t.i16", -300);
+  gw_kv_u32(w, "t.u32", 4000000000u);
+  gw_kv_i32(w, "t.i32", -70000);
+  gw_kv_f32(w, "t.f32", 1.5f);
+  gw_kv_bool(w, "t.bool", 1);
+  gw_kv_u64(w, "t.u64", 1ull << 40);
+  gw_kv_i64(w, "t.i64", -(1ll << 40));
+  gw_kv_f64(w, "t.f64", -2.25);
+  gw_kv_array(w, "t.arr.u32", EMEL_GGUF_TYPE_UINT32, 4, u32s);
+  gw_kv_array(w, "t.arr.str", EMEL_GGUF_TYPE_STRING, 4, strs);
+  tensor(w, "token_embd.weight", EMEL_GGML_TYPE_F32, 8, 4);
+  tensor(w, "blk.0.attn_q.weight", EMEL_GGML_TYPE_Q4_0, 64, 2);
+  tensor(w, "output_norm.weight", EMEL_GGML_TYPE_F16, 16, 0);
+  return w;
+}
+
+/* Arrays of arrays (of strings, of numbers, of arrays), three levels deep. */
+static void nested(void) {
+  gw *w = gw_new();
+  gw_kv_begin(w, "nested.str", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 2);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_STRING, 2);
+  gw_put_str(w, "a");
+  gw_put_str(w, "bc");
+  gw_put_array_header(w, EMEL_GGUF_TYPE_STRING, 0);
+  gw_kv_begin(w, "nested.num", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 2);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_INT16, 3);
+  for (int i = 0; i < 3; i++) gw_put_bytes(w, "\x01\x80", 2);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_FLOAT64, 1);
+  gw_put_u64(w, 0x3ff0000000000000ull);
+  gw_kv_begin(w, "nested.deep", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 1);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 1);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_BOOL, 2);
+  gw_put_u8(w, 1);
+  gw_put_u8(w, 0);
+  tensor(w, "t", EMEL_GGML_TYPE_I8, 3, 0);
+  emit(w, "nested_arrays.gguf");
+}
+
+/* Alignment 64 and block-quantized types; a tokenizer-like set of arrays. */
+static void align64(void) {
+  gw *w = gw_new();
+  gw_set_alignment(w, 64);
+  tensor(w, "q8", EMEL_GGML_TYPE_Q8_0, 32, 3);
+  tensor(w, "q4k", EMEL_GGML_TYPE_Q4_K, 256, 1);
+  tensor(w, "bf16", EMEL_GGML_TYPE_BF16, 5, 0);
+  tensor(w, "i32", EMEL_GGML_TYPE_I32, 7, 0);
+  uint64_t ne[4] = {2, 3, 4, 5};
+  gw_tensor(w, "four_dims", EMEL_GGML_TYPE_F32, 4, ne);
+  emit(w, "align64_quantized.gguf");
+}
+
+static void tokenizer(void) {
+  enum { N = 64 };
+  const char *tokens[N];
+  char text[N][8];
+  float scores[N];
+  int32_t kinds[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(text[i], sizeof text[i], "tok%d", i);
+    tokens[i] = text[i];
+    scores[i] = -(float)i;
+    kinds[i] = i % 3;
+  }
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "gpt2");
+  gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
+  gw_kv_array(w, "tokenizer.ggml.tokens", EMEL_GGUF_TYPE_STRING, N, tokens);
+  gw_kv_array(w, "tokenizer.ggml.scores", EMEL_GGUF_TYPE_FLOAT32, N, scores);
+  gw_kv_array(w, "tokenizer.ggml.token_type", EMEL_GGUF_TYPE_INT32, N, kinds);
+  gw_kv_u32(w, "tokenizer.ggml.bos_token_id", 1);
+  emit(w, "tokenizer_no_tensors.gguf");
+}
+
+/* A header beyond the index's 64 KiB first read, so its buffer grows. */
+static void large_header(void) {
+  enum { N = 4600 };
+  static char text[N][12];
+  static const char *tokens[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(text[i], sizeof text[i], "tok%04d", i);
+    tokens[i] = text[i];
+  }
+  gw *w = gw_new();
+  gw_kv_array(w, "tokenizer.ggml.tokens", EMEL_GGUF_TYPE_STRING, N, tokens);
+  tensor(w, "token_embd.weight", EMEL_GGML_TYPE_F16, 8, 2);
+  emit(w, "large_header.gguf");
+}
+
+/* One tensor of every known ggml type, one block each. */
+static void all_types(void) {
+  gw *w = gw_new();
+  for (uint32_t t = 0; t < EMEL_GGML_TYPE_COUNT; t++) {
+    uint32_t block;
+    const char *name = emel_ggml_type_name(t);
+    if (!name || emel_ggml_type_info(t, &block, NULL) != EMEL_OK) continue;
+    tensor(w, name, t, block, 0);
+  }
+  emit(w, "all_tensor_types.gguf");
+}
+
+/* Many tiny keys: the worst table-to-file ratio (the harness's memory bound). */
+static void tiny_keys(void) {
+  gw *w = gw_new();
+  char key[8];
+  for (int i = 0; i < 1000; i++) {
+    snprintf(key, sizeof key, "%03d", i);
+    gw_kv_u8(w, key, (uint8_t)i);
+  }
+  emit(w, "many_tiny_keys.gguf");
+}
+
+static void simple_files(void) {
+  emit(basic(3), "v3_basic.gguf");
+  emit(basic(2), "v2_basic.gguf");
+  emit(gw_new(), "empty_header.gguf");
+  gw *w = gw_new();
+  uint64_t zero[2] = {0, 4};
+  gw_tensor(w, "empty", EMEL_GGML_TYPE_F32, 2, zero);
+  tensor(w, "after_empty", EMEL_GGML_TYPE_F16, 4, 0);
+  emit(w, "empty_tensor.gguf");
+}
+
+/* Each validation the index performs, once. */
+static void corrupt_files(void) {
+  static const uint64_t cuts[] = {3, 10, 23, 60, 200, 400, 500, 700};
+  char name[64];
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    gw *w = basic(3);
+    gw_truncate_at(w, cuts[i]);
+    snprintf(name, sizeof name, "bad_truncated_at_%llu.gguf", (unsigned long long)cuts[i]);
+    emit(w, name);
+  }
+  gw *w = basic(3);
+  gw_override_magic(w, "GGML");
+  emit(w, "bad_magic.gguf");
+  w = basic(3);
+  gw_big_endian_version(w);
+  emit(w, "bad_big_endian.gguf");
+  emit((gw_set_version(w = basic(3), 1), w), "bad_version_1.gguf");
+  emit((gw_override_n_kv(w = basic(3), 1ull << 62), w), "bad_n_kv_huge.gguf");
+  emit((gw_override_n_tensors(w = basic(3), 5), w), "bad_n_tensors_more.gguf");
+  emit((gw_override_data_size(w = basic(3), 100), w), "bad_data_short.gguf");
+  emit((gw_set_alignment(w = basic(3), 48), w), "bad_alignment_48.gguf");
+  w = basic(3);
+  gw_kv_u8(w, "general.alignment", 64);
+  emit(w, "bad_alignment_type.gguf");
+  w = basic(3);
+  gw_kv_u8(w, "t.u8", 1);
+  emit(w, "bad_duplicate_key.gguf");
+  w = basic(3);
+  gw_kv_begin(w, "t.unknown", 13);
+  gw_put_u32(w, 0);
+  emit(w, "bad_value_type.gguf");
+  w = basic(3);
+  gw_kv_begin(w, "", EMEL_GGUF_TYPE_UINT8);
+  gw_put_u8(w, 0);
+  emit(w, "bad_empty_key.gguf");
+  w = gw_new();
+  gw_kv_begin(w, "too.deep", EMEL_GGUF_TYPE_ARRAY);
+  for (int i = 0; i < 9; i++) gw_put_array_header(w, EMEL_GGUF_TYPE_ARRAY, 1);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT8, 0);
+  emit(w, "bad_nesting_too_deep.gguf");
+  w = gw_new();
+  gw_kv_begin(w, "long.array", EMEL_GGUF_TYPE_ARRAY);
+  gw_put_array_header(w, EMEL_GGUF_TYPE_UINT64, 1ull << 40);
+  emit(w, "bad_array_too_long.gguf");
+  w = gw_new();
+  gw_kv_u16(w, "split.count", 2);
+  gw_kv_u16(w, "split.no", 0);
+  emit(w, "bad_split_not_named.gguf");
+
+  uint64_t ne[5] = {32, 2, 1, 1, 1};
+  w = gw_new();
+  gw_tensor_raw(w, "five_dims", EMEL_GGML_TYPE_F32, 5, ne, 0, 256);
+  emit(w, "bad_dims_5.gguf");
+  w = gw_new();
+  gw_tensor_raw(w, "removed_type", 4, 1, ne, 0, 64);
+  emit(w, "bad_tensor_type.gguf");
+  w = gw_new();
+  gw_tensor_raw(w, "q4_ragged", EMEL_GGML_TYPE_Q4_0, 1, (uint64_t[]){33}, 0, 64);
+  emit(w, "bad_block_size.gguf");
+  w = gw_new();
+  gw_tensor_raw(w, "misaligned", EMEL_GGML_TYPE_F32, 1, ne, 8, 128);
+  emit(w, "bad_misaligned_offset.gguf");
+  w = gw_new();
+  gw_tensor_raw(w, "a", EMEL_GGML_TYPE_F32, 1, ne, 0, 128);
+  gw_tensor_raw(w, "b", EMEL_GGML_TYPE_F32, 1, ne, 64, 128);
+  emit(w, "bad_overlapping.gguf");
+  w = gw_new();
+  tensor(w, "same", EMEL_GGML_TYPE_F32, 4, 0);
+  tensor(w, "same", EMEL_GGML_TYPE_F32, 4, 0);
+  emit(w, "bad_duplicate_name.gguf");
+  w = gw_new();
+  gw_tensor_raw(w, "huge", EMEL_GGML_TYPE_F32, 2, (uint64_t[]){1ull << 40, 1ull << 40}, 0, 0);
+  emit(w, "bad_size_overflow.gguf");
+}
+
+static void fixture_heads(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return; /* the fixtures are optional */
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    size_t n = strlen(e->d_name);
+    if (n < 6 || strcmp(e->d_name + n - 5, ".gguf") != 0) continue;
+    char in[1024], out[1024];
+    static unsigned char head[8192];
+    snprintf(in, sizeof in, "%s/%s", dir, e->d_name);
+    snprintf(out, sizeof out, "%s/head_%s", out_dir, e->d_name);
+    FILE *f = fopen(in, "rb"), *o = NULL;
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    if (got == 0 || !(o = fopen(out, "wb")) || fwrite(head, 1, got, o) != got) failed = 1;
+    if (o && fclose(o) != 0) failed = 1;
+  }
+  closedir(d);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s OUT_DIR [FIXTURES_DIR]\n", argv[0]);
+    return 2;
+  }
+  out_dir = argv[1];
+  simple_files();
+  nested();
+  align64();
+  tokenizer();
+  all_types();
+  tiny_keys();
+  large_header();
+  corrupt_files();
+  if (argc > 2) fixture_heads(argv[2]);
+  return failed;
+}
