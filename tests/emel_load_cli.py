@@ -170,6 +170,33 @@ for key, blob in corrupt.items():
         sig = f" (killed by {signal.Signals(-r.returncode).name})" if r.returncode < 0 else ""
         check(f"{key} ({strategy}): exit 1 with {want}", ok, f"exit {r.returncode}{sig}: {r.stderr.strip()[:200]}")
 
+# ---- random damage: whatever the bytes, emel-load exits 0 or 1, never by a signal ----
+import random
+rng = random.Random(20261122)
+base = model(tensors=[("a.weight", [8, 4], 0, 0), ("b.weight", [16], 0, 128), ("c.weight", [64], 2, 192)],
+             data=bytes(range(256)) * 3)
+signals = 0
+runs = int(os.environ.get("EMEL_CLI_MUTATIONS", "150"))
+for n in range(runs):
+    blob = bytearray(base)
+    for _ in range(rng.randint(1, 8)):
+        at = rng.randrange(len(blob))
+        kind = rng.random()
+        if kind < 0.5:
+            blob[at] = rng.randrange(256)
+        elif kind < 0.8:  # a length or count field turned huge or negative
+            blob[at:at + 8] = struct.pack("<Q", rng.choice([1 << 63, (1 << 64) - 1, 1 << 32, rng.randrange(1 << 40)]))
+        else:
+            del blob[at:]
+            break
+    path = write("mutant.gguf", bytes(blob))
+    r = run(["--verify", "--strategy", rng.choice(["mmap", "read"]), path])
+    if r.returncode not in (0, 1):
+        signals += 1
+        keep = write(f"mutant-{n}.gguf", bytes(blob))
+        print(f"FAIL mutant {n} ({keep}): exit {r.returncode}: {r.stderr[:200]}")
+check(f"{runs} randomly damaged files: every exit is 0 or 1, none by a signal", signals == 0)
+
 r = run([os.path.join(WORK, "no-such-file.gguf")])
 check("a missing file: exit 1 with OPEN_FAILED", r.returncode == 1 and ": OPEN_FAILED: " in r.stderr, r.stderr)
 
