@@ -21,7 +21,7 @@ struct emel_tensors {
   uint32_t *batch_of;
 };
 
-enum { BATCH_NOT_ASKED = UINT32_MAX };
+#define BATCH_NOT_ASKED UINT32_MAX
 
 static uint64_t name_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a: short names, no adversary that matters here */
