@@ -214,7 +214,7 @@ START_TEST(test_direct_io_reads_aligned_and_unaligned_spans_on_this_filesystem) 
   emel_io_request r = req(0, 3 * 4096);
   r.flags = EMEL_LOAD_DIRECT;
   emel_io_result a = acquire(r);
-  r = req(64, 20000); /* head and tail through the bounce, the middle straight in */
+  r = req(64, 20000); /* head and tail blocks read in place around the span */
   r.flags = EMEL_LOAD_DIRECT;
   emel_io_result b = acquire(r);
   r = req(FILE_BYTES - 123, 123); /* the tail block extends past the end of the file */
@@ -306,6 +306,18 @@ START_TEST(test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_
   ck_assert_uint_eq(s.short_reads, 1);
   ck_assert_uint_eq(s.direct_reads + s.direct_fallbacks, 1);
   release(&a);
+  /* The same through the bounce: a caller's buffer has no room around the span. */
+  static _Alignas(4096) unsigned char page_buf[4096];
+  r.target = page_buf + 64;
+  r.target_size = 100;
+  pread_cap = 10;
+  pread_cap_calls = 1;
+  assert_refused(r, EMEL_READ_UNEXPECTED_EOF, 0);
+  pread_cap = 100;
+  pread_cap_calls = 1;
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 64, 100);
+  release(&b);
 }
 END_TEST
 

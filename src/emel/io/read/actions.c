@@ -167,11 +167,13 @@ int read_allocate_buffer(io_read_ctx *m) {
   read_slot *s = slot_of(m, m->member);
   size_t size = (size_t)r->size, align = self->alignment, shift = 0;
   if (m->member->mode == READ_DIRECT) {
-    /* Place the data so that it agrees with the file modulo the block. */
+    /* Place the data so that it agrees with the file modulo the block, in
+     * whole blocks: the head and tail blocks are then read in place. */
     if (align < self->block) align = self->block;
     shift = (size_t)(r->offset % self->block);
-    if (size > SIZE_MAX - self->block) return READ_EV_ALLOC_FAILED;
-    size += self->block;
+    if (size > SIZE_MAX - 2 * self->block) return READ_EV_ALLOC_FAILED;
+    size = (shift + size + self->block - 1) / self->block * self->block;
+    m->member->slack = 1;
   }
   const int huge = size >= self->huge_page;
   if (huge && align < self->huge_page) align = self->huge_page;
@@ -247,9 +249,11 @@ static int chunk_outcome(io_read_ctx *m, int64_t got, uint64_t asked) {
  * run's own members and destinations, this context, and m->lane (never the
  * pool, the stats of the strategy or another lane). */
 
-/* Direct reads: block-aligned positions, lengths and addresses. The head
- * (position inside a block) and the tail (less than a block left) go through
- * the one-block bounce; the rest lands in the destination. */
+/* Direct reads: block-aligned positions, lengths and addresses. An owned
+ * buffer has room for whole blocks around the span, so every chunk lands in
+ * place. In a caller's buffer the head (position inside a block) and the tail
+ * (less than a block left) go through the one-block bounce; the rest lands
+ * in the destination. */
 static int read_direct_chunk(io_read_ctx *m) {
   io_read *self = m->self;
   const emel_platform_ops *p = &self->platform;
@@ -258,6 +262,19 @@ static int read_direct_chunk(io_read_ctx *m) {
   const uint64_t lead = pos % block;
   read_lane *lane = m->lane;
   lane->stats.preads++;
+  if (m->run[0].slack) {
+    /* Whole blocks from the one holding pos, straight into the owned buffer
+     * (its padding takes the bytes outside the span): no bounce round trip. */
+    uint64_t len = (lead + left + block - 1) / block * block;
+    if (len > self->direct_chunk) len = self->direct_chunk;
+    const uint64_t need = len - lead < left ? len - lead : left;
+    int64_t got = p->pread(p->user, m->run[0].fd, dst - lead, (size_t)len, pos - lead);
+    if (got > 0) lane->stats.bytes_read += (uint64_t)got;
+    if (got <= 0) return chunk_outcome(m, got, need);
+    if ((uint64_t)got <= lead) return chunk_outcome(m, 0, need); /* the file ends before our byte */
+    const uint64_t usable = (uint64_t)got - lead < need ? (uint64_t)got - lead : need;
+    return chunk_outcome(m, (int64_t)usable, need);
+  }
   if (lead != 0 || left < block) {
     const uint64_t need = left < block - lead ? left : block - lead;
     int64_t got = p->pread(p->user, m->run[0].fd, lane->bounce, (size_t)block, pos - lead);

@@ -98,6 +98,7 @@ typedef struct read_member {
   int mode;
   int fd;
   void *data;
+  int slack; /* owned direct buffer: the blocks around the span are ours, so reads need no bounce */
 } read_member;
 
 typedef struct io_read io_read;
