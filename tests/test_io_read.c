@@ -441,8 +441,10 @@ START_TEST(test_a_span_past_the_end_of_the_file_is_refused_before_any_read) {
   assert_refused(req(FILE_BYTES, 1), EMEL_SPAN_BEYOND_EOF, 0);
   ck_assert_uint_eq(fp.calls[FP_PREAD], 0);
   /* io: 2 + path; strategy: itself + 6 pools + a bounce and a gap scratch per lane (one per core) */
-  const uint64_t lanes = (uint64_t)fp.ops.cpu_count(&fp);
-  ck_assert_uint_eq(fp.calls[FP_ALLOC], 3 + 7 + 2 * (lanes < EMEL_IO_READ_MAX_THREADS ? lanes : EMEL_IO_READ_MAX_THREADS));
+  const uint64_t cores = (uint64_t)fp.ops.cpu_count(&fp);
+  uint64_t lanes = cores > 1 ? cores * EMEL_IO_READ_DIRECT_LANES_PER_THREAD : 1; /* direct lanes outnumber */
+  if (lanes > EMEL_IO_READ_MAX_THREADS) lanes = EMEL_IO_READ_MAX_THREADS;
+  ck_assert_uint_eq(fp.calls[FP_ALLOC], 3 + 7 + 2 * lanes);
 }
 END_TEST
 
@@ -843,9 +845,19 @@ START_TEST(test_direct_requests_of_a_batch_transfer_on_the_lanes_too) {
   emel_io_read_stats s = par_stats(x);
   ck_assert_uint_eq(s.runs, N);
   ck_assert_uint_eq(s.direct_reads + s.direct_fallbacks, N); /* O_DIRECT where the filesystem has it */
-  ck_assert_uint_eq(s.threads_started, 1);
+  /* direct: 4 lanes per copy lane, one run each; served buffered: the 2 copy lanes */
+  ck_assert_uint_eq(s.threads_started, s.direct_reads ? N - 1 : 1);
   par_release_all(x, res, N);
   emel_io_destroy(x);
+  emel_io_read_config one = {.threads = 2, .direct_threads = 1, .min_parallel_bytes = 1};
+  x = par_io(&one);
+  emel_io_acquire_batch(x, r, res, N);
+  for (int k = 0; k < N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).threads_started, par_stats(x).direct_reads ? 0 : 1);
+  par_release_all(x, res, N);
+  emel_io_destroy(x);
+  emel_io_read_config too_many = {.direct_threads = EMEL_IO_READ_MAX_THREADS + 1};
+  ck_assert_int_eq(emel_io_read_attach(io, &too_many), EMEL_INVALID_ARGUMENT);
 }
 END_TEST
 

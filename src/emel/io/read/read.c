@@ -66,9 +66,10 @@ static int joins_run(const read_member *prev, const read_member *next) {
 static uint64_t run_bytes(const io_read_ctx *run) { return run->run_end - run->run_start; }
 
 /* Lanes for a window of `bytes`: each gets at least min_parallel bytes. */
-static uint32_t lanes_for(const io_read *self, uint64_t bytes, size_t members) {
+static uint32_t lanes_for(const io_read *self, uint64_t bytes, size_t members, int direct) {
   uint64_t n = bytes / self->min_parallel;
-  if (n > self->lane_count) n = self->lane_count;
+  const uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  if (n > most) n = most;
   if (n > members) n = members;
   return n > 1 ? (uint32_t)n : 1;
 }
@@ -168,6 +169,7 @@ static void read_acquire_batch(void *opaque, const emel_io_request *requests, em
     size_t window = count - base < EMEL_IO_READ_BATCH_WINDOW ? count - base : EMEL_IO_READ_BATCH_WINDOW;
     size_t prepared = 0;
     uint64_t bytes = 0;
+    int direct = 0;
     for (size_t i = 0; i < window; i++) {
       read_member *x = &self->batch[prepared];
       *x = (read_member){.request = &requests[base + i], .result = &results[base + i], .fd = -1};
@@ -176,12 +178,13 @@ static void read_acquire_batch(void *opaque, const emel_io_request *requests, em
       if (m.prepared) {
         prepared++;
         bytes += x->request->size;
+        direct |= x->mode == READ_DIRECT;
       } else {
         results[base + i].error = m.error;
       }
     }
     qsort(self->batch, prepared, sizeof *self->batch, by_file_then_offset);
-    const uint32_t lanes = lanes_for(self, bytes, prepared);
+    const uint32_t lanes = lanes_for(self, bytes, prepared, direct);
     const uint64_t share = lanes > 1 ? bytes / ((uint64_t)lanes * EMEL_IO_READ_RUNS_PER_LANE) : UINT64_MAX;
     plan_runs(self, prepared, share > 0 ? share : 1);
     assign_lanes(self, lanes);
@@ -251,9 +254,15 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   const emel_platform_ops p = *emel_io_platform(io);
   const size_t block = p.page_size(p.user);
   if (!power_of_two(block)) return EMEL_INVALID_ARGUMENT;
-  int lanes = config->threads ? (int)config->threads : p.cpu_count(p.user);
-  if (lanes < 1) lanes = 1;
-  if (lanes > EMEL_IO_READ_MAX_THREADS) lanes = EMEL_IO_READ_MAX_THREADS;
+  if (config->direct_threads > EMEL_IO_READ_MAX_THREADS) return EMEL_INVALID_ARGUMENT;
+  int copy_lanes = config->threads ? (int)config->threads : p.cpu_count(p.user);
+  if (copy_lanes < 1) copy_lanes = 1;
+  if (copy_lanes > EMEL_IO_READ_MAX_THREADS) copy_lanes = EMEL_IO_READ_MAX_THREADS;
+  int direct_lanes = config->direct_threads ? (int)config->direct_threads
+                     : copy_lanes > 1               ? copy_lanes * EMEL_IO_READ_DIRECT_LANES_PER_THREAD
+                                                    : 1;
+  if (direct_lanes > EMEL_IO_READ_MAX_THREADS) direct_lanes = EMEL_IO_READ_MAX_THREADS;
+  const int lanes = copy_lanes > direct_lanes ? copy_lanes : direct_lanes;
 
   io_read *self = p.alloc(p.user, sizeof *self, _Alignof(io_read));
   if (!self) return EMEL_OUT_OF_MEMORY;
@@ -279,6 +288,8 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   if (self->lanes) {
     memset(self->lanes, 0, (size_t)lanes * sizeof *self->lanes);
     self->lane_count = (uint32_t)lanes;
+    self->copy_lanes = (uint32_t)copy_lanes;
+    self->direct_lanes = (uint32_t)direct_lanes;
     for (uint32_t l = 0; l < self->lane_count; l++) {
       read_lane *lane = &self->lanes[l];
       lane->self = self;

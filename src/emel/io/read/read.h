@@ -134,7 +134,9 @@ struct io_read {
   size_t block;       /* direct I/O alignment of offsets, lengths and memory: the page size */
   size_t min_parallel; /* bytes per thread below which a window is not split */
   read_lane *lanes;    /* lane_count lanes; lane 0 is the calling thread's */
-  uint32_t lane_count;
+  uint32_t lane_count;  /* the larger of copy_lanes and direct_lanes */
+  uint32_t copy_lanes;  /* lanes of a buffered window (config.threads) */
+  uint32_t direct_lanes; /* lanes of a window with direct runs (config.direct_threads) */
   read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
   io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
   uint32_t *run_lane;  /* which lane transfers each run */
