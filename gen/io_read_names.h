@@ -6,9 +6,9 @@
 
 #define io_read_START_STATE 1
 #define io_read_ERROR_STATE 0
-#define io_read_STATE_COUNT 23
-#define io_read_EVENT_COUNT 54
-#define io_read_TRANSITION_COUNT 56
+#define io_read_STATE_COUNT 25
+#define io_read_EVENT_COUNT 55
+#define io_read_TRANSITION_COUNT 58
 
 #define io_read_state_idle 1
 #define io_read_state_checking_request 2
@@ -27,21 +27,23 @@
 #define io_read_state_reading_chunk 15
 #define io_read_state_advancing 16
 #define io_read_state_finishing 17
-#define io_read_state_dropping_cache 18
-#define io_read_state_retrying 19
-#define io_read_state_advising_huge_pages 20
-#define io_read_state_opening_direct 21
-#define io_read_state_checking_handle 22
+#define io_read_state_transferred 18
+#define io_read_state_dropping_cache 19
+#define io_read_state_retrying 20
+#define io_read_state_transfer_failed 21
+#define io_read_state_advising_huge_pages 22
+#define io_read_state_opening_direct 23
+#define io_read_state_checking_handle 24
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_read_state_names[23] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "sizing", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "finishing", "dropping_cache", "retrying", "advising_huge_pages", "opening_direct", "checking_handle"};
-static const char *const io_read_event_names[54] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "SIZE_KNOWN", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED"};
-static const emel_transition io_read_transitions[56] = {
+static const char *const io_read_state_names[25] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "sizing", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "finishing", "transferred", "dropping_cache", "retrying", "transfer_failed", "advising_huge_pages", "opening_direct", "checking_handle"};
+static const char *const io_read_event_names[55] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "SIZE_KNOWN", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "SETTLE_RUN"};
+static const emel_transition io_read_transitions[58] = {
     {1, 1, 2}, /* idle ACQUIRE -> checking_request */
     {1, 2, 2}, /* idle PREPARE -> checking_request */
     {1, 3, 15}, /* idle TRANSFER_RUN -> reading_chunk */
-    {1, 4, 22}, /* idle RELEASE -> checking_handle */
+    {1, 4, 24}, /* idle RELEASE -> checking_handle */
     {2, 5, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 6, 1}, /* checking_request REQUEST_INVALID -> idle */
     {3, 7, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -54,13 +56,13 @@ static const emel_transition io_read_transitions[56] = {
     {6, 14, 7}, /* checking_target NO_TARGET -> choosing_io_mode */
     {6, 15, 1}, /* checking_target TARGET_TOO_SMALL -> idle */
     {7, 16, 8}, /* choosing_io_mode BUFFERED_IO -> opening_buffered */
-    {7, 17, 21}, /* choosing_io_mode DIRECT_IO -> opening_direct */
+    {7, 17, 23}, /* choosing_io_mode DIRECT_IO -> opening_direct */
     {7, 18, 8}, /* choosing_io_mode DIRECT_UNALIGNED -> opening_buffered */
     {7, 19, 8}, /* choosing_io_mode DIRECT_KNOWN_REFUSED -> opening_buffered */
-    {21, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> sizing */
-    {21, 21, 9}, /* opening_direct FILE_OPENED -> sizing */
-    {21, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
-    {21, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
+    {23, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> sizing */
+    {23, 21, 9}, /* opening_direct FILE_OPENED -> sizing */
+    {23, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
+    {23, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
     {8, 20, 9}, /* opening_buffered FILE_ALREADY_OPEN -> sizing */
     {8, 21, 9}, /* opening_buffered FILE_OPENED -> sizing */
     {8, 23, 1}, /* opening_buffered OPEN_FAILED -> idle */
@@ -73,27 +75,29 @@ static const emel_transition io_read_transitions[56] = {
     {12, 30, 13}, /* choosing_storage OWNED_STORAGE -> placing_storage */
     {12, 31, 13}, /* choosing_storage EXTERNAL_STORAGE -> placing_storage */
     {13, 32, 14}, /* placing_storage STORAGE_READY -> prepared */
-    {13, 51, 20}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
+    {13, 51, 22}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
     {13, 33, 1}, /* placing_storage ALLOC_FAILED -> idle */
-    {20, 52, 14}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
-    {20, 53, 14}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
+    {22, 52, 14}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
+    {22, 53, 14}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
     {14, 34, 15}, /* prepared READ_NOW -> reading_chunk */
     {14, 35, 1}, /* prepared READ_WITH_RUN -> idle */
     {15, 36, 16}, /* reading_chunk CHUNK_READ -> advancing */
     {15, 37, 16}, /* reading_chunk CHUNK_SHORT -> advancing */
-    {15, 38, 19}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
-    {15, 39, 1}, /* reading_chunk CHUNK_END_OF_FILE -> idle */
-    {15, 40, 1}, /* reading_chunk CHUNK_FAILED -> idle */
-    {19, 41, 15}, /* retrying RETRY_ALLOWED -> reading_chunk */
-    {19, 42, 1}, /* retrying RETRIES_EXHAUSTED -> idle */
+    {15, 38, 20}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
+    {15, 39, 21}, /* reading_chunk CHUNK_END_OF_FILE -> transfer_failed */
+    {15, 40, 21}, /* reading_chunk CHUNK_FAILED -> transfer_failed */
+    {20, 41, 15}, /* retrying RETRY_ALLOWED -> reading_chunk */
+    {20, 42, 21}, /* retrying RETRIES_EXHAUSTED -> transfer_failed */
     {16, 43, 15}, /* advancing CHUNK_DUE -> reading_chunk */
     {16, 44, 17}, /* advancing TRANSFER_COMPLETE -> finishing */
-    {17, 45, 1}, /* finishing KEEP_CACHE -> idle */
-    {17, 46, 18}, /* finishing DROP_CACHE -> dropping_cache */
-    {18, 47, 1}, /* dropping_cache CACHE_DROPPED -> idle */
-    {18, 48, 1}, /* dropping_cache CACHE_DROP_FAILED -> idle */
-    {22, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
-    {22, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
+    {17, 45, 18}, /* finishing KEEP_CACHE -> transferred */
+    {17, 46, 19}, /* finishing DROP_CACHE -> dropping_cache */
+    {19, 47, 18}, /* dropping_cache CACHE_DROPPED -> transferred */
+    {19, 48, 18}, /* dropping_cache CACHE_DROP_FAILED -> transferred */
+    {18, 54, 1}, /* transferred SETTLE_RUN -> idle */
+    {21, 54, 1}, /* transfer_failed SETTLE_RUN -> idle */
+    {24, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
+    {24, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
 };
 #endif
 

@@ -11,17 +11,21 @@
  * the state is refused by a named action, so the refusal is visible here.
  * (Evicting twice is its own error; it is also what keeps Ragel's minimizer
  * from merging evicted into bound.)
+ * ADOPT_RESIDENCY is LOAD for a batch (emel_tensors_load_batch): the io
+ * boundary already acquired every tensor of the batch at once, and the
+ * tensor adopts its precomputed result through the same `loading` outcomes.
  */
 #include "emel/model/tensor/residency.h"
 #define EMEL_MACHINE_TABLES
 #include "tensor_residency_names.h"
 
 
-#line 95 "statecharts/tensor_residency.rl"
+#line 104 "statecharts/tensor_residency.rl"
 
 
 
-#line 20 "gen/tensor_residency.c"
+#line 23 "gen/tensor_residency.c"
+#define tensor_residency_ex_ADOPT_RESIDENCY 13
 #define tensor_residency_ex_BIND_EXTERNAL 2
 #define tensor_residency_ex_BIND_SPAN 1
 #define tensor_residency_ex_EVICT 4
@@ -36,7 +40,7 @@
 #define tensor_residency_ex_SPAN_VALID 5
 
 
-#line 98 "statecharts/tensor_residency.rl"
+#line 107 "statecharts/tensor_residency.rl"
 
 EMEL_CHECK_EVENT(tensor_residency, BIND_SPAN, TENSOR_EV_BIND_SPAN);
 EMEL_CHECK_EVENT(tensor_residency, BIND_EXTERNAL, TENSOR_EV_BIND_EXTERNAL);
@@ -50,6 +54,7 @@ EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_GRANTED, TENSOR_EV_RESIDENCY_GRANTE
 EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_REFUSED, TENSOR_EV_RESIDENCY_REFUSED);
 EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_RELEASED, TENSOR_EV_RESIDENCY_RELEASED);
 EMEL_CHECK_EVENT(tensor_residency, RELEASE_REFUSED, TENSOR_EV_RELEASE_REFUSED);
+EMEL_CHECK_EVENT(tensor_residency, ADOPT_RESIDENCY, TENSOR_EV_ADOPT_RESIDENCY);
 
 static void tensor_residency_exec(void *ctx, int event) {
   tensor_residency_ctx *m = ctx;
@@ -57,32 +62,33 @@ static void tensor_residency_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 52 "gen/tensor_residency.c"
+#line 57 "gen/tensor_residency.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr2:
-#line 47 "statecharts/tensor_residency.rl"
+#line 52 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
 	goto st1;
 tr3:
-#line 49 "statecharts/tensor_residency.rl"
+#line 54 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st1;
 tr5:
-#line 37 "statecharts/tensor_residency.rl"
+#line 41 "statecharts/tensor_residency.rl"
 	{ tensor_refuse_span(m); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 70 "gen/tensor_residency.c"
+#line 75 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 4: goto tr3;
+		case 13: goto tr2;
 	}
 	if ( 2 <= (*p) && (*p) <= 3 )
 		goto tr2;
@@ -91,147 +97,154 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 35 "statecharts/tensor_residency.rl"
+#line 39 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, tensor_check_span(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 87 "gen/tensor_residency.c"
+#line 93 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr9:
-#line 49 "statecharts/tensor_residency.rl"
+#line 54 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st3;
 tr4:
-#line 36 "statecharts/tensor_residency.rl"
+#line 40 "statecharts/tensor_residency.rl"
 	{ tensor_record_span(m); }
 	goto st3;
 tr6:
-#line 48 "statecharts/tensor_residency.rl"
+#line 53 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st3;
-tr11:
-#line 40 "statecharts/tensor_residency.rl"
+tr12:
+#line 44 "statecharts/tensor_residency.rl"
 	{ tensor_refuse_external(m); }
 	goto st3;
-tr20:
-#line 43 "statecharts/tensor_residency.rl"
+tr21:
+#line 48 "statecharts/tensor_residency.rl"
 	{ tensor_record_load_error(m); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 111 "gen/tensor_residency.c"
+#line 117 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr6;
 		case 2: goto tr7;
 		case 3: goto tr8;
 		case 4: goto tr9;
+		case 13: goto tr10;
 	}
 	goto st0;
 tr7:
-#line 38 "statecharts/tensor_residency.rl"
+#line 42 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, tensor_check_external(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 125 "gen/tensor_residency.c"
+#line 132 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 7: goto tr10;
-		case 8: goto tr11;
+		case 7: goto tr11;
+		case 8: goto tr12;
 	}
 	goto st0;
-tr12:
-#line 48 "statecharts/tensor_residency.rl"
+tr13:
+#line 53 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st5;
-tr10:
-#line 39 "statecharts/tensor_residency.rl"
+tr11:
+#line 43 "statecharts/tensor_residency.rl"
 	{ tensor_adopt_external(m); }
 	goto st5;
-tr13:
-#line 50 "statecharts/tensor_residency.rl"
+tr14:
+#line 55 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
 	goto st5;
-tr16:
-#line 46 "statecharts/tensor_residency.rl"
+tr17:
+#line 51 "statecharts/tensor_residency.rl"
 	{ tensor_record_release_error(m); }
 	goto st5;
-tr19:
-#line 42 "statecharts/tensor_residency.rl"
+tr20:
+#line 47 "statecharts/tensor_residency.rl"
 	{ tensor_record_residency(m); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 149 "gen/tensor_residency.c"
+#line 156 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 1: goto tr12;
-		case 4: goto tr14;
+		case 1: goto tr13;
+		case 4: goto tr15;
+		case 13: goto tr14;
 	}
 	if ( 2 <= (*p) && (*p) <= 3 )
-		goto tr13;
+		goto tr14;
 	goto st0;
-tr14:
-#line 44 "statecharts/tensor_residency.rl"
+tr15:
+#line 49 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, tensor_release_residency(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 163 "gen/tensor_residency.c"
+#line 171 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 11: goto tr15;
-		case 12: goto tr16;
+		case 11: goto tr16;
+		case 12: goto tr17;
 	}
 	goto st0;
-tr17:
-#line 48 "statecharts/tensor_residency.rl"
+tr18:
+#line 53 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st7;
-tr15:
-#line 45 "statecharts/tensor_residency.rl"
+tr16:
+#line 50 "statecharts/tensor_residency.rl"
 	{ tensor_forget_residency(m); }
 	goto st7;
-tr18:
-#line 51 "statecharts/tensor_residency.rl"
+tr19:
+#line 56 "statecharts/tensor_residency.rl"
 	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 181 "gen/tensor_residency.c"
+#line 189 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 1: goto tr17;
+		case 1: goto tr18;
 		case 2: goto tr7;
 		case 3: goto tr8;
-		case 4: goto tr18;
+		case 4: goto tr19;
+		case 13: goto tr10;
 	}
 	goto st0;
 tr8:
-#line 41 "statecharts/tensor_residency.rl"
+#line 45 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, tensor_request_residency(m)); }
+	goto st8;
+tr10:
+#line 46 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, tensor_check_batch_result(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 195 "gen/tensor_residency.c"
+#line 207 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 9: goto tr19;
-		case 10: goto tr20;
+		case 9: goto tr20;
+		case 10: goto tr21;
 	}
 	goto st0;
 	}
@@ -248,7 +261,7 @@ case 8:
 	_out: {}
 	}
 
-#line 118 "statecharts/tensor_residency.rl"
+#line 128 "statecharts/tensor_residency.rl"
 EMEL_GENERATED_EXEC_END
 }
 

@@ -7,8 +7,8 @@
 #define tensor_residency_START_STATE 1
 #define tensor_residency_ERROR_STATE 0
 #define tensor_residency_STATE_COUNT 9
-#define tensor_residency_EVENT_COUNT 13
-#define tensor_residency_TRANSITION_COUNT 24
+#define tensor_residency_EVENT_COUNT 14
+#define tensor_residency_TRANSITION_COUNT 28
 
 #define tensor_residency_state_unbound 1
 #define tensor_residency_state_checking_span 2
@@ -22,15 +22,17 @@
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
 static const char *const tensor_residency_state_names[9] = {NULL, "unbound", "checking_span", "bound", "checking_external", "resident", "releasing", "evicted", "loading"};
-static const char *const tensor_residency_event_names[13] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED"};
-static const emel_transition tensor_residency_transitions[24] = {
+static const char *const tensor_residency_event_names[14] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED", "ADOPT_RESIDENCY"};
+static const emel_transition tensor_residency_transitions[28] = {
     {1, 1, 2}, /* unbound BIND_SPAN -> checking_span */
     {1, 2, 1}, /* unbound BIND_EXTERNAL -> unbound */
     {1, 3, 1}, /* unbound LOAD -> unbound */
+    {1, 13, 1}, /* unbound ADOPT_RESIDENCY -> unbound */
     {1, 4, 1}, /* unbound EVICT -> unbound */
     {2, 5, 3}, /* checking_span SPAN_VALID -> bound */
     {2, 6, 1}, /* checking_span SPAN_INVALID -> unbound */
     {3, 3, 8}, /* bound LOAD -> loading */
+    {3, 13, 8}, /* bound ADOPT_RESIDENCY -> loading */
     {3, 2, 4}, /* bound BIND_EXTERNAL -> checking_external */
     {3, 1, 3}, /* bound BIND_SPAN -> bound */
     {3, 4, 3}, /* bound EVICT -> bound */
@@ -40,11 +42,13 @@ static const emel_transition tensor_residency_transitions[24] = {
     {4, 8, 3}, /* checking_external EXTERNAL_TOO_SMALL -> bound */
     {5, 4, 6}, /* resident EVICT -> releasing */
     {5, 3, 5}, /* resident LOAD -> resident */
+    {5, 13, 5}, /* resident ADOPT_RESIDENCY -> resident */
     {5, 2, 5}, /* resident BIND_EXTERNAL -> resident */
     {5, 1, 5}, /* resident BIND_SPAN -> resident */
     {6, 11, 7}, /* releasing RESIDENCY_RELEASED -> evicted */
     {6, 12, 5}, /* releasing RELEASE_REFUSED -> resident */
     {7, 3, 8}, /* evicted LOAD -> loading */
+    {7, 13, 8}, /* evicted ADOPT_RESIDENCY -> loading */
     {7, 2, 4}, /* evicted BIND_EXTERNAL -> checking_external */
     {7, 1, 7}, /* evicted BIND_SPAN -> evicted */
     {7, 4, 7}, /* evicted EVICT -> evicted */

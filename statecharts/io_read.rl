@@ -10,8 +10,12 @@
  * The transfer is a loop of chunks: each read reports how it went and the
  * chart decides (continue, retry an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
- * it (and the buffer) on that route. The run is granted only when every byte
- * arrived. RELEASE returns a live residency; a stale handle is refused.
+ * it (and the buffer) on that route. A finished transfer rests in
+ * `transferred` or `transfer_failed` until SETTLE_RUN, which grants the run
+ * (only when every byte arrived) or discards it: a batch's runs may transfer
+ * on worker threads, and only the calling thread touches the pool (see
+ * include/emel/io_read.h). RELEASE returns a live residency; a stale handle is
+ * refused.
  */
 #include "emel/io/read/read.h"
 #define EMEL_MACHINE_TABLES
@@ -77,6 +81,7 @@
   export HUGE_BUFFER_READY = 51;
   export HUGE_PAGES_ADVISED = 52;
   export HUGE_PAGE_ADVICE_REFUSED = 53;
+  export SETTLE_RUN = 54;
 
   action check_request { EMEL_REPORT(m, read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, read_check_file_index(m)); }
@@ -202,24 +207,30 @@
         CHUNK_READ @advance_transfer -> advancing
       | CHUNK_SHORT @advance_transfer -> advancing
       | CHUNK_INTERRUPTED @check_retry_budget -> retrying
-      | CHUNK_END_OF_FILE @refuse_unexpected_eof @discard_run -> idle
-      | CHUNK_FAILED @refuse_read_failed @discard_run -> idle
+      | CHUNK_END_OF_FILE @refuse_unexpected_eof -> transfer_failed
+      | CHUNK_FAILED @refuse_read_failed -> transfer_failed
     ),
     retrying: (
         RETRY_ALLOWED @read_chunk -> reading_chunk
-      | RETRIES_EXHAUSTED @refuse_read_failed @discard_run -> idle
+      | RETRIES_EXHAUSTED @refuse_read_failed -> transfer_failed
     ),
     advancing: (
         CHUNK_DUE @read_chunk -> reading_chunk
       | TRANSFER_COMPLETE @check_cache_policy -> finishing
     ),
     finishing: (
-        KEEP_CACHE @grant_run -> idle
+        KEEP_CACHE -> transferred
       | DROP_CACHE @drop_cache -> dropping_cache
     ),
     dropping_cache: (
-        CACHE_DROPPED @grant_run -> idle
-      | CACHE_DROP_FAILED @count_cache_drop_failure @grant_run -> idle
+        CACHE_DROPPED -> transferred
+      | CACHE_DROP_FAILED @count_cache_drop_failure -> transferred
+    ),
+    transferred: (
+        SETTLE_RUN @grant_run -> idle
+    ),
+    transfer_failed: (
+        SETTLE_RUN @discard_run -> idle
     ),
     checking_handle: (
         HANDLE_LIVE @release_residency -> idle
@@ -283,6 +294,7 @@ EMEL_CHECK_EVENT(io_read, HANDLE_STALE, READ_EV_HANDLE_STALE);
 EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
+EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;

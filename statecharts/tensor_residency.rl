@@ -7,6 +7,9 @@
  * the state is refused by a named action, so the refusal is visible here.
  * (Evicting twice is its own error; it is also what keeps Ragel's minimizer
  * from merging evicted into bound.)
+ * ADOPT_RESIDENCY is LOAD for a batch (emel_tensors_load_batch): the io
+ * boundary already acquired every tensor of the batch at once, and the
+ * tensor adopts its precomputed result through the same `loading` outcomes.
  */
 #include "emel/model/tensor/residency.h"
 #define EMEL_MACHINE_TABLES
@@ -31,6 +34,7 @@
   export RESIDENCY_REFUSED = 10;
   export RESIDENCY_RELEASED = 11;
   export RELEASE_REFUSED = 12;
+  export ADOPT_RESIDENCY = 13;
 
   action check_span { EMEL_REPORT(m, tensor_check_span(m)); }
   action record_span { tensor_record_span(m); }
@@ -39,6 +43,7 @@
   action adopt_external { tensor_adopt_external(m); }
   action refuse_external { tensor_refuse_external(m); }
   action request_residency { EMEL_REPORT(m, tensor_request_residency(m)); }
+  action check_batch_result { EMEL_REPORT(m, tensor_check_batch_result(m)); }
   action record_residency { tensor_record_residency(m); }
   action record_load_error { tensor_record_load_error(m); }
   action release_residency { EMEL_REPORT(m, tensor_release_residency(m)); }
@@ -55,6 +60,7 @@
         BIND_SPAN @check_span -> checking_span
       | BIND_EXTERNAL @refuse_not_bound -> unbound
       | LOAD @refuse_not_bound -> unbound
+      | ADOPT_RESIDENCY @refuse_not_bound -> unbound
       | EVICT @refuse_not_resident -> unbound
     ),
     checking_span: (
@@ -63,6 +69,7 @@
     ),
     bound: (
         LOAD @request_residency -> loading
+      | ADOPT_RESIDENCY @check_batch_result -> loading
       | BIND_EXTERNAL @check_external -> checking_external
       | BIND_SPAN @refuse_already_bound -> bound
       | EVICT @refuse_not_resident -> bound
@@ -78,6 +85,7 @@
     resident: (
         EVICT @release_residency -> releasing
       | LOAD @refuse_already_resident -> resident
+      | ADOPT_RESIDENCY @refuse_already_resident -> resident
       | BIND_EXTERNAL @refuse_already_resident -> resident
       | BIND_SPAN @refuse_already_bound -> resident
     ),
@@ -87,6 +95,7 @@
     ),
     evicted: (
         LOAD @request_residency -> loading
+      | ADOPT_RESIDENCY @check_batch_result -> loading
       | BIND_EXTERNAL @check_external -> checking_external
       | BIND_SPAN @refuse_already_bound -> evicted
       | EVICT @refuse_already_evicted -> evicted
@@ -108,6 +117,7 @@ EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_GRANTED, TENSOR_EV_RESIDENCY_GRANTE
 EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_REFUSED, TENSOR_EV_RESIDENCY_REFUSED);
 EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_RELEASED, TENSOR_EV_RESIDENCY_RELEASED);
 EMEL_CHECK_EVENT(tensor_residency, RELEASE_REFUSED, TENSOR_EV_RELEASE_REFUSED);
+EMEL_CHECK_EVENT(tensor_residency, ADOPT_RESIDENCY, TENSOR_EV_ADOPT_RESIDENCY);
 
 static void tensor_residency_exec(void *ctx, int event) {
   tensor_residency_ctx *m = ctx;

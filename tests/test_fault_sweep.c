@@ -26,7 +26,7 @@
 #define EMEL_TEST_WORKDIR "."
 #endif
 
-typedef enum { LOAD_EACH, LOAD_BATCH } load_mode;
+typedef enum { LOAD_EACH, LOAD_BATCH, LOAD_TENSOR_BATCH } load_mode;
 
 typedef struct scenario {
   const char *name;
@@ -35,18 +35,22 @@ typedef struct scenario {
   load_mode mode;
   int split;
   uint32_t alignment;
+  uint32_t threads; /* read strategy lanes, every window split (0: the default config) */
 } scenario;
 
 static const scenario scenarios[] = {
-    {"mmap", EMEL_STRATEGY_MMAP, 0, LOAD_EACH, 0, 32},
-    {"mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 0, 32},
-    {"mmap+populate+lock", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, LOAD_EACH, 0, 32},
-    {"mmap split", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 1, 32},
-    {"read", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32},
-    {"read+drop-cache", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_EACH, 0, 32},
-    {"read+direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096},
-    {"read batch", EMEL_STRATEGY_READ, 0, LOAD_BATCH, 0, 32},
-    {"read split", EMEL_STRATEGY_READ, 0, LOAD_EACH, 1, 32},
+    {"mmap", EMEL_STRATEGY_MMAP, 0, LOAD_EACH, 0, 32, 0},
+    {"mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 0, 32, 0},
+    {"mmap+populate+lock", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, LOAD_EACH, 0, 32, 0},
+    {"mmap split", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 1, 32, 0},
+    {"read", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0},
+    {"read+drop-cache", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_EACH, 0, 32, 0},
+    {"read+direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0},
+    {"read batch", EMEL_STRATEGY_READ, 0, LOAD_BATCH, 0, 32, 0},
+    {"read split", EMEL_STRATEGY_READ, 0, LOAD_EACH, 1, 32, 0},
+    {"read batch threads", EMEL_STRATEGY_READ, 0, LOAD_TENSOR_BATCH, 0, 32, 2},
+    {"read split threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 3},
+    {"read direct threads", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_TENSOR_BATCH, 0, 4096, 2},
 };
 
 /* The errnos each operation can really return, and the codes a failure of it
@@ -69,6 +73,9 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_LOCK] = {{ENOMEM, EPERM, EAGAIN}, {EMEL_MMAP_LOCK_FAILED}},
     [FP_UNLOCK] = {{ENOMEM, EINVAL}, {EMEL_OK, EMEL_MMAP_UNLOCK_FAILED}},
     [FP_ALLOC] = {{ENOMEM}, {EMEL_OUT_OF_MEMORY, EMEL_READ_ALLOC_FAILED}},
+    /* a worker that cannot start leaves its runs to the calling thread; a failed join is counted */
+    [FP_THREAD_START] = {{EAGAIN, ENOMEM, EPERM}, {EMEL_OK}},
+    [FP_THREAD_JOIN] = {{EDEADLK, EINVAL, ESRCH}, {EMEL_OK}},
 };
 
 typedef struct tally {
@@ -147,6 +154,8 @@ static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsi
   memset(&cfg, 0, sizeof cfg);
   cfg.platform = &fp->ops;
   cfg.read.chunk_size = 16u << 10; /* several chunks per tensor: faults land mid-transfer */
+  cfg.read.threads = s->threads;
+  if (s->threads) cfg.read.min_parallel_bytes = 1; /* every window spread over the lanes */
   emel_model *m;
   emel_error err;
   emel_status first = emel_model_open(&m, path_of(s), &cfg, &err);
@@ -156,7 +165,15 @@ static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsi
   } else {
     emel_tensors *t = emel_model_tensors(m);
     emel_load_options lo = {.strategy = s->strategy, .flags = s->flags};
-    for (uint32_t i = 0; i < emel_tensors_count(t) && first == EMEL_OK; i++) {
+    if (s->mode == LOAD_TENSOR_BATCH) {
+      emel_status st[32];
+      const uint32_t n = emel_tensors_count(t);
+      ck_assert_uint_le(n, 32);
+      first = emel_tensors_load_batch(t, NULL, n, &lo, st);
+      for (uint32_t i = 0; i < n; i++)
+        if ((st[i] == EMEL_OK) != (emel_tensors_state(t, i) == EMEL_TENSOR_RESIDENT)) *inconsistent = 1;
+    }
+    for (uint32_t i = 0; s->mode == LOAD_EACH && i < emel_tensors_count(t) && first == EMEL_OK; i++) {
       first = emel_tensors_load(t, i, &lo, NULL);
       if (first != EMEL_OK && emel_tensors_state(t, i) != EMEL_TENSOR_BOUND) *inconsistent = 1;
     }

@@ -214,7 +214,7 @@ START_TEST(test_direct_io_reads_aligned_and_unaligned_spans_on_this_filesystem) 
   emel_io_request r = req(0, 3 * 4096);
   r.flags = EMEL_LOAD_DIRECT;
   emel_io_result a = acquire(r);
-  r = req(64, 20000); /* head and tail through the bounce, the middle straight in */
+  r = req(64, 20000); /* head and tail blocks read in place around the span */
   r.flags = EMEL_LOAD_DIRECT;
   emel_io_result b = acquire(r);
   r = req(FILE_BYTES - 123, 123); /* the tail block extends past the end of the file */
@@ -306,6 +306,18 @@ START_TEST(test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_
   ck_assert_uint_eq(s.short_reads, 1);
   ck_assert_uint_eq(s.direct_reads + s.direct_fallbacks, 1);
   release(&a);
+  /* The same through the bounce: a caller's buffer has no room around the span. */
+  static _Alignas(4096) unsigned char page_buf[4096];
+  r.target = page_buf + 64;
+  r.target_size = 100;
+  pread_cap = 10;
+  pread_cap_calls = 1;
+  assert_refused(r, EMEL_READ_UNEXPECTED_EOF, 0);
+  pread_cap = 100;
+  pread_cap_calls = 1;
+  emel_io_result b = acquire(r);
+  assert_bytes(&b, 64, 100);
+  release(&b);
 }
 END_TEST
 
@@ -428,7 +440,11 @@ START_TEST(test_a_span_past_the_end_of_the_file_is_refused_before_any_read) {
   assert_refused(req(FILE_BYTES - 10, 11), EMEL_SPAN_BEYOND_EOF, 0);
   assert_refused(req(FILE_BYTES, 1), EMEL_SPAN_BEYOND_EOF, 0);
   ck_assert_uint_eq(fp.calls[FP_PREAD], 0);
-  ck_assert_uint_eq(fp.calls[FP_ALLOC], 3 + 6); /* io: 2 + path; strategy: itself + 5 pools */
+  /* io: 2 + path; strategy: itself + 6 pools + a bounce and a gap scratch per lane (one per core) */
+  const uint64_t cores = (uint64_t)fp.ops.cpu_count(&fp);
+  uint64_t lanes = cores > 1 ? cores * EMEL_IO_READ_DIRECT_LANES_PER_THREAD : 1; /* direct lanes outnumber */
+  if (lanes > EMEL_IO_READ_MAX_THREADS) lanes = EMEL_IO_READ_MAX_THREADS;
+  ck_assert_uint_eq(fp.calls[FP_ALLOC], 3 + 7 + 2 * lanes);
 }
 END_TEST
 
@@ -651,6 +667,200 @@ START_TEST(test_a_batch_larger_than_the_window_overlapping_and_direct_spans_all_
 }
 END_TEST
 
+/* ---- parallel batches ---- */
+
+/* Spans 6000 bytes long every 8000 bytes: 2000 bytes of padding coalesce, so
+ * runs are cut by the lanes' share and read with preadv into several buffers. */
+enum { PAR_N = 24, PAR_SIZE = 6000, PAR_STEP = 8000 };
+
+static void par_requests(emel_io_request *r, int n, uint64_t step, unsigned flags) {
+  for (int k = 0; k < n; k++) {
+    r[k] = req((uint64_t)(n - 1 - k) * step, PAR_SIZE); /* reversed: the batch sorts */
+    r[k].flags = flags;
+  }
+}
+
+/* A second boundary on the same file with its own read strategy and config. */
+static emel_io *par_io(const emel_io_read_config *c) {
+  emel_io *x;
+  emel_io_config ic = {.platform = &fp.ops, .max_files = 1};
+  ck_assert_int_eq(emel_io_create(&x, &ic), EMEL_OK);
+  uint32_t f;
+  ck_assert_int_eq(emel_io_add_file(x, path0, strlen(path0), &f), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(x, c), EMEL_OK);
+  return x;
+}
+
+static emel_io_read_stats par_stats(const emel_io *x) {
+  emel_io_read_stats s;
+  ck_assert_int_eq(emel_io_read_stats_of(x, &s), EMEL_OK);
+  return s;
+}
+
+static void par_release_all(emel_io *x, emel_io_result *res, int n) {
+  for (int k = 0; k < n; k++)
+    if (res[k].error.code == EMEL_OK) ck_assert_int_eq(emel_io_release(x, res[k].handle).code, EMEL_OK);
+  ck_assert_uint_eq(emel_io_live(x, EMEL_STRATEGY_READ), 0);
+}
+
+START_TEST(test_a_parallel_batch_with_1_2_and_4_threads_gives_the_bytes_of_a_sequential_one) {
+  static const uint32_t threads[3] = {1, 2, 4};
+  for (int i = 0; i < 3; i++) {
+    emel_io_read_config c = {.threads = threads[i], .min_parallel_bytes = 1, .chunk_size = 4096};
+    emel_io *x = par_io(&c);
+    emel_io_request r[PAR_N];
+    emel_io_result res[PAR_N];
+    par_requests(r, PAR_N, PAR_STEP, 0);
+    emel_io_acquire_batch(x, r, res, PAR_N);
+    for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+    emel_io_read_stats s = par_stats(x);
+    ck_assert_uint_eq(s.threads_started, threads[i] - 1);
+    ck_assert_uint_eq(s.parallel_windows, threads[i] > 1);
+    ck_assert_uint_eq(s.thread_start_failures, 0);
+    ck_assert_uint_eq(s.bytes_read, (PAR_N - 1) * PAR_STEP + PAR_SIZE - (s.runs - 1) * (PAR_STEP - PAR_SIZE));
+    if (threads[i] == 1) ck_assert_uint_eq(s.runs, 1); /* no lanes to share: one coalesced run */
+    else ck_assert_uint_ge(s.runs, threads[i]);
+    ck_assert_uint_eq(emel_io_live(x, EMEL_STRATEGY_READ), PAR_N);
+    par_release_all(x, res, PAR_N);
+    emel_io_destroy(x);
+  }
+}
+END_TEST
+
+START_TEST(test_threads_zero_means_one_lane_per_core_and_a_small_window_stays_on_the_calling_thread) {
+  fp.cpu_count = 3;
+  emel_io_read_config c = {.min_parallel_bytes = 1, .chunk_size = 4096};
+  emel_io *x = par_io(&c);
+  emel_io_request r[PAR_N];
+  emel_io_result res[PAR_N];
+  par_requests(r, PAR_N, PAR_STEP, 0);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).threads_started, 2);
+  par_release_all(x, res, PAR_N);
+  emel_io_destroy(x);
+  /* The default share per lane (4 MiB) is far more than this batch: no threads. */
+  emel_io_read_config d = {.threads = 4};
+  x = par_io(&d);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).threads_started, 0);
+  ck_assert_uint_eq(par_stats(x).parallel_windows, 0);
+  par_release_all(x, res, PAR_N);
+  emel_io_destroy(x);
+  emel_io_read_config too_many = {.threads = EMEL_IO_READ_MAX_THREADS + 1};
+  ck_assert_int_eq(emel_io_read_attach(io, &too_many), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(test_a_thread_that_cannot_start_leaves_its_runs_to_the_calling_thread_and_is_counted) {
+  emel_io_read_config c = {.threads = 4, .min_parallel_bytes = 1, .chunk_size = 4096};
+  emel_io *x = par_io(&c);
+  fault_platform_fail_many(&fp, FP_THREAD_START, 1, 2, EAGAIN); /* two of the three workers */
+  emel_io_request r[PAR_N];
+  emel_io_result res[PAR_N];
+  par_requests(r, PAR_N, PAR_STEP, 0);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  emel_io_read_stats s = par_stats(x);
+  ck_assert_uint_eq(s.thread_start_failures, 2);
+  ck_assert_uint_eq(s.threads_started, 1);
+  ck_assert_uint_eq(fp.live_threads, 0);
+  par_release_all(x, res, PAR_N);
+  /* every start refused: the batch is still whole */
+  fault_platform_fail_many(&fp, FP_THREAD_START, 1, 1000, EAGAIN);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).thread_start_failures, 5);
+  par_release_all(x, res, PAR_N);
+  emel_io_destroy(x);
+}
+END_TEST
+
+START_TEST(test_a_failed_join_is_counted_and_the_runs_it_transferred_are_granted) {
+  emel_io_read_config c = {.threads = 2, .min_parallel_bytes = 1, .chunk_size = 4096};
+  emel_io *x = par_io(&c);
+  fault_platform_fail(&fp, FP_THREAD_JOIN, 1, EDEADLK);
+  emel_io_request r[PAR_N];
+  emel_io_result res[PAR_N];
+  par_requests(r, PAR_N, PAR_STEP, 0);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).thread_join_failures, 1);
+  par_release_all(x, res, PAR_N);
+  emel_io_destroy(x);
+}
+END_TEST
+
+START_TEST(test_a_failed_run_on_one_thread_fails_only_its_own_requests_while_the_others_arrive) {
+  /* Far apart (no coalescing): every span is a run of two chunks; the third
+   * read of the batch fails, on whichever lane made it. */
+  enum { N = 8, STEP = 20000 };
+  for (int failing = 1; failing <= 6; failing++) {
+    emel_io_read_config c = {.threads = 2, .min_parallel_bytes = 1, .chunk_size = 4096};
+    emel_io *x = par_io(&c);
+    emel_io_request r[N];
+    emel_io_result res[N];
+    par_requests(r, N, STEP, 0);
+    fault_platform_fail(&fp, FP_PREAD, fp.calls[FP_PREAD] + (uint64_t)failing, EIO);
+    emel_io_acquire_batch(x, r, res, N);
+    fault_platform_clear_faults(&fp);
+    int failed = 0;
+    for (int k = 0; k < N; k++) {
+      if (res[k].error.code == EMEL_OK) {
+        assert_bytes(&res[k], r[k].offset, r[k].size);
+      } else {
+        failed++;
+        ck_assert_int_eq(res[k].error.code, EMEL_READ_FAILED);
+        ck_assert_int_eq(res[k].error.os_errno, EIO);
+        ck_assert_ptr_null(res[k].data);
+      }
+    }
+    ck_assert_int_eq(failed, 1);
+    ck_assert_uint_eq(emel_io_live(x, EMEL_STRATEGY_READ), N - 1);
+    ck_assert_uint_eq(par_stats(x).parallel_windows, 1);
+    par_release_all(x, res, N);
+    /* the pool is whole: the same batch again succeeds everywhere */
+    emel_io_acquire_batch(x, r, res, N);
+    for (int k = 0; k < N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+    par_release_all(x, res, N);
+    emel_io_destroy(x);
+    ck_assert_int_eq(fp.live_threads, 0);
+  }
+}
+END_TEST
+
+START_TEST(test_direct_requests_of_a_batch_transfer_on_the_lanes_too) {
+  emel_io_read_config c = {.threads = 2, .min_parallel_bytes = 1};
+  emel_io *x = par_io(&c);
+  enum { N = 6 };
+  emel_io_request r[N];
+  emel_io_result res[N];
+  for (int k = 0; k < N; k++) {
+    r[k] = req((uint64_t)k * 16384, 12288 + 100); /* block-aligned starts; an odd tail */
+    r[k].flags = EMEL_LOAD_DIRECT;
+  }
+  emel_io_acquire_batch(x, r, res, N);
+  for (int k = 0; k < N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  emel_io_read_stats s = par_stats(x);
+  ck_assert_uint_eq(s.runs, N);
+  ck_assert_uint_eq(s.direct_reads + s.direct_fallbacks, N); /* O_DIRECT where the filesystem has it */
+  /* direct: 4 lanes per copy lane, one run each; served buffered: the 2 copy lanes */
+  ck_assert_uint_eq(s.threads_started, s.direct_reads ? N - 1 : 1);
+  par_release_all(x, res, N);
+  emel_io_destroy(x);
+  emel_io_read_config one = {.threads = 2, .direct_threads = 1, .min_parallel_bytes = 1};
+  x = par_io(&one);
+  emel_io_acquire_batch(x, r, res, N);
+  for (int k = 0; k < N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(par_stats(x).threads_started, par_stats(x).direct_reads ? 0 : 1);
+  par_release_all(x, res, N);
+  emel_io_destroy(x);
+  emel_io_read_config too_many = {.direct_threads = EMEL_IO_READ_MAX_THREADS + 1};
+  ck_assert_int_eq(emel_io_read_attach(io, &too_many), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
 /* ---- tensor-owned loading ---- */
 
 START_TEST(test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_only_the_owned_one) {
@@ -787,6 +997,12 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_batch_member_refused_in_preparation_fails_alone);
   tcase_add_test(tc, test_a_failed_run_fails_all_its_members_and_leaks_nothing_while_other_runs_succeed);
   tcase_add_test(tc, test_a_batch_larger_than_the_window_overlapping_and_direct_spans_all_arrive);
+  tcase_add_test(tc, test_a_parallel_batch_with_1_2_and_4_threads_gives_the_bytes_of_a_sequential_one);
+  tcase_add_test(tc, test_threads_zero_means_one_lane_per_core_and_a_small_window_stays_on_the_calling_thread);
+  tcase_add_test(tc, test_a_thread_that_cannot_start_leaves_its_runs_to_the_calling_thread_and_is_counted);
+  tcase_add_test(tc, test_a_failed_join_is_counted_and_the_runs_it_transferred_are_granted);
+  tcase_add_test(tc, test_a_failed_run_on_one_thread_fails_only_its_own_requests_while_the_others_arrive);
+  tcase_add_test(tc, test_direct_requests_of_a_batch_transfer_on_the_lanes_too);
   tcase_add_test(tc, test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_only_the_owned_one);
   tcase_add_test(tc, test_a_tensor_whose_read_fails_stays_bound_with_the_error_and_errno);
   tcase_add_test(tc, test_attach_refuses_a_bad_config_a_second_read_strategy_and_reports_out_of_memory);

@@ -339,7 +339,7 @@ START_TEST(test_destroying_the_table_releases_every_resident_tensor) {
 END_TEST
 
 START_TEST(test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing) {
-  for (uint64_t k = 1; k <= 4; k++) {
+  for (uint64_t k = 1; k <= 7; k++) { /* the table, records, names, index, and the batch window's three */
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
     emel_tensors *x = (emel_tensors *)&fp;
     emel_tensors_config tc = {.io = io, .capacity = 4};
@@ -358,6 +358,124 @@ START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put)
   memset(&m, 0, sizeof m);
   int n = machine_check_unexpected_events(&tensor_residency_desc, &m.core, &m);
   ck_assert_int_gt(n, 50);
+}
+END_TEST
+
+/* ---- batches ---- */
+
+START_TEST(test_a_batch_makes_bound_and_evicted_tensors_resident_in_one_boundary_call) {
+  uint32_t a = bound_tensor("a", 0, 64), b = bound_tensor("b", 64, 64), c = bound_tensor("c", 128, 64);
+  ck_assert_int_eq(emel_tensors_load(t, b, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, b), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, b), EMEL_TENSOR_EVICTED);
+  const uint32_t idx[3] = {c, a, b};
+  emel_status st[3];
+  const size_t batches = fake.batches;
+  ck_assert_int_eq(emel_tensors_load_batch(t, idx, 3, &by_fake, st), EMEL_OK);
+  ck_assert_uint_eq(fake.batches, batches + 1);
+  for (int k = 0; k < 3; k++) {
+    ck_assert_int_eq(st[k], EMEL_OK);
+    ck_assert_int_eq(emel_tensors_state(t, idx[k]), EMEL_TENSOR_RESIDENT);
+    emel_tensor_view v;
+    ck_assert_int_eq(emel_tensors_view(t, idx[k], &v), EMEL_OK);
+    emel_tensor_info info;
+    ck_assert_ptr_eq(v.data, fake.bytes + emel_tensors_info(t, idx[k], &info)->span.offset);
+  }
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 3);
+  ck_assert_uint_eq(fake.live, 3);
+}
+END_TEST
+
+START_TEST(test_a_batch_with_no_indices_loads_the_first_count_tensors) {
+  bound_tensor("a", 0, 64);
+  bound_tensor("b", 64, 64);
+  bound_tensor("c", 128, 64);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, 2, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_RESIDENT);
+  ck_assert_int_eq(emel_tensors_state(t, 1), EMEL_TENSOR_RESIDENT);
+  ck_assert_int_eq(emel_tensors_state(t, 2), EMEL_TENSOR_BOUND);
+}
+END_TEST
+
+START_TEST(test_a_batch_refusal_of_one_tensor_leaves_it_bound_with_its_error_and_the_rest_resident) {
+  uint32_t a = bound_tensor("a", 0, 64), far = bound_tensor("far", 8192, 64), c = bound_tensor("c", 128, 64);
+  ck_assert_int_eq(emel_tensors_load(t, c, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, c), EMEL_OK);
+  const uint32_t idx[3] = {a, far, c};
+  emel_status st[3];
+  ck_assert_int_eq(emel_tensors_load_batch(t, idx, 3, &by_fake, st), EMEL_SPAN_BEYOND_EOF);
+  ck_assert_int_eq(st[0], EMEL_OK);
+  ck_assert_int_eq(st[1], EMEL_SPAN_BEYOND_EOF);
+  ck_assert_int_eq(st[2], EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, far), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_last_error(t, far).code, EMEL_SPAN_BEYOND_EOF);
+  /* an evicted tensor whose batch load is refused is bound again, as with LOAD */
+  ck_assert_int_eq(emel_tensors_evict(t, c), EMEL_OK);
+  fake.acquire_error = (emel_error){EMEL_READ_FAILED, EIO};
+  ck_assert_int_eq(emel_tensors_load_batch(t, &c, 1, &by_fake, st), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_state(t, c), EMEL_TENSOR_BOUND);
+  ck_assert_int_eq(emel_tensors_last_error(t, c).os_errno, EIO);
+  ck_assert_uint_eq(fake.live, 1);
+}
+END_TEST
+
+START_TEST(test_a_batch_refuses_unbound_resident_repeated_and_unknown_tensors_by_name_and_holds_nothing_extra) {
+  uint32_t u;
+  ck_assert_int_eq(emel_tensors_declare(t, "unbound", 7, &u), EMEL_OK);
+  uint32_t r = bound_tensor("resident", 0, 64), b = bound_tensor("bound", 64, 64);
+  ck_assert_int_eq(emel_tensors_load(t, r, &by_fake, NULL), EMEL_OK);
+  const uint32_t idx[5] = {u, r, b, b, 99};
+  emel_status st[5];
+  const size_t acquires = fake.acquires;
+  ck_assert_int_eq(emel_tensors_load_batch(t, idx, 5, &by_fake, st), EMEL_TENSOR_NOT_BOUND);
+  ck_assert_int_eq(st[0], EMEL_TENSOR_NOT_BOUND);
+  ck_assert_int_eq(st[1], EMEL_TENSOR_ALREADY_RESIDENT);
+  ck_assert_int_eq(st[2], EMEL_OK);
+  ck_assert_int_eq(st[3], EMEL_TENSOR_ALREADY_RESIDENT); /* the second copy's residency was released */
+  ck_assert_int_eq(st[4], EMEL_TENSOR_UNKNOWN);
+  ck_assert_uint_eq(fake.acquires, acquires + 2); /* only the bound tensor, twice */
+  ck_assert_uint_eq(fake.live, 2);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 2);
+  ck_assert_int_eq(emel_tensors_state(t, u), EMEL_TENSOR_UNBOUND);
+}
+END_TEST
+
+START_TEST(test_a_batch_into_one_caller_buffer_or_without_a_table_is_an_invalid_argument) {
+  unsigned char buf[64];
+  uint32_t a = bound_tensor("a", 0, 64);
+  emel_load_options into = {.strategy = EMEL_STRATEGY_READ, .target = buf, .target_size = sizeof buf};
+  ck_assert_int_eq(emel_tensors_load_batch(t, &a, 1, &into, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_tensors_load_batch(NULL, &a, 1, &by_fake, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_tensors_load_batch(t, &a, 1, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_tensors_load_batch(t, &a, 0, &by_fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, a), EMEL_TENSOR_BOUND);
+}
+END_TEST
+
+START_TEST(test_a_batch_larger_than_the_window_and_a_table_without_io_are_handled) {
+  emel_tensors_destroy(t);
+  emel_tensors_config tc = {.io = io, .capacity = EMEL_TENSOR_BATCH_WINDOW + 10};
+  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  char name[32];
+  for (uint32_t k = 0; k < EMEL_TENSOR_BATCH_WINDOW + 10; k++) {
+    snprintf(name, sizeof name, "t%u", k);
+    bound_tensor(name, (uint64_t)(k % 64) * 64, 64);
+  }
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, EMEL_TENSOR_BATCH_WINDOW + 10, &by_fake, NULL), EMEL_OK);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), EMEL_TENSOR_BATCH_WINDOW + 10);
+  ck_assert_int_eq(emel_tensors_evict_all(t), EMEL_OK);
+
+  emel_tensors *lone;
+  emel_tensors_config no_io = {.platform = &fp.ops, .capacity = 2};
+  ck_assert_int_eq(emel_tensors_create(&lone, &no_io), EMEL_OK);
+  uint32_t i;
+  emel_tensor_span s = span_of(0, 64);
+  ck_assert_int_eq(emel_tensors_add(lone, "w", 1, &s, &i), EMEL_OK);
+  emel_status st;
+  ck_assert_int_eq(emel_tensors_load_batch(lone, &i, 1, &by_fake, &st), EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(st, EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(emel_tensors_state(lone, i), EMEL_TENSOR_BOUND);
+  emel_tensors_destroy(lone);
 }
 END_TEST
 
@@ -385,6 +503,12 @@ Suite *tensor_residency_suite(void) {
   tcase_add_test(tc, test_destroying_the_table_releases_every_resident_tensor);
   tcase_add_test(tc, test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_a_batch_makes_bound_and_evicted_tensors_resident_in_one_boundary_call);
+  tcase_add_test(tc, test_a_batch_with_no_indices_loads_the_first_count_tensors);
+  tcase_add_test(tc, test_a_batch_refusal_of_one_tensor_leaves_it_bound_with_its_error_and_the_rest_resident);
+  tcase_add_test(tc, test_a_batch_refuses_unbound_resident_repeated_and_unknown_tensors_by_name_and_holds_nothing_extra);
+  tcase_add_test(tc, test_a_batch_into_one_caller_buffer_or_without_a_table_is_an_invalid_argument);
+  tcase_add_test(tc, test_a_batch_larger_than_the_window_and_a_table_without_io_are_handled);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,5 +1,6 @@
-/* emel-load: makes every tensor of a GGUF model resident with one strategy,
- * reports what it did and how fast, optionally hashes the bytes, releases all.
+/* emel-load: makes every tensor of a GGUF model resident with one strategy
+ * (in batches: emel_tensors_load_batch), reports what it did and how fast,
+ * optionally hashes the bytes, releases all.
  *
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
  *
@@ -216,23 +217,41 @@ int main(int argc, char **argv) {
   const char *sigint_after = getenv("EMEL_LOAD_TEST_SIGINT_AFTER");
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
-  for (uint32_t i = 0; i < n && !interrupted && rc == 0; i++) {
-    emel_tensor_view v;
-    emel_status s = emel_tensors_load(tensors, i, &lo, &v);
-    if (s != EMEL_OK) {
+  /* Batches of consecutive tensors (emel_tensors_load_batch: coalesced, one
+   * thread per core for the read strategy), cut at batch_bytes so the
+   * progress bar moves and an interruption is seen between batches. */
+  enum { LOAD_BATCH_TENSORS = EMEL_TENSOR_BATCH_WINDOW };
+  const uint64_t batch_bytes = 512ull << 20;
+  uint32_t indices[LOAD_BATCH_TENSORS];
+  emel_status statuses[LOAD_BATCH_TENSORS];
+  for (uint32_t i = 0; i < n && !interrupted && rc == 0;) {
+    uint32_t count = 0;
+    uint64_t bytes = 0;
+    while (i + count < n && count < LOAD_BATCH_TENSORS && (count == 0 || bytes < batch_bytes)) {
       emel_tensor_info info;
-      emel_tensors_info(tensors, i, &info);
-      emel_error e = emel_tensors_last_error(tensors, i);
-      char detail[400];
-      snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, e.os_errno ? ": " : "",
-               e.os_errno ? strerror(e.os_errno) : "");
-      progress_end(&bar);
-      rc = load_error(o.file, s, detail);
-      break;
+      bytes += emel_tensors_info(tensors, i + count, &info)->span.size;
+      indices[count] = i + count;
+      count++;
     }
-    total += v.size;
+    (void)emel_tensors_load_batch(tensors, indices, count, &lo, statuses);
+    for (uint32_t k = 0; k < count && rc == 0; k++) {
+      if (statuses[k] != EMEL_OK) {
+        emel_tensor_info info;
+        emel_tensors_info(tensors, indices[k], &info);
+        emel_error e = emel_tensors_last_error(tensors, indices[k]);
+        char detail[400];
+        snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, e.os_errno ? ": " : "",
+                 e.os_errno ? strerror(e.os_errno) : "");
+        progress_end(&bar);
+        rc = load_error(o.file, statuses[k], detail);
+        break;
+      }
+      emel_tensor_view v;
+      if (emel_tensors_view(tensors, indices[k], &v) == EMEL_OK) total += v.size;
+    }
     progress_update(&bar, total, all);
-    if ((long)i + 1 == raise_at) raise(SIGINT);
+    if (raise_at > (long)i && raise_at <= (long)(i + count)) raise(SIGINT);
+    i += count;
   }
   double seconds = now() - start;
   progress_end(&bar);

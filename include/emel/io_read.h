@@ -30,7 +30,32 @@
  * EMEL_IO_READ_MAX_GAP bytes apart are read as one run with preadv into the
  * tensors' own buffers (gaps into a scratch). A run is all-or-nothing: if its
  * transfer fails, every request of the run gets the run's error and none keeps
- * a buffer; other runs are unaffected. Direct-I/O requests run alone.
+ * a buffer; other runs are unaffected. A direct-I/O request is a run of its own.
+ *
+ * Parallel batches (config.threads; one thread per core by default): when a
+ * window holds at least min_parallel_bytes per thread, its runs are cut to
+ * about a quarter of a thread's share and handed out largest first to the
+ * least loaded lane; the calling thread is lane 0, each other lane a thread
+ * started with ops.thread_start (buffered: one copy per core; direct: the
+ * copy is the device's, so direct_threads lanes keep more reads in flight,
+ * measured 4.0 -> 4.8 GB/s cold from 2 to 8 lanes here). Concurrency rules:
+ * - Phases: prepare every request (calling thread), transfer the runs (lanes
+ *   in parallel), join, then settle every run (calling thread). Each phase
+ *   starts after the previous one ended for every lane.
+ * - Only the calling thread touches shared mutable state: the slot pool and
+ *   the live count, buffer allocation and release, file descriptors and
+ *   sizes, the results, the strategy's stats.
+ * - A lane writes only its own runs' machine contexts and destination
+ *   buffers, and its own bounce block, gap scratch and counters (merged into
+ *   the stats after the join). Runs never overlap in memory: each member has
+ *   its own slot and buffer.
+ * - Workers read, never write: the members, the config, the descriptors
+ *   (pread/preadv are positional, so one descriptor serves every thread).
+ * - A thread that cannot be started is counted (thread_start_failures) and
+ *   its lane's runs are transferred by the calling thread: same results.
+ * - A failed join is counted (thread_join_failures); ops.thread_join must
+ *   return only once the thread is gone, as the default does.
+ * Not thread-safe per instance: one batch at a time.
  */
 #ifndef EMEL_IO_READ_H
 #define EMEL_IO_READ_H
@@ -52,7 +77,11 @@ enum {
   EMEL_IO_READ_MAX_EINTR = 16,       /* consecutive interrupted reads of one chunk */
   EMEL_IO_READ_MAX_GAP = 4096,       /* bytes between two spans still read as one run */
   EMEL_IO_READ_BATCH_WINDOW = 256,   /* requests prepared, sorted and coalesced at once */
-  EMEL_IO_READ_DEFAULT_HUGE_PAGE = 2u << 20
+  EMEL_IO_READ_DEFAULT_HUGE_PAGE = 2u << 20,
+  EMEL_IO_READ_MAX_THREADS = 64,
+  EMEL_IO_READ_DEFAULT_MIN_PARALLEL = 4u << 20,
+  EMEL_IO_READ_RUNS_PER_LANE = 4,    /* runs a thread's share is cut into, for balance */
+  EMEL_IO_READ_DIRECT_LANES_PER_THREAD = 4
 };
 
 typedef struct emel_io_read_config {
@@ -60,6 +89,12 @@ typedef struct emel_io_read_config {
   size_t chunk_size;    /* bytes per pread; 0: EMEL_IO_READ_DEFAULT_CHUNK */
   size_t alignment;     /* owned buffer alignment, a power of two >= 64; 0: 64 */
   size_t huge_page_size; /* owned buffers this large are huge-page advised; a power of two; 0: 2 MiB */
+  uint32_t threads;     /* lanes of a batch transfer; 0: one per core (ops.cpu_count); 1: no threads;
+                           at most EMEL_IO_READ_MAX_THREADS */
+  size_t min_parallel_bytes; /* a window is split only with this many bytes per lane; 0: 4 MiB */
+  uint32_t direct_threads; /* lanes of a window with direct runs (the device, not the cores, is the
+                              limit: more reads in flight); 0: EMEL_IO_READ_DIRECT_LANES_PER_THREAD
+                              per lane of `threads` (1 when threads is 1); at most EMEL_IO_READ_MAX_THREADS */
 } emel_io_read_config;
 
 typedef struct emel_io_read_stats {
@@ -77,6 +112,10 @@ typedef struct emel_io_read_stats {
   uint64_t gap_bytes;           /* padding read into the scratch between coalesced spans */
   uint64_t huge_page_advised;   /* owned buffers advised for transparent huge pages */
   uint64_t huge_page_refusals;  /* that advice refused (the load still succeeded) */
+  uint64_t parallel_windows;    /* batch windows transferred by more than one lane */
+  uint64_t threads_started;     /* worker threads started (lane 0 is the caller's) */
+  uint64_t thread_start_failures; /* lanes whose thread did not start: the caller did their work */
+  uint64_t thread_join_failures;  /* joins reported as failed */
 } emel_io_read_stats;
 
 /* Creates the read strategy with the io's platform ops and file table and

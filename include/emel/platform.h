@@ -90,6 +90,14 @@ typedef struct emel_platform_ops {
   size_t (*page_size)(void *user);
   /* Non-zero when map/unmap work on this platform. */
   int (*can_map)(void *user);
+  /* Starts a thread running fn(arg); 0 and *thread set, or -errno (then fn
+   * never runs: the caller does the work itself). */
+  int (*thread_start)(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread);
+  /* Waits for a started thread to return; 0 or -errno. Afterwards the thread
+   * is gone either way (as with close), so it is joined exactly once. */
+  int (*thread_join)(void *user, uintptr_t thread);
+  /* Processors online (>= 1). */
+  int (*cpu_count)(void *user);
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */

@@ -27,7 +27,8 @@ extern "C" {
 enum {
   EMEL_TENSOR_MAX_DIMS = 4,
   EMEL_TENSOR_MAX_NAME = 255,       /* bytes; GGUF's own limit is 64 in practice */
-  EMEL_TENSOR_MAX_CAPACITY = 1u << 24
+  EMEL_TENSOR_MAX_CAPACITY = 1u << 24,
+  EMEL_TENSOR_BATCH_WINDOW = 256    /* tensors acquired at once by emel_tensors_load_batch */
 };
 
 /* The states a caller can observe between calls. */
@@ -100,6 +101,18 @@ emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t na
  * On failure the tensor is bound and emel_tensors_last_error() tells why. */
 emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
                               emel_tensor_view *view);
+
+/* Loads many tensors at once: the io boundary gets them as one batch per
+ * EMEL_TENSOR_BATCH_WINDOW (the read strategy coalesces adjacent spans and
+ * transfers them on one thread per core), then each tensor's machine adopts
+ * its own result, exactly as emel_tensors_load would have left it.
+ * `indices` NULL means tensors 0..count-1. statuses (may be NULL) gets each
+ * tensor's status: EMEL_OK, the load's error (emel_tensors_last_error tells
+ * more), EMEL_TENSOR_UNKNOWN, or a refusal such as EMEL_TENSOR_ALREADY_RESIDENT.
+ * Returns the first failure in `indices` order, EMEL_OK if none.
+ * options->target must be NULL (one caller buffer cannot hold many tensors). */
+emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
+                                    const emel_load_options *options, emel_status *statuses);
 
 /* Makes a bound or evicted tensor resident in caller-owned storage of at least
  * its size, without any strategy (external residency). The caller fills it. */

@@ -2,16 +2,27 @@
 
 #include <string.h>
 
+static void locked(fault_platform *fp) { pthread_mutex_lock(&fp->lock); }
+static void unlocked(fault_platform *fp) { pthread_mutex_unlock(&fp->lock); }
+
+/* Adds `delta` to a counter under the lock. */
+static void add(fault_platform *fp, int64_t *counter, int64_t delta) {
+  locked(fp);
+  *counter += delta;
+  unlocked(fp);
+}
+
 /* Returns the injected result for this call of `op`, or 1 when it runs for real. */
 static int injected(fault_platform *fp, fp_op op, int64_t *short_len) {
+  locked(fp);
   uint64_t n = ++fp->calls[op];
   const fp_fault *f = &fp->faults[op];
-  if (f->first == 0 || n < f->first || n >= f->first + f->count) return 1;
-  if (f->short_len >= 0 && short_len) {
-    *short_len = f->short_len;
-    return 1;
-  }
-  return -f->err;
+  int r = 1;
+  if (f->first == 0 || n < f->first || n >= f->first + f->count) r = 1;
+  else if (f->short_len >= 0 && short_len) *short_len = f->short_len;
+  else r = -f->err;
+  unlocked(fp);
+  return r;
 }
 
 static int fp_open(void *u, const char *path, unsigned flags) {
@@ -19,7 +30,7 @@ static int fp_open(void *u, const char *path, unsigned flags) {
   int r = injected(fp, FP_OPEN, NULL);
   if (r <= 0) return r;
   r = fp->real->open(fp->real->user, path, flags);
-  if (r >= 0) fp->open_fds++;
+  if (r >= 0) add(fp, &fp->open_fds, 1);
   return r;
 }
 
@@ -28,7 +39,7 @@ static int fp_close(void *u, int fd) {
   int r = injected(fp, FP_CLOSE, NULL);
   /* Like Linux, the descriptor is gone even when close reports an error. */
   int real = fp->real->close(fp->real->user, fd);
-  if (real == 0) fp->open_fds--;
+  if (real == 0) add(fp, &fp->open_fds, -1);
   return r <= 0 ? r : real;
 }
 
@@ -68,8 +79,8 @@ static int fp_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, 
   if (r <= 0) return r;
   r = fp->real->map(fp->real->user, fd, offset, len, flags, addr);
   if (r == 0) {
-    fp->live_maps++;
-    fp->mapped_bytes += (int64_t)len;
+    add(fp, &fp->live_maps, 1);
+    add(fp, &fp->mapped_bytes, (int64_t)len);
   }
   return r;
 }
@@ -80,8 +91,8 @@ static int fp_unmap(void *u, void *addr, size_t len) {
   if (r <= 0) return r;
   r = fp->real->unmap(fp->real->user, addr, len);
   if (r == 0) {
-    fp->live_maps--;
-    fp->mapped_bytes -= (int64_t)len;
+    add(fp, &fp->live_maps, -1);
+    add(fp, &fp->mapped_bytes, -(int64_t)len);
   }
   return r;
 }
@@ -103,7 +114,7 @@ static int fp_lock(void *u, void *addr, size_t len) {
   int r = injected(fp, FP_LOCK, NULL);
   if (r <= 0) return r;
   r = fp->real->lock(fp->real->user, addr, len);
-  if (r == 0) fp->locked_bytes += (int64_t)len;
+  if (r == 0) add(fp, &fp->locked_bytes, (int64_t)len);
   return r;
 }
 
@@ -112,7 +123,7 @@ static int fp_unlock(void *u, void *addr, size_t len) {
   int r = injected(fp, FP_UNLOCK, NULL);
   if (r <= 0) return r;
   r = fp->real->unlock(fp->real->user, addr, len);
-  if (r == 0) fp->locked_bytes -= (int64_t)len;
+  if (r == 0) add(fp, &fp->locked_bytes, -(int64_t)len);
   return r;
 }
 
@@ -121,9 +132,11 @@ static void *fp_alloc(void *u, size_t size, size_t alignment) {
   if (injected(fp, FP_ALLOC, NULL) <= 0) return NULL;
   void *p = fp->real->alloc(fp->real->user, size, alignment);
   if (p) {
+    locked(fp);
     fp->live_allocs++;
     fp->alloc_bytes += (int64_t)size;
     if (fp->alloc_bytes > fp->peak_alloc_bytes) fp->peak_alloc_bytes = fp->alloc_bytes;
+    unlocked(fp);
   }
   return p;
 }
@@ -131,15 +144,41 @@ static void *fp_alloc(void *u, size_t size, size_t alignment) {
 static void fp_free(void *u, void *ptr, size_t size) {
   fault_platform *fp = u;
   if (!ptr) return;
+  locked(fp);
   fp->live_allocs--;
   fp->alloc_bytes -= (int64_t)size;
+  unlocked(fp);
   fp->real->free(fp->real->user, ptr, size);
 }
 
 static int fp_can_map(void *u) { return ((fault_platform *)u)->can_map; }
 
+static int fp_thread_start(void *u, void *(*fn)(void *), void *arg, uintptr_t *thread) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_THREAD_START, NULL);
+  if (r <= 0) return r;
+  r = fp->real->thread_start(fp->real->user, fn, arg, thread);
+  if (r == 0) add(fp, &fp->live_threads, 1);
+  return r;
+}
+
+static int fp_thread_join(void *u, uintptr_t thread) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_THREAD_JOIN, NULL);
+  /* Like close: the real join happens either way, then the fault is reported. */
+  int real = fp->real->thread_join(fp->real->user, thread);
+  if (real == 0) add(fp, &fp->live_threads, -1);
+  return r <= 0 ? r : real;
+}
+
+static int fp_cpu_count(void *u) {
+  fault_platform *fp = u;
+  return fp->cpu_count > 0 ? fp->cpu_count : fp->real->cpu_count(fp->real->user);
+}
+
 void fault_platform_init(fault_platform *fp) {
   memset(fp, 0, sizeof *fp);
+  pthread_mutex_init(&fp->lock, NULL);
   fp->real = emel_platform_default();
   fp->can_map = 1;
   for (int i = 0; i < FP_OP_COUNT; i++) fp->faults[i].short_len = -1;
@@ -159,6 +198,9 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.alloc = fp_alloc;
   fp->ops.free = fp_free;
   fp->ops.can_map = fp_can_map;
+  fp->ops.thread_start = fp_thread_start;
+  fp->ops.thread_join = fp_thread_join;
+  fp->ops.cpu_count = fp_cpu_count;
 }
 
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
@@ -194,11 +236,12 @@ void fault_platform_clear_faults(fault_platform *fp) {
 }
 
 int64_t fault_platform_outstanding(const fault_platform *fp) {
-  return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs;
+  return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs + fp->live_threads;
 }
 
 const char *fp_op_name(fp_op op) {
   static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
-                                                 "advise", "fadvise", "lock", "unlock", "alloc", "preadv"};
+                                                 "advise", "fadvise", "lock", "unlock", "alloc", "preadv",
+                                                 "thread_start", "thread_join"};
   return op < FP_OP_COUNT ? names[op] : "?";
 }

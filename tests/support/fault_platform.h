@@ -1,18 +1,24 @@
 /* A platform-operations table for tests: wraps the production defaults,
  * counts every call and everything acquired (fds, mappings, locked ranges,
- * allocations), and makes chosen calls fail with a chosen errno or return a
- * short transfer. Leak checks read the counters after the code under test
- * has released what it holds. */
+ * allocations, started threads), and makes chosen calls fail with a chosen
+ * errno or return a short transfer. Leak checks read the counters after the
+ * code under test has released what it holds.
+ *
+ * Thread-safe: the read strategy calls pread/preadv/fadvise from its worker
+ * threads, so every counter update and fault decision is made under `lock`
+ * (the nth call is then the nth in the order the lock was taken). Read the
+ * counters directly only when no worker runs (after the call under test). */
 #ifndef EMEL_TESTS_FAULT_PLATFORM_H
 #define EMEL_TESTS_FAULT_PLATFORM_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "emel/platform.h"
 
 typedef enum fp_op {
   FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_OP_COUNT
+  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_OP_COUNT
 } fp_op;
 
 typedef struct fp_fault {
@@ -24,10 +30,12 @@ typedef struct fp_fault {
 
 typedef struct fault_platform {
   emel_platform_ops ops; /* pass &fp.ops to the code under test */
+  pthread_mutex_t lock;  /* guards everything below (the struct must not be copied after init) */
   const emel_platform_ops *real;
   uint64_t calls[FP_OP_COUNT];
   fp_fault faults[FP_OP_COUNT];
   int can_map;           /* what can_map reports (default 1) */
+  int cpu_count;         /* what cpu_count reports; 0: the real count */
   /* outstanding resources */
   int64_t open_fds;
   int64_t live_maps;
@@ -36,6 +44,7 @@ typedef struct fault_platform {
   int64_t live_allocs;
   int64_t alloc_bytes;
   int64_t peak_alloc_bytes;
+  int64_t live_threads;
 } fault_platform;
 
 void fault_platform_init(fault_platform *fp);

@@ -4,11 +4,13 @@
  * appended as one line to the file named by $EMEL_TRANSITION_LOG. Check runs
  * each test in a forked child, so lines are written at once rather than at
  * exit; O_APPEND-style writes of one short line do not interleave. Global
- * state is acceptable here: it exists only in test builds.
+ * state is acceptable here: it exists only in test builds. It is atomic
+ * because the read strategy's batch runs dispatch on worker threads.
  */
 #include "machine.h"
 
 #ifdef EMEL_TRACE_TRANSITIONS
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,21 +18,30 @@
 enum { TRACE_MACHINES = 16, TRACE_DIM = 128, TRACE_CELLS = TRACE_DIM * TRACE_DIM };
 
 static struct {
-  const emel_machine_desc *desc;
-  unsigned char seen[TRACE_CELLS];
+  _Atomic(const emel_machine_desc *) desc;
+  atomic_uchar seen[TRACE_CELLS];
 } trace_table[TRACE_MACHINES];
+
+/* The slot of `desc`, claimed on first sight; TRACE_MACHINES when full. */
+static int trace_slot(const emel_machine_desc *desc) {
+  for (int slot = 0; slot < TRACE_MACHINES; slot++) {
+    const emel_machine_desc *seen = atomic_load(&trace_table[slot].desc);
+    if (seen == desc) return slot;
+    if (!seen) {
+      const emel_machine_desc *expected = NULL;
+      if (atomic_compare_exchange_strong(&trace_table[slot].desc, &expected, desc) || expected == desc) return slot;
+    }
+  }
+  return TRACE_MACHINES;
+}
 
 void emel_trace_transition(const emel_machine_desc *desc, int from, int event) {
   const char *path = getenv("EMEL_TRANSITION_LOG");
   if (!path || !*path) return;
-  int slot = 0;
-  while (slot < TRACE_MACHINES && trace_table[slot].desc && trace_table[slot].desc != desc) slot++;
+  const int slot = trace_slot(desc);
   if (slot == TRACE_MACHINES) return;
-  trace_table[slot].desc = desc;
   if (from < 0 || from >= TRACE_DIM || event < 0 || event >= TRACE_DIM) return;
-  unsigned char *cell = &trace_table[slot].seen[from * TRACE_DIM + event];
-  if (*cell) return;
-  *cell = 1;
+  if (atomic_exchange(&trace_table[slot].seen[from * TRACE_DIM + event], 1)) return;
   FILE *f = fopen(path, "a");
   if (!f) return;
   const char *ev = (event < desc->event_count && desc->event_names[event]) ? desc->event_names[event] : "?";

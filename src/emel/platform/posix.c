@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -153,6 +154,27 @@ static int posix_can_map(void *user) {
   return 1;
 }
 
+static int posix_thread_start(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread) {
+  (void)user;
+  pthread_t t;
+  int e = pthread_create(&t, NULL, fn, arg);
+  if (e != 0) return -e;
+  _Static_assert(sizeof(pthread_t) <= sizeof(uintptr_t), "pthread_t must fit a uintptr_t");
+  *thread = (uintptr_t)t;
+  return 0;
+}
+
+static int posix_thread_join(void *user, uintptr_t thread) {
+  (void)user;
+  return -pthread_join((pthread_t)thread, NULL); /* returns the error number itself */
+}
+
+static int posix_cpu_count(void *user) {
+  (void)user;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (n < 4096 ? (int)n : 4096) : 1;
+}
+
 static const emel_platform_ops posix_ops = {
     .user = NULL,
     .open = posix_open,
@@ -170,6 +192,9 @@ static const emel_platform_ops posix_ops = {
     .free = posix_free,
     .page_size = posix_page_size,
     .can_map = posix_can_map,
+    .thread_start = posix_thread_start,
+    .thread_join = posix_thread_join,
+    .cpu_count = posix_cpu_count,
 };
 
 const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
@@ -193,5 +218,8 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(free);
   EMEL_FILL_(page_size);
   EMEL_FILL_(can_map);
+  EMEL_FILL_(thread_start);
+  EMEL_FILL_(thread_join);
+  EMEL_FILL_(cpu_count);
 #undef EMEL_FILL_
 }

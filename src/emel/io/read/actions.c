@@ -167,11 +167,13 @@ int read_allocate_buffer(io_read_ctx *m) {
   read_slot *s = slot_of(m, m->member);
   size_t size = (size_t)r->size, align = self->alignment, shift = 0;
   if (m->member->mode == READ_DIRECT) {
-    /* Place the data so that it agrees with the file modulo the block. */
+    /* Place the data so that it agrees with the file modulo the block, in
+     * whole blocks: the head and tail blocks are then read in place. */
     if (align < self->block) align = self->block;
     shift = (size_t)(r->offset % self->block);
-    if (size > SIZE_MAX - self->block) return READ_EV_ALLOC_FAILED;
-    size += self->block;
+    if (size > SIZE_MAX - 2 * self->block) return READ_EV_ALLOC_FAILED;
+    size = (shift + size + self->block - 1) / self->block * self->block;
+    m->member->slack = 1;
   }
   const int huge = size >= self->huge_page;
   if (huge && align < self->huge_page) align = self->huge_page;
@@ -237,36 +239,56 @@ static int chunk_outcome(io_read_ctx *m, int64_t got, uint64_t asked) {
   }
   if (got == 0) return READ_EV_CHUNK_END_OF_FILE;
   if ((uint64_t)got < asked) {
-    m->self->stats.short_reads++;
+    m->lane->stats.short_reads++;
     return READ_EV_CHUNK_SHORT;
   }
   return READ_EV_CHUNK_READ;
 }
 
-/* Direct reads: block-aligned positions, lengths and addresses. The head
- * (position inside a block) and the tail (less than a block left) go through
- * the one-block bounce; the rest lands in the destination. */
+/* The transfer actions below may run on a worker thread: they touch only the
+ * run's own members and destinations, this context, and m->lane (never the
+ * pool, the stats of the strategy or another lane). */
+
+/* Direct reads: block-aligned positions, lengths and addresses. An owned
+ * buffer has room for whole blocks around the span, so every chunk lands in
+ * place. In a caller's buffer the head (position inside a block) and the tail
+ * (less than a block left) go through the one-block bounce; the rest lands
+ * in the destination. */
 static int read_direct_chunk(io_read_ctx *m) {
   io_read *self = m->self;
   const emel_platform_ops *p = &self->platform;
   const uint64_t block = self->block, pos = m->run_start + m->done, left = m->run_end - pos;
   unsigned char *dst = (unsigned char *)m->run[0].data + m->done;
   const uint64_t lead = pos % block;
-  self->stats.preads++;
+  read_lane *lane = m->lane;
+  lane->stats.preads++;
+  if (m->run[0].slack) {
+    /* Whole blocks from the one holding pos, straight into the owned buffer
+     * (its padding takes the bytes outside the span): no bounce round trip. */
+    uint64_t len = (lead + left + block - 1) / block * block;
+    if (len > self->direct_chunk) len = self->direct_chunk;
+    const uint64_t need = len - lead < left ? len - lead : left;
+    int64_t got = p->pread(p->user, m->run[0].fd, dst - lead, (size_t)len, pos - lead);
+    if (got > 0) lane->stats.bytes_read += (uint64_t)got;
+    if (got <= 0) return chunk_outcome(m, got, need);
+    if ((uint64_t)got <= lead) return chunk_outcome(m, 0, need); /* the file ends before our byte */
+    const uint64_t usable = (uint64_t)got - lead < need ? (uint64_t)got - lead : need;
+    return chunk_outcome(m, (int64_t)usable, need);
+  }
   if (lead != 0 || left < block) {
     const uint64_t need = left < block - lead ? left : block - lead;
-    int64_t got = p->pread(p->user, m->run[0].fd, self->bounce, (size_t)block, pos - lead);
-    if (got > 0) self->stats.bytes_read += (uint64_t)got;
+    int64_t got = p->pread(p->user, m->run[0].fd, lane->bounce, (size_t)block, pos - lead);
+    if (got > 0) lane->stats.bytes_read += (uint64_t)got;
     if (got <= 0) return chunk_outcome(m, got, need);
     if ((uint64_t)got <= lead) return chunk_outcome(m, 0, need); /* the file ends before our byte */
     uint64_t usable = (uint64_t)got - lead < need ? (uint64_t)got - lead : need;
-    memcpy(dst, self->bounce + lead, (size_t)usable);
+    memcpy(dst, lane->bounce + lead, (size_t)usable);
     return chunk_outcome(m, (int64_t)usable, need);
   }
   uint64_t len = left - left % block;
   if (len > self->direct_chunk) len = self->direct_chunk;
   int64_t got = p->pread(p->user, m->run[0].fd, dst, (size_t)len, pos);
-  if (got > 0) self->stats.bytes_read += (uint64_t)got;
+  if (got > 0) lane->stats.bytes_read += (uint64_t)got;
   return chunk_outcome(m, got, len);
 }
 
@@ -287,7 +309,7 @@ static int read_buffered_chunk(io_read_ctx *m) {
     if (at < member_offset(x)) { /* padding before this member: at most EMEL_IO_READ_MAX_GAP */
       len = member_offset(x) - at;
       if (len > left) len = left;
-      iov[count].base = self->gap_scratch;
+      iov[count].base = m->lane->gap_scratch;
     } else {
       len = member_end(x) - at;
       if (len > left) len = left;
@@ -299,10 +321,10 @@ static int read_buffered_chunk(io_read_ctx *m) {
     left -= len;
   }
   const uint64_t asked = at - pos;
-  self->stats.preads++;
+  m->lane->stats.preads++;
   int64_t got = count == 1 ? p->pread(p->user, m->run[0].fd, iov[0].base, iov[0].len, pos)
                            : p->preadv(p->user, m->run[0].fd, iov, count, pos);
-  if (got > 0) self->stats.bytes_read += (uint64_t)got;
+  if (got > 0) m->lane->stats.bytes_read += (uint64_t)got;
   return chunk_outcome(m, got, asked);
 }
 
@@ -322,9 +344,11 @@ int read_check_retry_budget(io_read_ctx *m) {
     m->error.os_errno = EINTR;
     return READ_EV_RETRIES_EXHAUSTED;
   }
-  m->self->stats.eintr_retries++;
+  m->lane->stats.eintr_retries++;
   return READ_EV_RETRY_ALLOWED;
 }
+
+/* Settlement (calling thread): the pool, the live count and the results. */
 
 void read_discard_run(io_read_ctx *m) {
   for (size_t k = 0; k < m->run_count; k++) {
@@ -343,11 +367,11 @@ int read_drop_cache(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   int r = p->fadvise(p->user, m->run[0].fd, m->run_start, m->run_end - m->run_start, EMEL_FADVISE_DONTNEED);
   if (r < 0) return READ_EV_CACHE_DROP_FAILED;
-  m->self->stats.cache_drops++;
+  m->lane->stats.cache_drops++;
   return READ_EV_CACHE_DROPPED;
 }
 
-void read_count_cache_drop_failure(io_read_ctx *m) { m->self->stats.cache_drop_failures++; }
+void read_count_cache_drop_failure(io_read_ctx *m) { m->lane->stats.cache_drop_failures++; }
 
 void read_grant_run(io_read_ctx *m) {
   io_read *self = m->self;

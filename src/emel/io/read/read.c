@@ -1,22 +1,49 @@
 /* The read strategy's entry points: pools allocated once at attach, each
  * request dispatched through statecharts/io_read.rl, batches prepared,
- * sorted and coalesced into runs here (planning only: every read and every
- * failure route is the machine's). */
+ * sorted, coalesced into runs and spread over lanes here (planning only:
+ * every read and every failure route is the machine's). The concurrency
+ * rules are in include/emel/io_read.h. */
 #include "read.h"
+#include "io_read_names.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void dispatch(io_read_ctx *m, int event) {
-  emel_machine_init(&m->core, &io_read_desc);
+/* Feeds `event` to a machine where it rests (a run between TRANSFER_RUN and SETTLE_RUN). */
+static void resume(io_read_ctx *m, int event) {
   emel_status s = emel_machine_dispatch(&m->core, &io_read_desc, m, event);
   if (s != EMEL_OK) m->error = (emel_error){s, 0}; /* a spec defect, reported as such */
 }
 
+static void dispatch(io_read_ctx *m, int event) {
+  emel_machine_init(&m->core, &io_read_desc);
+  resume(m, event);
+}
+
+/* A transfer ended (well or not) and waits for the calling thread to settle it. */
+static int awaits_settlement(const io_read_ctx *m) {
+  return m->core.cs == io_read_state_transferred || m->core.cs == io_read_state_transfer_failed;
+}
+
+/* Adds a lane's transfer counters to the strategy's (calling thread, after the join). */
+static void merge_lane(io_read *self, read_lane *lane) {
+  emel_io_read_stats *to = &self->stats, *from = &lane->stats;
+  to->bytes_read += from->bytes_read;
+  to->preads += from->preads;
+  to->eintr_retries += from->eintr_retries;
+  to->short_reads += from->short_reads;
+  to->cache_drops += from->cache_drops;
+  to->cache_drop_failures += from->cache_drop_failures;
+  memset(from, 0, sizeof *from);
+}
+
 static void read_acquire(void *opaque, const emel_io_request *request, emel_io_result *result) {
+  io_read *self = opaque;
   read_member member = {.request = request, .result = result, .fd = -1};
-  io_read_ctx m = {.self = opaque, .member = &member, .read_now = 1};
+  io_read_ctx m = {.self = self, .lane = &self->lanes[0], .member = &member, .read_now = 1};
   dispatch(&m, READ_EV_ACQUIRE);
+  if (awaits_settlement(&m)) resume(&m, READ_EV_SETTLE_RUN);
+  merge_lane(self, &self->lanes[0]);
   if (m.error.code != EMEL_OK) result->error = m.error;
 }
 
@@ -36,14 +63,103 @@ static int joins_run(const read_member *prev, const read_member *next) {
          next->mode == READ_BUFFERED && n->offset >= prev_end && n->offset - prev_end <= EMEL_IO_READ_MAX_GAP;
 }
 
-static void transfer_run(io_read *self, read_member *run, size_t count) {
-  io_read_ctx m = {.self = self, .run = run, .run_count = count};
-  m.run_start = run[0].request->offset;
-  m.run_end = run[count - 1].request->offset + run[count - 1].request->size;
-  for (size_t k = 1; k < count; k++)
-    self->stats.gap_bytes += run[k].request->offset - (run[k - 1].request->offset + run[k - 1].request->size);
-  self->stats.coalesced += count - 1;
-  dispatch(&m, READ_EV_TRANSFER_RUN);
+static uint64_t run_bytes(const io_read_ctx *run) { return run->run_end - run->run_start; }
+
+/* Lanes for a window of `bytes`: each gets at least min_parallel bytes. */
+static uint32_t lanes_for(const io_read *self, uint64_t bytes, size_t members, int direct) {
+  uint64_t n = bytes / self->min_parallel;
+  const uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  if (n > most) n = most;
+  if (n > members) n = members;
+  return n > 1 ? (uint32_t)n : 1;
+}
+
+/* Cuts the sorted members into runs: coalesced while they join and the run
+ * stays within max_run bytes (a single member may exceed it). */
+static void plan_runs(io_read *self, size_t prepared, uint64_t max_run) {
+  self->run_count = 0;
+  for (size_t i = 0, j; i < prepared; i = j) {
+    read_member *first = &self->batch[i];
+    uint64_t end = first->request->offset + first->request->size;
+    for (j = i + 1; j < prepared && joins_run(&self->batch[j - 1], &self->batch[j]); j++) {
+      const uint64_t next_end = self->batch[j].request->offset + self->batch[j].request->size;
+      if (next_end - first->request->offset > max_run) break;
+      self->stats.gap_bytes += self->batch[j].request->offset - end;
+      end = next_end;
+    }
+    self->stats.coalesced += j - i - 1;
+    io_read_ctx *run = &self->runs[self->run_count++];
+    *run = (io_read_ctx){.self = self, .run = first, .run_count = j - i};
+    run->run_start = first->request->offset;
+    run->run_end = end;
+  }
+}
+
+typedef struct run_order {
+  uint64_t bytes;
+  size_t index;
+} run_order;
+
+static int larger_first(const void *a, const void *b) {
+  const run_order *x = a, *y = b;
+  if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Largest run first to the least loaded of `lanes` lanes (balanced within one run). */
+static void assign_lanes(io_read *self, uint32_t lanes) {
+  run_order order[EMEL_IO_READ_BATCH_WINDOW];
+  for (uint32_t l = 0; l < self->lane_count; l++) self->lanes[l].load = 0;
+  for (size_t r = 0; r < self->run_count; r++) order[r] = (run_order){run_bytes(&self->runs[r]), r};
+  qsort(order, self->run_count, sizeof *order, larger_first);
+  for (size_t k = 0; k < self->run_count; k++) {
+    uint32_t best = 0;
+    for (uint32_t l = 1; l < lanes; l++)
+      if (self->lanes[l].load < self->lanes[best].load) best = l;
+    self->lanes[best].load += order[k].bytes;
+    self->run_lane[order[k].index] = best;
+    self->runs[order[k].index].lane = &self->lanes[best];
+  }
+}
+
+/* A lane's share of the window: TRANSFER_RUN of each of its runs. The runs
+ * then rest in transferred / transfer_failed until the calling thread settles
+ * them. Runs on a worker thread (see the rules in io_read.h). */
+static void *transfer_lane(void *arg) {
+  read_lane *lane = arg;
+  io_read *self = lane->self;
+  for (size_t r = 0; r < self->run_count; r++)
+    if (self->run_lane[r] == lane->index) dispatch(&self->runs[r], READ_EV_TRANSFER_RUN);
+  return NULL;
+}
+
+/* Transfers every run of the window: lanes 1.. on threads, lane 0 here; a
+ * lane whose thread does not start is done here too. Returns after the join. */
+static void transfer_window(io_read *self, uint32_t lanes) {
+  const emel_platform_ops *p = &self->platform;
+  uint32_t busy = 0;
+  for (uint32_t l = 0; l < lanes; l++) busy += self->lanes[l].load > 0;
+  if (busy > 1) self->stats.parallel_windows++;
+  for (uint32_t l = 1; l < lanes; l++) {
+    read_lane *lane = &self->lanes[l];
+    lane->started = 0;
+    if (lane->load == 0) continue;
+    if (p->thread_start(p->user, transfer_lane, lane, &lane->thread) == 0) {
+      lane->started = 1;
+      self->stats.threads_started++;
+    } else {
+      self->stats.thread_start_failures++;
+    }
+  }
+  (void)transfer_lane(&self->lanes[0]);
+  for (uint32_t l = 1; l < lanes; l++)
+    if (!self->lanes[l].started && self->lanes[l].load > 0) (void)transfer_lane(&self->lanes[l]);
+  for (uint32_t l = 1; l < lanes; l++) {
+    read_lane *lane = &self->lanes[l];
+    if (lane->started && p->thread_join(p->user, lane->thread) != 0) self->stats.thread_join_failures++;
+    lane->started = 0;
+  }
+  for (uint32_t l = 0; l < lanes; l++) merge_lane(self, &self->lanes[l]);
 }
 
 static void read_acquire_batch(void *opaque, const emel_io_request *requests, emel_io_result *results,
@@ -52,19 +168,29 @@ static void read_acquire_batch(void *opaque, const emel_io_request *requests, em
   for (size_t base = 0; base < count; base += EMEL_IO_READ_BATCH_WINDOW) {
     size_t window = count - base < EMEL_IO_READ_BATCH_WINDOW ? count - base : EMEL_IO_READ_BATCH_WINDOW;
     size_t prepared = 0;
+    uint64_t bytes = 0;
+    int direct = 0;
     for (size_t i = 0; i < window; i++) {
       read_member *x = &self->batch[prepared];
       *x = (read_member){.request = &requests[base + i], .result = &results[base + i], .fd = -1};
-      io_read_ctx m = {.self = self, .member = x};
+      io_read_ctx m = {.self = self, .lane = &self->lanes[0], .member = x};
       dispatch(&m, READ_EV_PREPARE);
-      if (m.prepared) prepared++;
-      else results[base + i].error = m.error;
+      if (m.prepared) {
+        prepared++;
+        bytes += x->request->size;
+        direct |= x->mode == READ_DIRECT;
+      } else {
+        results[base + i].error = m.error;
+      }
     }
     qsort(self->batch, prepared, sizeof *self->batch, by_file_then_offset);
-    for (size_t i = 0, j; i < prepared; i = j) {
-      for (j = i + 1; j < prepared && joins_run(&self->batch[j - 1], &self->batch[j]); j++) {}
-      transfer_run(self, &self->batch[i], j - i);
-    }
+    const uint32_t lanes = lanes_for(self, bytes, prepared, direct);
+    const uint64_t share = lanes > 1 ? bytes / ((uint64_t)lanes * EMEL_IO_READ_RUNS_PER_LANE) : UINT64_MAX;
+    plan_runs(self, prepared, share > 0 ? share : 1);
+    assign_lanes(self, lanes);
+    transfer_window(self, lanes);
+    for (size_t r = 0; r < self->run_count; r++) resume(&self->runs[r], READ_EV_SETTLE_RUN);
+    self->run_count = 0;
   }
 }
 
@@ -90,9 +216,16 @@ static void read_destroy(void *opaque) {
         if (self->file_state[i].fd[mode] >= 0) (void)p.close(p.user, self->file_state[i].fd[mode]);
     p.free(p.user, self->file_state, (size_t)self->file_capacity * sizeof *self->file_state);
   }
-  if (self->bounce) p.free(p.user, self->bounce, self->block);
-  if (self->gap_scratch) p.free(p.user, self->gap_scratch, EMEL_IO_READ_MAX_GAP);
+  if (self->lanes) {
+    for (uint32_t l = 0; l < self->lane_count; l++) {
+      if (self->lanes[l].bounce) p.free(p.user, self->lanes[l].bounce, self->block);
+      if (self->lanes[l].gap_scratch) p.free(p.user, self->lanes[l].gap_scratch, EMEL_IO_READ_MAX_GAP);
+    }
+    p.free(p.user, self->lanes, (size_t)self->lane_count * sizeof *self->lanes);
+  }
   if (self->batch) p.free(p.user, self->batch, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->batch);
+  if (self->runs) p.free(p.user, self->runs, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->runs);
+  if (self->run_lane) p.free(p.user, self->run_lane, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->run_lane);
   p.free(p.user, self, sizeof *self);
 }
 
@@ -117,9 +250,19 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   if (!power_of_two(alignment) || alignment < EMEL_IO_READ_MIN_ALIGNMENT) return EMEL_INVALID_ARGUMENT;
   const size_t huge_page = config->huge_page_size ? config->huge_page_size : EMEL_IO_READ_DEFAULT_HUGE_PAGE;
   if (!power_of_two(huge_page)) return EMEL_INVALID_ARGUMENT;
+  if (config->threads > EMEL_IO_READ_MAX_THREADS) return EMEL_INVALID_ARGUMENT;
   const emel_platform_ops p = *emel_io_platform(io);
   const size_t block = p.page_size(p.user);
   if (!power_of_two(block)) return EMEL_INVALID_ARGUMENT;
+  if (config->direct_threads > EMEL_IO_READ_MAX_THREADS) return EMEL_INVALID_ARGUMENT;
+  int copy_lanes = config->threads ? (int)config->threads : p.cpu_count(p.user);
+  if (copy_lanes < 1) copy_lanes = 1;
+  if (copy_lanes > EMEL_IO_READ_MAX_THREADS) copy_lanes = EMEL_IO_READ_MAX_THREADS;
+  int direct_lanes = config->direct_threads ? (int)config->direct_threads
+                     : copy_lanes > 1               ? copy_lanes * EMEL_IO_READ_DIRECT_LANES_PER_THREAD
+                                                    : 1;
+  if (direct_lanes > EMEL_IO_READ_MAX_THREADS) direct_lanes = EMEL_IO_READ_MAX_THREADS;
+  const int lanes = copy_lanes > direct_lanes ? copy_lanes : direct_lanes;
 
   io_read *self = p.alloc(p.user, sizeof *self, _Alignof(io_read));
   if (!self) return EMEL_OUT_OF_MEMORY;
@@ -136,14 +279,31 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
   self->block = block;
   self->slots = p.alloc(p.user, (size_t)self->slot_capacity * sizeof *self->slots, _Alignof(read_slot));
   self->file_state = p.alloc(p.user, (size_t)self->file_capacity * sizeof *self->file_state, _Alignof(read_file));
-  self->bounce = p.alloc(p.user, block, block);
-  self->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
+  self->min_parallel = config->min_parallel_bytes ? config->min_parallel_bytes : EMEL_IO_READ_DEFAULT_MIN_PARALLEL;
   self->batch = p.alloc(p.user, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->batch, _Alignof(read_member));
+  self->runs = p.alloc(p.user, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->runs, _Alignof(io_read_ctx));
+  self->run_lane = p.alloc(p.user, EMEL_IO_READ_BATCH_WINDOW * sizeof *self->run_lane, _Alignof(uint32_t));
+  self->lanes = p.alloc(p.user, (size_t)lanes * sizeof *self->lanes, _Alignof(read_lane));
+  int lanes_ready = self->lanes != NULL;
+  if (self->lanes) {
+    memset(self->lanes, 0, (size_t)lanes * sizeof *self->lanes);
+    self->lane_count = (uint32_t)lanes;
+    self->copy_lanes = (uint32_t)copy_lanes;
+    self->direct_lanes = (uint32_t)direct_lanes;
+    for (uint32_t l = 0; l < self->lane_count; l++) {
+      read_lane *lane = &self->lanes[l];
+      lane->self = self;
+      lane->index = l;
+      lane->bounce = p.alloc(p.user, block, block);
+      lane->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
+      lanes_ready = lanes_ready && lane->bounce && lane->gap_scratch;
+    }
+  }
   if (self->slots) memset(self->slots, 0, (size_t)self->slot_capacity * sizeof *self->slots);
   if (self->file_state)
     for (uint32_t i = 0; i < self->file_capacity; i++)
       self->file_state[i] = (read_file){.fd = {-1, -1}};
-  if (!self->slots || !self->file_state || !self->bounce || !self->gap_scratch || !self->batch) {
+  if (!self->slots || !self->file_state || !lanes_ready || !self->batch || !self->runs || !self->run_lane) {
     read_destroy(self);
     return EMEL_OUT_OF_MEMORY;
   }

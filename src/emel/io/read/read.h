@@ -61,7 +61,8 @@ enum io_read_event {
   READ_EV_HANDLE_STALE = 50,
   READ_EV_HUGE_BUFFER_READY = 51,
   READ_EV_HUGE_PAGES_ADVISED = 52,
-  READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53
+  READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53,
+  READ_EV_SETTLE_RUN = 54
 };
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
@@ -97,9 +98,26 @@ typedef struct read_member {
   int mode;
   int fd;
   void *data;
+  int slack; /* owned direct buffer: the blocks around the span are ours, so reads need no bounce */
 } read_member;
 
-typedef struct io_read {
+typedef struct io_read io_read;
+typedef struct io_read_ctx io_read_ctx;
+
+/* What one thread of a batch transfer owns: its scratch and its counters
+ * (merged into the strategy's after the join). Lane 0 is the calling thread. */
+typedef struct read_lane {
+  io_read *self;
+  uint32_t index;
+  unsigned char *bounce;      /* one block, block-aligned: direct head/tail */
+  unsigned char *gap_scratch; /* EMEL_IO_READ_MAX_GAP bytes: padding between coalesced spans */
+  emel_io_read_stats stats;   /* transfer counters of this lane's runs */
+  uint64_t load;              /* bytes assigned in the current window */
+  uintptr_t thread;
+  int started;                /* a thread runs this lane (else the calling thread does) */
+} read_lane;
+
+struct io_read {
   emel_platform_ops platform;
   emel_io *io;
   const emel_io_files *files;
@@ -114,16 +132,25 @@ typedef struct io_read {
   size_t alignment;
   size_t huge_page;   /* owned buffers at least this large: aligned to it and huge-page advised */
   size_t block;       /* direct I/O alignment of offsets, lengths and memory: the page size */
-  unsigned char *bounce; /* one block, block-aligned: direct head/tail */
-  unsigned char *gap_scratch; /* EMEL_IO_READ_MAX_GAP bytes: padding between coalesced spans */
-  read_member *batch;         /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
+  size_t min_parallel; /* bytes per thread below which a window is not split */
+  read_lane *lanes;    /* lane_count lanes; lane 0 is the calling thread's */
+  uint32_t lane_count;  /* the larger of copy_lanes and direct_lanes */
+  uint32_t copy_lanes;  /* lanes of a buffered window (config.threads) */
+  uint32_t direct_lanes; /* lanes of a window with direct runs (config.direct_threads) */
+  read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
+  io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
+  uint32_t *run_lane;  /* which lane transfers each run */
+  size_t run_count;
   emel_io_read_stats stats;
-} io_read;
+};
 
-/* The context of one dispatch; lives on the caller's stack for one request. */
-typedef struct io_read_ctx {
+/* The context of one dispatch: on the caller's stack for one request, or one
+ * of self->runs for a batch run (TRANSFER_RUN on its lane, then SETTLE_RUN on
+ * the calling thread). */
+struct io_read_ctx {
   emel_machine core;
   io_read *self;
+  read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses */
   /* PREPARE / ACQUIRE: the member being prepared */
   read_member *member;
   int read_now;       /* ACQUIRE: transfer right after the preparation */
@@ -141,7 +168,7 @@ typedef struct io_read_ctx {
   emel_io_handle handle;
   /* outcome of the request */
   emel_error error;
-} io_read_ctx;
+};
 
 extern const emel_machine_desc io_read_desc;
 

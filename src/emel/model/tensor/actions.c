@@ -46,24 +46,34 @@ void tensor_adopt_external(tensor_residency_ctx *m) {
 
 void tensor_refuse_external(tensor_residency_ctx *m) { set_error(m, EMEL_EXTERNAL_TOO_SMALL, 0); }
 
-int tensor_request_residency(tensor_residency_ctx *m) {
-  const emel_tensor_span *s = &m->tensor->span;
+emel_io_request tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o) {
   emel_io_request req = {
-      .tensor = m->index,
-      .file_index = s->file_index,
-      .offset = s->offset,
-      .size = s->size,
-      .strategy = m->options->strategy,
-      .flags = m->options->flags,
-      .target = m->options->target,
-      .target_size = m->options->target_size,
+      .tensor = index,
+      .file_index = r->span.file_index,
+      .offset = r->span.offset,
+      .size = r->span.size,
+      .strategy = o->strategy,
+      .flags = o->flags,
+      .target = o->target,
+      .target_size = o->target_size,
   };
+  return req;
+}
+
+int tensor_request_residency(tensor_residency_ctx *m) {
+  const emel_io_request req = tensor_io_request(m->tensor, m->index, m->options);
   if (!m->io) {
     memset(&m->result, 0, sizeof m->result);
     m->result.error.code = EMEL_UNKNOWN_STRATEGY;
   } else {
     emel_io_acquire(m->io, &req, &m->result);
   }
+  return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
+}
+
+/* The batch acquired this tensor's span already: its result is the outcome. */
+int tensor_check_batch_result(tensor_residency_ctx *m) {
+  m->result = *m->batch_result;
   return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
 }
 

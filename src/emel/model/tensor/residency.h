@@ -19,7 +19,8 @@ enum tensor_event {
   TENSOR_EV_RESIDENCY_GRANTED = 9,
   TENSOR_EV_RESIDENCY_REFUSED = 10,
   TENSOR_EV_RESIDENCY_RELEASED = 11,
-  TENSOR_EV_RELEASE_REFUSED = 12
+  TENSOR_EV_RELEASE_REFUSED = 12,
+  TENSOR_EV_ADOPT_RESIDENCY = 13
 };
 
 /* One tensor as the table stores it: the machine's state is just `cs`. */
@@ -45,6 +46,7 @@ typedef struct tensor_residency_ctx {
   const emel_load_options *options;
   void *external_data;
   uint64_t external_size;
+  const emel_io_result *batch_result; /* ADOPT_RESIDENCY: this tensor's result in the batch */
   /* scratch between an action and the next */
   emel_status verdict;
   emel_io_result result;
@@ -55,6 +57,9 @@ typedef struct tensor_residency_ctx {
 
 extern const emel_machine_desc tensor_residency_desc;
 
+/* The io request that makes tensor `index` (record r) resident with options o. */
+emel_io_request tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o);
+
 int tensor_check_span(tensor_residency_ctx *m);
 void tensor_record_span(tensor_residency_ctx *m);
 void tensor_refuse_span(tensor_residency_ctx *m);
@@ -62,6 +67,7 @@ int tensor_check_external(tensor_residency_ctx *m);
 void tensor_adopt_external(tensor_residency_ctx *m);
 void tensor_refuse_external(tensor_residency_ctx *m);
 int tensor_request_residency(tensor_residency_ctx *m);
+int tensor_check_batch_result(tensor_residency_ctx *m);
 void tensor_record_residency(tensor_residency_ctx *m);
 void tensor_record_load_error(tensor_residency_ctx *m);
 int tensor_release_residency(tensor_residency_ctx *m);

@@ -14,7 +14,14 @@ struct emel_tensors {
   size_t name_bytes, name_used;
   uint32_t *slots; /* open-addressing name index: record index + 1, 0 = empty */
   uint32_t slot_mask;
+  /* emel_tensors_load_batch's window: requests, their results, and which
+   * request (or BATCH_NOT_ASKED) each entry of the window got. */
+  emel_io_request *batch_requests;
+  emel_io_result *batch_results;
+  uint32_t *batch_of;
 };
+
+#define BATCH_NOT_ASKED UINT32_MAX
 
 static uint64_t name_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a: short names, no adversary that matters here */
@@ -31,6 +38,9 @@ static void free_table(emel_tensors *t) {
   if (t->records) p.free(p.user, t->records, (size_t)t->capacity * sizeof *t->records);
   if (t->names) p.free(p.user, t->names, t->name_bytes);
   if (t->slots) p.free(p.user, t->slots, ((size_t)t->slot_mask + 1) * sizeof *t->slots);
+  if (t->batch_requests) p.free(p.user, t->batch_requests, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_requests);
+  if (t->batch_results) p.free(p.user, t->batch_results, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_results);
+  if (t->batch_of) p.free(p.user, t->batch_of, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_of);
   p.free(p.user, t, sizeof *t);
 }
 
@@ -54,7 +64,11 @@ emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *c
   t->records = p.alloc(p.user, (size_t)t->capacity * sizeof *t->records, _Alignof(tensor_record));
   t->names = p.alloc(p.user, t->name_bytes, 1);
   t->slots = p.alloc(p.user, (size_t)slots * sizeof *t->slots, _Alignof(uint32_t));
-  if (!t->records || !t->names || !t->slots) {
+  t->batch_requests =
+      p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_requests, _Alignof(emel_io_request));
+  t->batch_results = p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_results, _Alignof(emel_io_result));
+  t->batch_of = p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_of, _Alignof(uint32_t));
+  if (!t->records || !t->names || !t->slots || !t->batch_requests || !t->batch_results || !t->batch_of) {
     free_table(t);
     return EMEL_OUT_OF_MEMORY;
   }
@@ -150,6 +164,62 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
   emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
   return s;
+}
+
+/* A tensor whose machine rests in bound or evicted accepts a load: only
+ * those are asked of the boundary (the others refuse ADOPT_RESIDENCY on
+ * their own, with their own code). */
+static int accepts_load(const tensor_record *r) {
+  return r->cs == tensor_residency_state_bound || r->cs == tensor_residency_state_evicted;
+}
+
+/* One window: ask the boundary for every tensor that can take a load, then
+ * dispatch ADOPT_RESIDENCY to each tensor's machine with its result. A
+ * granted result no machine adopted (the same tensor twice in the window)
+ * is released at once, so nothing is held that no tensor records. */
+static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t base, size_t n,
+                               const emel_load_options *options, emel_status *statuses) {
+  uint32_t asked = 0;
+  for (size_t k = 0; k < n; k++) {
+    const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
+    t->batch_of[k] = BATCH_NOT_ASKED;
+    if (index >= t->count || !accepts_load(&t->records[index])) continue;
+    t->batch_requests[asked] = tensor_io_request(&t->records[index], index, options);
+    t->batch_of[k] = asked++;
+  }
+  if (asked > 0 && t->io) {
+    emel_io_acquire_batch(t->io, t->batch_requests, t->batch_results, asked);
+  } else {
+    for (uint32_t i = 0; i < asked; i++)
+      t->batch_results[i] = (emel_io_result){.error = {EMEL_UNKNOWN_STRATEGY, 0}};
+  }
+  const emel_io_result not_asked = {.error = {EMEL_INTERNAL, 0}}; /* never adopted: refused first */
+  emel_status first = EMEL_OK;
+  for (size_t k = 0; k < n; k++) {
+    const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
+    const emel_io_result *result = t->batch_of[k] == BATCH_NOT_ASKED ? &not_asked : &t->batch_results[t->batch_of[k]];
+    emel_status s = EMEL_TENSOR_UNKNOWN;
+    if (index < t->count) {
+      tensor_residency_ctx m = {.options = options, .batch_result = result};
+      s = dispatch(t, index, TENSOR_EV_ADOPT_RESIDENCY, &m);
+      if (s != EMEL_OK && result->error.code == EMEL_OK) (void)emel_io_release(t->io, result->handle);
+    }
+    if (statuses) statuses[base + k] = s;
+    if (first == EMEL_OK) first = s;
+  }
+  return first;
+}
+
+emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
+                                    const emel_load_options *options, emel_status *statuses) {
+  if (!t || !options || options->target) return EMEL_INVALID_ARGUMENT;
+  emel_status first = EMEL_OK;
+  for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
+    const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
+    emel_status s = load_window(t, indices, base, n, options, statuses);
+    if (first == EMEL_OK) first = s;
+  }
+  return first;
 }
 
 emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size) {
