@@ -62,6 +62,23 @@ static int64_t mf_pread(void *u, int fd, void *buf, size_t len, uint64_t offset)
   return (int64_t)n;
 }
 
+/* Scattered like pread: the pieces are filled in order from `offset`. */
+static int64_t mf_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  memory_file *mf = u;
+  const memory_file_entry *e = entry_of(mf, fd);
+  mf->preads++;
+  if (!e || iovcnt < 1 || iovcnt > EMEL_PLATFORM_IOV_MAX) return bad(mf, e ? EINVAL : EBADF);
+  if (mf->preads == mf->pread_fail_at) return -mf->pread_errno;
+  int64_t total = 0;
+  for (int i = 0; i < iovcnt && offset < e->size; i++) {
+    size_t n = e->size - (size_t)offset < iov[i].len ? e->size - (size_t)offset : iov[i].len;
+    memcpy(iov[i].base, e->data + offset, n);
+    offset += n;
+    total += (int64_t)n;
+  }
+  return total;
+}
+
 static int mf_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
   memory_file *mf = u;
   const memory_file_entry *e = entry_of(mf, fd);
@@ -154,6 +171,7 @@ void memory_file_init(memory_file *mf) {
   mf->ops.close = mf_close;
   mf->ops.file_size = mf_file_size;
   mf->ops.pread = mf_pread;
+  mf->ops.preadv = mf_preadv;
   mf->ops.map = mf_map;
   mf->ops.unmap = mf_unmap;
   mf->ops.advise = mf_advise;

@@ -47,7 +47,7 @@ typedef struct memory_file {
   uint64_t pread_fail_at; /* the nth pread (1-based) returns -pread_errno; 0 = never */
   int pread_errno;
   /* counters */
-  uint64_t opens, preads, maps_made;
+  uint64_t opens, preads, maps_made; /* preads counts preadv calls too */
   int64_t bad_calls; /* calls with an unknown fd, mapping or size: a bug in the caller */
   int64_t open_fds;
   int64_t live_maps;
