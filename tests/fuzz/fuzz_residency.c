@@ -3,7 +3,7 @@
  * with arbitrary operation outcomes injected by a fault_platform stacked on a
  * memory_file (no disk).
  *
- * Input: a header picks a model shape (1-3 files, 1-16 tensors of chosen
+ * Input (residency_program.h has the encoding): a header picks a model shape (1-3 files, 1-16 tensors of chosen
  * sizes, alignment, gaps; a file may be missing, have a NUL in its path or be
  * truncated under its tensors), which strategies are attached, pool and chunk
  * sizes; then a sequence of operations, a few bytes each: load, evict,
@@ -34,6 +34,7 @@
 #include "emel/tensor.h"
 #include "fault_platform.h"
 #include "memory_file.h"
+#include "residency_program.h"
 
 #define REQUIRE(cond)                                                                    \
   do {                                                                                   \
@@ -95,7 +96,7 @@ typedef struct harness {
   int n_stale;
   int has_mmap, has_read;
   uint32_t mmap_pool, read_pool;
-  size_t chunk, read_alignment;
+  size_t chunk, read_alignment, huge_page;
   uint64_t calls_before[FP_OP_COUNT];
 } harness;
 
@@ -118,6 +119,7 @@ static uint8_t file_byte(int file, size_t i) {
 static int named(emel_status s) { return strcmp(emel_status_name(s), "UNKNOWN_STATUS") != 0; }
 
 static int loadable(const harness *h, uint32_t file, uint64_t offset, uint64_t size) {
+  if (file >= (uint32_t)h->n_files) return 0;
   const model_file *f = &h->files[file];
   return f->kind == FILE_PRESENT && offset <= f->size && size <= f->size - offset;
 }
@@ -215,13 +217,14 @@ static void build(harness *h, reader *r) {
   h->n_files = 1 + b0 % MAX_FILES;
   h->n_tensors = 1 + b1 % MAX_TENSORS;
   size_t align = alignments[(b1 >> 4) & 3];
-  h->mf.can_map = !((b1 >> 6) & 1);
-  h->has_mmap = !(b2 & 1);
-  h->has_read = !(b2 & 2);
-  h->mmap_pool = b2 & 4 ? 1 + (b3 & 3) : POOL;
-  h->read_pool = b2 & 4 ? 1 + ((b3 >> 2) & 3) : POOL;
-  h->chunk = b2 & 8 ? (size_t)512 << ((b3 >> 4) & 3) : 0;
-  h->read_alignment = b2 & 16 ? 4096 : 0;
+  h->mf.can_map = !(b1 & RP_NO_MAP);
+  h->has_mmap = !(b2 & RP_NO_MMAP);
+  h->has_read = !(b2 & RP_NO_READ);
+  h->mmap_pool = b2 & RP_SMALL_POOLS ? 1 + (b3 & 3) : POOL;
+  h->read_pool = b2 & RP_SMALL_POOLS ? 1 + ((b3 >> 2) & 3) : POOL;
+  h->chunk = b2 & RP_SMALL_CHUNKS ? (size_t)512 << ((b3 >> 4) & 3) : 0;
+  h->read_alignment = b2 & RP_ALIGN_4096 ? 4096 : 0;
+  h->huge_page = b2 & RP_SMALL_HUGE_PAGES ? 4096 : 0;
 
   uint8_t file_bytes[MAX_FILES];
   for (int f = 0; f < h->n_files; f++) file_bytes[f] = next(r);
@@ -237,7 +240,7 @@ static void build(harness *h, reader *r) {
     mt->span = (emel_tensor_span){.type = 0, .n_dims = 1, .file_index = file, .offset = at, .size = 1u + size % 12000u};
     mt->span.dims[0] = mt->span.size;
     for (int d = 1; d < EMEL_TENSOR_MAX_DIMS; d++) mt->span.dims[d] = 1;
-    mt->bound_at_start = ((b >> 2) & 7) != 7;
+    mt->bound_at_start = (b & RP_UNBOUND) != RP_UNBOUND;
     end[file] = at + mt->span.size;
     mt->storage_size = mt->span.size + TARGET_SLACK;
     mt->storage = malloc(mt->storage_size);
@@ -247,7 +250,7 @@ static void build(harness *h, reader *r) {
     model_file *mf = &h->files[f];
     uint8_t b = file_bytes[f];
     mf->kind = (b & 7) == 5 ? FILE_MISSING : (b & 7) == 6 ? FILE_NUL_PATH : FILE_PRESENT;
-    uint64_t cut = (b >> 3) & 1 ? (uint64_t)((b >> 4) + 1) * 97 : 0;
+    uint64_t cut = b & RP_TRUNCATE ? (uint64_t)((b >> 4) + 1) * 97 : 0;
     mf->size = (size_t)(end[f] > cut ? end[f] - cut : 0);
     mf->data = malloc(mf->size ? mf->size : 1);
     REQUIRE(mf->data);
@@ -275,7 +278,8 @@ static void open_all(harness *h, const emel_platform_ops *ops, int bind_all, eme
   if (bind_all || h->has_read) {
     emel_io_read_config rc = {.max_buffers = bind_all ? POOL : h->read_pool,
                               .chunk_size = bind_all ? 0 : h->chunk,
-                              .alignment = bind_all ? 0 : h->read_alignment};
+                              .alignment = bind_all ? 0 : h->read_alignment,
+                              .huge_page_size = bind_all ? 0 : h->huge_page};
     REQUIRE(emel_io_read_attach(*io, &rc) == EMEL_OK);
   }
   emel_tensors_config tc = {.io = *io, .capacity = MAX_TENSORS};
@@ -317,7 +321,7 @@ static emel_strategy strategy_of(uint8_t b) {
 }
 
 /* flags: the four known ones, now and then an unknown bit. */
-static unsigned flags_of(uint8_t b) { return (b & 15u) | (b & 0x80 ? 1u << 9 : 0); }
+static unsigned flags_of(uint8_t b) { return (b & 15u) | (b & RP_UNKNOWN_FLAG ? 1u << 9 : 0); }
 
 /* A caller buffer inside `storage` of at least `size` + slack bytes. */
 static void target_of(uint8_t b, uint8_t *storage, uint64_t size, void **target, uint64_t *target_size) {
@@ -419,8 +423,8 @@ static void forget_held(harness *h, int k) {
 static void op_acquire(harness *h, reader *r) {
   uint8_t b = next(r);
   size_t count = 1 + (b & 7u);
-  int single = count == 1 && (b & 8);
-  int mixed = (b & 16) != 0;
+  int single = count == 1 && (b & RP_SINGLE);
+  int mixed = (b & RP_MIXED) != 0;
   emel_strategy strategy = strategy_of(next(r));
   unsigned flags = flags_of(next(r));
   if (count > (size_t)(MAX_HELD - h->n_held)) count = (size_t)(MAX_HELD - h->n_held);
@@ -438,6 +442,8 @@ static void op_acquire(harness *h, reader *r) {
     if (mixed) q[k].strategy = strategy_of(next(r));
     targets[k] = NULL;
     uint8_t t = next(r);
+    if (t & RP_BAD_FILE_INDEX) q[k].file_index = (uint32_t)h->n_files + (t >> 7);
+    if (t & RP_OFFSET_OVERFLOW) q[k].offset = UINT64_MAX - q[k].size / 2;
     if (t & 3) {
       targets[k] = malloc(sp->size + TARGET_SLACK);
       REQUIRE(targets[k]);
@@ -470,11 +476,11 @@ static void op_acquire(harness *h, reader *r) {
 static emel_io_handle pick_handle(harness *h, reader *r, int *k) {
   uint8_t b = next(r);
   *k = -1;
-  if ((b & 3) < 2 && h->n_held > 0) {
+  if ((b & 3) < RP_STALE && h->n_held > 0) {
     *k = (b >> 2) % h->n_held;
     return h->held[*k].handle;
   }
-  if ((b & 3) == 2 && h->n_stale > 0) return h->stale[(b >> 2) % h->n_stale];
+  if ((b & 3) == RP_STALE && h->n_stale > 0) return h->stale[(b >> 2) % h->n_stale];
   emel_io_handle forged = {.strategy = next(r) % 4u, .slot = next(r), .generation = 0x80000000u | next16(r)};
   return forged;
 }
@@ -501,12 +507,12 @@ static void op_advise(harness *h, reader *r) {
   uint64_t size = k >= 0 ? h->held[k].size : 4096;
   uint8_t mode = next(r);
   uint64_t offset = 0, len = size;
-  if ((mode & 3) == 1) {
+  if ((mode & 3) == RP_INSIDE) {
     offset = next16(r) % size;
     len = 1 + next16(r) % (size - offset);
-  } else if ((mode & 3) == 2) {
+  } else if ((mode & 3) == RP_ANY_RANGE) {
     offset = next16(r), len = next16(r); /* anything, mostly out of range */
-  } else if ((mode & 3) == 3) {
+  } else if ((mode & 3) == RP_PAST_END) {
     offset = size, len = 1;
   }
   uint8_t a = next(r) % 7;
@@ -531,32 +537,31 @@ static void op_fault(harness *h, reader *r) {
   fp_op op = (fp_op)(next(r) % FP_OP_COUNT);
   uint64_t nth = h->fp.calls[op] + 1 + next(r) % 8;
   uint8_t b = next(r);
-  uint64_t count = (b >> 6) == 3 ? 20 : 1 + ((b >> 4) & 3);
-  if ((op == FP_PREAD || op == FP_PREADV) && (b & 8)) {
-    int64_t len = next(r) % 4 == 0 ? 0 : 1 + next16(r) % 8192;
+  uint64_t count = (b & RP_STORM) == RP_STORM ? 20 : 1 + ((b >> 4) & 3);
+  if ((op == FP_PREAD || op == FP_PREADV) && (b & RP_SHORT)) {
+    uint8_t eof = next(r) % 4 == 0;
+    int64_t len = 1 + next16(r) % 8192;
+    if (eof) len = 0;
     if (op == FP_PREAD) fault_platform_short_read(&h->fp, nth, count, len);
     else fault_platform_short_readv(&h->fp, nth, count, len);
     return;
   }
-  fault_platform_fail_many(&h->fp, op, nth, count, errnos[b % 10]);
+  fault_platform_fail_many(&h->fp, op, nth, count, errnos[(b & 15) % 10]);
 }
 
-enum { OP_LOAD, OP_EVICT, OP_BIND_EXTERNAL, OP_BIND, OP_ACQUIRE, OP_RELEASE, OP_ADVISE, OP_FAULT, OP_CLEAR,
-       OP_EVICT_ALL, OP_COUNT };
-
 static void run_op(harness *h, reader *r) {
-  uint8_t op = next(r) % OP_COUNT;
+  uint8_t op = next(r) % RP_OP_COUNT;
   op_begin(h);
   switch (op) {
-  case OP_LOAD: op_load(h, r); break;
-  case OP_EVICT: op_evict(h, r); break;
-  case OP_BIND_EXTERNAL: op_bind_external(h, r); break;
-  case OP_BIND: op_bind(h, r); break;
-  case OP_ACQUIRE: op_acquire(h, r); break;
-  case OP_RELEASE: op_release(h, r); break;
-  case OP_ADVISE: op_advise(h, r); break;
-  case OP_FAULT: op_fault(h, r); break;
-  case OP_CLEAR: fault_platform_clear_faults(&h->fp); break;
+  case RP_LOAD: op_load(h, r); break;
+  case RP_EVICT: op_evict(h, r); break;
+  case RP_BIND_EXTERNAL: op_bind_external(h, r); break;
+  case RP_BIND: op_bind(h, r); break;
+  case RP_ACQUIRE: op_acquire(h, r); break;
+  case RP_RELEASE: op_release(h, r); break;
+  case RP_ADVISE: op_advise(h, r); break;
+  case RP_FAULT: op_fault(h, r); break;
+  case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
   default: op_evict_all(h); break;
   }
   check(h);
