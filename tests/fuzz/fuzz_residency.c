@@ -98,6 +98,9 @@ typedef struct harness {
   uint32_t mmap_pool, read_pool;
   size_t chunk, read_alignment, huge_page;
   uint64_t calls_before[FP_OP_COUNT];
+  int unmap_failed;       /* an unmap fault fired: a mapping may stay unreferenced until destroy */
+  int64_t baseline_allocs; /* allocations after setup: tables and pools */
+  unsigned locked[MAX_TENSORS]; /* loaded with EMEL_LOAD_LOCK */
 } harness;
 
 typedef struct reader {
@@ -148,21 +151,38 @@ static int fired_any(const harness *h) {
   return 0;
 }
 
-/* An errno in a reported error came from the OS: a fault that fired now, an
- * allocation that failed (ENOMEM), or a file that is not there (ENOENT). */
-static int errno_explained(const harness *h, int os_errno) {
-  if (os_errno == 0 || os_errno == ENOENT) return 1;
-  for (int op = 0; op < FP_OP_COUNT; op++) {
-    if (!fired_op(h, op)) continue;
-    if (h->fp.faults[op].err == os_errno || (op == FP_ALLOC && os_errno == ENOMEM)) return 1;
+static int fired_with(const harness *h, int op, int os_errno) {
+  return fired_op(h, op) && h->fp.faults[op].short_len < 0 && h->fp.faults[op].err == os_errno;
+}
+
+static int fired_short(const harness *h, int op) { return fired_op(h, op) && h->fp.faults[op].short_len >= 0; }
+
+/* The named error of a refusal is the one for the fault behind it, with its
+ * errno; a refusal no fault explains (validation, state) carries no errno. */
+static int error_explained(const harness *h, emel_error e) {
+  switch (e.code) {
+  case EMEL_OK: return e.os_errno == 0;
+  case EMEL_OPEN_FAILED: return fired_with(h, FP_OPEN, e.os_errno) || e.os_errno == ENOENT;
+  case EMEL_STAT_FAILED: return fired_with(h, FP_FILE_SIZE, e.os_errno);
+  case EMEL_READ_FAILED: return fired_with(h, FP_PREAD, e.os_errno) || fired_with(h, FP_PREADV, e.os_errno);
+  case EMEL_READ_UNEXPECTED_EOF: return fired_short(h, FP_PREAD) || fired_short(h, FP_PREADV);
+  case EMEL_MMAP_FAILED: return fired_with(h, FP_MAP, e.os_errno);
+  case EMEL_MMAP_LOCK_FAILED: return fired_with(h, FP_LOCK, e.os_errno);
+  case EMEL_MMAP_UNLOCK_FAILED: return fired_with(h, FP_UNLOCK, e.os_errno);
+  case EMEL_MMAP_UNMAP_FAILED: return fired_with(h, FP_UNMAP, e.os_errno);
+  case EMEL_MMAP_POPULATE_FAILED:
+  case EMEL_MMAP_ADVISE_FAILED: return fired_with(h, FP_ADVISE, e.os_errno);
+  case EMEL_READ_ALLOC_FAILED:
+  case EMEL_OUT_OF_MEMORY: return fired_op(h, FP_ALLOC);
+  default: return named(e.code) && e.os_errno == 0;
   }
-  return 0;
 }
 
 /* ---- the invariants, after every operation ---- */
 
 static void check(harness *h) {
-  size_t live[EMEL_STRATEGY_COUNT] = {0};
+  size_t live[EMEL_STRATEGY_COUNT] = {0}, owned = 0, locked = 0;
+  int mapped_file[MAX_FILES] = {0};
   uint32_t resident = 0;
   REQUIRE(h->mf.bad_calls == 0);
   REQUIRE(h->mf.open_fds <= 2 * h->n_files);  /* read: one per file and mode; mmap: none kept */
@@ -190,6 +210,11 @@ static void check(harness *h) {
     default: REQUIRE(!"a resident tensor has no residency kind");
     }
     live[v.strategy]++;
+    owned += v.residency == EMEL_RESIDENCY_OWNED;
+    if (v.residency == EMEL_RESIDENCY_MAPPED) {
+      mapped_file[mt->span.file_index] = 1;
+      locked += h->locked[i] != 0;
+    }
     if (v.strategy == EMEL_STRATEGY_NONE) {
       const uint8_t *b = v.data; /* the caller's bytes: nobody else writes them */
       for (uint64_t k = 0; k < v.size; k++) REQUIRE(b[k] == pattern((uint32_t)i));
@@ -201,10 +226,26 @@ static void check(harness *h) {
   for (int k = 0; k < h->n_held; k++) {
     const held *x = &h->held[k];
     live[x->handle.strategy]++;
+    owned += x->handle.strategy == EMEL_STRATEGY_READ && !x->request.target;
+    if (x->handle.strategy == EMEL_STRATEGY_MMAP) {
+      mapped_file[x->request.file_index] = 1;
+      locked += (x->request.flags & EMEL_LOAD_LOCK) != 0;
+    }
     REQUIRE(bytes_match(h, x->request.file_index, x->request.offset, x->data, x->size));
   }
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == live[EMEL_STRATEGY_MMAP]);
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_READ) == live[EMEL_STRATEGY_READ]);
+  /* Nothing held beyond what is live: one mapping per file with a mapped
+   * residency, locked bytes only under a locked one, one allocation per
+   * owned buffer on top of the tables made at setup. */
+  int64_t files_mapped = 0;
+  for (int f = 0; f < h->n_files; f++) files_mapped += mapped_file[f];
+  REQUIRE(h->mf.live_maps >= files_mapped);
+  if (!h->unmap_failed) REQUIRE(h->mf.live_maps == files_mapped);
+  /* (A locked residency may hold no locked bytes: a release that unlocked it
+   * and then failed to unmap keeps it live, unlocked.) */
+  REQUIRE(h->mf.locked_bytes >= 0 && (h->mf.locked_bytes == 0 || locked != 0));
+  REQUIRE(h->mf.live_allocs == h->baseline_allocs + (int64_t)owned);
 }
 
 /* ---- setup ---- */
@@ -344,6 +385,7 @@ static void op_load(harness *h, reader *r) {
   emel_status s = emel_tensors_load(h->t, i, &o, &v);
   REQUIRE(named(s));
   if (s == EMEL_OK) {
+    h->locked[i] = o.strategy == EMEL_STRATEGY_MMAP && (o.flags & EMEL_LOAD_LOCK);
     REQUIRE(before == EMEL_TENSOR_BOUND || before == EMEL_TENSOR_EVICTED);
     REQUIRE(v.strategy == o.strategy);
     if (o.target) REQUIRE(v.data == o.target && v.residency == EMEL_RESIDENCY_EXTERNAL);
@@ -354,7 +396,7 @@ static void op_load(harness *h, reader *r) {
   if (before != EMEL_TENSOR_BOUND && before != EMEL_TENSOR_EVICTED) return;
   emel_error e = emel_tensors_last_error(h->t, i);
   REQUIRE(e.code == s && emel_tensors_state(h->t, i) == EMEL_TENSOR_BOUND);
-  REQUIRE(errno_explained(h, e.os_errno));
+  REQUIRE(error_explained(h, e));
   emel_io_request q = {.file_index = mt->span.file_index, .offset = mt->span.offset, .size = mt->span.size,
                        .strategy = o.strategy, .flags = o.flags, .target = o.target, .target_size = o.target_size};
   REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy));
@@ -368,7 +410,7 @@ static void op_evict(harness *h, reader *r) {
   if (before == EMEL_TENSOR_RESIDENT) {
     REQUIRE(s == EMEL_OK || fired_any(h));
     REQUIRE(emel_tensors_state(h->t, i) == (s == EMEL_OK ? EMEL_TENSOR_EVICTED : EMEL_TENSOR_RESIDENT));
-    if (s != EMEL_OK) REQUIRE(errno_explained(h, emel_tensors_last_error(h->t, i).os_errno));
+    if (s != EMEL_OK) REQUIRE(error_explained(h, emel_tensors_last_error(h->t, i)));
   } else {
     REQUIRE(s == (before == EMEL_TENSOR_EVICTED ? EMEL_TENSOR_ALREADY_EVICTED : EMEL_TENSOR_NOT_RESIDENT));
     REQUIRE(emel_tensors_state(h->t, i) == before);
@@ -457,7 +499,7 @@ static void op_acquire(harness *h, reader *r) {
   for (size_t k = 0; k < count; k++) {
     REQUIRE(named(res[k].error.code));
     if (res[k].error.code != EMEL_OK) {
-      REQUIRE(errno_explained(h, res[k].error.os_errno));
+      REQUIRE(error_explained(h, res[k].error));
       int room = q[k].strategy < EMEL_STRATEGY_COUNT &&
                  live_before[q[k].strategy] + asked[q[k].strategy] <= pool_of(h, q[k].strategy);
       REQUIRE(fired || !request_valid(h, &q[k]) || !room);
@@ -489,7 +531,7 @@ static void op_release(harness *h, reader *r) {
   int k;
   emel_io_handle handle = pick_handle(h, r, &k);
   emel_error e = emel_io_release(h->io, handle);
-  REQUIRE(named(e.code) && errno_explained(h, e.os_errno));
+  REQUIRE(named(e.code) && error_explained(h, e));
   if (k < 0) { /* stale or forged: never releases anything (strategy NONE owns nothing) */
     REQUIRE(e.code != EMEL_OK || handle.strategy == EMEL_STRATEGY_NONE);
     return;
@@ -518,7 +560,7 @@ static void op_advise(harness *h, reader *r) {
   uint8_t a = next(r) % 7;
   emel_map_advice advice = a == 6 ? (emel_map_advice)99 : (emel_map_advice)a;
   emel_error e = emel_io_advise(h->io, handle, offset, len, advice);
-  REQUIRE(named(e.code) && errno_explained(h, e.os_errno));
+  REQUIRE(named(e.code) && error_explained(h, e));
   if (k < 0) {
     REQUIRE(e.code != EMEL_OK);
     return;
@@ -564,6 +606,7 @@ static void run_op(harness *h, reader *r) {
   case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
   default: op_evict_all(h); break;
   }
+  h->unmap_failed |= fired_op(h, FP_UNMAP);
   check(h);
 }
 
@@ -608,6 +651,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   h->fp.real = &h->mf.ops;
   h->fp.can_map = h->mf.can_map;
   open_all(h, &h->fp.ops, 0, &h->io, &h->t);
+  h->baseline_allocs = h->mf.live_allocs;
   check(h);
   for (int ops = 0; ops < MAX_OPS && r.at < r.n; ops++) run_op(h, &r);
 
