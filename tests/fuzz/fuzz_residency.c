@@ -63,7 +63,9 @@ typedef struct model_file {
   char path[16];
   size_t path_len;
   uint8_t *data;
-  size_t size; /* bytes served; less than the layout when truncated */
+  size_t size;     /* bytes served now; less than the layout when truncated */
+  size_t original; /* bytes at the start: what earlier loads saw (a cut keeps the rest) */
+  int entry;       /* its memory_file entry, or -1 */
 } model_file;
 
 typedef struct model_tensor {
@@ -98,6 +100,10 @@ typedef struct harness {
   uint32_t mmap_pool, read_pool;
   size_t chunk, read_alignment, huge_page;
   uint64_t calls_before[FP_OP_COUNT];
+  /* A file changed size: strategies keep the size they read first (a read
+   * past a cut fails, one past an old cut may still be refused), so from
+   * then on only named errors are required, not success. */
+  int sizes_changed;
   int unmap_failed;       /* an unmap fault fired: a mapping may stay unreferenced until destroy */
   int64_t baseline_allocs; /* allocations after setup: tables and pools */
   unsigned locked[MAX_TENSORS]; /* loaded with EMEL_LOAD_LOCK */
@@ -127,8 +133,13 @@ static int loadable(const harness *h, uint32_t file, uint64_t offset, uint64_t s
   return f->kind == FILE_PRESENT && offset <= f->size && size <= f->size - offset;
 }
 
+/* Bytes equal the file's as it was when they were loaded: a file cut later
+ * keeps its old bytes in memory, so compare against the original length. */
 static int bytes_match(const harness *h, uint32_t file, uint64_t offset, const void *data, uint64_t size) {
-  return loadable(h, file, offset, size) && memcmp(data, h->files[file].data + offset, size) == 0;
+  if (file >= (uint32_t)h->n_files) return 0;
+  const model_file *f = &h->files[file];
+  return f->kind == FILE_PRESENT && offset <= f->original && size <= f->original - offset &&
+         memcmp(data, f->data + offset, size) == 0;
 }
 
 static uint8_t pattern(uint32_t i) { return (uint8_t)(0xA5 ^ i); }
@@ -165,7 +176,7 @@ static int error_explained(const harness *h, emel_error e) {
   case EMEL_OPEN_FAILED: return fired_with(h, FP_OPEN, e.os_errno) || e.os_errno == ENOENT;
   case EMEL_STAT_FAILED: return fired_with(h, FP_FILE_SIZE, e.os_errno);
   case EMEL_READ_FAILED: return fired_with(h, FP_PREAD, e.os_errno) || fired_with(h, FP_PREADV, e.os_errno);
-  case EMEL_READ_UNEXPECTED_EOF: return fired_short(h, FP_PREAD) || fired_short(h, FP_PREADV);
+  case EMEL_READ_UNEXPECTED_EOF: return fired_short(h, FP_PREAD) || fired_short(h, FP_PREADV) || h->sizes_changed;
   case EMEL_MMAP_FAILED: return fired_with(h, FP_MAP, e.os_errno);
   case EMEL_MMAP_LOCK_FAILED: return fired_with(h, FP_LOCK, e.os_errno);
   case EMEL_MMAP_UNLOCK_FAILED: return fired_with(h, FP_UNLOCK, e.os_errno);
@@ -299,6 +310,8 @@ static void build(harness *h, reader *r) {
     int n = snprintf(mf->path, sizeof mf->path, "m-%d.gguf", f);
     mf->path_len = (size_t)n;
     if (mf->kind == FILE_NUL_PATH) mf->path[1] = '\0'; /* "m\0N.gguf": refused, never opened */
+    mf->original = mf->size;
+    mf->entry = mf->kind == FILE_PRESENT ? h->mf.n_files : -1;
     if (mf->kind == FILE_PRESENT) REQUIRE(memory_file_add(&h->mf, mf->path, mf->data, mf->size) == 0);
   }
 }
@@ -385,6 +398,8 @@ static void op_load(harness *h, reader *r) {
   emel_status s = emel_tensors_load(h->t, i, &o, &v);
   REQUIRE(named(s));
   if (s == EMEL_OK) {
+    /* read copies now: every byte must be in the file as it is */
+    if (o.strategy == EMEL_STRATEGY_READ) REQUIRE(loadable(h, mt->span.file_index, mt->span.offset, mt->span.size));
     h->locked[i] = o.strategy == EMEL_STRATEGY_MMAP && (o.flags & EMEL_LOAD_LOCK);
     REQUIRE(before == EMEL_TENSOR_BOUND || before == EMEL_TENSOR_EVICTED);
     REQUIRE(v.strategy == o.strategy);
@@ -399,7 +414,7 @@ static void op_load(harness *h, reader *r) {
   REQUIRE(error_explained(h, e));
   emel_io_request q = {.file_index = mt->span.file_index, .offset = mt->span.offset, .size = mt->span.size,
                        .strategy = o.strategy, .flags = o.flags, .target = o.target, .target_size = o.target_size};
-  REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy));
+  REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy) || h->sizes_changed);
 }
 
 static void op_evict(harness *h, reader *r) {
@@ -502,11 +517,12 @@ static void op_acquire(harness *h, reader *r) {
       REQUIRE(error_explained(h, res[k].error));
       int room = q[k].strategy < EMEL_STRATEGY_COUNT &&
                  live_before[q[k].strategy] + asked[q[k].strategy] <= pool_of(h, q[k].strategy);
-      REQUIRE(fired || !request_valid(h, &q[k]) || !room);
+      REQUIRE(fired || !request_valid(h, &q[k]) || !room || h->sizes_changed);
       free(targets[k]);
       continue;
     }
     REQUIRE(res[k].data != NULL && res[k].size == q[k].size && res[k].strategy == q[k].strategy);
+    if (q[k].strategy == EMEL_STRATEGY_READ) REQUIRE(loadable(h, q[k].file_index, q[k].offset, q[k].size));
     REQUIRE(res[k].handle.strategy == (uint32_t)q[k].strategy);
     if (q[k].target) REQUIRE(res[k].data == q[k].target && res[k].residency == EMEL_RESIDENCY_EXTERNAL);
     h->held[h->n_held++] = (held){res[k].handle, q[k], res[k].data, res[k].size, targets[k]};
@@ -571,6 +587,20 @@ static void op_advise(harness *h, reader *r) {
   else REQUIRE(e.code != EMEL_OK);
 }
 
+/* The file changes size under the loads (truncated, or back to its length):
+ * a read past the new end must fail with a named error, never succeed.
+ * (Mapped bytes of a cut file are memory_file copies here; on a real mapping
+ * they would fault: the mmap strategy cannot promise anything for them.) */
+static void op_cut_file(harness *h, reader *r) {
+  model_file *f = &h->files[next(r) % h->n_files];
+  uint16_t cut = next16(r);
+  if (f->entry < 0) return;
+  size_t size = cut == 0 ? f->original : f->original - (cut % (f->original + 1));
+  h->sizes_changed |= size != f->size;
+  f->size = size;
+  h->mf.files[f->entry].size = f->size;
+}
+
 static const int errnos[10] = {EIO, ENOMEM, EMFILE, EACCES, EINTR, EAGAIN, EINVAL, ENOENT, EPERM, ENOSPC};
 
 /* The nth next call of an operation fails (once, a few times, or a storm of
@@ -604,6 +634,7 @@ static void run_op(harness *h, reader *r) {
   case RP_ADVISE: op_advise(h, r); break;
   case RP_FAULT: op_fault(h, r); break;
   case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
+  case RP_CUT_FILE: op_cut_file(h, r); break;
   default: op_evict_all(h); break;
   }
   h->unmap_failed |= fired_op(h, FP_UNMAP);

@@ -478,6 +478,13 @@ static void residency_faults(void) {
   RP(&p, RP_LOAD, 6, RP_MMAP, 0, 0, RP_LOAD, 7, RP_MMAP, 0, 0, RP_FAULT, FP_ADVISE, 0, RP_EIO);
   RP(&p, RP_EVICT, 6, RP_EVICT, 6, RP_LOAD, 6, RP_MMAP, 0, 0, RP_EVICT, 7);
   rp_emit(&p, "fault_drop_own_pages");
+  /* files cut under the loads: reads past the new end fail, mapped bytes stay */
+  p = shape(2, 8, 1, 0, RP_SMALL_CHUNKS, 0, 0, 0);
+  RP(&p, RP_LOAD, 0, RP_MMAP, 0, 0, RP_LOAD, 1, RP_READ, 0, 0, RP_CUT_FILE, 0, 0x00, 0x10);
+  RP(&p, RP_LOAD, 6, RP_READ, 0, 0, RP_LOAD, 4, RP_MMAP, 0, 0, RP_LOAD, 6, RP_READ, EMEL_LOAD_DIRECT, 0);
+  RP(&p, RP_CUT_FILE, 1, 0xff, 0xff, RP_ACQUIRE, 2, RP_READ, 0, 3, 0, 5, 0, 7, 0);
+  RP(&p, RP_CUT_FILE, 0, 0, 0, RP_LOAD, 6, RP_READ, 0, 0, RP_EVICT_ALL, RP_CUT_FILE, 1, 0x00, 0x01);
+  rp_emit(&p, "files_cut_under_loads");
 
   /* releases that fail: the residency stays live, a second release frees it */
   static const struct {

@@ -18,6 +18,7 @@
  *   BIND i mode                      ACQUIRE shape strategy flags (tensor target)...
  *   RELEASE handle...                ADVISE handle... mode [offset len] advice
  *   FAULT op nth kind [eof len16]    CLEAR        EVICT_ALL
+ *   CUT_FILE file cut16 (0: back to its full length)
  * See fuzz_residency.c for each argument. */
 #ifndef EMEL_FUZZ_RESIDENCY_PROGRAM_H
 #define EMEL_FUZZ_RESIDENCY_PROGRAM_H
@@ -54,7 +55,7 @@ enum { RP_EIO, RP_ENOMEM, RP_EMFILE, RP_EACCES, RP_EINTR, RP_EAGAIN, RP_EINVAL, 
 
 enum {
   RP_LOAD, RP_EVICT, RP_BIND_EXTERNAL, RP_BIND, RP_ACQUIRE, RP_RELEASE, RP_ADVISE, RP_FAULT, RP_CLEAR,
-  RP_EVICT_ALL, RP_OP_COUNT
+  RP_EVICT_ALL, RP_CUT_FILE, RP_OP_COUNT
 };
 
 #endif
