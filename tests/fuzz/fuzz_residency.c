@@ -1,27 +1,30 @@
 /* Fuzz target: arbitrary bytes as a program that drives the tensor residency,
  * mmap and read machines through the public API (emel_io_*, emel_tensors_*),
  * with arbitrary operation outcomes injected by a fault_platform stacked on a
- * memory_file (no disk).
+ * memory_file (no disk; direct I/O held to O_DIRECT's alignment rules).
  *
- * Input (residency_program.h has the encoding): a header picks a model shape (1-3 files, 1-16 tensors of chosen
- * sizes, alignment, gaps; a file may be missing, have a NUL in its path or be
- * truncated under its tensors), which strategies are attached, pool and chunk
- * sizes; then a sequence of operations, a few bytes each: load, evict,
- * bind_external, bind, evict_all through the tensor table; acquire (single or
- * batch), advise and release (held, stale or forged handles) straight through
- * the boundary; arm a fault (the nth next call of an operation fails with an
- * errno, fails in a storm, or transfers short) or clear the faults.
+ * Input (encoding in residency_program.h): a header picks a model shape (1-3
+ * files, 1-16 tensors of chosen sizes, alignment and gaps; a file may be
+ * missing, have a NUL in its path or end inside its tensors), which
+ * strategies are attached, pool, chunk and huge-page sizes; then operations
+ * of a few bytes each: load, evict, bind_external, bind, evict_all through
+ * the tensor table; acquire (single, batch, mixed batch), advise and release
+ * (held, stale or forged handles) straight through the boundary; arm a fault
+ * (the nth next call of an operation fails with an errno, fails in a storm,
+ * or transfers short); clear the faults; cut a file under the loads.
  *
- * After EVERY operation the invariants hold: each tensor rests in unbound,
- * bound, resident or evicted; resident count == emel_tensors_resident_count;
- * each strategy's emel_io_live == residencies held through it (table + this
- * harness); a resident tensor's bytes equal the file's at its span; no call
- * reached the platform with an unknown fd or mapping; descriptors and
- * mappings stay bounded. A refused operation returns a named status, and an
- * OS errno it reports comes from a fault that fired during it. An operation
- * that is valid and ran without any fault firing succeeds. At the end
- * everything is closed with nothing outstanding, and a fresh, fault-free load
- * of every tensor succeeds (or fails with its file's named error). */
+ * After EVERY operation: each tensor rests in unbound, bound, resident or
+ * evicted; resident count == emel_tensors_resident_count; each strategy's
+ * emel_io_live == the residencies held through it (table + harness); resident
+ * bytes equal the file's at their span; no platform call with an unknown fd,
+ * mapping or a misaligned direct transfer; one mapping per mapped file, no
+ * locked bytes without a locked residency, and no allocation beyond the
+ * setup's plus one per owned buffer. Each refusal has a named status, and
+ * the one for the fault behind it, with the fault's errno (a validation or
+ * state refusal carries none). A valid request during which no fault fired
+ * succeeds. At the end everything is closed with nothing outstanding, and a
+ * fresh, fault-free load of every tensor with each strategy succeeds (or
+ * fails with its file's own named error). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
