@@ -1,10 +1,12 @@
-/* Writes the seed corpus of fuzz_gguf_index (tests/fuzz/corpus/gguf_index).
+/* Writes the seed corpus of fuzz_gguf_index (tests/fuzz/corpus/gguf_index),
+ * or with --residency that of fuzz_residency (tests/fuzz/corpus/residency).
  *
  * Why seeds: libFuzzer reaches deep paths (tensor infos, nested arrays, span
  * checks) far sooner from valid files than from nothing, and corrupt variants
  * point it at each validation. The same program always writes the same bytes.
  *
  * Usage: fuzz_make_seeds OUT_DIR [FIXTURES_DIR]
+ *        fuzz_make_seeds --residency OUT_DIR
  * With FIXTURES_DIR (llama.cpp's vocab files), the first 8 KiB of each
  * *.gguf there is added as well: real-world headers, cut inside the vocab. */
 #define _POSIX_C_SOURCE 200809L
@@ -14,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emel/io.h"
+#include "fault_platform.h"
 #include "gguf_writer.h"
+#include "residency_program.h"
 
 static const char *out_dir;
 static int failed;
@@ -267,9 +272,254 @@ static void fixture_heads(const char *dir) {
   closedir(d);
 }
 
+/* ---- fuzz_residency: programs (encoding in residency_program.h) ---- */
+
+typedef struct rprog {
+  uint8_t b[1024];
+  size_t n;
+} rprog;
+
+static void rp_put(rprog *p, const uint8_t *b, size_t n) {
+  if (p->n + n > sizeof p->b) {
+    fprintf(stderr, "residency seed too long\n");
+    failed = 1;
+    return;
+  }
+  memcpy(p->b + p->n, b, n);
+  p->n += n;
+}
+
+#define RP(p, ...)                                 \
+  do {                                             \
+    const uint8_t b_[] = {__VA_ARGS__};            \
+    rp_put((p), b_, sizeof b_);                    \
+  } while (0)
+
+static void rp_emit(const rprog *p, const char *name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", out_dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p->b, 1, p->n, f) != p->n || fclose(f) != 0) {
+    fprintf(stderr, "cannot write %s\n", path);
+    failed = 1;
+  }
+}
+
+/* A model of `tensors` tensors of 100 + 700 i bytes (some cross pages), spread
+ * over `files` files in turn; `file_byte` for every file, `unbound` tensors
+ * (a bit mask) left unbound. */
+static rprog shape(int files, int tensors, int align_index, uint8_t no_map, uint8_t config, uint8_t params,
+                   uint8_t file_byte, unsigned unbound) {
+  rprog p = {.n = 0};
+  RP(&p, (uint8_t)(files - 1), (uint8_t)((tensors - 1) | align_index << 4 | no_map), config, params);
+  for (int f = 0; f < files; f++) RP(&p, file_byte);
+  for (int i = 0; i < tensors; i++) {
+    unsigned size = 100u + 700u * (unsigned)i - 1;
+    RP(&p, (uint8_t)size, (uint8_t)(size >> 8), (uint8_t)((i % files) | (unbound >> i & 1 ? RP_UNBOUND : 0)));
+  }
+  return p;
+}
+
+static rprog plain_shape(void) { return shape(2, 6, 1, 0, 0, 0, 0, 0); }
+
+static void residency_loads(void) {
+  rprog p = plain_shape();
+  RP(&p, RP_LOAD, 0, RP_MMAP, 0, RP_NO_TARGET, RP_LOAD, 1, RP_MMAP, 0, RP_NO_TARGET);
+  RP(&p, RP_LOAD, 2, RP_READ, 0, RP_NO_TARGET, RP_LOAD, 3, RP_READ, 0, RP_TARGET);
+  RP(&p, RP_LOAD, 4, RP_READ, 0, RP_TARGET_MISALIGNED, RP_LOAD, 4, RP_READ, 0, RP_NO_TARGET);
+  RP(&p, RP_EVICT, 0, RP_EVICT, 0, RP_LOAD, 0, RP_READ, 0, RP_NO_TARGET, RP_EVICT_ALL);
+  RP(&p, RP_LOAD, 5, RP_NONE, 0, 0, RP_LOAD, 5, RP_BOGUS_STRATEGY, 0, 0, RP_LOAD, 5, RP_MMAP, 0, 0);
+  rp_emit(&p, "loads_with_each_strategy");
+
+  p = plain_shape();
+  RP(&p, RP_LOAD, 0, RP_MMAP, EMEL_LOAD_POPULATE, 0, RP_LOAD, 1, RP_MMAP, EMEL_LOAD_LOCK, 0);
+  RP(&p, RP_LOAD, 2, RP_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, 0, RP_LOAD, 3, RP_MMAP, EMEL_LOAD_DIRECT, 0);
+  RP(&p, RP_LOAD, 3, RP_MMAP, 0, RP_TARGET, RP_LOAD, 3, RP_MMAP, RP_UNKNOWN_FLAG, 0);
+  RP(&p, RP_EVICT, 1, RP_EVICT, 2, RP_LOAD, 1, RP_MMAP, EMEL_LOAD_LOCK, 0, RP_EVICT_ALL);
+  rp_emit(&p, "mmap_options");
+
+  for (int small = 0; small < 2; small++) {
+    p = small ? shape(1, 6, 3, 0, RP_SMALL_CHUNKS | RP_ALIGN_4096, 0x10, 0, 0) : plain_shape();
+    RP(&p, RP_LOAD, 0, RP_READ, EMEL_LOAD_DIRECT, 0, RP_LOAD, 1, RP_READ, EMEL_LOAD_DROP_CACHE, 0);
+    RP(&p, RP_LOAD, 2, RP_READ, EMEL_LOAD_DIRECT | EMEL_LOAD_DROP_CACHE, RP_TARGET);
+    RP(&p, RP_LOAD, 3, RP_READ, EMEL_LOAD_DIRECT, RP_TARGET_MISALIGNED, RP_LOAD, 4, RP_READ, 0, RP_TARGET_TOO_SMALL);
+    RP(&p, RP_LOAD, 5, RP_READ, EMEL_LOAD_POPULATE, 0, RP_LOAD, 5, RP_READ, RP_UNKNOWN_FLAG, 0);
+    RP(&p, RP_EVICT_ALL, RP_LOAD, 5, RP_READ, EMEL_LOAD_DIRECT, 0);
+    rp_emit(&p, small ? "read_options_small_chunks_4096" : "read_options");
+  }
+
+  p = shape(1, 6, 1, 0, 0, 0, 0, 0x3);
+  RP(&p, RP_BIND_EXTERNAL, 0, 0, RP_LOAD, 0, RP_MMAP, 0, 0, RP_EVICT, 0);
+  RP(&p, RP_BIND, 0, 1, RP_BIND, 0, 2, RP_BIND, 0, 3, RP_BIND, 0, 0, RP_BIND, 0, 0, RP_BIND, 2, 0);
+  RP(&p, RP_BIND_EXTERNAL, 0, 0, RP_BIND_EXTERNAL, 2, 1, RP_BIND_EXTERNAL, 3, 2, RP_BIND_EXTERNAL, 4, 3);
+  RP(&p, RP_LOAD, 0, RP_MMAP, 0, 0, RP_BIND_EXTERNAL, 0, 0, RP_EVICT, 0, RP_LOAD, 0, RP_READ, 0, 0);
+  RP(&p, RP_EVICT, 1, RP_EVICT_ALL, RP_BIND_EXTERNAL, 2, 0, RP_BIND, 2, 0, RP_EVICT, 2, RP_BIND, 2, 0);
+  rp_emit(&p, "bind_and_external_storage");
+}
+
+static void residency_batches(void) {
+  rprog p = shape(1, 8, 0, 0, 0, 0, 0, 0); /* alignment 1: spans adjacent, one coalesced run */
+  RP(&p, RP_ACQUIRE, 7, RP_READ, 0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, RP_TARGET);
+  RP(&p, RP_RELEASE, RP_HELD, RP_RELEASE, RP_HELD | 1 << 2, RP_RELEASE, RP_STALE);
+  RP(&p, RP_ACQUIRE, 2, RP_READ, EMEL_LOAD_DIRECT, 0, 0, 1, RP_TARGET_MISALIGNED, 2, 0);
+  RP(&p, RP_ACQUIRE, 2, RP_READ, EMEL_LOAD_DROP_CACHE, 0, RP_TARGET_TOO_SMALL, 0, 0, 3, 0);
+  RP(&p, RP_ACQUIRE, 3 | RP_MIXED, RP_READ, 0, 0, RP_MMAP, 0, 1, RP_READ, 0, 2, RP_NONE, 0, 3, RP_BOGUS_STRATEGY, 0);
+  RP(&p, RP_ACQUIRE, RP_SINGLE, RP_READ, 0, 5, RP_TARGET);
+  RP(&p, RP_ACQUIRE, 1, RP_READ, 0, 0, RP_BAD_FILE_INDEX, 1, RP_OFFSET_OVERFLOW);
+  RP(&p, RP_ACQUIRE, 1, RP_MMAP, 0, 0, RP_BAD_FILE_INDEX, 1, RP_OFFSET_OVERFLOW);
+  rp_emit(&p, "batches_read");
+
+  p = plain_shape();
+  RP(&p, RP_ACQUIRE, 3, RP_MMAP, EMEL_LOAD_POPULATE, 0, 0, 1, 0, 2, 0, 3, 0);
+  RP(&p, RP_ADVISE, RP_HELD, RP_WHOLE, EMEL_ADVISE_WILLNEED);
+  RP(&p, RP_ADVISE, RP_HELD, RP_INSIDE, 10, 0, 20, 0, EMEL_ADVISE_DONTNEED);
+  RP(&p, RP_ADVISE, RP_HELD, RP_ANY_RANGE, 0, 1, 0, 1, EMEL_ADVISE_SEQUENTIAL);
+  RP(&p, RP_ADVISE, RP_HELD, RP_PAST_END, EMEL_ADVISE_NORMAL);
+  RP(&p, RP_ADVISE, RP_HELD, RP_WHOLE, EMEL_ADVISE_HUGEPAGE, RP_ADVISE, RP_HELD, RP_WHOLE, 6);
+  RP(&p, RP_ADVISE, RP_HELD | 1 << 2, RP_WHOLE, EMEL_ADVISE_POPULATE_READ);
+  RP(&p, RP_RELEASE, RP_HELD, RP_RELEASE, RP_STALE, RP_ADVISE, RP_STALE, RP_WHOLE, 0);
+  RP(&p, RP_RELEASE, RP_FORGED, EMEL_STRATEGY_MMAP, 0, 1, 0, RP_RELEASE, RP_FORGED, EMEL_STRATEGY_READ, 200, 0, 0);
+  RP(&p, RP_RELEASE, RP_FORGED, EMEL_STRATEGY_NONE, 0, 0, 0, RP_RELEASE, RP_FORGED, 3, 0, 0, 0);
+  RP(&p, RP_ADVISE, RP_FORGED, EMEL_STRATEGY_MMAP, 0, 1, 0, RP_WHOLE, 0);
+  RP(&p, RP_ACQUIRE, RP_SINGLE, RP_READ, 0, 4, 0, RP_ADVISE, RP_HELD | 2 << 2, RP_WHOLE, 0);
+  RP(&p, RP_FAULT, FP_ADVISE, 0, RP_EIO, RP_ADVISE, RP_HELD, RP_WHOLE, EMEL_ADVISE_WILLNEED);
+  rp_emit(&p, "batches_mmap_advice_and_handles");
+}
+
+static void residency_shapes(void) {
+  static const struct {
+    const char *name;
+    int files, tensors, align;
+    uint8_t no_map, config, params, file_byte;
+  } shapes[] = {
+      {"shape_missing_file", 2, 4, 1, 0, 0, 0, 5},
+      {"shape_nul_in_path", 2, 4, 1, 0, 0, 0, 6},
+      {"shape_truncated_files", 3, 9, 2, 0, 0, 0, RP_TRUNCATE | 0x70},
+      {"shape_platform_cannot_map", 1, 4, 1, RP_NO_MAP, 0, 0, 0},
+      {"shape_no_mmap_strategy", 1, 4, 1, 0, RP_NO_MMAP, 0, 0},
+      {"shape_no_read_strategy", 1, 4, 1, 0, RP_NO_READ, 0, 0},
+      {"shape_pools_of_one", 2, 6, 1, 0, RP_SMALL_POOLS, 0, 0},
+      {"shape_16_tensors_3_files_page_aligned", 3, 16, 3, 0, RP_ALIGN_4096, 0, 0},
+      {"shape_unaligned", 1, 5, 0, 0, RP_SMALL_CHUNKS, 0, 0},
+      {"shape_small_huge_pages", 1, 8, 3, 0, RP_SMALL_HUGE_PAGES, 0, 0},
+  };
+  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+    rprog p = shape(shapes[k].files, shapes[k].tensors, shapes[k].align, shapes[k].no_map, shapes[k].config,
+                    shapes[k].params, shapes[k].file_byte, 0);
+    for (int i = 0; i < shapes[k].tensors && i < 6; i++)
+      RP(&p, RP_LOAD, (uint8_t)i, i % 2 ? RP_READ : RP_MMAP, 0, 0);
+    RP(&p, RP_ACQUIRE, 3, RP_READ, 0, 0, 0, 1, 0, 2, 0, 3, 0, RP_EVICT, 0, RP_EVICT_ALL);
+    for (int i = shapes[k].tensors - 1; i >= 0; i--) RP(&p, RP_LOAD, (uint8_t)i, RP_MMAP, 0, 0);
+    rp_emit(&p, shapes[k].name);
+  }
+}
+
+/* One seed per operation that can fail: arm it, then run loads of both
+ * strategies and a batch that reach it; releases for the release path. */
+static void residency_faults(void) {
+  static const struct {
+    const char *name;
+    uint8_t op, kind, len;
+  } faults[] = {
+      {"fault_open_eacces", FP_OPEN, RP_EACCES, 0},
+      {"fault_open_emfile", FP_OPEN, RP_EMFILE, 0},
+      {"fault_open_einval_direct", FP_OPEN, RP_EINVAL, 0},
+      {"fault_close_eio", FP_CLOSE, RP_EIO, 0},
+      {"fault_file_size_eio", FP_FILE_SIZE, RP_EIO, 0},
+      {"fault_pread_eio", FP_PREAD, RP_EIO, 0},
+      {"fault_pread_eintr_once", FP_PREAD, RP_EINTR, 0},
+      {"fault_pread_eintr_storm", FP_PREAD, RP_EINTR | RP_STORM, 0},
+      {"fault_pread_eagain", FP_PREAD, RP_EAGAIN, 0},
+      {"fault_pread_short", FP_PREAD, RP_SHORT | 2 << 4, 1},
+      {"fault_pread_eof", FP_PREAD, RP_SHORT, 0},
+      {"fault_preadv_eio", FP_PREADV, RP_EIO, 0},
+      {"fault_preadv_short", FP_PREADV, RP_SHORT, 1},
+      {"fault_preadv_eintr_storm", FP_PREADV, RP_EINTR | RP_STORM, 0},
+      {"fault_map_enomem", FP_MAP, RP_ENOMEM, 0},
+      {"fault_advise_einval", FP_ADVISE, RP_EINVAL, 0},
+      {"fault_fadvise_einval", FP_FADVISE, RP_EINVAL, 0},
+      {"fault_lock_eagain", FP_LOCK, RP_EAGAIN, 0},
+      {"fault_lock_enomem", FP_LOCK, RP_ENOMEM, 0},
+      {"fault_alloc", FP_ALLOC, RP_ENOMEM, 0},
+  };
+  for (size_t k = 0; k < sizeof faults / sizeof faults[0]; k++) {
+    rprog p = plain_shape();
+    const uint8_t op = faults[k].op, kind = faults[k].kind;
+    for (int round = 0; round < 3; round++) {
+      RP(&p, RP_FAULT, op, 0, kind);
+      if (kind & RP_SHORT) RP(&p, faults[k].len, 0x10, 0);
+      if (round == 0) RP(&p, RP_LOAD, 0, RP_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, 0);
+      if (round == 1) RP(&p, RP_LOAD, 1, RP_READ, EMEL_LOAD_DROP_CACHE, 0, RP_LOAD, 2, RP_READ, EMEL_LOAD_DIRECT, 0);
+      if (round == 2) RP(&p, RP_ACQUIRE, 2, RP_READ, 0, 3, 0, 5, 0, RP_RELEASE, RP_HELD);
+    }
+    RP(&p, RP_EVICT_ALL, RP_CLEAR, RP_LOAD, 0, RP_MMAP, 0, 0);
+    rp_emit(&p, faults[k].name);
+  }
+  /* direct reads: the filesystem refuses O_DIRECT (EINVAL), or the open fails */
+  rprog p = shape(2, 6, 2, 0, 0, 0, 0, 0); /* alignment 64: owned buffers can match the file */
+  RP(&p, RP_FAULT, FP_OPEN, 0, RP_EINVAL, RP_LOAD, 0, RP_READ, EMEL_LOAD_DIRECT, 0);
+  RP(&p, RP_LOAD, 2, RP_READ, EMEL_LOAD_DIRECT, 0, RP_FAULT, FP_OPEN, 0, RP_EIO);
+  RP(&p, RP_LOAD, 1, RP_READ, EMEL_LOAD_DIRECT, 0, RP_LOAD, 1, RP_READ, EMEL_LOAD_DIRECT, 0);
+  rp_emit(&p, "fault_direct_open");
+  /* huge-page advice refused: the load still succeeds */
+  p = shape(1, 8, 3, 0, RP_SMALL_HUGE_PAGES, 0, 0, 0);
+  RP(&p, RP_FAULT, FP_ADVISE, 0, RP_EINVAL, RP_LOAD, 7, RP_READ, 0, 0, RP_LOAD, 6, RP_READ, 0, 0);
+  rp_emit(&p, "fault_huge_page_advice");
+  /* a populate or lock failure with the file still referenced, or unmapped
+   * after the failure by a failing munmap */
+  p = plain_shape();
+  RP(&p, RP_LOAD, 0, RP_MMAP, 0, 0, RP_FAULT, FP_LOCK, 0, RP_ENOMEM, RP_LOAD, 2, RP_MMAP, EMEL_LOAD_LOCK, 0);
+  RP(&p, RP_FAULT, FP_ADVISE, 0, RP_EIO, RP_LOAD, 2, RP_MMAP, EMEL_LOAD_POPULATE, 0);
+  RP(&p, RP_FAULT, FP_LOCK, 0, RP_EAGAIN, RP_FAULT, FP_UNMAP, 0, RP_EINVAL);
+  RP(&p, RP_LOAD, 1, RP_MMAP, EMEL_LOAD_LOCK, 0, RP_LOAD, 3, RP_MMAP, 0, 0, RP_EVICT_ALL);
+  rp_emit(&p, "fault_mmap_options_shared_file");
+  /* dropping the pages only a released tensor covered fails (page-aligned tensors) */
+  p = shape(1, 8, 3, 0, 0, 0, 0, 0);
+  RP(&p, RP_LOAD, 6, RP_MMAP, 0, 0, RP_LOAD, 7, RP_MMAP, 0, 0, RP_FAULT, FP_ADVISE, 0, RP_EIO);
+  RP(&p, RP_EVICT, 6, RP_EVICT, 6, RP_LOAD, 6, RP_MMAP, 0, 0, RP_EVICT, 7);
+  rp_emit(&p, "fault_drop_own_pages");
+  /* files cut under the loads: reads past the new end fail, mapped bytes stay */
+  p = shape(2, 8, 1, 0, RP_SMALL_CHUNKS, 0, 0, 0);
+  RP(&p, RP_LOAD, 0, RP_MMAP, 0, 0, RP_LOAD, 1, RP_READ, 0, 0, RP_CUT_FILE, 0, 0x00, 0x10);
+  RP(&p, RP_LOAD, 6, RP_READ, 0, 0, RP_LOAD, 4, RP_MMAP, 0, 0, RP_LOAD, 6, RP_READ, EMEL_LOAD_DIRECT, 0);
+  RP(&p, RP_CUT_FILE, 1, 0xff, 0xff, RP_ACQUIRE, 2, RP_READ, 0, 3, 0, 5, 0, 7, 0);
+  RP(&p, RP_CUT_FILE, 0, 0, 0, RP_LOAD, 6, RP_READ, 0, 0, RP_EVICT_ALL, RP_CUT_FILE, 1, 0x00, 0x01);
+  rp_emit(&p, "files_cut_under_loads");
+
+  /* releases that fail: the residency stays live, a second release frees it */
+  static const struct {
+    const char *name;
+    uint8_t op, kind;
+  } releases[] = {
+      {"fault_unlock_eperm", FP_UNLOCK, RP_EPERM},
+      {"fault_unmap_einval", FP_UNMAP, RP_EINVAL},
+      {"fault_advise_dontneed_on_release", FP_ADVISE, RP_EIO},
+  };
+  for (size_t k = 0; k < sizeof releases / sizeof releases[0]; k++) {
+    p = plain_shape();
+    RP(&p, RP_LOAD, 0, RP_MMAP, EMEL_LOAD_LOCK, 0, RP_LOAD, 2, RP_MMAP, 0, 0, RP_LOAD, 4, RP_MMAP, 0, 0);
+    RP(&p, RP_FAULT, releases[k].op, 0, releases[k].kind, RP_EVICT, 4, RP_EVICT, 4);
+    RP(&p, RP_FAULT, releases[k].op, 0, releases[k].kind, RP_EVICT, 0, RP_EVICT, 0, RP_EVICT, 2);
+    RP(&p, RP_FAULT, releases[k].op, 0, releases[k].kind, RP_EVICT_ALL, RP_EVICT_ALL);
+    RP(&p, RP_ACQUIRE, 1, RP_MMAP, EMEL_LOAD_LOCK, 0, 0, 2, 0);
+    RP(&p, RP_FAULT, releases[k].op, 0, releases[k].kind, RP_RELEASE, RP_HELD, RP_RELEASE, RP_HELD);
+    RP(&p, RP_FAULT, releases[k].op, 0, releases[k].kind | 1 << 4, RP_FAULT, FP_MAP, 0, RP_ENOMEM);
+    RP(&p, RP_LOAD, 1, RP_MMAP, EMEL_LOAD_POPULATE, 0, RP_CLEAR, RP_LOAD, 1, RP_MMAP, 0, 0);
+    rp_emit(&p, releases[k].name);
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--residency") == 0) {
+    out_dir = argv[2];
+    residency_loads();
+    residency_batches();
+    residency_shapes();
+    residency_faults();
+    return failed;
+  }
   if (argc < 2) {
-    fprintf(stderr, "usage: %s OUT_DIR [FIXTURES_DIR]\n", argv[0]);
+    fprintf(stderr, "usage: %s OUT_DIR [FIXTURES_DIR] | --residency OUT_DIR\n", argv[0]);
     return 2;
   }
   out_dir = argv[1];

@@ -18,7 +18,6 @@ static int bad(memory_file *mf, int err) {
 
 static int mf_open(void *u, const char *path, unsigned flags) {
   memory_file *mf = u;
-  (void)flags;
   mf->opens++;
   int file = 0;
   while (file < mf->n_files && strcmp(mf->files[file].path, path) != 0) file++;
@@ -26,6 +25,7 @@ static int mf_open(void *u, const char *path, unsigned flags) {
   for (int slot = 0; slot < MEMORY_FILE_MAX_FDS; slot++) {
     if (mf->fd_file[slot] == 0) {
       mf->fd_file[slot] = file + 1;
+      mf->fd_direct[slot] = (flags & EMEL_OPEN_DIRECT) != 0;
       mf->open_fds++;
       return FD_BASE + slot;
     }
@@ -49,17 +49,44 @@ static int mf_file_size(void *u, int fd, uint64_t *size) {
   return 0;
 }
 
+/* O_DIRECT's rule, at the page size (the block the library aligns to): a
+ * transfer it breaks is EINVAL on a real filesystem, and a caller bug here. */
+static int direct_misaligned(memory_file *mf, int fd, const void *buf, size_t len, uint64_t offset) {
+  size_t page = mf->real->page_size(mf->real->user);
+  return mf->fd_direct[fd - FD_BASE] && ((uintptr_t)buf % page || len % page || offset % page);
+}
+
 static int64_t mf_pread(void *u, int fd, void *buf, size_t len, uint64_t offset) {
   memory_file *mf = u;
   const memory_file_entry *e = entry_of(mf, fd);
   mf->preads++;
   if (!e) return bad(mf, EBADF);
+  if (direct_misaligned(mf, fd, buf, len, offset)) return bad(mf, EINVAL);
   if (mf->preads == mf->pread_fail_at) return -mf->pread_errno;
   if (offset >= e->size) return 0;
   size_t n = e->size - (size_t)offset < len ? e->size - (size_t)offset : len;
   if (n > INT64_MAX) n = INT64_MAX;
   memcpy(buf, e->data + offset, n);
   return (int64_t)n;
+}
+
+/* Scattered like pread: the pieces are filled in order from `offset`. */
+static int64_t mf_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  memory_file *mf = u;
+  const memory_file_entry *e = entry_of(mf, fd);
+  mf->preads++;
+  if (!e || iovcnt < 1 || iovcnt > EMEL_PLATFORM_IOV_MAX) return bad(mf, e ? EINVAL : EBADF);
+  for (int i = 0; i < iovcnt; i++)
+    if (direct_misaligned(mf, fd, iov[i].base, iov[i].len, offset)) return bad(mf, EINVAL);
+  if (mf->preads == mf->pread_fail_at) return -mf->pread_errno;
+  int64_t total = 0;
+  for (int i = 0; i < iovcnt && offset < e->size; i++) {
+    size_t n = e->size - (size_t)offset < iov[i].len ? e->size - (size_t)offset : iov[i].len;
+    memcpy(iov[i].base, e->data + offset, n);
+    offset += n;
+    total += (int64_t)n;
+  }
+  return total;
 }
 
 static int mf_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
@@ -154,6 +181,7 @@ void memory_file_init(memory_file *mf) {
   mf->ops.close = mf_close;
   mf->ops.file_size = mf_file_size;
   mf->ops.pread = mf_pread;
+  mf->ops.preadv = mf_preadv;
   mf->ops.map = mf_map;
   mf->ops.unmap = mf_unmap;
   mf->ops.advise = mf_advise;

@@ -7,7 +7,9 @@
  * allocations are counted, so a harness checks after each input that
  * everything acquired was released. Allocations go to the production
  * allocator; map returns a private, zero-padded copy of the range, so a read
- * past the mapped bytes is caught by ASan/valgrind. To inject failures as
+ * past the mapped bytes is caught by ASan/valgrind. A descriptor opened with
+ * EMEL_OPEN_DIRECT takes only page-aligned buffers, lengths and offsets (as
+ * O_DIRECT would; a misaligned transfer counts as a bad call). To inject failures as
  * well, put a fault_platform in front: fp.real = &mf.ops.
  */
 #ifndef EMEL_TESTS_MEMORY_FILE_H
@@ -41,13 +43,14 @@ typedef struct memory_file {
   memory_file_entry files[MEMORY_FILE_MAX_FILES];
   int n_files;
   int fd_file[MEMORY_FILE_MAX_FDS]; /* file index + 1 per descriptor slot; 0 = closed */
+  int fd_direct[MEMORY_FILE_MAX_FDS]; /* opened with EMEL_OPEN_DIRECT: page-aligned transfers only */
   memory_file_map maps[MEMORY_FILE_MAX_MAPS];
   int can_map;          /* what can_map reports (default 1) */
   size_t alloc_limit;   /* allocations beyond this many live bytes fail; 0 = no limit */
   uint64_t pread_fail_at; /* the nth pread (1-based) returns -pread_errno; 0 = never */
   int pread_errno;
   /* counters */
-  uint64_t opens, preads, maps_made;
+  uint64_t opens, preads, maps_made; /* preads counts preadv calls too */
   int64_t bad_calls; /* calls with an unknown fd, mapping or size: a bug in the caller */
   int64_t open_fds;
   int64_t live_maps;
