@@ -420,6 +420,34 @@ static void op_load(harness *h, reader *r) {
   REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy) || h->sizes_changed);
 }
 
+/* emel_tensors_load_batch over up to 16 indices (repeats allowed): each tensor
+ * ends as a single load would have left it, with its own named status. */
+static void op_load_batch(harness *h, reader *r) {
+  uint32_t idx[16];
+  emel_status st[16];
+  emel_tensor_state before[16];
+  size_t n = (size_t)(next(r) & 15) + 1;
+  emel_load_options o = {.strategy = strategy_of(next(r)), .flags = flags_of(next(r))};
+  for (size_t k = 0; k < n; k++) idx[k] = next(r) % (uint32_t)h->n_tensors;
+  for (size_t k = 0; k < n; k++) before[k] = emel_tensors_state(h->t, idx[k]);
+  emel_status s = emel_tensors_load_batch(h->t, idx, n, &o, st);
+  REQUIRE(named(s));
+  for (size_t k = 0; k < n; k++) {
+    model_tensor *mt = &h->tensors[idx[k]];
+    emel_tensor_state after = emel_tensors_state(h->t, idx[k]);
+    REQUIRE(named(st[k]));
+    if (st[k] == EMEL_OK) {
+      REQUIRE(after == EMEL_TENSOR_RESIDENT);
+      if (o.strategy == EMEL_STRATEGY_READ) REQUIRE(loadable(h, mt->span.file_index, mt->span.offset, mt->span.size));
+      if (before[k] != EMEL_TENSOR_RESIDENT) h->locked[idx[k]] = o.strategy == EMEL_STRATEGY_MMAP && (o.flags & EMEL_LOAD_LOCK);
+    } else if (before[k] == EMEL_TENSOR_UNBOUND) {
+      REQUIRE(st[k] == EMEL_TENSOR_NOT_BOUND && after == EMEL_TENSOR_UNBOUND);
+    } else if (after != EMEL_TENSOR_RESIDENT) {
+      REQUIRE(after == EMEL_TENSOR_BOUND); /* a refused load leaves it bound, never in between */
+    }
+  }
+}
+
 static void op_evict(harness *h, reader *r) {
   uint32_t i = next(r) % (uint32_t)h->n_tensors;
   emel_tensor_state before = emel_tensors_state(h->t, i);
@@ -638,6 +666,7 @@ static void run_op(harness *h, reader *r) {
   case RP_FAULT: op_fault(h, r); break;
   case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
   case RP_CUT_FILE: op_cut_file(h, r); break;
+  case RP_LOAD_BATCH: op_load_batch(h, r); break;
   default: op_evict_all(h); break;
   }
   h->unmap_failed |= fired_op(h, FP_UNMAP);

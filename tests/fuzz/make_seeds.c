@@ -322,6 +322,16 @@ static rprog shape(int files, int tensors, int align_index, uint8_t no_map, uint
 
 static rprog plain_shape(void) { return shape(2, 6, 1, 0, 0, 0, 0, 0); }
 
+/* Batches through emel_tensors_load_batch: both strategies, a repeated index,
+ * an unbound tensor, and a read fault in the middle of a threaded window. */
+static void residency_tensor_batches(void) {
+  rprog p = shape(2, 6, 1, 0, 0, 0, 0, 1u << 5);
+  RP(&p, RP_LOAD_BATCH, 4, RP_READ, 0, 0, 1, 2, 3, 5, RP_EVICT_ALL);
+  RP(&p, RP_LOAD_BATCH, 3, RP_MMAP, EMEL_LOAD_POPULATE, 0, 0, 1, 4, RP_EVICT_ALL);
+  RP(&p, RP_FAULT, FP_PREAD, 2, RP_EIO, RP_LOAD_BATCH, 5, RP_READ, 0, 0, 1, 2, 3, 4, 0, RP_CLEAR, RP_EVICT_ALL);
+  rp_emit(&p, "tensor_batches");
+}
+
 static void residency_loads(void) {
   rprog p = plain_shape();
   RP(&p, RP_LOAD, 0, RP_MMAP, 0, RP_NO_TARGET, RP_LOAD, 1, RP_MMAP, 0, RP_NO_TARGET);
@@ -513,6 +523,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--residency") == 0) {
     out_dir = argv[2];
     residency_loads();
+    residency_tensor_batches();
     residency_batches();
     residency_shapes();
     residency_faults();

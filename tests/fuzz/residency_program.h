@@ -19,6 +19,7 @@
  *   RELEASE handle...                ADVISE handle... mode [offset len] advice
  *   FAULT op nth kind [eof len16]    CLEAR        EVICT_ALL
  *   CUT_FILE file cut16 (0: back to its full length)
+ *   LOAD_BATCH count-1 strategy flags i... (emel_tensors_load_batch; an index may repeat)
  * See fuzz_residency.c for each argument. */
 #ifndef EMEL_FUZZ_RESIDENCY_PROGRAM_H
 #define EMEL_FUZZ_RESIDENCY_PROGRAM_H
@@ -55,7 +56,7 @@ enum { RP_EIO, RP_ENOMEM, RP_EMFILE, RP_EACCES, RP_EINTR, RP_EAGAIN, RP_EINVAL, 
 
 enum {
   RP_LOAD, RP_EVICT, RP_BIND_EXTERNAL, RP_BIND, RP_ACQUIRE, RP_RELEASE, RP_ADVISE, RP_FAULT, RP_CLEAR,
-  RP_EVICT_ALL, RP_CUT_FILE, RP_OP_COUNT
+  RP_EVICT_ALL, RP_CUT_FILE, RP_LOAD_BATCH, RP_OP_COUNT
 };
 
 #endif

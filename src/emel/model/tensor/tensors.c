@@ -22,6 +22,7 @@ struct emel_tensors {
 };
 
 #define BATCH_NOT_ASKED UINT32_MAX
+#define BATCH_REPEAT (1u << 31) /* batch_of: this entry repeats an earlier request */
 
 static uint64_t name_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a: short names, no adversary that matters here */
@@ -177,6 +178,14 @@ static int accepts_load(const tensor_record *r) {
  * dispatch ADOPT_RESIDENCY to each tensor's machine with its result. A
  * granted result no machine adopted (the same tensor twice in the window)
  * is released at once, so nothing is held that no tensor records. */
+/* The request already made for `index` in this window, or BATCH_NOT_ASKED.
+ * A window holds at most EMEL_TENSOR_BATCH_WINDOW requests: a scan is cheap. */
+static uint32_t asked_for(const emel_tensors *t, uint32_t asked, uint32_t index) {
+  for (uint32_t i = 0; i < asked; i++)
+    if (t->batch_requests[i].tensor == index) return i;
+  return BATCH_NOT_ASKED;
+}
+
 static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t base, size_t n,
                                const emel_load_options *options, emel_status *statuses) {
   uint32_t asked = 0;
@@ -184,6 +193,12 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
     t->batch_of[k] = BATCH_NOT_ASKED;
     if (index >= t->count || !accepts_load(&t->records[index])) continue;
+    /* A repeated index shares the first request: one residency per tensor. */
+    const uint32_t earlier = asked_for(t, asked, index);
+    if (earlier != BATCH_NOT_ASKED) {
+      t->batch_of[k] = earlier | BATCH_REPEAT;
+      continue;
+    }
     t->batch_requests[asked] = tensor_io_request(&t->records[index], index, options);
     t->batch_of[k] = asked++;
   }
@@ -197,12 +212,15 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
   emel_status first = EMEL_OK;
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
-    const emel_io_result *result = t->batch_of[k] == BATCH_NOT_ASKED ? &not_asked : &t->batch_results[t->batch_of[k]];
+    const uint32_t of = t->batch_of[k];
+    const emel_io_result *result = of == BATCH_NOT_ASKED ? &not_asked : &t->batch_results[of & ~BATCH_REPEAT];
     emel_status s = EMEL_TENSOR_UNKNOWN;
     if (index < t->count) {
       tensor_residency_ctx m = {.options = options, .batch_result = result};
       s = dispatch(t, index, TENSOR_EV_ADOPT_RESIDENCY, &m);
-      if (s != EMEL_OK && result->error.code == EMEL_OK) (void)emel_io_release(t->io, result->handle);
+      /* A granted residency no tensor adopted goes back; a repeat owns none. */
+      if (s != EMEL_OK && result->error.code == EMEL_OK && !(of & BATCH_REPEAT))
+        (void)emel_io_release(t->io, result->handle);
     }
     if (statuses) statuses[base + k] = s;
     if (first == EMEL_OK) first = s;
