@@ -59,7 +59,7 @@ enum mmap_event {
   MMAP_EV_SPAN_BEYOND_EOF,
   MMAP_EV_OPEN_OK,
   MMAP_EV_OPEN_FAILED,
-  MMAP_EV_SIZE_KNOWN,
+  MMAP_EV_FILE_UNCHANGED,
   MMAP_EV_SIZE_FAILED,
   MMAP_EV_MAP_OK,
   MMAP_EV_MAP_FAILED,
@@ -91,7 +91,8 @@ enum mmap_event {
   MMAP_EV_RANGE_VALID,
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
-  MMAP_EV_ADVISE_FAILED
+  MMAP_EV_ADVISE_FAILED,
+  MMAP_EV_FILE_CHANGED
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
@@ -161,7 +162,7 @@ int mmap_check_pool(io_mmap_ctx *m);
 int mmap_check_file_mapped(io_mmap_ctx *m);
 int mmap_check_bounds(io_mmap_ctx *m);
 int mmap_open_file(io_mmap_ctx *m);
-int mmap_read_file_size(io_mmap_ctx *m);
+int mmap_identify_file(io_mmap_ctx *m);
 int mmap_map_file(io_mmap_ctx *m);
 void mmap_adopt_mapping(io_mmap_ctx *m);
 void mmap_close_file(io_mmap_ctx *m);
