@@ -25,6 +25,24 @@
  * with a still-locked neighbour (the bytes stay mapped and valid, only
  * pageable); and pages of a file stay mapped until its last tensor goes.
  *
+ * Files that change under a load. Guaranteed:
+ * - a file changed after it was indexed and before its first mapping (size,
+ *   device, inode or modification time differ from emel_io_file.expected) is
+ *   refused with EMEL_FILE_CHANGED before anything is mapped, so no mapping
+ *   reaches past the end of a file truncated meanwhile;
+ * - every span is checked against the size read when the file was mapped;
+ * - a file replaced by rename after it was mapped keeps serving the bytes of
+ *   the file that was mapped (MAP_PRIVATE of the old inode, which lives as
+ *   long as the mapping); once its last tensor is released, the next map
+ *   opens the path again and refuses the new file;
+ * - release never touches the pages (unmap and MADV_DONTNEED read nothing).
+ * Not guaranteed, and not detectable without signal handlers (which a library
+ * must not install): a mapped file truncated IN PLACE makes any access to the
+ * lost pages raise SIGBUS in the caller (populate and lock report the fault
+ * as their error only while they run); and bytes written in place to a
+ * mapped file may become visible, since MAP_PRIVATE copies a page only when
+ * the process writes it. Use the read strategy when files may change.
+ *
  * Residency of the bytes is counted in slots: a fixed-capacity pool sized at
  * attach, with a free list and a generation per slot so a stale handle is
  * refused. Nothing is allocated while a request runs.
