@@ -6,16 +6,20 @@
  *
  * ACQUIRE (one request) and PREPARE (one member of a batch) share the
  * preparation: validate the request, path, file index, span and target; pick
- * buffered or direct I/O; open the file (once per file and mode) and read its
- * size (once); refuse a span past the end; reserve a pool slot; allocate an
+ * buffered or direct I/O; open the file (once per file and mode) and check
+ * that it is still the file indexed (emel_io_file.expected: size, device,
+ * inode, modification time) before any read; refuse a span past the end; reserve a pool slot; allocate an
  * owned buffer (advising a large one for huge pages) or adopt the caller's. ACQUIRE then transfers at once; a
  * prepared batch member waits for TRANSFER_RUN, which reads a run of members
  * coalesced in file order.
  * The transfer is a loop of chunks: each read reports how it went and the
  * chart decides (continue, retry an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
- * it (and the buffer) on that route. A finished transfer rests in
- * `transferred` or `transfer_failed` until SETTLE_RUN, which grants the run
+ * it (and the buffer) on that route. An early end of file and a finished
+ * transfer look at the file again: one that changed under the load (truncated,
+ * rewritten in place) fails the run with FILE_CHANGED, and its descriptors are
+ * forgotten on settlement so the next load compares a fresh open. A finished transfer rests in
+ * `transferred`, `transfer_failed` or `transfer_found_file_changed` until SETTLE_RUN, which grants the run
  * (only when every byte arrived) or discards it: a batch's runs may transfer
  * on worker threads, and only the calling thread touches the pool (see
  * include/emel/io_read.h). RELEASE returns a live residency; a stale handle is
@@ -26,11 +30,11 @@
 #include "io_read_names.h"
 
 
-#line 240 "statecharts/io_read.rl"
+#line 268 "statecharts/io_read.rl"
 
 
 
-#line 29 "gen/io_read.c"
+#line 33 "gen/io_read.c"
 #define io_read_ex_ACQUIRE 1
 #define io_read_ex_ALLOC_FAILED 33
 #define io_read_ex_BUFFERED_IO 16
@@ -49,9 +53,11 @@
 #define io_read_ex_DROP_CACHE 46
 #define io_read_ex_EXTERNAL_STORAGE 31
 #define io_read_ex_FILE_ALREADY_OPEN 20
+#define io_read_ex_FILE_CHANGED 55
 #define io_read_ex_FILE_INDEX_INVALID 8
 #define io_read_ex_FILE_INDEX_VALID 7
 #define io_read_ex_FILE_OPENED 21
+#define io_read_ex_FILE_UNCHANGED 24
 #define io_read_ex_HANDLE_LIVE 49
 #define io_read_ex_HANDLE_STALE 50
 #define io_read_ex_HUGE_BUFFER_READY 51
@@ -73,7 +79,6 @@
 #define io_read_ex_RETRIES_EXHAUSTED 42
 #define io_read_ex_RETRY_ALLOWED 41
 #define io_read_ex_SETTLE_RUN 54
-#define io_read_ex_SIZE_KNOWN 24
 #define io_read_ex_SLOT_RESERVED 28
 #define io_read_ex_SPAN_BEYOND_EOF 27
 #define io_read_ex_SPAN_INSIDE_FILE 26
@@ -87,7 +92,7 @@
 #define io_read_ex_TRANSFER_RUN 3
 
 
-#line 243 "statecharts/io_read.rl"
+#line 271 "statecharts/io_read.rl"
 
 EMEL_CHECK_EVENT(io_read, ACQUIRE, READ_EV_ACQUIRE);
 EMEL_CHECK_EVENT(io_read, PREPARE, READ_EV_PREPARE);
@@ -112,7 +117,7 @@ EMEL_CHECK_EVENT(io_read, FILE_ALREADY_OPEN, READ_EV_FILE_ALREADY_OPEN);
 EMEL_CHECK_EVENT(io_read, FILE_OPENED, READ_EV_FILE_OPENED);
 EMEL_CHECK_EVENT(io_read, DIRECT_REFUSED, READ_EV_DIRECT_REFUSED);
 EMEL_CHECK_EVENT(io_read, OPEN_FAILED, READ_EV_OPEN_FAILED);
-EMEL_CHECK_EVENT(io_read, SIZE_KNOWN, READ_EV_SIZE_KNOWN);
+EMEL_CHECK_EVENT(io_read, FILE_UNCHANGED, READ_EV_FILE_UNCHANGED);
 EMEL_CHECK_EVENT(io_read, STAT_FAILED, READ_EV_STAT_FAILED);
 EMEL_CHECK_EVENT(io_read, SPAN_INSIDE_FILE, READ_EV_SPAN_INSIDE_FILE);
 EMEL_CHECK_EVENT(io_read, SPAN_BEYOND_EOF, READ_EV_SPAN_BEYOND_EOF);
@@ -143,6 +148,7 @@ EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
+EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;
@@ -150,79 +156,93 @@ static void io_read_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 145 "gen/io_read.c"
+#line 151 "gen/io_read.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr5:
-#line 118 "statecharts/io_read.rl"
+#line 126 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
-#line 119 "statecharts/io_read.rl"
+#line 127 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
-#line 120 "statecharts/io_read.rl"
+#line 128 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
-#line 121 "statecharts/io_read.rl"
+#line 129 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
-#line 122 "statecharts/io_read.rl"
+#line 130 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
 	goto st1;
-tr19:
-#line 123 "statecharts/io_read.rl"
+tr20:
+#line 131 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
-tr21:
-#line 124 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_STAT_FAILED); }
-	goto st1;
-tr23:
-#line 125 "statecharts/io_read.rl"
+tr22:
+#line 134 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
-tr25:
-#line 126 "statecharts/io_read.rl"
+tr24:
+#line 135 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
-tr29:
-#line 104 "statecharts/io_read.rl"
+tr28:
+#line 112 "statecharts/io_read.rl"
 	{ read_release_slot(m); }
-#line 127 "statecharts/io_read.rl"
+#line 136 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_READ_ALLOC_FAILED); }
 	goto st1;
-tr32:
-#line 106 "statecharts/io_read.rl"
+tr31:
+#line 114 "statecharts/io_read.rl"
 	{ read_keep_member_for_its_run(m); }
 	goto st1;
-tr40:
-#line 115 "statecharts/io_read.rl"
+tr42:
+#line 123 "statecharts/io_read.rl"
 	{ read_grant_run(m); }
 	goto st1;
-tr42:
-#line 111 "statecharts/io_read.rl"
+tr44:
+#line 119 "statecharts/io_read.rl"
 	{ read_discard_run(m); }
 	goto st1;
-tr44:
-#line 117 "statecharts/io_read.rl"
+tr45:
+#line 119 "statecharts/io_read.rl"
+	{ read_discard_run(m); }
+#line 104 "statecharts/io_read.rl"
+	{ read_forget_file(m); }
+	goto st1;
+tr48:
+#line 102 "statecharts/io_read.rl"
+	{ read_close_fresh_descriptor(m); }
+#line 132 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_STAT_FAILED); }
+	goto st1;
+tr49:
+#line 102 "statecharts/io_read.rl"
+	{ read_close_fresh_descriptor(m); }
+#line 133 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_FILE_CHANGED); }
+	goto st1;
+tr50:
+#line 125 "statecharts/io_read.rl"
 	{ read_release_residency(m); }
 	goto st1;
-tr45:
-#line 130 "statecharts/io_read.rl"
+tr51:
+#line 139 "statecharts/io_read.rl"
 	{ read_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 200 "gen/io_read.c"
+#line 215 "gen/io_read.c"
 	switch( (*p) ) {
 		case 3: goto tr2;
 		case 4: goto tr3;
@@ -234,84 +254,84 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 86 "statecharts/io_read.rl"
+#line 91 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 217 "gen/io_read.c"
+#line 232 "gen/io_read.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr4:
-#line 87 "statecharts/io_read.rl"
+#line 92 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 229 "gen/io_read.c"
+#line 244 "gen/io_read.c"
 	switch( (*p) ) {
 		case 7: goto tr6;
 		case 8: goto tr7;
 	}
 	goto st0;
 tr6:
-#line 88 "statecharts/io_read.rl"
+#line 93 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 241 "gen/io_read.c"
+#line 256 "gen/io_read.c"
 	switch( (*p) ) {
 		case 9: goto tr8;
 		case 10: goto tr9;
 	}
 	goto st0;
 tr8:
-#line 89 "statecharts/io_read.rl"
+#line 94 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 253 "gen/io_read.c"
+#line 268 "gen/io_read.c"
 	switch( (*p) ) {
 		case 11: goto tr10;
 		case 12: goto tr11;
 	}
 	goto st0;
 tr10:
-#line 90 "statecharts/io_read.rl"
+#line 95 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_target(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 265 "gen/io_read.c"
+#line 280 "gen/io_read.c"
 	if ( (*p) == 15 )
 		goto tr13;
 	if ( 13 <= (*p) && (*p) <= 14 )
 		goto tr12;
 	goto st0;
 tr12:
-#line 91 "statecharts/io_read.rl"
+#line 96 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 277 "gen/io_read.c"
+#line 292 "gen/io_read.c"
 	switch( (*p) ) {
 		case 16: goto tr14;
 		case 17: goto tr15;
@@ -320,275 +340,323 @@ case 7:
 	}
 	goto st0;
 tr14:
-#line 93 "statecharts/io_read.rl"
+#line 98 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 tr16:
-#line 95 "statecharts/io_read.rl"
+#line 100 "statecharts/io_read.rl"
 	{ read_count_direct_unaligned(m); }
-#line 93 "statecharts/io_read.rl"
+#line 98 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 tr17:
-#line 94 "statecharts/io_read.rl"
+#line 99 "statecharts/io_read.rl"
 	{ read_count_direct_fallback(m); }
-#line 93 "statecharts/io_read.rl"
+#line 98 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 299 "gen/io_read.c"
-	if ( (*p) == 23 )
-		goto tr19;
-	if ( 20 <= (*p) && (*p) <= 21 )
-		goto tr18;
+#line 314 "gen/io_read.c"
+	switch( (*p) ) {
+		case 20: goto tr18;
+		case 21: goto tr19;
+		case 23: goto tr20;
+	}
 	goto st0;
 tr18:
-#line 96 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_size_file(m)); }
+#line 105 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_check_span_in_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 311 "gen/io_read.c"
+#line 327 "gen/io_read.c"
 	switch( (*p) ) {
-		case 24: goto tr20;
-		case 25: goto tr21;
+		case 26: goto tr21;
+		case 27: goto tr22;
 	}
 	goto st0;
-tr20:
-#line 97 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_span_in_file(m)); }
+tr21:
+#line 106 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_reserve_slot(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 323 "gen/io_read.c"
+#line 339 "gen/io_read.c"
 	switch( (*p) ) {
-		case 26: goto tr22;
-		case 27: goto tr23;
+		case 28: goto tr23;
+		case 29: goto tr24;
 	}
 	goto st0;
-tr22:
-#line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_reserve_slot(m)); }
+tr23:
+#line 107 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_choose_storage(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 335 "gen/io_read.c"
+#line 351 "gen/io_read.c"
 	switch( (*p) ) {
-		case 28: goto tr24;
-		case 29: goto tr25;
+		case 30: goto tr25;
+		case 31: goto tr26;
 	}
 	goto st0;
-tr24:
-#line 99 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_choose_storage(m)); }
+tr25:
+#line 108 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_allocate_buffer(m)); }
+	goto st12;
+tr26:
+#line 109 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_adopt_target(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 347 "gen/io_read.c"
+#line 366 "gen/io_read.c"
 	switch( (*p) ) {
-		case 30: goto tr26;
-		case 31: goto tr27;
+		case 32: goto tr27;
+		case 33: goto tr28;
+		case 51: goto tr29;
 	}
 	goto st0;
-tr26:
-#line 100 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_allocate_buffer(m)); }
-	goto st13;
 tr27:
-#line 101 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_adopt_target(m)); }
+#line 113 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+	goto st13;
+tr47:
+#line 111 "statecharts/io_read.rl"
+	{ read_count_huge_page_refusal(m); }
+#line 113 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_finish_preparation(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 362 "gen/io_read.c"
+#line 383 "gen/io_read.c"
 	switch( (*p) ) {
-		case 32: goto tr28;
-		case 33: goto tr29;
-		case 51: goto tr30;
+		case 34: goto tr30;
+		case 35: goto tr31;
 	}
 	goto st0;
-tr28:
-#line 105 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+tr2:
+#line 116 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_chunk(m)); }
 	goto st14;
-tr43:
-#line 103 "statecharts/io_read.rl"
-	{ read_count_huge_page_refusal(m); }
-#line 105 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+tr30:
+#line 115 "statecharts/io_read.rl"
+	{ read_start_single_run(m); }
+#line 116 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_chunk(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 379 "gen/io_read.c"
+#line 399 "gen/io_read.c"
 	switch( (*p) ) {
-		case 34: goto tr31;
-		case 35: goto tr32;
+		case 38: goto tr33;
+		case 39: goto tr34;
+		case 40: goto tr35;
 	}
+	if ( 36 <= (*p) && (*p) <= 37 )
+		goto tr32;
 	goto st0;
-tr2:
-#line 108 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
-	goto st15;
-tr31:
-#line 107 "statecharts/io_read.rl"
-	{ read_start_single_run(m); }
-#line 108 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
+tr32:
+#line 117 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_advance_transfer(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 395 "gen/io_read.c"
+#line 414 "gen/io_read.c"
 	switch( (*p) ) {
-		case 38: goto tr34;
-		case 39: goto tr35;
-		case 40: goto tr36;
+		case 43: goto tr2;
+		case 44: goto tr36;
 	}
-	if ( 36 <= (*p) && (*p) <= 37 )
-		goto tr33;
 	goto st0;
-tr33:
-#line 109 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advance_transfer(m)); }
+tr36:
+#line 103 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_recheck_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 410 "gen/io_read.c"
+#line 426 "gen/io_read.c"
 	switch( (*p) ) {
-		case 43: goto tr2;
-		case 44: goto tr37;
+		case 24: goto tr37;
+		case 25: goto tr38;
+		case 55: goto tr39;
 	}
 	goto st0;
 tr37:
-#line 112 "statecharts/io_read.rl"
+#line 120 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_check_cache_policy(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 422 "gen/io_read.c"
+#line 439 "gen/io_read.c"
 	switch( (*p) ) {
 		case 45: goto st18;
-		case 46: goto tr39;
+		case 46: goto tr41;
 	}
 	goto st0;
-tr41:
-#line 114 "statecharts/io_read.rl"
+tr43:
+#line 122 "statecharts/io_read.rl"
 	{ read_count_cache_drop_failure(m); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 434 "gen/io_read.c"
+#line 451 "gen/io_read.c"
 	if ( (*p) == 54 )
-		goto tr40;
+		goto tr42;
 	goto st0;
-tr39:
-#line 113 "statecharts/io_read.rl"
+tr41:
+#line 121 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, read_drop_cache(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 444 "gen/io_read.c"
+#line 461 "gen/io_read.c"
 	switch( (*p) ) {
 		case 47: goto st18;
-		case 48: goto tr41;
+		case 48: goto tr43;
 	}
 	goto st0;
-tr34:
-#line 110 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_retry_budget(m)); }
+tr35:
+#line 137 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_READ_FAILED); }
+	goto st20;
+tr38:
+#line 132 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_STAT_FAILED); }
+	goto st20;
+tr46:
+#line 138 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 456 "gen/io_read.c"
-	switch( (*p) ) {
-		case 41: goto tr2;
-		case 42: goto tr36;
-	}
+#line 479 "gen/io_read.c"
+	if ( (*p) == 54 )
+		goto tr44;
 	goto st0;
-tr35:
-#line 129 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
-	goto st21;
-tr36:
-#line 128 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_FAILED); }
+tr39:
+#line 133 "statecharts/io_read.rl"
+	{ read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 471 "gen/io_read.c"
+#line 489 "gen/io_read.c"
 	if ( (*p) == 54 )
-		goto tr42;
+		goto tr45;
 	goto st0;
-tr30:
-#line 102 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advise_huge_pages(m)); }
+tr33:
+#line 118 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_check_retry_budget(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 481 "gen/io_read.c"
+#line 499 "gen/io_read.c"
 	switch( (*p) ) {
-		case 52: goto tr28;
-		case 53: goto tr43;
+		case 41: goto tr2;
+		case 42: goto tr35;
 	}
 	goto st0;
-tr15:
-#line 92 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_direct(m)); }
+tr34:
+#line 103 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_recheck_file(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 493 "gen/io_read.c"
+#line 511 "gen/io_read.c"
 	switch( (*p) ) {
-		case 22: goto tr17;
-		case 23: goto tr19;
+		case 24: goto tr46;
+		case 25: goto tr38;
+		case 55: goto tr39;
 	}
-	if ( 20 <= (*p) && (*p) <= 21 )
-		goto tr18;
 	goto st0;
-tr3:
-#line 116 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_handle(m)); }
+tr29:
+#line 110 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_advise_huge_pages(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 507 "gen/io_read.c"
+#line 524 "gen/io_read.c"
 	switch( (*p) ) {
-		case 49: goto tr44;
-		case 50: goto tr45;
+		case 52: goto tr27;
+		case 53: goto tr47;
+	}
+	goto st0;
+tr19:
+#line 101 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_identify_file(m)); }
+	goto st25;
+st25:
+	if ( ++p == pe )
+		goto _test_eof25;
+case 25:
+#line 536 "gen/io_read.c"
+	switch( (*p) ) {
+		case 24: goto tr18;
+		case 25: goto tr48;
+		case 55: goto tr49;
+	}
+	goto st0;
+tr15:
+#line 97 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_open_direct(m)); }
+	goto st26;
+st26:
+	if ( ++p == pe )
+		goto _test_eof26;
+case 26:
+#line 549 "gen/io_read.c"
+	switch( (*p) ) {
+		case 20: goto tr18;
+		case 21: goto tr19;
+		case 22: goto tr17;
+		case 23: goto tr20;
+	}
+	goto st0;
+tr3:
+#line 124 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, read_check_handle(m)); }
+	goto st27;
+st27:
+	if ( ++p == pe )
+		goto _test_eof27;
+case 27:
+#line 563 "gen/io_read.c"
+	switch( (*p) ) {
+		case 49: goto tr50;
+		case 50: goto tr51;
 	}
 	goto st0;
 	}
@@ -616,12 +684,15 @@ case 24:
 	_test_eof22:  m->core.cs = 22; goto _test_eof; 
 	_test_eof23:  m->core.cs = 23; goto _test_eof; 
 	_test_eof24:  m->core.cs = 24; goto _test_eof; 
+	_test_eof25:  m->core.cs = 25; goto _test_eof; 
+	_test_eof26:  m->core.cs = 26; goto _test_eof; 
+	_test_eof27:  m->core.cs = 27; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 305 "statecharts/io_read.rl"
+#line 334 "statecharts/io_read.rl"
 EMEL_GENERATED_EXEC_END
 }
 

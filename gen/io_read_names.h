@@ -6,9 +6,9 @@
 
 #define io_read_START_STATE 1
 #define io_read_ERROR_STATE 0
-#define io_read_STATE_COUNT 25
-#define io_read_EVENT_COUNT 55
-#define io_read_TRANSITION_COUNT 58
+#define io_read_STATE_COUNT 28
+#define io_read_EVENT_COUNT 56
+#define io_read_TRANSITION_COUNT 66
 
 #define io_read_state_idle 1
 #define io_read_state_checking_request 2
@@ -18,32 +18,35 @@
 #define io_read_state_checking_target 6
 #define io_read_state_choosing_io_mode 7
 #define io_read_state_opening_buffered 8
-#define io_read_state_sizing 9
-#define io_read_state_checking_span_in_file 10
-#define io_read_state_reserving_slot 11
-#define io_read_state_choosing_storage 12
-#define io_read_state_placing_storage 13
-#define io_read_state_prepared 14
-#define io_read_state_reading_chunk 15
-#define io_read_state_advancing 16
+#define io_read_state_checking_span_in_file 9
+#define io_read_state_reserving_slot 10
+#define io_read_state_choosing_storage 11
+#define io_read_state_placing_storage 12
+#define io_read_state_prepared 13
+#define io_read_state_reading_chunk 14
+#define io_read_state_advancing 15
+#define io_read_state_checking_file_after_transfer 16
 #define io_read_state_finishing 17
 #define io_read_state_transferred 18
 #define io_read_state_dropping_cache 19
-#define io_read_state_retrying 20
-#define io_read_state_transfer_failed 21
-#define io_read_state_advising_huge_pages 22
-#define io_read_state_opening_direct 23
-#define io_read_state_checking_handle 24
+#define io_read_state_transfer_failed 20
+#define io_read_state_transfer_found_file_changed 21
+#define io_read_state_retrying 22
+#define io_read_state_checking_file_at_end 23
+#define io_read_state_advising_huge_pages 24
+#define io_read_state_identifying 25
+#define io_read_state_opening_direct 26
+#define io_read_state_checking_handle 27
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_read_state_names[25] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "sizing", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "finishing", "transferred", "dropping_cache", "retrying", "transfer_failed", "advising_huge_pages", "opening_direct", "checking_handle"};
-static const char *const io_read_event_names[55] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "SIZE_KNOWN", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "SETTLE_RUN"};
-static const emel_transition io_read_transitions[58] = {
+static const char *const io_read_state_names[28] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "checking_file_after_transfer", "finishing", "transferred", "dropping_cache", "transfer_failed", "transfer_found_file_changed", "retrying", "checking_file_at_end", "advising_huge_pages", "identifying", "opening_direct", "checking_handle"};
+static const char *const io_read_event_names[56] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "SETTLE_RUN", "FILE_CHANGED"};
+static const emel_transition io_read_transitions[66] = {
     {1, 1, 2}, /* idle ACQUIRE -> checking_request */
     {1, 2, 2}, /* idle PREPARE -> checking_request */
-    {1, 3, 15}, /* idle TRANSFER_RUN -> reading_chunk */
-    {1, 4, 24}, /* idle RELEASE -> checking_handle */
+    {1, 3, 14}, /* idle TRANSFER_RUN -> reading_chunk */
+    {1, 4, 27}, /* idle RELEASE -> checking_handle */
     {2, 5, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 6, 1}, /* checking_request REQUEST_INVALID -> idle */
     {3, 7, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -56,48 +59,56 @@ static const emel_transition io_read_transitions[58] = {
     {6, 14, 7}, /* checking_target NO_TARGET -> choosing_io_mode */
     {6, 15, 1}, /* checking_target TARGET_TOO_SMALL -> idle */
     {7, 16, 8}, /* choosing_io_mode BUFFERED_IO -> opening_buffered */
-    {7, 17, 23}, /* choosing_io_mode DIRECT_IO -> opening_direct */
+    {7, 17, 26}, /* choosing_io_mode DIRECT_IO -> opening_direct */
     {7, 18, 8}, /* choosing_io_mode DIRECT_UNALIGNED -> opening_buffered */
     {7, 19, 8}, /* choosing_io_mode DIRECT_KNOWN_REFUSED -> opening_buffered */
-    {23, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> sizing */
-    {23, 21, 9}, /* opening_direct FILE_OPENED -> sizing */
-    {23, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
-    {23, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
-    {8, 20, 9}, /* opening_buffered FILE_ALREADY_OPEN -> sizing */
-    {8, 21, 9}, /* opening_buffered FILE_OPENED -> sizing */
+    {26, 20, 9}, /* opening_direct FILE_ALREADY_OPEN -> checking_span_in_file */
+    {26, 21, 25}, /* opening_direct FILE_OPENED -> identifying */
+    {26, 22, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
+    {26, 23, 1}, /* opening_direct OPEN_FAILED -> idle */
+    {8, 20, 9}, /* opening_buffered FILE_ALREADY_OPEN -> checking_span_in_file */
+    {8, 21, 25}, /* opening_buffered FILE_OPENED -> identifying */
     {8, 23, 1}, /* opening_buffered OPEN_FAILED -> idle */
-    {9, 24, 10}, /* sizing SIZE_KNOWN -> checking_span_in_file */
-    {9, 25, 1}, /* sizing STAT_FAILED -> idle */
-    {10, 26, 11}, /* checking_span_in_file SPAN_INSIDE_FILE -> reserving_slot */
-    {10, 27, 1}, /* checking_span_in_file SPAN_BEYOND_EOF -> idle */
-    {11, 28, 12}, /* reserving_slot SLOT_RESERVED -> choosing_storage */
-    {11, 29, 1}, /* reserving_slot POOL_EXHAUSTED -> idle */
-    {12, 30, 13}, /* choosing_storage OWNED_STORAGE -> placing_storage */
-    {12, 31, 13}, /* choosing_storage EXTERNAL_STORAGE -> placing_storage */
-    {13, 32, 14}, /* placing_storage STORAGE_READY -> prepared */
-    {13, 51, 22}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
-    {13, 33, 1}, /* placing_storage ALLOC_FAILED -> idle */
-    {22, 52, 14}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
-    {22, 53, 14}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
-    {14, 34, 15}, /* prepared READ_NOW -> reading_chunk */
-    {14, 35, 1}, /* prepared READ_WITH_RUN -> idle */
-    {15, 36, 16}, /* reading_chunk CHUNK_READ -> advancing */
-    {15, 37, 16}, /* reading_chunk CHUNK_SHORT -> advancing */
-    {15, 38, 20}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
-    {15, 39, 21}, /* reading_chunk CHUNK_END_OF_FILE -> transfer_failed */
-    {15, 40, 21}, /* reading_chunk CHUNK_FAILED -> transfer_failed */
-    {20, 41, 15}, /* retrying RETRY_ALLOWED -> reading_chunk */
-    {20, 42, 21}, /* retrying RETRIES_EXHAUSTED -> transfer_failed */
-    {16, 43, 15}, /* advancing CHUNK_DUE -> reading_chunk */
-    {16, 44, 17}, /* advancing TRANSFER_COMPLETE -> finishing */
+    {25, 24, 9}, /* identifying FILE_UNCHANGED -> checking_span_in_file */
+    {25, 55, 1}, /* identifying FILE_CHANGED -> idle */
+    {25, 25, 1}, /* identifying STAT_FAILED -> idle */
+    {9, 26, 10}, /* checking_span_in_file SPAN_INSIDE_FILE -> reserving_slot */
+    {9, 27, 1}, /* checking_span_in_file SPAN_BEYOND_EOF -> idle */
+    {10, 28, 11}, /* reserving_slot SLOT_RESERVED -> choosing_storage */
+    {10, 29, 1}, /* reserving_slot POOL_EXHAUSTED -> idle */
+    {11, 30, 12}, /* choosing_storage OWNED_STORAGE -> placing_storage */
+    {11, 31, 12}, /* choosing_storage EXTERNAL_STORAGE -> placing_storage */
+    {12, 32, 13}, /* placing_storage STORAGE_READY -> prepared */
+    {12, 51, 24}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
+    {12, 33, 1}, /* placing_storage ALLOC_FAILED -> idle */
+    {24, 52, 13}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
+    {24, 53, 13}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
+    {13, 34, 14}, /* prepared READ_NOW -> reading_chunk */
+    {13, 35, 1}, /* prepared READ_WITH_RUN -> idle */
+    {14, 36, 15}, /* reading_chunk CHUNK_READ -> advancing */
+    {14, 37, 15}, /* reading_chunk CHUNK_SHORT -> advancing */
+    {14, 38, 22}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
+    {14, 39, 23}, /* reading_chunk CHUNK_END_OF_FILE -> checking_file_at_end */
+    {14, 40, 20}, /* reading_chunk CHUNK_FAILED -> transfer_failed */
+    {22, 41, 14}, /* retrying RETRY_ALLOWED -> reading_chunk */
+    {22, 42, 20}, /* retrying RETRIES_EXHAUSTED -> transfer_failed */
+    {15, 43, 14}, /* advancing CHUNK_DUE -> reading_chunk */
+    {15, 44, 16}, /* advancing TRANSFER_COMPLETE -> checking_file_after_transfer */
+    {23, 24, 20}, /* checking_file_at_end FILE_UNCHANGED -> transfer_failed */
+    {23, 55, 21}, /* checking_file_at_end FILE_CHANGED -> transfer_found_file_changed */
+    {23, 25, 20}, /* checking_file_at_end STAT_FAILED -> transfer_failed */
+    {16, 24, 17}, /* checking_file_after_transfer FILE_UNCHANGED -> finishing */
+    {16, 55, 21}, /* checking_file_after_transfer FILE_CHANGED -> transfer_found_file_changed */
+    {16, 25, 20}, /* checking_file_after_transfer STAT_FAILED -> transfer_failed */
     {17, 45, 18}, /* finishing KEEP_CACHE -> transferred */
     {17, 46, 19}, /* finishing DROP_CACHE -> dropping_cache */
     {19, 47, 18}, /* dropping_cache CACHE_DROPPED -> transferred */
     {19, 48, 18}, /* dropping_cache CACHE_DROP_FAILED -> transferred */
     {18, 54, 1}, /* transferred SETTLE_RUN -> idle */
-    {21, 54, 1}, /* transfer_failed SETTLE_RUN -> idle */
-    {24, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
-    {24, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
+    {20, 54, 1}, /* transfer_failed SETTLE_RUN -> idle */
+    {21, 54, 1}, /* transfer_found_file_changed SETTLE_RUN -> idle */
+    {27, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
+    {27, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
 };
 #endif
 

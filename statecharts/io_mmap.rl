@@ -42,7 +42,7 @@
   export SPAN_BEYOND_EOF = 19;
   export OPEN_OK = 20;
   export OPEN_FAILED = 21;
-  export SIZE_KNOWN = 22;
+  export FILE_UNCHANGED = 22;
   export SIZE_FAILED = 23;
   export MAP_OK = 24;
   export MAP_FAILED = 25;
@@ -75,6 +75,7 @@
   export RANGE_INVALID = 52;
   export ADVISED = 53;
   export ADVISE_FAILED = 54;
+  export FILE_CHANGED = 55;
 
   # map: validation, no OS call
   action check_request { EMEL_REPORT(m, mmap_check_request(m)); }
@@ -87,7 +88,7 @@
   action check_bounds { EMEL_REPORT(m, mmap_check_bounds(m)); }
   # map: OS calls
   action open_file { EMEL_REPORT(m, mmap_open_file(m)); }
-  action read_file_size { EMEL_REPORT(m, mmap_read_file_size(m)); }
+  action identify_file { EMEL_REPORT(m, mmap_identify_file(m)); }
   action map_file { EMEL_REPORT(m, mmap_map_file(m)); }
   action adopt_mapping { mmap_adopt_mapping(m); }
   action close_file { mmap_close_file(m); }
@@ -127,6 +128,7 @@
   action refuse_beyond_eof { mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
   action refuse_open_failed { mmap_fail(m, EMEL_OPEN_FAILED); }
   action refuse_stat_failed { mmap_fail(m, EMEL_STAT_FAILED); }
+  action refuse_file_changed { mmap_fail(m, EMEL_FILE_CHANGED); }
   action refuse_map_failed { mmap_fail(m, EMEL_MMAP_FAILED); }
   action refuse_populate_failed { mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
   action refuse_lock_failed { mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
@@ -181,11 +183,15 @@
 
     # ---- map: first tensor of a file opens, sizes and maps it ----
     opening: (
-        OPEN_OK @read_file_size -> sizing
+        OPEN_OK @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> ready
     ),
-    sizing: (
-        SIZE_KNOWN @check_bounds -> checking_bounds
+    # the size mapped is read here, from a file that is still the one indexed
+    # (emel_io_file.expected): nothing is mapped past the end of a file
+    # truncated or replaced since
+    identifying: (
+        FILE_UNCHANGED @check_bounds -> checking_bounds
+      | FILE_CHANGED @refuse_file_changed @close_after_failure -> ready
       | SIZE_FAILED @refuse_stat_failed @close_after_failure -> ready
     ),
     # checked before mapping, so no access can fault past the end of a short file
@@ -300,7 +306,7 @@ EMEL_CHECK_EVENT(io_mmap, SPAN_INSIDE_FILE, MMAP_EV_SPAN_INSIDE_FILE);
 EMEL_CHECK_EVENT(io_mmap, SPAN_BEYOND_EOF, MMAP_EV_SPAN_BEYOND_EOF);
 EMEL_CHECK_EVENT(io_mmap, OPEN_OK, MMAP_EV_OPEN_OK);
 EMEL_CHECK_EVENT(io_mmap, OPEN_FAILED, MMAP_EV_OPEN_FAILED);
-EMEL_CHECK_EVENT(io_mmap, SIZE_KNOWN, MMAP_EV_SIZE_KNOWN);
+EMEL_CHECK_EVENT(io_mmap, FILE_UNCHANGED, MMAP_EV_FILE_UNCHANGED);
 EMEL_CHECK_EVENT(io_mmap, SIZE_FAILED, MMAP_EV_SIZE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, MAP_OK, MMAP_EV_MAP_OK);
 EMEL_CHECK_EVENT(io_mmap, MAP_FAILED, MMAP_EV_MAP_FAILED);
@@ -333,6 +339,7 @@ EMEL_CHECK_EVENT(io_mmap, RANGE_VALID, MMAP_EV_RANGE_VALID);
 EMEL_CHECK_EVENT(io_mmap, RANGE_INVALID, MMAP_EV_RANGE_INVALID);
 EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
+EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;

@@ -2,16 +2,20 @@
  *
  * ACQUIRE (one request) and PREPARE (one member of a batch) share the
  * preparation: validate the request, path, file index, span and target; pick
- * buffered or direct I/O; open the file (once per file and mode) and read its
- * size (once); refuse a span past the end; reserve a pool slot; allocate an
+ * buffered or direct I/O; open the file (once per file and mode) and check
+ * that it is still the file indexed (emel_io_file.expected: size, device,
+ * inode, modification time) before any read; refuse a span past the end; reserve a pool slot; allocate an
  * owned buffer (advising a large one for huge pages) or adopt the caller's. ACQUIRE then transfers at once; a
  * prepared batch member waits for TRANSFER_RUN, which reads a run of members
  * coalesced in file order.
  * The transfer is a loop of chunks: each read reports how it went and the
  * chart decides (continue, retry an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
- * it (and the buffer) on that route. A finished transfer rests in
- * `transferred` or `transfer_failed` until SETTLE_RUN, which grants the run
+ * it (and the buffer) on that route. An early end of file and a finished
+ * transfer look at the file again: one that changed under the load (truncated,
+ * rewritten in place) fails the run with FILE_CHANGED, and its descriptors are
+ * forgotten on settlement so the next load compares a fresh open. A finished transfer rests in
+ * `transferred`, `transfer_failed` or `transfer_found_file_changed` until SETTLE_RUN, which grants the run
  * (only when every byte arrived) or discards it: a batch's runs may transfer
  * on worker threads, and only the calling thread touches the pool (see
  * include/emel/io_read.h). RELEASE returns a live residency; a stale handle is
@@ -51,7 +55,7 @@
   export FILE_OPENED = 21;
   export DIRECT_REFUSED = 22;
   export OPEN_FAILED = 23;
-  export SIZE_KNOWN = 24;
+  export FILE_UNCHANGED = 24;
   export STAT_FAILED = 25;
   export SPAN_INSIDE_FILE = 26;
   export SPAN_BEYOND_EOF = 27;
@@ -82,6 +86,7 @@
   export HUGE_PAGES_ADVISED = 52;
   export HUGE_PAGE_ADVICE_REFUSED = 53;
   export SETTLE_RUN = 54;
+  export FILE_CHANGED = 55;
 
   action check_request { EMEL_REPORT(m, read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, read_check_file_index(m)); }
@@ -93,7 +98,10 @@
   action open_buffered { EMEL_REPORT(m, read_open_buffered(m)); }
   action count_direct_fallback { read_count_direct_fallback(m); }
   action count_direct_unaligned { read_count_direct_unaligned(m); }
-  action size_file { EMEL_REPORT(m, read_size_file(m)); }
+  action identify_file { EMEL_REPORT(m, read_identify_file(m)); }
+  action close_fresh_descriptor { read_close_fresh_descriptor(m); }
+  action recheck_file { EMEL_REPORT(m, read_recheck_file(m)); }
+  action forget_file { read_forget_file(m); }
   action check_span_in_file { EMEL_REPORT(m, read_check_span_in_file(m)); }
   action reserve_slot { EMEL_REPORT(m, read_reserve_slot(m)); }
   action choose_storage { EMEL_REPORT(m, read_choose_storage(m)); }
@@ -122,6 +130,7 @@
   action refuse_target_too_small { read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
   action refuse_open_failed { read_refuse(m, EMEL_OPEN_FAILED); }
   action refuse_stat_failed { read_refuse(m, EMEL_STAT_FAILED); }
+  action refuse_file_changed { read_refuse(m, EMEL_FILE_CHANGED); }
   action refuse_span_beyond_eof { read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
   action refuse_pool_exhausted { read_refuse(m, EMEL_POOL_EXHAUSTED); }
   action refuse_alloc_failed { read_refuse(m, EMEL_READ_ALLOC_FAILED); }
@@ -163,20 +172,23 @@
       | DIRECT_UNALIGNED @count_direct_unaligned @open_buffered -> opening_buffered
       | DIRECT_KNOWN_REFUSED @count_direct_fallback @open_buffered -> opening_buffered
     ),
+    # a descriptor is kept only once its file proved to be the indexed one
     opening_direct: (
-        FILE_ALREADY_OPEN @size_file -> sizing
-      | FILE_OPENED @size_file -> sizing
+        FILE_ALREADY_OPEN @check_span_in_file -> checking_span_in_file
+      | FILE_OPENED @identify_file -> identifying
       | DIRECT_REFUSED @count_direct_fallback @open_buffered -> opening_buffered
       | OPEN_FAILED @refuse_open_failed -> idle
     ),
     opening_buffered: (
-        FILE_ALREADY_OPEN @size_file -> sizing
-      | FILE_OPENED @size_file -> sizing
+        FILE_ALREADY_OPEN @check_span_in_file -> checking_span_in_file
+      | FILE_OPENED @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> idle
     ),
-    sizing: (
-        SIZE_KNOWN @check_span_in_file -> checking_span_in_file
-      | STAT_FAILED @refuse_stat_failed -> idle
+    # before any read: the file opened is still the one indexed
+    identifying: (
+        FILE_UNCHANGED @check_span_in_file -> checking_span_in_file
+      | FILE_CHANGED @close_fresh_descriptor @refuse_file_changed -> idle
+      | STAT_FAILED @close_fresh_descriptor @refuse_stat_failed -> idle
     ),
     checking_span_in_file: (
         SPAN_INSIDE_FILE @reserve_slot -> reserving_slot
@@ -207,7 +219,7 @@
         CHUNK_READ @advance_transfer -> advancing
       | CHUNK_SHORT @advance_transfer -> advancing
       | CHUNK_INTERRUPTED @check_retry_budget -> retrying
-      | CHUNK_END_OF_FILE @refuse_unexpected_eof -> transfer_failed
+      | CHUNK_END_OF_FILE @recheck_file -> checking_file_at_end
       | CHUNK_FAILED @refuse_read_failed -> transfer_failed
     ),
     retrying: (
@@ -216,7 +228,19 @@
     ),
     advancing: (
         CHUNK_DUE @read_chunk -> reading_chunk
-      | TRANSFER_COMPLETE @check_cache_policy -> finishing
+      | TRANSFER_COMPLETE @recheck_file -> checking_file_after_transfer
+    ),
+    # the file ended early: truncated under the load, or (unchanged) a device that lies
+    checking_file_at_end: (
+        FILE_UNCHANGED @refuse_unexpected_eof -> transfer_failed
+      | FILE_CHANGED @refuse_file_changed -> transfer_found_file_changed
+      | STAT_FAILED @refuse_stat_failed -> transfer_failed
+    ),
+    # every byte arrived: were they the indexed file's (not rewritten in place meanwhile)?
+    checking_file_after_transfer: (
+        FILE_UNCHANGED @check_cache_policy -> finishing
+      | FILE_CHANGED @refuse_file_changed -> transfer_found_file_changed
+      | STAT_FAILED @refuse_stat_failed -> transfer_failed
     ),
     finishing: (
         KEEP_CACHE -> transferred
@@ -231,6 +255,10 @@
     ),
     transfer_failed: (
         SETTLE_RUN @discard_run -> idle
+    ),
+    # the next load reopens the file and compares it again
+    transfer_found_file_changed: (
+        SETTLE_RUN @discard_run @forget_file -> idle
     ),
     checking_handle: (
         HANDLE_LIVE @release_residency -> idle
@@ -264,7 +292,7 @@ EMEL_CHECK_EVENT(io_read, FILE_ALREADY_OPEN, READ_EV_FILE_ALREADY_OPEN);
 EMEL_CHECK_EVENT(io_read, FILE_OPENED, READ_EV_FILE_OPENED);
 EMEL_CHECK_EVENT(io_read, DIRECT_REFUSED, READ_EV_DIRECT_REFUSED);
 EMEL_CHECK_EVENT(io_read, OPEN_FAILED, READ_EV_OPEN_FAILED);
-EMEL_CHECK_EVENT(io_read, SIZE_KNOWN, READ_EV_SIZE_KNOWN);
+EMEL_CHECK_EVENT(io_read, FILE_UNCHANGED, READ_EV_FILE_UNCHANGED);
 EMEL_CHECK_EVENT(io_read, STAT_FAILED, READ_EV_STAT_FAILED);
 EMEL_CHECK_EVENT(io_read, SPAN_INSIDE_FILE, READ_EV_SPAN_INSIDE_FILE);
 EMEL_CHECK_EVENT(io_read, SPAN_BEYOND_EOF, READ_EV_SPAN_BEYOND_EOF);
@@ -295,6 +323,7 @@ EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
+EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;

@@ -64,6 +64,8 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO}, {EMEL_OPEN_FAILED}},
     [FP_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
     [FP_FILE_SIZE] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
+    /* fstat at the index, at every open and after every read transfer */
+    [FP_FILE_IDENTITY] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
     [FP_PREAD] = {{EIO, EINTR, EAGAIN, ENOMEM}, {EMEL_OK, EMEL_READ_FAILED}},
     [FP_PREADV] = {{EIO, EINTR, EAGAIN, ENOMEM}, {EMEL_OK, EMEL_READ_FAILED}},
     [FP_MAP] = {{ENOMEM, EACCES, EAGAIN, EMFILE}, {EMEL_MMAP_FAILED}},

@@ -107,9 +107,9 @@ static int c_close(void *u, int fd) {
   return c->real->close(c->real->user, fd);
 }
 
-static int c_file_size(void *u, int fd, uint64_t *size) {
+static int c_file_identity(void *u, int fd, emel_file_identity *out) {
   counter *c = u;
-  return c->size_errno ? -c->size_errno : c->real->file_size(c->real->user, fd, size);
+  return c->size_errno ? -c->size_errno : c->real->file_identity(c->real->user, fd, out);
 }
 
 static int64_t c_pread(void *u, int fd, void *buf, size_t len, uint64_t off) {
@@ -132,7 +132,7 @@ static emel_platform_ops counting_ops(counter *c) {
   ops.free = c_free;
   ops.open = c_open;
   ops.close = c_close;
-  ops.file_size = c_file_size;
+  ops.file_identity = c_file_identity;
   ops.pread = c_pread;
   return ops;
 }

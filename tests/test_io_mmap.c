@@ -126,7 +126,7 @@ START_TEST(test_tensors_at_unaligned_offsets_point_at_their_first_byte) {
     assert_bytes(&r[i], offsets[i], 200 + (uint64_t)i * 300);
   }
   ck_assert_uint_eq(fp.calls[FP_OPEN], 1);
-  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 1);
+  ck_assert_uint_eq(fp.calls[FP_FILE_IDENTITY], 1);
   ck_assert_uint_eq(fp.calls[FP_MAP], 1);
   for (int i = 0; i < 6; i++) release_ok(r[i]);
   ck_assert_uint_eq(fp.calls[FP_UNMAP], 1);
@@ -273,7 +273,7 @@ START_TEST(test_a_file_loaded_again_after_its_last_release_is_opened_and_sized_a
   r = map(64, 100, 0);
   assert_bytes(&r, 64, 100);
   ck_assert_uint_eq(fp.calls[FP_OPEN], 2);
-  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 2);
+  ck_assert_uint_eq(fp.calls[FP_FILE_IDENTITY], 2);
   release_ok(r);
 }
 END_TEST
@@ -371,7 +371,7 @@ START_TEST(test_an_open_failure_is_open_failed_with_its_errno) {
 END_TEST
 
 START_TEST(test_a_size_failure_is_stat_failed_and_closes_the_file) {
-  fault_platform_fail(&fp, FP_FILE_SIZE, 1, EIO);
+  fault_platform_fail(&fp, FP_FILE_IDENTITY, 1, EIO);
   assert_refused(map(0, 10, 0), EMEL_STAT_FAILED, EIO);
   ck_assert_uint_eq(fp.calls[FP_CLOSE], 1);
   ck_assert_uint_eq(fp.calls[FP_MAP], 0);

@@ -192,7 +192,7 @@ START_TEST(test_chunk_sizes_that_do_and_do_not_divide_the_span_read_the_same_byt
 }
 END_TEST
 
-START_TEST(test_the_file_is_opened_once_and_sized_once_for_many_tensors) {
+START_TEST(test_the_file_is_opened_once_and_identified_once_for_many_tensors) {
   attach(NULL);
   emel_io_result r[3];
   for (int k = 0; k < 3; k++) r[k] = acquire(req((uint64_t)k * 100, 100));
@@ -201,7 +201,9 @@ START_TEST(test_the_file_is_opened_once_and_sized_once_for_many_tensors) {
     release(&r[k]);
   }
   ck_assert_uint_eq(fp.calls[FP_OPEN], 1);
-  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 1);
+  /* one at the open, then one look after each transfer */
+  ck_assert_uint_eq(fp.calls[FP_FILE_IDENTITY], 1 + 3);
+  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 0);
   ck_assert_int_eq(fp.open_fds, 1); /* cached until the boundary is destroyed */
 }
 END_TEST
@@ -495,14 +497,14 @@ START_TEST(test_a_failed_open_keeps_its_errno_and_holds_nothing) {
 }
 END_TEST
 
-START_TEST(test_a_failed_stat_keeps_its_errno_and_the_size_is_read_on_the_next_load) {
+START_TEST(test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_opens_it_again) {
   attach(NULL);
-  fault_platform_fail(&fp, FP_FILE_SIZE, 1, EIO);
+  fault_platform_fail(&fp, FP_FILE_IDENTITY, 1, EIO);
   assert_refused(req(0, 16), EMEL_STAT_FAILED, EIO);
+  ck_assert_int_eq(fp.open_fds, 0); /* a descriptor is kept only once its file proved itself */
   emel_io_result a = acquire(req(0, 16));
   assert_bytes(&a, 0, 16);
-  ck_assert_uint_eq(fp.calls[FP_FILE_SIZE], 2);
-  ck_assert_uint_eq(fp.calls[FP_OPEN], 1); /* the descriptor was kept */
+  ck_assert_uint_eq(fp.calls[FP_OPEN], 2);
   release(&a);
 }
 END_TEST
@@ -968,7 +970,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_caller_buffers_of_exact_and_larger_size_receive_the_span_as_external_residency);
   tcase_add_test(tc, test_a_span_ending_on_the_last_byte_of_the_file_is_read_whole);
   tcase_add_test(tc, test_chunk_sizes_that_do_and_do_not_divide_the_span_read_the_same_bytes);
-  tcase_add_test(tc, test_the_file_is_opened_once_and_sized_once_for_many_tensors);
+  tcase_add_test(tc, test_the_file_is_opened_once_and_identified_once_for_many_tensors);
   tcase_add_test(tc, test_direct_io_reads_aligned_and_unaligned_spans_on_this_filesystem);
   tcase_add_test(tc, test_a_filesystem_refusing_o_direct_falls_back_to_buffered_reads_and_reports_it);
   tcase_add_test(tc, test_a_direct_load_whose_destination_cannot_agree_with_the_file_is_served_buffered_and_counted);
@@ -986,7 +988,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_an_exhausted_pool_refuses_the_next_load_until_a_release);
   tcase_add_test(tc, test_a_failed_allocation_releases_the_slot_and_is_read_alloc_failed);
   tcase_add_test(tc, test_a_failed_open_keeps_its_errno_and_holds_nothing);
-  tcase_add_test(tc, test_a_failed_stat_keeps_its_errno_and_the_size_is_read_on_the_next_load);
+  tcase_add_test(tc, test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_opens_it_again);
   tcase_add_test(tc, test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno);
   tcase_add_test(tc, test_an_eintr_storm_within_the_budget_is_retried_and_beyond_it_fails_with_eintr);
   tcase_add_test(tc, test_short_reads_continue_from_where_they_stopped);

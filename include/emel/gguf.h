@@ -182,6 +182,10 @@ uint64_t emel_gguf_alignment(const emel_gguf *g);
 uint32_t emel_gguf_file_count(const emel_gguf *g);
 const char *emel_gguf_file_path(const emel_gguf *g, uint32_t file_index);
 uint64_t emel_gguf_file_size(const emel_gguf *g, uint32_t file_index);
+/* What file i was when it was indexed (size, device, inode, modification
+ * time): emel_model_open hands it to the loaders, which refuse a file that
+ * changed since with EMEL_FILE_CHANGED. NULL when out of range. */
+const emel_file_identity *emel_gguf_file_identity(const emel_gguf *g, uint32_t file_index);
 /* Where file i's tensor data starts (header end padded to its alignment). A
  * file with no tensors may end before it. */
 uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t file_index);

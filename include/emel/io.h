@@ -57,6 +57,8 @@ enum {
 typedef struct emel_io_file {
   const char *path; /* NUL-terminated copy owned by the boundary */
   size_t path_len;  /* length as given; a NUL before it is an invalid path */
+  int has_expected; /* the strategies refuse the file with EMEL_FILE_CHANGED */
+  emel_file_identity expected; /* unless it is still this (when it was indexed) */
 } emel_io_file;
 
 /* The table of model files, shared read-only with the strategies. */
@@ -127,6 +129,11 @@ void emel_io_destroy(emel_io *io);
 /* Adds a model file by path (copied). The path is validated by the strategy
  * that opens it, so a bad path is reported on the load that uses it. */
 emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index);
+
+/* Records what file `file_index` must still be when a strategy opens it (the
+ * identity it had when it was indexed): a strategy that finds another one
+ * refuses the load with EMEL_FILE_CHANGED instead of serving other bytes. */
+emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected);
 
 const emel_io_files *emel_io_files_of(const emel_io *io);
 const emel_platform_ops *emel_io_platform(const emel_io *io);

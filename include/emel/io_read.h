@@ -5,8 +5,16 @@
  * machines (mapped pages plus a device copy would double memory), files about
  * to be replaced. Control flow is statecharts/io_read.rl.
  *
- * - One open per model file and access mode: descriptors and the file size are
- *   cached per file index until the boundary is destroyed.
+ * - One open per model file and access mode: descriptors and the file's
+ *   identity (size, device, inode, modification time) are cached per file
+ *   index until the boundary is destroyed, or until the file is found changed.
+ * - Files that change: a fresh descriptor whose file is not the one expected
+ *   (emel_io_expect_file) is closed and the load refused with
+ *   EMEL_FILE_CHANGED before any read; after each run's transfer, and at an
+ *   early end of file, the descriptor is fstat'ed again and a file truncated
+ *   or rewritten in place fails the run with EMEL_FILE_CHANGED (its
+ *   descriptors are closed on settlement). A file renamed over after it was
+ *   opened keeps serving the opened (indexed) inode.
  * - Transfers are a loop of chunked preads straight into the destination; no
  *   second buffer except a one-page aligned bounce for the unaligned head and
  *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a
@@ -50,7 +58,8 @@
  *   the stats after the join). Runs never overlap in memory: each member has
  *   its own slot and buffer.
  * - Workers read, never write: the members, the config, the descriptors
- *   (pread/preadv are positional, so one descriptor serves every thread).
+ *   and the identity each file had when opened (pread/preadv are positional
+ *   and fstat reads nothing shared, so one descriptor serves every thread).
  * - A thread that cannot be started is counted (thread_start_failures) and
  *   its lane's runs are transferred by the calling thread: same results.
  * - A failed join is counted (thread_join_failures); ops.thread_join must

@@ -58,6 +58,17 @@ enum {
   EMEL_MAP_POPULATE = 1u << 0 /* pre-fault the whole mapping (MAP_POPULATE) */
 };
 
+/* What a file is, as far as telling whether it changed goes: two identities
+ * differ when any field differs. A file truncated or rewritten in place keeps
+ * device and inode but changes size or modification time; a file replaced by
+ * rename has another inode. */
+typedef struct emel_file_identity {
+  uint64_t size;     /* bytes */
+  uint64_t device;   /* st_dev */
+  uint64_t inode;    /* st_ino */
+  int64_t mtime_ns;  /* last modification, nanoseconds since the epoch */
+} emel_file_identity;
+
 typedef struct emel_platform_ops {
   void *user;
 
@@ -98,6 +109,9 @@ typedef struct emel_platform_ops {
   int (*thread_join)(void *user, uintptr_t thread);
   /* Processors online (>= 1). */
   int (*cpu_count)(void *user);
+  /* 0 and *out = what the open descriptor refers to now (fstat), or -errno.
+   * Safe to call from several threads on one descriptor. */
+  int (*file_identity)(void *user, int fd, emel_file_identity *out);
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */

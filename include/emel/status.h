@@ -30,6 +30,7 @@ extern "C" {
   X(INVALID_HANDLE, 111, "the handle is unknown or was already released")                \
   X(POOL_EXHAUSTED, 112, "every slot of the fixed-capacity pool is in use")              \
   X(FILE_TABLE_FULL, 113, "the table of model files is full")                            \
+  X(FILE_CHANGED, 114, "the file changed since it was indexed (size, identity or modification time)") \
   X(INTERNAL, 199, "internal error: a machine rejected its own outcome event")           \
   /* tensor residency */                                                                 \
   X(TENSOR_UNKNOWN, 200, "no tensor has that name or index")                             \
@@ -58,7 +59,6 @@ extern "C" {
   X(READ_UNEXPECTED_EOF, 403, "the file ended before the whole span was read")           \
   X(READ_DIRECT_UNSUPPORTED, 404, "direct I/O is not supported for this file")           \
   X(READ_TARGET_MISALIGNED, 405, "the caller-provided buffer is not suitably aligned")   \
-  X(READ_FILE_CHANGED, 406, "the file changed size since it was opened")                 \
   /* gguf index */                                                                       \
   X(GGUF_BAD_MAGIC, 500, "the file does not start with the GGUF magic")                  \
   X(GGUF_BIG_ENDIAN, 501, "the file is a big-endian GGUF, which is not supported")       \

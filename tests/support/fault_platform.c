@@ -20,6 +20,7 @@ static int injected(fault_platform *fp, fp_op op, int64_t *short_len) {
   int r = 1;
   if (f->first == 0 || n < f->first || n >= f->first + f->count) r = 1;
   else if (f->short_len >= 0 && short_len) *short_len = f->short_len;
+  else if (f->touch_ns != 0 && op == FP_FILE_IDENTITY && short_len) *short_len = f->touch_ns;
   else r = -f->err;
   unlocked(fp);
   return r;
@@ -49,6 +50,26 @@ static int fp_file_size(void *u, int fd, uint64_t *size) {
   return r <= 0 ? r : fp->real->file_size(fp->real->user, fd, size);
 }
 
+static int fp_file_identity(void *u, int fd, emel_file_identity *out) {
+  fault_platform *fp = u;
+  int64_t touch = 0;
+  int r = injected(fp, FP_FILE_IDENTITY, &touch);
+  if (r <= 0) return r;
+  r = fp->real->file_identity(fp->real->user, fd, out);
+  if (r == 0) out->mtime_ns += touch;
+  return r;
+}
+
+/* Runs the test's hook when this is the read it waits for (outside the lock:
+ * the hook may call the platform itself). */
+static void before_read(fault_platform *fp) {
+  locked(fp);
+  const uint64_t n = ++fp->reads;
+  void (*fn)(void *) = n == fp->before_read_at ? fp->before_read : NULL;
+  unlocked(fp);
+  if (fn) fn(fp->before_read_arg);
+}
+
 /* A short transfer reads as asked (so O_DIRECT's size rules still hold) and
  * reports fewer bytes: what the caller sees is exactly a short read. */
 static int64_t shorten(int64_t got, int64_t short_len) {
@@ -60,6 +81,7 @@ static int64_t fp_pread(void *u, int fd, void *buf, size_t len, uint64_t offset)
   int64_t short_len = -1;
   int r = injected(fp, FP_PREAD, &short_len);
   if (r <= 0) return r;
+  before_read(fp);
   if (short_len == 0) return 0;
   return shorten(fp->real->pread(fp->real->user, fd, buf, len, offset), short_len);
 }
@@ -69,6 +91,7 @@ static int64_t fp_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uin
   int64_t short_len = -1;
   int r = injected(fp, FP_PREADV, &short_len);
   if (r <= 0) return r;
+  before_read(fp);
   if (short_len == 0) return 0;
   return shorten(fp->real->preadv(fp->real->user, fd, iov, iovcnt, offset), short_len);
 }
@@ -201,6 +224,7 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.thread_start = fp_thread_start;
   fp->ops.thread_join = fp_thread_join;
   fp->ops.cpu_count = fp_cpu_count;
+  fp->ops.file_identity = fp_file_identity;
 }
 
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
@@ -208,6 +232,7 @@ void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64
   fp->faults[op].count = count;
   fp->faults[op].err = err;
   fp->faults[op].short_len = -1;
+  fp->faults[op].touch_ns = 0;
 }
 
 void fault_platform_fail(fault_platform *fp, fp_op op, uint64_t nth, int err) {
@@ -228,11 +253,26 @@ void fault_platform_short_readv(fault_platform *fp, uint64_t nth, uint64_t count
   fp->faults[FP_PREADV].short_len = len;
 }
 
+void fault_platform_touch(fault_platform *fp, uint64_t nth, uint64_t count, int64_t delta_ns) {
+  fp->faults[FP_FILE_IDENTITY].first = nth;
+  fp->faults[FP_FILE_IDENTITY].count = count;
+  fp->faults[FP_FILE_IDENTITY].err = 0;
+  fp->faults[FP_FILE_IDENTITY].touch_ns = delta_ns;
+}
+
+void fault_platform_before_read(fault_platform *fp, uint64_t nth, void (*fn)(void *), void *arg) {
+  fp->before_read_at = fp->reads + nth;
+  fp->before_read = fn;
+  fp->before_read_arg = arg;
+}
+
 void fault_platform_clear_faults(fault_platform *fp) {
   for (int i = 0; i < FP_OP_COUNT; i++) {
     memset(&fp->faults[i], 0, sizeof fp->faults[i]);
     fp->faults[i].short_len = -1;
   }
+  fp->before_read = NULL;
+  fp->before_read_at = 0;
 }
 
 int64_t fault_platform_outstanding(const fault_platform *fp) {
@@ -242,6 +282,6 @@ int64_t fault_platform_outstanding(const fault_platform *fp) {
 const char *fp_op_name(fp_op op) {
   static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
                                                  "advise", "fadvise", "lock", "unlock", "alloc", "preadv",
-                                                 "thread_start", "thread_join"};
+                                                 "thread_start", "thread_join", "file_identity"};
   return op < FP_OP_COUNT ? names[op] : "?";
 }

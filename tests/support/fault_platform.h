@@ -18,7 +18,7 @@
 
 typedef enum fp_op {
   FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_OP_COUNT
+  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY, FP_OP_COUNT
 } fp_op;
 
 typedef struct fp_fault {
@@ -26,6 +26,7 @@ typedef struct fp_fault {
   uint64_t count; /* how many consecutive calls fail from `first` */
   int err;        /* positive errno to return (as -err) */
   int64_t short_len; /* FP_PREAD/FP_PREADV only: >= 0 means "transfer at most this many bytes" instead of failing */
+  int64_t touch_ns;  /* FP_FILE_IDENTITY only: non-zero means "succeed, mtime moved by this" instead of failing */
 } fp_fault;
 
 typedef struct fault_platform {
@@ -45,6 +46,10 @@ typedef struct fault_platform {
   int64_t alloc_bytes;
   int64_t peak_alloc_bytes;
   int64_t live_threads;
+  /* fault_platform_before_read: reads counted over pread and preadv */
+  uint64_t reads, before_read_at;
+  void (*before_read)(void *);
+  void *before_read_arg;
 } fault_platform;
 
 void fault_platform_init(fault_platform *fp);
@@ -57,6 +62,12 @@ void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64
 void fault_platform_short_read(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len);
 /* The same for preadv: the nth preadv transfers at most `len` bytes in all. */
 void fault_platform_short_readv(fault_platform *fp, uint64_t nth, uint64_t count, int64_t len);
+/* From the nth file_identity call on, `count` calls report `delta_ns` added
+ * to the modification time: the file looks rewritten in place. */
+void fault_platform_touch(fault_platform *fp, uint64_t nth, uint64_t count, int64_t delta_ns);
+/* Called (under no lock) before the nth pread/preadv runs, once: lets a test
+ * change the file in the middle of a transfer. */
+void fault_platform_before_read(fault_platform *fp, uint64_t nth, void (*fn)(void *), void *arg);
 /* Clears the faults, keeps counters. */
 void fault_platform_clear_faults(fault_platform *fp);
 

@@ -56,6 +56,17 @@ static int direct_misaligned(memory_file *mf, int fd, const void *buf, size_t le
   return mf->fd_direct[fd - FD_BASE] && ((uintptr_t)buf % page || len % page || offset % page);
 }
 
+/* Device 0, inode = file index + 1, mtime = the entry's generation: a test
+ * changes a file by bumping it (memory_file_entry.generation). */
+static int mf_file_identity(void *u, int fd, emel_file_identity *out) {
+  memory_file *mf = u;
+  const memory_file_entry *e = entry_of(mf, fd);
+  if (!e) return bad(mf, EBADF);
+  *out = (emel_file_identity){.size = e->size, .device = 0, .inode = (uint64_t)(e - mf->files) + 1,
+                              .mtime_ns = e->generation};
+  return 0;
+}
+
 static int64_t mf_pread(void *u, int fd, void *buf, size_t len, uint64_t offset) {
   memory_file *mf = u;
   const memory_file_entry *e = entry_of(mf, fd);
@@ -180,6 +191,7 @@ void memory_file_init(memory_file *mf) {
   mf->ops.open = mf_open;
   mf->ops.close = mf_close;
   mf->ops.file_size = mf_file_size;
+  mf->ops.file_identity = mf_file_identity;
   mf->ops.pread = mf_pread;
   mf->ops.preadv = mf_preadv;
   mf->ops.map = mf_map;
@@ -195,7 +207,7 @@ void memory_file_init(memory_file *mf) {
 
 int memory_file_add(memory_file *mf, const char *path, const uint8_t *data, size_t size) {
   if (mf->n_files == MEMORY_FILE_MAX_FILES) return -1;
-  mf->files[mf->n_files++] = (memory_file_entry){path, data, size};
+  mf->files[mf->n_files++] = (memory_file_entry){path, data, size, 0};
   return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct memory_file_entry {
   const char *path; /* NUL-terminated; matched exactly by open */
   const uint8_t *data;
   size_t size;
+  int64_t generation; /* reported as the modification time: bump it to change the file */
 } memory_file_entry;
 
 typedef struct memory_file_map {

@@ -285,6 +285,10 @@ const char *emel_gguf_file_path(const emel_gguf *g, uint32_t i) {
   return g && i < g->n_files ? g->files[i].path : NULL;
 }
 
+const emel_file_identity *emel_gguf_file_identity(const emel_gguf *g, uint32_t i) {
+  return g && i < g->n_files ? &g->files[i].identity : NULL;
+}
+
 uint64_t emel_gguf_file_size(const emel_gguf *g, uint32_t i) {
   return g && i < g->n_files ? g->files[i].size : 0;
 }

@@ -43,6 +43,7 @@ typedef struct gguf_file {
   char *path;
   size_t path_size;
   uint64_t size;
+  emel_file_identity identity; /* when it was indexed */
   uint32_t version;
   uint64_t alignment;
   uint64_t header_end;

@@ -317,11 +317,14 @@ static emel_status check_spans(gguf_file *f, const emel_platform_ops *ops) {
 
 emel_status gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
                             const gguf_limits *lim, int *os_errno) {
-  int rc = ops->file_size(ops->user, fd, &f->size);
+  /* The identity, not just the size: the loaders compare it when they open
+   * the file, so a file changed after it was indexed is refused by name. */
+  int rc = ops->file_identity(ops->user, fd, &f->identity);
   if (rc < 0) {
     *os_errno = -rc;
     return EMEL_STAT_FAILED;
   }
+  f->size = f->identity.size;
   f->rd = (gguf_reader){.ops = ops, .fd = fd, .file_size = f->size};
   parser p = {.f = f, .r = &f->rd, .lim = lim, .file_index = file_index};
   emel_status st = parse_all(&p);

@@ -62,7 +62,16 @@ emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uin
   copy[path_len] = '\0';
   io->files.files[io->files.count].path = copy;
   io->files.files[io->files.count].path_len = path_len;
+  io->files.files[io->files.count].has_expected = 0;
   *file_index = io->files.count++;
+  return EMEL_OK;
+}
+
+emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected) {
+  if (!io || !expected) return EMEL_INVALID_ARGUMENT;
+  if (file_index >= io->files.count) return EMEL_INVALID_FILE_INDEX;
+  io->files.files[file_index].expected = *expected;
+  io->files.files[file_index].has_expected = 1;
   return EMEL_OK;
 }
 

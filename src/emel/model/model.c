@@ -63,6 +63,7 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
       const char *p = emel_gguf_file_path(m->index, f);
       uint32_t index;
       s = emel_io_add_file(m->io, p, strlen(p), &index);
+      if (s == EMEL_OK) s = emel_io_expect_file(m->io, index, emel_gguf_file_identity(m->index, f));
     }
     /* Default pools hold every tensor of the model at once. */
     const size_t n = emel_gguf_tensor_count(m->index);

@@ -47,6 +47,18 @@ static int posix_file_size(void *user, int fd, uint64_t *size) {
   return 0;
 }
 
+static int posix_file_identity(void *user, int fd, emel_file_identity *out) {
+  (void)user;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL;
+  out->size = (uint64_t)st.st_size;
+  out->device = (uint64_t)st.st_dev;
+  out->inode = (uint64_t)st.st_ino;
+  out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;
+  return 0;
+}
+
 static int64_t posix_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
   (void)user;
   if (offset > (uint64_t)INT64_MAX) return -EINVAL;
@@ -195,6 +207,7 @@ static const emel_platform_ops posix_ops = {
     .thread_start = posix_thread_start,
     .thread_join = posix_thread_join,
     .cpu_count = posix_cpu_count,
+    .file_identity = posix_file_identity,
 };
 
 const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
@@ -221,5 +234,6 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(thread_start);
   EMEL_FILL_(thread_join);
   EMEL_FILL_(cpu_count);
+  EMEL_FILL_(file_identity);
 #undef EMEL_FILL_
 }

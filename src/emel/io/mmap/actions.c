@@ -73,11 +73,19 @@ int mmap_open_file(io_mmap_ctx *m) {
   return MMAP_EV_OPEN_OK;
 }
 
-int mmap_read_file_size(io_mmap_ctx *m) {
-  uint64_t size = 0;
-  if (failed(m, os(m)->file_size(os(m)->user, m->file->fd, &size))) return MMAP_EV_SIZE_FAILED;
-  m->file->size = size;
-  return MMAP_EV_SIZE_KNOWN;
+/* One fstat gives the size to map and what the file is: when the boundary
+ * expects the file as it was indexed, any other size, inode or modification
+ * time is refused before a page is mapped. */
+int mmap_identify_file(io_mmap_ctx *m) {
+  emel_file_identity now;
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  const emel_io_file *entry = &m->s->files->files[m->request->file_index];
+  const emel_file_identity *want = &entry->expected;
+  if (entry->has_expected && (now.size != want->size || now.device != want->device || now.inode != want->inode ||
+                              now.mtime_ns != want->mtime_ns))
+    return MMAP_EV_FILE_CHANGED;
+  m->file->size = now.size;
+  return MMAP_EV_FILE_UNCHANGED;
 }
 
 int mmap_map_file(io_mmap_ctx *m) {

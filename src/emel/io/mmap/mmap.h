@@ -25,6 +25,24 @@
  * with a still-locked neighbour (the bytes stay mapped and valid, only
  * pageable); and pages of a file stay mapped until its last tensor goes.
  *
+ * Files that change under a load. Guaranteed:
+ * - a file changed after it was indexed and before its first mapping (size,
+ *   device, inode or modification time differ from emel_io_file.expected) is
+ *   refused with EMEL_FILE_CHANGED before anything is mapped, so no mapping
+ *   reaches past the end of a file truncated meanwhile;
+ * - every span is checked against the size read when the file was mapped;
+ * - a file replaced by rename after it was mapped keeps serving the bytes of
+ *   the file that was mapped (MAP_PRIVATE of the old inode, which lives as
+ *   long as the mapping); once its last tensor is released, the next map
+ *   opens the path again and refuses the new file;
+ * - release never touches the pages (unmap and MADV_DONTNEED read nothing).
+ * Not guaranteed, and not detectable without signal handlers (which a library
+ * must not install): a mapped file truncated IN PLACE makes any access to the
+ * lost pages raise SIGBUS in the caller (populate and lock report the fault
+ * as their error only while they run); and bytes written in place to a
+ * mapped file may become visible, since MAP_PRIVATE copies a page only when
+ * the process writes it. Use the read strategy when files may change.
+ *
  * Residency of the bytes is counted in slots: a fixed-capacity pool sized at
  * attach, with a free list and a generation per slot so a stale handle is
  * refused. Nothing is allocated while a request runs.
@@ -59,7 +77,7 @@ enum mmap_event {
   MMAP_EV_SPAN_BEYOND_EOF,
   MMAP_EV_OPEN_OK,
   MMAP_EV_OPEN_FAILED,
-  MMAP_EV_SIZE_KNOWN,
+  MMAP_EV_FILE_UNCHANGED,
   MMAP_EV_SIZE_FAILED,
   MMAP_EV_MAP_OK,
   MMAP_EV_MAP_FAILED,
@@ -91,7 +109,8 @@ enum mmap_event {
   MMAP_EV_RANGE_VALID,
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
-  MMAP_EV_ADVISE_FAILED
+  MMAP_EV_ADVISE_FAILED,
+  MMAP_EV_FILE_CHANGED
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
@@ -161,7 +180,7 @@ int mmap_check_pool(io_mmap_ctx *m);
 int mmap_check_file_mapped(io_mmap_ctx *m);
 int mmap_check_bounds(io_mmap_ctx *m);
 int mmap_open_file(io_mmap_ctx *m);
-int mmap_read_file_size(io_mmap_ctx *m);
+int mmap_identify_file(io_mmap_ctx *m);
 int mmap_map_file(io_mmap_ctx *m);
 void mmap_adopt_mapping(io_mmap_ctx *m);
 void mmap_close_file(io_mmap_ctx *m);

@@ -123,19 +123,39 @@ void read_count_direct_fallback(io_read_ctx *m) { m->self->stats.direct_fallback
 
 void read_count_direct_unaligned(io_read_ctx *m) { m->self->stats.direct_unaligned++; }
 
-int read_size_file(io_read_ctx *m) {
+static int same_file(const emel_file_identity *a, const emel_file_identity *b) {
+  return a->size == b->size && a->device == b->device && a->inode == b->inode && a->mtime_ns == b->mtime_ns;
+}
+
+/* A fresh descriptor answers to what the file was when it was indexed (the
+ * boundary's expectation) or, when another mode's descriptor is open already,
+ * to what that one found: a rename or truncation in between is caught here,
+ * before any read. Without either, what it finds becomes the reference. */
+int read_identify_file(io_read_ctx *m) {
   read_file *f = file_of(m);
-  if (f->size_known) return READ_EV_SIZE_KNOWN;
+  const emel_io_file *entry = &m->self->files->files[request_of(m)->file_index];
   const emel_platform_ops *p = &m->self->platform;
-  uint64_t size = 0;
-  int r = p->file_size(p->user, m->member->fd, &size);
+  emel_file_identity now;
+  int r = p->file_identity(p->user, m->member->fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
     return READ_EV_STAT_FAILED;
   }
-  f->size = size;
+  const emel_file_identity *want = f->size_known ? &f->seen : entry->has_expected ? &entry->expected : NULL;
+  if (want && !same_file(&now, want)) return READ_EV_FILE_CHANGED;
+  f->seen = now;
+  f->size = now.size;
   f->size_known = 1;
-  return READ_EV_SIZE_KNOWN;
+  return READ_EV_FILE_UNCHANGED;
+}
+
+/* Only descriptors that proved their file are kept (FILE_ALREADY_OPEN trusts them). */
+void read_close_fresh_descriptor(io_read_ctx *m) {
+  read_file *f = file_of(m);
+  const emel_platform_ops *p = &m->self->platform;
+  (void)p->close(p->user, f->fd[m->member->mode]); /* read-only: nothing to lose */
+  f->fd[m->member->mode] = -1;
+  m->member->fd = -1;
 }
 
 int read_check_span_in_file(io_read_ctx *m) {
@@ -348,6 +368,22 @@ int read_check_retry_budget(io_read_ctx *m) {
   return READ_EV_RETRY_ALLOWED;
 }
 
+/* One fstat on the run's descriptor (on the run's lane): a file truncated or
+ * rewritten in place since it was opened shows another size or modification
+ * time. A file replaced by rename does not: the descriptor still reads the
+ * inode that was checked when it was opened, which is the indexed file. */
+int read_recheck_file(io_read_ctx *m) {
+  const emel_platform_ops *p = &m->self->platform;
+  const read_file *f = &m->self->file_state[m->run[0].request->file_index];
+  emel_file_identity now;
+  int r = p->file_identity(p->user, m->run[0].fd, &now);
+  if (r < 0) {
+    m->error.os_errno = -r;
+    return READ_EV_STAT_FAILED;
+  }
+  return same_file(&now, &f->seen) ? READ_EV_FILE_UNCHANGED : READ_EV_FILE_CHANGED;
+}
+
 /* Settlement (calling thread): the pool, the live count and the results. */
 
 void read_discard_run(io_read_ctx *m) {
@@ -393,6 +429,19 @@ void read_grant_run(io_read_ctx *m) {
     res->error.code = EMEL_OK;
     res->error.os_errno = 0;
   }
+}
+
+/* The file changed under a load: its descriptors go, so the next load opens
+ * it again and compares it with the expectation afresh. Runs after the join,
+ * when no lane reads any descriptor. */
+void read_forget_file(io_read_ctx *m) {
+  io_read *self = m->self;
+  read_file *f = &self->file_state[m->run[0].request->file_index];
+  for (int mode = 0; mode < 2; mode++) {
+    if (f->fd[mode] >= 0) (void)self->platform.close(self->platform.user, f->fd[mode]);
+    f->fd[mode] = -1;
+  }
+  f->size_known = 0;
 }
 
 /* ---- release ---- */

@@ -22,7 +22,8 @@ static void dispatch(io_read_ctx *m, int event) {
 
 /* A transfer ended (well or not) and waits for the calling thread to settle it. */
 static int awaits_settlement(const io_read_ctx *m) {
-  return m->core.cs == io_read_state_transferred || m->core.cs == io_read_state_transfer_failed;
+  return m->core.cs == io_read_state_transferred || m->core.cs == io_read_state_transfer_failed ||
+         m->core.cs == io_read_state_transfer_found_file_changed;
 }
 
 /* Adds a lane's transfer counters to the strategy's (calling thread, after the join). */

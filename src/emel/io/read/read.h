@@ -32,7 +32,7 @@ enum io_read_event {
   READ_EV_FILE_OPENED = 21,
   READ_EV_DIRECT_REFUSED = 22,
   READ_EV_OPEN_FAILED = 23,
-  READ_EV_SIZE_KNOWN = 24,
+  READ_EV_FILE_UNCHANGED = 24,
   READ_EV_STAT_FAILED = 25,
   READ_EV_SPAN_INSIDE_FILE = 26,
   READ_EV_SPAN_BEYOND_EOF = 27,
@@ -62,7 +62,8 @@ enum io_read_event {
   READ_EV_HUGE_BUFFER_READY = 51,
   READ_EV_HUGE_PAGES_ADVISED = 52,
   READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53,
-  READ_EV_SETTLE_RUN = 54
+  READ_EV_SETTLE_RUN = 54,
+  READ_EV_FILE_CHANGED = 55
 };
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
@@ -82,11 +83,13 @@ typedef struct read_slot {
 } read_slot;
 
 /* What the strategy keeps per model file: one descriptor per access mode
- * and the size, read once. */
+ * and what the file was when the first of them was opened (the expectation,
+ * when the boundary has one). Every kept descriptor was checked against it. */
 typedef struct read_file {
   int fd[2];          /* by read_mode; -1 until opened */
-  uint64_t size;
-  int size_known;
+  uint64_t size;      /* seen.size */
+  int size_known;     /* seen is set: some descriptor is open */
+  emel_file_identity seen;
   int direct_refused; /* O_DIRECT open failed with EINVAL: serve direct loads buffered */
 } read_file;
 
@@ -184,7 +187,8 @@ int read_open_direct(io_read_ctx *m);
 int read_open_buffered(io_read_ctx *m);
 void read_count_direct_fallback(io_read_ctx *m);
 void read_count_direct_unaligned(io_read_ctx *m);
-int read_size_file(io_read_ctx *m);
+int read_identify_file(io_read_ctx *m);
+void read_close_fresh_descriptor(io_read_ctx *m);
 int read_check_span_in_file(io_read_ctx *m);
 /* storage */
 int read_reserve_slot(io_read_ctx *m);
@@ -206,6 +210,8 @@ int read_check_cache_policy(io_read_ctx *m);
 int read_drop_cache(io_read_ctx *m);
 void read_count_cache_drop_failure(io_read_ctx *m);
 void read_grant_run(io_read_ctx *m);
+int read_recheck_file(io_read_ctx *m);
+void read_forget_file(io_read_ctx *m);
 /* release */
 int read_check_handle(io_read_ctx *m);
 void read_release_residency(io_read_ctx *m);
