@@ -57,8 +57,6 @@ extern "C" {
   X(READ_ALLOC_FAILED, 401, "allocating the owned, aligned buffer failed")               \
   X(READ_FAILED, 402, "reading from the model file failed")                              \
   X(READ_UNEXPECTED_EOF, 403, "the file ended before the whole span was read")           \
-  X(READ_DIRECT_UNSUPPORTED, 404, "direct I/O is not supported for this file")           \
-  X(READ_TARGET_MISALIGNED, 405, "the caller-provided buffer is not suitably aligned")   \
   /* gguf index */                                                                       \
   X(GGUF_BAD_MAGIC, 500, "the file does not start with the GGUF magic")                  \
   X(GGUF_BIG_ENDIAN, 501, "the file is a big-endian GGUF, which is not supported")       \
