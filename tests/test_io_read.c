@@ -572,6 +572,23 @@ START_TEST(test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_
 }
 END_TEST
 
+/* The look at the file after a transfer (is it still the file opened?)
+ * fails: the load is STAT_FAILED with the errno, its buffer freed, and the
+ * next load succeeds. Until now only the fault sweep took this transition,
+ * so transition_coverage failed without it. */
+START_TEST(test_a_failed_look_at_the_file_after_the_transfer_is_stat_failed_and_frees_the_buffer) {
+  attach(NULL);
+  const int64_t allocs = fp.live_allocs;
+  fault_platform_fail(&fp, FP_FILE_IDENTITY, 2, EIO); /* 1: when opened; 2: after the transfer */
+  assert_refused(req(0, 5000), EMEL_STAT_FAILED, EIO);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 1); /* the bytes were read, then refused */
+  ck_assert_int_eq(fp.live_allocs, allocs);
+  emel_io_result a = acquire(req(0, 5000));
+  assert_bytes(&a, 0, 5000);
+  release(&a);
+}
+END_TEST
+
 /* ---- the transfer loop ---- */
 
 START_TEST(test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno) {
@@ -1083,6 +1100,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_failed_allocation_releases_the_slot_and_is_read_alloc_failed);
   tcase_add_test(tc, test_a_failed_open_keeps_its_errno_and_holds_nothing);
   tcase_add_test(tc, test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_opens_it_again);
+  tcase_add_test(tc, test_a_failed_look_at_the_file_after_the_transfer_is_stat_failed_and_frees_the_buffer);
   tcase_add_test(tc, test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno);
   tcase_add_test(tc, test_an_eintr_storm_within_the_budget_is_retried_and_beyond_it_fails_with_eintr);
   tcase_add_test(tc, test_short_reads_continue_from_where_they_stopped);
