@@ -5,8 +5,9 @@
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
- * "emel-load: FILE: ERROR_NAME: message"); 2 usage; 130 interrupted (SIGINT),
- * after releasing everything.
+ * "emel-load: FILE: ERROR_NAME: message") or stdout cannot be written
+ * ("emel-load: write error: REASON"); 2 usage; 130 interrupted (SIGINT, in
+ * any phase), after releasing everything.
  */
 #define _POSIX_C_SOURCE 200809L
 
