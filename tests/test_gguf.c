@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "emel/gguf.h"
+#include "emel/io.h"
 #include "gguf_writer.h"
 
 #ifndef EMEL_GGUF_FIXTURES_DIR
@@ -430,6 +431,41 @@ START_TEST(test_a_split_first_file_with_a_foreign_name_is_invalid) {
 }
 END_TEST
 
+/* Guards: a configured cap (emel_gguf_config) was reported as GGUF_COUNT_TOO_LARGE
+ * ("larger than the file can hold"), blaming a valid file; max_files gave the io
+ * boundary's FILE_TABLE_FULL; max_tensors ("per model") was only applied per split;
+ * an over-long path was OPEN_FAILED instead of the documented INVALID_PATH. */
+START_TEST(test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs) {
+  const char *path = emit(model_writer(9), "caps.gguf"); /* 25 tensors, a few KVs */
+  emel_gguf_config few_tensors = {.max_tensors = 24}, few_kv = {.max_kv = 1}, enough = {.max_tensors = 25};
+  ck_assert_int_eq(open_status(path, &few_tensors, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(path, &few_kv, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(path, &enough, NULL), EMEL_OK);
+  /* a count the file cannot hold stays a corrupt file, even when over the cap too */
+  gw *lie = model_writer(2);
+  gw_override_n_tensors(lie, 1u << 30);
+  ck_assert_int_eq(open_status(emit(lie, "lie.gguf"), NULL, NULL), EMEL_GGUF_COUNT_TOO_LARGE);
+
+  gw *w = model_writer(9);
+  char prefix[512], first[600];
+  snprintf(prefix, sizeof prefix, "%s", tmp_path("capsplit"));
+  ck_assert_int_eq(gw_write_split(w, prefix, 3), 0);
+  gw_free(w);
+  gw_split_path(first, sizeof first, prefix, 0, 3);
+  emel_gguf_config two_files = {.max_files = 2}, per_model = {.max_tensors = 20};
+  ck_assert_int_eq(open_status(first, &two_files, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(first, &per_model, NULL), EMEL_GGUF_LIMIT_EXCEEDED); /* 25 in all, each split fewer */
+
+  static char longest[EMEL_IO_MAX_PATH + 2];
+  memset(longest, 'a', EMEL_IO_MAX_PATH + 1);
+  emel_error err;
+  ck_assert_int_eq(open_status(longest, NULL, &err), EMEL_INVALID_PATH);
+  ck_assert_int_eq(err.os_errno, 0);
+  longest[EMEL_IO_MAX_PATH] = '\0'; /* at the limit: the OS decides (ENAMETOOLONG here) */
+  ck_assert_int_eq(open_status(longest, NULL, NULL), EMEL_OPEN_FAILED);
+}
+END_TEST
+
 /* --- every validation error ------------------------------------------------------ */
 
 typedef struct bad_case {
@@ -830,6 +866,7 @@ Suite *gguf_suite(void) {
   tcase_add_test(tc, test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid);
   tcase_add_test(tc, test_a_split_model_of_three_files_indexes_every_file);
   tcase_add_test(tc, test_a_split_first_file_with_a_foreign_name_is_invalid);
+  tcase_add_test(tc, test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs);
   tcase_add_loop_test(tc, test_each_malformed_file_fails_with_its_own_status, 0,
                       (int)(sizeof bad_cases / sizeof bad_cases[0]));
   tcase_add_test(tc, test_truncation_at_every_header_byte_gives_a_named_error);

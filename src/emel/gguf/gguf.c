@@ -1,6 +1,8 @@
 /* GGUF index: opening (single files and llama.cpp split sets) and lookups. */
 #include "internal.h"
 
+#include "emel/io.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -157,7 +159,7 @@ static emel_status open_split(emel_gguf *g, const char *path, uint32_t max_files
   emel_status st = file_get_uint(&g->files[0], SPLIT_COUNT, &count);
   if (st == EMEL_GGUF_KEY_NOT_FOUND || (st == EMEL_OK && count <= 1)) return EMEL_OK;
   if (st != EMEL_OK) return EMEL_GGUF_SPLIT_INVALID;
-  if (count > max_files) return EMEL_FILE_TABLE_FULL;
+  if (count > max_files) return EMEL_GGUF_LIMIT_EXCEEDED;
   st = alloc_files(g, (uint32_t)count);
   if (st == EMEL_OK) st = open_siblings(g, path, count, lim, os_errno);
   return st;
@@ -201,7 +203,10 @@ static emel_status gather_tensors(emel_gguf *g) {
   return EMEL_OK;
 }
 
-static emel_status index_tensors(emel_gguf *g) {
+static emel_status index_tensors(emel_gguf *g, uint32_t max_tensors) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < g->n_files; i++) total += g->files[i].n_tensors;
+  if (total > max_tensors) return EMEL_GGUF_LIMIT_EXCEEDED; /* the cap is per model, splits together */
   emel_status st = gather_tensors(g);
   if (st != EMEL_OK || g->n_tensors == 0) return st;
   g->name_hash_cap = gguf_hash_cap(g->n_tensors);
@@ -229,7 +234,7 @@ static emel_status open_all(emel_gguf *g, const char *path, const emel_gguf_conf
   emel_status st = alloc_files(g, 1);
   if (st == EMEL_OK) st = open_file(g, path, &lim, os_errno);
   if (st == EMEL_OK) st = open_split(g, path, max_files, &lim, os_errno);
-  if (st == EMEL_OK) st = index_tensors(g);
+  if (st == EMEL_OK) st = index_tensors(g, lim.max_tensors);
   if (st == EMEL_OK) st = check_split_total(g);
   return st;
 }
@@ -243,7 +248,9 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
     return EMEL_INVALID_ARGUMENT;
   }
   *out = NULL;
-  if (path[0] == '\0') {
+  /* The io boundary's limit, checked here too so an over-long path gets the
+   * same named error whether it is indexed or loaded (not OPEN_FAILED). */
+  if (path[0] == '\0' || strlen(path) > EMEL_IO_MAX_PATH) {
     set_err(err, EMEL_INVALID_PATH, 0);
     return EMEL_INVALID_PATH;
   }
