@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,8 +30,8 @@
 #ifndef EMEL_SAMPLE_MODEL
 #define EMEL_SAMPLE_MODEL ""
 #endif
-#ifndef EMEL_SAMPLE_MODEL_INSTALLED
-#define EMEL_SAMPLE_MODEL_INSTALLED ""
+#ifndef EMEL_SAMPLE_MODEL_FROM_BINDIR
+#define EMEL_SAMPLE_MODEL_FROM_BINDIR ""
 #endif
 
 /* Atomic, not sig_atomic_t: the read strategy's lanes read it from their
@@ -126,6 +127,34 @@ static void usage(FILE *f) {
           "  --quiet       no human summary, no progress bar\n");
 }
 
+/* The installed sample, found from this executable's own directory (not from
+ * the configured prefix), so an install made with --prefix, or moved after, finds
+ * its own; else the build tree's. Empty when neither is readable. */
+static const char *sample_model(const char *argv0, const char **tried) {
+  static char path[PATH_MAX];
+  const char *rel = EMEL_SAMPLE_MODEL_FROM_BINDIR;
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n > 0) {
+    path[n] = '\0';
+  } else if (strchr(argv0, '/') && strlen(argv0) < sizeof path) { /* no /proc: the path we were run by */
+    strcpy(path, argv0);
+  } else {
+    path[0] = '\0';
+  }
+  char *end = strrchr(path, '/'); /* the directory, then each "../" taken off it: no "bin/.." in the output */
+  while (end && end > path && strncmp(rel, "../", 3) == 0) {
+    *end = '\0';
+    end = strrchr(path, '/');
+    rel += 3;
+  }
+  if (end && *rel && (size_t)(end - path) + 1 + strlen(rel) < sizeof path) {
+    strcpy(end + 1, rel);
+    *tried = path;
+    if (access(path, R_OK) == 0) return path;
+  }
+  return *EMEL_SAMPLE_MODEL && access(EMEL_SAMPLE_MODEL, R_OK) == 0 ? EMEL_SAMPLE_MODEL : "";
+}
+
 static int parse(int argc, char **argv, options *o) {
   static const struct option longs[] = {
       {"strategy", required_argument, NULL, 's'}, {"populate", no_argument, NULL, 'p'},
@@ -176,11 +205,10 @@ static int parse(int argc, char **argv, options *o) {
     usage(stderr);
     return 2;
   }
-  /* The sample is in the build tree, or where `cmake --install` put it. */
-  o->file = optind < argc ? argv[optind]
-            : access(EMEL_SAMPLE_MODEL, R_OK) == 0 ? EMEL_SAMPLE_MODEL : EMEL_SAMPLE_MODEL_INSTALLED;
+  const char *tried = "BINDIR/" EMEL_SAMPLE_MODEL_FROM_BINDIR;
+  o->file = optind < argc ? argv[optind] : sample_model(argv[0], &tried);
   if (!*o->file) {
-    fprintf(stderr, "emel-load: no FILE given and no bundled sample model in this build\n");
+    fprintf(stderr, "emel-load: no FILE given and no bundled sample model at %s\n", tried);
     return 2;
   }
   return 0;
