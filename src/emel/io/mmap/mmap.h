@@ -110,7 +110,8 @@ enum mmap_event {
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
   MMAP_EV_ADVISE_FAILED,
-  MMAP_EV_FILE_CHANGED
+  MMAP_EV_FILE_CHANGED,
+  MMAP_EV_NOT_A_REGULAR_FILE
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
