@@ -7,8 +7,8 @@
 #define io_mmap_START_STATE 1
 #define io_mmap_ERROR_STATE 0
 #define io_mmap_STATE_COUNT 30
-#define io_mmap_EVENT_COUNT 56
-#define io_mmap_TRANSITION_COUNT 61
+#define io_mmap_EVENT_COUNT 57
+#define io_mmap_TRANSITION_COUNT 62
 
 #define io_mmap_state_ready 1
 #define io_mmap_state_checking_request 2
@@ -43,8 +43,8 @@
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
 static const char *const io_mmap_state_names[30] = {NULL, "ready", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_platform", "checking_pool", "checking_file", "checking_shared_bounds", "choosing_populate", "populating", "choosing_lock", "locking", "dropping_after_failure", "unmapping_after_failure", "opening", "identifying", "checking_bounds", "mapping", "checking_advice", "checking_advise_handle", "checking_advise_range", "advising", "checking_release_handle", "choosing_unlock", "unlocking", "checking_references", "unmapping", "dropping_pages"};
-static const char *const io_mmap_event_names[56] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED"};
-static const emel_transition io_mmap_transitions[61] = {
+static const char *const io_mmap_event_names[57] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED", "NOT_A_REGULAR_FILE"};
+static const emel_transition io_mmap_transitions[62] = {
     {1, 1, 2}, /* ready MAP -> checking_request */
     {1, 3, 24}, /* ready RELEASE -> checking_release_handle */
     {1, 2, 20}, /* ready ADVISE -> checking_advice */
@@ -69,6 +69,7 @@ static const emel_transition io_mmap_transitions[61] = {
     {17, 22, 18}, /* identifying FILE_UNCHANGED -> checking_bounds */
     {17, 55, 1}, /* identifying FILE_CHANGED -> ready */
     {17, 23, 1}, /* identifying SIZE_FAILED -> ready */
+    {17, 56, 1}, /* identifying NOT_A_REGULAR_FILE -> ready */
     {18, 18, 19}, /* checking_bounds SPAN_INSIDE_FILE -> mapping */
     {18, 19, 1}, /* checking_bounds SPAN_BEYOND_EOF -> ready */
     {19, 24, 10}, /* mapping MAP_OK -> choosing_populate */

@@ -76,6 +76,7 @@
   export ADVISED = 53;
   export ADVISE_FAILED = 54;
   export FILE_CHANGED = 55;
+  export NOT_A_REGULAR_FILE = 56;
 
   # map: validation, no OS call
   action check_request { EMEL_REPORT(m, mmap_check_request(m)); }
@@ -129,6 +130,7 @@
   action refuse_open_failed { mmap_fail(m, EMEL_OPEN_FAILED); }
   action refuse_stat_failed { mmap_fail(m, EMEL_STAT_FAILED); }
   action refuse_file_changed { mmap_fail(m, EMEL_FILE_CHANGED); }
+  action refuse_not_a_regular_file { mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
   action refuse_map_failed { mmap_fail(m, EMEL_MMAP_FAILED); }
   action refuse_populate_failed { mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
   action refuse_lock_failed { mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
@@ -186,13 +188,14 @@
         OPEN_OK @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> ready
     ),
-    # the size mapped is read here, from a file that is still the one indexed
+    # the size mapped is read here, from a regular file that is still the one indexed
     # (emel_io_file.expected): nothing is mapped past the end of a file
     # truncated or replaced since
     identifying: (
         FILE_UNCHANGED @check_bounds -> checking_bounds
       | FILE_CHANGED @refuse_file_changed @close_after_failure -> ready
       | SIZE_FAILED @refuse_stat_failed @close_after_failure -> ready
+      | NOT_A_REGULAR_FILE @refuse_not_a_regular_file @close_after_failure -> ready
     ),
     # checked before mapping, so no access can fault past the end of a short file
     checking_bounds: (
@@ -340,6 +343,7 @@ EMEL_CHECK_EVENT(io_mmap, RANGE_INVALID, MMAP_EV_RANGE_INVALID);
 EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_mmap, NOT_A_REGULAR_FILE, MMAP_EV_NOT_A_REGULAR_FILE);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;

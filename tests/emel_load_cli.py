@@ -322,5 +322,24 @@ check("an error line stays one line (control bytes escaped) and valid UTF-8 what
       r.returncode == 1 and len(lines) == 1 and is_utf8(r.stderr) and b"\\x0a" in lines[0] and b"\\x1b" in lines[0]
       and b"\\xff" in lines[0] and b": GGUF_BAD_MAGIC: " in lines[0], repr(r.stderr))
 
+# ---- not a regular file: refused at once by name (a FIFO used to block the open forever) ----
+fifo = os.path.join(WORK, "fifo.gguf")
+if os.path.exists(fifo):
+    os.unlink(fifo)
+os.mkfifo(fifo)
+specials = {"a FIFO without a writer": fifo, "a directory": WORK, "a character device": "/dev/zero"}
+for what, path in specials.items():
+    for strategy in ("mmap", "read"):
+        try:
+            r = subprocess.run([EMEL_LOAD, "--strategy", strategy, path], capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            check(f"{what} ({strategy}) ends within 5 s", False, "timed out: the open blocked")
+            continue
+        m = line_re.match(r.stderr.strip())
+        check(f"{what} ({strategy}): exit 1 with NOT_A_REGULAR_FILE",
+              r.returncode == 1 and m is not None and m.group(1) == path and m.group(2) == "NOT_A_REGULAR_FILE",
+              f"exit {r.returncode}: {r.stderr.strip()[:200]}")
+os.unlink(fifo)
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -166,7 +166,9 @@ typedef struct emel_gguf_value {
 /* Indexes `path`, and when it is the first file of a split set
  * (NAME-00001-of-0000N.gguf with split.count N > 1) every sibling, named as
  * llama.cpp names them. On failure *out is NULL, nothing is leaked and `err`
- * (may be NULL) holds the status and the failing call's errno. */
+ * (may be NULL) holds the status and the failing call's errno. A path that is
+ * not a regular file (FIFO, directory, device, socket) is refused with
+ * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking. */
 emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_config *cfg, emel_error *err);
 
 /* Frees everything. NULL is allowed. */

@@ -31,6 +31,7 @@ extern "C" {
   X(POOL_EXHAUSTED, 112, "every slot of the fixed-capacity pool is in use")              \
   X(FILE_TABLE_FULL, 113, "the table of model files is full")                            \
   X(FILE_CHANGED, 114, "the file changed since it was indexed (size, identity or modification time)") \
+  X(NOT_A_REGULAR_FILE, 115, "the path is not a regular file (a directory, FIFO, device or socket)") \
   X(INTERNAL, 199, "internal error: a machine rejected its own outcome event")           \
   /* tensor residency */                                                                 \
   X(TENSOR_UNKNOWN, 200, "no tensor has that name or index")                             \

@@ -17,19 +17,37 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* Opening never waits on what the path is: with O_NONBLOCK a FIFO without a
+ * writer or a terminal waiting for carrier opens at once, and the caller
+ * refuses it (file_identity: not a regular file) before any read. O_NOCTTY: a
+ * terminal never becomes the controlling one. No retry on EINTR: a signal
+ * handler installed without SA_RESTART asks for blocking calls to stop
+ * (emel-load's SIGINT does), and a retry loop would swallow it. */
 static int posix_open(void *user, const char *path, unsigned flags) {
   (void)user;
-  int oflags = O_RDONLY | O_CLOEXEC;
+  int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
 #ifdef O_DIRECT
   if (flags & EMEL_OPEN_DIRECT) oflags |= O_DIRECT;
 #else
   if (flags & EMEL_OPEN_DIRECT) return -EINVAL;
 #endif
-  int fd;
-  do {
-    fd = open(path, oflags);
-  } while (fd < 0 && errno == EINTR);
-  return fd < 0 ? -errno : fd;
+  int fd = open(path, oflags | O_NONBLOCK);
+  /* Only a file lease (F_SETLEASE, held by a file server, say) refuses a
+   * non-blocking read-only open (a FIFO never does): wait for its holder to
+   * release it, as a plain open would (bounded by the kernel's
+   * lease-break-time; a signal still stops it, as it does should the path
+   * become a FIFO in between). */
+  if (fd < 0 && (errno == EWOULDBLOCK || errno == EAGAIN)) fd = open(path, oflags);
+  if (fd < 0) return -errno;
+  /* Local filesystems ignore O_NONBLOCK for regular files, but network and
+   * FUSE ones may honour it (EAGAIN from a read): reads are blocking again. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
 }
 
 static int posix_close(void *user, int fd) {
@@ -47,12 +65,24 @@ static int posix_file_size(void *user, int fd, uint64_t *size) {
   return 0;
 }
 
+static emel_file_type file_type_of(mode_t mode) {
+  if (S_ISREG(mode)) return EMEL_FILE_REGULAR;
+  if (S_ISDIR(mode)) return EMEL_FILE_DIRECTORY;
+  if (S_ISFIFO(mode)) return EMEL_FILE_FIFO;
+  if (S_ISCHR(mode)) return EMEL_FILE_CHAR_DEVICE;
+  if (S_ISBLK(mode)) return EMEL_FILE_BLOCK_DEVICE;
+  if (S_ISSOCK(mode)) return EMEL_FILE_SOCKET;
+  return EMEL_FILE_OTHER;
+}
+
 static int posix_file_identity(void *user, int fd, emel_file_identity *out) {
   (void)user;
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL;
-  out->size = (uint64_t)st.st_size;
+  out->type = file_type_of(st.st_mode);
+  /* st_size means bytes only for a regular file (a directory's, a block
+   * device's 0): nothing else may be taken for a span's bound. */
+  out->size = out->type == EMEL_FILE_REGULAR ? (uint64_t)st.st_size : 0;
   out->device = (uint64_t)st.st_dev;
   out->inode = (uint64_t)st.st_ino;
   out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;

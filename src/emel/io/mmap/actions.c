@@ -73,12 +73,14 @@ int mmap_open_file(io_mmap_ctx *m) {
   return MMAP_EV_OPEN_OK;
 }
 
-/* One fstat gives the size to map and what the file is: when the boundary
+/* One fstat gives the size to map and what the file is: only a regular file
+ * is mapped (its descriptor was opened without blocking); when the boundary
  * expects the file as it was indexed, any other size, inode or modification
  * time is refused before a page is mapped. */
 int mmap_identify_file(io_mmap_ctx *m) {
-  emel_file_identity now;
+  emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
   if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  if (now.type != EMEL_FILE_REGULAR) return MMAP_EV_NOT_A_REGULAR_FILE; /* no size, nothing to map */
   const emel_io_file *entry = &m->s->files->files[m->request->file_index];
   const emel_file_identity *want = &entry->expected;
   if (entry->has_expected && (now.size != want->size || now.device != want->device || now.inode != want->inode ||

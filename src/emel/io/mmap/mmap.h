@@ -25,6 +25,9 @@
  * with a still-locked neighbour (the bytes stay mapped and valid, only
  * pageable); and pages of a file stay mapped until its last tensor goes.
  *
+ * Only a regular file is mapped: a FIFO, directory, device or socket is
+ * refused with EMEL_NOT_A_REGULAR_FILE after its (non-blocking) open.
+ *
  * Files that change under a load. Guaranteed:
  * - a file changed after it was indexed and before its first mapping (size,
  *   device, inode or modification time differ from emel_io_file.expected) is
@@ -110,7 +113,8 @@ enum mmap_event {
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
   MMAP_EV_ADVISE_FAILED,
-  MMAP_EV_FILE_CHANGED
+  MMAP_EV_FILE_CHANGED,
+  MMAP_EV_NOT_A_REGULAR_FILE
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
