@@ -5,8 +5,9 @@
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
- * "emel-load: FILE: ERROR_NAME: message"); 2 usage; 130 interrupted (SIGINT),
- * after releasing everything.
+ * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
+ * fault and the failed check: see open_error); 2 usage; 130 interrupted
+ * (SIGINT), after releasing everything.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -156,6 +157,21 @@ static int load_error(const char *file, emel_status code, const char *detail) {
   return 1;
 }
 
+/* "emel-load: FILE: NAME: message[ (strerror)][: part K of N (PART_PATH)][: detail]": FILE stays
+ * what the user named and the first three fields keep their places, so scripts splitting on ": "
+ * still work; the part appears when another part of a split set than FILE is at fault. */
+static int open_error(const char *file, const emel_error *e) {
+  char detail[4096 + 512] = "", part[4096];
+  size_t n = 0;
+  uint32_t count = 1;
+  if (e->os_errno) n += (size_t)snprintf(detail + n, sizeof detail - n, " (%s)", strerror(e->os_errno));
+  if (e->file > 1 && emel_gguf_split_path(part, sizeof part, file, e->file, &count) == EMEL_OK)
+    n += (size_t)snprintf(detail + n, sizeof detail - n, ": part %" PRIu32 " of %" PRIu32 " (%s)", e->file, count,
+                          part); /* cannot overflow: detail has room for part plus the texts around it */
+  if (e->detail) snprintf(detail + n, sizeof detail - n, ": %s", e->detail);
+  return load_error(file, e->code, detail);
+}
+
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
                        double seconds) {
   const emel_gguf *g = emel_model_index(model);
@@ -194,9 +210,7 @@ int main(int argc, char **argv) {
   emel_model *model;
   emel_error err;
   if (emel_model_open(&model, o.file, NULL, &err) != EMEL_OK) {
-    char detail[64] = "";
-    if (err.os_errno) snprintf(detail, sizeof detail, " (%s)", strerror(err.os_errno));
-    return load_error(o.file, err.code, detail);
+    return open_error(o.file, &err);
   }
   emel_tensors *tensors = emel_model_tensors(model);
   uint32_t n = emel_tensors_count(tensors);

@@ -294,7 +294,7 @@ const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index,
 }
 
 emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index) {
-  if (!t || index >= t->count) return (emel_error){EMEL_TENSOR_UNKNOWN, 0};
+  if (!t || index >= t->count) return (emel_error){.code = EMEL_TENSOR_UNKNOWN, .os_errno = 0};
   return t->records[index].last_error;
 }
 
