@@ -520,7 +520,7 @@ START_TEST(test_bad_split_numbering_names_the_part_and_split_no) {
   expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 3, "split.no is missing");
   split_part(prefix, 2, 3, 2, 3, 6, 2, "t");
   split_part(prefix, 0, 3, 1, 3, 6, 2, "t"); /* the first part says it is the second */
-  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 1, "split.no is not this part's place");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 1, "split.no says this is not the first part");
 }
 END_TEST
 

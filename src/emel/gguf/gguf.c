@@ -22,6 +22,7 @@ static const char SPLIT_TENSORS[] = "split.tensors.count";
 /* Static reasons for split-set failures (emel_error.detail): one per check. */
 static const char WHY_COUNT_TYPE[] = "split.count is not a non-negative integer";
 static const char WHY_FIRST_NAME[] = "the first part is not named PREFIX-00001-of-NNNNN.gguf with NNNNN its split.count";
+static const char WHY_NOT_FIRST[] = "split.no says this is not the first part (open PREFIX-00001-of-NNNNN.gguf)";
 static const char WHY_MAX_FILES[] = "split.count is larger than emel_gguf_config.max_files";
 static const char WHY_NO_MISSING[] = "split.no is missing or not a non-negative integer";
 static const char WHY_NO_WRONG[] = "split.no is not this part's place in the set (numbered from 0)";
@@ -185,6 +186,9 @@ static emel_status open_siblings(emel_gguf *g, const char *first, uint32_t count
                                  emel_error *e) {
   size_t prefix_len;
   uint32_t name_count;
+  uint64_t no;
+  if (file_get_uint(&g->files[0], SPLIT_NO, &no) == EMEL_OK && no != 0) /* a user naming a later part */
+    return fail_at(e, EMEL_GGUF_SPLIT_INVALID, 0, WHY_NOT_FIRST);
   if (!split_first_name(first, &prefix_len, &name_count) || name_count != count)
     return fail_at(e, EMEL_GGUF_SPLIT_INVALID, 0, WHY_FIRST_NAME);
   emel_status st = check_split_keys(g, 0, count, e);
