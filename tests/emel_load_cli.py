@@ -270,5 +270,128 @@ for n, (why, keys, tensors, code, part, detail) in enumerate(split_cases):
         ok = ok and tail.startswith("opening the model file failed (No such file or directory): part 2 of 3 (")
     check(f"split set, {why}: exit 1, {code}, part {part or 'none'} named", ok, r.stderr.strip()[:300])
 
+
+# ---- SIGINT ends every phase, not only the gaps between load batches ----
+# Guards: the handler only set a flag read between batches, so a SIGINT while
+# indexing, inside a batch, while hashing or while printing was ignored until
+# that phase ended. EMEL_LOAD_TEST_PAUSE stops emel-load at the first check of
+# a phase (inside a library call for index and load) until a signal arrives:
+# the test then sends a real SIGINT at that known moment.
+import select
+import time
+
+
+def interrupt_in(phase, args):
+    e = dict(os.environ, EMEL_LOAD_TEST_PAUSE=phase)
+    p = subprocess.Popen([EMEL_LOAD] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+    deadline, err = time.time() + 10, b""
+    while b"paused in " + phase.encode() not in err and time.time() < deadline and p.poll() is None:
+        if select.select([p.stderr], [], [], 0.2)[0]:
+            err += os.read(p.stderr.fileno(), 4096)
+    if b"paused in " + phase.encode() not in err:
+        p.kill()
+        out, rest = p.communicate()
+        return None, (err + rest).decode(errors="replace"), 0
+    sent = time.time()
+    p.send_signal(signal.SIGINT)
+    try:
+        out, rest = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, rest = p.communicate()
+        return "hung", (err + rest).decode(errors="replace"), 0
+    return p.returncode, (err + rest).decode(errors="replace"), time.time() - sent
+
+
+for phase, args in (("index", [good]), ("load", ["--strategy", "read", good]), ("load", ["--strategy", "mmap", good]),
+                    ("verify", ["--verify", good]), ("output", ["--json", good])):
+    code, err, took = interrupt_in(phase, args)
+    check(f"SIGINT while in {phase} ({' '.join(args[:-1]) or 'defaults'}): exit 130 promptly, everything released",
+          code == 130 and "everything released" in err and took < 2, f"exit {code} after {took:.2f} s: {err[-300:]}")
+
+# ---- output that cannot be written is an error, not a silent exit 0 ----
+# Guards: `--json FILE >&-` and `> /dev/full` exited 0 with nothing written.
+def run_out(args, stdout=None, close_stdout=False):
+    def pre():
+        limit_memory()
+        if close_stdout:
+            os.close(1)
+    return subprocess.run([EMEL_LOAD] + args, stdout=stdout, stderr=subprocess.PIPE, timeout=20, preexec_fn=pre)
+
+
+with open("/dev/full", "wb") as full:
+    for args in (["--json", good], [good]):
+        r = run_out(args, stdout=full)
+        check(f"{' '.join(args[:-1]) or 'summary'} to /dev/full: exit 1 with a write error",
+              r.returncode == 1 and r.stderr.decode().startswith("emel-load: write error: "), f"{r.returncode} {r.stderr}")
+r = run_out(["--json", good], close_stdout=True)
+check("--json with stdout closed: exit 1 with a write error",
+      r.returncode == 1 and r.stderr.decode().startswith("emel-load: write error: "), f"{r.returncode} {r.stderr}")
+r = run_out(["--quiet", good], close_stdout=True)
+check("--quiet with stdout closed: nothing to write, exit 0", r.returncode == 0, f"{r.returncode} {r.stderr}")
+
+# ---- CLI details ----
+# Guards: -h was an unknown option; an empty FILE was reported as "no bundled sample".
+r = run(["-h"])
+check("-h works like --help", r.returncode == 0 and r.stdout.startswith("usage: emel-load"), f"{r.returncode} {r.stderr}")
+r = run([""])
+check("an empty FILE is a usage error that says so", r.returncode == 2 and "FILE is empty" in r.stderr,
+      f"{r.returncode} {r.stderr}")
+# Guards: the Limits table says INVALID_PATH for paths over 4095 bytes; emel-load said OPEN_FAILED.
+r = run([os.path.join(WORK, "x" * 5000)])
+check("a path over 4095 bytes: exit 1 with INVALID_PATH", r.returncode == 1 and ": INVALID_PATH: " in r.stderr,
+      r.stderr)
+# Guards: a count over the index's cap (2^20 tensors) was "larger than the file can hold" about a file that holds it.
+capped = write("capped.gguf", model()[:16])  # magic, version, tensor count (patched below)
+with open(capped, "r+b") as f:
+    f.seek(8)
+    f.write(struct.pack("<QQ", (1 << 20) + 1, 0))
+    f.truncate(64 << 20)  # sparse: room for every tensor info, so only the cap refuses it
+r = run([capped])
+check("more tensors than the index's default cap: GGUF_LIMIT_EXCEEDED",
+      r.returncode == 1 and ": GGUF_LIMIT_EXCEEDED: " in r.stderr and "emel_gguf_config" in r.stderr, r.stderr)
+
+# ---- names are bytes: JSON stays valid UTF-8, error lines stay one line ----
+# Guards: names were copied byte for byte into the JSON (invalid UTF-8 made the
+# document unreadable) and into error lines (a newline split the line).
+odd_names = [b"plain.weight", "ünï€😀".encode(), b"bad\xff\xfe", b"ctl\n\t\x01\x7f", b'q"uote\\back',
+             b"overlong\xc0\xaf", b"surrogate\xed\xa0\x80", b"cut\xe2\x82"]
+odd = model(tensors=[(n, [8], 0, 32 * i) for i, n in enumerate(odd_names)], data=bytes(32 * len(odd_names)))
+odd_path = os.path.join(WORK.encode(), b'odd-\xff"\\\n\x1b[31m.gguf')
+with open(odd_path, "wb") as f:
+    f.write(odd)
+
+
+def is_utf8(b):
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+r = subprocess.run([EMEL_LOAD.encode(), b"--json", odd_path], capture_output=True, timeout=20)
+try:
+    j = json.loads(r.stdout.decode("utf-8"))  # strict: invalid UTF-8 or raw control characters fail here
+    names = [t["name"] for t in j["tensors"]]
+    ok = r.returncode == 0 and len(names) == len(odd_names)
+    for want, t in zip(odd_names, j["tensors"]):
+        if is_utf8(want):
+            ok = ok and t["name"] == want.decode() and "name_hex" not in t
+        else:
+            ok = ok and "\ufffd" in t["name"] and bytes.fromhex(t["name_hex"]) == want
+    ok = ok and bytes.fromhex(j["file_hex"]) == odd_path and "\ufffd" in j["file"]
+    check("JSON is valid UTF-8 whatever names hold; invalid bytes are U+FFFD with exact *_hex", ok, str(names))
+except (ValueError, KeyError) as e:
+    check("JSON is valid UTF-8 whatever names hold", False, f"{e}: {r.stdout[:300]!r}")
+broken = odd_path + b".broken"
+with open(broken, "wb") as f:
+    f.write(model(magic=b"GGUX"))
+r = subprocess.run([EMEL_LOAD.encode(), broken], capture_output=True, timeout=20)
+lines = r.stderr.splitlines()
+check("an error line stays one line (control bytes escaped) and valid UTF-8 whatever the file name holds",
+      r.returncode == 1 and len(lines) == 1 and is_utf8(r.stderr) and b"\\x0a" in lines[0] and b"\\x1b" in lines[0]
+      and b"\\xff" in lines[0] and b": GGUF_BAD_MAGIC: " in lines[0], repr(r.stderr))
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -318,6 +318,24 @@ START_TEST(test_mmap_refuses_a_file_replaced_by_rename_before_it_is_mapped) {
 }
 END_TEST
 
+/* Same size, same inode, only the modification time moved: kills
+ * mmap/actions.c's identity check with the mtime comparison dropped (every
+ * other mmap test changed the size or the inode). */
+START_TEST(test_mmap_refuses_a_file_rewritten_in_place_before_it_is_mapped) {
+  write_model("mmap-rewritten");
+  emel_model *m = open_model(1);
+  rewrite_in_place(NULL);
+  struct stat now;
+  ck_assert_int_eq(stat(path, &now), 0);
+  ck_assert(now.st_ino == original_stat.st_ino && now.st_size == original_stat.st_size);
+  assert_refused_cleanly(m, 0, load(m, 0, EMEL_STRATEGY_MMAP, NULL));
+  ck_assert_uint_eq(fp.calls[FP_MAP], 0);
+  restore_in_place();
+  load_and_check(m, 0, EMEL_STRATEGY_MMAP);
+  close_model(m);
+}
+END_TEST
+
 START_TEST(test_mmap_keeps_the_mapped_bytes_of_a_file_replaced_by_rename_after_mapping) {
   write_model("mmap-mapped-replaced");
   emel_model *m = open_model(1);
@@ -349,6 +367,7 @@ static Suite *file_changes_suite(void) {
   tcase_add_test(tc, test_read_keeps_serving_the_indexed_bytes_of_a_file_replaced_after_it_was_opened);
   tcase_add_test(tc, test_mmap_refuses_a_file_truncated_before_it_is_mapped);
   tcase_add_test(tc, test_mmap_refuses_a_file_replaced_by_rename_before_it_is_mapped);
+  tcase_add_test(tc, test_mmap_refuses_a_file_rewritten_in_place_before_it_is_mapped);
   tcase_add_test(tc, test_mmap_keeps_the_mapped_bytes_of_a_file_replaced_by_rename_after_mapping);
   suite_add_tcase(s, tc);
   return s;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "emel/gguf.h"
+#include "emel/io.h"
 #include "gguf_writer.h"
 
 #ifndef EMEL_GGUF_FIXTURES_DIR
@@ -650,6 +651,41 @@ START_TEST(test_a_single_file_error_names_file_1) {
 }
 END_TEST
 
+/* Guards: a configured cap (emel_gguf_config) was reported as GGUF_COUNT_TOO_LARGE
+ * ("larger than the file can hold"), blaming a valid file; max_files gave the io
+ * boundary's FILE_TABLE_FULL; max_tensors ("per model") was only applied per split;
+ * an over-long path was OPEN_FAILED instead of the documented INVALID_PATH. */
+START_TEST(test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs) {
+  const char *path = emit(model_writer(9), "caps.gguf"); /* 25 tensors, a few KVs */
+  emel_gguf_config few_tensors = {.max_tensors = 24}, few_kv = {.max_kv = 1}, enough = {.max_tensors = 25};
+  ck_assert_int_eq(open_status(path, &few_tensors, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(path, &few_kv, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(path, &enough, NULL), EMEL_OK);
+  /* a count the file cannot hold stays a corrupt file, even when over the cap too */
+  gw *lie = model_writer(2);
+  gw_override_n_tensors(lie, 1u << 30);
+  ck_assert_int_eq(open_status(emit(lie, "lie.gguf"), NULL, NULL), EMEL_GGUF_COUNT_TOO_LARGE);
+
+  gw *w = model_writer(9);
+  char prefix[512], first[600];
+  snprintf(prefix, sizeof prefix, "%s", tmp_path("capsplit"));
+  ck_assert_int_eq(gw_write_split(w, prefix, 3), 0);
+  gw_free(w);
+  gw_split_path(first, sizeof first, prefix, 0, 3);
+  emel_gguf_config two_files = {.max_files = 2}, per_model = {.max_tensors = 20};
+  ck_assert_int_eq(open_status(first, &two_files, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
+  ck_assert_int_eq(open_status(first, &per_model, NULL), EMEL_GGUF_LIMIT_EXCEEDED); /* 25 in all, each split fewer */
+
+  static char longest[EMEL_IO_MAX_PATH + 2];
+  memset(longest, 'a', EMEL_IO_MAX_PATH + 1);
+  emel_error err;
+  ck_assert_int_eq(open_status(longest, NULL, &err), EMEL_INVALID_PATH);
+  ck_assert_int_eq(err.os_errno, 0);
+  longest[EMEL_IO_MAX_PATH] = '\0'; /* at the limit: the OS decides (ENAMETOOLONG here) */
+  ck_assert_int_eq(open_status(longest, NULL, NULL), EMEL_OPEN_FAILED);
+}
+END_TEST
+
 /* --- every validation error ------------------------------------------------------ */
 
 typedef struct bad_case {
@@ -736,6 +772,31 @@ static void b_overlap(gw *w) {
   tensor_at(w, "b", EMEL_GGML_TYPE_F32, 1, one_dim, 96);
   tensor_at(w, "c", EMEL_GGML_TYPE_F32, 1, one_dim, 64); /* 64..192 overlaps b */
 }
+/* Kills parse.c's overlap check `begin < end` mutated to `begin + 1 < end`:
+ * a 33-byte I8 tensor at 0 and one at 32 share exactly one byte. */
+static const uint64_t i8_33[1] = {33};
+static void b_overlap_one_byte(gw *w) {
+  tensor_at(w, "a", EMEL_GGML_TYPE_I8, 1, i8_33, 0);
+  tensor_at(w, "b", EMEL_GGML_TYPE_I8, 1, i8_33, 32);
+}
+/* ggml refuses a tensor whose ne0 reaches INT64_MAX / ne1 (`INT64_MAX/ne[1]
+ * <= ne[0]`), though its elements would still fit: kills ggml_types.c's
+ * `<=` mutated to `<`. I8 (one byte per element) so the byte-size check,
+ * which comes after, cannot refuse it instead. */
+static void b_elements_at_ggml_limit(gw *w) {
+  const uint64_t ne[2] = {(uint64_t)INT64_MAX / 2, 2};
+  tensor_at(w, "t", EMEL_GGML_TYPE_I8, 2, ne, 0);
+}
+static void b_elements_past_ggml_limit(gw *w) {
+  const uint64_t ne[2] = {(uint64_t)INT64_MAX / 2 + 1, 2};
+  tensor_at(w, "t", EMEL_GGML_TYPE_I8, 2, ne, 0);
+}
+/* One below the limit passes every size check: what refuses it is that its
+ * 2^63 - 4 bytes are not in the file. */
+static void b_elements_below_ggml_limit(gw *w) {
+  const uint64_t ne[2] = {(uint64_t)INT64_MAX / 2 - 1, 2};
+  tensor_at(w, "t", EMEL_GGML_TYPE_I8, 2, ne, 0);
+}
 static void b_dup_name(gw *w) {
   tensor_at(w, "same", EMEL_GGML_TYPE_F32, 1, one_dim, 0);
   tensor_at(w, "same", EMEL_GGML_TYPE_F32, 1, one_dim, 128);
@@ -777,9 +838,61 @@ static const bad_case bad_cases[] = {
   {"offset past the end", b_beyond_eof, EMEL_GGUF_SPAN_OUTSIDE_FILE},
   {"offset wrapping around", b_offset_wraps, EMEL_GGUF_SPAN_OUTSIDE_FILE},
   {"overlapping spans", b_overlap, EMEL_GGUF_OVERLAPPING_SPANS},
+  {"spans overlapping by one byte", b_overlap_one_byte, EMEL_GGUF_OVERLAPPING_SPANS},
+  {"element count at ggml's limit", b_elements_at_ggml_limit, EMEL_GGUF_SIZE_OVERFLOW},
+  {"element count past ggml's limit", b_elements_past_ggml_limit, EMEL_GGUF_SIZE_OVERFLOW},
+  {"element count below ggml's limit, bytes not in the file", b_elements_below_ggml_limit,
+   EMEL_GGUF_SPAN_OUTSIDE_FILE},
   {"duplicate tensor name", b_dup_name, EMEL_GGUF_DUPLICATE_NAME},
   {"tensors but no data section", b_no_data, EMEL_GGUF_TRUNCATED},
 };
+
+/* Spans that touch without sharing a byte are valid; sharing one is not
+ * (the bad case "spans overlapping by one byte"). Guards the same `begin <
+ * end` of parse.c's overlap check from the other side: `begin <= end` would
+ * refuse tensors packed back to back. */
+START_TEST(test_tensors_that_touch_without_sharing_a_byte_are_valid) {
+  gw *w = gw_new();
+  tensor_at(w, "a", EMEL_GGML_TYPE_I8, 1, one_dim, 0);
+  tensor_at(w, "b", EMEL_GGML_TYPE_I8, 1, one_dim, 32); /* a is 0..32, b 32..64 */
+  tensor_at(w, "c", EMEL_GGML_TYPE_I8, 1, one_dim, 64);
+  emel_gguf *g = open_ok(emit(w, "touching.gguf"));
+  ck_assert_uint_eq(emel_gguf_tensor_count(g), 3);
+  const uint64_t base = emel_gguf_data_offset(g, 0);
+  for (size_t i = 0; i < 3; i++) {
+    ck_assert_uint_eq(emel_gguf_tensor_at(g, i)->offset, base + 32 * i);
+    ck_assert_uint_eq(emel_gguf_tensor_at(g, i)->size, 32);
+  }
+  emel_gguf_close(g);
+}
+END_TEST
+
+/* ggml's element-count rule (gguf.cpp: refused when INT64_MAX / ne[j] <=
+ * ne[0] * ... * ne[j-1]) on both sides of its limit, for each dimension that
+ * can reach it. Kills ggml_types.c's `<=` mutated to `<`, which accepts the
+ * tensor exactly at the limit. I8: one byte per element, so the byte-size
+ * check cannot refuse in its place. */
+START_TEST(test_element_counts_at_ggmls_limit_are_refused_and_just_below_it_are_sized) {
+  /* The limit sits at dimension `dim`: the dims before it multiply to L (held
+   * by dimension `big`, the others 1) and dimension `dim` is `outer`. */
+  static const struct { uint32_t big, dim; uint64_t outer; } at[] = {
+    {0, 1, 2}, {0, 1, 3}, {0, 1, 1000}, {0, 1, (1ull << 31) + 11}, {1, 2, 2}, {0, 2, 7}, {2, 3, 3}, {0, 3, 5},
+  };
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+    const uint64_t limit = (uint64_t)INT64_MAX / at[i].outer;
+    for (int side = -1; side <= 1; side++) {
+      uint64_t ne[4] = {1, 1, 1, 1}, bytes = 0;
+      ne[at[i].big] = limit + (uint64_t)(int64_t)side;
+      ne[at[i].dim] = at[i].outer;
+      emel_status st = emel_ggml_tensor_nbytes(EMEL_GGML_TYPE_I8, at[i].dim + 1, ne, &bytes);
+      const emel_status want = side < 0 ? EMEL_OK : EMEL_GGUF_SIZE_OVERFLOW;
+      ck_assert_msg(st == want, "case %zu side %d: got %s, want %s", i, side, emel_status_name(st),
+                    emel_status_name(want));
+      if (side < 0) ck_assert_uint_eq(bytes, (limit - 1) * at[i].outer);
+    }
+  }
+}
+END_TEST
 
 START_TEST(test_each_malformed_file_fails_with_its_own_status) {
   const bad_case *c = &bad_cases[_i];
@@ -962,12 +1075,14 @@ Suite *gguf_suite(void) {
   Suite *s = suite_create("gguf");
   TCase *tc = tcase_create("index");
   tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-  tcase_set_timeout(tc, 120);
+  tcase_set_timeout(tc, 0); /* none: CTest's TIMEOUT bounds the suite */
   tcase_add_test(tc, test_every_value_type_and_nested_arrays_round_trip);
   tcase_add_test(tc, test_lookups_find_keys_and_tensors_by_name_and_report_type_mismatches);
   tcase_add_test(tc, test_versions_2_and_3_are_both_read);
   tcase_add_test(tc, test_tensors_sit_at_offsets_aligned_to_32_64_and_4096);
   tcase_add_test(tc, test_mixed_quantized_tensors_have_the_byte_sizes_ggml_gives);
+  tcase_add_test(tc, test_tensors_that_touch_without_sharing_a_byte_are_valid);
+  tcase_add_test(tc, test_element_counts_at_ggmls_limit_are_refused_and_just_below_it_are_sized);
   tcase_add_test(tc, test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid);
   tcase_add_test(tc, test_a_split_model_of_three_files_indexes_every_file);
   tcase_add_test(tc, test_a_split_first_file_with_a_foreign_name_is_invalid);
@@ -979,6 +1094,7 @@ Suite *gguf_suite(void) {
   tcase_add_test(tc, test_parts_of_two_different_models_are_not_mixed);
   tcase_add_test(tc, test_split_path_rebuilds_each_part_name);
   tcase_add_test(tc, test_a_single_file_error_names_file_1);
+  tcase_add_test(tc, test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs);
   tcase_add_loop_test(tc, test_each_malformed_file_fails_with_its_own_status, 0,
                       (int)(sizeof bad_cases / sizeof bad_cases[0]));
   tcase_add_test(tc, test_truncation_at_every_header_byte_gives_a_named_error);

@@ -187,13 +187,90 @@ START_TEST(test_releasing_a_tensor_drops_only_the_pages_wholly_its_own) {
 }
 END_TEST
 
+typedef struct span {
+  uint64_t offset, size;
+} span;
+
+static uint64_t down(uint64_t v) { return v / page * page; }
+static uint64_t up(uint64_t v) { return down(v + page - 1); }
+
+/* Releases `r` (the tensor at `t`, in a mapping starting at `base`) while
+ * the `n` tensors at `resident` stay mapped, and checks the MADV_DONTNEED it
+ * sends: exactly the pages wholly inside the tensor, or nothing when it has
+ * none, and never a page a resident neighbour has bytes in. */
+static void release_and_check_dropped(emel_io_result r, span t, const char *base, const span *resident, int n) {
+  fault_platform_forget_advices(&fp);
+  release_ok(r);
+  fp_advice a[4];
+  const size_t calls = fault_platform_advices(&fp, FP_ADVISE, a, 4);
+  ck_assert_uint_eq(fp.advice_lost, 0);
+  const uint64_t first = up(t.offset), end = down(t.offset + t.size);
+  if (end <= first) {
+    ck_assert_uint_eq(calls, 0);
+    return;
+  }
+  ck_assert_uint_eq(calls, 1);
+  ck_assert_int_eq(a[0].advice, EMEL_ADVISE_DONTNEED);
+  ck_assert_int_eq(a[0].result, 0);
+  const uint64_t from = (uint64_t)((const char *)a[0].addr - base), to = from + a[0].len;
+  ck_assert_msg(from == first && to == end, "dropped [%llu, %llu) of the tensor at [%llu, %llu), want [%llu, %llu)",
+                (unsigned long long)from, (unsigned long long)to, (unsigned long long)t.offset,
+                (unsigned long long)(t.offset + t.size), (unsigned long long)first, (unsigned long long)end);
+  for (int i = 0; i < n; i++) {
+    const uint64_t lo = down(resident[i].offset), hi = up(resident[i].offset + resident[i].size);
+    ck_assert_msg(to <= lo || from >= hi, "dropped [%llu, %llu) covers a page of the resident tensor at %llu",
+                  (unsigned long long)from, (unsigned long long)to, (unsigned long long)resident[i].offset);
+  }
+}
+
+/* Kills mmap/actions.c's release range rounded outward (the end rounded up or
+ * the start down): MADV_DONTNEED on a private mapping discards a page, so a
+ * page shared with a resident neighbour must never be dropped. Only the
+ * number of advise calls was checked, not the range. */
+START_TEST(test_a_release_drops_exactly_the_pages_only_its_tensor_uses_and_no_neighbours_page) {
+  /* left | mid | right, sharing pages 1 and 3; mid alone owns page 2. */
+  const span left = {0, page + 100}, mid = {page + 100, 3 * page - 150}, right = {4 * page - 50, page + 173};
+  emel_io_result l = map(left.offset, left.size, 0), m = map(mid.offset, mid.size, 0);
+  emel_io_result r = map(right.offset, right.size, 0);
+  const char *base = (const char *)l.data;
+  const span both[2] = {left, right};
+  release_and_check_dropped(m, mid, base, both, 2); /* [2p, 3p) */
+  assert_bytes(&l, left.offset, left.size);
+  assert_bytes(&r, right.offset, right.size);
+  release_and_check_dropped(l, left, base, &right, 1); /* [0, p): page 1 held mid's bytes too */
+  assert_bytes(&r, right.offset, right.size);
+
+  /* A tensor ending on a page boundary owns the page before it; one that
+   * starts on one owns its first page; the rest rounds inward. */
+  const span a = {0, 2 * page}, b = {2 * page, page + 10}, c = {3 * page + 10, page - 100};
+  emel_io_result ra = map(a.offset, a.size, 0), rb = map(b.offset, b.size, 0), rc = map(c.offset, c.size, 0);
+  const span ac[3] = {a, c, right};
+  release_and_check_dropped(rb, b, base, ac, 3); /* [2p, 3p): page 3 is c's too */
+  const span cr[2] = {c, right};
+  release_and_check_dropped(ra, a, base, cr, 2); /* [0, 2p) */
+  release_and_check_dropped(rc, c, base, &right, 1); /* 3p+10 .. 4p-90 holds no whole page */
+  release_ok(r);
+  ck_assert_uint_eq(fp.calls[FP_UNMAP], 1);
+}
+END_TEST
+
 START_TEST(test_every_advice_over_a_sub_range_of_the_tensor_succeeds) {
   emel_io_result r = map(64, 3 * page, 0);
   const emel_map_advice kinds[] = {EMEL_ADVISE_SEQUENTIAL, EMEL_ADVISE_WILLNEED, EMEL_ADVISE_DONTNEED,
                                    EMEL_ADVISE_POPULATE_READ, EMEL_ADVISE_NORMAL};
+  fault_platform_forget_advices(&fp);
   for (int i = 0; i < 5; i++) {
     emel_error e = emel_io_advise(io, r.handle, 100, page + 10, kinds[i]);
     ck_assert_msg(e.code == EMEL_OK, "advice %d: %s", (int)kinds[i], emel_status_name(e.code));
+  }
+  /* each passed on as asked, from the page holding the range's first byte to its last byte */
+  fp_advice a[5];
+  ck_assert_uint_eq(fault_platform_advices(&fp, FP_ADVISE, a, 5), 5);
+  const char *first = (const char *)r.data + 100;
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(a[i].advice, kinds[i]);
+    ck_assert_ptr_eq(a[i].addr, first - 164);
+    ck_assert_uint_eq(a[i].len, 164 + page + 10);
   }
   ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 3 * page, EMEL_ADVISE_WILLNEED).code, EMEL_OK);
   assert_bytes(&r, 64, 3 * page); /* dropped pages fault back in with the file's bytes */
@@ -628,7 +705,7 @@ END_TEST
 Suite *io_mmap_suite(void) {
   Suite *s = suite_create("io_mmap");
   TCase *tc = tcase_create("mmap");
-  tcase_set_timeout(tc, 60);
+  tcase_set_timeout(tc, 0); /* none: CTest's TIMEOUT bounds the suite */
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_a_tensor_at_a_page_aligned_offset_maps_to_the_files_bytes);
   tcase_add_test(tc, test_tensors_at_unaligned_offsets_point_at_their_first_byte);
@@ -636,6 +713,7 @@ Suite *io_mmap_suite(void) {
   tcase_add_test(tc, test_fifteen_hundred_tensors_of_one_file_open_and_map_it_once);
   tcase_add_test(tc, test_releasing_a_tensor_drops_only_the_pages_wholly_its_own);
   tcase_add_test(tc, test_every_advice_over_a_sub_range_of_the_tensor_succeeds);
+  tcase_add_test(tc, test_a_release_drops_exactly_the_pages_only_its_tensor_uses_and_no_neighbours_page);
   tcase_add_test(tc, test_an_advise_range_outside_the_tensor_is_refused_without_a_call);
   tcase_add_test(tc, test_a_failed_madvise_is_advise_failed_with_its_errno);
   tcase_add_test(tc, test_a_released_or_forged_handle_is_an_invalid_handle);

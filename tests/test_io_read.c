@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -343,6 +344,68 @@ START_TEST(test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_coun
 }
 END_TEST
 
+/* The recorded fadvise calls, sorted by offset (lanes may advise in any order). */
+static size_t fadvices(fp_advice *out, size_t max) {
+  ck_assert_uint_eq(fp.advice_lost, 0);
+  size_t n = fault_platform_advices(&fp, FP_FADVISE, out, max);
+  ck_assert_uint_le(n, max);
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && out[j - 1].offset > out[j].offset; j--) {
+      fp_advice t = out[j];
+      out[j] = out[j - 1];
+      out[j - 1] = t;
+    }
+  return n;
+}
+
+static void assert_drop_advice(const fp_advice *a, uint64_t offset, uint64_t len) {
+  ck_assert_int_eq(a->advice, EMEL_FADVISE_DONTNEED);
+  ck_assert_uint_eq(a->offset, offset);
+  ck_assert_uint_eq(a->len, len);
+  ck_assert_int_eq(a->result, 0);
+  struct stat of_fd, of_path; /* the descriptor is the model file's (kept open by the strategy) */
+  ck_assert_int_eq(fstat(a->fd, &of_fd), 0);
+  ck_assert_int_eq(stat(path0, &of_path), 0);
+  ck_assert(of_fd.st_ino == of_path.st_ino && of_fd.st_dev == of_path.st_dev);
+}
+
+/* Kills read/actions.c's drop-cache advice mutated from DONTNEED to WILLNEED
+ * (or any other advice or range): only the count of fadvise calls was checked.
+ * EMEL_LOAD_DROP_CACHE advises DONTNEED over exactly the bytes the run read:
+ * one span, or a coalesced run from its first byte to its last (padding
+ * included, it was read too); a load without the flag advises nothing. */
+START_TEST(test_drop_cache_advises_dontneed_over_exactly_the_bytes_each_run_read) {
+  attach(NULL);
+  fault_platform_forget_advices(&fp);
+  emel_io_result plain = acquire(req(0, 100));
+  assert_bytes(&plain, 0, 100);
+  fp_advice a[4];
+  ck_assert_uint_eq(fadvices(a, 4), 0);
+
+  emel_io_request one = req(1000, 5000);
+  one.flags = EMEL_LOAD_DROP_CACHE;
+  emel_io_result single = acquire(one);
+  assert_bytes(&single, 1000, 5000);
+  ck_assert_uint_eq(fadvices(a, 4), 1);
+  assert_drop_advice(&a[0], 1000, 5000);
+
+  fault_platform_forget_advices(&fp);
+  emel_io_request r[3] = {req(90000, 300), req(10000, 1000), req(11032, 1000)}; /* a lone span; a run with 32 bytes of padding */
+  for (int k = 0; k < 3; k++) r[k].flags = EMEL_LOAD_DROP_CACHE;
+  emel_io_result res[3];
+  emel_io_acquire_batch(io, r, res, 3);
+  for (int k = 0; k < 3; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  ck_assert_uint_eq(fadvices(a, 4), 2);
+  assert_drop_advice(&a[0], 10000, 2032);
+  assert_drop_advice(&a[1], 90000, 300);
+  ck_assert_uint_eq(stats().cache_drops, 3);
+
+  release(&plain);
+  release(&single);
+  for (int k = 0; k < 3; k++) release(&res[k]);
+}
+END_TEST
+
 START_TEST(test_an_owned_buffer_of_at_least_the_huge_page_size_is_aligned_to_it_and_advised_for_huge_pages) {
   emel_io_read_config c = {.huge_page_size = 65536};
   attach(&c);
@@ -509,6 +572,23 @@ START_TEST(test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_
 }
 END_TEST
 
+/* The look at the file after a transfer (is it still the file opened?)
+ * fails: the load is STAT_FAILED with the errno, its buffer freed, and the
+ * next load succeeds. Until now only the fault sweep took this transition,
+ * so transition_coverage failed without it. */
+START_TEST(test_a_failed_look_at_the_file_after_the_transfer_is_stat_failed_and_frees_the_buffer) {
+  attach(NULL);
+  const int64_t allocs = fp.live_allocs;
+  fault_platform_fail(&fp, FP_FILE_IDENTITY, 2, EIO); /* 1: when opened; 2: after the transfer */
+  assert_refused(req(0, 5000), EMEL_STAT_FAILED, EIO);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 1); /* the bytes were read, then refused */
+  ck_assert_int_eq(fp.live_allocs, allocs);
+  emel_io_result a = acquire(req(0, 5000));
+  assert_bytes(&a, 0, 5000);
+  release(&a);
+}
+END_TEST
+
 /* ---- the transfer loop ---- */
 
 START_TEST(test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno) {
@@ -598,6 +678,36 @@ START_TEST(test_a_batch_coalesces_adjacent_and_gapped_spans_and_reads_them_in_fi
   ck_assert_uint_eq(fp.calls[FP_PREAD], 1);  /* the lone span */
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 5);
   for (int k = 0; k < 5; k++) release(&res[k]);
+}
+END_TEST
+
+/* Kills read.c's coalescing gap `<= EMEL_IO_READ_MAX_GAP` mutated to `<`:
+ * spans exactly EMEL_IO_READ_MAX_GAP apart are one run (one preadv), one
+ * byte further apart they are two (one pread each). */
+START_TEST(test_spans_exactly_the_maximum_gap_apart_coalesce_and_one_byte_further_do_not) {
+  attach(NULL);
+  emel_io_request at[2] = {req(1000 + EMEL_IO_READ_MAX_GAP, 1000), req(0, 1000)};
+  emel_io_result res[2];
+  emel_io_acquire_batch(io, at, res, 2);
+  for (int k = 0; k < 2; k++) assert_bytes(&res[k], at[k].offset, at[k].size);
+  emel_io_read_stats s = stats();
+  ck_assert_uint_eq(s.runs, 1);
+  ck_assert_uint_eq(s.coalesced, 1);
+  ck_assert_uint_eq(s.gap_bytes, EMEL_IO_READ_MAX_GAP);
+  ck_assert_uint_eq(fp.calls[FP_PREADV], 1);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 0);
+  for (int k = 0; k < 2; k++) release(&res[k]);
+
+  emel_io_request past[2] = {req(50000, 1000), req(51000 + EMEL_IO_READ_MAX_GAP + 1, 1000)};
+  emel_io_acquire_batch(io, past, res, 2);
+  for (int k = 0; k < 2; k++) assert_bytes(&res[k], past[k].offset, past[k].size);
+  emel_io_read_stats t = stats();
+  ck_assert_uint_eq(t.runs - s.runs, 2);
+  ck_assert_uint_eq(t.coalesced - s.coalesced, 0);
+  ck_assert_uint_eq(t.gap_bytes - s.gap_bytes, 0);
+  ck_assert_uint_eq(fp.calls[FP_PREADV], 1);
+  ck_assert_uint_eq(fp.calls[FP_PREAD], 2);
+  for (int k = 0; k < 2; k++) release(&res[k]);
 }
 END_TEST
 
@@ -964,7 +1074,7 @@ static Suite *io_read_suite(void) {
   Suite *s = suite_create("io_read");
   TCase *tc = tcase_create("read");
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, 30);
+  tcase_set_timeout(tc, 0); /* none: CTest's TIMEOUT bounds the suite */
   tcase_add_test(tc, test_a_span_is_copied_into_an_owned_buffer_aligned_to_64_bytes);
   tcase_add_test(tc, test_a_larger_alignment_is_honoured_for_owned_buffers);
   tcase_add_test(tc, test_caller_buffers_of_exact_and_larger_size_receive_the_span_as_external_residency);
@@ -976,6 +1086,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_direct_load_whose_destination_cannot_agree_with_the_file_is_served_buffered_and_counted);
   tcase_add_test(tc, test_a_direct_bounce_read_that_finds_the_file_ended_is_an_unexpected_eof);
   tcase_add_test(tc, test_drop_cache_advises_dontneed_after_the_copy_and_a_refusal_is_counted_not_fatal);
+  tcase_add_test(tc, test_drop_cache_advises_dontneed_over_exactly_the_bytes_each_run_read);
   tcase_add_test(tc, test_an_owned_buffer_of_at_least_the_huge_page_size_is_aligned_to_it_and_advised_for_huge_pages);
   tcase_add_test(tc, test_a_refused_huge_page_advice_is_counted_and_the_load_still_succeeds);
   tcase_add_test(tc, test_a_huge_page_size_that_is_not_a_power_of_two_is_refused_at_attach);
@@ -989,12 +1100,14 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_failed_allocation_releases_the_slot_and_is_read_alloc_failed);
   tcase_add_test(tc, test_a_failed_open_keeps_its_errno_and_holds_nothing);
   tcase_add_test(tc, test_a_failed_stat_keeps_its_errno_closes_the_file_and_the_next_load_opens_it_again);
+  tcase_add_test(tc, test_a_failed_look_at_the_file_after_the_transfer_is_stat_failed_and_frees_the_buffer);
   tcase_add_test(tc, test_a_read_error_on_chunk_k_frees_the_buffer_and_keeps_its_errno);
   tcase_add_test(tc, test_an_eintr_storm_within_the_budget_is_retried_and_beyond_it_fails_with_eintr);
   tcase_add_test(tc, test_short_reads_continue_from_where_they_stopped);
   tcase_add_test(tc, test_an_early_end_of_file_is_an_unexpected_eof_and_frees_the_buffer);
   tcase_add_test(tc, test_releasing_a_stale_or_unknown_handle_is_an_invalid_handle);
   tcase_add_test(tc, test_a_batch_coalesces_adjacent_and_gapped_spans_and_reads_them_in_file_order);
+  tcase_add_test(tc, test_spans_exactly_the_maximum_gap_apart_coalesce_and_one_byte_further_do_not);
   tcase_add_test(tc, test_a_coalesced_run_longer_than_a_chunk_is_read_chunk_by_chunk_with_short_reads);
   tcase_add_test(tc, test_a_batch_member_refused_in_preparation_fails_alone);
   tcase_add_test(tc, test_a_failed_run_fails_all_its_members_and_leaks_nothing_while_other_runs_succeed);

@@ -1,23 +1,26 @@
 /* emel-gguf-dump: prints what the GGUF index read from a model, as text or as
- * JSON whose field names mirror the fixture manifests (so scripts can diff). */
+ * JSON whose field names mirror the fixture manifests (so scripts can diff:
+ * `ne`, `nbytes`) and emel-load's JSON (`dims`, `bytes`, the same values).
+ *
+ * Exit status: 0 printed; 1 the file cannot be indexed (one line on stderr,
+ * "emel-gguf-dump: FILE: ERROR_NAME: message") or stdout cannot be written;
+ * 2 usage. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_text.h"
 #include "emel/gguf.h"
 
 enum { HEAD = 5 };
 
-static void json_string(const char *s, uint64_t n) {
-  putchar('"');
-  for (uint64_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') printf("\\%c", c);
-    else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
-    else putchar(c);
-  }
-  putchar('"');
-}
+/* Strings are bytes: see cli_text.h for how JSON and text keep them valid. */
+static void json_string(const char *s, uint64_t n) { emel_cli_json_string(stdout, s, (size_t)n); }
+
+static void text(const char *s, size_t n) { emel_cli_text(stdout, s, n); }
 
 static void print_value(const emel_gguf_value *v, int json);
 
@@ -46,7 +49,7 @@ static void print_value(const emel_gguf_value *v, int json) {
   case EMEL_GGUF_TYPE_UINT64: printf("%" PRIu64, v->v.u64); break;
   case EMEL_GGUF_TYPE_INT64: printf("%" PRId64, v->v.i64); break;
   case EMEL_GGUF_TYPE_FLOAT64: printf("%.17g", v->v.f64); break;
-  case EMEL_GGUF_TYPE_STRING: json_string(v->v.str.ptr, v->v.str.len); break;
+  case EMEL_GGUF_TYPE_STRING: json_string(v->v.str.ptr, v->v.str.len); break; /* quoted in text too */
   case EMEL_GGUF_TYPE_ARRAY: print_array(&v->v.arr, HEAD, json); break;
   default: printf("null"); break;
   }
@@ -56,8 +59,8 @@ static void print_kv_json(const emel_gguf *g, size_t i) {
   emel_gguf_value v;
   emel_gguf_kv_value(g, i, &v);
   const char *key = emel_gguf_kv_key(g, i);
-  printf("  {\"key\": ");
-  json_string(key, strlen(key));
+  printf("  {");
+  emel_cli_json_name(stdout, "key", key, strlen(key), ": ", ", ");
   printf(", \"type\": \"%s\", ", emel_gguf_type_name(v.type));
   if (v.type == EMEL_GGUF_TYPE_ARRAY) {
     printf("\"elem_type\": \"%s\", \"count\": %" PRIu64 ", \"head\": ", emel_gguf_type_name(v.v.arr.elem_type),
@@ -77,12 +80,16 @@ static const char *type_name(uint32_t t) {
 
 static void print_tensor_json(const emel_gguf *g, size_t i) {
   const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
-  printf("  {\"name\": ");
-  json_string(t->name, t->name_len);
-  printf(", \"type\": \"%s\", \"ne\": [", type_name(t->type));
-  for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRIu64, j ? ", " : "", t->ne[j]);
-  printf("], \"offset\": %" PRIu64 ", \"nbytes\": %" PRIu64 ", \"file_index\": %" PRIu32 "}%s\n", t->offset,
-         t->size, t->file_index, i + 1 < emel_gguf_tensor_count(g) ? "," : "");
+  printf("  {");
+  emel_cli_json_name(stdout, "name", t->name, t->name_len, ": ", ", ");
+  for (int field = 0; field < 2; field++) { /* ne (the manifests' name), dims (emel-load's) */
+    printf(", \"%s\": [", field ? "dims" : "ne");
+    for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRIu64, j ? ", " : "", t->ne[j]);
+    putchar(']');
+  }
+  printf(", \"type\": \"%s\", \"offset\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"nbytes\": %" PRIu64
+         ", \"file_index\": %" PRIu32 "}%s\n",
+         type_name(t->type), t->offset, t->size, t->size, t->file_index, i + 1 < emel_gguf_tensor_count(g) ? "," : "");
 }
 
 static void dump_json(const emel_gguf *g) {
@@ -92,8 +99,8 @@ static void dump_json(const emel_gguf *g) {
          emel_gguf_data_offset(g, 0));
   for (uint32_t f = 0; f < emel_gguf_file_count(g); f++) {
     const char *p = emel_gguf_file_path(g, f);
-    printf("%s{\"path\": ", f ? ", " : "");
-    json_string(p, strlen(p));
+    printf("%s{", f ? ", " : "");
+    emel_cli_json_name(stdout, "path", p, strlen(p), ": ", ", ");
     printf(", \"file_size\": %" PRIu64 ", \"data_offset\": %" PRIu64 "}", emel_gguf_file_size(g, f),
            emel_gguf_data_offset(g, f));
   }
@@ -107,13 +114,18 @@ static void dump_json(const emel_gguf *g) {
 static void dump_text(const emel_gguf *g) {
   printf("version: %" PRIu32 "\nalignment: %" PRIu64 "\n", emel_gguf_version(g), emel_gguf_alignment(g));
   for (uint32_t f = 0; f < emel_gguf_file_count(g); f++)
-    printf("file %" PRIu32 ": %s size %" PRIu64 " data_offset %" PRIu64 "\n", f, emel_gguf_file_path(g, f),
-           emel_gguf_file_size(g, f), emel_gguf_data_offset(g, f));
+  {
+    printf("file %" PRIu32 ": ", f);
+    text(emel_gguf_file_path(g, f), strlen(emel_gguf_file_path(g, f)));
+    printf(" size %" PRIu64 " data_offset %" PRIu64 "\n", emel_gguf_file_size(g, f), emel_gguf_data_offset(g, f));
+  }
   printf("kv: %zu\n", emel_gguf_kv_count(g));
   for (size_t i = 0; i < emel_gguf_kv_count(g); i++) {
     emel_gguf_value v;
     emel_gguf_kv_value(g, i, &v);
-    printf("  %s %s", emel_gguf_kv_key(g, i), emel_gguf_type_name(v.type));
+    printf("  ");
+    text(emel_gguf_kv_key(g, i), strlen(emel_gguf_kv_key(g, i)));
+    printf(" %s", emel_gguf_type_name(v.type));
     if (v.type == EMEL_GGUF_TYPE_ARRAY)
       printf("[%s x %" PRIu64 "]", emel_gguf_type_name(v.v.arr.elem_type), v.v.arr.count);
     printf(" = ");
@@ -123,27 +135,45 @@ static void dump_text(const emel_gguf *g) {
   printf("tensors: %zu\n", emel_gguf_tensor_count(g));
   for (size_t i = 0; i < emel_gguf_tensor_count(g); i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
-    printf("  %s %s [", t->name, type_name(t->type));
+    printf("  ");
+    text(t->name, t->name_len);
+    printf(" %s [", type_name(t->type));
     for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRIu64, j ? ", " : "", t->ne[j]);
     printf("] offset %" PRIu64 " bytes %" PRIu64 " file %" PRIu32 "\n", t->offset, t->size, t->file_index);
   }
 }
 
+static const char USAGE[] = "usage: emel-gguf-dump [--json] FILE\n"
+                            "  Prints the GGUF index of FILE (metadata, tensors, split files); --json as one object.\n";
+
 int main(int argc, char **argv) {
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    fputs(USAGE, stdout);
+    return emel_cli_finish_stdout("emel-gguf-dump");
+  }
   int json = argc == 3 && !strcmp(argv[1], "--json");
   if (argc != 2 + json || argv[argc - 1][0] == '-') {
-    fprintf(stderr, "usage: emel-gguf-dump [--json] FILE\n");
+    fputs(USAGE, stderr);
     return 2;
+  }
+  const char *file = argv[argc - 1];
+  if (!*file) {
+    fprintf(stderr, "emel-gguf-dump: FILE is empty\n%s", USAGE);
+    return 2;
+  }
+  int out_errno = emel_cli_stdout_errno();
+  if (out_errno) {
+    fprintf(stderr, "emel-gguf-dump: write error: %s\n", strerror(out_errno));
+    return 1;
   }
   emel_gguf *g;
   emel_error err;
-  if (emel_gguf_open(&g, argv[argc - 1], NULL, &err) != EMEL_OK) {
-    fprintf(stderr, "emel-gguf-dump: %s: %s (%s)%s%s\n", argv[argc - 1], emel_status_message(err.code),
-            emel_status_name(err.code), err.os_errno ? ": " : "", err.os_errno ? strerror(err.os_errno) : "");
-    return 1;
+  if (emel_gguf_open(&g, file, NULL, &err) != EMEL_OK) {
+    return emel_cli_open_error("emel-gguf-dump", file, &err); /* emel-load's error line */
   }
+  errno = 0;
   if (json) dump_json(g);
   else dump_text(g);
   emel_gguf_close(g);
-  return 0;
+  return emel_cli_finish_stdout("emel-gguf-dump");
 }

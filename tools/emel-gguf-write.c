@@ -1,15 +1,36 @@
 /* emel-gguf-write: writes a synthetic llama-shaped GGUF model (or split set)
- * with deterministic tensor bytes, for tests and benchmarks. */
+ * with deterministic tensor bytes, for tests and benchmarks.
+ *
+ * Exit status: 0 written (the paths on stdout, one a line); 1 writing failed
+ * (one line on stderr); 2 usage, or a request that cannot be honoured. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_text.h"
 #include "gguf_writer.h"
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: emel-gguf-write [--tensors N] [--bytes S] [--type f16|q4_0|...|mixed] [--alignment A]\n"
-          "                       [--splits K] [--seed X] [--version 2|3] OUT.gguf\n");
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: emel-gguf-write [--tensors N] [--bytes S] [--type TYPE|mixed] [--alignment A]\n"
+          "                       [--splits K] [--seed X] [--version 2|3] OUT.gguf\n"
+          "  --tensors N    llama-shaped tensors (default 16)\n"
+          "  --bytes S      at most S bytes of tensor data in all (K/M/G suffixes; default 16M);\n"
+          "                 refused when N tensors of the types cannot fit\n"
+          "  --type TYPE    type of the 2-D weights (norms are F32), case-insensitive, default f16;\n"
+          "                 mixed cycles through Q4_K Q6_K Q8_0 F16 Q4_0 Q5_K IQ4_XS Q2_K BF16 Q5_0 Q3_K MXFP4\n"
+          "  --alignment A  general.alignment (default 32)\n"
+          "  --splits K     K files NAME-0000i-of-0000K.gguf (default 1)\n"
+          "  --seed X       tensor bytes derive from it (default 0)\n"
+          "  --version V    GGUF version 2 or 3 (default 3)\n"
+          "  TYPE is one of:");
+  for (uint32_t t = 0; t < EMEL_GGML_TYPE_COUNT; t++)
+    if (emel_ggml_type_name(t)) fprintf(f, " %s", emel_ggml_type_name(t));
+  fputc('\n', f);
 }
 
 static int parse_u64(const char *s, unsigned long long *v) {
@@ -33,11 +54,14 @@ typedef struct opts {
   const char *type, *out;
 } opts;
 
+/* 0, 1 for --help, or -1 for a usage error (already explained on stderr
+ * where usage() alone would not say what is wrong). */
 static int parse_args(int argc, char **argv, opts *o) {
   *o = (opts){16, 16ull << 20, 32, 1, 0, 3, "f16", NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     unsigned long long *dst = NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
     if (!strcmp(a, "--tensors")) dst = &o->tensors;
     else if (!strcmp(a, "--bytes")) dst = &o->bytes;
     else if (!strcmp(a, "--alignment")) dst = &o->alignment;
@@ -50,6 +74,15 @@ static int parse_args(int argc, char **argv, opts *o) {
     if (i + 1 >= argc || parse_u64(argv[++i], dst) != 0) return -1;
   }
   if (!o->out || o->splits < 1 || o->splits > 99999 || o->tensors > 0xffffffffull) return -1;
+  uint32_t t;
+  if (strcmp(o->type, "mixed") != 0 && emel_ggml_type_from_name(o->type, &t) != EMEL_OK) {
+    fprintf(stderr, "emel-gguf-write: unknown type '%s' (--help lists them)\n", o->type);
+    return -1;
+  }
+  if (!*o->out) {
+    fprintf(stderr, "emel-gguf-write: OUT.gguf is empty\n");
+    return -1;
+  }
   return 0;
 }
 
@@ -58,10 +91,7 @@ static int build(gw *w, const opts *o) {
   const uint32_t *types = mixed;
   size_t n_types = sizeof mixed / sizeof mixed[0];
   if (strcmp(o->type, "mixed") != 0) {
-    if (emel_ggml_type_from_name(o->type, &one) != EMEL_OK) {
-      fprintf(stderr, "emel-gguf-write: unknown type %s\n", o->type);
-      return -1;
-    }
+    emel_ggml_type_from_name(o->type, &one); /* checked by parse_args */
     types = &one;
     n_types = 1;
   }
@@ -74,6 +104,12 @@ static int build(gw *w, const opts *o) {
   if (gw_model_shape(w, (uint32_t)o->tensors, o->bytes, types, n_types) != 0) {
     fprintf(stderr, "emel-gguf-write: cannot shape %llu tensors\n", o->tensors);
     return -1;
+  }
+  /* --bytes is a maximum: the smallest shape of N tensors may not fit in it. */
+  if (gw_tensor_bytes(w) > o->bytes) {
+    fprintf(stderr, "emel-gguf-write: %llu tensors of type %s need at least %" PRIu64 " bytes; --bytes %llu is too small\n",
+            o->tensors, o->type, gw_tensor_bytes(w), o->bytes);
+    return 2;
   }
   return 0;
 }
@@ -99,13 +135,32 @@ static int write_out(gw *w, const opts *o) {
 
 int main(int argc, char **argv) {
   opts o;
-  if (parse_args(argc, argv, &o) != 0) {
-    usage();
+  int parsed = parse_args(argc, argv, &o);
+  if (parsed == 1) {
+    usage(stdout);
+    return emel_cli_finish_stdout("emel-gguf-write");
+  }
+  if (parsed != 0) {
+    usage(stderr);
     return 2;
+  }
+  /* The paths written go to stdout: refuse a closed stdout first (else the
+   * model file would take descriptor 1 and receive them). */
+  int out_errno = emel_cli_stdout_errno();
+  if (out_errno) {
+    fprintf(stderr, "emel-gguf-write: write error: %s\n", strerror(out_errno));
+    return 1;
   }
   gw *w = gw_new();
   int rc = build(w, &o);
-  if (rc == 0 && (rc = write_out(w, &o)) != 0) fprintf(stderr, "emel-gguf-write: writing %s failed\n", o.out);
+  errno = 0;
+  if (rc == 0 && (rc = write_out(w, &o)) != 0) {
+    fprintf(stderr, "emel-gguf-write: ");
+    emel_cli_text(stderr, o.out, strlen(o.out));
+    fprintf(stderr, ": writing failed: %s\n", errno ? strerror(errno) : "unknown error");
+    rc = 1;
+  }
   gw_free(w);
-  return rc == 0 ? 0 : 1;
+  if (rc == 0) rc = emel_cli_finish_stdout("emel-gguf-write");
+  return rc == 2 ? 2 : rc ? 1 : 0;
 }

@@ -6,14 +6,17 @@
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
  * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
- * fault and the failed check: see open_error); 2 usage; 130 interrupted
- * (SIGINT), after releasing everything.
+ * fault and the failed check: see emel_cli_open_error) or stdout cannot be written
+ * ("emel-load: write error: REASON"); 2 usage; 130 interrupted (SIGINT, in
+ * any phase), after releasing everything.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "cli_text.h"
 #include "emel/model.h"
 
 #ifndef EMEL_SAMPLE_MODEL
@@ -30,11 +34,77 @@
 #define EMEL_SAMPLE_MODEL_INSTALLED ""
 #endif
 
-static volatile sig_atomic_t interrupted;
+/* Atomic, not sig_atomic_t: the read strategy's lanes read it from their
+ * threads (through the ops below), and a lock-free atomic is signal-safe. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the SIGINT flag must be lock-free");
+static atomic_int interrupted;
 
 static void on_sigint(int sig) {
   (void)sig;
-  interrupted = 1;
+  atomic_store(&interrupted, 1);
+}
+
+/* SIGINT must end every phase promptly, including the ones inside library
+ * calls (indexing, a batch of loads). The library sees the OS only through
+ * its platform ops, so emel-load hands it ops that refuse further I/O with
+ * ECANCELED once SIGINT arrived: the call then fails like any failed read,
+ * releasing what it acquired, and main reports the interruption (130). The
+ * handler is installed without SA_RESTART, so a call blocked in the kernel
+ * (a slow read, an open) returns EINTR at once instead of resuming. */
+typedef enum phase { PHASE_NONE, PHASE_INDEX, PHASE_LOAD, PHASE_VERIFY, PHASE_OUTPUT } phase;
+static const char *const phase_names[] = {"none", "index", "load", "verify", "output"};
+static atomic_int current_phase, pause_phase;
+static emel_platform_ops base_ops;
+
+/* Non-zero once interrupted. Test hook (EMEL_LOAD_TEST_PAUSE=index|load|
+ * verify|output): the first check in that phase announces itself on stderr
+ * and waits for a signal, so a test can send a real SIGINT at a known moment. */
+static int stop_requested(void) {
+  int p = atomic_load(&current_phase);
+  if (p != PHASE_NONE && atomic_compare_exchange_strong(&pause_phase, &p, PHASE_NONE)) {
+    fprintf(stderr, "emel-load: test: paused in %s\n", phase_names[p]);
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    while (!atomic_load(&interrupted)) nanosleep(&tick, NULL); /* the signal may go to another thread */
+  }
+  return atomic_load(&interrupted);
+}
+
+static int op_open(void *user, const char *path, unsigned flags) {
+  (void)user;
+  return stop_requested() ? -ECANCELED : base_ops.open(base_ops.user, path, flags);
+}
+
+static int64_t op_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
+  (void)user;
+  return stop_requested() ? -ECANCELED : base_ops.pread(base_ops.user, fd, buf, len, offset);
+}
+
+static int64_t op_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  (void)user;
+  return stop_requested() ? -ECANCELED : base_ops.preadv(base_ops.user, fd, iov, iovcnt, offset);
+}
+
+static int op_map(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+  (void)user;
+  return stop_requested() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, flags, addr);
+}
+
+static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
+  (void)user;
+  return stop_requested() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
+}
+
+static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
+
+/* XXH3-64 of a tensor in steps, so SIGINT is seen within one step even for a
+ * multi-gigabyte tensor paged in from a slow disk. Streaming gives the same
+ * hash as the one-shot call. */
+static uint64_t hash_bytes(XXH3_state_t *state, const void *data, uint64_t size) {
+  const uint64_t step = 64ull << 20;
+  XXH3_64bits_reset(state);
+  for (uint64_t at = 0; at < size && !stop_requested(); at += step)
+    XXH3_64bits_update(state, (const char *)data + at, (size_t)(size - at < step ? size - at : step));
+  return XXH3_64bits_digest(state);
 }
 
 typedef struct options {
@@ -67,7 +137,7 @@ static int parse(int argc, char **argv, options *o) {
   o->strategy = EMEL_STRATEGY_MMAP;
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
     switch (c) {
     case 's':
       if (strcmp(optarg, "mmap") == 0) o->strategy = EMEL_STRATEGY_MMAP;
@@ -82,7 +152,7 @@ static int parse(int argc, char **argv, options *o) {
     case 'v': o->verify = 1; break;
     case 'j': o->json = 1; break;
     case 'q': o->quiet = 1; break;
-    case 'h': usage(stdout); exit(0);
+    case 'h': usage(stdout); exit(emel_cli_finish_stdout("emel-load"));
     default:
       fprintf(stderr, "emel-load: unknown or incomplete option '%s'\n", argv[optind - 1]);
       usage(stderr);
@@ -100,6 +170,11 @@ static int parse(int argc, char **argv, options *o) {
   }
   if ((o->flags & EMEL_LOAD_DIRECT) && o->strategy != EMEL_STRATEGY_READ) {
     fprintf(stderr, "emel-load: --direct goes with --strategy read\n");
+    return 2;
+  }
+  if (optind < argc && argv[optind][0] == '\0') {
+    fprintf(stderr, "emel-load: FILE is empty (give a path, or no FILE for the bundled sample)\n");
+    usage(stderr);
     return 2;
   }
   /* The sample is in the build tree, or where `cmake --install` put it. */
@@ -141,51 +216,30 @@ static void progress_end(progress *p) {
   if (p->drawn) fprintf(stderr, "\r%*s\r", 60, "");
 }
 
-static void json_string(const char *s, size_t n) {
-  putchar('"');
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') printf("\\%c", c);
-    else if (c < 0x20) printf("\\u%04x", c);
-    else putchar(c);
-  }
-  putchar('"');
-}
-
+/* One line whatever FILE and the detail (a tensor name) hold: see cli_text.h. */
 static int load_error(const char *file, emel_status code, const char *detail) {
-  fprintf(stderr, "emel-load: %s: %s: %s%s\n", file, emel_status_name(code), emel_status_message(code), detail);
+  fputs("emel-load: ", stderr);
+  emel_cli_text(stderr, file, strlen(file));
+  fprintf(stderr, ": %s: %s", emel_status_name(code), emel_status_message(code));
+  emel_cli_text(stderr, detail, strlen(detail));
+  fputc('\n', stderr);
   return 1;
-}
-
-/* "emel-load: FILE: NAME: message[ (strerror)][: part K of N (PART_PATH)][: detail]": FILE stays
- * what the user named and the first three fields keep their places, so scripts splitting on ": "
- * still work; the part appears when another part of a split set than FILE is at fault. */
-static int open_error(const char *file, const emel_error *e) {
-  char detail[4096 + 512] = "", part[4096];
-  size_t n = 0;
-  uint32_t count = 1;
-  if (e->os_errno) n += (size_t)snprintf(detail + n, sizeof detail - n, " (%s)", strerror(e->os_errno));
-  if (e->file > 1 && emel_gguf_split_path(part, sizeof part, file, e->file, &count) == EMEL_OK)
-    n += (size_t)snprintf(detail + n, sizeof detail - n, ": part %" PRIu32 " of %" PRIu32 " (%s)", e->file, count,
-                          part); /* cannot overflow: detail has room for part plus the texts around it */
-  if (e->detail) snprintf(detail + n, sizeof detail - n, ": %s", e->detail);
-  return load_error(file, e->code, detail);
 }
 
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
                        double seconds) {
   const emel_gguf *g = emel_model_index(model);
   size_t n = emel_gguf_tensor_count(g);
-  printf("{\"file\":");
-  json_string(o->file, strlen(o->file));
+  putchar('{');
+  emel_cli_json_name(stdout, "file", o->file, strlen(o->file), ":", ",");
   printf(",\"strategy\":\"%s\",\"options\":{\"populate\":%s,\"direct\":%s,\"verify\":%s}",
          emel_strategy_name(o->strategy), (o->flags & EMEL_LOAD_POPULATE) ? "true" : "false",
          (o->flags & EMEL_LOAD_DIRECT) ? "true" : "false", o->verify ? "true" : "false");
   printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f,\"tensors\":[", n, total, seconds);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && !stop_requested(); i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
-    printf("%s{\"name\":", i ? "," : "");
-    json_string(t->name, t->name_len);
+    printf("%s{", i ? "," : "");
+    emel_cli_json_name(stdout, "name", t->name, t->name_len, ":", ",");
     printf(",\"type\":\"%s\",\"dims\":[", emel_ggml_type_name(t->type));
     for (uint32_t d = 0; d < t->n_dims; d++) printf("%s%" PRIu64, d ? "," : "", t->ne[d]);
     printf("],\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"file_index\":%" PRIu32, t->offset, t->size,
@@ -200,17 +254,36 @@ int main(int argc, char **argv) {
   options o;
   int rc = parse(argc, argv, &o);
   if (rc) return rc;
+  /* A report no one can receive (stdout closed or read-only) is refused before
+   * the work, not discovered after it. */
+  int prints = o.json || !o.quiet, out_errno = prints ? emel_cli_stdout_errno() : 0;
+  if (out_errno) {
+    fprintf(stderr, "emel-load: write error: %s\n", strerror(out_errno));
+    return 1;
+  }
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked call returns EINTR */
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+  const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE");
+  for (int p = PHASE_INDEX; pause_at && p <= PHASE_OUTPUT; p++)
+    if (strcmp(pause_at, phase_names[p]) == 0) atomic_store(&pause_phase, p);
 
+  base_ops = *emel_platform_default();
+  emel_platform_ops ops = {.open = op_open, .pread = op_pread, .preadv = op_preadv, .map = op_map,
+                           .advise = op_advise}; /* NULL entries: the defaults */
+  emel_model_config config = {.platform = &ops};
   emel_model *model;
   emel_error err;
-  if (emel_model_open(&model, o.file, NULL, &err) != EMEL_OK) {
-    return open_error(o.file, &err);
+  enter_phase(PHASE_INDEX);
+  if (emel_model_open(&model, o.file, &config, &err) != EMEL_OK) {
+    if (atomic_load(&interrupted)) {
+      fprintf(stderr, "emel-load: interrupted; everything released\n");
+      return 130;
+    }
+    return emel_cli_open_error("emel-load", o.file, &err);
   }
   emel_tensors *tensors = emel_model_tensors(model);
   uint32_t n = emel_tensors_count(tensors);
@@ -231,6 +304,7 @@ int main(int argc, char **argv) {
   const char *sigint_after = getenv("EMEL_LOAD_TEST_SIGINT_AFTER");
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
+  enter_phase(PHASE_LOAD);
   /* Batches of consecutive tensors (emel_tensors_load_batch: coalesced, one
    * thread per core for the read strategy), cut at batch_bytes so the
    * progress bar moves and an interruption is seen between batches. */
@@ -238,7 +312,7 @@ int main(int argc, char **argv) {
   const uint64_t batch_bytes = 512ull << 20;
   uint32_t indices[LOAD_BATCH_TENSORS];
   emel_status statuses[LOAD_BATCH_TENSORS];
-  for (uint32_t i = 0; i < n && !interrupted && rc == 0;) {
+  for (uint32_t i = 0; i < n && !atomic_load(&interrupted) && rc == 0;) {
     uint32_t count = 0;
     uint64_t bytes = 0;
     while (i + count < n && count < LOAD_BATCH_TENSORS && (count == 0 || bytes < batch_bytes)) {
@@ -248,7 +322,7 @@ int main(int argc, char **argv) {
       count++;
     }
     (void)emel_tensors_load_batch(tensors, indices, count, &lo, statuses);
-    for (uint32_t k = 0; k < count && rc == 0; k++) {
+    for (uint32_t k = 0; k < count && rc == 0 && !atomic_load(&interrupted); k++) {
       if (statuses[k] != EMEL_OK) {
         emel_tensor_info info;
         emel_tensors_info(tensors, indices[k], &info);
@@ -269,11 +343,17 @@ int main(int argc, char **argv) {
   }
   double seconds = now() - start;
   progress_end(&bar);
-  for (uint32_t i = 0; hashes && rc == 0 && !interrupted && i < n; i++) {
+  enter_phase(PHASE_VERIFY);
+  XXH3_state_t *xxh = hashes ? XXH3_createState() : NULL;
+  if (hashes && !xxh && rc == 0) rc = load_error(o.file, EMEL_OUT_OF_MEMORY, "");
+  for (uint32_t i = 0; xxh && rc == 0 && !stop_requested() && i < n; i++) {
     emel_tensor_view v;
-    if (emel_tensors_view(tensors, i, &v) == EMEL_OK) hashes[i] = XXH3_64bits(v.data, (size_t)v.size);
+    if (emel_tensors_view(tensors, i, &v) == EMEL_OK) hashes[i] = hash_bytes(xxh, v.data, v.size);
   }
-  if (interrupted) rc = 130;
+  XXH3_freeState(xxh);
+  enter_phase(PHASE_OUTPUT);
+  if (stop_requested()) rc = 130;
+  errno = 0; /* so a write error emel_cli_finish_stdout no longer sees keeps its reason */
   if (rc == 0 && o.json) print_json(&o, model, hashes, total, seconds);
   if (rc == 0 && !o.json && !o.quiet) {
     double gbs = seconds > 0 ? (double)total / seconds / 1e9 : 0;
@@ -281,6 +361,9 @@ int main(int argc, char **argv) {
            seconds, gbs, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
            (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", o.verify ? ", verified (xxh3 per tensor)" : "");
   }
+  if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
+  if (atomic_load(&interrupted)) rc = 130;
+  enter_phase(PHASE_NONE); /* releasing is never cut short */
   emel_status released = emel_tensors_evict_all(tensors);
   emel_model_close(model);
   free(hashes);

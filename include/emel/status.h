@@ -82,7 +82,8 @@ extern "C" {
   X(GGUF_KEY_NOT_FOUND, 519, "no metadata key of that name")                             \
   X(GGUF_KEY_TYPE_MISMATCH, 520, "the metadata value has another type")                  \
   X(GGUF_NESTING_TOO_DEEP, 521, "arrays are nested deeper than the index allows")        \
-  X(GGUF_EMPTY_KEY, 522, "a metadata key is empty")
+  X(GGUF_EMPTY_KEY, 522, "a metadata key is empty")                                     \
+  X(GGUF_LIMIT_EXCEEDED, 523, "a tensor, key/value or split file count exceeds the index's limit (emel_gguf_config)")
 
 typedef enum emel_status {
 #define EMEL_STATUS_ENUM_(name, number, message) EMEL_##name = number,

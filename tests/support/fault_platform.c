@@ -120,16 +120,29 @@ static int fp_unmap(void *u, void *addr, size_t len) {
   return r;
 }
 
+static void record_advice(fault_platform *fp, fp_advice a) {
+  locked(fp);
+  if (fp->advice_logged < FP_ADVICE_LOG) fp->advice_log[fp->advice_logged++] = a;
+  else fp->advice_lost++;
+  unlocked(fp);
+}
+
 static int fp_advise(void *u, void *addr, size_t len, emel_map_advice advice) {
   fault_platform *fp = u;
   int r = injected(fp, FP_ADVISE, NULL);
-  return r <= 0 ? r : fp->real->advise(fp->real->user, addr, len, advice);
+  if (r > 0) r = fp->real->advise(fp->real->user, addr, len, advice);
+  record_advice(fp, (fp_advice){.op = FP_ADVISE, .fd = -1, .addr = addr, .len = len, .advice = (int)advice,
+                                .result = r});
+  return r;
 }
 
 static int fp_fadvise(void *u, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
   fault_platform *fp = u;
   int r = injected(fp, FP_FADVISE, NULL);
-  return r <= 0 ? r : fp->real->fadvise(fp->real->user, fd, offset, len, advice);
+  if (r > 0) r = fp->real->fadvise(fp->real->user, fd, offset, len, advice);
+  record_advice(fp, (fp_advice){.op = FP_FADVISE, .fd = fd, .offset = offset, .len = len, .advice = (int)advice,
+                                .result = r});
+  return r;
 }
 
 static int fp_lock(void *u, void *addr, size_t len) {
@@ -273,6 +286,25 @@ void fault_platform_clear_faults(fault_platform *fp) {
   }
   fp->before_read = NULL;
   fp->before_read_at = 0;
+}
+
+size_t fault_platform_advices(fault_platform *fp, fp_op op, fp_advice *out, size_t max) {
+  locked(fp);
+  size_t n = 0;
+  for (size_t i = 0; i < fp->advice_logged; i++) {
+    if (fp->advice_log[i].op != op) continue;
+    if (n < max) out[n] = fp->advice_log[i];
+    n++;
+  }
+  unlocked(fp);
+  return n;
+}
+
+void fault_platform_forget_advices(fault_platform *fp) {
+  locked(fp);
+  fp->advice_logged = 0;
+  fp->advice_lost = 0;
+  unlocked(fp);
 }
 
 int64_t fault_platform_outstanding(const fault_platform *fp) {

@@ -29,6 +29,22 @@ typedef struct fp_fault {
   int64_t touch_ns;  /* FP_FILE_IDENTITY only: non-zero means "succeed, mtime moved by this" instead of failing */
 } fp_fault;
 
+/* One madvise (FP_ADVISE) or posix_fadvise (FP_FADVISE) call as the code
+ * under test made it, injected failures included: tests check the advice and
+ * the exact range, which counting calls alone cannot (a DONTNEED that covers a
+ * neighbour's page, or WILLNEED where DONTNEED was meant, counts the same). */
+typedef struct fp_advice {
+  fp_op op;         /* FP_ADVISE or FP_FADVISE */
+  int fd;           /* FP_FADVISE: the descriptor; -1 for FP_ADVISE */
+  const void *addr; /* FP_ADVISE: the first byte; NULL for FP_FADVISE */
+  uint64_t offset;  /* FP_FADVISE: the file offset; 0 for FP_ADVISE */
+  uint64_t len;
+  int advice;       /* emel_map_advice (FP_ADVISE) or emel_file_advice (FP_FADVISE) */
+  int result;       /* what the call returned to the code under test */
+} fp_advice;
+
+enum { FP_ADVICE_LOG = 256 }; /* calls recorded; later ones are only counted in advice_lost */
+
 typedef struct fault_platform {
   emel_platform_ops ops; /* pass &fp.ops to the code under test */
   pthread_mutex_t lock;  /* guards everything below (the struct must not be copied after init) */
@@ -50,6 +66,11 @@ typedef struct fault_platform {
   uint64_t reads, before_read_at;
   void (*before_read)(void *);
   void *before_read_arg;
+  /* advise and fadvise calls in the order they took the lock (read them with
+   * fault_platform_advices) */
+  fp_advice advice_log[FP_ADVICE_LOG];
+  size_t advice_logged;
+  uint64_t advice_lost;
 } fault_platform;
 
 void fault_platform_init(fault_platform *fp);
@@ -70,6 +91,14 @@ void fault_platform_touch(fault_platform *fp, uint64_t nth, uint64_t count, int6
 void fault_platform_before_read(fault_platform *fp, uint64_t nth, void (*fn)(void *), void *arg);
 /* Clears the faults, keeps counters. */
 void fault_platform_clear_faults(fault_platform *fp);
+
+/* Copies the recorded calls of `op` (FP_ADVISE or FP_FADVISE), oldest first,
+ * into out[0..max) and returns how many there are (possibly more than max).
+ * Calls past FP_ADVICE_LOG are not recorded: a test that relies on the log
+ * forgets it first and can check advice_lost == 0. */
+size_t fault_platform_advices(fault_platform *fp, fp_op op, fp_advice *out, size_t max);
+/* Empties the log (counters are kept): the next advices are the test's own. */
+void fault_platform_forget_advices(fault_platform *fp);
 
 /* Outstanding fds + mappings + locked ranges + allocations: 0 when nothing leaked. */
 int64_t fault_platform_outstanding(const fault_platform *fp);

@@ -214,6 +214,12 @@ void gw_tensor_raw(gw *w, const char *name, uint32_t type, uint32_t n_dims, cons
 
 size_t gw_tensor_count(const gw *w) { return w->n_t; }
 
+uint64_t gw_tensor_bytes(const gw *w) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < w->n_t; i++) total += w->t[i].bytes;
+  return total;
+}
+
 /* --- deterministic content ----------------------------------------------------- */
 
 static uint64_t mix64(uint64_t x) { /* splitmix64 finalizer */

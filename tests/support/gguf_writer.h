@@ -75,6 +75,8 @@ int gw_tensor(gw *w, const char *name, uint32_t type, uint32_t n_dims, const uin
 void gw_tensor_raw(gw *w, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t offset,
                    uint64_t data_bytes);
 size_t gw_tensor_count(const gw *w);
+/* Sum of the tensors' byte sizes (padding excluded). */
+uint64_t gw_tensor_bytes(const gw *w);
 
 /* N tensors of llama-like names and shapes (token_embd, output, blk.L.attn_q…)
  * totalling about `target_bytes`; 2-D weights cycle through `types`, norms

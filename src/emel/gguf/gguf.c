@@ -1,6 +1,8 @@
 /* GGUF index: opening (single files and llama.cpp split sets) and lookups. */
 #include "internal.h"
 
+#include "emel/io.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -224,7 +226,7 @@ static emel_status open_split(emel_gguf *g, const char *path, uint32_t max_files
   emel_status st = file_get_uint(&g->files[0], SPLIT_COUNT, &count);
   if (st == EMEL_GGUF_KEY_NOT_FOUND || (st == EMEL_OK && count <= 1)) return EMEL_OK;
   if (st != EMEL_OK) return fail_at(e, EMEL_GGUF_SPLIT_INVALID, 0, WHY_COUNT_TYPE);
-  if (count > max_files) return fail_at(e, EMEL_FILE_TABLE_FULL, 0, WHY_MAX_FILES);
+  if (count > max_files) return fail_at(e, EMEL_GGUF_LIMIT_EXCEEDED, 0, WHY_MAX_FILES);
   st = alloc_files(g, (uint32_t)count);
   if (st == EMEL_OK) st = open_siblings(g, path, (uint32_t)count, lim, e);
   return st;
@@ -286,7 +288,10 @@ static emel_status gather_tensors(emel_gguf *g) {
   return EMEL_OK;
 }
 
-static emel_status index_tensors(emel_gguf *g, emel_error *e) {
+static emel_status index_tensors(emel_gguf *g, uint32_t max_tensors, emel_error *e) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < g->n_files; i++) total += g->files[i].n_tensors;
+  if (total > max_tensors) return EMEL_GGUF_LIMIT_EXCEEDED; /* the cap is per model, splits together */
   emel_status st = gather_tensors(g);
   if (st != EMEL_OK || g->n_tensors == 0) return st;
   g->name_hash_cap = gguf_hash_cap(g->n_tensors);
@@ -307,7 +312,7 @@ static emel_status open_all(emel_gguf *g, const char *path, const emel_gguf_conf
   if (st == EMEL_OK) st = open_file(g, path, &lim, e);
   if (st == EMEL_OK) st = open_split(g, path, max_files, &lim, e);
   if (st == EMEL_OK) st = check_split_total(g, e);
-  if (st == EMEL_OK) st = index_tensors(g, e);
+  if (st == EMEL_OK) st = index_tensors(g, lim.max_tensors, e);
   return st;
 }
 
@@ -316,7 +321,9 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
   emel_error e = {.code = EMEL_OK};
   if (err) *err = e;
   if (!out || !path) e.code = EMEL_INVALID_ARGUMENT;
-  else if (path[0] == '\0') e.code = EMEL_INVALID_PATH;
+  /* The io boundary's limit, checked here too so an over-long path gets the
+   * same named error whether it is indexed or loaded (not OPEN_FAILED). */
+  else if (path[0] == '\0' || strlen(path) > EMEL_IO_MAX_PATH) e.code = EMEL_INVALID_PATH;
   if (out) *out = NULL;
   if (e.code != EMEL_OK) {
     if (err) *err = e;

@@ -234,9 +234,11 @@ static emel_status parse_header(parser *p) {
   if (st == EMEL_OK) st = rd_u64(p, &n_kv);
   if (st != EMEL_OK) return st;
   uint64_t rest = remaining(p);
-  if (n_kv > p->lim->max_kv || n_tensors > p->lim->max_tensors) return EMEL_GGUF_COUNT_TOO_LARGE;
+  /* A count the file cannot hold is a corrupt file; one it can hold but the
+   * configured cap refuses is a limit of this index: two different fixes. */
   if (n_kv > rest / MIN_KV_BYTES || n_tensors > rest / MIN_TENSOR_BYTES) return EMEL_GGUF_COUNT_TOO_LARGE;
   if (n_kv * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES > rest) return EMEL_GGUF_COUNT_TOO_LARGE;
+  if (n_kv > p->lim->max_kv || n_tensors > p->lim->max_tensors) return EMEL_GGUF_LIMIT_EXCEEDED;
   f->n_kv = (size_t)n_kv;
   f->n_tensors = (size_t)n_tensors;
   return EMEL_OK;
