@@ -200,6 +200,77 @@ check(f"{runs} randomly damaged files: every exit is 0 or 1, none by a signal", 
 r = run([os.path.join(WORK, "no-such-file.gguf")])
 check("a missing file: exit 1 with OPEN_FAILED", r.returncode == 1 and ": OPEN_FAILED: " in r.stderr, r.stderr)
 
+
+# ---- split sets: the error names the part at fault and the check that failed ----
+def kv_u16(k, v):
+    return s(k) + struct.pack("<I", 2) + struct.pack("<H", v)
+
+
+def kv_i32(k, v):
+    return s(k) + struct.pack("<I", 5) + struct.pack("<i", v)
+
+
+def part_path(prefix, i, n):
+    return f"{prefix}-{i + 1:05d}-of-{n:05d}.gguf"
+
+
+def split_set(name, n=3, keys=None, tensors=None):
+    """Writes a set of n parts, one F32 tensor each, as gguf-split does: split.no, split.count and
+    split.tensors.count in every part. keys[i] overrides part i's (None leaves the key out);
+    tensors[i] overrides its tensor count. Returns (first path, prefix)."""
+    prefix = os.path.join(WORK, name)
+    for i in range(n):
+        k = {"split.no": i, "split.count": n, "split.tensors.count": n}
+        k.update((keys or {}).get(i, {}))
+        kvs = [kv_str("general.architecture", "llama")] if i == 0 else []
+        kvs += [kv_u16(key, k[key]) for key in ("split.no", "split.count") if k[key] is not None]
+        if k["split.tensors.count"] is not None:
+            kvs.append(kv_i32("split.tensors.count", k["split.tensors.count"]))
+        count = (tensors or {}).get(i, 1)
+        ts = [(f"p{i}.t{j}.weight", [8], 0, 32 * j) for j in range(count)]
+        with open(part_path(prefix, i, n), "wb") as f:
+            f.write(model(tensors=ts, kvs=kvs))
+    return part_path(prefix, 0, n), prefix
+
+
+first, prefix = split_set("split-good")
+for strategy in ("mmap", "read"):
+    r = run(["--json", "--strategy", strategy, first])
+    ok = r.returncode == 0 and [t["file_index"] for t in json.loads(r.stdout or "{}").get("tensors", [])] == [0, 1, 2]
+    check(f"a valid split set loads with {strategy}: a tensor in each part", ok, r.stderr)
+
+# Guards against a missing middle part reported as OPEN_FAILED on part 1, and
+# GGUF_SPLIT_INVALID that says neither the part nor the check (issue 13).
+split_cases = [
+    ("missing middle part", {}, {}, "OPEN_FAILED", 2, None),
+    ("bad numbering", {1: {"split.no": 2}}, {}, "GGUF_SPLIT_INVALID", 2, "split.no is not this part's place"),
+    ("split.count disagrees", {2: {"split.count": 4}}, {}, "GGUF_SPLIT_INVALID", 3,
+     "split.count differs from the first part's"),
+    ("split.tensors.count disagrees", {2: {"split.tensors.count": 4}}, {}, "GGUF_SPLIT_INVALID", 3,
+     "split.tensors.count differs from the first part's"),
+    ("tensor counts do not add up", {}, {1: 2}, "GGUF_SPLIT_INVALID", 0,
+     "the parts' tensor counts do not add up to split.tensors.count"),
+]
+for n, (why, keys, tensors, code, part, detail) in enumerate(split_cases):
+    first, prefix = split_set(f"split-bad{n}", keys=keys, tensors=tensors)
+    if why == "missing middle part":
+        os.unlink(part_path(prefix, 1, 3))
+    r = run(["--strategy", "read", first])
+    lines = r.stderr.strip().splitlines()
+    m = line_re.match(lines[0]) if len(lines) == 1 else None
+    tail = m.group(3) if m else ""
+    ok = r.returncode == 1 and m is not None and m.group(1) == first and m.group(2) == code
+    if part:
+        ok = ok and f": part {part} of 3 ({part_path(prefix, part - 1, 3)})" in tail
+    else:
+        ok = ok and ": part " not in tail
+    if detail:
+        ok = ok and f": {detail}" in tail
+    if why == "missing middle part":
+        ok = ok and tail.startswith("opening the model file failed (No such file or directory): part 2 of 3 (")
+    check(f"split set, {why}: exit 1, {code}, part {part or 'none'} named", ok, r.stderr.strip()[:300])
+
+
 # ---- SIGINT ends every phase, not only the gaps between load batches ----
 # Guards: the handler only set a flag read between batches, so a SIGINT while
 # indexing, inside a batch, while hashing or while printing was ignored until

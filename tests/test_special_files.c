@@ -65,7 +65,7 @@ START_TEST(test_the_index_refuses_a_path_that_is_not_a_regular_file) {
   const char *path = path_of(_i);
   emel_gguf_config cfg = {.platform = &fp.ops};
   emel_gguf *g = (emel_gguf *)1;
-  emel_error err = {EMEL_OK, -1};
+  emel_error err = {.code = EMEL_OK, .os_errno = -1};
   emel_status st = emel_gguf_open(&g, path, &cfg, &err);
   assert_not_regular(st, err.os_errno, path);
   ck_assert_int_eq(err.code, st);
@@ -78,7 +78,7 @@ START_TEST(test_a_model_open_refuses_a_path_that_is_not_a_regular_file) {
   const char *path = path_of(_i);
   emel_model_config cfg = {.platform = &fp.ops};
   emel_model *m = (emel_model *)1;
-  emel_error err = {EMEL_OK, -1};
+  emel_error err = {.code = EMEL_OK, .os_errno = -1};
   emel_status st = emel_model_open(&m, path, &cfg, &err);
   assert_not_regular(st, err.os_errno, path);
   ck_assert_ptr_null(m);

@@ -5,7 +5,8 @@
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
- * "emel-load: FILE: ERROR_NAME: message") or stdout cannot be written
+ * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
+ * fault and the failed check: see emel_cli_open_error) or stdout cannot be written
  * ("emel-load: write error: REASON"); 2 usage; 130 interrupted (SIGINT, in
  * any phase), after releasing everything.
  */
@@ -310,9 +311,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "emel-load: interrupted; everything released\n");
       return 130;
     }
-    char detail[64] = "";
-    if (err.os_errno) snprintf(detail, sizeof detail, " (%s)", strerror(err.os_errno));
-    return load_error(o.file, err.code, detail);
+    return emel_cli_open_error("emel-load", o.file, &err);
   }
   emel_tensors *tensors = emel_model_tensors(model);
   uint32_t n = emel_tensors_count(tensors);

@@ -8,6 +8,8 @@
 #ifndef EMEL_STATUS_H
 #define EMEL_STATUS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -90,10 +92,20 @@ typedef enum emel_status {
 #undef EMEL_STATUS_ENUM_
 } emel_status;
 
-/* A status plus the errno of the OS call that failed (0 when none did). */
+/* A status plus the errno of the OS call that failed (0 when none did), and,
+ * where the code alone cannot say it, which file and which check. Fields added
+ * later are zero when unused, so `{.code = c, .os_errno = e}` stays complete. */
 typedef struct emel_error {
   emel_status code;
   int os_errno;
+  /* The file of the model the error concerns: its 1-based part number in a
+   * split set (1 for a single file); 0: none in particular. For a split set,
+   * emel_gguf_split_path() gives part N's path. */
+  uint32_t file;
+  /* A static string (never freed, safe to keep and share between threads)
+   * naming the check that failed, e.g. "split.count differs from the first
+   * part's"; NULL: the code's message says it all. */
+  const char *detail;
 } emel_error;
 
 /* "EMEL_SPAN_BEYOND_EOF" style names without the prefix: "SPAN_BEYOND_EOF".

@@ -206,9 +206,9 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
     emel_io_acquire_batch(t->io, t->batch_requests, t->batch_results, asked);
   } else {
     for (uint32_t i = 0; i < asked; i++)
-      t->batch_results[i] = (emel_io_result){.error = {EMEL_UNKNOWN_STRATEGY, 0}};
+      t->batch_results[i] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
   }
-  const emel_io_result not_asked = {.error = {EMEL_INTERNAL, 0}}; /* never adopted: refused first */
+  const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}}; /* never adopted: refused first */
   emel_status first = EMEL_OK;
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
@@ -294,7 +294,7 @@ const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index,
 }
 
 emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index) {
-  if (!t || index >= t->count) return (emel_error){EMEL_TENSOR_UNKNOWN, 0};
+  if (!t || index >= t->count) return (emel_error){.code = EMEL_TENSOR_UNKNOWN, .os_errno = 0};
   return t->records[index].last_error;
 }
 
