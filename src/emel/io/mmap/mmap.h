@@ -110,7 +110,8 @@ enum mmap_event {
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
   MMAP_EV_ADVISE_FAILED,
-  MMAP_EV_FILE_CHANGED
+  MMAP_EV_FILE_CHANGED,
+  MMAP_EV_POPULATE_FAULTED
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
@@ -164,6 +165,7 @@ typedef struct io_mmap_ctx {
   char *data, *pages;
   size_t pages_len;
   int os_errno;
+  int fault_errno; /* a populate fault's errno, kept across the look at the file after it */
   /* outputs */
   emel_io_result *result;
   emel_error error;
@@ -187,6 +189,7 @@ void mmap_close_file(io_mmap_ctx *m);
 void mmap_take_file_reference(io_mmap_ctx *m);
 int mmap_check_populate(io_mmap_ctx *m);
 int mmap_populate_pages(io_mmap_ctx *m);
+int mmap_check_file_shrank(io_mmap_ctx *m);
 int mmap_check_lock(io_mmap_ctx *m);
 int mmap_lock_pages(io_mmap_ctx *m);
 void mmap_grant_mapping(io_mmap_ctx *m);
@@ -205,5 +208,6 @@ int mmap_check_advise_range(io_mmap_ctx *m);
 int mmap_advise_pages(io_mmap_ctx *m);
 void mmap_succeed(io_mmap_ctx *m);
 void mmap_fail(io_mmap_ctx *m, emel_status code);
+void mmap_fail_after_fault(io_mmap_ctx *m, emel_status code);
 
 #endif
