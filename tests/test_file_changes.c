@@ -367,17 +367,21 @@ START_TEST(test_mmap_populate_of_a_file_truncated_under_its_mapping_is_file_chan
 END_TEST
 
 /* A populate fault on a file that did not change stays a populate failure,
- * with the fault's errno, however the look at the file goes. */
+ * with the fault's errno, however the look at the file goes; a failure that
+ * is no fault (ENOMEM) is one without any look. */
 START_TEST(test_a_populate_fault_on_an_unchanged_file_is_a_populate_failure) {
   write_model("mmap-populate-fault");
   emel_model *m = open_model(1);
   emel_tensors *t = emel_model_tensors(m);
-  for (int how = 0; how < 3; how++) {
-    fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, how == 0 ? EFAULT : EIO);
+  for (int how = 0; how < 4; how++) {
+    const int err = how == 0 ? EFAULT : how == 3 ? ENOMEM : EIO;
+    const uint64_t opens = fp.calls[FP_OPEN];
+    fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, err);
     if (how == 1) fault_platform_fail(&fp, FP_OPEN, fp.calls[FP_OPEN] + 2, EMFILE); /* the look's open */
     if (how == 2) fault_platform_fail(&fp, FP_FILE_IDENTITY, fp.calls[FP_FILE_IDENTITY] + 2, EIO);
     ck_assert_int_eq(load_flags(m, 0, EMEL_LOAD_POPULATE), EMEL_MMAP_POPULATE_FAILED);
-    ck_assert_int_eq(emel_tensors_last_error(t, 0).os_errno, how == 0 ? EFAULT : EIO);
+    ck_assert_int_eq(emel_tensors_last_error(t, 0).os_errno, err);
+    ck_assert_uint_eq(fp.calls[FP_OPEN] - opens, how == 3 ? 1 : 2); /* the map's open, and the look's */
     ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_BOUND);
     ck_assert_int_eq(fp.open_fds, 0);
     ck_assert_int_eq(fp.live_maps, 0);
