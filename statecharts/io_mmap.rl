@@ -77,6 +77,7 @@
   export ADVISE_FAILED = 54;
   export FILE_CHANGED = 55;
   export NOT_A_REGULAR_FILE = 56;
+  export POPULATE_FAULTED = 57;
 
   # map: validation, no OS call
   action check_request { EMEL_REPORT(m, mmap_check_request(m)); }
@@ -97,6 +98,9 @@
   action take_file_reference { mmap_take_file_reference(m); }
   action check_populate { EMEL_REPORT(m, mmap_check_populate(m)); }
   action populate_pages { EMEL_REPORT(m, mmap_populate_pages(m)); }
+  action reopen_after_fault { EMEL_REPORT(m, mmap_open_file(m)); }
+  action check_file_shrank { EMEL_REPORT(m, mmap_check_file_shrank(m)); }
+  action close_after_fault { mmap_close_file(m); }
   action check_lock { EMEL_REPORT(m, mmap_check_lock(m)); }
   action lock_pages { EMEL_REPORT(m, mmap_lock_pages(m)); }
   action grant_mapping { mmap_grant_mapping(m); }
@@ -133,6 +137,8 @@
   action refuse_not_a_regular_file { mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
   action refuse_map_failed { mmap_fail(m, EMEL_MMAP_FAILED); }
   action refuse_populate_failed { mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_populate_faulted { mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_shrunk_after_fault { mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
   action refuse_lock_failed { mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
   action refuse_invalid_handle { mmap_fail(m, EMEL_INVALID_HANDLE); }
   action refuse_unlock_failed { mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
@@ -216,6 +222,20 @@
     populating: (
         POPULATED @check_lock -> choosing_lock
       | POPULATE_FAILED @refuse_populate_failed @drop_file_reference -> dropping_after_failure
+      | POPULATE_FAULTED @reopen_after_fault -> reopening_after_fault
+    ),
+    # a page of the span could not be read (an access would have raised
+    # SIGBUS): FILE_CHANGED when the file is now shorter than what was mapped
+    # (or no longer the file indexed), else the populate failure; both keep
+    # the fault's errno
+    reopening_after_fault: (
+        OPEN_OK @check_file_shrank -> checking_file_shrank
+      | OPEN_FAILED @refuse_populate_faulted @drop_file_reference -> dropping_after_failure
+    ),
+    checking_file_shrank: (
+        FILE_CHANGED @refuse_shrunk_after_fault @close_after_fault @drop_file_reference -> dropping_after_failure
+      | FILE_UNCHANGED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
+      | SIZE_FAILED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
     ),
     choosing_lock: (
         LOCK_REQUESTED @lock_pages -> locking
@@ -344,6 +364,7 @@ EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
 EMEL_CHECK_EVENT(io_mmap, NOT_A_REGULAR_FILE, MMAP_EV_NOT_A_REGULAR_FILE);
+EMEL_CHECK_EVENT(io_mmap, POPULATE_FAULTED, MMAP_EV_POPULATE_FAULTED);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;

@@ -135,6 +135,23 @@ typedef struct emel_platform_ops {
    * Any kind of file is described (out->type); the caller refuses what is not
    * regular. Safe to call from several threads on one descriptor. */
   int (*file_identity)(void *user, int fd, emel_file_identity *out);
+  /* Runs touch(arg), which reads mapped memory inside [addr, addr + len), so
+   * that a SIGBUS raised by such a read (the file under the mapping shrank,
+   * or its storage failed to deliver the page) ends touch early instead of
+   * the process: 0 when touch returned, -EFAULT when a SIGBUS cut it short.
+   * touch must own nothing it would leak when cut short (no locks, no
+   * allocations). Safe from several threads at once; nests.
+   *
+   * The default installs one process-wide SIGBUS handler (sigaction, once,
+   * on the first call). A SIGBUS that is not an access inside a guarded range
+   * of the faulting thread goes to the handler installed before it, as the
+   * kernel would have delivered it (SIG_DFL: terminates; SIG_IGN; sa_handler
+   * or sa_sigaction). An embedder that installs its own SIGBUS handler after
+   * the first guard must chain to the handler its sigaction call returned
+   * (and leave SIGBUS unblocked in threads that touch mappings); else a
+   * guarded read of a shrunken file kills the process as an unguarded one
+   * would. */
+  int (*guard)(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg);
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */

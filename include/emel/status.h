@@ -46,6 +46,7 @@ extern "C" {
   X(TENSOR_NAME_INVALID, 207, "the tensor name is empty or too long")                    \
   X(EXTERNAL_TOO_SMALL, 208, "the caller-owned storage is smaller than the tensor")      \
   X(TENSOR_ALREADY_EVICTED, 209, "the tensor was already evicted")                       \
+  X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \

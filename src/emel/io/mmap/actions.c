@@ -128,10 +128,27 @@ int mmap_check_populate(io_mmap_ctx *m) {
   return m->request->flags & EMEL_LOAD_POPULATE ? MMAP_EV_POPULATE_REQUESTED : MMAP_EV_POPULATE_NOT_REQUESTED;
 }
 
+/* MADV_POPULATE_READ reports a page that an access would have taken SIGBUS
+ * on (past the end of a file that shrank, or unreadable storage) as EFAULT
+ * (EIO on some filesystems) instead of raising it. */
 int mmap_populate_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ))
-             ? MMAP_EV_POPULATE_FAILED
-             : MMAP_EV_POPULATED;
+  if (!failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ)))
+    return MMAP_EV_POPULATED;
+  if (m->os_errno != EFAULT && m->os_errno != EIO) return MMAP_EV_POPULATE_FAILED;
+  m->fault_errno = m->os_errno;
+  return MMAP_EV_POPULATE_FAULTED;
+}
+
+/* After a populate fault, through a descriptor opened again for this: the
+ * file shrank below the size mapped, or is no longer the file indexed. */
+int mmap_check_file_shrank(io_mmap_ctx *m) {
+  emel_file_identity now;
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  const emel_io_file *entry = &m->s->files->files[m->request->file_index];
+  const emel_file_identity *want = &entry->expected;
+  const int other = entry->has_expected && (now.size != want->size || now.device != want->device ||
+                                            now.inode != want->inode || now.mtime_ns != want->mtime_ns);
+  return other || now.size < m->file->size ? MMAP_EV_FILE_CHANGED : MMAP_EV_FILE_UNCHANGED;
 }
 
 int mmap_check_lock(io_mmap_ctx *m) {
@@ -277,4 +294,9 @@ void mmap_succeed(io_mmap_ctx *m) {
 void mmap_fail(io_mmap_ctx *m, emel_status code) {
   m->error.code = code;
   m->error.os_errno = m->os_errno; /* 0 unless an OS call's failure led here */
+}
+
+void mmap_fail_after_fault(io_mmap_ctx *m, emel_status code) {
+  m->error.code = code;
+  m->error.os_errno = m->fault_errno; /* the fault's, not the look at the file after it */
 }

@@ -3,7 +3,13 @@
 #include "residency.h"
 #include "tensor_residency_names.h"
 
+#include <errno.h>
 #include <string.h>
+
+/* XXH3 compiled into this file (static, inline): no symbol or link
+ * dependency leaves the library. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 struct emel_tensors {
   emel_platform_ops platform;
@@ -271,6 +277,69 @@ emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor
   if (t->records[index].view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
   *view = t->records[index].view;
   return EMEL_OK;
+}
+
+/* ---- integrity: a query on the resident bytes, which changes no residency
+ * (so it is no event of the tensor's machine) ---- */
+
+typedef struct hash_job {
+  const void *data;
+  size_t size;
+  uint64_t hash;
+} hash_job;
+
+static void hash_bytes(void *arg) {
+  hash_job *j = arg;
+  j->hash = XXH3_64bits(j->data, j->size);
+}
+
+/* After a fault in a mapped tensor: is its file now shorter than the span,
+ * or no longer the file indexed? Looked at through a descriptor of its own. */
+static int file_shrank(const emel_tensors *t, const tensor_record *r) {
+  const emel_io_files *files = t->io ? emel_io_files_of(t->io) : NULL;
+  if (!files || r->span.file_index >= files->count) return 0;
+  const emel_io_file *f = &files->files[r->span.file_index];
+  const emel_platform_ops *p = &t->platform;
+  int fd = p->open(p->user, f->path, EMEL_OPEN_READ);
+  if (fd < 0) return 0; /* cannot tell */
+  emel_file_identity now;
+  const int looked = p->file_identity(p->user, fd, &now) == 0;
+  (void)p->close(p->user, fd);
+  if (!looked) return 0;
+  const emel_file_identity *want = &f->expected;
+  const int other = f->has_expected && (now.size != want->size || now.device != want->device ||
+                                        now.inode != want->inode || now.mtime_ns != want->mtime_ns);
+  return other || now.size < r->span.offset + r->span.size;
+}
+
+emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
+  if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_record *r = &t->records[index];
+  if (r->view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
+  hash_job job = {r->view.data, (size_t)r->view.size, 0};
+  if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
+    hash_bytes(&job);
+    *xxh3 = job.hash;
+    return EMEL_OK;
+  }
+  const emel_platform_ops *p = &t->platform;
+  const int g = p->guard(p->user, job.data, job.size, hash_bytes, &job);
+  if (g == 0) {
+    *xxh3 = job.hash;
+    return EMEL_OK;
+  }
+  r->last_error.code = file_shrank(t, r) ? EMEL_FILE_CHANGED : EMEL_READ_FAILED;
+  r->last_error.os_errno = -g;
+  return r->last_error.code;
+}
+
+emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3) {
+  uint64_t got = 0;
+  emel_status s = emel_tensors_hash(t, index, &got);
+  if (s != EMEL_OK) return s;
+  return got == expected_xxh3 ? EMEL_OK : EMEL_TENSOR_HASH_MISMATCH;
 }
 
 emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
