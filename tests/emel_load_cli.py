@@ -485,6 +485,11 @@ try:
     check("JSON is valid UTF-8 whatever names hold; invalid bytes are U+FFFD with exact *_hex", ok, str(names))
 except (ValueError, KeyError) as e:
     check("JSON is valid UTF-8 whatever names hold", False, f"{e}: {r.stdout[:300]!r}")
+# Guards: the human summary printed the file name raw, so a newline in it split the line.
+r = subprocess.run([EMEL_LOAD.encode(), odd_path], capture_output=True, timeout=20)
+check("the human summary stays one line whatever the file name holds",
+      r.returncode == 0 and len(r.stdout.splitlines()) == 1 and b"\\x0a" in r.stdout and b"\\x1b" in r.stdout,
+      repr(r.stdout))
 broken = odd_path + b".broken"
 with open(broken, "wb") as f:
     f.write(model(magic=b"GGUX"))

@@ -464,7 +464,8 @@ int main(int argc, char **argv) {
     if (o.verify)
       snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
                verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
-    printf("%s: %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s\n", o.file, n, total, seconds,
+    emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s\n", n, total, seconds,
            rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
            (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", checked);
   }
