@@ -2,7 +2,7 @@
  * (in batches: emel_tensors_load_batch), reports what it did and how fast,
  * optionally hashes the bytes, releases all.
  *
- *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
+ *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
  * "emel-load: FILE: ERROR_NAME: message") or stdout cannot be written
@@ -25,6 +25,7 @@
 
 #include "cli_text.h"
 #include "emel/model.h"
+#include "emel/version.h"
 
 #ifndef EMEL_SAMPLE_MODEL
 #define EMEL_SAMPLE_MODEL ""
@@ -115,7 +116,8 @@ typedef struct options {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]\n"
+          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet]\n"
+          "                 [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
           "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
@@ -123,7 +125,8 @@ static void usage(FILE *f) {
           "  --direct      read: O_DIRECT, falling back to buffered reads where refused\n"
           "  --verify      XXH3-64 of each tensor's resident bytes\n"
           "  --json        one JSON object on stdout\n"
-          "  --quiet       no human summary, no progress bar\n");
+          "  --quiet       no human summary, no progress bar\n"
+          "  --version     print \"emel-load VERSION\" (the library's, emel_version()) and exit\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
@@ -131,7 +134,8 @@ static int parse(int argc, char **argv, options *o) {
       {"strategy", required_argument, NULL, 's'}, {"populate", no_argument, NULL, 'p'},
       {"direct", no_argument, NULL, 'd'},         {"verify", no_argument, NULL, 'v'},
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
-      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
   int c;
@@ -152,6 +156,8 @@ static int parse(int argc, char **argv, options *o) {
     case 'j': o->json = 1; break;
     case 'q': o->quiet = 1; break;
     case 'h': usage(stdout); exit(emel_cli_finish_stdout("emel-load"));
+    /* The library's version at run time, which is what answers a bug report. */
+    case 'V': printf("emel-load %s\n", emel_version()); exit(emel_cli_finish_stdout("emel-load"));
     default:
       fprintf(stderr, "emel-load: unknown or incomplete option '%s'\n", argv[optind - 1]);
       usage(stderr);
