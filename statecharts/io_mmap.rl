@@ -76,6 +76,8 @@
   export ADVISED = 53;
   export ADVISE_FAILED = 54;
   export FILE_CHANGED = 55;
+  export NOT_A_REGULAR_FILE = 56;
+  export POPULATE_FAULTED = 57;
 
   # map: validation, no OS call
   action check_request { EMEL_REPORT(m, emel_mmap_check_request(m)); }
@@ -96,6 +98,9 @@
   action take_file_reference { emel_mmap_take_file_reference(m); }
   action check_populate { EMEL_REPORT(m, emel_mmap_check_populate(m)); }
   action populate_pages { EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
+  action reopen_after_fault { EMEL_REPORT(m, emel_mmap_open_file(m)); }
+  action check_file_shrank { EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
+  action close_after_fault { emel_mmap_close_file(m); }
   action check_lock { EMEL_REPORT(m, emel_mmap_check_lock(m)); }
   action lock_pages { EMEL_REPORT(m, emel_mmap_lock_pages(m)); }
   action grant_mapping { emel_mmap_grant_mapping(m); }
@@ -129,8 +134,11 @@
   action refuse_open_failed { emel_mmap_fail(m, EMEL_OPEN_FAILED); }
   action refuse_stat_failed { emel_mmap_fail(m, EMEL_STAT_FAILED); }
   action refuse_file_changed { emel_mmap_fail(m, EMEL_FILE_CHANGED); }
+  action refuse_not_a_regular_file { emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
   action refuse_map_failed { emel_mmap_fail(m, EMEL_MMAP_FAILED); }
   action refuse_populate_failed { emel_mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_populate_faulted { emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_shrunk_after_fault { emel_mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
   action refuse_lock_failed { emel_mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
   action refuse_invalid_handle { emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
   action refuse_unlock_failed { emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
@@ -186,13 +194,14 @@
         OPEN_OK @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> ready
     ),
-    # the size mapped is read here, from a file that is still the one indexed
+    # the size mapped is read here, from a regular file that is still the one indexed
     # (emel_io_file.expected): nothing is mapped past the end of a file
     # truncated or replaced since
     identifying: (
         FILE_UNCHANGED @check_bounds -> checking_bounds
       | FILE_CHANGED @refuse_file_changed @close_after_failure -> ready
       | SIZE_FAILED @refuse_stat_failed @close_after_failure -> ready
+      | NOT_A_REGULAR_FILE @refuse_not_a_regular_file @close_after_failure -> ready
     ),
     # checked before mapping, so no access can fault past the end of a short file
     checking_bounds: (
@@ -213,6 +222,20 @@
     populating: (
         POPULATED @check_lock -> choosing_lock
       | POPULATE_FAILED @refuse_populate_failed @drop_file_reference -> dropping_after_failure
+      | POPULATE_FAULTED @reopen_after_fault -> reopening_after_fault
+    ),
+    # a page of the span could not be read (an access would have raised
+    # SIGBUS): FILE_CHANGED when the file is now shorter than what was mapped
+    # (or no longer the file indexed), else the populate failure; both keep
+    # the fault's errno
+    reopening_after_fault: (
+        OPEN_OK @check_file_shrank -> checking_file_shrank
+      | OPEN_FAILED @refuse_populate_faulted @drop_file_reference -> dropping_after_failure
+    ),
+    checking_file_shrank: (
+        FILE_CHANGED @refuse_shrunk_after_fault @close_after_fault @drop_file_reference -> dropping_after_failure
+      | FILE_UNCHANGED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
+      | SIZE_FAILED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
     ),
     choosing_lock: (
         LOCK_REQUESTED @lock_pages -> locking
@@ -340,6 +363,8 @@ EMEL_CHECK_EVENT(io_mmap, RANGE_INVALID, MMAP_EV_RANGE_INVALID);
 EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_mmap, NOT_A_REGULAR_FILE, MMAP_EV_NOT_A_REGULAR_FILE);
+EMEL_CHECK_EVENT(io_mmap, POPULATE_FAULTED, MMAP_EV_POPULATE_FAULTED);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;

@@ -87,6 +87,7 @@
   export HUGE_PAGE_ADVICE_REFUSED = 53;
   export SETTLE_RUN = 54;
   export FILE_CHANGED = 55;
+  export NOT_A_REGULAR_FILE = 56;
 
   action check_request { EMEL_REPORT(m, emel_read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, emel_read_check_file_index(m)); }
@@ -131,6 +132,7 @@
   action refuse_open_failed { emel_read_refuse(m, EMEL_OPEN_FAILED); }
   action refuse_stat_failed { emel_read_refuse(m, EMEL_STAT_FAILED); }
   action refuse_file_changed { emel_read_refuse(m, EMEL_FILE_CHANGED); }
+  action refuse_not_a_regular_file { emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
   action refuse_span_beyond_eof { emel_read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
   action refuse_pool_exhausted { emel_read_refuse(m, EMEL_POOL_EXHAUSTED); }
   action refuse_alloc_failed { emel_read_refuse(m, EMEL_READ_ALLOC_FAILED); }
@@ -184,11 +186,12 @@
       | FILE_OPENED @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> idle
     ),
-    # before any read: the file opened is still the one indexed
+    # before any read: the file opened is a regular file, still the one indexed
     identifying: (
         FILE_UNCHANGED @check_span_in_file -> checking_span_in_file
       | FILE_CHANGED @close_fresh_descriptor @refuse_file_changed -> idle
       | STAT_FAILED @close_fresh_descriptor @refuse_stat_failed -> idle
+      | NOT_A_REGULAR_FILE @close_fresh_descriptor @refuse_not_a_regular_file -> idle
     ),
     checking_span_in_file: (
         SPAN_INSIDE_FILE @reserve_slot -> reserving_slot
@@ -324,6 +327,7 @@ EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
 EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_read, NOT_A_REGULAR_FILE, READ_EV_NOT_A_REGULAR_FILE);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;

@@ -167,8 +167,25 @@ typedef struct emel_gguf_value {
 /* Indexes `path`, and when it is the first file of a split set
  * (NAME-00001-of-0000N.gguf with split.count N > 1) every sibling, named as
  * llama.cpp names them. On failure *out is NULL, nothing is leaked and `err`
- * (may be NULL) holds the status and the failing call's errno. */
+ * (may be NULL) holds the status, the failing call's errno, the part at fault
+ * (err->file: 1-based, 0 when no one part is; emel_gguf_split_path gives its
+ * path) and, for split checks, the check that failed (err->detail). A path
+ * that is not a regular file (FIFO, directory, device, socket) is refused with
+ * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking.
+ *
+ * A split set is one model only when every part carries split.no (its place,
+ * from 0), the first part's split.count and split.tensors.count (the keys
+ * llama.cpp's gguf-split writes into every part), and the parts' tensors add
+ * up to split.tensors.count; otherwise EMEL_GGUF_SPLIT_INVALID. */
 EMEL_API emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_config *cfg, emel_error *err);
+
+/* The path of part `no` (1-based, as emel_error.file counts) of the split set
+ * whose first part is `first_path` (PREFIX-00001-of-NNNNN.gguf: the others are
+ * PREFIX-%05u-of-NNNNN.gguf). Part 1 is `first_path` itself, whatever its name.
+ * `count` (may be NULL) gets the parts the name declares, 1 when it is not a
+ * first part's name. EMEL_INVALID_ARGUMENT: a NULL pointer, `no` 0 or above
+ * that count; EMEL_INVALID_PATH: the path does not fit in `size` bytes. */
+EMEL_API emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count);
 
 /* Frees everything. NULL is allowed. */
 EMEL_API void emel_gguf_close(emel_gguf *g);

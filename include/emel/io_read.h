@@ -15,6 +15,8 @@
  *   or rewritten in place fails the run with EMEL_FILE_CHANGED (its
  *   descriptors are closed on settlement). A file renamed over after it was
  *   opened keeps serving the opened (indexed) inode.
+ * - Only regular files: a FIFO, directory, device or socket is refused with
+ *   EMEL_NOT_A_REGULAR_FILE when opened, before any read (opening never blocks).
  * - Transfers are a loop of chunked preads straight into the destination; no
  *   second buffer except a one-page aligned bounce for the unaligned head and
  *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a

@@ -30,7 +30,8 @@ typedef struct emel_model_config {
 
 /* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),
  * and binds every tensor. `config` may be NULL. On failure *out is NULL and
- * `error` (if given) has the code and the failing errno. */
+ * `error` (if given) has the code, the failing errno, the part at fault and
+ * the failed check, as emel_gguf_open reports them. */
 EMEL_API emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
                                      emel_error *error);
 

@@ -126,6 +126,18 @@ EMEL_API emel_status emel_tensors_evict(emel_tensors *t, uint32_t index);
 EMEL_API emel_status emel_tensors_evict_all(emel_tensors *t);
 
 EMEL_API emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view);
+
+/* XXH3-64 of a resident tensor's bytes (what `xxhsum -H3` prints for them).
+ * Mapped bytes are read under the platform's guard (emel_platform_ops.guard):
+ * a page the file no longer has (it shrank under the mapping) gives
+ * EMEL_FILE_CHANGED, a page it has but could not deliver EMEL_READ_FAILED,
+ * both with os_errno EFAULT in emel_tensors_last_error(), never a SIGBUS.
+ * EMEL_TENSOR_NOT_RESIDENT when it is not resident. */
+EMEL_API emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3);
+
+/* emel_tensors_hash, compared: EMEL_OK when the bytes hash to expected_xxh3,
+ * EMEL_TENSOR_HASH_MISMATCH when they do not, else the hash's error. */
+EMEL_API emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3);
 EMEL_API emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index);
 EMEL_API const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out);
 /* The error of the last refused request on this tensor (code EMEL_OK if none). */

@@ -18,7 +18,9 @@
 
 typedef enum fp_op {
   FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY, FP_OP_COUNT
+  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY,
+  FP_GUARD, /* a failure injected here reports -err without running touch: a SIGBUS that was caught */
+  FP_OP_COUNT
 } fp_op;
 
 typedef struct fp_fault {

@@ -321,11 +321,14 @@ emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int
                             const gguf_limits *lim, int *os_errno) {
   /* The identity, not just the size: the loaders compare it when they open
    * the file, so a file changed after it was indexed is refused by name. */
+  f->identity = (emel_file_identity){0}; /* an op that leaves `type` alone reports a regular file */
   int rc = ops->file_identity(ops->user, fd, &f->identity);
   if (rc < 0) {
     *os_errno = -rc;
     return EMEL_STAT_FAILED;
   }
+  /* Before the first read: a FIFO or terminal could block it, /dev/zero never ends. */
+  if (f->identity.type != EMEL_FILE_REGULAR) return EMEL_NOT_A_REGULAR_FILE;
   f->size = f->identity.size;
   f->rd = (gguf_reader){.ops = ops, .fd = fd, .file_size = f->size};
   parser p = {.f = f, .r = &f->rd, .lim = lim, .file_index = file_index};

@@ -73,12 +73,14 @@ int emel_mmap_open_file(io_mmap_ctx *m) {
   return MMAP_EV_OPEN_OK;
 }
 
-/* One fstat gives the size to map and what the file is: when the boundary
+/* One fstat gives the size to map and what the file is: only a regular file
+ * is mapped (its descriptor was opened without blocking); when the boundary
  * expects the file as it was indexed, any other size, inode or modification
  * time is refused before a page is mapped. */
 int emel_mmap_identify_file(io_mmap_ctx *m) {
-  emel_file_identity now;
+  emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
   if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  if (now.type != EMEL_FILE_REGULAR) return MMAP_EV_NOT_A_REGULAR_FILE; /* no size, nothing to map */
   const emel_io_file *entry = &m->s->files->files[m->request->file_index];
   const emel_file_identity *want = &entry->expected;
   if (entry->has_expected && (now.size != want->size || now.device != want->device || now.inode != want->inode ||
@@ -126,10 +128,27 @@ int emel_mmap_check_populate(io_mmap_ctx *m) {
   return m->request->flags & EMEL_LOAD_POPULATE ? MMAP_EV_POPULATE_REQUESTED : MMAP_EV_POPULATE_NOT_REQUESTED;
 }
 
+/* MADV_POPULATE_READ reports a page that an access would have taken SIGBUS
+ * on (past the end of a file that shrank, or unreadable storage) as EFAULT
+ * (EIO on some filesystems) instead of raising it. */
 int emel_mmap_populate_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ))
-             ? MMAP_EV_POPULATE_FAILED
-             : MMAP_EV_POPULATED;
+  if (!failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ)))
+    return MMAP_EV_POPULATED;
+  if (m->os_errno != EFAULT && m->os_errno != EIO) return MMAP_EV_POPULATE_FAILED;
+  m->fault_errno = m->os_errno;
+  return MMAP_EV_POPULATE_FAULTED;
+}
+
+/* After a populate fault, through a descriptor opened again for this: the
+ * file shrank below the size mapped, or is no longer the file indexed. */
+int emel_mmap_check_file_shrank(io_mmap_ctx *m) {
+  emel_file_identity now;
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  const emel_io_file *entry = &m->s->files->files[m->request->file_index];
+  const emel_file_identity *want = &entry->expected;
+  const int other = entry->has_expected && (now.size != want->size || now.device != want->device ||
+                                            now.inode != want->inode || now.mtime_ns != want->mtime_ns);
+  return other || now.size < m->file->size ? MMAP_EV_FILE_CHANGED : MMAP_EV_FILE_UNCHANGED;
 }
 
 int emel_mmap_check_lock(io_mmap_ctx *m) {
@@ -275,4 +294,9 @@ void emel_mmap_succeed(io_mmap_ctx *m) {
 void emel_mmap_fail(io_mmap_ctx *m, emel_status code) {
   m->error.code = code;
   m->error.os_errno = m->os_errno; /* 0 unless an OS call's failure led here */
+}
+
+void emel_mmap_fail_after_fault(io_mmap_ctx *m, emel_status code) {
+  m->error.code = code;
+  m->error.os_errno = m->fault_errno; /* the fault's, not the look at the file after it */
 }

@@ -27,7 +27,7 @@ static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
 static void mmap_acquire(void *self, const emel_io_request *request, emel_io_result *result) {
   io_mmap_ctx m = {.request = request, .result = result};
   emel_status st = run(self, &m, MMAP_EV_MAP);
-  if (st != EMEL_OK) m.error = (emel_error){st, 0};
+  if (st != EMEL_OK) m.error = (emel_error){.code = st, .os_errno = 0};
   if (m.error.code != EMEL_OK) {
     emel_strategy kind = result->strategy;
     memset(result, 0, sizeof *result);
@@ -39,14 +39,14 @@ static void mmap_acquire(void *self, const emel_io_request *request, emel_io_res
 static emel_error mmap_release(void *self, emel_io_handle handle) {
   io_mmap_ctx m = {.handle = handle};
   emel_status st = run(self, &m, MMAP_EV_RELEASE);
-  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+  return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
 static emel_error mmap_advise(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
                               emel_map_advice advice) {
   io_mmap_ctx m = {.handle = handle, .advise_offset = offset, .advise_len = len, .advice = advice};
   emel_status st = run(self, &m, MMAP_EV_ADVISE);
-  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+  return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
 static size_t mmap_live(const void *self) { return ((const mmap_strategy *)self)->live; }

@@ -135,12 +135,13 @@ int emel_read_identify_file(io_read_ctx *m) {
   read_file *f = file_of(m);
   const emel_io_file *entry = &m->self->files->files[request_of(m)->file_index];
   const emel_platform_ops *p = &m->self->platform;
-  emel_file_identity now;
+  emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
   int r = p->file_identity(p->user, m->member->fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
     return READ_EV_STAT_FAILED;
   }
+  if (now.type != EMEL_FILE_REGULAR) return READ_EV_NOT_A_REGULAR_FILE; /* a FIFO's read could block */
   const emel_file_identity *want = f->size_known ? &f->seen : entry->has_expected ? &entry->expected : NULL;
   if (want && !same_file(&now, want)) return READ_EV_FILE_CHANGED;
   f->seen = now;
@@ -375,7 +376,7 @@ int emel_read_check_retry_budget(io_read_ctx *m) {
 int emel_read_recheck_file(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   const read_file *f = &m->self->file_state[m->run[0].request->file_index];
-  emel_file_identity now;
+  emel_file_identity now = {0};
   int r = p->file_identity(p->user, m->run[0].fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;

@@ -12,7 +12,7 @@
 /* Feeds `event` to a machine where it rests (a run between TRANSFER_RUN and SETTLE_RUN). */
 static void resume(io_read_ctx *m, int event) {
   emel_status s = emel_machine_dispatch(&m->core, &emel_io_read_desc, m, event);
-  if (s != EMEL_OK) m->error = (emel_error){s, 0}; /* a spec defect, reported as such */
+  if (s != EMEL_OK) m->error = (emel_error){.code = s, .os_errno = 0}; /* a spec defect, reported as such */
 }
 
 static void dispatch(io_read_ctx *m, int event) {

@@ -96,7 +96,7 @@ int emel_tensor_release_residency(tensor_residency_ctx *m) {
     m->release_error.os_errno = 0;
   } else {
     m->release_error = m->io ? emel_io_release(m->io, m->tensor->handle)
-                             : (emel_error){EMEL_INVALID_HANDLE, 0};
+                             : (emel_error){.code = EMEL_INVALID_HANDLE, .os_errno = 0};
   }
   return m->release_error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_RELEASED : TENSOR_EV_RELEASE_REFUSED;
 }
