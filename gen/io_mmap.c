@@ -157,111 +157,111 @@ EMEL_GENERATED_EXEC_BEGIN
 	{
 tr5:
 #line 127 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_REQUEST); }
+	{ emel_mmap_fail(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
 #line 128 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
+	{ emel_mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
 #line 129 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_PATH); }
+	{ emel_mmap_fail(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
 #line 130 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_OVERFLOW); }
+	{ emel_mmap_fail(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
 #line 131 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
 	goto st1;
 tr15:
 #line 132 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_POOL_EXHAUSTED); }
+	{ emel_mmap_fail(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr19:
 #line 133 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr25:
 #line 106 "statecharts/io_mmap.rl"
-	{ mmap_grant_mapping(m); }
+	{ emel_mmap_grant_mapping(m); }
 	goto st1;
 tr29:
 #line 110 "statecharts/io_mmap.rl"
-	{ mmap_forget_file_mapping(m); }
+	{ emel_mmap_forget_file_mapping(m); }
 	goto st1;
 tr35:
 #line 134 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_OPEN_FAILED); }
+	{ emel_mmap_fail(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr37:
 #line 135 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_STAT_FAILED); }
+	{ emel_mmap_fail(m, EMEL_STAT_FAILED); }
 #line 97 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr38:
 #line 136 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_FILE_CHANGED); }
+	{ emel_mmap_fail(m, EMEL_FILE_CHANGED); }
 #line 97 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr39:
 #line 137 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
+	{ emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
 #line 97 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr41:
 #line 133 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
 #line 97 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr43:
 #line 138 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_FAILED); }
 #line 97 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr46:
 #line 143 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_HANDLE); }
+	{ emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 tr48:
 #line 147 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
 	goto st1;
 tr49:
 #line 125 "statecharts/io_mmap.rl"
-	{ mmap_succeed(m); }
+	{ emel_mmap_succeed(m); }
 	goto st1;
 tr50:
 #line 148 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
 	goto st1;
 tr55:
 #line 144 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
 	goto st1;
 tr58:
 #line 119 "statecharts/io_mmap.rl"
-	{ mmap_free_slot(m); }
+	{ emel_mmap_free_slot(m); }
 	goto st1;
 tr59:
 #line 110 "statecharts/io_mmap.rl"
-	{ mmap_forget_file_mapping(m); }
+	{ emel_mmap_forget_file_mapping(m); }
 #line 119 "statecharts/io_mmap.rl"
-	{ mmap_free_slot(m); }
+	{ emel_mmap_free_slot(m); }
 	goto st1;
 tr60:
 #line 145 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
 	goto st1;
 tr61:
 #line 146 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
 	goto st1;
 st1:
 	if ( ++p == pe )
@@ -279,7 +279,7 @@ st0:
 	goto _out;
 tr0:
 #line 83 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_request(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
@@ -293,7 +293,7 @@ case 2:
 	goto st0;
 tr4:
 #line 84 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_file_index(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
@@ -307,7 +307,7 @@ case 3:
 	goto st0;
 tr6:
 #line 85 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_path(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
@@ -321,7 +321,7 @@ case 4:
 	goto st0;
 tr8:
 #line 86 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_span(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
@@ -335,7 +335,7 @@ case 5:
 	goto st0;
 tr10:
 #line 87 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_platform(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_platform(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
@@ -349,7 +349,7 @@ case 6:
 	goto st0;
 tr12:
 #line 88 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_pool(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_pool(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
@@ -363,7 +363,7 @@ case 7:
 	goto st0;
 tr14:
 #line 89 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_file_mapped(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_file_mapped(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
@@ -377,7 +377,7 @@ case 8:
 	goto st0;
 tr16:
 #line 90 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_bounds(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
@@ -391,19 +391,19 @@ case 9:
 	goto st0;
 tr18:
 #line 98 "statecharts/io_mmap.rl"
-	{ mmap_take_file_reference(m); }
+	{ emel_mmap_take_file_reference(m); }
 #line 99 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_populate(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
 tr42:
 #line 95 "statecharts/io_mmap.rl"
-	{ mmap_adopt_mapping(m); }
+	{ emel_mmap_adopt_mapping(m); }
 #line 96 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 #line 98 "statecharts/io_mmap.rl"
-	{ mmap_take_file_reference(m); }
+	{ emel_mmap_take_file_reference(m); }
 #line 99 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_populate(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
@@ -417,7 +417,7 @@ case 10:
 	goto st0;
 tr20:
 #line 100 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_populate_pages(m)); }
+	{ EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
@@ -432,7 +432,7 @@ case 11:
 	goto st0;
 tr21:
 #line 104 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_lock(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_lock(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
@@ -446,7 +446,7 @@ case 12:
 	goto st0;
 tr24:
 #line 105 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_lock_pages(m)); }
+	{ EMEL_REPORT(m, emel_mmap_lock_pages(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
@@ -460,37 +460,37 @@ case 13:
 	goto st0;
 tr22:
 #line 139 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
 #line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 tr26:
 #line 142 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
+	{ emel_mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
 #line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 tr31:
 #line 140 "statecharts/io_mmap.rl"
-	{ mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
 #line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 tr32:
 #line 140 "statecharts/io_mmap.rl"
-	{ mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
 #line 103 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 #line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 tr33:
 #line 141 "statecharts/io_mmap.rl"
-	{ mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
+	{ emel_mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
 #line 103 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+	{ emel_mmap_close_file(m); }
 #line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
@@ -504,7 +504,7 @@ case 14:
 	goto st0;
 tr28:
 #line 109 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unmap_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
@@ -518,7 +518,7 @@ case 15:
 	goto st0;
 tr23:
 #line 101 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_open_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
@@ -532,7 +532,7 @@ case 16:
 	goto st0;
 tr30:
 #line 102 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_file_shrank(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
@@ -546,7 +546,7 @@ case 17:
 	goto st0;
 tr17:
 #line 92 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_open_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
@@ -560,7 +560,7 @@ case 18:
 	goto st0;
 tr34:
 #line 93 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_identify_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_identify_file(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
@@ -576,7 +576,7 @@ case 19:
 	goto st0;
 tr36:
 #line 90 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_bounds(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
@@ -590,7 +590,7 @@ case 20:
 	goto st0;
 tr40:
 #line 94 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_map_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_map_file(m)); }
 	goto st21;
 st21:
 	if ( ++p == pe )
@@ -604,7 +604,7 @@ case 21:
 	goto st0;
 tr2:
 #line 121 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_advice(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_advice(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
@@ -618,7 +618,7 @@ case 22:
 	goto st0;
 tr44:
 #line 122 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_handle(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
@@ -632,7 +632,7 @@ case 23:
 	goto st0;
 tr45:
 #line 123 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_advise_range(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_advise_range(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
@@ -646,7 +646,7 @@ case 24:
 	goto st0;
 tr47:
 #line 124 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_advise_pages(m)); }
+	{ EMEL_REPORT(m, emel_mmap_advise_pages(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
@@ -660,7 +660,7 @@ case 25:
 	goto st0;
 tr3:
 #line 112 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_handle(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
@@ -674,7 +674,7 @@ case 26:
 	goto st0;
 tr51:
 #line 113 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_slot_locked(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_slot_locked(m)); }
 	goto st27;
 st27:
 	if ( ++p == pe )
@@ -688,7 +688,7 @@ case 27:
 	goto st0;
 tr52:
 #line 114 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unlock_pages(m)); }
+	{ EMEL_REPORT(m, emel_mmap_unlock_pages(m)); }
 	goto st28;
 st28:
 	if ( ++p == pe )
@@ -702,13 +702,13 @@ case 28:
 	goto st0;
 tr53:
 #line 116 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_references(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
 	goto st29;
 tr54:
 #line 115 "statecharts/io_mmap.rl"
-	{ mmap_mark_unlocked(m); }
+	{ emel_mmap_mark_unlocked(m); }
 #line 116 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_references(m)); }
+	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
 	goto st29;
 st29:
 	if ( ++p == pe )
@@ -723,7 +723,7 @@ case 29:
 	goto st0;
 tr56:
 #line 117 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unmap_file(m)); }
+	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
 	goto st30;
 st30:
 	if ( ++p == pe )
@@ -737,7 +737,7 @@ case 30:
 	goto st0;
 tr57:
 #line 118 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_own_pages(m)); }
+	{ EMEL_REPORT(m, emel_mmap_drop_own_pages(m)); }
 	goto st31;
 st31:
 	if ( ++p == pe )
@@ -790,4 +790,4 @@ case 31:
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);
+const emel_machine_desc emel_io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);

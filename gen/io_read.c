@@ -166,85 +166,85 @@ EMEL_GENERATED_EXEC_BEGIN
 	{
 tr5:
 #line 127 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_REQUEST); }
+	{ emel_read_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
 #line 128 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_FILE_INDEX); }
+	{ emel_read_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
 #line 129 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_PATH); }
+	{ emel_read_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
 #line 130 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_SPAN_OVERFLOW); }
+	{ emel_read_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
 #line 131 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
+	{ emel_read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
 	goto st1;
 tr20:
 #line 132 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_OPEN_FAILED); }
+	{ emel_read_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr22:
 #line 136 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
+	{ emel_read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr24:
 #line 137 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_POOL_EXHAUSTED); }
+	{ emel_read_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr28:
 #line 113 "statecharts/io_read.rl"
-	{ read_release_slot(m); }
+	{ emel_read_release_slot(m); }
 #line 138 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_ALLOC_FAILED); }
+	{ emel_read_refuse(m, EMEL_READ_ALLOC_FAILED); }
 	goto st1;
 tr31:
 #line 115 "statecharts/io_read.rl"
-	{ read_keep_member_for_its_run(m); }
+	{ emel_read_keep_member_for_its_run(m); }
 	goto st1;
 tr42:
 #line 124 "statecharts/io_read.rl"
-	{ read_grant_run(m); }
+	{ emel_read_grant_run(m); }
 	goto st1;
 tr44:
 #line 120 "statecharts/io_read.rl"
-	{ read_discard_run(m); }
+	{ emel_read_discard_run(m); }
 	goto st1;
 tr45:
 #line 120 "statecharts/io_read.rl"
-	{ read_discard_run(m); }
+	{ emel_read_discard_run(m); }
 #line 105 "statecharts/io_read.rl"
-	{ read_forget_file(m); }
+	{ emel_read_forget_file(m); }
 	goto st1;
 tr48:
 #line 103 "statecharts/io_read.rl"
-	{ read_close_fresh_descriptor(m); }
+	{ emel_read_close_fresh_descriptor(m); }
 #line 133 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_STAT_FAILED); }
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
 	goto st1;
 tr49:
 #line 103 "statecharts/io_read.rl"
-	{ read_close_fresh_descriptor(m); }
+	{ emel_read_close_fresh_descriptor(m); }
 #line 134 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_FILE_CHANGED); }
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st1;
 tr50:
 #line 103 "statecharts/io_read.rl"
-	{ read_close_fresh_descriptor(m); }
+	{ emel_read_close_fresh_descriptor(m); }
 #line 135 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
+	{ emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
 	goto st1;
 tr51:
 #line 126 "statecharts/io_read.rl"
-	{ read_release_residency(m); }
+	{ emel_read_release_residency(m); }
 	goto st1;
 tr52:
 #line 141 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_HANDLE); }
+	{ emel_read_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
@@ -263,7 +263,7 @@ st0:
 	goto _out;
 tr0:
 #line 92 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_request(m)); }
+	{ EMEL_REPORT(m, emel_read_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
@@ -277,7 +277,7 @@ case 2:
 	goto st0;
 tr4:
 #line 93 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_file_index(m)); }
+	{ EMEL_REPORT(m, emel_read_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
@@ -291,7 +291,7 @@ case 3:
 	goto st0;
 tr6:
 #line 94 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_path(m)); }
+	{ EMEL_REPORT(m, emel_read_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
@@ -305,7 +305,7 @@ case 4:
 	goto st0;
 tr8:
 #line 95 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_span(m)); }
+	{ EMEL_REPORT(m, emel_read_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
@@ -319,7 +319,7 @@ case 5:
 	goto st0;
 tr10:
 #line 96 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_target(m)); }
+	{ EMEL_REPORT(m, emel_read_check_target(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
@@ -333,7 +333,7 @@ case 6:
 	goto st0;
 tr12:
 #line 97 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_choose_io_mode(m)); }
+	{ EMEL_REPORT(m, emel_read_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
@@ -349,19 +349,19 @@ case 7:
 	goto st0;
 tr14:
 #line 99 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr16:
 #line 101 "statecharts/io_read.rl"
-	{ read_count_direct_unaligned(m); }
+	{ emel_read_count_direct_unaligned(m); }
 #line 99 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr17:
 #line 100 "statecharts/io_read.rl"
-	{ read_count_direct_fallback(m); }
+	{ emel_read_count_direct_fallback(m); }
 #line 99 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
@@ -376,7 +376,7 @@ case 8:
 	goto st0;
 tr18:
 #line 106 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_span_in_file(m)); }
+	{ EMEL_REPORT(m, emel_read_check_span_in_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
@@ -390,7 +390,7 @@ case 9:
 	goto st0;
 tr21:
 #line 107 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_reserve_slot(m)); }
+	{ EMEL_REPORT(m, emel_read_reserve_slot(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
@@ -404,7 +404,7 @@ case 10:
 	goto st0;
 tr23:
 #line 108 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_choose_storage(m)); }
+	{ EMEL_REPORT(m, emel_read_choose_storage(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
@@ -418,11 +418,11 @@ case 11:
 	goto st0;
 tr25:
 #line 109 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_allocate_buffer(m)); }
+	{ EMEL_REPORT(m, emel_read_allocate_buffer(m)); }
 	goto st12;
 tr26:
 #line 110 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_adopt_target(m)); }
+	{ EMEL_REPORT(m, emel_read_adopt_target(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
@@ -437,13 +437,13 @@ case 12:
 	goto st0;
 tr27:
 #line 114 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+	{ EMEL_REPORT(m, emel_read_finish_preparation(m)); }
 	goto st13;
 tr47:
 #line 112 "statecharts/io_read.rl"
-	{ read_count_huge_page_refusal(m); }
+	{ emel_read_count_huge_page_refusal(m); }
 #line 114 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+	{ EMEL_REPORT(m, emel_read_finish_preparation(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
@@ -457,13 +457,13 @@ case 13:
 	goto st0;
 tr2:
 #line 117 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
 	goto st14;
 tr30:
 #line 116 "statecharts/io_read.rl"
-	{ read_start_single_run(m); }
+	{ emel_read_start_single_run(m); }
 #line 117 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
@@ -480,7 +480,7 @@ case 14:
 	goto st0;
 tr32:
 #line 118 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advance_transfer(m)); }
+	{ EMEL_REPORT(m, emel_read_advance_transfer(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
@@ -494,7 +494,7 @@ case 15:
 	goto st0;
 tr36:
 #line 104 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_recheck_file(m)); }
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
@@ -509,7 +509,7 @@ case 16:
 	goto st0;
 tr37:
 #line 121 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_cache_policy(m)); }
+	{ EMEL_REPORT(m, emel_read_check_cache_policy(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
@@ -523,7 +523,7 @@ case 17:
 	goto st0;
 tr43:
 #line 123 "statecharts/io_read.rl"
-	{ read_count_cache_drop_failure(m); }
+	{ emel_read_count_cache_drop_failure(m); }
 	goto st18;
 st18:
 	if ( ++p == pe )
@@ -535,7 +535,7 @@ case 18:
 	goto st0;
 tr41:
 #line 122 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_drop_cache(m)); }
+	{ EMEL_REPORT(m, emel_read_drop_cache(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
@@ -549,15 +549,15 @@ case 19:
 	goto st0;
 tr35:
 #line 139 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_FAILED); }
+	{ emel_read_refuse(m, EMEL_READ_FAILED); }
 	goto st20;
 tr38:
 #line 133 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_STAT_FAILED); }
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
 	goto st20;
 tr46:
 #line 140 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+	{ emel_read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
 	goto st20;
 st20:
 	if ( ++p == pe )
@@ -569,7 +569,7 @@ case 20:
 	goto st0;
 tr39:
 #line 134 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_FILE_CHANGED); }
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st21;
 st21:
 	if ( ++p == pe )
@@ -581,7 +581,7 @@ case 21:
 	goto st0;
 tr33:
 #line 119 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_retry_budget(m)); }
+	{ EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
@@ -595,7 +595,7 @@ case 22:
 	goto st0;
 tr34:
 #line 104 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_recheck_file(m)); }
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
@@ -610,7 +610,7 @@ case 23:
 	goto st0;
 tr29:
 #line 111 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advise_huge_pages(m)); }
+	{ EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
@@ -624,7 +624,7 @@ case 24:
 	goto st0;
 tr19:
 #line 102 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_identify_file(m)); }
+	{ EMEL_REPORT(m, emel_read_identify_file(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
@@ -640,7 +640,7 @@ case 25:
 	goto st0;
 tr15:
 #line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_direct(m)); }
+	{ EMEL_REPORT(m, emel_read_open_direct(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
@@ -656,7 +656,7 @@ case 26:
 	goto st0;
 tr3:
 #line 125 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_handle(m)); }
+	{ EMEL_REPORT(m, emel_read_check_handle(m)); }
 	goto st27;
 st27:
 	if ( ++p == pe )
@@ -705,4 +705,4 @@ case 27:
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_read_desc = EMEL_MACHINE_DESC(io_read);
+const emel_machine_desc emel_io_read_desc = EMEL_MACHINE_DESC(io_read);

@@ -435,6 +435,16 @@ check("--quiet with stdout closed: nothing to write, exit 0", r.returncode == 0,
 # Guards: -h was an unknown option; an empty FILE was reported as "no bundled sample".
 r = run(["-h"])
 check("-h works like --help", r.returncode == 0 and r.stdout.startswith("usage: emel-load"), f"{r.returncode} {r.stderr}")
+# Guards: emel-load had no --version (an unknown option, exit 2); it prints the
+# library's emel_version(), which is the project's version (CMake passes it).
+r = run(["--version"])
+want = f"emel-load {os.environ.get('EMEL_IO_VERSION', '?')}\n"
+check("--version prints 'emel-load VERSION', exit 0", r.returncode == 0 and r.stdout == want and r.stderr == "",
+      f"{r.returncode} {r.stdout!r} (want {want!r}) {r.stderr!r}")
+with open("/dev/full", "wb") as full:
+    r = run_out(["--version"], stdout=full)
+check("--version to /dev/full: exit 1 with a write error",
+      r.returncode == 1 and r.stderr.decode().startswith("emel-load: write error: "), f"{r.returncode} {r.stderr}")
 r = run([""])
 check("an empty FILE is a usage error that says so", r.returncode == 2 and "FILE is empty" in r.stderr,
       f"{r.returncode} {r.stderr}")

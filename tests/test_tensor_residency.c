@@ -356,7 +356,7 @@ END_TEST
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   tensor_residency_ctx m;
   memset(&m, 0, sizeof m);
-  int n = machine_check_unexpected_events(&tensor_residency_desc, &m.core, &m);
+  int n = machine_check_unexpected_events(&emel_tensor_residency_desc, &m.core, &m);
   ck_assert_int_gt(n, 50);
 }
 END_TEST

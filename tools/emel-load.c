@@ -3,7 +3,7 @@
  * optionally hashes the bytes, releases all.
  *
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]
- *             [--json] [--quiet] [FILE]
+ *             [--json] [--quiet] [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
  * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
@@ -28,6 +28,7 @@
 
 #include "cli_text.h"
 #include "emel/model.h"
+#include "emel/version.h"
 #include "manifest.h"
 
 #ifndef EMEL_SAMPLE_MODEL
@@ -110,7 +111,7 @@ typedef struct options {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]\n"
-          "                 [--json] [--quiet] [FILE]\n"
+          "                 [--json] [--quiet] [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
           "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
@@ -119,7 +120,8 @@ static void usage(FILE *f) {
           "  --verify      XXH3-64 of each tensor's resident bytes\n"
           "  --expect M    --verify, and compare each hash with the manifest M (--json --verify output)\n"
           "  --json        one JSON object on stdout\n"
-          "  --quiet       no human summary, no progress bar\n");
+          "  --quiet       no human summary, no progress bar\n"
+          "  --version     print \"emel-load VERSION\" (the library's, emel_version()) and exit\n");
 }
 
 /* The installed sample, found from this executable's own directory (not from
@@ -156,6 +158,7 @@ static int parse(int argc, char **argv, options *o) {
       {"direct", no_argument, NULL, 'd'},         {"verify", no_argument, NULL, 'v'},
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},           {"expect", required_argument, NULL, 'e'},
+      {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
@@ -178,6 +181,8 @@ static int parse(int argc, char **argv, options *o) {
     case 'j': o->json = 1; break;
     case 'q': o->quiet = 1; break;
     case 'h': usage(stdout); exit(emel_cli_finish_stdout("emel-load"));
+    /* The library's version at run time, which is what answers a bug report. */
+    case 'V': printf("emel-load %s\n", emel_version()); exit(emel_cli_finish_stdout("emel-load"));
     default:
       fprintf(stderr, "emel-load: unknown or incomplete option '%s'\n", argv[optind - 1]);
       usage(stderr);

@@ -13,6 +13,8 @@
 #ifndef EMEL_PLATFORM_H
 #define EMEL_PLATFORM_H
 
+#include "emel/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -155,11 +157,11 @@ typedef struct emel_platform_ops {
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */
-const emel_platform_ops *emel_platform_default(void);
+EMEL_API const emel_platform_ops *emel_platform_default(void);
 
 /* Copies `ops` (or the defaults when `ops` is NULL) into `out`, filling every
  * NULL entry with its default. `user` is copied as given. */
-void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
+EMEL_API void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
 
 #ifdef __cplusplus
 }

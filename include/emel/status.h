@@ -8,6 +8,7 @@
 #ifndef EMEL_STATUS_H
 #define EMEL_STATUS_H
 
+#include "emel/api.h"
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -111,10 +112,10 @@ typedef struct emel_error {
 
 /* "EMEL_SPAN_BEYOND_EOF" style names without the prefix: "SPAN_BEYOND_EOF".
  * Unknown numbers give "UNKNOWN_STATUS". Never returns NULL. */
-const char *emel_status_name(emel_status code);
+EMEL_API const char *emel_status_name(emel_status code);
 
 /* One sentence, lower case, no trailing period. Never returns NULL. */
-const char *emel_status_message(emel_status code);
+EMEL_API const char *emel_status_message(emel_status code);
 
 #ifdef __cplusplus
 }

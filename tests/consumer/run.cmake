@@ -1,6 +1,7 @@
 # Installs emel-io into a scratch prefix, then builds and runs a consumer
 # three ways: find_package (static and shared), pkg-config, add_subdirectory.
-# Usage: cmake -DSOURCE_DIR=... -DWORK_DIR=... -DC_COMPILER=... -P run.cmake
+# Each reports the project's VERSION from emel_version() and <emel/version.h>.
+# Usage: cmake -DSOURCE_DIR=... -DWORK_DIR=... -DC_COMPILER=... -DVERSION=... -P run.cmake
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
 # Configured for one prefix (never created), installed to another with
@@ -18,7 +19,8 @@ endfunction()
 
 function(expect_consumer_output)
   run(${ARGN})
-  if(NOT last_output MATCHES "consumer: resident, the span ends past the end of the file")
+  if(NOT last_output MATCHES "consumer: resident, the span ends past the end of the file"
+     OR NOT last_output MATCHES "consumer: version ${VERSION}, header ${VERSION}\n")
     message(FATAL_ERROR "${ARGN} printed: ${last_output}")
   endif()
   message(STATUS "ok: ${ARGN}")
@@ -29,6 +31,19 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib ${cc} -DEMEL_IO_TESTS=O
     -DCMAKE_INSTALL_PREFIX=${configured_prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib -j2)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib --prefix ${prefix})
+
+# The installed shared library (the real file, the SONAME link a loader looks
+# for, the development link) and the generated version header.
+string(REGEX MATCH "^[0-9]+" major "${VERSION}")
+foreach(f libemel-io.so.${VERSION} libemel-io.so.${major} libemel-io.so)
+  file(GLOB found ${prefix}/lib*/${f} ${prefix}/lib/*/${f})
+  if(NOT found)
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+if(NOT EXISTS ${prefix}/include/emel/version.h OR EXISTS ${prefix}/include/emel/version.h.in)
+  message(FATAL_ERROR "include/emel/version.h not installed, or its template was")
+endif()
 
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/installed -B ${WORK_DIR}/installed ${cc}
     -DCMAKE_PREFIX_PATH=${prefix})
@@ -43,6 +58,12 @@ find_program(PKG_CONFIG pkg-config REQUIRED)
 function(expect_pkgconfig_consumer prefix name)
   file(GLOB pcdir ${prefix}/lib*/pkgconfig ${prefix}/lib/*/pkgconfig)
   set(ENV{PKG_CONFIG_PATH} "${pcdir}")
+  run(${PKG_CONFIG} --modversion emel-io)
+  string(STRIP "${last_output}" pc_version)
+  if(NOT pc_version STREQUAL VERSION)
+    message(FATAL_ERROR "pkg-config --modversion emel-io for the prefix ${prefix}: ${pc_version}, want ${VERSION}")
+  endif()
+  message(STATUS "ok: pkg-config --modversion emel-io: ${pc_version}")
   run(${PKG_CONFIG} --cflags --libs emel-io)
   string(STRIP "${last_output}" flags)
   if(flags MATCHES "configured-prefix" OR NOT flags MATCHES "-I${prefix}/")

@@ -49,7 +49,7 @@ static emel_status fail_at(emel_error *e, emel_status st, uint32_t file_index, c
 static int file_find(const gguf_file *f, const char *key, size_t *index) {
   if (f->kv_hash_cap == 0 || !key) return 0;
   size_t len = strlen(key), mask = f->kv_hash_cap - 1;
-  for (size_t h = (size_t)gguf_hash(key, len) & mask;; h = (h + 1) & mask) {
+  for (size_t h = (size_t)emel_gguf_hash(key, len) & mask;; h = (h + 1) & mask) {
     uint32_t slot = f->kv_hash[h];
     if (slot == 0) return 0;
     const gguf_kv *e = &f->kv[slot - 1];
@@ -67,7 +67,7 @@ static void file_value(const gguf_file *f, size_t i, emel_gguf_value *out) {
     out->type = e->type;
     out->v.arr = (emel_gguf_array){e->elem_type, e->count, f->rd.buf, e->pos, e->index};
   } else {
-    gguf_decode(f->rd.buf, e->pos, e->type, out);
+    emel_gguf_decode(f->rd.buf, e->pos, e->type, out);
     if (e->type == EMEL_GGUF_TYPE_STRING) out->v.str.ptr = e->str;
   }
 }
@@ -119,7 +119,7 @@ static emel_status open_file(emel_gguf *g, const char *path, const gguf_limits *
     e->os_errno = -fd;
     return fail_at(e, EMEL_OPEN_FAILED, index, NULL);
   }
-  st = gguf_file_parse(f, &g->ops, fd, index, lim, &e->os_errno);
+  st = emel_gguf_file_parse(f, &g->ops, fd, index, lim, &e->os_errno);
   g->ops.close(g->ops.user, fd); /* a read-only close failure loses nothing */
   return st == EMEL_OK || st == EMEL_OUT_OF_MEMORY ? st : fail_at(e, st, index, NULL);
 }
@@ -253,7 +253,7 @@ static emel_status check_split_total(const emel_gguf *g, emel_error *e) {
 static emel_status name_insert(emel_gguf *g, size_t i, emel_error *e) {
   const emel_gguf_tensor *t = &g->tensors[i];
   size_t mask = g->name_hash_cap - 1;
-  for (size_t h = (size_t)gguf_hash(t->name, t->name_len) & mask;; h = (h + 1) & mask) {
+  for (size_t h = (size_t)emel_gguf_hash(t->name, t->name_len) & mask;; h = (h + 1) & mask) {
     uint32_t slot = g->name_hash[h];
     if (slot == 0) {
       g->name_hash[h] = (uint32_t)i + 1;
@@ -294,7 +294,7 @@ static emel_status index_tensors(emel_gguf *g, uint32_t max_tensors, emel_error 
   if (total > max_tensors) return EMEL_GGUF_LIMIT_EXCEEDED; /* the cap is per model, splits together */
   emel_status st = gather_tensors(g);
   if (st != EMEL_OK || g->n_tensors == 0) return st;
-  g->name_hash_cap = gguf_hash_cap(g->n_tensors);
+  g->name_hash_cap = emel_gguf_hash_cap(g->n_tensors);
   g->name_hash = g->ops.alloc(g->ops.user, g->name_hash_cap * sizeof *g->name_hash, 16);
   if (!g->name_hash) return EMEL_OUT_OF_MEMORY;
   memset(g->name_hash, 0, g->name_hash_cap * sizeof *g->name_hash);
@@ -354,7 +354,7 @@ void emel_gguf_close(emel_gguf *g) {
   emel_platform_ops ops = g->ops;
   if (g->name_hash) ops.free(ops.user, g->name_hash, g->name_hash_cap * sizeof *g->name_hash);
   if (g->n_files > 1 && g->tensors) ops.free(ops.user, g->tensors, g->n_tensors * sizeof *g->tensors);
-  for (uint32_t i = 0; i < g->n_files; i++) gguf_file_release(&g->files[i], &ops);
+  for (uint32_t i = 0; i < g->n_files; i++) emel_gguf_file_release(&g->files[i], &ops);
   if (g->files) ops.free(ops.user, g->files, g->files_cap * sizeof *g->files);
   ops.free(ops.user, g, sizeof *g);
 }
@@ -489,7 +489,7 @@ emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *
   if (!g || !name || !index) return EMEL_INVALID_ARGUMENT;
   if (g->name_hash_cap == 0) return EMEL_TENSOR_UNKNOWN;
   size_t len = strlen(name), mask = g->name_hash_cap - 1;
-  for (size_t h = (size_t)gguf_hash(name, len) & mask;; h = (h + 1) & mask) {
+  for (size_t h = (size_t)emel_gguf_hash(name, len) & mask;; h = (h + 1) & mask) {
     uint32_t slot = g->name_hash[h];
     if (slot == 0) return EMEL_TENSOR_UNKNOWN;
     const emel_gguf_tensor *t = &g->tensors[slot - 1];

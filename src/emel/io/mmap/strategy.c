@@ -19,7 +19,7 @@ static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
   m->s = s;
   m->core.cs = s->cs;
   m->core.pending = EMEL_NO_EVENT;
-  emel_status st = emel_machine_dispatch(&m->core, &io_mmap_desc, m, event);
+  emel_status st = emel_machine_dispatch(&m->core, &emel_io_mmap_desc, m, event);
   s->cs = m->core.cs;
   return st;
 }
@@ -92,7 +92,7 @@ emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) 
   s->capacity = config && config->max_mappings ? config->max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
   s->file_capacity = s->files->capacity;
   emel_machine core;
-  emel_machine_init(&core, &io_mmap_desc);
+  emel_machine_init(&core, &emel_io_mmap_desc);
   s->cs = core.cs;
   s->slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->slots, _Alignof(mmap_slot));
   s->free_slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->free_slots, _Alignof(uint32_t));

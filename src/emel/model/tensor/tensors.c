@@ -110,7 +110,7 @@ emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_
   tensor_record *r = &t->records[t->count];
   memset(r, 0, sizeof *r);
   emel_machine core;
-  emel_machine_init(&core, &tensor_residency_desc);
+  emel_machine_init(&core, &emel_tensor_residency_desc);
   r->cs = core.cs;
   r->name_offset = (uint32_t)t->name_used;
   r->name_len = (uint32_t)name_len;
@@ -140,7 +140,7 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   m->index = index;
   m->io = t->io;
   m->status = EMEL_OK;
-  emel_status s = emel_machine_dispatch(&m->core, &tensor_residency_desc, m, event);
+  emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
   const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
   t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
@@ -205,7 +205,7 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
       t->batch_of[k] = earlier | BATCH_REPEAT;
       continue;
     }
-    t->batch_requests[asked] = tensor_io_request(&t->records[index], index, options);
+    t->batch_requests[asked] = emel_tensor_io_request(&t->records[index], index, options);
     t->batch_of[k] = asked++;
   }
   if (asked > 0 && t->io) {
