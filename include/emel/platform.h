@@ -112,6 +112,12 @@ typedef struct emel_platform_ops {
   /* 0 and *out = what the open descriptor refers to now (fstat), or -errno.
    * Safe to call from several threads on one descriptor. */
   int (*file_identity)(void *user, int fd, emel_file_identity *out);
+  /* 0 and buf[0..len) filled with unpredictable bytes, or -errno; never
+   * blocks (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables
+   * (one call per GGUF index or standalone tensor table); a failure is not an
+   * error: the table uses a fallback seed. Return fixed bytes for
+   * reproducible runs (tests, fuzzing). */
+  int (*random)(void *user, void *buf, size_t len);
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */

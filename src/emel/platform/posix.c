@@ -13,6 +13,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/random.h>
+#endif
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -187,6 +190,26 @@ static int posix_cpu_count(void *user) {
   return n > 0 ? (n < 4096 ? (int)n : 4096) : 1;
 }
 
+static int posix_random(void *user, void *buf, size_t len) {
+  (void)user;
+  unsigned char *p = buf;
+  while (len > 0) {
+#ifdef __linux__
+    /* Non-blocking: early in boot, before the pool is initialized, this
+     * fails with EAGAIN instead of hanging the caller. */
+    ssize_t n = getrandom(p, len, GRND_NONBLOCK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -errno : -EIO;
+#else
+    size_t n = len < 256 ? len : 256; /* getentropy's most per call */
+    if (getentropy(p, n) != 0) return -errno;
+#endif
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
 static const emel_platform_ops posix_ops = {
     .user = NULL,
     .open = posix_open,
@@ -208,6 +231,7 @@ static const emel_platform_ops posix_ops = {
     .thread_join = posix_thread_join,
     .cpu_count = posix_cpu_count,
     .file_identity = posix_file_identity,
+    .random = posix_random,
 };
 
 const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
@@ -235,5 +259,6 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(thread_join);
   EMEL_FILL_(cpu_count);
   EMEL_FILL_(file_identity);
+  EMEL_FILL_(random);
 #undef EMEL_FILL_
 }
