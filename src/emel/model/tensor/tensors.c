@@ -119,7 +119,8 @@ static uint32_t append(emel_tensors *t, const char *name, size_t name_len) {
 
 emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
   if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
-  if (t->lookup != &t->own_names) return EMEL_INVALID_ARGUMENT; /* a shared table's names are its owner's */
+  /* A shared table (a model's) holds exactly its index's tensors: it is full. */
+  if (t->lookup != &t->own_names) return EMEL_TENSOR_TABLE_FULL;
   if (!name_valid(name, name_len)) return EMEL_TENSOR_NAME_INVALID;
   if (t->count == t->capacity || t->name_bytes - t->name_used < name_len + 1) return EMEL_TENSOR_TABLE_FULL;
   uint32_t found;

@@ -18,7 +18,8 @@ emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_co
  * table's name for that index, borrowed. EMEL_TENSOR_NAME_INVALID for a name
  * the table could not have declared (empty, too long, NUL inside);
  * EMEL_INVALID_ARGUMENT on a table with names of its own, or past the shared
- * table's count. emel_tensors_declare refuses a shared table. */
+ * table's count. emel_tensors_declare refuses a shared table with
+ * EMEL_TENSOR_TABLE_FULL (a model's table always held exactly its tensors). */
 emel_status emel_tensors_declare_shared(emel_tensors *t, uint32_t *index);
 
 /* Slots examined by every insert into the table's own name index (0 for a
