@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_OFFSET 1469598103934665603ull /* the old tensor table's (see fnv_names.h) */
 #define FNV_PRIME 0x100000001b3ull
 #define MASK ((1u << FNV_NAMES_BITS) - 1)
 #define TARGET 0x5eedu /* any value below 2^FNV_NAMES_BITS */
@@ -22,7 +22,7 @@ struct fnv_names {
   char prefix;
 };
 
-uint64_t fnv1a64(const char *s, size_t n) {
+uint64_t fnv_old_hash(const char *s, size_t n) {
   uint64_t h = FNV_OFFSET;
   for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
   return h;
@@ -70,7 +70,7 @@ static void head(fnv_names *g, char out[FNV_NAME_LEN + 1]) {
 void fnv_names_colliding(fnv_names *g, char out[FNV_NAME_LEN + 1]) {
   for (;;) {
     head(g, out);
-    const uint32_t code = g->suffix_of[fnv1a64(out, 16) & MASK];
+    const uint32_t code = g->suffix_of[fnv_old_hash(out, 16) & MASK];
     if (!code) continue;
     suffix_bytes(code - 1, out + 16);
     out[FNV_NAME_LEN] = '\0';
