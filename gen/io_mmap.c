@@ -19,7 +19,7 @@
 #include "io_mmap_names.h"
 
 
-#line 284 "statecharts/io_mmap.rl"
+#line 307 "statecharts/io_mmap.rl"
 
 
 
@@ -49,6 +49,7 @@
 #define io_mmap_ex_MAPPING_UNSUPPORTED 13
 #define io_mmap_ex_MAP_FAILED 25
 #define io_mmap_ex_MAP_OK 24
+#define io_mmap_ex_NOT_A_REGULAR_FILE 56
 #define io_mmap_ex_NO_PAGES_OF_ITS_OWN 46
 #define io_mmap_ex_OPEN_FAILED 21
 #define io_mmap_ex_OPEN_OK 20
@@ -59,6 +60,7 @@
 #define io_mmap_ex_POOL_FULL 15
 #define io_mmap_ex_POPULATED 28
 #define io_mmap_ex_POPULATE_FAILED 29
+#define io_mmap_ex_POPULATE_FAULTED 57
 #define io_mmap_ex_POPULATE_NOT_REQUESTED 27
 #define io_mmap_ex_POPULATE_REQUESTED 26
 #define io_mmap_ex_RANGE_INVALID 52
@@ -81,7 +83,7 @@
 #define io_mmap_ex_UNMAP_FAILED 37
 
 
-#line 287 "statecharts/io_mmap.rl"
+#line 310 "statecharts/io_mmap.rl"
 
 EMEL_CHECK_EVENT(io_mmap, MAP, MMAP_EV_MAP);
 EMEL_CHECK_EVENT(io_mmap, ADVISE, MMAP_EV_ADVISE);
@@ -138,6 +140,8 @@ EMEL_CHECK_EVENT(io_mmap, RANGE_INVALID, MMAP_EV_RANGE_INVALID);
 EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_mmap, NOT_A_REGULAR_FILE, MMAP_EV_NOT_A_REGULAR_FILE);
+EMEL_CHECK_EVENT(io_mmap, POPULATE_FAULTED, MMAP_EV_POPULATE_FAULTED);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;
@@ -145,119 +149,125 @@ static void io_mmap_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 140 "gen/io_mmap.c"
+#line 144 "gen/io_mmap.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr5:
-#line 122 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_REQUEST); }
+#line 127 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
-#line 123 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
+#line 128 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
-#line 124 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_PATH); }
+#line 129 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
-#line 125 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_OVERFLOW); }
+#line 130 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
-#line 126 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
+#line 131 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
 	goto st1;
 tr15:
-#line 127 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_POOL_EXHAUSTED); }
+#line 132 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr19:
-#line 128 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+#line 133 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
-tr24:
-#line 101 "statecharts/io_mmap.rl"
-	{ mmap_grant_mapping(m); }
+tr25:
+#line 106 "statecharts/io_mmap.rl"
+	{ emel_mmap_grant_mapping(m); }
 	goto st1;
-tr28:
-#line 105 "statecharts/io_mmap.rl"
-	{ mmap_forget_file_mapping(m); }
-	goto st1;
-tr30:
-#line 129 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_OPEN_FAILED); }
-	goto st1;
-tr32:
-#line 130 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_STAT_FAILED); }
-#line 95 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
-	goto st1;
-tr33:
-#line 131 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_FILE_CHANGED); }
-#line 95 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+tr29:
+#line 110 "statecharts/io_mmap.rl"
+	{ emel_mmap_forget_file_mapping(m); }
 	goto st1;
 tr35:
-#line 128 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
-#line 95 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+#line 134 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr37:
-#line 132 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_FAILED); }
-#line 95 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
-	goto st1;
-tr40:
 #line 135 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_INVALID_HANDLE); }
+	{ emel_mmap_fail(m, EMEL_STAT_FAILED); }
+#line 97 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
 	goto st1;
-tr42:
-#line 139 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
+tr38:
+#line 136 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_FILE_CHANGED); }
+#line 97 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
+	goto st1;
+tr39:
+#line 137 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
+#line 97 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
+	goto st1;
+tr41:
+#line 133 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+#line 97 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr43:
-#line 120 "statecharts/io_mmap.rl"
-	{ mmap_succeed(m); }
+#line 138 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_FAILED); }
+#line 97 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
 	goto st1;
-tr44:
-#line 140 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+tr46:
+#line 143 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
+	goto st1;
+tr48:
+#line 147 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
 	goto st1;
 tr49:
-#line 136 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
+#line 125 "statecharts/io_mmap.rl"
+	{ emel_mmap_succeed(m); }
 	goto st1;
-tr52:
-#line 114 "statecharts/io_mmap.rl"
-	{ mmap_free_slot(m); }
-	goto st1;
-tr53:
-#line 105 "statecharts/io_mmap.rl"
-	{ mmap_forget_file_mapping(m); }
-#line 114 "statecharts/io_mmap.rl"
-	{ mmap_free_slot(m); }
-	goto st1;
-tr54:
-#line 137 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+tr50:
+#line 148 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
 	goto st1;
 tr55:
-#line 138 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+#line 144 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
+	goto st1;
+tr58:
+#line 119 "statecharts/io_mmap.rl"
+	{ emel_mmap_free_slot(m); }
+	goto st1;
+tr59:
+#line 110 "statecharts/io_mmap.rl"
+	{ emel_mmap_forget_file_mapping(m); }
+#line 119 "statecharts/io_mmap.rl"
+	{ emel_mmap_free_slot(m); }
+	goto st1;
+tr60:
+#line 145 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+	goto st1;
+tr61:
+#line 146 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 223 "gen/io_mmap.c"
+#line 231 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 2: goto tr2;
@@ -268,423 +278,475 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 81 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_request(m)); }
+#line 83 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 239 "gen/io_mmap.c"
+#line 247 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 4: goto tr4;
 		case 5: goto tr5;
 	}
 	goto st0;
 tr4:
-#line 82 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_file_index(m)); }
+#line 84 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 251 "gen/io_mmap.c"
+#line 259 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 6: goto tr6;
 		case 7: goto tr7;
 	}
 	goto st0;
 tr6:
-#line 83 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_path(m)); }
+#line 85 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 263 "gen/io_mmap.c"
+#line 271 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 8: goto tr8;
 		case 9: goto tr9;
 	}
 	goto st0;
 tr8:
-#line 84 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_span(m)); }
+#line 86 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 275 "gen/io_mmap.c"
+#line 283 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 10: goto tr10;
 		case 11: goto tr11;
 	}
 	goto st0;
 tr10:
-#line 85 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_platform(m)); }
+#line 87 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_platform(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 287 "gen/io_mmap.c"
+#line 295 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 12: goto tr12;
 		case 13: goto tr13;
 	}
 	goto st0;
 tr12:
-#line 86 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_pool(m)); }
+#line 88 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_pool(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 299 "gen/io_mmap.c"
+#line 307 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 14: goto tr14;
 		case 15: goto tr15;
 	}
 	goto st0;
 tr14:
-#line 87 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_file_mapped(m)); }
+#line 89 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_file_mapped(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 311 "gen/io_mmap.c"
+#line 319 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 16: goto tr16;
 		case 17: goto tr17;
 	}
 	goto st0;
 tr16:
-#line 88 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_bounds(m)); }
+#line 90 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 323 "gen/io_mmap.c"
+#line 331 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 18: goto tr18;
 		case 19: goto tr19;
 	}
 	goto st0;
 tr18:
-#line 96 "statecharts/io_mmap.rl"
-	{ mmap_take_file_reference(m); }
-#line 97 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_populate(m)); }
+#line 98 "statecharts/io_mmap.rl"
+	{ emel_mmap_take_file_reference(m); }
+#line 99 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
-tr36:
-#line 93 "statecharts/io_mmap.rl"
-	{ mmap_adopt_mapping(m); }
-#line 94 "statecharts/io_mmap.rl"
-	{ mmap_close_file(m); }
+tr42:
+#line 95 "statecharts/io_mmap.rl"
+	{ emel_mmap_adopt_mapping(m); }
 #line 96 "statecharts/io_mmap.rl"
-	{ mmap_take_file_reference(m); }
-#line 97 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_populate(m)); }
+	{ emel_mmap_close_file(m); }
+#line 98 "statecharts/io_mmap.rl"
+	{ emel_mmap_take_file_reference(m); }
+#line 99 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 342 "gen/io_mmap.c"
+#line 350 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 26: goto tr20;
 		case 27: goto tr21;
 	}
 	goto st0;
 tr20:
-#line 98 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_populate_pages(m)); }
+#line 100 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 354 "gen/io_mmap.c"
+#line 362 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 28: goto tr21;
 		case 29: goto tr22;
+		case 57: goto tr23;
 	}
 	goto st0;
 tr21:
-#line 99 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_lock(m)); }
+#line 104 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_lock(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 366 "gen/io_mmap.c"
+#line 375 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 30: goto tr23;
-		case 31: goto tr24;
+		case 30: goto tr24;
+		case 31: goto tr25;
 	}
 	goto st0;
-tr23:
-#line 100 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_lock_pages(m)); }
+tr24:
+#line 105 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_lock_pages(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 378 "gen/io_mmap.c"
+#line 387 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 32: goto tr24;
-		case 33: goto tr25;
+		case 32: goto tr25;
+		case 33: goto tr26;
 	}
 	goto st0;
 tr22:
-#line 133 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
-#line 103 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+#line 139 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
+#line 108 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
-tr25:
-#line 134 "statecharts/io_mmap.rl"
-	{ mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
+tr26:
+#line 142 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
+#line 108 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
+	goto st14;
+tr31:
+#line 140 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+#line 108 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
+	goto st14;
+tr32:
+#line 140 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
 #line 103 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_file_reference(m)); }
+	{ emel_mmap_close_file(m); }
+#line 108 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
+	goto st14;
+tr33:
+#line 141 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
+#line 103 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
+#line 108 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 395 "gen/io_mmap.c"
+#line 418 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 34: goto st1;
-		case 35: goto tr27;
+		case 35: goto tr28;
 	}
 	goto st0;
-tr27:
-#line 104 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unmap_file(m)); }
+tr28:
+#line 109 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 407 "gen/io_mmap.c"
+#line 430 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 36: goto tr28;
+		case 36: goto tr29;
 		case 37: goto st1;
 	}
 	goto st0;
-tr17:
-#line 90 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_open_file(m)); }
+tr23:
+#line 101 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 419 "gen/io_mmap.c"
+#line 442 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 20: goto tr29;
-		case 21: goto tr30;
+		case 20: goto tr30;
+		case 21: goto tr31;
 	}
 	goto st0;
-tr29:
-#line 91 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_identify_file(m)); }
+tr30:
+#line 102 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 431 "gen/io_mmap.c"
-	switch( (*p) ) {
-		case 22: goto tr31;
-		case 23: goto tr32;
-		case 55: goto tr33;
-	}
+#line 454 "gen/io_mmap.c"
+	if ( (*p) == 55 )
+		goto tr33;
+	if ( 22 <= (*p) && (*p) <= 23 )
+		goto tr32;
 	goto st0;
-tr31:
-#line 88 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_bounds(m)); }
+tr17:
+#line 92 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 444 "gen/io_mmap.c"
+#line 466 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 18: goto tr34;
-		case 19: goto tr35;
+		case 20: goto tr34;
+		case 21: goto tr35;
 	}
 	goto st0;
 tr34:
-#line 92 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_map_file(m)); }
+#line 93 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_identify_file(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 456 "gen/io_mmap.c"
+#line 478 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 24: goto tr36;
-		case 25: goto tr37;
+		case 22: goto tr36;
+		case 23: goto tr37;
+		case 55: goto tr38;
+		case 56: goto tr39;
 	}
 	goto st0;
-tr2:
-#line 116 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_advice(m)); }
+tr36:
+#line 90 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 468 "gen/io_mmap.c"
+#line 492 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 49: goto tr38;
-		case 50: goto tr5;
+		case 18: goto tr40;
+		case 19: goto tr41;
 	}
 	goto st0;
-tr38:
-#line 117 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_handle(m)); }
+tr40:
+#line 94 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_map_file(m)); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 480 "gen/io_mmap.c"
+#line 504 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 38: goto tr39;
-		case 39: goto tr40;
+		case 24: goto tr42;
+		case 25: goto tr43;
 	}
 	goto st0;
-tr39:
-#line 118 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_advise_range(m)); }
+tr2:
+#line 121 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_advice(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 492 "gen/io_mmap.c"
+#line 516 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 51: goto tr41;
-		case 52: goto tr42;
+		case 49: goto tr44;
+		case 50: goto tr5;
 	}
 	goto st0;
-tr41:
-#line 119 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_advise_pages(m)); }
+tr44:
+#line 122 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 504 "gen/io_mmap.c"
+#line 528 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 53: goto tr43;
-		case 54: goto tr44;
+		case 38: goto tr45;
+		case 39: goto tr46;
 	}
 	goto st0;
-tr3:
-#line 107 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_handle(m)); }
+tr45:
+#line 123 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_advise_range(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 516 "gen/io_mmap.c"
+#line 540 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 38: goto tr45;
-		case 39: goto tr40;
+		case 51: goto tr47;
+		case 52: goto tr48;
 	}
 	goto st0;
-tr45:
-#line 108 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_slot_locked(m)); }
+tr47:
+#line 124 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_advise_pages(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 528 "gen/io_mmap.c"
+#line 552 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 40: goto tr46;
-		case 41: goto tr47;
+		case 53: goto tr49;
+		case 54: goto tr50;
 	}
 	goto st0;
-tr46:
-#line 109 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unlock_pages(m)); }
+tr3:
+#line 112 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 540 "gen/io_mmap.c"
+#line 564 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 42: goto tr48;
-		case 43: goto tr49;
+		case 38: goto tr51;
+		case 39: goto tr46;
 	}
 	goto st0;
-tr47:
-#line 111 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_references(m)); }
-	goto st27;
-tr48:
-#line 110 "statecharts/io_mmap.rl"
-	{ mmap_mark_unlocked(m); }
-#line 111 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_check_references(m)); }
+tr51:
+#line 113 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_slot_locked(m)); }
 	goto st27;
 st27:
 	if ( ++p == pe )
 		goto _test_eof27;
 case 27:
-#line 556 "gen/io_mmap.c"
+#line 576 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 44: goto tr50;
-		case 45: goto tr51;
-		case 46: goto tr52;
+		case 40: goto tr52;
+		case 41: goto tr53;
 	}
 	goto st0;
-tr50:
-#line 112 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_unmap_file(m)); }
+tr52:
+#line 114 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_unlock_pages(m)); }
 	goto st28;
 st28:
 	if ( ++p == pe )
 		goto _test_eof28;
 case 28:
-#line 569 "gen/io_mmap.c"
+#line 588 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 36: goto tr53;
-		case 37: goto tr54;
+		case 42: goto tr54;
+		case 43: goto tr55;
 	}
 	goto st0;
-tr51:
-#line 113 "statecharts/io_mmap.rl"
-	{ EMEL_REPORT(m, mmap_drop_own_pages(m)); }
+tr53:
+#line 116 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
+	goto st29;
+tr54:
+#line 115 "statecharts/io_mmap.rl"
+	{ emel_mmap_mark_unlocked(m); }
+#line 116 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 581 "gen/io_mmap.c"
+#line 604 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 47: goto tr52;
-		case 48: goto tr55;
+		case 44: goto tr56;
+		case 45: goto tr57;
+		case 46: goto tr58;
+	}
+	goto st0;
+tr56:
+#line 117 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
+	goto st30;
+st30:
+	if ( ++p == pe )
+		goto _test_eof30;
+case 30:
+#line 617 "gen/io_mmap.c"
+	switch( (*p) ) {
+		case 36: goto tr59;
+		case 37: goto tr60;
+	}
+	goto st0;
+tr57:
+#line 118 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_drop_own_pages(m)); }
+	goto st31;
+st31:
+	if ( ++p == pe )
+		goto _test_eof31;
+case 31:
+#line 629 "gen/io_mmap.c"
+	switch( (*p) ) {
+		case 47: goto tr58;
+		case 48: goto tr61;
 	}
 	goto st0;
 	}
@@ -717,13 +779,15 @@ case 29:
 	_test_eof27:  m->core.cs = 27; goto _test_eof; 
 	_test_eof28:  m->core.cs = 28; goto _test_eof; 
 	_test_eof29:  m->core.cs = 29; goto _test_eof; 
+	_test_eof30:  m->core.cs = 30; goto _test_eof; 
+	_test_eof31:  m->core.cs = 31; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 350 "statecharts/io_mmap.rl"
+#line 375 "statecharts/io_mmap.rl"
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);
+const emel_machine_desc emel_io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);

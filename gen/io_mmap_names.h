@@ -6,9 +6,9 @@
 
 #define io_mmap_START_STATE 1
 #define io_mmap_ERROR_STATE 0
-#define io_mmap_STATE_COUNT 30
-#define io_mmap_EVENT_COUNT 56
-#define io_mmap_TRANSITION_COUNT 61
+#define io_mmap_STATE_COUNT 32
+#define io_mmap_EVENT_COUNT 58
+#define io_mmap_TRANSITION_COUNT 68
 
 #define io_mmap_state_ready 1
 #define io_mmap_state_checking_request 2
@@ -25,29 +25,31 @@
 #define io_mmap_state_locking 13
 #define io_mmap_state_dropping_after_failure 14
 #define io_mmap_state_unmapping_after_failure 15
-#define io_mmap_state_opening 16
-#define io_mmap_state_identifying 17
-#define io_mmap_state_checking_bounds 18
-#define io_mmap_state_mapping 19
-#define io_mmap_state_checking_advice 20
-#define io_mmap_state_checking_advise_handle 21
-#define io_mmap_state_checking_advise_range 22
-#define io_mmap_state_advising 23
-#define io_mmap_state_checking_release_handle 24
-#define io_mmap_state_choosing_unlock 25
-#define io_mmap_state_unlocking 26
-#define io_mmap_state_checking_references 27
-#define io_mmap_state_unmapping 28
-#define io_mmap_state_dropping_pages 29
+#define io_mmap_state_reopening_after_fault 16
+#define io_mmap_state_checking_file_shrank 17
+#define io_mmap_state_opening 18
+#define io_mmap_state_identifying 19
+#define io_mmap_state_checking_bounds 20
+#define io_mmap_state_mapping 21
+#define io_mmap_state_checking_advice 22
+#define io_mmap_state_checking_advise_handle 23
+#define io_mmap_state_checking_advise_range 24
+#define io_mmap_state_advising 25
+#define io_mmap_state_checking_release_handle 26
+#define io_mmap_state_choosing_unlock 27
+#define io_mmap_state_unlocking 28
+#define io_mmap_state_checking_references 29
+#define io_mmap_state_unmapping 30
+#define io_mmap_state_dropping_pages 31
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_mmap_state_names[30] = {NULL, "ready", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_platform", "checking_pool", "checking_file", "checking_shared_bounds", "choosing_populate", "populating", "choosing_lock", "locking", "dropping_after_failure", "unmapping_after_failure", "opening", "identifying", "checking_bounds", "mapping", "checking_advice", "checking_advise_handle", "checking_advise_range", "advising", "checking_release_handle", "choosing_unlock", "unlocking", "checking_references", "unmapping", "dropping_pages"};
-static const char *const io_mmap_event_names[56] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED"};
-static const emel_transition io_mmap_transitions[61] = {
+static const char *const io_mmap_state_names[32] = {NULL, "ready", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_platform", "checking_pool", "checking_file", "checking_shared_bounds", "choosing_populate", "populating", "choosing_lock", "locking", "dropping_after_failure", "unmapping_after_failure", "reopening_after_fault", "checking_file_shrank", "opening", "identifying", "checking_bounds", "mapping", "checking_advice", "checking_advise_handle", "checking_advise_range", "advising", "checking_release_handle", "choosing_unlock", "unlocking", "checking_references", "unmapping", "dropping_pages"};
+static const char *const io_mmap_event_names[58] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED", "NOT_A_REGULAR_FILE", "POPULATE_FAULTED"};
+static const emel_transition io_mmap_transitions[68] = {
     {1, 1, 2}, /* ready MAP -> checking_request */
-    {1, 3, 24}, /* ready RELEASE -> checking_release_handle */
-    {1, 2, 20}, /* ready ADVISE -> checking_advice */
+    {1, 3, 26}, /* ready RELEASE -> checking_release_handle */
+    {1, 2, 22}, /* ready ADVISE -> checking_advice */
     {2, 4, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 5, 1}, /* checking_request REQUEST_INVALID -> ready */
     {3, 6, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -61,22 +63,29 @@ static const emel_transition io_mmap_transitions[61] = {
     {7, 14, 8}, /* checking_pool SLOT_AVAILABLE -> checking_file */
     {7, 15, 1}, /* checking_pool POOL_FULL -> ready */
     {8, 16, 9}, /* checking_file FILE_MAPPED -> checking_shared_bounds */
-    {8, 17, 16}, /* checking_file FILE_NOT_MAPPED -> opening */
+    {8, 17, 18}, /* checking_file FILE_NOT_MAPPED -> opening */
     {9, 18, 10}, /* checking_shared_bounds SPAN_INSIDE_FILE -> choosing_populate */
     {9, 19, 1}, /* checking_shared_bounds SPAN_BEYOND_EOF -> ready */
-    {16, 20, 17}, /* opening OPEN_OK -> identifying */
-    {16, 21, 1}, /* opening OPEN_FAILED -> ready */
-    {17, 22, 18}, /* identifying FILE_UNCHANGED -> checking_bounds */
-    {17, 55, 1}, /* identifying FILE_CHANGED -> ready */
-    {17, 23, 1}, /* identifying SIZE_FAILED -> ready */
-    {18, 18, 19}, /* checking_bounds SPAN_INSIDE_FILE -> mapping */
-    {18, 19, 1}, /* checking_bounds SPAN_BEYOND_EOF -> ready */
-    {19, 24, 10}, /* mapping MAP_OK -> choosing_populate */
-    {19, 25, 1}, /* mapping MAP_FAILED -> ready */
+    {18, 20, 19}, /* opening OPEN_OK -> identifying */
+    {18, 21, 1}, /* opening OPEN_FAILED -> ready */
+    {19, 22, 20}, /* identifying FILE_UNCHANGED -> checking_bounds */
+    {19, 55, 1}, /* identifying FILE_CHANGED -> ready */
+    {19, 23, 1}, /* identifying SIZE_FAILED -> ready */
+    {19, 56, 1}, /* identifying NOT_A_REGULAR_FILE -> ready */
+    {20, 18, 21}, /* checking_bounds SPAN_INSIDE_FILE -> mapping */
+    {20, 19, 1}, /* checking_bounds SPAN_BEYOND_EOF -> ready */
+    {21, 24, 10}, /* mapping MAP_OK -> choosing_populate */
+    {21, 25, 1}, /* mapping MAP_FAILED -> ready */
     {10, 26, 11}, /* choosing_populate POPULATE_REQUESTED -> populating */
     {10, 27, 12}, /* choosing_populate POPULATE_NOT_REQUESTED -> choosing_lock */
     {11, 28, 12}, /* populating POPULATED -> choosing_lock */
     {11, 29, 14}, /* populating POPULATE_FAILED -> dropping_after_failure */
+    {11, 57, 16}, /* populating POPULATE_FAULTED -> reopening_after_fault */
+    {16, 20, 17}, /* reopening_after_fault OPEN_OK -> checking_file_shrank */
+    {16, 21, 14}, /* reopening_after_fault OPEN_FAILED -> dropping_after_failure */
+    {17, 55, 14}, /* checking_file_shrank FILE_CHANGED -> dropping_after_failure */
+    {17, 22, 14}, /* checking_file_shrank FILE_UNCHANGED -> dropping_after_failure */
+    {17, 23, 14}, /* checking_file_shrank SIZE_FAILED -> dropping_after_failure */
     {12, 30, 13}, /* choosing_lock LOCK_REQUESTED -> locking */
     {12, 31, 1}, /* choosing_lock LOCK_NOT_REQUESTED -> ready */
     {13, 32, 1}, /* locking LOCKED -> ready */
@@ -85,27 +94,27 @@ static const emel_transition io_mmap_transitions[61] = {
     {14, 35, 15}, /* dropping_after_failure LAST_REFERENCE_DROPPED -> unmapping_after_failure */
     {15, 36, 1}, /* unmapping_after_failure UNMAPPED -> ready */
     {15, 37, 1}, /* unmapping_after_failure UNMAP_FAILED -> ready */
-    {24, 38, 25}, /* checking_release_handle HANDLE_VALID -> choosing_unlock */
-    {24, 39, 1}, /* checking_release_handle HANDLE_INVALID -> ready */
-    {25, 40, 26}, /* choosing_unlock SLOT_LOCKED -> unlocking */
-    {25, 41, 27}, /* choosing_unlock SLOT_NOT_LOCKED -> checking_references */
-    {26, 42, 27}, /* unlocking UNLOCKED -> checking_references */
-    {26, 43, 1}, /* unlocking UNLOCK_FAILED -> ready */
-    {27, 44, 28}, /* checking_references LAST_REFERENCE -> unmapping */
-    {27, 45, 29}, /* checking_references PAGES_OF_ITS_OWN -> dropping_pages */
-    {27, 46, 1}, /* checking_references NO_PAGES_OF_ITS_OWN -> ready */
-    {28, 36, 1}, /* unmapping UNMAPPED -> ready */
-    {28, 37, 1}, /* unmapping UNMAP_FAILED -> ready */
-    {29, 47, 1}, /* dropping_pages PAGES_DROPPED -> ready */
-    {29, 48, 1}, /* dropping_pages DROP_FAILED -> ready */
-    {20, 49, 21}, /* checking_advice ADVICE_VALID -> checking_advise_handle */
-    {20, 50, 1}, /* checking_advice ADVICE_INVALID -> ready */
-    {21, 38, 22}, /* checking_advise_handle HANDLE_VALID -> checking_advise_range */
-    {21, 39, 1}, /* checking_advise_handle HANDLE_INVALID -> ready */
-    {22, 51, 23}, /* checking_advise_range RANGE_VALID -> advising */
-    {22, 52, 1}, /* checking_advise_range RANGE_INVALID -> ready */
-    {23, 53, 1}, /* advising ADVISED -> ready */
-    {23, 54, 1}, /* advising ADVISE_FAILED -> ready */
+    {26, 38, 27}, /* checking_release_handle HANDLE_VALID -> choosing_unlock */
+    {26, 39, 1}, /* checking_release_handle HANDLE_INVALID -> ready */
+    {27, 40, 28}, /* choosing_unlock SLOT_LOCKED -> unlocking */
+    {27, 41, 29}, /* choosing_unlock SLOT_NOT_LOCKED -> checking_references */
+    {28, 42, 29}, /* unlocking UNLOCKED -> checking_references */
+    {28, 43, 1}, /* unlocking UNLOCK_FAILED -> ready */
+    {29, 44, 30}, /* checking_references LAST_REFERENCE -> unmapping */
+    {29, 45, 31}, /* checking_references PAGES_OF_ITS_OWN -> dropping_pages */
+    {29, 46, 1}, /* checking_references NO_PAGES_OF_ITS_OWN -> ready */
+    {30, 36, 1}, /* unmapping UNMAPPED -> ready */
+    {30, 37, 1}, /* unmapping UNMAP_FAILED -> ready */
+    {31, 47, 1}, /* dropping_pages PAGES_DROPPED -> ready */
+    {31, 48, 1}, /* dropping_pages DROP_FAILED -> ready */
+    {22, 49, 23}, /* checking_advice ADVICE_VALID -> checking_advise_handle */
+    {22, 50, 1}, /* checking_advice ADVICE_INVALID -> ready */
+    {23, 38, 24}, /* checking_advise_handle HANDLE_VALID -> checking_advise_range */
+    {23, 39, 1}, /* checking_advise_handle HANDLE_INVALID -> ready */
+    {24, 51, 25}, /* checking_advise_range RANGE_VALID -> advising */
+    {24, 52, 1}, /* checking_advise_range RANGE_INVALID -> ready */
+    {25, 53, 1}, /* advising ADVISED -> ready */
+    {25, 54, 1}, /* advising ADVISE_FAILED -> ready */
 };
 #endif
 

@@ -30,7 +30,7 @@
 #include "io_read_names.h"
 
 
-#line 268 "statecharts/io_read.rl"
+#line 271 "statecharts/io_read.rl"
 
 
 
@@ -64,6 +64,7 @@
 #define io_read_ex_HUGE_PAGES_ADVISED 52
 #define io_read_ex_HUGE_PAGE_ADVICE_REFUSED 53
 #define io_read_ex_KEEP_CACHE 45
+#define io_read_ex_NOT_A_REGULAR_FILE 56
 #define io_read_ex_NO_TARGET 14
 #define io_read_ex_OPEN_FAILED 23
 #define io_read_ex_OWNED_STORAGE 30
@@ -92,7 +93,7 @@
 #define io_read_ex_TRANSFER_RUN 3
 
 
-#line 271 "statecharts/io_read.rl"
+#line 274 "statecharts/io_read.rl"
 
 EMEL_CHECK_EVENT(io_read, ACQUIRE, READ_EV_ACQUIRE);
 EMEL_CHECK_EVENT(io_read, PREPARE, READ_EV_PREPARE);
@@ -149,6 +150,7 @@ EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
 EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_read, NOT_A_REGULAR_FILE, READ_EV_NOT_A_REGULAR_FILE);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;
@@ -156,93 +158,99 @@ static void io_read_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 151 "gen/io_read.c"
+#line 153 "gen/io_read.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr5:
-#line 126 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_REQUEST); }
+#line 127 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
-#line 127 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_FILE_INDEX); }
+#line 128 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
-#line 128 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_PATH); }
+#line 129 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
-#line 129 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_SPAN_OVERFLOW); }
+#line 130 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
-#line 130 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
+#line 131 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
 	goto st1;
 tr20:
-#line 131 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_OPEN_FAILED); }
+#line 132 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr22:
-#line 134 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
+#line 136 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr24:
-#line 135 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_POOL_EXHAUSTED); }
+#line 137 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr28:
-#line 112 "statecharts/io_read.rl"
-	{ read_release_slot(m); }
-#line 136 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_ALLOC_FAILED); }
+#line 113 "statecharts/io_read.rl"
+	{ emel_read_release_slot(m); }
+#line 138 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_ALLOC_FAILED); }
 	goto st1;
 tr31:
-#line 114 "statecharts/io_read.rl"
-	{ read_keep_member_for_its_run(m); }
+#line 115 "statecharts/io_read.rl"
+	{ emel_read_keep_member_for_its_run(m); }
 	goto st1;
 tr42:
-#line 123 "statecharts/io_read.rl"
-	{ read_grant_run(m); }
+#line 124 "statecharts/io_read.rl"
+	{ emel_read_grant_run(m); }
 	goto st1;
 tr44:
-#line 119 "statecharts/io_read.rl"
-	{ read_discard_run(m); }
+#line 120 "statecharts/io_read.rl"
+	{ emel_read_discard_run(m); }
 	goto st1;
 tr45:
-#line 119 "statecharts/io_read.rl"
-	{ read_discard_run(m); }
-#line 104 "statecharts/io_read.rl"
-	{ read_forget_file(m); }
+#line 120 "statecharts/io_read.rl"
+	{ emel_read_discard_run(m); }
+#line 105 "statecharts/io_read.rl"
+	{ emel_read_forget_file(m); }
 	goto st1;
 tr48:
-#line 102 "statecharts/io_read.rl"
-	{ read_close_fresh_descriptor(m); }
-#line 132 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_STAT_FAILED); }
+#line 103 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 133 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
 	goto st1;
 tr49:
-#line 102 "statecharts/io_read.rl"
-	{ read_close_fresh_descriptor(m); }
-#line 133 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_FILE_CHANGED); }
+#line 103 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 134 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st1;
 tr50:
-#line 125 "statecharts/io_read.rl"
-	{ read_release_residency(m); }
+#line 103 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 135 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
 	goto st1;
 tr51:
-#line 139 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_INVALID_HANDLE); }
+#line 126 "statecharts/io_read.rl"
+	{ emel_read_release_residency(m); }
+	goto st1;
+tr52:
+#line 141 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 215 "gen/io_read.c"
+#line 221 "gen/io_read.c"
 	switch( (*p) ) {
 		case 3: goto tr2;
 		case 4: goto tr3;
@@ -254,84 +262,84 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 91 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_request(m)); }
+#line 92 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 232 "gen/io_read.c"
+#line 238 "gen/io_read.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr4:
-#line 92 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_file_index(m)); }
+#line 93 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 244 "gen/io_read.c"
+#line 250 "gen/io_read.c"
 	switch( (*p) ) {
 		case 7: goto tr6;
 		case 8: goto tr7;
 	}
 	goto st0;
 tr6:
-#line 93 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_path(m)); }
+#line 94 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 256 "gen/io_read.c"
+#line 262 "gen/io_read.c"
 	switch( (*p) ) {
 		case 9: goto tr8;
 		case 10: goto tr9;
 	}
 	goto st0;
 tr8:
-#line 94 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_span(m)); }
+#line 95 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 268 "gen/io_read.c"
+#line 274 "gen/io_read.c"
 	switch( (*p) ) {
 		case 11: goto tr10;
 		case 12: goto tr11;
 	}
 	goto st0;
 tr10:
-#line 95 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_target(m)); }
+#line 96 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_target(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 280 "gen/io_read.c"
+#line 286 "gen/io_read.c"
 	if ( (*p) == 15 )
 		goto tr13;
 	if ( 13 <= (*p) && (*p) <= 14 )
 		goto tr12;
 	goto st0;
 tr12:
-#line 96 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_choose_io_mode(m)); }
+#line 97 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 292 "gen/io_read.c"
+#line 298 "gen/io_read.c"
 	switch( (*p) ) {
 		case 16: goto tr14;
 		case 17: goto tr15;
@@ -340,26 +348,26 @@ case 7:
 	}
 	goto st0;
 tr14:
-#line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+#line 99 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr16:
-#line 100 "statecharts/io_read.rl"
-	{ read_count_direct_unaligned(m); }
-#line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+#line 101 "statecharts/io_read.rl"
+	{ emel_read_count_direct_unaligned(m); }
+#line 99 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr17:
+#line 100 "statecharts/io_read.rl"
+	{ emel_read_count_direct_fallback(m); }
 #line 99 "statecharts/io_read.rl"
-	{ read_count_direct_fallback(m); }
-#line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_buffered(m)); }
+	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 314 "gen/io_read.c"
+#line 320 "gen/io_read.c"
 	switch( (*p) ) {
 		case 20: goto tr18;
 		case 21: goto tr19;
@@ -367,60 +375,60 @@ case 8:
 	}
 	goto st0;
 tr18:
-#line 105 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_span_in_file(m)); }
+#line 106 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_span_in_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 327 "gen/io_read.c"
+#line 333 "gen/io_read.c"
 	switch( (*p) ) {
 		case 26: goto tr21;
 		case 27: goto tr22;
 	}
 	goto st0;
 tr21:
-#line 106 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_reserve_slot(m)); }
+#line 107 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_reserve_slot(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 339 "gen/io_read.c"
+#line 345 "gen/io_read.c"
 	switch( (*p) ) {
 		case 28: goto tr23;
 		case 29: goto tr24;
 	}
 	goto st0;
 tr23:
-#line 107 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_choose_storage(m)); }
+#line 108 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_choose_storage(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 351 "gen/io_read.c"
+#line 357 "gen/io_read.c"
 	switch( (*p) ) {
 		case 30: goto tr25;
 		case 31: goto tr26;
 	}
 	goto st0;
 tr25:
-#line 108 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_allocate_buffer(m)); }
+#line 109 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_allocate_buffer(m)); }
 	goto st12;
 tr26:
-#line 109 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_adopt_target(m)); }
+#line 110 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_adopt_target(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 366 "gen/io_read.c"
+#line 372 "gen/io_read.c"
 	switch( (*p) ) {
 		case 32: goto tr27;
 		case 33: goto tr28;
@@ -428,40 +436,40 @@ case 12:
 	}
 	goto st0;
 tr27:
-#line 113 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+#line 114 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_finish_preparation(m)); }
 	goto st13;
 tr47:
-#line 111 "statecharts/io_read.rl"
-	{ read_count_huge_page_refusal(m); }
-#line 113 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_finish_preparation(m)); }
+#line 112 "statecharts/io_read.rl"
+	{ emel_read_count_huge_page_refusal(m); }
+#line 114 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_finish_preparation(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 383 "gen/io_read.c"
+#line 389 "gen/io_read.c"
 	switch( (*p) ) {
 		case 34: goto tr30;
 		case 35: goto tr31;
 	}
 	goto st0;
 tr2:
-#line 116 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
+#line 117 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
 	goto st14;
 tr30:
-#line 115 "statecharts/io_read.rl"
-	{ read_start_single_run(m); }
 #line 116 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_chunk(m)); }
+	{ emel_read_start_single_run(m); }
+#line 117 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 399 "gen/io_read.c"
+#line 405 "gen/io_read.c"
 	switch( (*p) ) {
 		case 38: goto tr33;
 		case 39: goto tr34;
@@ -471,28 +479,28 @@ case 14:
 		goto tr32;
 	goto st0;
 tr32:
-#line 117 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advance_transfer(m)); }
+#line 118 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_advance_transfer(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 414 "gen/io_read.c"
+#line 420 "gen/io_read.c"
 	switch( (*p) ) {
 		case 43: goto tr2;
 		case 44: goto tr36;
 	}
 	goto st0;
 tr36:
-#line 103 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_recheck_file(m)); }
+#line 104 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 426 "gen/io_read.c"
+#line 432 "gen/io_read.c"
 	switch( (*p) ) {
 		case 24: goto tr37;
 		case 25: goto tr38;
@@ -500,100 +508,100 @@ case 16:
 	}
 	goto st0;
 tr37:
-#line 120 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_cache_policy(m)); }
+#line 121 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_cache_policy(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 439 "gen/io_read.c"
+#line 445 "gen/io_read.c"
 	switch( (*p) ) {
 		case 45: goto st18;
 		case 46: goto tr41;
 	}
 	goto st0;
 tr43:
-#line 122 "statecharts/io_read.rl"
-	{ read_count_cache_drop_failure(m); }
+#line 123 "statecharts/io_read.rl"
+	{ emel_read_count_cache_drop_failure(m); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 451 "gen/io_read.c"
+#line 457 "gen/io_read.c"
 	if ( (*p) == 54 )
 		goto tr42;
 	goto st0;
 tr41:
-#line 121 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_drop_cache(m)); }
+#line 122 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_drop_cache(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 461 "gen/io_read.c"
+#line 467 "gen/io_read.c"
 	switch( (*p) ) {
 		case 47: goto st18;
 		case 48: goto tr43;
 	}
 	goto st0;
 tr35:
-#line 137 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_FAILED); }
+#line 139 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_FAILED); }
 	goto st20;
 tr38:
-#line 132 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_STAT_FAILED); }
+#line 133 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
 	goto st20;
 tr46:
-#line 138 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+#line 140 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 479 "gen/io_read.c"
+#line 485 "gen/io_read.c"
 	if ( (*p) == 54 )
 		goto tr44;
 	goto st0;
 tr39:
-#line 133 "statecharts/io_read.rl"
-	{ read_refuse(m, EMEL_FILE_CHANGED); }
+#line 134 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 489 "gen/io_read.c"
+#line 495 "gen/io_read.c"
 	if ( (*p) == 54 )
 		goto tr45;
 	goto st0;
 tr33:
-#line 118 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_retry_budget(m)); }
+#line 119 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 499 "gen/io_read.c"
+#line 505 "gen/io_read.c"
 	switch( (*p) ) {
 		case 41: goto tr2;
 		case 42: goto tr35;
 	}
 	goto st0;
 tr34:
-#line 103 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_recheck_file(m)); }
+#line 104 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 511 "gen/io_read.c"
+#line 517 "gen/io_read.c"
 	switch( (*p) ) {
 		case 24: goto tr46;
 		case 25: goto tr38;
@@ -601,43 +609,44 @@ case 23:
 	}
 	goto st0;
 tr29:
-#line 110 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_advise_huge_pages(m)); }
+#line 111 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 524 "gen/io_read.c"
+#line 530 "gen/io_read.c"
 	switch( (*p) ) {
 		case 52: goto tr27;
 		case 53: goto tr47;
 	}
 	goto st0;
 tr19:
-#line 101 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_identify_file(m)); }
+#line 102 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_identify_file(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 536 "gen/io_read.c"
+#line 542 "gen/io_read.c"
 	switch( (*p) ) {
 		case 24: goto tr18;
 		case 25: goto tr48;
 		case 55: goto tr49;
+		case 56: goto tr50;
 	}
 	goto st0;
 tr15:
-#line 97 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_open_direct(m)); }
+#line 98 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_open_direct(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 549 "gen/io_read.c"
+#line 556 "gen/io_read.c"
 	switch( (*p) ) {
 		case 20: goto tr18;
 		case 21: goto tr19;
@@ -646,17 +655,17 @@ case 26:
 	}
 	goto st0;
 tr3:
-#line 124 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, read_check_handle(m)); }
+#line 125 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_handle(m)); }
 	goto st27;
 st27:
 	if ( ++p == pe )
 		goto _test_eof27;
 case 27:
-#line 563 "gen/io_read.c"
+#line 570 "gen/io_read.c"
 	switch( (*p) ) {
-		case 49: goto tr50;
-		case 50: goto tr51;
+		case 49: goto tr51;
+		case 50: goto tr52;
 	}
 	goto st0;
 	}
@@ -692,8 +701,8 @@ case 27:
 	_out: {}
 	}
 
-#line 334 "statecharts/io_read.rl"
+#line 338 "statecharts/io_read.rl"
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_read_desc = EMEL_MACHINE_DESC(io_read);
+const emel_machine_desc emel_io_read_desc = EMEL_MACHINE_DESC(io_read);

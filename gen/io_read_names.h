@@ -7,8 +7,8 @@
 #define io_read_START_STATE 1
 #define io_read_ERROR_STATE 0
 #define io_read_STATE_COUNT 28
-#define io_read_EVENT_COUNT 56
-#define io_read_TRANSITION_COUNT 66
+#define io_read_EVENT_COUNT 57
+#define io_read_TRANSITION_COUNT 67
 
 #define io_read_state_idle 1
 #define io_read_state_checking_request 2
@@ -41,8 +41,8 @@
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
 static const char *const io_read_state_names[28] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "checking_file_after_transfer", "finishing", "transferred", "dropping_cache", "transfer_failed", "transfer_found_file_changed", "retrying", "checking_file_at_end", "advising_huge_pages", "identifying", "opening_direct", "checking_handle"};
-static const char *const io_read_event_names[56] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "SETTLE_RUN", "FILE_CHANGED"};
-static const emel_transition io_read_transitions[66] = {
+static const char *const io_read_event_names[57] = {NULL, "ACQUIRE", "PREPARE", "TRANSFER_RUN", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "READ_NOW", "READ_WITH_RUN", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "SETTLE_RUN", "FILE_CHANGED", "NOT_A_REGULAR_FILE"};
+static const emel_transition io_read_transitions[67] = {
     {1, 1, 2}, /* idle ACQUIRE -> checking_request */
     {1, 2, 2}, /* idle PREPARE -> checking_request */
     {1, 3, 14}, /* idle TRANSFER_RUN -> reading_chunk */
@@ -72,6 +72,7 @@ static const emel_transition io_read_transitions[66] = {
     {25, 24, 9}, /* identifying FILE_UNCHANGED -> checking_span_in_file */
     {25, 55, 1}, /* identifying FILE_CHANGED -> idle */
     {25, 25, 1}, /* identifying STAT_FAILED -> idle */
+    {25, 56, 1}, /* identifying NOT_A_REGULAR_FILE -> idle */
     {9, 26, 10}, /* checking_span_in_file SPAN_INSIDE_FILE -> reserving_slot */
     {9, 27, 1}, /* checking_span_in_file SPAN_BEYOND_EOF -> idle */
     {10, 28, 11}, /* reserving_slot SLOT_RESERVED -> choosing_storage */

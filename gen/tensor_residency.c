@@ -70,15 +70,15 @@ EMEL_GENERATED_EXEC_BEGIN
 	{
 tr2:
 #line 52 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
 	goto st1;
 tr3:
 #line 54 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st1;
 tr5:
 #line 41 "statecharts/tensor_residency.rl"
-	{ tensor_refuse_span(m); }
+	{ emel_tensor_refuse_span(m); }
 	goto st1;
 st1:
 	if ( ++p == pe )
@@ -98,7 +98,7 @@ st0:
 	goto _out;
 tr0:
 #line 39 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, tensor_check_span(m)); }
+	{ EMEL_REPORT(m, emel_tensor_check_span(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
@@ -112,23 +112,23 @@ case 2:
 	goto st0;
 tr9:
 #line 54 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st3;
 tr4:
 #line 40 "statecharts/tensor_residency.rl"
-	{ tensor_record_span(m); }
+	{ emel_tensor_record_span(m); }
 	goto st3;
 tr6:
 #line 53 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st3;
 tr12:
 #line 44 "statecharts/tensor_residency.rl"
-	{ tensor_refuse_external(m); }
+	{ emel_tensor_refuse_external(m); }
 	goto st3;
 tr21:
 #line 48 "statecharts/tensor_residency.rl"
-	{ tensor_record_load_error(m); }
+	{ emel_tensor_record_load_error(m); }
 	goto st3;
 st3:
 	if ( ++p == pe )
@@ -145,7 +145,7 @@ case 3:
 	goto st0;
 tr7:
 #line 42 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, tensor_check_external(m)); }
+	{ EMEL_REPORT(m, emel_tensor_check_external(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
@@ -159,23 +159,23 @@ case 4:
 	goto st0;
 tr13:
 #line 53 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st5;
 tr11:
 #line 43 "statecharts/tensor_residency.rl"
-	{ tensor_adopt_external(m); }
+	{ emel_tensor_adopt_external(m); }
 	goto st5;
 tr14:
 #line 55 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
 	goto st5;
 tr17:
 #line 51 "statecharts/tensor_residency.rl"
-	{ tensor_record_release_error(m); }
+	{ emel_tensor_record_release_error(m); }
 	goto st5;
 tr20:
 #line 47 "statecharts/tensor_residency.rl"
-	{ tensor_record_residency(m); }
+	{ emel_tensor_record_residency(m); }
 	goto st5;
 st5:
 	if ( ++p == pe )
@@ -192,7 +192,7 @@ case 5:
 	goto st0;
 tr15:
 #line 49 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, tensor_release_residency(m)); }
+	{ EMEL_REPORT(m, emel_tensor_release_residency(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
@@ -206,15 +206,15 @@ case 6:
 	goto st0;
 tr18:
 #line 53 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st7;
 tr16:
 #line 50 "statecharts/tensor_residency.rl"
-	{ tensor_forget_residency(m); }
+	{ emel_tensor_forget_residency(m); }
 	goto st7;
 tr19:
 #line 56 "statecharts/tensor_residency.rl"
-	{ tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
 	goto st7;
 st7:
 	if ( ++p == pe )
@@ -231,11 +231,11 @@ case 7:
 	goto st0;
 tr8:
 #line 45 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, tensor_request_residency(m)); }
+	{ EMEL_REPORT(m, emel_tensor_request_residency(m)); }
 	goto st8;
 tr10:
 #line 46 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, tensor_check_batch_result(m)); }
+	{ EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
@@ -265,4 +265,4 @@ case 8:
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc tensor_residency_desc = EMEL_MACHINE_DESC(tensor_residency);
+const emel_machine_desc emel_tensor_residency_desc = EMEL_MACHINE_DESC(tensor_residency);

@@ -76,68 +76,76 @@
   export ADVISED = 53;
   export ADVISE_FAILED = 54;
   export FILE_CHANGED = 55;
+  export NOT_A_REGULAR_FILE = 56;
+  export POPULATE_FAULTED = 57;
 
   # map: validation, no OS call
-  action check_request { EMEL_REPORT(m, mmap_check_request(m)); }
-  action check_file_index { EMEL_REPORT(m, mmap_check_file_index(m)); }
-  action check_path { EMEL_REPORT(m, mmap_check_path(m)); }
-  action check_span { EMEL_REPORT(m, mmap_check_span(m)); }
-  action check_platform { EMEL_REPORT(m, mmap_check_platform(m)); }
-  action check_pool { EMEL_REPORT(m, mmap_check_pool(m)); }
-  action check_file_mapped { EMEL_REPORT(m, mmap_check_file_mapped(m)); }
-  action check_bounds { EMEL_REPORT(m, mmap_check_bounds(m)); }
+  action check_request { EMEL_REPORT(m, emel_mmap_check_request(m)); }
+  action check_file_index { EMEL_REPORT(m, emel_mmap_check_file_index(m)); }
+  action check_path { EMEL_REPORT(m, emel_mmap_check_path(m)); }
+  action check_span { EMEL_REPORT(m, emel_mmap_check_span(m)); }
+  action check_platform { EMEL_REPORT(m, emel_mmap_check_platform(m)); }
+  action check_pool { EMEL_REPORT(m, emel_mmap_check_pool(m)); }
+  action check_file_mapped { EMEL_REPORT(m, emel_mmap_check_file_mapped(m)); }
+  action check_bounds { EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
   # map: OS calls
-  action open_file { EMEL_REPORT(m, mmap_open_file(m)); }
-  action identify_file { EMEL_REPORT(m, mmap_identify_file(m)); }
-  action map_file { EMEL_REPORT(m, mmap_map_file(m)); }
-  action adopt_mapping { mmap_adopt_mapping(m); }
-  action close_file { mmap_close_file(m); }
-  action close_after_failure { mmap_close_file(m); }
-  action take_file_reference { mmap_take_file_reference(m); }
-  action check_populate { EMEL_REPORT(m, mmap_check_populate(m)); }
-  action populate_pages { EMEL_REPORT(m, mmap_populate_pages(m)); }
-  action check_lock { EMEL_REPORT(m, mmap_check_lock(m)); }
-  action lock_pages { EMEL_REPORT(m, mmap_lock_pages(m)); }
-  action grant_mapping { mmap_grant_mapping(m); }
+  action open_file { EMEL_REPORT(m, emel_mmap_open_file(m)); }
+  action identify_file { EMEL_REPORT(m, emel_mmap_identify_file(m)); }
+  action map_file { EMEL_REPORT(m, emel_mmap_map_file(m)); }
+  action adopt_mapping { emel_mmap_adopt_mapping(m); }
+  action close_file { emel_mmap_close_file(m); }
+  action close_after_failure { emel_mmap_close_file(m); }
+  action take_file_reference { emel_mmap_take_file_reference(m); }
+  action check_populate { EMEL_REPORT(m, emel_mmap_check_populate(m)); }
+  action populate_pages { EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
+  action reopen_after_fault { EMEL_REPORT(m, emel_mmap_open_file(m)); }
+  action check_file_shrank { EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
+  action close_after_fault { emel_mmap_close_file(m); }
+  action check_lock { EMEL_REPORT(m, emel_mmap_check_lock(m)); }
+  action lock_pages { EMEL_REPORT(m, emel_mmap_lock_pages(m)); }
+  action grant_mapping { emel_mmap_grant_mapping(m); }
   # map: cleanup after a failure part-way
-  action drop_file_reference { EMEL_REPORT(m, mmap_drop_file_reference(m)); }
-  action unmap_after_failure { EMEL_REPORT(m, mmap_unmap_file(m)); }
-  action forget_file_mapping { mmap_forget_file_mapping(m); }
+  action drop_file_reference { EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
+  action unmap_after_failure { EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
+  action forget_file_mapping { emel_mmap_forget_file_mapping(m); }
   # release
-  action check_release_handle { EMEL_REPORT(m, mmap_check_handle(m)); }
-  action check_slot_locked { EMEL_REPORT(m, mmap_check_slot_locked(m)); }
-  action unlock_pages { EMEL_REPORT(m, mmap_unlock_pages(m)); }
-  action mark_unlocked { mmap_mark_unlocked(m); }
-  action check_references { EMEL_REPORT(m, mmap_check_references(m)); }
-  action unmap_file { EMEL_REPORT(m, mmap_unmap_file(m)); }
-  action drop_own_pages { EMEL_REPORT(m, mmap_drop_own_pages(m)); }
-  action free_slot { mmap_free_slot(m); }
+  action check_release_handle { EMEL_REPORT(m, emel_mmap_check_handle(m)); }
+  action check_slot_locked { EMEL_REPORT(m, emel_mmap_check_slot_locked(m)); }
+  action unlock_pages { EMEL_REPORT(m, emel_mmap_unlock_pages(m)); }
+  action mark_unlocked { emel_mmap_mark_unlocked(m); }
+  action check_references { EMEL_REPORT(m, emel_mmap_check_references(m)); }
+  action unmap_file { EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
+  action drop_own_pages { EMEL_REPORT(m, emel_mmap_drop_own_pages(m)); }
+  action free_slot { emel_mmap_free_slot(m); }
   # advise
-  action check_advice { EMEL_REPORT(m, mmap_check_advice(m)); }
-  action check_advise_handle { EMEL_REPORT(m, mmap_check_handle(m)); }
-  action check_advise_range { EMEL_REPORT(m, mmap_check_advise_range(m)); }
-  action advise_pages { EMEL_REPORT(m, mmap_advise_pages(m)); }
-  action grant_advice { mmap_succeed(m); }
+  action check_advice { EMEL_REPORT(m, emel_mmap_check_advice(m)); }
+  action check_advise_handle { EMEL_REPORT(m, emel_mmap_check_handle(m)); }
+  action check_advise_range { EMEL_REPORT(m, emel_mmap_check_advise_range(m)); }
+  action advise_pages { EMEL_REPORT(m, emel_mmap_advise_pages(m)); }
+  action grant_advice { emel_mmap_succeed(m); }
   # refusals: one code each
-  action refuse_invalid_request { mmap_fail(m, EMEL_INVALID_REQUEST); }
-  action refuse_invalid_file_index { mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
-  action refuse_invalid_path { mmap_fail(m, EMEL_INVALID_PATH); }
-  action refuse_span_overflow { mmap_fail(m, EMEL_SPAN_OVERFLOW); }
-  action refuse_unsupported { mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
-  action refuse_pool_exhausted { mmap_fail(m, EMEL_POOL_EXHAUSTED); }
-  action refuse_beyond_eof { mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
-  action refuse_open_failed { mmap_fail(m, EMEL_OPEN_FAILED); }
-  action refuse_stat_failed { mmap_fail(m, EMEL_STAT_FAILED); }
-  action refuse_file_changed { mmap_fail(m, EMEL_FILE_CHANGED); }
-  action refuse_map_failed { mmap_fail(m, EMEL_MMAP_FAILED); }
-  action refuse_populate_failed { mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
-  action refuse_lock_failed { mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
-  action refuse_invalid_handle { mmap_fail(m, EMEL_INVALID_HANDLE); }
-  action refuse_unlock_failed { mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
-  action refuse_unmap_failed { mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
-  action refuse_drop_failed { mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
-  action refuse_advise_range { mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
-  action refuse_advise_failed { mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+  action refuse_invalid_request { emel_mmap_fail(m, EMEL_INVALID_REQUEST); }
+  action refuse_invalid_file_index { emel_mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
+  action refuse_invalid_path { emel_mmap_fail(m, EMEL_INVALID_PATH); }
+  action refuse_span_overflow { emel_mmap_fail(m, EMEL_SPAN_OVERFLOW); }
+  action refuse_unsupported { emel_mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
+  action refuse_pool_exhausted { emel_mmap_fail(m, EMEL_POOL_EXHAUSTED); }
+  action refuse_beyond_eof { emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+  action refuse_open_failed { emel_mmap_fail(m, EMEL_OPEN_FAILED); }
+  action refuse_stat_failed { emel_mmap_fail(m, EMEL_STAT_FAILED); }
+  action refuse_file_changed { emel_mmap_fail(m, EMEL_FILE_CHANGED); }
+  action refuse_not_a_regular_file { emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
+  action refuse_map_failed { emel_mmap_fail(m, EMEL_MMAP_FAILED); }
+  action refuse_populate_failed { emel_mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_populate_faulted { emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
+  action refuse_shrunk_after_fault { emel_mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
+  action refuse_lock_failed { emel_mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
+  action refuse_invalid_handle { emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
+  action refuse_unlock_failed { emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
+  action refuse_unmap_failed { emel_mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+  action refuse_drop_failed { emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+  action refuse_advise_range { emel_mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
+  action refuse_advise_failed { emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
 
   main := (
     start: ready: (
@@ -186,13 +194,14 @@
         OPEN_OK @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> ready
     ),
-    # the size mapped is read here, from a file that is still the one indexed
+    # the size mapped is read here, from a regular file that is still the one indexed
     # (emel_io_file.expected): nothing is mapped past the end of a file
     # truncated or replaced since
     identifying: (
         FILE_UNCHANGED @check_bounds -> checking_bounds
       | FILE_CHANGED @refuse_file_changed @close_after_failure -> ready
       | SIZE_FAILED @refuse_stat_failed @close_after_failure -> ready
+      | NOT_A_REGULAR_FILE @refuse_not_a_regular_file @close_after_failure -> ready
     ),
     # checked before mapping, so no access can fault past the end of a short file
     checking_bounds: (
@@ -213,6 +222,20 @@
     populating: (
         POPULATED @check_lock -> choosing_lock
       | POPULATE_FAILED @refuse_populate_failed @drop_file_reference -> dropping_after_failure
+      | POPULATE_FAULTED @reopen_after_fault -> reopening_after_fault
+    ),
+    # a page of the span could not be read (an access would have raised
+    # SIGBUS): FILE_CHANGED when the file is now shorter than what was mapped
+    # (or no longer the file indexed), else the populate failure; both keep
+    # the fault's errno
+    reopening_after_fault: (
+        OPEN_OK @check_file_shrank -> checking_file_shrank
+      | OPEN_FAILED @refuse_populate_faulted @drop_file_reference -> dropping_after_failure
+    ),
+    checking_file_shrank: (
+        FILE_CHANGED @refuse_shrunk_after_fault @close_after_fault @drop_file_reference -> dropping_after_failure
+      | FILE_UNCHANGED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
+      | SIZE_FAILED @refuse_populate_faulted @close_after_fault @drop_file_reference -> dropping_after_failure
     ),
     choosing_lock: (
         LOCK_REQUESTED @lock_pages -> locking
@@ -340,6 +363,8 @@ EMEL_CHECK_EVENT(io_mmap, RANGE_INVALID, MMAP_EV_RANGE_INVALID);
 EMEL_CHECK_EVENT(io_mmap, ADVISED, MMAP_EV_ADVISED);
 EMEL_CHECK_EVENT(io_mmap, ADVISE_FAILED, MMAP_EV_ADVISE_FAILED);
 EMEL_CHECK_EVENT(io_mmap, FILE_CHANGED, MMAP_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_mmap, NOT_A_REGULAR_FILE, MMAP_EV_NOT_A_REGULAR_FILE);
+EMEL_CHECK_EVENT(io_mmap, POPULATE_FAULTED, MMAP_EV_POPULATE_FAULTED);
 
 static void io_mmap_exec(void *ctx, int event) {
   io_mmap_ctx *m = ctx;
@@ -350,4 +375,4 @@ EMEL_GENERATED_EXEC_BEGIN
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);
+const emel_machine_desc emel_io_mmap_desc = EMEL_MACHINE_DESC(io_mmap);

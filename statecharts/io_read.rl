@@ -87,56 +87,58 @@
   export HUGE_PAGE_ADVICE_REFUSED = 53;
   export SETTLE_RUN = 54;
   export FILE_CHANGED = 55;
+  export NOT_A_REGULAR_FILE = 56;
 
-  action check_request { EMEL_REPORT(m, read_check_request(m)); }
-  action check_file_index { EMEL_REPORT(m, read_check_file_index(m)); }
-  action check_path { EMEL_REPORT(m, read_check_path(m)); }
-  action check_span { EMEL_REPORT(m, read_check_span(m)); }
-  action check_target { EMEL_REPORT(m, read_check_target(m)); }
-  action choose_io_mode { EMEL_REPORT(m, read_choose_io_mode(m)); }
-  action open_direct { EMEL_REPORT(m, read_open_direct(m)); }
-  action open_buffered { EMEL_REPORT(m, read_open_buffered(m)); }
-  action count_direct_fallback { read_count_direct_fallback(m); }
-  action count_direct_unaligned { read_count_direct_unaligned(m); }
-  action identify_file { EMEL_REPORT(m, read_identify_file(m)); }
-  action close_fresh_descriptor { read_close_fresh_descriptor(m); }
-  action recheck_file { EMEL_REPORT(m, read_recheck_file(m)); }
-  action forget_file { read_forget_file(m); }
-  action check_span_in_file { EMEL_REPORT(m, read_check_span_in_file(m)); }
-  action reserve_slot { EMEL_REPORT(m, read_reserve_slot(m)); }
-  action choose_storage { EMEL_REPORT(m, read_choose_storage(m)); }
-  action allocate_buffer { EMEL_REPORT(m, read_allocate_buffer(m)); }
-  action adopt_target { EMEL_REPORT(m, read_adopt_target(m)); }
-  action advise_huge_pages { EMEL_REPORT(m, read_advise_huge_pages(m)); }
-  action count_huge_page_refusal { read_count_huge_page_refusal(m); }
-  action release_slot { read_release_slot(m); }
-  action finish_preparation { EMEL_REPORT(m, read_finish_preparation(m)); }
-  action keep_member_for_its_run { read_keep_member_for_its_run(m); }
-  action start_single_run { read_start_single_run(m); }
-  action read_chunk { EMEL_REPORT(m, read_chunk(m)); }
-  action advance_transfer { EMEL_REPORT(m, read_advance_transfer(m)); }
-  action check_retry_budget { EMEL_REPORT(m, read_check_retry_budget(m)); }
-  action discard_run { read_discard_run(m); }
-  action check_cache_policy { EMEL_REPORT(m, read_check_cache_policy(m)); }
-  action drop_cache { EMEL_REPORT(m, read_drop_cache(m)); }
-  action count_cache_drop_failure { read_count_cache_drop_failure(m); }
-  action grant_run { read_grant_run(m); }
-  action check_handle { EMEL_REPORT(m, read_check_handle(m)); }
-  action release_residency { read_release_residency(m); }
-  action refuse_invalid_request { read_refuse(m, EMEL_INVALID_REQUEST); }
-  action refuse_invalid_file_index { read_refuse(m, EMEL_INVALID_FILE_INDEX); }
-  action refuse_invalid_path { read_refuse(m, EMEL_INVALID_PATH); }
-  action refuse_span_overflow { read_refuse(m, EMEL_SPAN_OVERFLOW); }
-  action refuse_target_too_small { read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
-  action refuse_open_failed { read_refuse(m, EMEL_OPEN_FAILED); }
-  action refuse_stat_failed { read_refuse(m, EMEL_STAT_FAILED); }
-  action refuse_file_changed { read_refuse(m, EMEL_FILE_CHANGED); }
-  action refuse_span_beyond_eof { read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
-  action refuse_pool_exhausted { read_refuse(m, EMEL_POOL_EXHAUSTED); }
-  action refuse_alloc_failed { read_refuse(m, EMEL_READ_ALLOC_FAILED); }
-  action refuse_read_failed { read_refuse(m, EMEL_READ_FAILED); }
-  action refuse_unexpected_eof { read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
-  action refuse_invalid_handle { read_refuse(m, EMEL_INVALID_HANDLE); }
+  action check_request { EMEL_REPORT(m, emel_read_check_request(m)); }
+  action check_file_index { EMEL_REPORT(m, emel_read_check_file_index(m)); }
+  action check_path { EMEL_REPORT(m, emel_read_check_path(m)); }
+  action check_span { EMEL_REPORT(m, emel_read_check_span(m)); }
+  action check_target { EMEL_REPORT(m, emel_read_check_target(m)); }
+  action choose_io_mode { EMEL_REPORT(m, emel_read_choose_io_mode(m)); }
+  action open_direct { EMEL_REPORT(m, emel_read_open_direct(m)); }
+  action open_buffered { EMEL_REPORT(m, emel_read_open_buffered(m)); }
+  action count_direct_fallback { emel_read_count_direct_fallback(m); }
+  action count_direct_unaligned { emel_read_count_direct_unaligned(m); }
+  action identify_file { EMEL_REPORT(m, emel_read_identify_file(m)); }
+  action close_fresh_descriptor { emel_read_close_fresh_descriptor(m); }
+  action recheck_file { EMEL_REPORT(m, emel_read_recheck_file(m)); }
+  action forget_file { emel_read_forget_file(m); }
+  action check_span_in_file { EMEL_REPORT(m, emel_read_check_span_in_file(m)); }
+  action reserve_slot { EMEL_REPORT(m, emel_read_reserve_slot(m)); }
+  action choose_storage { EMEL_REPORT(m, emel_read_choose_storage(m)); }
+  action allocate_buffer { EMEL_REPORT(m, emel_read_allocate_buffer(m)); }
+  action adopt_target { EMEL_REPORT(m, emel_read_adopt_target(m)); }
+  action advise_huge_pages { EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
+  action count_huge_page_refusal { emel_read_count_huge_page_refusal(m); }
+  action release_slot { emel_read_release_slot(m); }
+  action finish_preparation { EMEL_REPORT(m, emel_read_finish_preparation(m)); }
+  action keep_member_for_its_run { emel_read_keep_member_for_its_run(m); }
+  action start_single_run { emel_read_start_single_run(m); }
+  action read_chunk { EMEL_REPORT(m, emel_read_chunk(m)); }
+  action advance_transfer { EMEL_REPORT(m, emel_read_advance_transfer(m)); }
+  action check_retry_budget { EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
+  action discard_run { emel_read_discard_run(m); }
+  action check_cache_policy { EMEL_REPORT(m, emel_read_check_cache_policy(m)); }
+  action drop_cache { EMEL_REPORT(m, emel_read_drop_cache(m)); }
+  action count_cache_drop_failure { emel_read_count_cache_drop_failure(m); }
+  action grant_run { emel_read_grant_run(m); }
+  action check_handle { EMEL_REPORT(m, emel_read_check_handle(m)); }
+  action release_residency { emel_read_release_residency(m); }
+  action refuse_invalid_request { emel_read_refuse(m, EMEL_INVALID_REQUEST); }
+  action refuse_invalid_file_index { emel_read_refuse(m, EMEL_INVALID_FILE_INDEX); }
+  action refuse_invalid_path { emel_read_refuse(m, EMEL_INVALID_PATH); }
+  action refuse_span_overflow { emel_read_refuse(m, EMEL_SPAN_OVERFLOW); }
+  action refuse_target_too_small { emel_read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
+  action refuse_open_failed { emel_read_refuse(m, EMEL_OPEN_FAILED); }
+  action refuse_stat_failed { emel_read_refuse(m, EMEL_STAT_FAILED); }
+  action refuse_file_changed { emel_read_refuse(m, EMEL_FILE_CHANGED); }
+  action refuse_not_a_regular_file { emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
+  action refuse_span_beyond_eof { emel_read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
+  action refuse_pool_exhausted { emel_read_refuse(m, EMEL_POOL_EXHAUSTED); }
+  action refuse_alloc_failed { emel_read_refuse(m, EMEL_READ_ALLOC_FAILED); }
+  action refuse_read_failed { emel_read_refuse(m, EMEL_READ_FAILED); }
+  action refuse_unexpected_eof { emel_read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+  action refuse_invalid_handle { emel_read_refuse(m, EMEL_INVALID_HANDLE); }
 
   main := (
     start: idle: (
@@ -184,11 +186,12 @@
       | FILE_OPENED @identify_file -> identifying
       | OPEN_FAILED @refuse_open_failed -> idle
     ),
-    # before any read: the file opened is still the one indexed
+    # before any read: the file opened is a regular file, still the one indexed
     identifying: (
         FILE_UNCHANGED @check_span_in_file -> checking_span_in_file
       | FILE_CHANGED @close_fresh_descriptor @refuse_file_changed -> idle
       | STAT_FAILED @close_fresh_descriptor @refuse_stat_failed -> idle
+      | NOT_A_REGULAR_FILE @close_fresh_descriptor @refuse_not_a_regular_file -> idle
     ),
     checking_span_in_file: (
         SPAN_INSIDE_FILE @reserve_slot -> reserving_slot
@@ -324,6 +327,7 @@ EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
 EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
 EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
 EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
+EMEL_CHECK_EVENT(io_read, NOT_A_REGULAR_FILE, READ_EV_NOT_A_REGULAR_FILE);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;
@@ -334,4 +338,4 @@ EMEL_GENERATED_EXEC_BEGIN
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc io_read_desc = EMEL_MACHINE_DESC(io_read);
+const emel_machine_desc emel_io_read_desc = EMEL_MACHINE_DESC(io_read);

@@ -36,24 +36,24 @@
   export RELEASE_REFUSED = 12;
   export ADOPT_RESIDENCY = 13;
 
-  action check_span { EMEL_REPORT(m, tensor_check_span(m)); }
-  action record_span { tensor_record_span(m); }
-  action refuse_span { tensor_refuse_span(m); }
-  action check_external { EMEL_REPORT(m, tensor_check_external(m)); }
-  action adopt_external { tensor_adopt_external(m); }
-  action refuse_external { tensor_refuse_external(m); }
-  action request_residency { EMEL_REPORT(m, tensor_request_residency(m)); }
-  action check_batch_result { EMEL_REPORT(m, tensor_check_batch_result(m)); }
-  action record_residency { tensor_record_residency(m); }
-  action record_load_error { tensor_record_load_error(m); }
-  action release_residency { EMEL_REPORT(m, tensor_release_residency(m)); }
-  action forget_residency { tensor_forget_residency(m); }
-  action record_release_error { tensor_record_release_error(m); }
-  action refuse_not_bound { tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
-  action refuse_already_bound { tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
-  action refuse_not_resident { tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
-  action refuse_already_resident { tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
-  action refuse_already_evicted { tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
+  action check_span { EMEL_REPORT(m, emel_tensor_check_span(m)); }
+  action record_span { emel_tensor_record_span(m); }
+  action refuse_span { emel_tensor_refuse_span(m); }
+  action check_external { EMEL_REPORT(m, emel_tensor_check_external(m)); }
+  action adopt_external { emel_tensor_adopt_external(m); }
+  action refuse_external { emel_tensor_refuse_external(m); }
+  action request_residency { EMEL_REPORT(m, emel_tensor_request_residency(m)); }
+  action check_batch_result { EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
+  action record_residency { emel_tensor_record_residency(m); }
+  action record_load_error { emel_tensor_record_load_error(m); }
+  action release_residency { EMEL_REPORT(m, emel_tensor_release_residency(m)); }
+  action forget_residency { emel_tensor_forget_residency(m); }
+  action record_release_error { emel_tensor_record_release_error(m); }
+  action refuse_not_bound { emel_tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
+  action refuse_already_bound { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+  action refuse_not_resident { emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
+  action refuse_already_resident { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
+  action refuse_already_evicted { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
 
   main := (
     start: unbound: (
@@ -128,4 +128,4 @@ EMEL_GENERATED_EXEC_BEGIN
 EMEL_GENERATED_EXEC_END
 }
 
-const emel_machine_desc tensor_residency_desc = EMEL_MACHINE_DESC(tensor_residency);
+const emel_machine_desc emel_tensor_residency_desc = EMEL_MACHINE_DESC(tensor_residency);

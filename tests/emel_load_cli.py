@@ -38,7 +38,7 @@ def limit_memory():
 def run(args, env=None):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([EMEL_LOAD] + args, capture_output=True, text=True, timeout=20,
+    return subprocess.run([EMEL_LOAD] + args, capture_output=True, text=True, errors="replace", timeout=20,
                           preexec_fn=limit_memory, env=e)
 
 
@@ -103,15 +103,116 @@ for strategy in ("mmap", "read"):
 
 r = run(["--quiet", good])
 check("--quiet prints nothing", r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr)
-r = run([good])
+r = run(["--strategy", "read", good])
 check("the human summary names tensors, bytes, GB/s and strategy",
-      r.returncode == 0 and re.search(r"2 tensors, 192 bytes in [0-9.]+ s \([0-9.]+ GB/s\), strategy mmap", r.stdout),
+      r.returncode == 0 and re.search(r"2 tensors, 192 bytes in [0-9.]+ s \([0-9.]+ GB/s\), strategy read", r.stdout),
       r.stdout)
+# Guards against: a plain mmap load (which reads nothing) printing a
+# throughput such as 19055 GB/s.
+r = run([good])
+check("a plain mmap load says 'mapped, not read', not a throughput",
+      r.returncode == 0 and re.search(r"2 tensors, 192 bytes in [0-9.]+ s \(mapped, not read\), strategy mmap$",
+                                      r.stdout.strip()), r.stdout)
+r = run(["--populate", good])
+check("a populated mmap load has a throughput",
+      r.returncode == 0 and re.search(r"\([0-9.]+ GB/s\), strategy mmap, populate", r.stdout), r.stdout)
+r = run(["--verify", good])
+check("--verify reports its own time and rate after the load's",
+      r.returncode == 0 and re.search(r"\(mapped, not read\), strategy mmap, verified \(xxh3 per tensor\) in [0-9.]+ s "
+                                      r"\([0-9.]+ GB/s\)", r.stdout), r.stdout)
+for args, mapped_only in ((["--strategy", "mmap"], True), (["--strategy", "mmap", "--populate"], False),
+                          (["--strategy", "read"], False)):
+    r = run(["--json", "--verify"] + args + [good])
+    try:
+        j = json.loads(r.stdout)
+        check(f"JSON {' '.join(args)}: mapped_only {mapped_only}, verify_seconds apart from seconds",
+              j["mapped_only"] is mapped_only and isinstance(j["verify_seconds"], float) and j["verify_seconds"] >= 0
+              and isinstance(j["seconds"], float), r.stdout[:300])
+    except (ValueError, KeyError) as e:
+        check(f"JSON {' '.join(args)} parses", False, f"{e}: {r.stdout[:200]}")
+
+# ---- a file truncated under a mapped load: FILE_CHANGED, never SIGBUS (exit 135) ----
+# Guards against: --verify hashing mapped pages the file no longer has and
+# dying of SIGBUS. Tensor b lies past the cut; the hook cuts the file after
+# the load, before the hashing.
+big_tensors = [("a.weight", [1024], 0, 0), ("b.weight", [4096], 0, 16384)]
+for extra in ([], ["--populate"]):
+    cut_file = write("cut.gguf", model(tensors=big_tensors, data=bytes(range(256)) * 128))
+    r = run(["--strategy", "mmap", "--verify"] + extra + [cut_file],
+            env={"EMEL_LOAD_TEST_TRUNCATE_BEFORE_VERIFY": "8192"})
+    check(f"mmap --verify {' '.join(extra)} of a file truncated under the load: exit 1 with FILE_CHANGED",
+          r.returncode == 1 and re.search(r"^emel-load: .*cut\.gguf: FILE_CHANGED: .*tensor b\.weight", r.stderr, re.M),
+          f"exit {r.returncode}: {r.stderr}")
+
+# ---- --expect MANIFEST: every tensor's hash compared ----
+r = run(["--json", "--verify", good])
+manifest_path = write("manifest.json", r.stdout.encode())
+r = run(["--expect", manifest_path, good])
+check("--expect with emel-load's own --json --verify output: exit 0",
+      r.returncode == 0 and "matches the manifest" in r.stdout, f"{r.returncode} {r.stdout} {r.stderr}")
+r = run(["--expect", manifest_path, "--strategy", "read", good])
+check("--expect: the read strategy's hashes match the mmap manifest", r.returncode == 0, r.stderr)
+mine = json.loads(open(manifest_path).read())
+a_hash = mine["tensors"][0]["xxh3"]
+# Guards against: --verify computing hashes and comparing them with nothing.
+damaged = {"tensors": [{"name": "a.weight", "xxh3": "0000000000000000"}, mine["tensors"][1]]}
+r = run(["--expect", write("damaged.json", json.dumps(damaged).encode()), good])
+check("--expect: a different hash exits 1 with one TENSOR_HASH_MISMATCH line and a summary",
+      r.returncode == 1 and re.search(r"^emel-load: .*good\.gguf: TENSOR_HASH_MISMATCH: tensor a\.weight: "
+                                      r"expected 0000000000000000, got " + a_hash + "$", r.stderr, re.M)
+      and len(re.findall("TENSOR_HASH_MISMATCH", r.stderr)) == 1 and "1 of 2 tensors differ" in r.stderr
+      and r.stdout == "", r.stderr)
+listed = {"tensors": [{"name": "a.weight", "xxh3": a_hash.upper()}, {"name": "c.weight", "xxh3": a_hash}],
+          "other": [1, 2.5e3, None, True, {"x": "\u00e9"}]}
+r = run(["--expect", write("partial.json", json.dumps(listed).encode()), good])
+check("--expect: a tensor missing from the manifest and one only in it are both errors",
+      r.returncode == 1 and re.search(r"TENSOR_HASH_MISMATCH: tensor b\.weight: not in the manifest", r.stderr)
+      and re.search(r"TENSOR_UNKNOWN: tensor c\.weight: in the manifest, not in the file", r.stderr)
+      and "1 not in the manifest, 1 only in the manifest" in r.stderr, r.stderr)
+bad_manifests = {
+    "not JSON": b"tensors: a",
+    "truncated": open(manifest_path, "rb").read()[:40],
+    "no tensors": b'{"file": "x"}',
+    "tensors not an array": b'{"tensors": {}}',
+    "entry without xxh3": b'{"tensors": [{"name": "a.weight"}]}',
+    "short hash": b'{"tensors": [{"name": "a.weight", "xxh3": "12"}]}',
+    "hash as a number": b'{"tensors": [{"name": "a.weight", "xxh3": 12}]}',
+    "listed twice": b'{"tensors": [{"name": "a.weight", "xxh3": "0000000000000000"},'
+                    b'{"name": "a.weight", "xxh3": "0000000000000000"}]}',
+    "trailing comma": b'{"tensors": [],}',
+    "text after": b'{"tensors": []} x',
+    "deep": b'{"x": ' + b"[" * 100000 + b"]" * 100000 + b', "tensors": []}',
+    "long name": b'{"tensors": [{"name": "' + b"n" * 300 + b'", "xxh3": "0000000000000000"}]}',
+    "bad escape": b'{"tensors": [{"name": "a\\q", "xxh3": "0000000000000000"}]}',
+    "lone surrogate": b'{"tensors": [{"name": "a\\udc00", "xxh3": "0000000000000000"}]}',
+    "control byte": b'{"tensors": [{"name": "a\x01", "xxh3": "0000000000000000"}]}',
+    "empty": b"",
+}
+for why, blob in bad_manifests.items():
+    r = run(["--expect", write("bad-manifest.json", blob), good])
+    check(f"a damaged manifest ({why}): exit 2 with one --expect line",
+          r.returncode == 2 and r.stderr.startswith("emel-load: --expect ") and r.stderr.count("\n") == 1
+          and r.stdout == "", f"{r.returncode} {r.stderr[:200]}")
+r = run(["--expect", os.path.join(WORK, "no-such-manifest.json"), good])
+check("a missing manifest: exit 2", r.returncode == 2 and "--expect" in r.stderr, r.stderr)
+rng_m = __import__("random").Random(13)
+base_m = open(manifest_path, "rb").read()
+signals_m = 0
+for n in range(150):
+    blob = bytearray(base_m)
+    for _ in range(rng_m.randint(1, 6)):
+        at = rng_m.randrange(len(blob))
+        blob[at:at + rng_m.randint(0, 3)] = bytes(rng_m.randrange(256) for _ in range(rng_m.randint(0, 3)))
+    r = run(["--expect", write("mutant-manifest.json", bytes(blob)), good])
+    if r.returncode not in (0, 1, 2):
+        signals_m += 1
+        print(f"FAIL manifest mutant {n}: exit {r.returncode}: {r.stderr[:200]}")
+check("150 randomly damaged manifests: every exit is 0, 1 or 2, none by a signal", signals_m == 0)
 
 # ---- usage errors: exit 2 ----
 for args, why in ((["--strategy", "tape", good], "unknown strategy"), (["--bogus"], "unknown option"),
                   ([good, good], "two files"), (["--populate", "--strategy", "read", good], "populate with read"),
-                  (["--direct", good], "direct with mmap")):
+                  (["--direct", good], "direct with mmap"), (["--expect"], "--expect without a manifest")):
     r = run(args)
     check(f"usage error ({why}): exit 2", r.returncode == 2, f"{r.returncode} {r.stderr}")
 
@@ -200,6 +301,77 @@ check(f"{runs} randomly damaged files: every exit is 0 or 1, none by a signal", 
 r = run([os.path.join(WORK, "no-such-file.gguf")])
 check("a missing file: exit 1 with OPEN_FAILED", r.returncode == 1 and ": OPEN_FAILED: " in r.stderr, r.stderr)
 
+
+# ---- split sets: the error names the part at fault and the check that failed ----
+def kv_u16(k, v):
+    return s(k) + struct.pack("<I", 2) + struct.pack("<H", v)
+
+
+def kv_i32(k, v):
+    return s(k) + struct.pack("<I", 5) + struct.pack("<i", v)
+
+
+def part_path(prefix, i, n):
+    return f"{prefix}-{i + 1:05d}-of-{n:05d}.gguf"
+
+
+def split_set(name, n=3, keys=None, tensors=None):
+    """Writes a set of n parts, one F32 tensor each, as gguf-split does: split.no, split.count and
+    split.tensors.count in every part. keys[i] overrides part i's (None leaves the key out);
+    tensors[i] overrides its tensor count. Returns (first path, prefix)."""
+    prefix = os.path.join(WORK, name)
+    for i in range(n):
+        k = {"split.no": i, "split.count": n, "split.tensors.count": n}
+        k.update((keys or {}).get(i, {}))
+        kvs = [kv_str("general.architecture", "llama")] if i == 0 else []
+        kvs += [kv_u16(key, k[key]) for key in ("split.no", "split.count") if k[key] is not None]
+        if k["split.tensors.count"] is not None:
+            kvs.append(kv_i32("split.tensors.count", k["split.tensors.count"]))
+        count = (tensors or {}).get(i, 1)
+        ts = [(f"p{i}.t{j}.weight", [8], 0, 32 * j) for j in range(count)]
+        with open(part_path(prefix, i, n), "wb") as f:
+            f.write(model(tensors=ts, kvs=kvs))
+    return part_path(prefix, 0, n), prefix
+
+
+first, prefix = split_set("split-good")
+for strategy in ("mmap", "read"):
+    r = run(["--json", "--strategy", strategy, first])
+    ok = r.returncode == 0 and [t["file_index"] for t in json.loads(r.stdout or "{}").get("tensors", [])] == [0, 1, 2]
+    check(f"a valid split set loads with {strategy}: a tensor in each part", ok, r.stderr)
+
+# Guards against a missing middle part reported as OPEN_FAILED on part 1, and
+# GGUF_SPLIT_INVALID that says neither the part nor the check (issue 13).
+split_cases = [
+    ("missing middle part", {}, {}, "OPEN_FAILED", 2, None),
+    ("bad numbering", {1: {"split.no": 2}}, {}, "GGUF_SPLIT_INVALID", 2, "split.no is not this part's place"),
+    ("split.count disagrees", {2: {"split.count": 4}}, {}, "GGUF_SPLIT_INVALID", 3,
+     "split.count differs from the first part's"),
+    ("split.tensors.count disagrees", {2: {"split.tensors.count": 4}}, {}, "GGUF_SPLIT_INVALID", 3,
+     "split.tensors.count differs from the first part's"),
+    ("tensor counts do not add up", {}, {1: 2}, "GGUF_SPLIT_INVALID", 0,
+     "the parts' tensor counts do not add up to split.tensors.count"),
+]
+for n, (why, keys, tensors, code, part, detail) in enumerate(split_cases):
+    first, prefix = split_set(f"split-bad{n}", keys=keys, tensors=tensors)
+    if why == "missing middle part":
+        os.unlink(part_path(prefix, 1, 3))
+    r = run(["--strategy", "read", first])
+    lines = r.stderr.strip().splitlines()
+    m = line_re.match(lines[0]) if len(lines) == 1 else None
+    tail = m.group(3) if m else ""
+    ok = r.returncode == 1 and m is not None and m.group(1) == first and m.group(2) == code
+    if part:
+        ok = ok and f": part {part} of 3 ({part_path(prefix, part - 1, 3)})" in tail
+    else:
+        ok = ok and ": part " not in tail
+    if detail:
+        ok = ok and f": {detail}" in tail
+    if why == "missing middle part":
+        ok = ok and tail.startswith("opening the model file failed (No such file or directory): part 2 of 3 (")
+    check(f"split set, {why}: exit 1, {code}, part {part or 'none'} named", ok, r.stderr.strip()[:300])
+
+
 # ---- SIGINT ends every phase, not only the gaps between load batches ----
 # Guards: the handler only set a flag read between batches, so a SIGINT while
 # indexing, inside a batch, while hashing or while printing was ignored until
@@ -263,6 +435,16 @@ check("--quiet with stdout closed: nothing to write, exit 0", r.returncode == 0,
 # Guards: -h was an unknown option; an empty FILE was reported as "no bundled sample".
 r = run(["-h"])
 check("-h works like --help", r.returncode == 0 and r.stdout.startswith("usage: emel-load"), f"{r.returncode} {r.stderr}")
+# Guards: emel-load had no --version (an unknown option, exit 2); it prints the
+# library's emel_version(), which is the project's version (CMake passes it).
+r = run(["--version"])
+want = f"emel-load {os.environ.get('EMEL_IO_VERSION', '?')}\n"
+check("--version prints 'emel-load VERSION', exit 0", r.returncode == 0 and r.stdout == want and r.stderr == "",
+      f"{r.returncode} {r.stdout!r} (want {want!r}) {r.stderr!r}")
+with open("/dev/full", "wb") as full:
+    r = run_out(["--version"], stdout=full)
+check("--version to /dev/full: exit 1 with a write error",
+      r.returncode == 1 and r.stderr.decode().startswith("emel-load: write error: "), f"{r.returncode} {r.stderr}")
 r = run([""])
 check("an empty FILE is a usage error that says so", r.returncode == 2 and "FILE is empty" in r.stderr,
       f"{r.returncode} {r.stderr}")
@@ -313,6 +495,11 @@ try:
     check("JSON is valid UTF-8 whatever names hold; invalid bytes are U+FFFD with exact *_hex", ok, str(names))
 except (ValueError, KeyError) as e:
     check("JSON is valid UTF-8 whatever names hold", False, f"{e}: {r.stdout[:300]!r}")
+# Guards: the human summary printed the file name raw, so a newline in it split the line.
+r = subprocess.run([EMEL_LOAD.encode(), odd_path], capture_output=True, timeout=20)
+check("the human summary stays one line whatever the file name holds",
+      r.returncode == 0 and len(r.stdout.splitlines()) == 1 and b"\\x0a" in r.stdout and b"\\x1b" in r.stdout,
+      repr(r.stdout))
 broken = odd_path + b".broken"
 with open(broken, "wb") as f:
     f.write(model(magic=b"GGUX"))
@@ -321,6 +508,25 @@ lines = r.stderr.splitlines()
 check("an error line stays one line (control bytes escaped) and valid UTF-8 whatever the file name holds",
       r.returncode == 1 and len(lines) == 1 and is_utf8(r.stderr) and b"\\x0a" in lines[0] and b"\\x1b" in lines[0]
       and b"\\xff" in lines[0] and b": GGUF_BAD_MAGIC: " in lines[0], repr(r.stderr))
+
+# ---- not a regular file: refused at once by name (a FIFO used to block the open forever) ----
+fifo = os.path.join(WORK, "fifo.gguf")
+if os.path.exists(fifo):
+    os.unlink(fifo)
+os.mkfifo(fifo)
+specials = {"a FIFO without a writer": fifo, "a directory": WORK, "a character device": "/dev/zero"}
+for what, path in specials.items():
+    for strategy in ("mmap", "read"):
+        try:
+            r = subprocess.run([EMEL_LOAD, "--strategy", strategy, path], capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            check(f"{what} ({strategy}) ends within 5 s", False, "timed out: the open blocked")
+            continue
+        m = line_re.match(r.stderr.strip())
+        check(f"{what} ({strategy}): exit 1 with NOT_A_REGULAR_FILE",
+              r.returncode == 1 and m is not None and m.group(1) == path and m.group(2) == "NOT_A_REGULAR_FILE",
+              f"exit {r.returncode}: {r.stderr.strip()[:200]}")
+os.unlink(fifo)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

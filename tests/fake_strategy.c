@@ -28,7 +28,7 @@ static emel_error fake_release(void *self, emel_io_handle h) {
   f->releases++;
   if (f->release_error.code != EMEL_OK) return f->release_error;
   f->live--;
-  return (emel_error){EMEL_OK, 0};
+  return (emel_error){.code = EMEL_OK, .os_errno = 0};
 }
 
 static void fake_batch(void *self, const emel_io_request *reqs, emel_io_result *res, size_t n) {

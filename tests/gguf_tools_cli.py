@@ -96,6 +96,16 @@ check("dump error line: 'emel-gguf-dump: FILE: NAME: message'",
       r.returncode == 1 and m is not None and m.group(1) == bad.encode() and m.group(2) == b"GGUF_BAD_MAGIC", r.stderr)
 r = run(DUMP, [os.path.join(WORK, "missing.gguf")])
 check("dump error line keeps the errno", r.returncode == 1 and r.stderr.endswith(b": OPEN_FAILED: opening the model file failed (No such file or directory)\n"), r.stderr)
+# Guards: a missing middle part of a split set was reported as part 1's OPEN_FAILED.
+split = os.path.join(WORK, "split.gguf")
+r = run(WRITE, ["--tensors", "6", "--bytes", "64K", "--splits", "3", split])
+second = os.path.join(WORK, "split-00002-of-00003.gguf")
+os.unlink(second)
+first = os.path.join(WORK, "split-00001-of-00003.gguf")
+r = run(DUMP, [first])
+check("dump error line names the missing part of a split set",
+      r.returncode == 1 and r.stderr == (f"emel-gguf-dump: {first}: OPEN_FAILED: opening the model file failed "
+                                         f"(No such file or directory): part 2 of 3 ({second})\n").encode(), r.stderr)
 # Guards: a dump to a full device or a closed stdout exited 0.
 with open("/dev/full", "wb") as full:
     for args in (["--json", model], [model]):

@@ -24,6 +24,9 @@
 #include "fault_platform.h"
 #include "gguf_writer.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #ifndef EMEL_TEST_WORKDIR
 #define EMEL_TEST_WORKDIR "."
 #endif
@@ -352,6 +355,113 @@ START_TEST(test_mmap_keeps_the_mapped_bytes_of_a_file_replaced_by_rename_after_m
 }
 END_TEST
 
+/* ---- mmap: a file truncated in place under its mapping (item: SIGBUS) ---- */
+
+static emel_status load_flags(emel_model *m, uint32_t i, unsigned flags) {
+  emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP, .flags = flags};
+  return emel_tensors_load(emel_model_tensors(m), i, &o, NULL);
+}
+
+/* Guards against: MADV_POPULATE_READ's EFAULT on pages the file lost being
+ * reported as a populate failure (or, populating by touch, a SIGBUS) instead
+ * of FILE_CHANGED; and against the look at the file after it leaking. */
+START_TEST(test_mmap_populate_of_a_file_truncated_under_its_mapping_is_file_changed) {
+  write_model("mmap-populate-cut");
+  emel_model *m = open_model(1);
+  const uint32_t last = TENSORS - 1; /* its bytes lie past the cut */
+  ck_assert_int_eq(load_flags(m, 0, 0), EMEL_OK); /* maps the whole file */
+  truncate_file(NULL);
+  ck_assert_int_eq(load_flags(m, last, EMEL_LOAD_POPULATE), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_last_error(emel_model_tensors(m), last).os_errno, EFAULT);
+  ck_assert_int_eq(emel_tensors_state(emel_model_tensors(m), last), EMEL_TENSOR_BOUND);
+  ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_MMAP), 1); /* tensor 0 only */
+  ck_assert_int_eq(fp.open_fds, 0);
+  ck_assert_int_eq(emel_tensors_evict_all(emel_model_tensors(m)), EMEL_OK);
+  ck_assert_int_eq(fp.live_maps, 0);
+  restore_in_place();
+  ck_assert_int_eq(load_flags(m, last, EMEL_LOAD_POPULATE), EMEL_OK);
+  close_model(m);
+}
+END_TEST
+
+/* A populate fault on a file that did not change stays a populate failure,
+ * with the fault's errno, however the look at the file goes; a failure that
+ * is no fault (ENOMEM) is one without any look. */
+START_TEST(test_a_populate_fault_on_an_unchanged_file_is_a_populate_failure) {
+  write_model("mmap-populate-fault");
+  emel_model *m = open_model(1);
+  emel_tensors *t = emel_model_tensors(m);
+  for (int how = 0; how < 4; how++) {
+    const int err = how == 0 ? EFAULT : how == 3 ? ENOMEM : EIO;
+    const uint64_t opens = fp.calls[FP_OPEN];
+    fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, err);
+    if (how == 1) fault_platform_fail(&fp, FP_OPEN, fp.calls[FP_OPEN] + 2, EMFILE); /* the look's open */
+    if (how == 2) fault_platform_fail(&fp, FP_FILE_IDENTITY, fp.calls[FP_FILE_IDENTITY] + 2, EIO);
+    ck_assert_int_eq(load_flags(m, 0, EMEL_LOAD_POPULATE), EMEL_MMAP_POPULATE_FAILED);
+    ck_assert_int_eq(emel_tensors_last_error(t, 0).os_errno, err);
+    ck_assert_uint_eq(fp.calls[FP_OPEN] - opens, how == 3 ? 1 : 2); /* the map's open, and the look's */
+    ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_BOUND);
+    ck_assert_int_eq(fp.open_fds, 0);
+    ck_assert_int_eq(fp.live_maps, 0);
+    fault_platform_clear_faults(&fp);
+  }
+  ck_assert_int_eq(load_flags(m, 0, EMEL_LOAD_POPULATE), EMEL_OK);
+  close_model(m);
+}
+END_TEST
+
+/* Guards against: hashing a mapped tensor whose file was cut under it dying
+ * of SIGBUS (emel-load --verify exited 135) instead of FILE_CHANGED. */
+START_TEST(test_hashing_a_mapped_tensor_of_a_truncated_file_is_file_changed) {
+  write_model("mmap-hash-cut");
+  emel_model *m = open_model(1);
+  emel_tensors *t = emel_model_tensors(m);
+  emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP};
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, NULL), EMEL_OK);
+  const emel_gguf_tensor *first = emel_gguf_tensor_at(emel_model_index(m), 0);
+  const uint64_t want = XXH3_64bits(original + first->offset, (size_t)first->size);
+  uint64_t got = 0;
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_OK);
+  ck_assert_uint_eq(got, want);
+  ck_assert_int_eq(emel_tensors_verify(t, 0, want), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_verify(t, 0, want ^ 1), EMEL_TENSOR_HASH_MISMATCH);
+  truncate_file(NULL);
+  ck_assert_int_eq(emel_tensors_hash(t, TENSORS - 1, &got), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_last_error(t, TENSORS - 1).os_errno, EFAULT);
+  ck_assert_int_eq(emel_tensors_verify(t, TENSORS - 1, 0), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_OK); /* its pages are still in the file */
+  ck_assert_uint_eq(got, want);
+  ck_assert_int_eq(fp.open_fds, 0);
+  ck_assert_int_eq(emel_tensors_evict_all(t), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_int_eq(emel_tensors_hash(t, TENSORS, &got), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, NULL), EMEL_INVALID_ARGUMENT);
+  close_model(m);
+}
+END_TEST
+
+/* A fault on a file that is still whole (unreadable storage, say) is a read
+ * failure, not FILE_CHANGED; owned bytes hash without the guard. */
+START_TEST(test_a_hash_fault_on_an_unchanged_file_is_read_failed) {
+  write_model("mmap-hash-fault");
+  emel_model *m = open_model(1);
+  emel_tensors *t = emel_model_tensors(m);
+  emel_tensor_view v;
+  ck_assert_int_eq(load(m, 0, EMEL_STRATEGY_MMAP, &v), EMEL_OK);
+  ck_assert_int_eq(load(m, 1, EMEL_STRATEGY_READ, &v), EMEL_OK);
+  const int64_t fds = fp.open_fds; /* the read strategy keeps its descriptor */
+  fault_platform_fail_many(&fp, FP_GUARD, fp.calls[FP_GUARD] + 1, 10, EFAULT);
+  uint64_t got;
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_last_error(t, 0).os_errno, EFAULT);
+  ck_assert_int_eq(emel_tensors_hash(t, 1, &got), EMEL_OK);
+  const emel_gguf_tensor *second = emel_gguf_tensor_at(emel_model_index(m), 1);
+  ck_assert_uint_eq(got, XXH3_64bits(original + second->offset, (size_t)second->size));
+  ck_assert_int_eq(fp.open_fds, fds);
+  close_model(m);
+}
+END_TEST
+
 static Suite *file_changes_suite(void) {
   Suite *s = suite_create("file_changes");
   TCase *tc = tcase_create("changes");
@@ -369,6 +479,10 @@ static Suite *file_changes_suite(void) {
   tcase_add_test(tc, test_mmap_refuses_a_file_replaced_by_rename_before_it_is_mapped);
   tcase_add_test(tc, test_mmap_refuses_a_file_rewritten_in_place_before_it_is_mapped);
   tcase_add_test(tc, test_mmap_keeps_the_mapped_bytes_of_a_file_replaced_by_rename_after_mapping);
+  tcase_add_test(tc, test_mmap_populate_of_a_file_truncated_under_its_mapping_is_file_changed);
+  tcase_add_test(tc, test_a_populate_fault_on_an_unchanged_file_is_a_populate_failure);
+  tcase_add_test(tc, test_hashing_a_mapped_tensor_of_a_truncated_file_is_file_changed);
+  tcase_add_test(tc, test_a_hash_fault_on_an_unchanged_file_is_read_failed);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -427,7 +427,227 @@ START_TEST(test_a_split_first_file_with_a_foreign_name_is_invalid) {
   gw *w = gw_new();
   gw_kv_u16(w, "split.no", 0);
   gw_kv_u16(w, "split.count", 2);
-  ck_assert_int_eq(open_status(emit(w, "renamed.gguf"), NULL, NULL), EMEL_GGUF_SPLIT_INVALID);
+  emel_error err;
+  ck_assert_int_eq(open_status(emit(w, "renamed.gguf"), NULL, &err), EMEL_GGUF_SPLIT_INVALID);
+  ck_assert_uint_eq(err.file, 1);
+  ck_assert_ptr_nonnull(strstr(err.detail, "PREFIX-00001-of-NNNNN.gguf"));
+}
+END_TEST
+
+/* --- split sets: the part at fault and the check that failed (issue 13) -------- */
+
+/* Part `i` of a hand-made split set of `n_parts` at PREFIX-0000i-of-0000n.gguf,
+ * carrying split.no `no`, split.count `count` and split.tensors.count `total`
+ * (each left out when negative) and `n` F32 tensors named TAG.i.j. */
+static void split_part(const char *prefix, uint32_t i, uint32_t n_parts, int no, int count, int total, uint32_t n,
+                       const char *tag) {
+  gw *w = gw_new();
+  if (i == 0) gw_kv_str(w, "general.architecture", "llama");
+  if (no >= 0) gw_kv_u16(w, "split.no", (uint16_t)no);
+  if (count >= 0) gw_kv_u16(w, "split.count", (uint16_t)count);
+  if (total >= 0) gw_kv_i32(w, "split.tensors.count", total);
+  for (uint32_t j = 0; j < n; j++) {
+    char name[64];
+    uint64_t ne[1] = {8};
+    snprintf(name, sizeof name, "%s.%u.%u", tag, (unsigned)i, (unsigned)j);
+    ck_assert_int_eq(gw_tensor(w, name, EMEL_GGML_TYPE_F32, 1, ne), 0);
+  }
+  char path[600];
+  gw_split_path(path, sizeof path, prefix, i, n_parts);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+}
+
+/* A valid set of three parts of two tensors each, named after `name`; the
+ * first part's path goes to `first`. */
+static const char *split_set(const char *name, char *first, size_t size) {
+  static char prefix[512];
+  snprintf(prefix, sizeof prefix, "%s", tmp_path(name));
+  for (uint32_t i = 0; i < 3; i++) split_part(prefix, i, 3, (int)i, 3, 6, 2, "t");
+  gw_split_path(first, size, prefix, 0, 3);
+  emel_gguf_close(open_ok(first));
+  return prefix;
+}
+
+/* Opens `first` expecting `code` charged to part `file` with a detail holding
+ * `why` (NULL: no detail). */
+static void expect_split_error(const char *first, emel_status code, uint32_t file, const char *why) {
+  emel_error err;
+  ck_assert_str_eq(emel_status_name(open_status(first, NULL, &err)), emel_status_name(code));
+  ck_assert_int_eq(err.code, code);
+  ck_assert_uint_eq(err.file, file);
+  if (why) ck_assert_msg(err.detail && strstr(err.detail, why), "detail '%s' lacks '%s'", err.detail, why);
+  else ck_assert_ptr_null(err.detail);
+}
+
+/* Guards against reporting a missing middle part as OPEN_FAILED on part 1:
+ * the error must name part 2, whose path the caller can rebuild. */
+START_TEST(test_a_missing_middle_part_is_an_open_failure_of_that_part) {
+  char first[600], missing[600], part[600];
+  const char *prefix = split_set("missing", first, sizeof first);
+  gw_split_path(missing, sizeof missing, prefix, 1, 3);
+  ck_assert_int_eq(unlink(missing), 0);
+  emel_error err;
+  ck_assert_int_eq(open_status(first, NULL, &err), EMEL_OPEN_FAILED);
+  ck_assert_int_eq(err.os_errno, ENOENT);
+  ck_assert_uint_eq(err.file, 2);
+  ck_assert_ptr_null(err.detail);
+  uint32_t count = 0;
+  ck_assert_int_eq(emel_gguf_split_path(part, sizeof part, first, err.file, &count), EMEL_OK);
+  ck_assert_str_eq(part, missing);
+  ck_assert_uint_eq(count, 3);
+  /* a part that is there but broken is charged to that part too */
+  FILE *f = fopen(missing, "wb");
+  ck_assert_ptr_nonnull(f);
+  fputs("GGUF", f);
+  fclose(f);
+  expect_split_error(first, EMEL_GGUF_TRUNCATED, 2, NULL);
+  /* and a broken first file to part 1 */
+  f = fopen(first, "wb");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+  expect_split_error(first, EMEL_GGUF_TRUNCATED, 1, NULL);
+}
+END_TEST
+
+/* Guards against GGUF_SPLIT_INVALID without the part or the check (split.no). */
+START_TEST(test_bad_split_numbering_names_the_part_and_split_no) {
+  char first[600];
+  const char *prefix = split_set("numbering", first, sizeof first);
+  split_part(prefix, 1, 3, 2, 3, 6, 2, "t"); /* part 2 says it is the third */
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 2, "split.no is not this part's place");
+  split_part(prefix, 1, 3, 1, 3, 6, 2, "t");
+  split_part(prefix, 2, 3, -1, 3, 6, 2, "t"); /* part 3 carries no split.no */
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 3, "split.no is missing");
+  split_part(prefix, 2, 3, 2, 3, 6, 2, "t");
+  split_part(prefix, 0, 3, 1, 3, 6, 2, "t"); /* the first part says it is the second */
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 1, "split.no says this is not the first part");
+}
+END_TEST
+
+/* Guards against GGUF_SPLIT_INVALID without the part or the check (split.count). */
+START_TEST(test_a_split_count_that_disagrees_names_the_part) {
+  char first[600];
+  const char *prefix = split_set("count", first, sizeof first);
+  split_part(prefix, 2, 3, 2, 4, 6, 2, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 3, "split.count differs from the first part's");
+  split_part(prefix, 2, 3, 2, -1, 6, 2, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 3, "split.count is missing");
+}
+END_TEST
+
+/* Guards against accepting a part whose split.tensors.count differs from the
+ * first part's while the tensor counts still add up (item 6 of issue 13). */
+START_TEST(test_a_part_whose_split_tensors_count_differs_is_refused) {
+  char first[600];
+  const char *prefix = split_set("tensors", first, sizeof first);
+  split_part(prefix, 1, 3, 1, 3, 7, 2, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 2, "split.tensors.count differs from the first part's");
+  split_part(prefix, 1, 3, 1, 3, -1, 2, "t"); /* present in part 1, absent from part 2 */
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 2, "split.tensors.count differs from the first part's");
+  split_part(prefix, 1, 3, 1, 3, 6, 2, "t");
+  split_part(prefix, 2, 3, 2, 3, -1, 2, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 3, "split.tensors.count differs from the first part's");
+}
+END_TEST
+
+/* Guards against a GGUF_SPLIT_INVALID for a short part that says nothing:
+ * no one part is at fault (file 0), the check is named. */
+START_TEST(test_part_tensor_counts_that_do_not_add_up_are_named) {
+  char first[600];
+  const char *prefix = split_set("sum", first, sizeof first);
+  split_part(prefix, 1, 3, 1, 3, 6, 1, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 0, "do not add up to split.tensors.count");
+  split_part(prefix, 1, 3, 1, 3, 6, 3, "t");
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 0, "do not add up to split.tensors.count");
+  /* a tensor name repeated in a later part is charged to that part */
+  split_part(prefix, 1, 3, 1, 3, 6, 2, "t");
+  split_part(prefix, 2, 3, 2, 3, 6, 2, "t");
+  char third[600];
+  gw_split_path(third, sizeof third, prefix, 2, 3);
+  gw *w = gw_new();
+  gw_kv_u16(w, "split.no", 2);
+  gw_kv_u16(w, "split.count", 3);
+  gw_kv_i32(w, "split.tensors.count", 6);
+  uint64_t ne[1] = {8};
+  ck_assert_int_eq(gw_tensor(w, "t.2.0", EMEL_GGML_TYPE_F32, 1, ne), 0);
+  ck_assert_int_eq(gw_tensor(w, "t.0.1", EMEL_GGML_TYPE_F32, 1, ne), 0);
+  ck_assert_int_eq(gw_write(w, third), 0);
+  gw_free(w);
+  expect_split_error(first, EMEL_GGUF_DUPLICATE_NAME, 3, "also a tensor of an earlier part");
+}
+END_TEST
+
+static gw *model_writer_n(uint64_t seed, uint32_t n) {
+  static const uint32_t types[] = {EMEL_GGML_TYPE_Q4_0, EMEL_GGML_TYPE_F16};
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "llama");
+  gw_set_seed(w, seed);
+  ck_assert_int_eq(gw_model_shape(w, n, 1 << 18, types, 2), 0);
+  return w;
+}
+
+/* Guards against mixing parts of two models of the same architecture whose
+ * part 2 holds as many tensors (25 and 24 tensors in 3 parts: 8, 8, 9 and
+ * 8, 8, 8), so the counts add up: only split.tensors.count tells them apart. */
+START_TEST(test_parts_of_two_different_models_are_not_mixed) {
+  char a[512], b[512], first[600], a2[600], b2[600];
+  snprintf(a, sizeof a, "%s", tmp_path("model-a"));
+  snprintf(b, sizeof b, "%s", tmp_path("model-b"));
+  gw *w = model_writer_n(1, 25);
+  ck_assert_int_eq(gw_write_split(w, a, 3), 0);
+  gw_free(w);
+  w = model_writer_n(2, 24);
+  ck_assert_int_eq(gw_write_split(w, b, 3), 0);
+  gw_free(w);
+  gw_split_path(first, sizeof first, a, 0, 3);
+  gw_split_path(a2, sizeof a2, a, 1, 3);
+  gw_split_path(b2, sizeof b2, b, 1, 3);
+  emel_gguf_close(open_ok(first));
+  ck_assert_int_eq(rename(b2, a2), 0);
+  expect_split_error(first, EMEL_GGUF_SPLIT_INVALID, 2, "split.tensors.count differs from the first part's");
+}
+END_TEST
+
+/* Guards the path helper against off-by-one part numbers, names that are not a
+ * first part's, and buffers too small for the path. */
+START_TEST(test_split_path_rebuilds_each_part_name) {
+  char buf[128];
+  uint32_t count = 0;
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 12, &count), EMEL_OK);
+  ck_assert_str_eq(buf, "d/m-00012-of-00012.gguf");
+  ck_assert_uint_eq(count, 12);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 1, NULL), EMEL_OK);
+  ck_assert_str_eq(buf, "d/m-00001-of-00012.gguf");
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 13, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 0, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 21, "m-00001-of-00012.gguf", 2, NULL), EMEL_INVALID_PATH);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 22, "m-00001-of-00012.gguf", 2, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-123456.gguf", 123456, &count), EMEL_OK);
+  ck_assert_str_eq(buf, "m-123456-of-123456.gguf");
+  /* not a first part's name: one part, itself */
+  static const char *const single[] = {"model.gguf", "m-00002-of-00003.gguf", "m-00001-of-0003.gguf",
+                                       "m-00001-of-000003.gguf", "m-00001-of-00000.gguf", "-00001-of-00003.gguf.bin"};
+  for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
+    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 1, &count), EMEL_OK);
+    ck_assert_str_eq(buf, single[i]);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 2, NULL), EMEL_INVALID_ARGUMENT);
+  }
+  ck_assert_int_eq(emel_gguf_split_path(NULL, 1, "m.gguf", 1, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, NULL, 1, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 6, "m.gguf", 1, NULL), EMEL_INVALID_PATH);
+}
+END_TEST
+
+/* A single file's errors are charged to file 1; argument errors to none. */
+START_TEST(test_a_single_file_error_names_file_1) {
+  emel_error err;
+  ck_assert_int_eq(open_status(tmp_path("absent.gguf"), NULL, &err), EMEL_OPEN_FAILED);
+  ck_assert_uint_eq(err.file, 1);
+  ck_assert_int_eq(open_status("", NULL, &err), EMEL_INVALID_PATH);
+  ck_assert_uint_eq(err.file, 0);
+  ck_assert_ptr_null(err.detail);
 }
 END_TEST
 
@@ -866,6 +1086,14 @@ Suite *gguf_suite(void) {
   tcase_add_test(tc, test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid);
   tcase_add_test(tc, test_a_split_model_of_three_files_indexes_every_file);
   tcase_add_test(tc, test_a_split_first_file_with_a_foreign_name_is_invalid);
+  tcase_add_test(tc, test_a_missing_middle_part_is_an_open_failure_of_that_part);
+  tcase_add_test(tc, test_bad_split_numbering_names_the_part_and_split_no);
+  tcase_add_test(tc, test_a_split_count_that_disagrees_names_the_part);
+  tcase_add_test(tc, test_a_part_whose_split_tensors_count_differs_is_refused);
+  tcase_add_test(tc, test_part_tensor_counts_that_do_not_add_up_are_named);
+  tcase_add_test(tc, test_parts_of_two_different_models_are_not_mixed);
+  tcase_add_test(tc, test_split_path_rebuilds_each_part_name);
+  tcase_add_test(tc, test_a_single_file_error_names_file_1);
   tcase_add_test(tc, test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs);
   tcase_add_loop_test(tc, test_each_malformed_file_fails_with_its_own_status, 0,
                       (int)(sizeof bad_cases / sizeof bad_cases[0]));

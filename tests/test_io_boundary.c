@@ -75,7 +75,7 @@ START_TEST(test_requests_reach_the_attached_strategy_and_carry_its_error_code) {
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 1);
   ck_assert_int_eq(emel_io_advise(io, res.handle, 0, 1, EMEL_ADVISE_WILLNEED).code, EMEL_INVALID_REQUEST);
   ck_assert_int_eq(emel_io_release(io, res.handle).code, EMEL_OK);
-  fake.acquire_error = (emel_error){EMEL_READ_FAILED, EIO};
+  fake.acquire_error = (emel_error){.code = EMEL_READ_FAILED, .os_errno = EIO};
   emel_io_acquire(io, &req, &res);
   ck_assert_int_eq(res.error.code, EMEL_READ_FAILED);
   ck_assert_int_eq(res.error.os_errno, EIO);

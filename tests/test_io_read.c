@@ -1065,7 +1065,7 @@ END_TEST
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   io_read_ctx m;
   memset(&m, 0, sizeof m);
-  int n = machine_check_unexpected_events(&io_read_desc, &m.core, &m);
+  int n = machine_check_unexpected_events(&emel_io_read_desc, &m.core, &m);
   ck_assert_int_gt(n, 21 * 40);
 }
 END_TEST

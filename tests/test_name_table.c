@@ -216,7 +216,7 @@ START_TEST(test_names_colliding_under_fnv_keep_opening_linear) {
   const emel_gguf *g = emel_model_index(m);
   ck_assert_uint_eq(emel_gguf_tensor_count(g), HOSTILE_N);
   /* keys and tensor names: two tables of HOSTILE_N names */
-  const uint64_t probes = gguf_name_probes(g);
+  const uint64_t probes = emel_gguf_name_probes(g);
   ck_assert_msg(probes <= 4ull * HOSTILE_N, "%llu probes for %d names", (unsigned long long)probes, 2 * HOSTILE_N);
   /* The model's tensor table hashed nothing again: it asks the index. */
   ck_assert_uint_eq(emel_tensors_name_probes(emel_model_tensors(m)), 0);
@@ -275,16 +275,16 @@ START_TEST(test_a_model_draws_one_seed_from_the_platform) {
   ck_assert_int_eq(emel_model_open(&a, path, &cfg, NULL), EMEL_OK);
   ck_assert_uint_eq(fp.calls[FP_RANDOM], 1);
   ck_assert_int_eq(emel_model_open(&b, path, &cfg, NULL), EMEL_OK);
-  ck_assert(gguf_seeded_by_os(emel_model_index(a)));
+  ck_assert(emel_gguf_seeded_by_os(emel_model_index(a)));
   /* two indexes, two seeds (equal with probability 2^-64) */
-  ck_assert_uint_ne(gguf_tensor_names(emel_model_index(a))->seed, gguf_tensor_names(emel_model_index(b))->seed);
+  ck_assert_uint_ne(emel_gguf_tensor_names(emel_model_index(a))->seed, emel_gguf_tensor_names(emel_model_index(b))->seed);
   emel_model_close(a);
   emel_model_close(b);
   /* A fixed seed from the platform: reproducible runs. */
   fp.random_fixed = 1;
   fp.random_value = 0x0123456789abcdefull;
   ck_assert_int_eq(emel_model_open(&a, path, &cfg, NULL), EMEL_OK);
-  ck_assert_uint_eq(gguf_tensor_names(emel_model_index(a))->seed, 0x0123456789abcdefull);
+  ck_assert_uint_eq(emel_gguf_tensor_names(emel_model_index(a))->seed, 0x0123456789abcdefull);
   emel_model_close(a);
   ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
   remove_tmp(path);
@@ -301,7 +301,7 @@ START_TEST(test_a_failing_random_op_falls_back_and_the_model_opens) {
   emel_model *m;
   emel_error e;
   ck_assert_int_eq(emel_model_open(&m, path, &cfg, &e), EMEL_OK);
-  ck_assert(!gguf_seeded_by_os(emel_model_index(m)));
+  ck_assert(!emel_gguf_seeded_by_os(emel_model_index(m)));
   emel_tensor_view v;
   emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
   ck_assert_int_eq(emel_model_load(m, "b.weight", &o, &v), EMEL_OK);

@@ -167,7 +167,7 @@ END_TEST
 
 START_TEST(test_a_failed_load_leaves_the_tensor_bound_with_the_error_and_errno_recorded) {
   uint32_t i = bound_tensor("w", 0, 64);
-  fake.acquire_error = (emel_error){EMEL_READ_FAILED, EIO};
+  fake.acquire_error = (emel_error){.code = EMEL_READ_FAILED, .os_errno = EIO};
   ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_READ_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
   emel_error e = emel_tensors_last_error(t, i);
@@ -217,7 +217,7 @@ END_TEST
 START_TEST(test_a_refused_release_keeps_the_tensor_resident_with_the_error_recorded) {
   uint32_t i = bound_tensor("w", 0, 64);
   ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
-  fake.release_error = (emel_error){EMEL_MMAP_UNMAP_FAILED, EINVAL};
+  fake.release_error = (emel_error){.code = EMEL_MMAP_UNMAP_FAILED, .os_errno = EINVAL};
   ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_MMAP_UNMAP_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
   ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, EINVAL);
@@ -261,7 +261,7 @@ START_TEST(test_a_failed_reload_of_an_evicted_tensor_leaves_it_bound) {
   uint32_t i = bound_tensor("w", 0, 64);
   ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
-  fake.acquire_error = (emel_error){EMEL_OPEN_FAILED, ENOENT};
+  fake.acquire_error = (emel_error){.code = EMEL_OPEN_FAILED, .os_errno = ENOENT};
   ck_assert_int_eq(emel_tensors_load(t, i, &by_fake, NULL), EMEL_OPEN_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
   ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, ENOENT);
@@ -356,7 +356,7 @@ END_TEST
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   tensor_residency_ctx m;
   memset(&m, 0, sizeof m);
-  int n = machine_check_unexpected_events(&tensor_residency_desc, &m.core, &m);
+  int n = machine_check_unexpected_events(&emel_tensor_residency_desc, &m.core, &m);
   ck_assert_int_gt(n, 50);
 }
 END_TEST
@@ -411,7 +411,7 @@ START_TEST(test_a_batch_refusal_of_one_tensor_leaves_it_bound_with_its_error_and
   ck_assert_int_eq(emel_tensors_last_error(t, far).code, EMEL_SPAN_BEYOND_EOF);
   /* an evicted tensor whose batch load is refused is bound again, as with LOAD */
   ck_assert_int_eq(emel_tensors_evict(t, c), EMEL_OK);
-  fake.acquire_error = (emel_error){EMEL_READ_FAILED, EIO};
+  fake.acquire_error = (emel_error){.code = EMEL_READ_FAILED, .os_errno = EIO};
   ck_assert_int_eq(emel_tensors_load_batch(t, &c, 1, &by_fake, st), EMEL_READ_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, c), EMEL_TENSOR_BOUND);
   ck_assert_int_eq(emel_tensors_last_error(t, c).os_errno, EIO);

@@ -5,7 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
+
+#include "emel/gguf.h"
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
@@ -91,5 +94,22 @@ int emel_cli_finish_stdout(const char *prog) {
   if (fflush(stdout) != 0) e = errno;
   else if (!earlier) return 0;
   fprintf(stderr, "%s: write error: %s\n", prog, e ? strerror(e) : "output incomplete");
+  return 1;
+}
+
+int emel_cli_open_error(const char *prog, const char *file, const emel_error *e) {
+  char tail[4096 + 512] = "", part[4096];
+  size_t n = 0;
+  uint32_t count = 1;
+  if (e->os_errno) n += (size_t)snprintf(tail + n, sizeof tail - n, " (%s)", strerror(e->os_errno));
+  if (e->file > 1 && emel_gguf_split_path(part, sizeof part, file, e->file, &count) == EMEL_OK)
+    n += (size_t)snprintf(tail + n, sizeof tail - n, ": part %" PRIu32 " of %" PRIu32 " (%s)", e->file, count,
+                          part); /* fits: tail has room for a whole part path plus the texts around it */
+  if (e->detail) snprintf(tail + n, sizeof tail - n, ": %s", e->detail);
+  fprintf(stderr, "%s: ", prog);
+  emel_cli_text(stderr, file, strlen(file));
+  fprintf(stderr, ": %s: %s", emel_status_name(e->code), emel_status_message(e->code));
+  emel_cli_text(stderr, tail, strlen(tail));
+  fputc('\n', stderr);
   return 1;
 }

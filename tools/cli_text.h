@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "emel/status.h"
+
 /* Non-zero when s[0..n) is valid UTF-8 (RFC 3629: no overlongs, surrogates
  * or code points above U+10FFFF). */
 int emel_cli_is_utf8(const char *s, size_t n);
@@ -41,5 +43,12 @@ int emel_cli_stdout_errno(void);
  * "PROG: write error: REASON" on stderr and returns 1, else 0. Set errno to 0
  * before writing, so a failure that fflush no longer sees still has a reason. */
 int emel_cli_finish_stdout(const char *prog);
+
+/* The tools' line for a model that cannot be opened, on stderr, by the text rule:
+ * "PROG: FILE: ERROR_NAME: message[ (strerror)][: part K of N (PART_PATH)][: check]".
+ * FILE is what the user named and the first fields keep their places (scripts
+ * splitting on ": " still work); the part appears when another part of a split
+ * set than FILE is at fault, the check when e->detail names one. Returns 1. */
+int emel_cli_open_error(const char *prog, const char *file, const emel_error *e);
 
 #endif

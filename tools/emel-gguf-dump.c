@@ -169,12 +169,7 @@ int main(int argc, char **argv) {
   emel_gguf *g;
   emel_error err;
   if (emel_gguf_open(&g, file, NULL, &err) != EMEL_OK) {
-    /* emel-load's error line: one line whatever FILE holds */
-    fputs("emel-gguf-dump: ", stderr);
-    emel_cli_text(stderr, file, strlen(file));
-    fprintf(stderr, ": %s: %s%s%s%s\n", emel_status_name(err.code), emel_status_message(err.code),
-            err.os_errno ? " (" : "", err.os_errno ? strerror(err.os_errno) : "", err.os_errno ? ")" : "");
-    return 1;
+    return emel_cli_open_error("emel-gguf-dump", file, &err); /* emel-load's error line */
   }
   errno = 0;
   if (json) dump_json(g);

@@ -2,18 +2,22 @@
  * (in batches: emel_tensors_load_batch), reports what it did and how fast,
  * optionally hashes the bytes, releases all.
  *
- *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]
+ *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]
+ *             [--json] [--quiet] [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
- * "emel-load: FILE: ERROR_NAME: message") or stdout cannot be written
- * ("emel-load: write error: REASON"); 2 usage; 130 interrupted (SIGINT, in
- * any phase), after releasing everything.
+ * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
+ * fault and the failed check: see emel_cli_open_error), or a tensor's hash
+ * differs from the manifest's, or stdout cannot be written ("emel-load: write
+ * error: REASON"); 2 usage (an unreadable or invalid manifest included); 130
+ * interrupted (SIGINT, in any phase), after releasing everything.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,16 +25,17 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "cli_text.h"
 #include "emel/model.h"
+#include "emel/version.h"
+#include "manifest.h"
 
 #ifndef EMEL_SAMPLE_MODEL
 #define EMEL_SAMPLE_MODEL ""
 #endif
-#ifndef EMEL_SAMPLE_MODEL_INSTALLED
-#define EMEL_SAMPLE_MODEL_INSTALLED ""
+#ifndef EMEL_SAMPLE_MODEL_FROM_BINDIR
+#define EMEL_SAMPLE_MODEL_FROM_BINDIR ""
 #endif
 
 /* Atomic, not sig_atomic_t: the read strategy's lanes read it from their
@@ -95,35 +100,56 @@ static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice)
 
 static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
 
-/* XXH3-64 of a tensor in steps, so SIGINT is seen within one step even for a
- * multi-gigabyte tensor paged in from a slow disk. Streaming gives the same
- * hash as the one-shot call. */
-static uint64_t hash_bytes(XXH3_state_t *state, const void *data, uint64_t size) {
-  const uint64_t step = 64ull << 20;
-  XXH3_64bits_reset(state);
-  for (uint64_t at = 0; at < size && !stop_requested(); at += step)
-    XXH3_64bits_update(state, (const char *)data + at, (size_t)(size - at < step ? size - at : step));
-  return XXH3_64bits_digest(state);
-}
-
 typedef struct options {
   emel_strategy strategy;
   unsigned flags;
   int verify, json, quiet;
   const char *file;
+  const char *expect; /* --expect MANIFEST: implies verify */
 } options;
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--json] [--quiet] [FILE]\n"
+          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]\n"
+          "                 [--json] [--quiet] [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
           "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
           "  --populate    mmap: pre-fault every tensor's pages\n"
           "  --direct      read: O_DIRECT, falling back to buffered reads where refused\n"
           "  --verify      XXH3-64 of each tensor's resident bytes\n"
+          "  --expect M    --verify, and compare each hash with the manifest M (--json --verify output)\n"
           "  --json        one JSON object on stdout\n"
-          "  --quiet       no human summary, no progress bar\n");
+          "  --quiet       no human summary, no progress bar\n"
+          "  --version     print \"emel-load VERSION\" (the library's, emel_version()) and exit\n");
+}
+
+/* The installed sample, found from this executable's own directory (not from
+ * the configured prefix), so an install made with --prefix, or moved after, finds
+ * its own; else the build tree's. Empty when neither is readable. */
+static const char *sample_model(const char *argv0, const char **tried) {
+  static char path[PATH_MAX];
+  const char *rel = EMEL_SAMPLE_MODEL_FROM_BINDIR;
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n > 0) {
+    path[n] = '\0';
+  } else if (strchr(argv0, '/') && strlen(argv0) < sizeof path) { /* no /proc: the path we were run by */
+    strcpy(path, argv0);
+  } else {
+    path[0] = '\0';
+  }
+  char *end = strrchr(path, '/'); /* the directory, then each "../" taken off it: no "bin/.." in the output */
+  while (end && end > path && strncmp(rel, "../", 3) == 0) {
+    *end = '\0';
+    end = strrchr(path, '/');
+    rel += 3;
+  }
+  if (end && *rel && (size_t)(end - path) + 1 + strlen(rel) < sizeof path) {
+    strcpy(end + 1, rel);
+    *tried = path;
+    if (access(path, R_OK) == 0) return path;
+  }
+  return *EMEL_SAMPLE_MODEL && access(EMEL_SAMPLE_MODEL, R_OK) == 0 ? EMEL_SAMPLE_MODEL : "";
 }
 
 static int parse(int argc, char **argv, options *o) {
@@ -131,7 +157,9 @@ static int parse(int argc, char **argv, options *o) {
       {"strategy", required_argument, NULL, 's'}, {"populate", no_argument, NULL, 'p'},
       {"direct", no_argument, NULL, 'd'},         {"verify", no_argument, NULL, 'v'},
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
-      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},           {"expect", required_argument, NULL, 'e'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
   int c;
@@ -149,9 +177,12 @@ static int parse(int argc, char **argv, options *o) {
     case 'p': o->flags |= EMEL_LOAD_POPULATE; break;
     case 'd': o->flags |= EMEL_LOAD_DIRECT; break;
     case 'v': o->verify = 1; break;
+    case 'e': o->expect = optarg, o->verify = 1; break;
     case 'j': o->json = 1; break;
     case 'q': o->quiet = 1; break;
     case 'h': usage(stdout); exit(emel_cli_finish_stdout("emel-load"));
+    /* The library's version at run time, which is what answers a bug report. */
+    case 'V': printf("emel-load %s\n", emel_version()); exit(emel_cli_finish_stdout("emel-load"));
     default:
       fprintf(stderr, "emel-load: unknown or incomplete option '%s'\n", argv[optind - 1]);
       usage(stderr);
@@ -176,11 +207,10 @@ static int parse(int argc, char **argv, options *o) {
     usage(stderr);
     return 2;
   }
-  /* The sample is in the build tree, or where `cmake --install` put it. */
-  o->file = optind < argc ? argv[optind]
-            : access(EMEL_SAMPLE_MODEL, R_OK) == 0 ? EMEL_SAMPLE_MODEL : EMEL_SAMPLE_MODEL_INSTALLED;
+  const char *tried = "BINDIR/" EMEL_SAMPLE_MODEL_FROM_BINDIR;
+  o->file = optind < argc ? argv[optind] : sample_model(argv[0], &tried);
   if (!*o->file) {
-    fprintf(stderr, "emel-load: no FILE given and no bundled sample model in this build\n");
+    fprintf(stderr, "emel-load: no FILE given and no bundled sample model at %s\n", tried);
     return 2;
   }
   return 0;
@@ -226,7 +256,7 @@ static int load_error(const char *file, emel_status code, const char *detail) {
 }
 
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
-                       double seconds) {
+                       double seconds, double verify_seconds, int mapped_only) {
   const emel_gguf *g = emel_model_index(model);
   size_t n = emel_gguf_tensor_count(g);
   putchar('{');
@@ -234,7 +264,10 @@ static void print_json(const options *o, emel_model *model, const uint64_t *hash
   printf(",\"strategy\":\"%s\",\"options\":{\"populate\":%s,\"direct\":%s,\"verify\":%s}",
          emel_strategy_name(o->strategy), (o->flags & EMEL_LOAD_POPULATE) ? "true" : "false",
          (o->flags & EMEL_LOAD_DIRECT) ? "true" : "false", o->verify ? "true" : "false");
-  printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f,\"tensors\":[", n, total, seconds);
+  printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f", n, total, seconds);
+  /* seconds is the load alone; hashing is timed apart. mapped_only: the load
+   * read no byte (a plain mmap), so bytes / seconds is no throughput. */
+  printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s,\"tensors\":[", verify_seconds, mapped_only ? "true" : "false");
   for (size_t i = 0; i < n && !stop_requested(); i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
     printf("%s{", i ? "," : "");
@@ -249,6 +282,69 @@ static void print_json(const options *o, emel_model *model, const uint64_t *hash
   printf("]}\n");
 }
 
+/* A tensor name on an error line: control bytes as \xHH, so one tensor stays one line. */
+static void print_name(FILE *f, const char *name, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c < 0x20 || c == 0x7f || c == '\\') fprintf(f, "\\x%02x", c);
+    else fputc(c, f);
+  }
+}
+
+/* Hashes every resident tensor (emel_tensors_hash: mapped bytes are read
+ * under the library's SIGBUS guard). 0, or the exit status after the error line. */
+static int hash_all(const options *o, emel_tensors *tensors, uint32_t n, uint64_t *hashes) {
+  for (uint32_t i = 0; i < n && !stop_requested(); i++) {
+    emel_status s = emel_tensors_hash(tensors, i, &hashes[i]);
+    if (s == EMEL_OK) continue;
+    emel_tensor_info info;
+    emel_tensors_info(tensors, i, &info);
+    emel_error e = emel_tensors_last_error(tensors, i);
+    char detail[400];
+    /* EFAULT says only that a page could not be read; say what it means. */
+    const char *why = s == EMEL_FILE_CHANGED ? "its pages are no longer in the file"
+                      : e.os_errno          ? strerror(e.os_errno)
+                                            : "";
+    snprintf(detail, sizeof detail, " (tensor %s, while verifying%s%s)", info.name, *why ? ": " : "", why);
+    return load_error(o->file, s, detail);
+  }
+  return 0;
+}
+
+/* Every tensor's hash against the manifest, and every manifest entry against
+ * the file: one line per difference, then a summary. 0 when all match. */
+static int compare_with_manifest(const options *o, emel_tensors *tensors, uint32_t n, const uint64_t *hashes,
+                                 manifest *expected) {
+  uint64_t differ = 0, unlisted = 0, absent = 0;
+  const char *mismatch = emel_status_name(EMEL_TENSOR_HASH_MISMATCH);
+  for (uint32_t i = 0; i < n; i++) {
+    emel_tensor_info info;
+    emel_tensors_info(tensors, i, &info);
+    manifest_entry *e = manifest_find(expected, info.name, info.name_len);
+    if (e) e->seen = 1;
+    if (e && e->xxh3 == hashes[i]) continue;
+    fprintf(stderr, "emel-load: %s: %s: tensor ", o->file, mismatch);
+    print_name(stderr, info.name, info.name_len);
+    if (e) fprintf(stderr, ": expected %016" PRIx64 ", got %016" PRIx64 "\n", e->xxh3, hashes[i]);
+    else fprintf(stderr, ": not in the manifest, got %016" PRIx64 "\n", hashes[i]);
+    differ += e != NULL;
+    unlisted += e == NULL;
+  }
+  for (size_t k = 0; k < expected->count; k++) {
+    if (expected->entries[k].seen) continue;
+    fprintf(stderr, "emel-load: %s: %s: tensor ", o->file, emel_status_name(EMEL_TENSOR_UNKNOWN));
+    print_name(stderr, expected->entries[k].name, expected->entries[k].name_len);
+    fprintf(stderr, ": in the manifest, not in the file\n");
+    absent++;
+  }
+  if (differ + unlisted + absent == 0) return 0;
+  fprintf(stderr,
+          "emel-load: %s: does not match %s: %" PRIu64 " of %" PRIu32 " tensors differ, %" PRIu64
+          " not in the manifest, %" PRIu64 " only in the manifest\n",
+          o->file, o->expect, differ, n, unlisted, absent);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   options o;
   int rc = parse(argc, argv, &o);
@@ -259,6 +355,13 @@ int main(int argc, char **argv) {
   if (out_errno) {
     fprintf(stderr, "emel-load: write error: %s\n", strerror(out_errno));
     return 1;
+  }
+  /* Read before the load: a bad manifest is refused without loading anything. */
+  manifest expected = {0};
+  char why[256];
+  if (o.expect && manifest_read(o.expect, &expected, why, sizeof why) != 0) {
+    fprintf(stderr, "emel-load: --expect %s: %s\n", o.expect, why);
+    return 2;
   }
 
   struct sigaction sa;
@@ -278,19 +381,19 @@ int main(int argc, char **argv) {
   emel_error err;
   enter_phase(PHASE_INDEX);
   if (emel_model_open(&model, o.file, &config, &err) != EMEL_OK) {
+    manifest_free(&expected);
     if (atomic_load(&interrupted)) {
       fprintf(stderr, "emel-load: interrupted; everything released\n");
       return 130;
     }
-    char detail[64] = "";
-    if (err.os_errno) snprintf(detail, sizeof detail, " (%s)", strerror(err.os_errno));
-    return load_error(o.file, err.code, detail);
+    return emel_cli_open_error("emel-load", o.file, &err);
   }
   emel_tensors *tensors = emel_model_tensors(model);
   uint32_t n = emel_tensors_count(tensors);
   uint64_t *hashes = o.verify ? calloc(n ? n : 1, sizeof *hashes) : NULL;
   if (o.verify && !hashes) {
     emel_model_close(model);
+    manifest_free(&expected);
     return load_error(o.file, EMEL_OUT_OF_MEMORY, "");
   }
   uint64_t total = 0, all = 0;
@@ -345,22 +448,31 @@ int main(int argc, char **argv) {
   double seconds = now() - start;
   progress_end(&bar);
   enter_phase(PHASE_VERIFY);
-  XXH3_state_t *xxh = hashes ? XXH3_createState() : NULL;
-  if (hashes && !xxh && rc == 0) rc = load_error(o.file, EMEL_OUT_OF_MEMORY, "");
-  for (uint32_t i = 0; xxh && rc == 0 && !stop_requested() && i < n; i++) {
-    emel_tensor_view v;
-    if (emel_tensors_view(tensors, i, &v) == EMEL_OK) hashes[i] = hash_bytes(xxh, v.data, v.size);
-  }
-  XXH3_freeState(xxh);
+  /* Test hook: cut FILE to N bytes between the load and the hashing, so a
+   * file truncated under a mapped load is tested deterministically. */
+  const char *cut = getenv("EMEL_LOAD_TEST_TRUNCATE_BEFORE_VERIFY");
+  if (cut && hashes && rc == 0 && truncate(o.file, (off_t)strtoll(cut, NULL, 10)) != 0) perror("emel-load: test truncate");
+  double verify_start = now();
+  if (hashes && rc == 0 && !stop_requested()) rc = hash_all(&o, tensors, n, hashes);
+  double verify_seconds = hashes ? now() - verify_start : 0;
   enter_phase(PHASE_OUTPUT);
   if (stop_requested()) rc = 130;
+  if (rc == 0 && o.expect) rc = compare_with_manifest(&o, tensors, n, hashes, &expected);
+  /* A plain mmap load maps and reads nothing: its bytes per second would be
+   * the page-table setup's, not a throughput. */
+  const int mapped_only = o.strategy == EMEL_STRATEGY_MMAP && !(o.flags & EMEL_LOAD_POPULATE);
   errno = 0; /* so a write error emel_cli_finish_stdout no longer sees keeps its reason */
-  if (rc == 0 && o.json) print_json(&o, model, hashes, total, seconds);
+  if (rc == 0 && o.json) print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only);
   if (rc == 0 && !o.json && !o.quiet) {
-    double gbs = seconds > 0 ? (double)total / seconds / 1e9 : 0;
-    printf("%s: %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%.2f GB/s), strategy %s%s%s%s\n", o.file, n, total,
-           seconds, gbs, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
-           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", o.verify ? ", verified (xxh3 per tensor)" : "");
+    char rate[64] = "mapped, not read", checked[160] = "";
+    if (!mapped_only) snprintf(rate, sizeof rate, "%.2f GB/s", seconds > 0 ? (double)total / seconds / 1e9 : 0);
+    if (o.verify)
+      snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
+               verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
+    emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s\n", n, total, seconds,
+           rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
+           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", checked);
   }
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;
@@ -368,6 +480,7 @@ int main(int argc, char **argv) {
   emel_status released = emel_tensors_evict_all(tensors);
   emel_model_close(model);
   free(hashes);
+  manifest_free(&expected);
   if (rc == 0 && released != EMEL_OK) rc = load_error(o.file, released, " (while releasing)");
   if (rc == 130) fprintf(stderr, "emel-load: interrupted; everything released\n");
   return rc;

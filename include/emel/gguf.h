@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "emel/api.h"
 #include "emel/platform.h"
 #include "emel/status.h"
 
@@ -87,24 +88,24 @@ typedef enum emel_ggml_type {
 } emel_ggml_type;
 
 /* "UINT8" … "FLOAT64" (gguf-py's names); "UNKNOWN" for other numbers. */
-const char *emel_gguf_type_name(uint32_t type);
+EMEL_API const char *emel_gguf_type_name(uint32_t type);
 
 /* "F32", "Q4_K", "IQ2_XXS" … (gguf-py's names); NULL for unknown/removed ids. */
-const char *emel_ggml_type_name(uint32_t type);
+EMEL_API const char *emel_ggml_type_name(uint32_t type);
 
 /* Case-insensitive inverse of emel_ggml_type_name. EMEL_GGUF_BAD_TENSOR_TYPE if none. */
-emel_status emel_ggml_type_from_name(const char *name, uint32_t *type);
+EMEL_API emel_status emel_ggml_type_from_name(const char *name, uint32_t *type);
 
 /* Elements per block and bytes per block, from ggml's type traits.
  * EMEL_GGUF_BAD_TENSOR_TYPE for unknown ids. Either out pointer may be NULL. */
-emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size);
+EMEL_API emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size);
 
 /* Byte size of a tensor, validated as the index validates tensor infos:
  * 1..4 dims (EMEL_GGUF_BAD_DIMS, also for a dim above INT64_MAX), known type,
  * ne[0] a multiple of the block size (EMEL_GGUF_BAD_BLOCK_SIZE), element count
  * and byte size below INT64_MAX (EMEL_GGUF_SIZE_OVERFLOW). Dims of 0 are
  * allowed (ggml allows empty tensors). */
-emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes);
+EMEL_API emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes);
 
 typedef struct emel_gguf emel_gguf;
 
@@ -166,62 +167,79 @@ typedef struct emel_gguf_value {
 /* Indexes `path`, and when it is the first file of a split set
  * (NAME-00001-of-0000N.gguf with split.count N > 1) every sibling, named as
  * llama.cpp names them. On failure *out is NULL, nothing is leaked and `err`
- * (may be NULL) holds the status and the failing call's errno. */
-emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_config *cfg, emel_error *err);
+ * (may be NULL) holds the status, the failing call's errno, the part at fault
+ * (err->file: 1-based, 0 when no one part is; emel_gguf_split_path gives its
+ * path) and, for split checks, the check that failed (err->detail). A path
+ * that is not a regular file (FIFO, directory, device, socket) is refused with
+ * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking.
+ *
+ * A split set is one model only when every part carries split.no (its place,
+ * from 0), the first part's split.count and split.tensors.count (the keys
+ * llama.cpp's gguf-split writes into every part), and the parts' tensors add
+ * up to split.tensors.count; otherwise EMEL_GGUF_SPLIT_INVALID. */
+EMEL_API emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_config *cfg, emel_error *err);
+
+/* The path of part `no` (1-based, as emel_error.file counts) of the split set
+ * whose first part is `first_path` (PREFIX-00001-of-NNNNN.gguf: the others are
+ * PREFIX-%05u-of-NNNNN.gguf). Part 1 is `first_path` itself, whatever its name.
+ * `count` (may be NULL) gets the parts the name declares, 1 when it is not a
+ * first part's name. EMEL_INVALID_ARGUMENT: a NULL pointer, `no` 0 or above
+ * that count; EMEL_INVALID_PATH: the path does not fit in `size` bytes. */
+EMEL_API emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count);
 
 /* Frees everything. NULL is allowed. */
-void emel_gguf_close(emel_gguf *g);
+EMEL_API void emel_gguf_close(emel_gguf *g);
 
 /* Of the first file. */
-uint32_t emel_gguf_version(const emel_gguf *g);
-uint64_t emel_gguf_alignment(const emel_gguf *g);
+EMEL_API uint32_t emel_gguf_version(const emel_gguf *g);
+EMEL_API uint64_t emel_gguf_alignment(const emel_gguf *g);
 
 /* Files: 1 for a single model, N for a split set, in split order. The paths
  * are the ones the tensors' file_index refers to. Out-of-range indices give
  * NULL / 0. */
-uint32_t emel_gguf_file_count(const emel_gguf *g);
-const char *emel_gguf_file_path(const emel_gguf *g, uint32_t file_index);
-uint64_t emel_gguf_file_size(const emel_gguf *g, uint32_t file_index);
+EMEL_API uint32_t emel_gguf_file_count(const emel_gguf *g);
+EMEL_API const char *emel_gguf_file_path(const emel_gguf *g, uint32_t file_index);
+EMEL_API uint64_t emel_gguf_file_size(const emel_gguf *g, uint32_t file_index);
 /* What file i was when it was indexed (size, device, inode, modification
  * time): emel_model_open hands it to the loaders, which refuse a file that
  * changed since with EMEL_FILE_CHANGED. NULL when out of range. */
-const emel_file_identity *emel_gguf_file_identity(const emel_gguf *g, uint32_t file_index);
+EMEL_API const emel_file_identity *emel_gguf_file_identity(const emel_gguf *g, uint32_t file_index);
 /* Where file i's tensor data starts (header end padded to its alignment). A
  * file with no tensors may end before it. */
-uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t file_index);
+EMEL_API uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t file_index);
 
 /* Metadata of the first file (for a split set it holds the model's keys), in
  * file order. Lookup by key is a hash probe. */
-size_t emel_gguf_kv_count(const emel_gguf *g);
-emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index);
-const char *emel_gguf_kv_key(const emel_gguf *g, size_t index); /* NULL if out of range */
-uint32_t emel_gguf_kv_type(const emel_gguf *g, size_t index);  /* EMEL_GGUF_TYPE_COUNT if out of range */
-emel_status emel_gguf_kv_value(const emel_gguf *g, size_t index, emel_gguf_value *out);
+EMEL_API size_t emel_gguf_kv_count(const emel_gguf *g);
+EMEL_API emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index);
+EMEL_API const char *emel_gguf_kv_key(const emel_gguf *g, size_t index); /* NULL if out of range */
+EMEL_API uint32_t emel_gguf_kv_type(const emel_gguf *g, size_t index);  /* EMEL_GGUF_TYPE_COUNT if out of range */
+EMEL_API emel_status emel_gguf_kv_value(const emel_gguf *g, size_t index, emel_gguf_value *out);
 
 /* Element i of an array, O(1) for fixed-size and top-level string arrays.
  * EMEL_INVALID_ARGUMENT when i >= count. */
-emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out);
+EMEL_API emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out);
 
 /* Typed lookups by key. EMEL_GGUF_KEY_NOT_FOUND, or EMEL_GGUF_KEY_TYPE_MISMATCH
  * when the value cannot be represented: get_uint takes any unsigned or
  * non-negative signed integer, get_int any integer that fits int64, get_float
  * FLOAT32/FLOAT64. */
-emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out);
-emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out);
-emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out);
-emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out);
-emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len);
-emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out);
+EMEL_API emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out);
+EMEL_API emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out);
+EMEL_API emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out);
+EMEL_API emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out);
+EMEL_API emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len);
+EMEL_API emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out);
 
 /* general.architecture / general.name when present as strings, else NULL. */
-const char *emel_gguf_architecture(const emel_gguf *g);
-const char *emel_gguf_name(const emel_gguf *g);
+EMEL_API const char *emel_gguf_architecture(const emel_gguf *g);
+EMEL_API const char *emel_gguf_name(const emel_gguf *g);
 
 /* Tensors of all files, in file order then info order. Lookup by name is a
  * hash probe (EMEL_TENSOR_UNKNOWN when absent). */
-size_t emel_gguf_tensor_count(const emel_gguf *g);
-const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t index); /* NULL if out of range */
-emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index);
+EMEL_API size_t emel_gguf_tensor_count(const emel_gguf *g);
+EMEL_API const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t index); /* NULL if out of range */
+EMEL_API emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "emel/api.h"
 #include "emel/platform.h"
 #include "emel/status.h"
 
@@ -121,46 +122,46 @@ typedef struct emel_io_config {
   uint32_t max_files;                /* 0: 16; at most EMEL_IO_MAX_FILES */
 } emel_io_config;
 
-emel_status emel_io_create(emel_io **out, const emel_io_config *config);
+EMEL_API emel_status emel_io_create(emel_io **out, const emel_io_config *config);
 
 /* Releases every strategy (which releases what it still holds) and the boundary. */
-void emel_io_destroy(emel_io *io);
+EMEL_API void emel_io_destroy(emel_io *io);
 
 /* Adds a model file by path (copied). The path is validated by the strategy
  * that opens it, so a bad path is reported on the load that uses it. */
-emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index);
+EMEL_API emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index);
 
 /* Records what file `file_index` must still be when a strategy opens it (the
  * identity it had when it was indexed): a strategy that finds another one
  * refuses the load with EMEL_FILE_CHANGED instead of serving other bytes. */
-emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected);
+EMEL_API emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected);
 
-const emel_io_files *emel_io_files_of(const emel_io *io);
-const emel_platform_ops *emel_io_platform(const emel_io *io);
+EMEL_API const emel_io_files *emel_io_files_of(const emel_io *io);
+EMEL_API const emel_platform_ops *emel_io_platform(const emel_io *io);
 
 /* Hands a strategy to the boundary, which owns it from then on (destroy is
  * called by emel_io_destroy, also when attach fails). */
-emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self);
+EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self);
 
-int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
+EMEL_API int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
 
-void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result);
-void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
-                           size_t count);
-emel_error emel_io_release(emel_io *io, emel_io_handle handle);
-emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
-                          emel_map_advice advice);
+EMEL_API void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result);
+EMEL_API void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
+                                    size_t count);
+EMEL_API emel_error emel_io_release(emel_io *io, emel_io_handle handle);
+EMEL_API emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                                   emel_map_advice advice);
 
 /* Live residencies held by one strategy (0 for an absent one). */
-size_t emel_io_live(const emel_io *io, emel_strategy strategy);
+EMEL_API size_t emel_io_live(const emel_io *io, emel_strategy strategy);
 
 /* The instance attached for `kind` when it was attached with exactly `ops`,
  * else NULL: lets a strategy module's own API (stats, say) find its instance
  * without the boundary knowing its type. */
-void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops);
+EMEL_API void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops);
 
-const char *emel_strategy_name(emel_strategy strategy);
-const char *emel_residency_name(emel_residency residency);
+EMEL_API const char *emel_strategy_name(emel_strategy strategy);
+EMEL_API const char *emel_residency_name(emel_residency residency);
 
 #ifdef __cplusplus
 }

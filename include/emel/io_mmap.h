@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "emel/api.h"
 #include "emel/io.h"
 
 #ifdef __cplusplus
@@ -33,7 +34,7 @@ typedef struct emel_io_mmap_config {
  * attaches it; every table it needs is allocated here, once. `config` may be
  * NULL. EMEL_OUT_OF_MEMORY, EMEL_INVALID_ARGUMENT (no io, or an mmap strategy
  * is already attached). */
-emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config);
+EMEL_API emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
  *   or rewritten in place fails the run with EMEL_FILE_CHANGED (its
  *   descriptors are closed on settlement). A file renamed over after it was
  *   opened keeps serving the opened (indexed) inode.
+ * - Only regular files: a FIFO, directory, device or socket is refused with
+ *   EMEL_NOT_A_REGULAR_FILE when opened, before any read (opening never blocks).
  * - Transfers are a loop of chunked preads straight into the destination; no
  *   second buffer except a one-page aligned bounce for the unaligned head and
  *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a
@@ -72,6 +74,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "emel/api.h"
 #include "emel/io.h"
 #include "emel/status.h"
 
@@ -131,10 +134,10 @@ typedef struct emel_io_read_stats {
  * attaches it (the boundary owns it from then on). Pools are allocated here,
  * once. EMEL_INVALID_ARGUMENT for a bad config or a boundary that already has
  * a read strategy, EMEL_OUT_OF_MEMORY when the pools cannot be allocated. */
-emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config);
+EMEL_API emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config);
 
 /* Counters of the attached read strategy; EMEL_UNKNOWN_STRATEGY when none is. */
-emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats);
+EMEL_API emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats);
 
 #ifdef __cplusplus
 }

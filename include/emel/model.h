@@ -7,6 +7,7 @@
 #ifndef EMEL_MODEL_H
 #define EMEL_MODEL_H
 
+#include "emel/api.h"
 #include "emel/gguf.h"
 #include "emel/io.h"
 #include "emel/io_mmap.h"
@@ -29,21 +30,22 @@ typedef struct emel_model_config {
 
 /* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),
  * and binds every tensor. `config` may be NULL. On failure *out is NULL and
- * `error` (if given) has the code and the failing errno. */
-emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
-                            emel_error *error);
+ * `error` (if given) has the code, the failing errno, the part at fault and
+ * the failed check, as emel_gguf_open reports them. */
+EMEL_API emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
+                                     emel_error *error);
 
 /* Evicts every resident tensor and releases everything. */
-void emel_model_close(emel_model *model);
+EMEL_API void emel_model_close(emel_model *model);
 
-const emel_gguf *emel_model_index(const emel_model *model);
-emel_tensors *emel_model_tensors(emel_model *model);
-emel_io *emel_model_io(emel_model *model);
+EMEL_API const emel_gguf *emel_model_index(const emel_model *model);
+EMEL_API emel_tensors *emel_model_tensors(emel_model *model);
+EMEL_API emel_io *emel_model_io(emel_model *model);
 
 /* By name: emel_tensors_find + emel_tensors_load / evict. */
-emel_status emel_model_load(emel_model *model, const char *name, const emel_load_options *options,
-                            emel_tensor_view *view);
-emel_status emel_model_evict(emel_model *model, const char *name);
+EMEL_API emel_status emel_model_load(emel_model *model, const char *name, const emel_load_options *options,
+                                     emel_tensor_view *view);
+EMEL_API emel_status emel_model_evict(emel_model *model, const char *name);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,8 @@
 #ifndef EMEL_PLATFORM_H
 #define EMEL_PLATFORM_H
 
+#include "emel/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,21 +60,43 @@ enum {
   EMEL_MAP_POPULATE = 1u << 0 /* pre-fault the whole mapping (MAP_POPULATE) */
 };
 
+/* What kind of file a descriptor refers to (st_mode). Only regular files are
+ * loaded: the others have no fixed size and bytes to map or read (a FIFO or a
+ * terminal can block forever, /dev/zero never ends, a directory has no bytes),
+ * so they are refused with EMEL_NOT_A_REGULAR_FILE before any read. REGULAR is
+ * 0: a file_identity that does not set the field (written before it existed)
+ * reports a regular file, since the library zeroes the struct first. */
+typedef enum emel_file_type {
+  EMEL_FILE_REGULAR = 0,
+  EMEL_FILE_DIRECTORY = 1,
+  EMEL_FILE_FIFO = 2,
+  EMEL_FILE_CHAR_DEVICE = 3,
+  EMEL_FILE_BLOCK_DEVICE = 4,
+  EMEL_FILE_SOCKET = 5,
+  EMEL_FILE_OTHER = 6
+} emel_file_type;
+
 /* What a file is, as far as telling whether it changed goes: two identities
  * differ when any field differs. A file truncated or rewritten in place keeps
  * device and inode but changes size or modification time; a file replaced by
  * rename has another inode. */
 typedef struct emel_file_identity {
-  uint64_t size;     /* bytes */
+  uint64_t size;     /* bytes (0 for anything but a regular file) */
   uint64_t device;   /* st_dev */
   uint64_t inode;    /* st_ino */
   int64_t mtime_ns;  /* last modification, nanoseconds since the epoch */
+  emel_file_type type; /* what the descriptor refers to; only EMEL_FILE_REGULAR is loaded */
 } emel_file_identity;
 
 typedef struct emel_platform_ops {
   void *user;
 
-  /* fd >= 0, or -errno. `path` is NUL-terminated. */
+  /* fd >= 0, or -errno. `path` is NUL-terminated. Must not block on what the
+   * path is (the default opens with O_NONBLOCK, so a FIFO without a writer or a
+   * terminal returns at once; file_identity then says it is not a regular file).
+   * A signal that interrupts it (a handler installed without SA_RESTART) gives
+   * -EINTR and is not retried: the caller's signal must be able to stop a
+   * blocking open. The descriptor returned reads blocking (O_NONBLOCK cleared). */
   int (*open)(void *user, const char *path, unsigned flags);
   /* 0 or -errno. */
   int (*close)(void *user, int fd);
@@ -110,8 +134,26 @@ typedef struct emel_platform_ops {
   /* Processors online (>= 1). */
   int (*cpu_count)(void *user);
   /* 0 and *out = what the open descriptor refers to now (fstat), or -errno.
-   * Safe to call from several threads on one descriptor. */
+   * Any kind of file is described (out->type); the caller refuses what is not
+   * regular. Safe to call from several threads on one descriptor. */
   int (*file_identity)(void *user, int fd, emel_file_identity *out);
+  /* Runs touch(arg), which reads mapped memory inside [addr, addr + len), so
+   * that a SIGBUS raised by such a read (the file under the mapping shrank,
+   * or its storage failed to deliver the page) ends touch early instead of
+   * the process: 0 when touch returned, -EFAULT when a SIGBUS cut it short.
+   * touch must own nothing it would leak when cut short (no locks, no
+   * allocations). Safe from several threads at once; nests.
+   *
+   * The default installs one process-wide SIGBUS handler (sigaction, once,
+   * on the first call). A SIGBUS that is not an access inside a guarded range
+   * of the faulting thread goes to the handler installed before it, as the
+   * kernel would have delivered it (SIG_DFL: terminates; SIG_IGN; sa_handler
+   * or sa_sigaction). An embedder that installs its own SIGBUS handler after
+   * the first guard must chain to the handler its sigaction call returned
+   * (and leave SIGBUS unblocked in threads that touch mappings); else a
+   * guarded read of a shrunken file kills the process as an unguarded one
+   * would. */
+  int (*guard)(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg);
   /* 0 and buf[0..len) filled with unpredictable bytes, or -errno; never
    * blocks (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables
    * (one call per GGUF index or standalone tensor table); a failure is not an
@@ -121,11 +163,11 @@ typedef struct emel_platform_ops {
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */
-const emel_platform_ops *emel_platform_default(void);
+EMEL_API const emel_platform_ops *emel_platform_default(void);
 
 /* Copies `ops` (or the defaults when `ops` is NULL) into `out`, filling every
  * NULL entry with its default. `user` is copied as given. */
-void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
+EMEL_API void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
 
 #ifdef __cplusplus
 }

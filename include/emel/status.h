@@ -8,6 +8,9 @@
 #ifndef EMEL_STATUS_H
 #define EMEL_STATUS_H
 
+#include "emel/api.h"
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,6 +34,7 @@ extern "C" {
   X(POOL_EXHAUSTED, 112, "every slot of the fixed-capacity pool is in use")              \
   X(FILE_TABLE_FULL, 113, "the table of model files is full")                            \
   X(FILE_CHANGED, 114, "the file changed since it was indexed (size, identity or modification time)") \
+  X(NOT_A_REGULAR_FILE, 115, "the path is not a regular file (a directory, FIFO, device or socket)") \
   X(INTERNAL, 199, "internal error: a machine rejected its own outcome event")           \
   /* tensor residency */                                                                 \
   X(TENSOR_UNKNOWN, 200, "no tensor has that name or index")                             \
@@ -43,6 +47,7 @@ extern "C" {
   X(TENSOR_NAME_INVALID, 207, "the tensor name is empty or too long")                    \
   X(EXTERNAL_TOO_SMALL, 208, "the caller-owned storage is smaller than the tensor")      \
   X(TENSOR_ALREADY_EVICTED, 209, "the tensor was already evicted")                       \
+  X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \
@@ -89,18 +94,28 @@ typedef enum emel_status {
 #undef EMEL_STATUS_ENUM_
 } emel_status;
 
-/* A status plus the errno of the OS call that failed (0 when none did). */
+/* A status plus the errno of the OS call that failed (0 when none did), and,
+ * where the code alone cannot say it, which file and which check. Fields added
+ * later are zero when unused, so `{.code = c, .os_errno = e}` stays complete. */
 typedef struct emel_error {
   emel_status code;
   int os_errno;
+  /* The file of the model the error concerns: its 1-based part number in a
+   * split set (1 for a single file); 0: none in particular. For a split set,
+   * emel_gguf_split_path() gives part N's path. */
+  uint32_t file;
+  /* A static string (never freed, safe to keep and share between threads)
+   * naming the check that failed, e.g. "split.count differs from the first
+   * part's"; NULL: the code's message says it all. */
+  const char *detail;
 } emel_error;
 
 /* "EMEL_SPAN_BEYOND_EOF" style names without the prefix: "SPAN_BEYOND_EOF".
  * Unknown numbers give "UNKNOWN_STATUS". Never returns NULL. */
-const char *emel_status_name(emel_status code);
+EMEL_API const char *emel_status_name(emel_status code);
 
 /* One sentence, lower case, no trailing period. Never returns NULL. */
-const char *emel_status_message(emel_status code);
+EMEL_API const char *emel_status_message(emel_status code);
 
 #ifdef __cplusplus
 }

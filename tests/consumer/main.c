@@ -2,6 +2,7 @@
 #include <emel/io.h>
 #include <emel/status.h>
 #include <emel/tensor.h>
+#include <emel/version.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,5 +18,7 @@ int main(void) {
   printf("consumer: %s, %s\n", emel_tensor_state_name(emel_tensors_state(t, i)),
          emel_status_message(EMEL_SPAN_BEYOND_EOF));
   emel_tensors_destroy(t);
+  /* The installed <emel/version.h> and the library it runs with agree. */
+  printf("consumer: version %s, header %s\n", emel_version(), EMEL_IO_VERSION_STRING);
   return 0;
 }

@@ -136,6 +136,12 @@ static int fp_advise(void *u, void *addr, size_t len, emel_map_advice advice) {
   return r;
 }
 
+static int fp_guard(void *u, const void *addr, size_t len, void (*touch)(void *), void *arg) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_GUARD, NULL);
+  return r <= 0 ? r : fp->real->guard(fp->real->user, addr, len, touch, arg);
+}
+
 static int fp_fadvise(void *u, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
   fault_platform *fp = u;
   int r = injected(fp, FP_FADVISE, NULL);
@@ -247,6 +253,7 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.thread_join = fp_thread_join;
   fp->ops.cpu_count = fp_cpu_count;
   fp->ops.file_identity = fp_file_identity;
+  fp->ops.guard = fp_guard;
   fp->ops.random = fp_random;
 }
 
@@ -324,6 +331,7 @@ int64_t fault_platform_outstanding(const fault_platform *fp) {
 const char *fp_op_name(fp_op op) {
   static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
                                                  "advise", "fadvise", "lock", "unlock", "alloc", "preadv",
-                                                 "thread_start", "thread_join", "file_identity", "random"};
+                                                 "thread_start", "thread_join", "file_identity", "guard",
+                                                 "random"};
   return op < FP_OP_COUNT ? names[op] : "?";
 }

@@ -63,7 +63,7 @@ static int mf_file_identity(void *u, int fd, emel_file_identity *out) {
   const memory_file_entry *e = entry_of(mf, fd);
   if (!e) return bad(mf, EBADF);
   *out = (emel_file_identity){.size = e->size, .device = 0, .inode = (uint64_t)(e - mf->files) + 1,
-                              .mtime_ns = e->generation};
+                              .mtime_ns = e->generation, .type = e->type};
   return 0;
 }
 
@@ -214,7 +214,7 @@ void memory_file_init(memory_file *mf) {
 
 int memory_file_add(memory_file *mf, const char *path, const uint8_t *data, size_t size) {
   if (mf->n_files == MEMORY_FILE_MAX_FILES) return -1;
-  mf->files[mf->n_files++] = (memory_file_entry){path, data, size, 0};
+  mf->files[mf->n_files++] = (memory_file_entry){.path = path, .data = data, .size = size};
   return 0;
 }
 

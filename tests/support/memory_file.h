@@ -31,6 +31,7 @@ typedef struct memory_file_entry {
   const uint8_t *data;
   size_t size;
   int64_t generation; /* reported as the modification time: bump it to change the file */
+  emel_file_type type; /* what file_identity reports (0: a regular file) */
 } memory_file_entry;
 
 typedef struct memory_file_map {

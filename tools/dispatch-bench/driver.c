@@ -19,9 +19,9 @@
 const int *bench_tape;
 unsigned long bench_void_actions;
 
-extern const emel_machine_desc io_read_desc, io_read_switch_desc;
-extern const emel_machine_desc io_mmap_desc, io_mmap_switch_desc;
-extern const emel_machine_desc tensor_residency_desc, tensor_residency_switch_desc;
+extern const emel_machine_desc emel_io_read_desc, io_read_switch_desc;
+extern const emel_machine_desc emel_io_mmap_desc, io_mmap_switch_desc;
+extern const emel_machine_desc emel_tensor_residency_desc, tensor_residency_switch_desc;
 
 typedef struct bench_machine {
   const emel_machine_desc *generated, *hand;
@@ -94,9 +94,9 @@ static int run(const emel_machine_desc *d, const int *tape, int n) {
 
 int main(void) {
   const bench_machine machines[] = {
-      {&io_read_desc, &io_read_switch_desc, 4},
-      {&io_mmap_desc, &io_mmap_switch_desc, 3},
-      {&tensor_residency_desc, &tensor_residency_switch_desc, 4},
+      {&emel_io_read_desc, &io_read_switch_desc, 4},
+      {&emel_io_mmap_desc, &io_mmap_switch_desc, 3},
+      {&emel_tensor_residency_desc, &tensor_residency_switch_desc, 4},
   };
   static int tape[TAPE_EVENTS];
   for (size_t i = 0; i < sizeof machines / sizeof machines[0]; i++) {

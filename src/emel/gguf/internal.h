@@ -18,8 +18,8 @@ typedef struct gguf_reader {
   int os_errno; /* of the failing pread */
 } gguf_reader;
 
-emel_status gguf_reader_ensure(gguf_reader *r, uint64_t pos, uint64_t n);
-void gguf_reader_release(gguf_reader *r);
+emel_status emel_gguf_reader_ensure(gguf_reader *r, uint64_t pos, uint64_t n);
+void emel_gguf_reader_release(gguf_reader *r);
 
 typedef struct gguf_kv {
   const char *key; /* NUL-terminated, in the file's pool */
@@ -65,18 +65,18 @@ typedef struct gguf_file {
 } gguf_file;
 
 /* Indexes the open descriptor `fd` into `f` (zeroed by the caller, path and seed set).
- * On failure `f` may hold partial allocations: gguf_file_release frees them. */
-emel_status gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
+ * On failure `f` may hold partial allocations: emel_gguf_file_release frees them. */
+emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
                             const gguf_limits *lim, int *os_errno);
-void gguf_file_release(gguf_file *f, const emel_platform_ops *ops);
+void emel_gguf_file_release(gguf_file *f, const emel_platform_ops *ops);
 
 /* Slots examined building the index's name tables (every file's keys and the
  * tensor names): what hostile names would make quadratic. For tests. */
-uint64_t gguf_name_probes(const emel_gguf *g);
+uint64_t emel_gguf_name_probes(const emel_gguf *g);
 /* The tensor-name table (shared by the model's tensor table) and whether its
  * seed came from the OS. */
-const emel_name_table *gguf_tensor_names(const emel_gguf *g);
-int gguf_seeded_by_os(const emel_gguf *g);
+const emel_name_table *emel_gguf_tensor_names(const emel_gguf *g);
+int emel_gguf_seeded_by_os(const emel_gguf *g);
 
 /* Little-endian decoding (host-independent). */
 static inline uint16_t gguf_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -88,12 +88,12 @@ static inline uint64_t gguf_le64(const uint8_t *p) {
 }
 
 /* Bytes of a fixed-size value type, 0 for STRING/ARRAY/unknown. */
-uint32_t gguf_value_size(uint32_t type);
+uint32_t emel_gguf_value_size(uint32_t type);
 
 /* Decodes the value at `pos` of `base` (validated). For strings, `ptr` points
  * into `base` (not NUL-terminated). Arrays get no string index. */
-void gguf_decode(const uint8_t *base, uint64_t pos, uint32_t type, emel_gguf_value *out);
+void emel_gguf_decode(const uint8_t *base, uint64_t pos, uint32_t type, emel_gguf_value *out);
 /* Bytes a validated value of `type` at `pos` occupies. */
-uint64_t gguf_value_span(const uint8_t *base, uint64_t pos, uint32_t type);
+uint64_t emel_gguf_value_span(const uint8_t *base, uint64_t pos, uint32_t type);
 
 #endif

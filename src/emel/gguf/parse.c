@@ -29,7 +29,7 @@ typedef struct parser {
   size_t index_need;
 } parser;
 
-static emel_status need(parser *p, uint64_t n) { return gguf_reader_ensure(p->r, p->pos, n); }
+static emel_status need(parser *p, uint64_t n) { return emel_gguf_reader_ensure(p->r, p->pos, n); }
 static uint64_t remaining(const parser *p) { return p->r->file_size - p->pos; }
 static const uint8_t *at(const parser *p, uint64_t pos) { return p->r->buf + pos; }
 
@@ -80,7 +80,7 @@ static const char *pool_copy(parser *p, uint64_t start, uint64_t len) {
 static uint64_t min_elem_bytes(uint32_t type) {
   if (type == EMEL_GGUF_TYPE_STRING) return 8;
   if (type == EMEL_GGUF_TYPE_ARRAY) return 4 + 8;
-  return gguf_value_size(type);
+  return emel_gguf_value_size(type);
 }
 
 static emel_status skip_value(parser *p, uint32_t type, uint32_t depth);
@@ -95,7 +95,7 @@ static emel_status parse_array(parser *p, uint32_t depth, gguf_kv *e, uint64_t *
   if (e->elem_type == EMEL_GGUF_TYPE_ARRAY && depth + 1 > p->lim->max_nesting)
     return EMEL_GGUF_NESTING_TOO_DEEP;
   e->pos = p->pos;
-  uint32_t size = gguf_value_size(e->elem_type);
+  uint32_t size = emel_gguf_value_size(e->elem_type);
   if (size) return skip(p, e->count * size);
   if (e->elem_type != EMEL_GGUF_TYPE_STRING) index = NULL; /* only string arrays are indexed */
   for (uint64_t i = 0; i < e->count; i++) {
@@ -115,7 +115,7 @@ static emel_status skip_value(parser *p, uint32_t type, uint32_t depth) {
     gguf_kv nested = {0};
     return parse_array(p, depth, &nested, NULL);
   }
-  return skip(p, gguf_value_size(type));
+  return skip(p, emel_gguf_value_size(type));
 }
 
 static emel_status check_alignment(parser *p, const gguf_kv *e, uint64_t key_start, uint64_t key_len) {
@@ -155,7 +155,7 @@ static emel_status parse_value(parser *p, gguf_kv *e) {
     if (st == EMEL_OK) e->str = pool_copy(p, start, e->str_len);
     return st;
   }
-  return skip(p, gguf_value_size(e->type));
+  return skip(p, emel_gguf_value_size(e->type));
 }
 
 static emel_status parse_kv(parser *p, size_t i) {
@@ -316,15 +316,18 @@ static emel_status check_spans(gguf_file *f, const emel_platform_ops *ops) {
   return check_overlaps(f, ops);
 }
 
-emel_status gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
+emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
                             const gguf_limits *lim, int *os_errno) {
   /* The identity, not just the size: the loaders compare it when they open
    * the file, so a file changed after it was indexed is refused by name. */
+  f->identity = (emel_file_identity){0}; /* an op that leaves `type` alone reports a regular file */
   int rc = ops->file_identity(ops->user, fd, &f->identity);
   if (rc < 0) {
     *os_errno = -rc;
     return EMEL_STAT_FAILED;
   }
+  /* Before the first read: a FIFO or terminal could block it, /dev/zero never ends. */
+  if (f->identity.type != EMEL_FILE_REGULAR) return EMEL_NOT_A_REGULAR_FILE;
   f->size = f->identity.size;
   f->rd = (gguf_reader){.ops = ops, .fd = fd, .file_size = f->size};
   parser p = {.f = f, .r = &f->rd, .lim = lim, .file_index = file_index};
@@ -343,8 +346,8 @@ static void free_n(const emel_platform_ops *ops, void *ptr, size_t n, size_t ele
   if (ptr) ops->free(ops->user, ptr, n * elem);
 }
 
-void gguf_file_release(gguf_file *f, const emel_platform_ops *ops) {
-  gguf_reader_release(&f->rd);
+void emel_gguf_file_release(gguf_file *f, const emel_platform_ops *ops) {
+  emel_gguf_reader_release(&f->rd);
   free_n(ops, f->kv, f->n_kv, sizeof *f->kv);
   emel_name_table_release(&f->kv_names, ops);
   free_n(ops, f->pool, f->pool_size, 1);

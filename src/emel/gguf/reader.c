@@ -39,7 +39,7 @@ static emel_status reader_fill(gguf_reader *r, uint64_t target) {
   return EMEL_OK;
 }
 
-emel_status gguf_reader_ensure(gguf_reader *r, uint64_t pos, uint64_t n) {
+emel_status emel_gguf_reader_ensure(gguf_reader *r, uint64_t pos, uint64_t n) {
   if (pos > r->file_size || n > r->file_size - pos) return EMEL_GGUF_TRUNCATED;
   uint64_t need = pos + n;
   if (need <= r->len) return EMEL_OK;
@@ -52,7 +52,7 @@ emel_status gguf_reader_ensure(gguf_reader *r, uint64_t pos, uint64_t n) {
   return reader_fill(r, target);
 }
 
-void gguf_reader_release(gguf_reader *r) {
+void emel_gguf_reader_release(gguf_reader *r) {
   if (r->buf) r->ops->free(r->ops->user, r->buf, r->cap);
   r->buf = NULL;
   r->cap = r->len = 0;

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-uint32_t gguf_value_size(uint32_t type) {
+uint32_t emel_gguf_value_size(uint32_t type) {
   static const uint8_t sizes[EMEL_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
   return type < EMEL_GGUF_TYPE_COUNT ? sizes[type] : 0;
 }
@@ -27,7 +27,7 @@ static void decode_number(const uint8_t *p, uint32_t type, emel_gguf_value *out)
   }
 }
 
-void gguf_decode(const uint8_t *base, uint64_t pos, uint32_t type, emel_gguf_value *out) {
+void emel_gguf_decode(const uint8_t *base, uint64_t pos, uint32_t type, emel_gguf_value *out) {
   memset(out, 0, sizeof *out);
   out->type = type;
   const uint8_t *p = base + pos;
@@ -44,27 +44,27 @@ void gguf_decode(const uint8_t *base, uint64_t pos, uint32_t type, emel_gguf_val
   }
 }
 
-uint64_t gguf_value_span(const uint8_t *base, uint64_t pos, uint32_t type) {
+uint64_t emel_gguf_value_span(const uint8_t *base, uint64_t pos, uint32_t type) {
   if (type == EMEL_GGUF_TYPE_STRING) return 8 + gguf_le64(base + pos);
-  if (type != EMEL_GGUF_TYPE_ARRAY) return gguf_value_size(type);
+  if (type != EMEL_GGUF_TYPE_ARRAY) return emel_gguf_value_size(type);
   uint32_t et = gguf_le32(base + pos);
   uint64_t count = gguf_le64(base + pos + 4), span = 12;
-  if (gguf_value_size(et)) return span + count * gguf_value_size(et);
-  for (uint64_t i = 0; i < count; i++) span += gguf_value_span(base, pos + span, et);
+  if (emel_gguf_value_size(et)) return span + count * emel_gguf_value_size(et);
+  for (uint64_t i = 0; i < count; i++) span += emel_gguf_value_span(base, pos + span, et);
   return span;
 }
 
 emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out) {
   if (!a || !out || !a->base_ || i >= a->count) return EMEL_INVALID_ARGUMENT;
-  uint32_t size = gguf_value_size(a->elem_type);
+  uint32_t size = emel_gguf_value_size(a->elem_type);
   uint64_t pos = a->pos_;
   if (size) {
     pos += i * size;
   } else if (a->index_) {
     pos = a->index_[i];
   } else { /* nested arrays: walk, they are rare and small */
-    for (uint64_t k = 0; k < i; k++) pos += gguf_value_span(a->base_, pos, a->elem_type);
+    for (uint64_t k = 0; k < i; k++) pos += emel_gguf_value_span(a->base_, pos, a->elem_type);
   }
-  gguf_decode(a->base_, pos, a->elem_type, out);
+  emel_gguf_decode(a->base_, pos, a->elem_type, out);
   return EMEL_OK;
 }

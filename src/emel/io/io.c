@@ -15,7 +15,7 @@ struct emel_io {
 };
 
 static emel_error io_error(emel_status code) {
-  emel_error e = {code, 0};
+  emel_error e = {.code = code};
   return e;
 }
 

@@ -13,20 +13,18 @@ struct emel_model {
 };
 
 static emel_status fail(emel_error *error, emel_status code, int os_errno) {
-  if (error) {
-    error->code = code;
-    error->os_errno = os_errno;
-  }
+  if (error) *error = (emel_error){.code = code, .os_errno = os_errno};
   return code;
 }
 
 /* The tensor table borrows the index's names and name table: each name is
- * stored and hashed once per model. */
-static emel_status bind_tensors(emel_model *m) {
+ * stored and hashed once per model. A tensor the table refuses (name too
+ * long, …) is charged to its file. */
+static emel_status bind_tensors(emel_model *m, emel_error *e) {
   size_t n = emel_gguf_tensor_count(m->index);
   emel_tensors_config tc = {.io = m->io, .capacity = n ? (uint32_t)n : 1, .platform = &m->platform};
   if (n > EMEL_TENSOR_MAX_CAPACITY) return EMEL_TENSOR_TABLE_FULL;
-  emel_status s = emel_tensors_create_shared(&m->tensors, &tc, gguf_tensor_names(m->index));
+  emel_status s = emel_tensors_create_shared(&m->tensors, &tc, emel_gguf_tensor_names(m->index));
   for (size_t i = 0; s == EMEL_OK && i < n; i++) {
     const emel_gguf_tensor *g = emel_gguf_tensor_at(m->index, i);
     emel_tensor_span span = {.type = g->type, .n_dims = g->n_dims, .file_index = g->file_index,
@@ -35,6 +33,7 @@ static emel_status bind_tensors(emel_model *m) {
     uint32_t index;
     s = emel_tensors_declare_shared(m->tensors, &index);
     if (s == EMEL_OK) s = emel_tensors_bind(m->tensors, index, &span);
+    if (s != EMEL_OK) e->file = g->file_index + 1;
   }
   return s;
 }
@@ -55,7 +54,7 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
 
   emel_gguf_config gc = config->gguf;
   gc.platform = &m->platform;
-  emel_error e = {EMEL_OK, 0};
+  emel_error e = {.code = EMEL_OK};
   emel_status s = emel_gguf_open(&m->index, path, &gc, &e);
   if (s == EMEL_OK) {
     uint32_t files = emel_gguf_file_count(m->index);
@@ -66,6 +65,7 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
       uint32_t index;
       s = emel_io_add_file(m->io, p, strlen(p), &index);
       if (s == EMEL_OK) s = emel_io_expect_file(m->io, index, emel_gguf_file_identity(m->index, f));
+      if (s != EMEL_OK) e.file = f + 1;
     }
     /* Default pools hold every tensor of the model at once. */
     const size_t n = emel_gguf_tensor_count(m->index);
@@ -75,12 +75,13 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
     if (!rc.max_buffers && n > EMEL_IO_READ_DEFAULT_BUFFERS) rc.max_buffers = (uint32_t)n;
     if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &mc);
     if (s == EMEL_OK) s = emel_io_read_attach(m->io, &rc);
-    if (s == EMEL_OK) s = bind_tensors(m);
+    if (s == EMEL_OK) s = bind_tensors(m, &e);
     e.code = s;
   }
   if (s != EMEL_OK) {
     emel_model_close(m);
-    return fail(error, e.code, e.os_errno);
+    if (error) *error = e;
+    return e.code;
   }
   *out = m;
   return fail(error, EMEL_OK, 0);

@@ -11,7 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #ifdef __linux__
 #include <sys/random.h>
@@ -20,19 +23,37 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* Opening never waits on what the path is: with O_NONBLOCK a FIFO without a
+ * writer or a terminal waiting for carrier opens at once, and the caller
+ * refuses it (file_identity: not a regular file) before any read. O_NOCTTY: a
+ * terminal never becomes the controlling one. No retry on EINTR: a signal
+ * handler installed without SA_RESTART asks for blocking calls to stop
+ * (emel-load's SIGINT does), and a retry loop would swallow it. */
 static int posix_open(void *user, const char *path, unsigned flags) {
   (void)user;
-  int oflags = O_RDONLY | O_CLOEXEC;
+  int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
 #ifdef O_DIRECT
   if (flags & EMEL_OPEN_DIRECT) oflags |= O_DIRECT;
 #else
   if (flags & EMEL_OPEN_DIRECT) return -EINVAL;
 #endif
-  int fd;
-  do {
-    fd = open(path, oflags);
-  } while (fd < 0 && errno == EINTR);
-  return fd < 0 ? -errno : fd;
+  int fd = open(path, oflags | O_NONBLOCK);
+  /* Only a file lease (F_SETLEASE, held by a file server, say) refuses a
+   * non-blocking read-only open (a FIFO never does): wait for its holder to
+   * release it, as a plain open would (bounded by the kernel's
+   * lease-break-time; a signal still stops it, as it does should the path
+   * become a FIFO in between). */
+  if (fd < 0 && (errno == EWOULDBLOCK || errno == EAGAIN)) fd = open(path, oflags);
+  if (fd < 0) return -errno;
+  /* Local filesystems ignore O_NONBLOCK for regular files, but network and
+   * FUSE ones may honour it (EAGAIN from a read): reads are blocking again. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
 }
 
 static int posix_close(void *user, int fd) {
@@ -50,12 +71,24 @@ static int posix_file_size(void *user, int fd, uint64_t *size) {
   return 0;
 }
 
+static emel_file_type file_type_of(mode_t mode) {
+  if (S_ISREG(mode)) return EMEL_FILE_REGULAR;
+  if (S_ISDIR(mode)) return EMEL_FILE_DIRECTORY;
+  if (S_ISFIFO(mode)) return EMEL_FILE_FIFO;
+  if (S_ISCHR(mode)) return EMEL_FILE_CHAR_DEVICE;
+  if (S_ISBLK(mode)) return EMEL_FILE_BLOCK_DEVICE;
+  if (S_ISSOCK(mode)) return EMEL_FILE_SOCKET;
+  return EMEL_FILE_OTHER;
+}
+
 static int posix_file_identity(void *user, int fd, emel_file_identity *out) {
   (void)user;
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL;
-  out->size = (uint64_t)st.st_size;
+  out->type = file_type_of(st.st_mode);
+  /* st_size means bytes only for a regular file (a directory's, a block
+   * device's 0): nothing else may be taken for a span's bound. */
+  out->size = out->type == EMEL_FILE_REGULAR ? (uint64_t)st.st_size : 0;
   out->device = (uint64_t)st.st_dev;
   out->inode = (uint64_t)st.st_ino;
   out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;
@@ -190,6 +223,106 @@ static int posix_cpu_count(void *user) {
   return n > 0 ? (n < 4096 ? (int)n : 4096) : 1;
 }
 
+/* ---- guarded reads of mapped memory ----
+ *
+ * One process-wide SIGBUS handler, installed once. Each thread keeps a stack
+ * of the guarded reads it is inside (records on its own stack): a SIGBUS the
+ * kernel raised for an access inside one of them jumps back to that guard;
+ * anything else goes to the handler that was there before, as the kernel
+ * would have delivered it. */
+
+typedef struct guard_record {
+  sigjmp_buf jump;
+  uintptr_t lo, hi; /* the guarded range [lo, hi) */
+  struct guard_record *outer;
+} guard_record;
+
+/* initial-exec: the handler reads it without the TLS allocator, which is not
+ * async-signal-safe. */
+#if defined(__GNUC__)
+static _Thread_local guard_record *guard_top __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local guard_record *guard_top;
+#endif
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static struct sigaction guard_previous; /* written once, before the handler is installed */
+static int guard_installed;
+
+/* A SIGBUS that is not ours, delivered as if the guard were not installed. */
+static void guard_chain(int sig, siginfo_t *info, void *context) {
+  const struct sigaction *prev = &guard_previous;
+  const int fault = info && info->si_code > 0; /* raised by the kernel for an access, not sent */
+  if (prev->sa_flags & SA_SIGINFO) {
+    prev->sa_sigaction(sig, info, context);
+    return;
+  }
+  if (prev->sa_handler == SIG_IGN && !fault) return; /* a sent SIGBUS that was ignored */
+  if (prev->sa_handler != SIG_IGN && prev->sa_handler != SIG_DFL) {
+    prev->sa_handler(sig);
+    return;
+  }
+  /* SIG_DFL, or SIG_IGN for a fault (which the kernel does not let a process
+   * ignore): the default action, terminate with a core. Returning re-runs a
+   * faulting access, which faults again into it; a sent signal is raised
+   * again and delivered when this handler returns. */
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGBUS, &dfl, NULL);
+  if (!fault) raise(SIGBUS);
+}
+
+static void guard_handler(int sig, siginfo_t *info, void *context) {
+  if (info && info->si_code > 0) {
+    const uintptr_t at = (uintptr_t)info->si_addr;
+    for (guard_record *g = guard_top; g; g = g->outer)
+      if (at >= g->lo && at < g->hi) siglongjmp(g->jump, 1);
+  }
+  guard_chain(sig, info, context);
+}
+
+static void guard_install(void) {
+  /* Read the previous handler before ours can run, so no SIGBUS of another
+   * thread ever finds guard_previous unset. */
+  if (sigaction(SIGBUS, NULL, &guard_previous) != 0) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = guard_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  guard_installed = sigaction(SIGBUS, &sa, NULL) == 0;
+}
+
+static int posix_guard(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg) {
+  (void)user;
+  pthread_once(&guard_once, guard_install);
+  if (!guard_installed) { /* sigaction refused: no guard to give */
+    touch(arg);
+    return 0;
+  }
+  /* A SIGBUS raised while it is blocked kills the process whatever the
+   * handler: unblock it for the touch, restore the caller's mask after. */
+  sigset_t bus, old;
+  sigemptyset(&bus);
+  sigaddset(&bus, SIGBUS);
+  pthread_sigmask(SIG_UNBLOCK, &bus, &old);
+  guard_record r;
+  r.lo = (uintptr_t)addr;
+  r.hi = len > UINTPTR_MAX - r.lo ? UINTPTR_MAX : r.lo + len;
+  r.outer = guard_top;
+  int faulted = 0;
+  if (sigsetjmp(r.jump, 1) == 0) {
+    guard_top = &r;
+    touch(arg);
+  } else {
+    faulted = 1;
+  }
+  guard_top = r.outer;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return faulted ? -EFAULT : 0;
+}
+
 static int posix_random(void *user, void *buf, size_t len) {
   (void)user;
   unsigned char *p = buf;
@@ -231,6 +364,7 @@ static const emel_platform_ops posix_ops = {
     .thread_join = posix_thread_join,
     .cpu_count = posix_cpu_count,
     .file_identity = posix_file_identity,
+    .guard = posix_guard,
     .random = posix_random,
 };
 
@@ -259,6 +393,7 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(thread_join);
   EMEL_FILL_(cpu_count);
   EMEL_FILL_(file_identity);
+  EMEL_FILL_(guard);
   EMEL_FILL_(random);
 #undef EMEL_FILL_
 }

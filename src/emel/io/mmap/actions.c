@@ -21,7 +21,7 @@ static int failed(io_mmap_ctx *m, int64_t r) {
 
 /* ---- map: validation, no OS call ---- */
 
-int mmap_check_request(io_mmap_ctx *m) {
+int emel_mmap_check_request(io_mmap_ctx *m) {
   const emel_io_request *r = m->request;
   const unsigned known = EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK;
   /* A caller buffer makes no sense for bytes that stay in the page cache. */
@@ -29,56 +29,58 @@ int mmap_check_request(io_mmap_ctx *m) {
   return valid ? MMAP_EV_REQUEST_VALID : MMAP_EV_REQUEST_INVALID;
 }
 
-int mmap_check_file_index(io_mmap_ctx *m) {
+int emel_mmap_check_file_index(io_mmap_ctx *m) {
   return m->request->file_index < m->s->files->count && m->request->file_index < m->s->file_capacity
              ? MMAP_EV_FILE_INDEX_VALID
              : MMAP_EV_FILE_INDEX_INVALID;
 }
 
-int mmap_check_path(io_mmap_ctx *m) {
+int emel_mmap_check_path(io_mmap_ctx *m) {
   const emel_io_file *f = &m->s->files->files[m->request->file_index];
   const int valid = f->path && f->path_len > 0 && f->path_len <= EMEL_IO_MAX_PATH &&
                     memchr(f->path, '\0', f->path_len) == NULL;
   return valid ? MMAP_EV_PATH_VALID : MMAP_EV_PATH_INVALID;
 }
 
-int mmap_check_span(io_mmap_ctx *m) {
+int emel_mmap_check_span(io_mmap_ctx *m) {
   return m->request->offset > UINT64_MAX - m->request->size ? MMAP_EV_SPAN_OVERFLOWS : MMAP_EV_SPAN_VALID;
 }
 
-int mmap_check_platform(io_mmap_ctx *m) {
+int emel_mmap_check_platform(io_mmap_ctx *m) {
   return os(m)->can_map(os(m)->user) ? MMAP_EV_MAPPING_SUPPORTED : MMAP_EV_MAPPING_UNSUPPORTED;
 }
 
-int mmap_check_pool(io_mmap_ctx *m) {
+int emel_mmap_check_pool(io_mmap_ctx *m) {
   return m->s->free_count > 0 ? MMAP_EV_SLOT_AVAILABLE : MMAP_EV_POOL_FULL;
 }
 
-int mmap_check_file_mapped(io_mmap_ctx *m) {
+int emel_mmap_check_file_mapped(io_mmap_ctx *m) {
   m->file = &m->s->file_table[m->request->file_index];
   return m->file->base ? MMAP_EV_FILE_MAPPED : MMAP_EV_FILE_NOT_MAPPED;
 }
 
-int mmap_check_bounds(io_mmap_ctx *m) {
+int emel_mmap_check_bounds(io_mmap_ctx *m) {
   return m->request->offset + m->request->size <= m->file->size ? MMAP_EV_SPAN_INSIDE_FILE
                                                                 : MMAP_EV_SPAN_BEYOND_EOF;
 }
 
 /* ---- map: OS calls ---- */
 
-int mmap_open_file(io_mmap_ctx *m) {
+int emel_mmap_open_file(io_mmap_ctx *m) {
   int fd = os(m)->open(os(m)->user, m->s->files->files[m->request->file_index].path, EMEL_OPEN_READ);
   if (failed(m, fd)) return MMAP_EV_OPEN_FAILED;
   m->file->fd = fd;
   return MMAP_EV_OPEN_OK;
 }
 
-/* One fstat gives the size to map and what the file is: when the boundary
+/* One fstat gives the size to map and what the file is: only a regular file
+ * is mapped (its descriptor was opened without blocking); when the boundary
  * expects the file as it was indexed, any other size, inode or modification
  * time is refused before a page is mapped. */
-int mmap_identify_file(io_mmap_ctx *m) {
-  emel_file_identity now;
+int emel_mmap_identify_file(io_mmap_ctx *m) {
+  emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
   if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  if (now.type != EMEL_FILE_REGULAR) return MMAP_EV_NOT_A_REGULAR_FILE; /* no size, nothing to map */
   const emel_io_file *entry = &m->s->files->files[m->request->file_index];
   const emel_file_identity *want = &entry->expected;
   if (entry->has_expected && (now.size != want->size || now.device != want->device || now.inode != want->inode ||
@@ -88,7 +90,7 @@ int mmap_identify_file(io_mmap_ctx *m) {
   return MMAP_EV_FILE_UNCHANGED;
 }
 
-int mmap_map_file(io_mmap_ctx *m) {
+int emel_mmap_map_file(io_mmap_ctx *m) {
   if ((uint64_t)(size_t)m->file->size != m->file->size) { /* larger than the address space */
     m->os_errno = EFBIG;
     return MMAP_EV_MAP_FAILED;
@@ -100,20 +102,20 @@ int mmap_map_file(io_mmap_ctx *m) {
   return MMAP_EV_MAP_OK;
 }
 
-void mmap_adopt_mapping(io_mmap_ctx *m) {
+void emel_mmap_adopt_mapping(io_mmap_ctx *m) {
   m->file->base = m->mapped;
   m->file->refs = 0;
   m->file->locked = 0;
 }
 
-void mmap_close_file(io_mmap_ctx *m) {
+void emel_mmap_close_file(io_mmap_ctx *m) {
   /* Linux releases the descriptor even when close reports an error, and
    * nothing was written through it: there is nothing to retry or report. */
   (void)os(m)->close(os(m)->user, m->file->fd);
   m->file->fd = -1;
 }
 
-void mmap_take_file_reference(io_mmap_ctx *m) {
+void emel_mmap_take_file_reference(io_mmap_ctx *m) {
   const uint64_t offset = m->request->offset;
   const uint64_t first_page = page_down64(m->s, offset);
   m->file->refs++;
@@ -122,25 +124,42 @@ void mmap_take_file_reference(io_mmap_ctx *m) {
   m->pages_len = (size_t)(offset + m->request->size - first_page);
 }
 
-int mmap_check_populate(io_mmap_ctx *m) {
+int emel_mmap_check_populate(io_mmap_ctx *m) {
   return m->request->flags & EMEL_LOAD_POPULATE ? MMAP_EV_POPULATE_REQUESTED : MMAP_EV_POPULATE_NOT_REQUESTED;
 }
 
-int mmap_populate_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ))
-             ? MMAP_EV_POPULATE_FAILED
-             : MMAP_EV_POPULATED;
+/* MADV_POPULATE_READ reports a page that an access would have taken SIGBUS
+ * on (past the end of a file that shrank, or unreadable storage) as EFAULT
+ * (EIO on some filesystems) instead of raising it. */
+int emel_mmap_populate_pages(io_mmap_ctx *m) {
+  if (!failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ)))
+    return MMAP_EV_POPULATED;
+  if (m->os_errno != EFAULT && m->os_errno != EIO) return MMAP_EV_POPULATE_FAILED;
+  m->fault_errno = m->os_errno;
+  return MMAP_EV_POPULATE_FAULTED;
 }
 
-int mmap_check_lock(io_mmap_ctx *m) {
+/* After a populate fault, through a descriptor opened again for this: the
+ * file shrank below the size mapped, or is no longer the file indexed. */
+int emel_mmap_check_file_shrank(io_mmap_ctx *m) {
+  emel_file_identity now;
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  const emel_io_file *entry = &m->s->files->files[m->request->file_index];
+  const emel_file_identity *want = &entry->expected;
+  const int other = entry->has_expected && (now.size != want->size || now.device != want->device ||
+                                            now.inode != want->inode || now.mtime_ns != want->mtime_ns);
+  return other || now.size < m->file->size ? MMAP_EV_FILE_CHANGED : MMAP_EV_FILE_UNCHANGED;
+}
+
+int emel_mmap_check_lock(io_mmap_ctx *m) {
   return m->request->flags & EMEL_LOAD_LOCK ? MMAP_EV_LOCK_REQUESTED : MMAP_EV_LOCK_NOT_REQUESTED;
 }
 
-int mmap_lock_pages(io_mmap_ctx *m) {
+int emel_mmap_lock_pages(io_mmap_ctx *m) {
   return failed(m, os(m)->lock(os(m)->user, m->pages, m->pages_len)) ? MMAP_EV_LOCK_FAILED : MMAP_EV_LOCKED;
 }
 
-void mmap_grant_mapping(io_mmap_ctx *m) {
+void emel_mmap_grant_mapping(io_mmap_ctx *m) {
   mmap_strategy *s = m->s;
   const uint32_t index = s->free_slots[--s->free_count];
   mmap_slot *slot = &s->slots[index];
@@ -160,28 +179,28 @@ void mmap_grant_mapping(io_mmap_ctx *m) {
   m->result->handle.strategy = EMEL_STRATEGY_MMAP;
   m->result->handle.slot = index;
   m->result->handle.generation = slot->generation;
-  mmap_succeed(m);
+  emel_mmap_succeed(m);
 }
 
 /* ---- map: cleanup after a failure part-way ---- */
 
-int mmap_drop_file_reference(io_mmap_ctx *m) {
+int emel_mmap_drop_file_reference(io_mmap_ctx *m) {
   return --m->file->refs == 0 ? MMAP_EV_LAST_REFERENCE_DROPPED : MMAP_EV_REFERENCE_KEPT;
 }
 
-int mmap_unmap_file(io_mmap_ctx *m) {
+int emel_mmap_unmap_file(io_mmap_ctx *m) {
   return failed(m, os(m)->unmap(os(m)->user, m->file->base, (size_t)m->file->size)) ? MMAP_EV_UNMAP_FAILED
                                                                                     : MMAP_EV_UNMAPPED;
 }
 
-void mmap_forget_file_mapping(io_mmap_ctx *m) {
+void emel_mmap_forget_file_mapping(io_mmap_ctx *m) {
   m->file->base = NULL;
   m->file->size = 0; /* read again on the next open */
 }
 
 /* ---- release ---- */
 
-int mmap_check_handle(io_mmap_ctx *m) {
+int emel_mmap_check_handle(io_mmap_ctx *m) {
   const emel_io_handle h = m->handle;
   mmap_strategy *s = m->s;
   if (h.strategy != EMEL_STRATEGY_MMAP || h.slot >= s->capacity || !s->slots[h.slot].live ||
@@ -192,21 +211,21 @@ int mmap_check_handle(io_mmap_ctx *m) {
   return MMAP_EV_HANDLE_VALID;
 }
 
-int mmap_check_slot_locked(io_mmap_ctx *m) {
+int emel_mmap_check_slot_locked(io_mmap_ctx *m) {
   return m->slot->locked ? MMAP_EV_SLOT_LOCKED : MMAP_EV_SLOT_NOT_LOCKED;
 }
 
-int mmap_unlock_pages(io_mmap_ctx *m) {
+int emel_mmap_unlock_pages(io_mmap_ctx *m) {
   return failed(m, os(m)->unlock(os(m)->user, m->slot->pages, m->slot->pages_len)) ? MMAP_EV_UNLOCK_FAILED
                                                                                    : MMAP_EV_UNLOCKED;
 }
 
-void mmap_mark_unlocked(io_mmap_ctx *m) {
+void emel_mmap_mark_unlocked(io_mmap_ctx *m) {
   m->slot->locked = 0;
   m->file->locked--;
 }
 
-int mmap_check_references(io_mmap_ctx *m) {
+int emel_mmap_check_references(io_mmap_ctx *m) {
   if (m->file->refs == 1) return MMAP_EV_LAST_REFERENCE;
   /* Only pages wholly inside the tensor: a boundary page may hold a
    * neighbour's bytes. Locked pages refuse MADV_DONTNEED, so a file with
@@ -220,25 +239,25 @@ int mmap_check_references(io_mmap_ctx *m) {
   return MMAP_EV_PAGES_OF_ITS_OWN;
 }
 
-int mmap_drop_own_pages(io_mmap_ctx *m) {
+int emel_mmap_drop_own_pages(io_mmap_ctx *m) {
   return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_DONTNEED))
              ? MMAP_EV_DROP_FAILED
              : MMAP_EV_PAGES_DROPPED;
 }
 
-void mmap_free_slot(io_mmap_ctx *m) {
+void emel_mmap_free_slot(io_mmap_ctx *m) {
   mmap_strategy *s = m->s;
   m->slot->live = 0;
   m->slot->generation++;
   s->free_slots[s->free_count++] = (uint32_t)(m->slot - s->slots);
   m->file->refs--;
   s->live--;
-  mmap_succeed(m);
+  emel_mmap_succeed(m);
 }
 
 /* ---- advise ---- */
 
-int mmap_check_advice(io_mmap_ctx *m) {
+int emel_mmap_check_advice(io_mmap_ctx *m) {
   switch (m->advice) {
   case EMEL_ADVISE_NORMAL:
   case EMEL_ADVISE_SEQUENTIAL:
@@ -250,7 +269,7 @@ int mmap_check_advice(io_mmap_ctx *m) {
   return MMAP_EV_ADVICE_INVALID;
 }
 
-int mmap_check_advise_range(io_mmap_ctx *m) {
+int emel_mmap_check_advise_range(io_mmap_ctx *m) {
   const uint64_t size = m->slot->size;
   if (m->advise_len == 0 || m->advise_offset > size || m->advise_len > size - m->advise_offset)
     return MMAP_EV_RANGE_INVALID;
@@ -260,19 +279,24 @@ int mmap_check_advise_range(io_mmap_ctx *m) {
   return MMAP_EV_RANGE_VALID;
 }
 
-int mmap_advise_pages(io_mmap_ctx *m) {
+int emel_mmap_advise_pages(io_mmap_ctx *m) {
   return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, m->advice)) ? MMAP_EV_ADVISE_FAILED
                                                                                   : MMAP_EV_ADVISED;
 }
 
 /* ---- outcomes of the request ---- */
 
-void mmap_succeed(io_mmap_ctx *m) {
+void emel_mmap_succeed(io_mmap_ctx *m) {
   m->error.code = EMEL_OK;
   m->error.os_errno = 0;
 }
 
-void mmap_fail(io_mmap_ctx *m, emel_status code) {
+void emel_mmap_fail(io_mmap_ctx *m, emel_status code) {
   m->error.code = code;
   m->error.os_errno = m->os_errno; /* 0 unless an OS call's failure led here */
+}
+
+void emel_mmap_fail_after_fault(io_mmap_ctx *m, emel_status code) {
+  m->error.code = code;
+  m->error.os_errno = m->fault_errno; /* the fault's, not the look at the file after it */
 }

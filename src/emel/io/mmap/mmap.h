@@ -25,6 +25,9 @@
  * with a still-locked neighbour (the bytes stay mapped and valid, only
  * pageable); and pages of a file stay mapped until its last tensor goes.
  *
+ * Only a regular file is mapped: a FIFO, directory, device or socket is
+ * refused with EMEL_NOT_A_REGULAR_FILE after its (non-blocking) open.
+ *
  * Files that change under a load. Guaranteed:
  * - a file changed after it was indexed and before its first mapping (size,
  *   device, inode or modification time differ from emel_io_file.expected) is
@@ -36,12 +39,23 @@
  *   long as the mapping); once its last tensor is released, the next map
  *   opens the path again and refuses the new file;
  * - release never touches the pages (unmap and MADV_DONTNEED read nothing).
- * Not guaranteed, and not detectable without signal handlers (which a library
- * must not install): a mapped file truncated IN PLACE makes any access to the
- * lost pages raise SIGBUS in the caller (populate and lock report the fault
- * as their error only while they run); and bytes written in place to a
- * mapped file may become visible, since MAP_PRIVATE copies a page only when
- * the process writes it. Use the read strategy when files may change.
+ * A mapped file truncated IN PLACE loses the pages past its new end: reading
+ * one raises SIGBUS. What the library reads itself is an error instead:
+ * - populate: MADV_POPULATE_READ reports such a page as EFAULT (EIO on some
+ *   filesystems) without raising anything; the machine then opens the path
+ *   again and reports FILE_CHANGED when the file is shorter than what was
+ *   mapped or no longer the file indexed, else MMAP_POPULATE_FAILED (both
+ *   with the fault's errno);
+ * - emel_tensors_hash/verify read mapped bytes under emel_platform_ops.guard,
+ *   a scoped SIGBUS handler (per thread, per range; other SIGBUS go to the
+ *   handler installed before it, see platform.h): FILE_CHANGED likewise.
+ * Not guaranteed: the caller's own reads of a mapped view are not guarded (a
+ * lost page raises SIGBUS in the caller's thread unless it reads through
+ * ops.guard itself, and an embedder's own SIGBUS handler installed later must
+ * chain to the one it replaced); mlock of lost pages fails as the kernel
+ * reports it (MMAP_LOCK_FAILED); and bytes written in place to a mapped file
+ * may become visible, since MAP_PRIVATE copies a page only when the process
+ * writes it. Use the read strategy when files may change.
  *
  * Residency of the bytes is counted in slots: a fixed-capacity pool sized at
  * attach, with a free list and a generation per slot so a stale handle is
@@ -110,7 +124,9 @@ enum mmap_event {
   MMAP_EV_RANGE_INVALID,
   MMAP_EV_ADVISED,
   MMAP_EV_ADVISE_FAILED,
-  MMAP_EV_FILE_CHANGED
+  MMAP_EV_FILE_CHANGED,
+  MMAP_EV_NOT_A_REGULAR_FILE,
+  MMAP_EV_POPULATE_FAULTED
 };
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
@@ -164,46 +180,49 @@ typedef struct io_mmap_ctx {
   char *data, *pages;
   size_t pages_len;
   int os_errno;
+  int fault_errno; /* a populate fault's errno, kept across the look at the file after it */
   /* outputs */
   emel_io_result *result;
   emel_error error;
 } io_mmap_ctx;
 
-extern const emel_machine_desc io_mmap_desc;
+extern const emel_machine_desc emel_io_mmap_desc;
 
-int mmap_check_request(io_mmap_ctx *m);
-int mmap_check_file_index(io_mmap_ctx *m);
-int mmap_check_path(io_mmap_ctx *m);
-int mmap_check_span(io_mmap_ctx *m);
-int mmap_check_platform(io_mmap_ctx *m);
-int mmap_check_pool(io_mmap_ctx *m);
-int mmap_check_file_mapped(io_mmap_ctx *m);
-int mmap_check_bounds(io_mmap_ctx *m);
-int mmap_open_file(io_mmap_ctx *m);
-int mmap_identify_file(io_mmap_ctx *m);
-int mmap_map_file(io_mmap_ctx *m);
-void mmap_adopt_mapping(io_mmap_ctx *m);
-void mmap_close_file(io_mmap_ctx *m);
-void mmap_take_file_reference(io_mmap_ctx *m);
-int mmap_check_populate(io_mmap_ctx *m);
-int mmap_populate_pages(io_mmap_ctx *m);
-int mmap_check_lock(io_mmap_ctx *m);
-int mmap_lock_pages(io_mmap_ctx *m);
-void mmap_grant_mapping(io_mmap_ctx *m);
-int mmap_drop_file_reference(io_mmap_ctx *m);
-int mmap_unmap_file(io_mmap_ctx *m);
-void mmap_forget_file_mapping(io_mmap_ctx *m);
-int mmap_check_handle(io_mmap_ctx *m);
-int mmap_check_slot_locked(io_mmap_ctx *m);
-int mmap_unlock_pages(io_mmap_ctx *m);
-void mmap_mark_unlocked(io_mmap_ctx *m);
-int mmap_check_references(io_mmap_ctx *m);
-int mmap_drop_own_pages(io_mmap_ctx *m);
-void mmap_free_slot(io_mmap_ctx *m);
-int mmap_check_advice(io_mmap_ctx *m);
-int mmap_check_advise_range(io_mmap_ctx *m);
-int mmap_advise_pages(io_mmap_ctx *m);
-void mmap_succeed(io_mmap_ctx *m);
-void mmap_fail(io_mmap_ctx *m, emel_status code);
+int emel_mmap_check_request(io_mmap_ctx *m);
+int emel_mmap_check_file_index(io_mmap_ctx *m);
+int emel_mmap_check_path(io_mmap_ctx *m);
+int emel_mmap_check_span(io_mmap_ctx *m);
+int emel_mmap_check_platform(io_mmap_ctx *m);
+int emel_mmap_check_pool(io_mmap_ctx *m);
+int emel_mmap_check_file_mapped(io_mmap_ctx *m);
+int emel_mmap_check_bounds(io_mmap_ctx *m);
+int emel_mmap_open_file(io_mmap_ctx *m);
+int emel_mmap_identify_file(io_mmap_ctx *m);
+int emel_mmap_map_file(io_mmap_ctx *m);
+void emel_mmap_adopt_mapping(io_mmap_ctx *m);
+void emel_mmap_close_file(io_mmap_ctx *m);
+void emel_mmap_take_file_reference(io_mmap_ctx *m);
+int emel_mmap_check_populate(io_mmap_ctx *m);
+int emel_mmap_populate_pages(io_mmap_ctx *m);
+int emel_mmap_check_file_shrank(io_mmap_ctx *m);
+int emel_mmap_check_lock(io_mmap_ctx *m);
+int emel_mmap_lock_pages(io_mmap_ctx *m);
+void emel_mmap_grant_mapping(io_mmap_ctx *m);
+int emel_mmap_drop_file_reference(io_mmap_ctx *m);
+int emel_mmap_unmap_file(io_mmap_ctx *m);
+void emel_mmap_forget_file_mapping(io_mmap_ctx *m);
+int emel_mmap_check_handle(io_mmap_ctx *m);
+int emel_mmap_check_slot_locked(io_mmap_ctx *m);
+int emel_mmap_unlock_pages(io_mmap_ctx *m);
+void emel_mmap_mark_unlocked(io_mmap_ctx *m);
+int emel_mmap_check_references(io_mmap_ctx *m);
+int emel_mmap_drop_own_pages(io_mmap_ctx *m);
+void emel_mmap_free_slot(io_mmap_ctx *m);
+int emel_mmap_check_advice(io_mmap_ctx *m);
+int emel_mmap_check_advise_range(io_mmap_ctx *m);
+int emel_mmap_advise_pages(io_mmap_ctx *m);
+void emel_mmap_succeed(io_mmap_ctx *m);
+void emel_mmap_fail(io_mmap_ctx *m, emel_status code);
+void emel_mmap_fail_after_fault(io_mmap_ctx *m, emel_status code);
 
 #endif

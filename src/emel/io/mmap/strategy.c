@@ -19,7 +19,7 @@ static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
   m->s = s;
   m->core.cs = s->cs;
   m->core.pending = EMEL_NO_EVENT;
-  emel_status st = emel_machine_dispatch(&m->core, &io_mmap_desc, m, event);
+  emel_status st = emel_machine_dispatch(&m->core, &emel_io_mmap_desc, m, event);
   s->cs = m->core.cs;
   return st;
 }
@@ -27,7 +27,7 @@ static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
 static void mmap_acquire(void *self, const emel_io_request *request, emel_io_result *result) {
   io_mmap_ctx m = {.request = request, .result = result};
   emel_status st = run(self, &m, MMAP_EV_MAP);
-  if (st != EMEL_OK) m.error = (emel_error){st, 0};
+  if (st != EMEL_OK) m.error = (emel_error){.code = st, .os_errno = 0};
   if (m.error.code != EMEL_OK) {
     emel_strategy kind = result->strategy;
     memset(result, 0, sizeof *result);
@@ -39,14 +39,14 @@ static void mmap_acquire(void *self, const emel_io_request *request, emel_io_res
 static emel_error mmap_release(void *self, emel_io_handle handle) {
   io_mmap_ctx m = {.handle = handle};
   emel_status st = run(self, &m, MMAP_EV_RELEASE);
-  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+  return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
 static emel_error mmap_advise(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
                               emel_map_advice advice) {
   io_mmap_ctx m = {.handle = handle, .advise_offset = offset, .advise_len = len, .advice = advice};
   emel_status st = run(self, &m, MMAP_EV_ADVISE);
-  return st != EMEL_OK ? (emel_error){st, 0} : m.error;
+  return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
 static size_t mmap_live(const void *self) { return ((const mmap_strategy *)self)->live; }
@@ -92,7 +92,7 @@ emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) 
   s->capacity = config && config->max_mappings ? config->max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
   s->file_capacity = s->files->capacity;
   emel_machine core;
-  emel_machine_init(&core, &io_mmap_desc);
+  emel_machine_init(&core, &emel_io_mmap_desc);
   s->cs = core.cs;
   s->slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->slots, _Alignof(mmap_slot));
   s->free_slots = p->alloc(p->user, (size_t)s->capacity * sizeof *s->free_slots, _Alignof(uint32_t));

@@ -30,11 +30,11 @@ static void free_slot(io_read *self, uint32_t index) {
   self->free_head = index + 1;
 }
 
-void read_refuse(io_read_ctx *m, emel_status code) { m->error.code = code; }
+void emel_read_refuse(io_read_ctx *m, emel_status code) { m->error.code = code; }
 
 /* ---- validation ---- */
 
-int read_check_request(io_read_ctx *m) {
+int emel_read_check_request(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   const unsigned known = EMEL_LOAD_DIRECT | EMEL_LOAD_DROP_CACHE; /* POPULATE/LOCK are mmap's */
   if (r->size == 0 || (r->flags & ~known) || (uint64_t)(size_t)r->size != r->size)
@@ -42,20 +42,20 @@ int read_check_request(io_read_ctx *m) {
   return READ_EV_REQUEST_VALID;
 }
 
-int read_check_file_index(io_read_ctx *m) {
+int emel_read_check_file_index(io_read_ctx *m) {
   const uint32_t i = request_of(m)->file_index;
   return i < m->self->files->count && i < m->self->file_capacity ? READ_EV_FILE_INDEX_VALID
                                                                   : READ_EV_FILE_INDEX_INVALID;
 }
 
-int read_check_path(io_read_ctx *m) {
+int emel_read_check_path(io_read_ctx *m) {
   const emel_io_file *f = &m->self->files->files[request_of(m)->file_index];
   if (!f->path || f->path_len == 0 || f->path_len > EMEL_IO_MAX_PATH || memchr(f->path, '\0', f->path_len))
     return READ_EV_PATH_INVALID;
   return READ_EV_PATH_VALID;
 }
 
-int read_check_span(io_read_ctx *m) {
+int emel_read_check_span(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   /* Positions are off_t on the way to the OS: the end must fit in int64. */
   if (r->offset > (uint64_t)INT64_MAX || r->size > (uint64_t)INT64_MAX - r->offset)
@@ -63,7 +63,7 @@ int read_check_span(io_read_ctx *m) {
   return READ_EV_SPAN_VALID;
 }
 
-int read_check_target(io_read_ctx *m) {
+int emel_read_check_target(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   if (!r->target) return READ_EV_NO_TARGET;
   return r->target_size >= r->size ? READ_EV_TARGET_FITS : READ_EV_TARGET_TOO_SMALL;
@@ -74,7 +74,7 @@ int read_check_target(io_read_ctx *m) {
 /* Direct reads go straight into the destination only when the destination
  * and the file agree modulo the block: then every block-aligned file position
  * lands on a block-aligned address. An owned buffer can be placed so (see
- * read_allocate_buffer) when the span's offset keeps the buffer's alignment. */
+ * emel_read_allocate_buffer) when the span's offset keeps the buffer's alignment. */
 static int direct_alignable(const io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   const size_t block = m->self->block;
@@ -82,7 +82,7 @@ static int direct_alignable(const io_read_ctx *m) {
   return r->offset % m->self->alignment == 0;
 }
 
-int read_choose_io_mode(io_read_ctx *m) {
+int emel_read_choose_io_mode(io_read_ctx *m) {
   m->member->mode = READ_BUFFERED;
   if (!(request_of(m)->flags & EMEL_LOAD_DIRECT)) return READ_EV_BUFFERED_IO;
   if (file_of(m)->direct_refused) return READ_EV_DIRECT_KNOWN_REFUSED;
@@ -115,13 +115,13 @@ static int open_mode(io_read_ctx *m, int mode) {
   return READ_EV_FILE_OPENED;
 }
 
-int read_open_direct(io_read_ctx *m) { return open_mode(m, READ_DIRECT); }
+int emel_read_open_direct(io_read_ctx *m) { return open_mode(m, READ_DIRECT); }
 
-int read_open_buffered(io_read_ctx *m) { return open_mode(m, READ_BUFFERED); }
+int emel_read_open_buffered(io_read_ctx *m) { return open_mode(m, READ_BUFFERED); }
 
-void read_count_direct_fallback(io_read_ctx *m) { m->self->stats.direct_fallbacks++; }
+void emel_read_count_direct_fallback(io_read_ctx *m) { m->self->stats.direct_fallbacks++; }
 
-void read_count_direct_unaligned(io_read_ctx *m) { m->self->stats.direct_unaligned++; }
+void emel_read_count_direct_unaligned(io_read_ctx *m) { m->self->stats.direct_unaligned++; }
 
 static int same_file(const emel_file_identity *a, const emel_file_identity *b) {
   return a->size == b->size && a->device == b->device && a->inode == b->inode && a->mtime_ns == b->mtime_ns;
@@ -131,16 +131,17 @@ static int same_file(const emel_file_identity *a, const emel_file_identity *b) {
  * boundary's expectation) or, when another mode's descriptor is open already,
  * to what that one found: a rename or truncation in between is caught here,
  * before any read. Without either, what it finds becomes the reference. */
-int read_identify_file(io_read_ctx *m) {
+int emel_read_identify_file(io_read_ctx *m) {
   read_file *f = file_of(m);
   const emel_io_file *entry = &m->self->files->files[request_of(m)->file_index];
   const emel_platform_ops *p = &m->self->platform;
-  emel_file_identity now;
+  emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
   int r = p->file_identity(p->user, m->member->fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
     return READ_EV_STAT_FAILED;
   }
+  if (now.type != EMEL_FILE_REGULAR) return READ_EV_NOT_A_REGULAR_FILE; /* a FIFO's read could block */
   const emel_file_identity *want = f->size_known ? &f->seen : entry->has_expected ? &entry->expected : NULL;
   if (want && !same_file(&now, want)) return READ_EV_FILE_CHANGED;
   f->seen = now;
@@ -150,7 +151,7 @@ int read_identify_file(io_read_ctx *m) {
 }
 
 /* Only descriptors that proved their file are kept (FILE_ALREADY_OPEN trusts them). */
-void read_close_fresh_descriptor(io_read_ctx *m) {
+void emel_read_close_fresh_descriptor(io_read_ctx *m) {
   read_file *f = file_of(m);
   const emel_platform_ops *p = &m->self->platform;
   (void)p->close(p->user, f->fd[m->member->mode]); /* read-only: nothing to lose */
@@ -158,14 +159,14 @@ void read_close_fresh_descriptor(io_read_ctx *m) {
   m->member->fd = -1;
 }
 
-int read_check_span_in_file(io_read_ctx *m) {
+int emel_read_check_span_in_file(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   return r->offset + r->size <= file_of(m)->size ? READ_EV_SPAN_INSIDE_FILE : READ_EV_SPAN_BEYOND_EOF;
 }
 
 /* ---- storage ---- */
 
-int read_reserve_slot(io_read_ctx *m) {
+int emel_read_reserve_slot(io_read_ctx *m) {
   io_read *self = m->self;
   if (self->free_head == 0) return READ_EV_POOL_EXHAUSTED;
   uint32_t index = self->free_head - 1;
@@ -177,11 +178,11 @@ int read_reserve_slot(io_read_ctx *m) {
   return READ_EV_SLOT_RESERVED;
 }
 
-int read_choose_storage(io_read_ctx *m) {
+int emel_read_choose_storage(io_read_ctx *m) {
   return request_of(m)->target ? READ_EV_EXTERNAL_STORAGE : READ_EV_OWNED_STORAGE;
 }
 
-int read_allocate_buffer(io_read_ctx *m) {
+int emel_read_allocate_buffer(io_read_ctx *m) {
   io_read *self = m->self;
   const emel_io_request *r = request_of(m);
   read_slot *s = slot_of(m, m->member);
@@ -208,7 +209,7 @@ int read_allocate_buffer(io_read_ctx *m) {
 
 /* The buffer is fresh: advised before the copy, its first touch faults whole
  * huge pages. Only whole pages inside the allocation are advised. */
-int read_advise_huge_pages(io_read_ctx *m) {
+int emel_read_advise_huge_pages(io_read_ctx *m) {
   io_read *self = m->self;
   const read_slot *s = slot_of(m, m->member);
   const size_t len = s->alloc_size - s->alloc_size % self->block;
@@ -218,9 +219,9 @@ int read_advise_huge_pages(io_read_ctx *m) {
   return READ_EV_HUGE_PAGES_ADVISED;
 }
 
-void read_count_huge_page_refusal(io_read_ctx *m) { m->self->stats.huge_page_refusals++; }
+void emel_read_count_huge_page_refusal(io_read_ctx *m) { m->self->stats.huge_page_refusals++; }
 
-int read_adopt_target(io_read_ctx *m) {
+int emel_read_adopt_target(io_read_ctx *m) {
   read_slot *s = slot_of(m, m->member);
   s->base = NULL; /* the caller's: never freed here */
   s->data = request_of(m)->target;
@@ -228,15 +229,15 @@ int read_adopt_target(io_read_ctx *m) {
   return READ_EV_STORAGE_READY;
 }
 
-void read_release_slot(io_read_ctx *m) { free_slot(m->self, m->member->slot); }
+void emel_read_release_slot(io_read_ctx *m) { free_slot(m->self, m->member->slot); }
 
-int read_finish_preparation(io_read_ctx *m) { return m->read_now ? READ_EV_READ_NOW : READ_EV_READ_WITH_RUN; }
+int emel_read_finish_preparation(io_read_ctx *m) { return m->read_now ? READ_EV_READ_NOW : READ_EV_READ_WITH_RUN; }
 
-void read_keep_member_for_its_run(io_read_ctx *m) { m->prepared = 1; }
+void emel_read_keep_member_for_its_run(io_read_ctx *m) { m->prepared = 1; }
 
 /* ---- transfer ---- */
 
-void read_start_single_run(io_read_ctx *m) {
+void emel_read_start_single_run(io_read_ctx *m) {
   m->run = m->member;
   m->run_count = 1;
   m->run_start = request_of(m)->offset;
@@ -348,18 +349,18 @@ static int read_buffered_chunk(io_read_ctx *m) {
   return chunk_outcome(m, got, asked);
 }
 
-int read_chunk(io_read_ctx *m) {
+int emel_read_chunk(io_read_ctx *m) {
   return m->run[0].mode == READ_DIRECT ? read_direct_chunk(m) : read_buffered_chunk(m);
 }
 
-int read_advance_transfer(io_read_ctx *m) {
+int emel_read_advance_transfer(io_read_ctx *m) {
   m->done += (uint64_t)m->last_got;
   m->retries = 0; /* the retry budget is per stall, not per transfer */
   while (m->cursor < m->run_count && member_end(&m->run[m->cursor]) <= m->run_start + m->done) m->cursor++;
   return m->run_start + m->done == m->run_end ? READ_EV_TRANSFER_COMPLETE : READ_EV_CHUNK_DUE;
 }
 
-int read_check_retry_budget(io_read_ctx *m) {
+int emel_read_check_retry_budget(io_read_ctx *m) {
   if (++m->retries > EMEL_IO_READ_MAX_EINTR) {
     m->error.os_errno = EINTR;
     return READ_EV_RETRIES_EXHAUSTED;
@@ -372,10 +373,10 @@ int read_check_retry_budget(io_read_ctx *m) {
  * rewritten in place since it was opened shows another size or modification
  * time. A file replaced by rename does not: the descriptor still reads the
  * inode that was checked when it was opened, which is the indexed file. */
-int read_recheck_file(io_read_ctx *m) {
+int emel_read_recheck_file(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   const read_file *f = &m->self->file_state[m->run[0].request->file_index];
-  emel_file_identity now;
+  emel_file_identity now = {0};
   int r = p->file_identity(p->user, m->run[0].fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
@@ -386,7 +387,7 @@ int read_recheck_file(io_read_ctx *m) {
 
 /* Settlement (calling thread): the pool, the live count and the results. */
 
-void read_discard_run(io_read_ctx *m) {
+void emel_read_discard_run(io_read_ctx *m) {
   for (size_t k = 0; k < m->run_count; k++) {
     read_member *x = &m->run[k];
     free_slot(m->self, x->slot);
@@ -395,11 +396,11 @@ void read_discard_run(io_read_ctx *m) {
   }
 }
 
-int read_check_cache_policy(io_read_ctx *m) {
+int emel_read_check_cache_policy(io_read_ctx *m) {
   return m->run[0].request->flags & EMEL_LOAD_DROP_CACHE ? READ_EV_DROP_CACHE : READ_EV_KEEP_CACHE;
 }
 
-int read_drop_cache(io_read_ctx *m) {
+int emel_read_drop_cache(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   int r = p->fadvise(p->user, m->run[0].fd, m->run_start, m->run_end - m->run_start, EMEL_FADVISE_DONTNEED);
   if (r < 0) return READ_EV_CACHE_DROP_FAILED;
@@ -407,9 +408,9 @@ int read_drop_cache(io_read_ctx *m) {
   return READ_EV_CACHE_DROPPED;
 }
 
-void read_count_cache_drop_failure(io_read_ctx *m) { m->lane->stats.cache_drop_failures++; }
+void emel_read_count_cache_drop_failure(io_read_ctx *m) { m->lane->stats.cache_drop_failures++; }
 
-void read_grant_run(io_read_ctx *m) {
+void emel_read_grant_run(io_read_ctx *m) {
   io_read *self = m->self;
   self->stats.runs++;
   if (m->run[0].mode == READ_DIRECT) self->stats.direct_reads++;
@@ -434,7 +435,7 @@ void read_grant_run(io_read_ctx *m) {
 /* The file changed under a load: its descriptors go, so the next load opens
  * it again and compares it with the expectation afresh. Runs after the join,
  * when no lane reads any descriptor. */
-void read_forget_file(io_read_ctx *m) {
+void emel_read_forget_file(io_read_ctx *m) {
   io_read *self = m->self;
   read_file *f = &self->file_state[m->run[0].request->file_index];
   for (int mode = 0; mode < 2; mode++) {
@@ -446,7 +447,7 @@ void read_forget_file(io_read_ctx *m) {
 
 /* ---- release ---- */
 
-int read_check_handle(io_read_ctx *m) {
+int emel_read_check_handle(io_read_ctx *m) {
   const emel_io_handle h = m->handle;
   const io_read *self = m->self;
   if (h.strategy != EMEL_STRATEGY_READ || h.slot >= self->slot_capacity) return READ_EV_HANDLE_STALE;
@@ -454,7 +455,7 @@ int read_check_handle(io_read_ctx *m) {
   return s->state == SLOT_LIVE && s->generation == h.generation ? READ_EV_HANDLE_LIVE : READ_EV_HANDLE_STALE;
 }
 
-void read_release_residency(io_read_ctx *m) {
+void emel_read_release_residency(io_read_ctx *m) {
   free_slot(m->self, m->handle.slot);
   m->self->live--;
 }

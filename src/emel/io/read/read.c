@@ -11,12 +11,12 @@
 
 /* Feeds `event` to a machine where it rests (a run between TRANSFER_RUN and SETTLE_RUN). */
 static void resume(io_read_ctx *m, int event) {
-  emel_status s = emel_machine_dispatch(&m->core, &io_read_desc, m, event);
-  if (s != EMEL_OK) m->error = (emel_error){s, 0}; /* a spec defect, reported as such */
+  emel_status s = emel_machine_dispatch(&m->core, &emel_io_read_desc, m, event);
+  if (s != EMEL_OK) m->error = (emel_error){.code = s, .os_errno = 0}; /* a spec defect, reported as such */
 }
 
 static void dispatch(io_read_ctx *m, int event) {
-  emel_machine_init(&m->core, &io_read_desc);
+  emel_machine_init(&m->core, &emel_io_read_desc);
   resume(m, event);
 }
 

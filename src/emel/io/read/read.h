@@ -63,7 +63,8 @@ enum io_read_event {
   READ_EV_HUGE_PAGES_ADVISED = 52,
   READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53,
   READ_EV_SETTLE_RUN = 54,
-  READ_EV_FILE_CHANGED = 55
+  READ_EV_FILE_CHANGED = 55,
+  READ_EV_NOT_A_REGULAR_FILE = 56
 };
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
@@ -173,49 +174,49 @@ struct io_read_ctx {
   emel_error error;
 };
 
-extern const emel_machine_desc io_read_desc;
+extern const emel_machine_desc emel_io_read_desc;
 
 /* validation */
-int read_check_request(io_read_ctx *m);
-int read_check_file_index(io_read_ctx *m);
-int read_check_path(io_read_ctx *m);
-int read_check_span(io_read_ctx *m);
-int read_check_target(io_read_ctx *m);
+int emel_read_check_request(io_read_ctx *m);
+int emel_read_check_file_index(io_read_ctx *m);
+int emel_read_check_path(io_read_ctx *m);
+int emel_read_check_span(io_read_ctx *m);
+int emel_read_check_target(io_read_ctx *m);
 /* file */
-int read_choose_io_mode(io_read_ctx *m);
-int read_open_direct(io_read_ctx *m);
-int read_open_buffered(io_read_ctx *m);
-void read_count_direct_fallback(io_read_ctx *m);
-void read_count_direct_unaligned(io_read_ctx *m);
-int read_identify_file(io_read_ctx *m);
-void read_close_fresh_descriptor(io_read_ctx *m);
-int read_check_span_in_file(io_read_ctx *m);
+int emel_read_choose_io_mode(io_read_ctx *m);
+int emel_read_open_direct(io_read_ctx *m);
+int emel_read_open_buffered(io_read_ctx *m);
+void emel_read_count_direct_fallback(io_read_ctx *m);
+void emel_read_count_direct_unaligned(io_read_ctx *m);
+int emel_read_identify_file(io_read_ctx *m);
+void emel_read_close_fresh_descriptor(io_read_ctx *m);
+int emel_read_check_span_in_file(io_read_ctx *m);
 /* storage */
-int read_reserve_slot(io_read_ctx *m);
-int read_choose_storage(io_read_ctx *m);
-int read_allocate_buffer(io_read_ctx *m);
-int read_adopt_target(io_read_ctx *m);
-int read_advise_huge_pages(io_read_ctx *m);
-void read_count_huge_page_refusal(io_read_ctx *m);
-void read_release_slot(io_read_ctx *m);
-int read_finish_preparation(io_read_ctx *m);
-void read_keep_member_for_its_run(io_read_ctx *m);
+int emel_read_reserve_slot(io_read_ctx *m);
+int emel_read_choose_storage(io_read_ctx *m);
+int emel_read_allocate_buffer(io_read_ctx *m);
+int emel_read_adopt_target(io_read_ctx *m);
+int emel_read_advise_huge_pages(io_read_ctx *m);
+void emel_read_count_huge_page_refusal(io_read_ctx *m);
+void emel_read_release_slot(io_read_ctx *m);
+int emel_read_finish_preparation(io_read_ctx *m);
+void emel_read_keep_member_for_its_run(io_read_ctx *m);
 /* transfer */
-void read_start_single_run(io_read_ctx *m);
-int read_chunk(io_read_ctx *m);
-int read_advance_transfer(io_read_ctx *m);
-int read_check_retry_budget(io_read_ctx *m);
-void read_discard_run(io_read_ctx *m);
-int read_check_cache_policy(io_read_ctx *m);
-int read_drop_cache(io_read_ctx *m);
-void read_count_cache_drop_failure(io_read_ctx *m);
-void read_grant_run(io_read_ctx *m);
-int read_recheck_file(io_read_ctx *m);
-void read_forget_file(io_read_ctx *m);
+void emel_read_start_single_run(io_read_ctx *m);
+int emel_read_chunk(io_read_ctx *m);
+int emel_read_advance_transfer(io_read_ctx *m);
+int emel_read_check_retry_budget(io_read_ctx *m);
+void emel_read_discard_run(io_read_ctx *m);
+int emel_read_check_cache_policy(io_read_ctx *m);
+int emel_read_drop_cache(io_read_ctx *m);
+void emel_read_count_cache_drop_failure(io_read_ctx *m);
+void emel_read_grant_run(io_read_ctx *m);
+int emel_read_recheck_file(io_read_ctx *m);
+void emel_read_forget_file(io_read_ctx *m);
 /* release */
-int read_check_handle(io_read_ctx *m);
-void read_release_residency(io_read_ctx *m);
+int emel_read_check_handle(io_read_ctx *m);
+void emel_read_release_residency(io_read_ctx *m);
 /* A refusal records its code; the errno of a failed call was kept by the call's action. */
-void read_refuse(io_read_ctx *m, emel_status code);
+void emel_read_refuse(io_read_ctx *m, emel_status code);
 
 #endif

@@ -18,24 +18,24 @@ static emel_status span_verdict(const emel_tensor_span *s) {
   return EMEL_OK;
 }
 
-int tensor_check_span(tensor_residency_ctx *m) {
+int emel_tensor_check_span(tensor_residency_ctx *m) {
   m->verdict = span_verdict(m->span);
   return m->verdict == EMEL_OK ? TENSOR_EV_SPAN_VALID : TENSOR_EV_SPAN_INVALID;
 }
 
-void tensor_record_span(tensor_residency_ctx *m) {
+void emel_tensor_record_span(tensor_residency_ctx *m) {
   m->tensor->span = *m->span;
   clear_error(m);
 }
 
-void tensor_refuse_span(tensor_residency_ctx *m) { set_error(m, m->verdict, 0); }
+void emel_tensor_refuse_span(tensor_residency_ctx *m) { set_error(m, m->verdict, 0); }
 
-int tensor_check_external(tensor_residency_ctx *m) {
+int emel_tensor_check_external(tensor_residency_ctx *m) {
   return m->external_data && m->external_size >= m->tensor->span.size ? TENSOR_EV_EXTERNAL_FITS
                                                                       : TENSOR_EV_EXTERNAL_TOO_SMALL;
 }
 
-void tensor_adopt_external(tensor_residency_ctx *m) {
+void emel_tensor_adopt_external(tensor_residency_ctx *m) {
   m->tensor->view.data = m->external_data;
   m->tensor->view.size = m->tensor->span.size;
   m->tensor->view.residency = EMEL_RESIDENCY_EXTERNAL;
@@ -44,9 +44,9 @@ void tensor_adopt_external(tensor_residency_ctx *m) {
   clear_error(m);
 }
 
-void tensor_refuse_external(tensor_residency_ctx *m) { set_error(m, EMEL_EXTERNAL_TOO_SMALL, 0); }
+void emel_tensor_refuse_external(tensor_residency_ctx *m) { set_error(m, EMEL_EXTERNAL_TOO_SMALL, 0); }
 
-emel_io_request tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o) {
+emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o) {
   emel_io_request req = {
       .tensor = index,
       .file_index = r->span.file_index,
@@ -60,8 +60,8 @@ emel_io_request tensor_io_request(const tensor_record *r, uint32_t index, const 
   return req;
 }
 
-int tensor_request_residency(tensor_residency_ctx *m) {
-  const emel_io_request req = tensor_io_request(m->tensor, m->index, m->options);
+int emel_tensor_request_residency(tensor_residency_ctx *m) {
+  const emel_io_request req = emel_tensor_io_request(m->tensor, m->index, m->options);
   if (!m->io) {
     memset(&m->result, 0, sizeof m->result);
     m->result.error.code = EMEL_UNKNOWN_STRATEGY;
@@ -72,12 +72,12 @@ int tensor_request_residency(tensor_residency_ctx *m) {
 }
 
 /* The batch acquired this tensor's span already: its result is the outcome. */
-int tensor_check_batch_result(tensor_residency_ctx *m) {
+int emel_tensor_check_batch_result(tensor_residency_ctx *m) {
   m->result = *m->batch_result;
   return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
 }
 
-void tensor_record_residency(tensor_residency_ctx *m) {
+void emel_tensor_record_residency(tensor_residency_ctx *m) {
   m->tensor->view.data = m->result.data;
   m->tensor->view.size = m->result.size;
   m->tensor->view.residency = m->result.residency;
@@ -86,32 +86,32 @@ void tensor_record_residency(tensor_residency_ctx *m) {
   clear_error(m);
 }
 
-void tensor_record_load_error(tensor_residency_ctx *m) {
+void emel_tensor_record_load_error(tensor_residency_ctx *m) {
   set_error(m, m->result.error.code, m->result.error.os_errno);
 }
 
-int tensor_release_residency(tensor_residency_ctx *m) {
+int emel_tensor_release_residency(tensor_residency_ctx *m) {
   if (m->tensor->handle.strategy == EMEL_STRATEGY_NONE) {
     m->release_error.code = EMEL_OK; /* caller-owned storage stays with its owner */
     m->release_error.os_errno = 0;
   } else {
     m->release_error = m->io ? emel_io_release(m->io, m->tensor->handle)
-                             : (emel_error){EMEL_INVALID_HANDLE, 0};
+                             : (emel_error){.code = EMEL_INVALID_HANDLE, .os_errno = 0};
   }
   return m->release_error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_RELEASED : TENSOR_EV_RELEASE_REFUSED;
 }
 
-void tensor_forget_residency(tensor_residency_ctx *m) {
+void emel_tensor_forget_residency(tensor_residency_ctx *m) {
   memset(&m->tensor->view, 0, sizeof m->tensor->view);
   memset(&m->tensor->handle, 0, sizeof m->tensor->handle);
   clear_error(m);
 }
 
-void tensor_record_release_error(tensor_residency_ctx *m) {
+void emel_tensor_record_release_error(tensor_residency_ctx *m) {
   set_error(m, m->release_error.code, m->release_error.os_errno);
 }
 
-void tensor_refuse(tensor_residency_ctx *m, emel_status code) {
+void emel_tensor_refuse(tensor_residency_ctx *m, emel_status code) {
   /* A refused request does not overwrite the tensor's last load error:
    * only the call's status reports it. */
   m->status = code;

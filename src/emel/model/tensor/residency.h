@@ -55,24 +55,24 @@ typedef struct tensor_residency_ctx {
   emel_status status;
 } tensor_residency_ctx;
 
-extern const emel_machine_desc tensor_residency_desc;
+extern const emel_machine_desc emel_tensor_residency_desc;
 
 /* The io request that makes tensor `index` (record r) resident with options o. */
-emel_io_request tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o);
+emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o);
 
-int tensor_check_span(tensor_residency_ctx *m);
-void tensor_record_span(tensor_residency_ctx *m);
-void tensor_refuse_span(tensor_residency_ctx *m);
-int tensor_check_external(tensor_residency_ctx *m);
-void tensor_adopt_external(tensor_residency_ctx *m);
-void tensor_refuse_external(tensor_residency_ctx *m);
-int tensor_request_residency(tensor_residency_ctx *m);
-int tensor_check_batch_result(tensor_residency_ctx *m);
-void tensor_record_residency(tensor_residency_ctx *m);
-void tensor_record_load_error(tensor_residency_ctx *m);
-int tensor_release_residency(tensor_residency_ctx *m);
-void tensor_forget_residency(tensor_residency_ctx *m);
-void tensor_record_release_error(tensor_residency_ctx *m);
-void tensor_refuse(tensor_residency_ctx *m, emel_status code);
+int emel_tensor_check_span(tensor_residency_ctx *m);
+void emel_tensor_record_span(tensor_residency_ctx *m);
+void emel_tensor_refuse_span(tensor_residency_ctx *m);
+int emel_tensor_check_external(tensor_residency_ctx *m);
+void emel_tensor_adopt_external(tensor_residency_ctx *m);
+void emel_tensor_refuse_external(tensor_residency_ctx *m);
+int emel_tensor_request_residency(tensor_residency_ctx *m);
+int emel_tensor_check_batch_result(tensor_residency_ctx *m);
+void emel_tensor_record_residency(tensor_residency_ctx *m);
+void emel_tensor_record_load_error(tensor_residency_ctx *m);
+int emel_tensor_release_residency(tensor_residency_ctx *m);
+void emel_tensor_forget_residency(tensor_residency_ctx *m);
+void emel_tensor_record_release_error(tensor_residency_ctx *m);
+void emel_tensor_refuse(tensor_residency_ctx *m, emel_status code);
 
 #endif

@@ -6,7 +6,13 @@
 #include "tensors_shared.h"
 #include "tensor_residency_names.h"
 
+#include <errno.h>
 #include <string.h>
+
+/* XXH3 compiled into this file (static, inline): no symbol or link
+ * dependency leaves the library. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 struct emel_tensors {
   emel_platform_ops platform;
@@ -110,7 +116,7 @@ static uint32_t append(emel_tensors *t, const char *name, size_t name_len) {
   tensor_record *r = &t->records[t->count];
   memset(r, 0, sizeof *r);
   emel_machine core;
-  emel_machine_init(&core, &tensor_residency_desc);
+  emel_machine_init(&core, &emel_tensor_residency_desc);
   r->cs = core.cs;
   r->name = name;
   r->name_len = (uint32_t)name_len;
@@ -168,7 +174,7 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   m->index = index;
   m->io = t->io;
   m->status = EMEL_OK;
-  emel_status s = emel_machine_dispatch(&m->core, &tensor_residency_desc, m, event);
+  emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
   const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
   t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
@@ -233,16 +239,16 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
       t->batch_of[k] = earlier | BATCH_REPEAT;
       continue;
     }
-    t->batch_requests[asked] = tensor_io_request(&t->records[index], index, options);
+    t->batch_requests[asked] = emel_tensor_io_request(&t->records[index], index, options);
     t->batch_of[k] = asked++;
   }
   if (asked > 0 && t->io) {
     emel_io_acquire_batch(t->io, t->batch_requests, t->batch_results, asked);
   } else {
     for (uint32_t i = 0; i < asked; i++)
-      t->batch_results[i] = (emel_io_result){.error = {EMEL_UNKNOWN_STRATEGY, 0}};
+      t->batch_results[i] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
   }
-  const emel_io_result not_asked = {.error = {EMEL_INTERNAL, 0}}; /* never adopted: refused first */
+  const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}}; /* never adopted: refused first */
   emel_status first = EMEL_OK;
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
@@ -307,6 +313,69 @@ emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor
   return EMEL_OK;
 }
 
+/* ---- integrity: a query on the resident bytes, which changes no residency
+ * (so it is no event of the tensor's machine) ---- */
+
+typedef struct hash_job {
+  const void *data;
+  size_t size;
+  uint64_t hash;
+} hash_job;
+
+static void hash_bytes(void *arg) {
+  hash_job *j = arg;
+  j->hash = XXH3_64bits(j->data, j->size);
+}
+
+/* After a fault in a mapped tensor: is its file now shorter than the span,
+ * or no longer the file indexed? Looked at through a descriptor of its own. */
+static int file_shrank(const emel_tensors *t, const tensor_record *r) {
+  const emel_io_files *files = t->io ? emel_io_files_of(t->io) : NULL;
+  if (!files || r->span.file_index >= files->count) return 0;
+  const emel_io_file *f = &files->files[r->span.file_index];
+  const emel_platform_ops *p = &t->platform;
+  int fd = p->open(p->user, f->path, EMEL_OPEN_READ);
+  if (fd < 0) return 0; /* cannot tell */
+  emel_file_identity now;
+  const int looked = p->file_identity(p->user, fd, &now) == 0;
+  (void)p->close(p->user, fd);
+  if (!looked) return 0;
+  const emel_file_identity *want = &f->expected;
+  const int other = f->has_expected && (now.size != want->size || now.device != want->device ||
+                                        now.inode != want->inode || now.mtime_ns != want->mtime_ns);
+  return other || now.size < r->span.offset + r->span.size;
+}
+
+emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
+  if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_record *r = &t->records[index];
+  if (r->view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
+  hash_job job = {r->view.data, (size_t)r->view.size, 0};
+  if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
+    hash_bytes(&job);
+    *xxh3 = job.hash;
+    return EMEL_OK;
+  }
+  const emel_platform_ops *p = &t->platform;
+  const int g = p->guard(p->user, job.data, job.size, hash_bytes, &job);
+  if (g == 0) {
+    *xxh3 = job.hash;
+    return EMEL_OK;
+  }
+  r->last_error.code = file_shrank(t, r) ? EMEL_FILE_CHANGED : EMEL_READ_FAILED;
+  r->last_error.os_errno = -g;
+  return r->last_error.code;
+}
+
+emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3) {
+  uint64_t got = 0;
+  emel_status s = emel_tensors_hash(t, index, &got);
+  if (s != EMEL_OK) return s;
+  return got == expected_xxh3 ? EMEL_OK : EMEL_TENSOR_HASH_MISMATCH;
+}
+
 emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
   if (!t || index >= t->count) return EMEL_TENSOR_STATE_UNKNOWN;
   switch (t->records[index].cs) {
@@ -328,7 +397,7 @@ const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index,
 }
 
 emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index) {
-  if (!t || index >= t->count) return (emel_error){EMEL_TENSOR_UNKNOWN, 0};
+  if (!t || index >= t->count) return (emel_error){.code = EMEL_TENSOR_UNKNOWN, .os_errno = 0};
   return t->records[index].last_error;
 }
 
