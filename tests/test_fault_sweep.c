@@ -88,6 +88,8 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     /* a worker that cannot start leaves its runs to the calling thread; a failed join is counted */
     [FP_THREAD_START] = {{EAGAIN, ENOMEM, EPERM}, {EMEL_OK}},
     [FP_THREAD_JOIN] = {{EDEADLK, EINVAL, ESRCH}, {EMEL_OK}},
+    /* the name tables' seed: a fallback seed is used, the load goes on */
+    [FP_RANDOM] = {{EAGAIN, ENOSYS, EPERM}, {EMEL_OK}},
 };
 
 typedef struct tally {

@@ -40,6 +40,7 @@ START_TEST(test_overriding_one_entry_keeps_the_defaults_for_the_rest) {
   ck_assert(resolved.pread == d->pread);
   ck_assert(resolved.map == d->map);
   ck_assert(resolved.free == d->free);
+  ck_assert(resolved.random == d->random); /* the newest entry too: the table's end */
   ck_assert_int_eq(resolved.open(resolved.user, "/", 0), -EACCES);
   size_t page = resolved.page_size(resolved.user);
   ck_assert_uint_eq(page & (page - 1), 0);
@@ -107,6 +108,22 @@ static int scan(const char *dir, int *files) {
   closedir(d);
   return offenders;
 }
+
+/* Guards against: a random op that returns without filling the buffer, or
+ * fills it with the same bytes every time (every table's seed equal). */
+START_TEST(test_the_default_random_fills_the_buffer) {
+  const emel_platform_ops *d = emel_platform_default();
+  unsigned char a[300], b[300]; /* more than getentropy's 256 per call */
+  memset(a, 0, sizeof a);
+  memset(b, 0, sizeof b);
+  ck_assert_int_eq(d->random(d->user, a, sizeof a), 0);
+  ck_assert_int_eq(d->random(d->user, b, sizeof b), 0);
+  ck_assert(memcmp(a, b, sizeof a) != 0);
+  int zeros = 0;
+  for (size_t i = 256; i < sizeof a; i++) zeros += a[i] == 0;
+  ck_assert_int_lt(zeros, 10); /* the tail past 256 bytes is filled too */
+}
+END_TEST
 
 START_TEST(test_only_the_defaults_file_includes_os_headers) {
   int files = 0;
@@ -801,6 +818,7 @@ static Suite *platform_suite(void) {
   TCase *tc = tcase_create("ops");
   tcase_add_test(tc, test_overriding_one_entry_keeps_the_defaults_for_the_rest);
   tcase_add_test(tc, test_the_defaults_report_errors_as_negative_errno);
+  tcase_add_test(tc, test_the_default_random_fills_the_buffer);
   tcase_add_test(tc, test_only_the_defaults_file_includes_os_headers);
   tcase_add_test(tc, test_the_guard_turns_a_sigbus_inside_its_range_into_efault);
   tcase_add_test(tc, test_guards_on_several_threads_each_catch_their_own_faults);

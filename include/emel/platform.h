@@ -154,6 +154,12 @@ typedef struct emel_platform_ops {
    * guarded read of a shrunken file kills the process as an unguarded one
    * would. */
   int (*guard)(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg);
+  /* 0 and buf[0..len) filled with unpredictable bytes, or -errno; never
+   * blocks (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables
+   * (one call per GGUF index or standalone tensor table); a failure is not an
+   * error: the table uses a fallback seed. Return fixed bytes for
+   * reproducible runs (tests, fuzzing). */
+  int (*random)(void *user, void *buf, size_t len);
 } emel_platform_ops;
 
 /* The production defaults (POSIX). Never NULL; all entries set. */

@@ -218,6 +218,15 @@ static int fp_cpu_count(void *u) {
   return fp->cpu_count > 0 ? fp->cpu_count : fp->real->cpu_count(fp->real->user);
 }
 
+static int fp_random(void *u, void *buf, size_t len) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_RANDOM, NULL);
+  if (r <= 0) return r;
+  if (!fp->random_fixed) return fp->real->random(fp->real->user, buf, len);
+  for (size_t i = 0; i < len; i++) ((uint8_t *)buf)[i] = (uint8_t)(fp->random_value >> (8 * (i % 8)));
+  return 0;
+}
+
 void fault_platform_init(fault_platform *fp) {
   memset(fp, 0, sizeof *fp);
   pthread_mutex_init(&fp->lock, NULL);
@@ -245,6 +254,7 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.cpu_count = fp_cpu_count;
   fp->ops.file_identity = fp_file_identity;
   fp->ops.guard = fp_guard;
+  fp->ops.random = fp_random;
 }
 
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
@@ -321,6 +331,7 @@ int64_t fault_platform_outstanding(const fault_platform *fp) {
 const char *fp_op_name(fp_op op) {
   static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
                                                  "advise", "fadvise", "lock", "unlock", "alloc", "preadv",
-                                                 "thread_start", "thread_join", "file_identity", "guard"};
+                                                 "thread_start", "thread_join", "file_identity", "guard",
+                                                 "random"};
   return op < FP_OP_COUNT ? names[op] : "?";
 }

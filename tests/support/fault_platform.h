@@ -20,6 +20,7 @@ typedef enum fp_op {
   FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
   FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY,
   FP_GUARD, /* a failure injected here reports -err without running touch: a SIGBUS that was caught */
+  FP_RANDOM,
   FP_OP_COUNT
 } fp_op;
 
@@ -55,6 +56,8 @@ typedef struct fault_platform {
   fp_fault faults[FP_OP_COUNT];
   int can_map;           /* what can_map reports (default 1) */
   int cpu_count;         /* what cpu_count reports; 0: the real count */
+  int random_fixed;      /* non-zero: random returns random_value's bytes (repeated), not the OS's */
+  uint64_t random_value;
   /* outstanding resources */
   int64_t open_fds;
   int64_t live_maps;

@@ -182,6 +182,12 @@ static void mf_free(void *u, void *ptr, size_t size) {
 
 static int mf_can_map(void *u) { return ((memory_file *)u)->can_map; }
 
+static int mf_random(void *u, void *buf, size_t len) {
+  const memory_file *mf = u;
+  for (size_t i = 0; i < len; i++) ((uint8_t *)buf)[i] = (uint8_t)(mf->seed >> (8 * (i % 8)));
+  return 0;
+}
+
 void memory_file_init(memory_file *mf) {
   memset(mf, 0, sizeof *mf);
   mf->real = emel_platform_default();
@@ -203,6 +209,7 @@ void memory_file_init(memory_file *mf) {
   mf->ops.alloc = mf_alloc;
   mf->ops.free = mf_free;
   mf->ops.can_map = mf_can_map;
+  mf->ops.random = mf_random;
 }
 
 int memory_file_add(memory_file *mf, const char *path, const uint8_t *data, size_t size) {

@@ -1,5 +1,7 @@
 /* The composition root: index -> boundary + strategies -> tensor table. */
 #include "emel/model.h"
+#include "emel/gguf/internal.h"
+#include "emel/model/tensor/tensors_shared.h"
 
 #include <string.h>
 
@@ -15,22 +17,22 @@ static emel_status fail(emel_error *error, emel_status code, int os_errno) {
   return code;
 }
 
-/* A tensor the table refuses (name too long, …) is charged to its file. */
+/* The tensor table borrows the index's names and name table: each name is
+ * stored and hashed once per model. A tensor the table refuses (name too
+ * long, …) is charged to its file. */
 static emel_status bind_tensors(emel_model *m, emel_error *e) {
   size_t n = emel_gguf_tensor_count(m->index);
-  size_t name_bytes = 1;
-  for (size_t i = 0; i < n; i++) name_bytes += emel_gguf_tensor_at(m->index, i)->name_len + 1;
-  emel_tensors_config tc = {.io = m->io, .capacity = n ? (uint32_t)n : 1, .name_bytes = name_bytes,
-                            .platform = &m->platform};
+  emel_tensors_config tc = {.io = m->io, .capacity = n ? (uint32_t)n : 1, .platform = &m->platform};
   if (n > EMEL_TENSOR_MAX_CAPACITY) return EMEL_TENSOR_TABLE_FULL;
-  emel_status s = emel_tensors_create(&m->tensors, &tc);
+  emel_status s = emel_tensors_create_shared(&m->tensors, &tc, emel_gguf_tensor_names(m->index));
   for (size_t i = 0; s == EMEL_OK && i < n; i++) {
     const emel_gguf_tensor *g = emel_gguf_tensor_at(m->index, i);
     emel_tensor_span span = {.type = g->type, .n_dims = g->n_dims, .file_index = g->file_index,
                              .offset = g->offset, .size = g->size};
     memcpy(span.dims, g->ne, sizeof span.dims);
     uint32_t index;
-    s = emel_tensors_add(m->tensors, g->name, g->name_len, &span, &index);
+    s = emel_tensors_declare_shared(m->tensors, &index);
+    if (s == EMEL_OK) s = emel_tensors_bind(m->tensors, index, &span);
     if (s != EMEL_OK) e->file = g->file_index + 1;
   }
   return s;

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/random.h>
+#endif
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -320,6 +323,26 @@ static int posix_guard(void *user, const void *addr, size_t len, void (*touch)(v
   return faulted ? -EFAULT : 0;
 }
 
+static int posix_random(void *user, void *buf, size_t len) {
+  (void)user;
+  unsigned char *p = buf;
+  while (len > 0) {
+#ifdef __linux__
+    /* Non-blocking: early in boot, before the pool is initialized, this
+     * fails with EAGAIN instead of hanging the caller. */
+    ssize_t n = getrandom(p, len, GRND_NONBLOCK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -errno : -EIO;
+#else
+    size_t n = len < 256 ? len : 256; /* getentropy's most per call */
+    if (getentropy(p, n) != 0) return -errno;
+#endif
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
 static const emel_platform_ops posix_ops = {
     .user = NULL,
     .open = posix_open,
@@ -342,6 +365,7 @@ static const emel_platform_ops posix_ops = {
     .cpu_count = posix_cpu_count,
     .file_identity = posix_file_identity,
     .guard = posix_guard,
+    .random = posix_random,
 };
 
 const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
@@ -370,5 +394,6 @@ void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops)
   EMEL_FILL_(cpu_count);
   EMEL_FILL_(file_identity);
   EMEL_FILL_(guard);
+  EMEL_FILL_(random);
 #undef EMEL_FILL_
 }
