@@ -150,7 +150,7 @@ static int consistent(emel_model *m) {
     emel_tensor_state st = emel_tensors_state(t, i);
     if (st != EMEL_TENSOR_BOUND && st != EMEL_TENSOR_RESIDENT && st != EMEL_TENSOR_EVICTED) return 0;
     emel_tensor_view v;
-    if ((st == EMEL_TENSOR_RESIDENT) != (emel_tensors_view(t, i, &v) == EMEL_OK)) return 0;
+    if ((st == EMEL_TENSOR_RESIDENT) != (emel_tensors_view(t, i, &v, NULL) == EMEL_OK)) return 0;
     resident += st == EMEL_TENSOR_RESIDENT;
   }
   emel_io *io = emel_model_io(m);
@@ -208,16 +208,16 @@ static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsi
       emel_status st[32];
       const uint32_t n = emel_tensors_count(t);
       ck_assert_uint_le(n, 32);
-      first = emel_tensors_load_batch(t, NULL, n, &lo, st);
+      first = emel_tensors_load_batch(t, NULL, n, &lo, st, NULL);
       for (uint32_t i = 0; i < n; i++)
         if ((st[i] == EMEL_OK) != (emel_tensors_state(t, i) == EMEL_TENSOR_RESIDENT)) *inconsistent = 1;
     }
     for (uint32_t i = 0; s->mode == LOAD_EACH && i < emel_tensors_count(t) && first == EMEL_OK; i++) {
-      first = emel_tensors_load(t, i, &lo, NULL);
+      first = emel_tensors_load(t, i, &lo, NULL, NULL);
       if (first != EMEL_OK && emel_tensors_state(t, i) != EMEL_TENSOR_BOUND) *inconsistent = 1;
     }
     if (!consistent(m)) *inconsistent = 1;
-    emel_status evicted = emel_tensors_evict_all(t);
+    emel_status evicted = emel_tensors_evict_all(t, NULL);
     if (first == EMEL_OK) first = evicted;
     if (!consistent(m)) *inconsistent = 1;
   }

@@ -125,7 +125,7 @@ static emel_model *open_model(uint32_t threads) {
 
 static emel_status load(emel_model *m, uint32_t i, emel_strategy strategy, emel_tensor_view *view) {
   emel_load_options o = {.strategy = strategy};
-  return emel_tensors_load(emel_model_tensors(m), i, &o, view);
+  return emel_tensors_load(emel_model_tensors(m), i, &o, view, NULL);
 }
 
 /* The tensor's resident bytes are the original file's. */
@@ -149,7 +149,7 @@ static void load_and_check(emel_model *m, uint32_t i, emel_strategy strategy) {
   emel_tensor_view v;
   ck_assert_int_eq(load(m, i, strategy, &v), EMEL_OK);
   assert_original_bytes(m, i, &v);
-  ck_assert_int_eq(emel_tensors_evict(emel_model_tensors(m), i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(emel_model_tensors(m), i, NULL), EMEL_OK);
 }
 
 static void close_model(emel_model *m) {
@@ -173,8 +173,8 @@ START_TEST(test_the_index_records_each_file_as_it_was_indexed) {
   ck_assert_uint_eq(id->device, (uint64_t)original_stat.st_dev);
   ck_assert_int_eq(id->mtime_ns, (int64_t)original_stat.st_mtim.tv_sec * 1000000000 + original_stat.st_mtim.tv_nsec);
   ck_assert_ptr_null(emel_gguf_file_identity(emel_model_index(m), 1));
-  ck_assert_int_eq(emel_io_expect_file(emel_model_io(m), 1, id), EMEL_INVALID_FILE_INDEX);
-  ck_assert_int_eq(emel_io_expect_file(emel_model_io(m), 0, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_expect_file(emel_model_io(m), 1, id, NULL), EMEL_INVALID_FILE_INDEX);
+  ck_assert_int_eq(emel_io_expect_file(emel_model_io(m), 0, NULL, NULL), EMEL_INVALID_ARGUMENT);
   close_model(m);
 }
 END_TEST
@@ -237,7 +237,7 @@ START_TEST(test_read_refuses_a_file_whose_modification_time_moved_under_a_thread
   emel_status st[TENSORS];
   /* the next look is the batch's open; then one per run, on its lane */
   fault_platform_touch(&fp, fp.calls[FP_FILE_IDENTITY] + 2, 1, 1000);
-  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st, NULL), EMEL_FILE_CHANGED);
   uint32_t refused = 0;
   for (uint32_t i = 0; i < TENSORS; i++) {
     ck_assert(st[i] == EMEL_OK || st[i] == EMEL_FILE_CHANGED);
@@ -247,11 +247,11 @@ START_TEST(test_read_refuses_a_file_whose_modification_time_moved_under_a_thread
   ck_assert_uint_gt(refused, 0);
   ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_READ), TENSORS - refused);
   ck_assert_int_eq(fp.open_fds, 0); /* forgotten on settlement */
-  ck_assert_int_eq(emel_tensors_evict_all(t), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st, NULL), EMEL_OK);
   for (uint32_t i = 0; i < TENSORS; i++) {
     emel_tensor_view v;
-    ck_assert_int_eq(emel_tensors_view(t, i, &v), EMEL_OK);
+    ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
     assert_original_bytes(m, i, &v);
   }
   close_model(m);
@@ -265,10 +265,10 @@ START_TEST(test_read_refuses_a_file_truncated_before_a_batch) {
   emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
   emel_status st[TENSORS];
   truncate_file(NULL);
-  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st, NULL), EMEL_FILE_CHANGED);
   for (uint32_t i = 0; i < TENSORS; i++) assert_refused_cleanly(m, i, st[i]);
   restore_in_place();
-  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st, NULL), EMEL_OK);
   close_model(m);
 }
 END_TEST
@@ -348,7 +348,7 @@ START_TEST(test_mmap_keeps_the_mapped_bytes_of_a_file_replaced_by_rename_after_m
   assert_original_bytes(m, 0, &first);
   ck_assert_int_eq(load(m, 1, EMEL_STRATEGY_MMAP, &second), EMEL_OK); /* the mapping of the old inode */
   assert_original_bytes(m, 1, &second);
-  ck_assert_int_eq(emel_tensors_evict_all(emel_model_tensors(m)), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict_all(emel_model_tensors(m), NULL), EMEL_OK);
   /* unmapped now: the next map opens the path again and finds the other file */
   assert_refused_cleanly(m, 0, load(m, 0, EMEL_STRATEGY_MMAP, NULL));
   close_model(m);
@@ -359,7 +359,7 @@ END_TEST
 
 static emel_status load_flags(emel_model *m, uint32_t i, unsigned flags) {
   emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP, .flags = flags};
-  return emel_tensors_load(emel_model_tensors(m), i, &o, NULL);
+  return emel_tensors_load(emel_model_tensors(m), i, &o, NULL, NULL);
 }
 
 /* Guards against: MADV_POPULATE_READ's EFAULT on pages the file lost being
@@ -376,7 +376,7 @@ START_TEST(test_mmap_populate_of_a_file_truncated_under_its_mapping_is_file_chan
   ck_assert_int_eq(emel_tensors_state(emel_model_tensors(m), last), EMEL_TENSOR_BOUND);
   ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_MMAP), 1); /* tensor 0 only */
   ck_assert_int_eq(fp.open_fds, 0);
-  ck_assert_int_eq(emel_tensors_evict_all(emel_model_tensors(m)), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict_all(emel_model_tensors(m), NULL), EMEL_OK);
   ck_assert_int_eq(fp.live_maps, 0);
   restore_in_place();
   ck_assert_int_eq(load_flags(m, last, EMEL_LOAD_POPULATE), EMEL_OK);
@@ -417,25 +417,25 @@ START_TEST(test_hashing_a_mapped_tensor_of_a_truncated_file_is_file_changed) {
   emel_model *m = open_model(1);
   emel_tensors *t = emel_model_tensors(m);
   emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP};
-  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, NULL, NULL), EMEL_OK);
   const emel_gguf_tensor *first = emel_gguf_tensor_at(emel_model_index(m), 0);
   const uint64_t want = XXH3_64bits(original + first->offset, (size_t)first->size);
   uint64_t got = 0;
-  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got, NULL), EMEL_OK);
   ck_assert_uint_eq(got, want);
-  ck_assert_int_eq(emel_tensors_verify(t, 0, want), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_verify(t, 0, want ^ 1), EMEL_TENSOR_HASH_MISMATCH);
+  ck_assert_int_eq(emel_tensors_verify(t, 0, want, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_verify(t, 0, want ^ 1, NULL), EMEL_TENSOR_HASH_MISMATCH);
   truncate_file(NULL);
-  ck_assert_int_eq(emel_tensors_hash(t, TENSORS - 1, &got), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_hash(t, TENSORS - 1, &got, NULL), EMEL_FILE_CHANGED);
   ck_assert_int_eq(emel_tensors_last_error(t, TENSORS - 1).os_errno, EFAULT);
-  ck_assert_int_eq(emel_tensors_verify(t, TENSORS - 1, 0), EMEL_FILE_CHANGED);
-  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_OK); /* its pages are still in the file */
+  ck_assert_int_eq(emel_tensors_verify(t, TENSORS - 1, 0, NULL), EMEL_FILE_CHANGED);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got, NULL), EMEL_OK); /* its pages are still in the file */
   ck_assert_uint_eq(got, want);
   ck_assert_int_eq(fp.open_fds, 0);
-  ck_assert_int_eq(emel_tensors_evict_all(t), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_TENSOR_NOT_RESIDENT);
-  ck_assert_int_eq(emel_tensors_hash(t, TENSORS, &got), EMEL_TENSOR_UNKNOWN);
-  ck_assert_int_eq(emel_tensors_hash(t, 0, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got, NULL), EMEL_TENSOR_NOT_RESIDENT);
+  ck_assert_int_eq(emel_tensors_hash(t, TENSORS, &got, NULL), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, NULL, NULL), EMEL_INVALID_ARGUMENT);
   close_model(m);
 }
 END_TEST
@@ -452,9 +452,9 @@ START_TEST(test_a_hash_fault_on_an_unchanged_file_is_read_failed) {
   const int64_t fds = fp.open_fds; /* the read strategy keeps its descriptor */
   fault_platform_fail_many(&fp, FP_GUARD, fp.calls[FP_GUARD] + 1, 10, EFAULT);
   uint64_t got;
-  ck_assert_int_eq(emel_tensors_hash(t, 0, &got), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_hash(t, 0, &got, NULL), EMEL_READ_FAILED);
   ck_assert_int_eq(emel_tensors_last_error(t, 0).os_errno, EFAULT);
-  ck_assert_int_eq(emel_tensors_hash(t, 1, &got), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_hash(t, 1, &got, NULL), EMEL_OK);
   const emel_gguf_tensor *second = emel_gguf_tensor_at(emel_model_index(m), 1);
   ck_assert_uint_eq(got, XXH3_64bits(original + second->offset, (size_t)second->size));
   ck_assert_int_eq(fp.open_fds, fds);

@@ -201,44 +201,44 @@ START_TEST(test_every_value_type_and_nested_arrays_round_trip) {
   ck_assert_int_eq(emel_gguf_kv_count(g), 18);
   ck_assert_str_eq(emel_gguf_architecture(g), "llama");
   ck_assert_str_eq(emel_gguf_name(g), "round-trip");
-  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u8", &u), EMEL_OK); ck_assert_uint_eq(u, 200);
-  ck_assert_int_eq(emel_gguf_get_int(g, "t.i8", &i), EMEL_OK); ck_assert_int_eq(i, -100);
-  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u16", &u), EMEL_OK); ck_assert_uint_eq(u, 60000);
-  ck_assert_int_eq(emel_gguf_get_int(g, "t.i16", &i), EMEL_OK); ck_assert_int_eq(i, -30000);
-  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u32", &u), EMEL_OK); ck_assert_uint_eq(u, 4000000000u);
-  ck_assert_int_eq(emel_gguf_get_int(g, "t.i32", &i), EMEL_OK); ck_assert_int_eq(i, -2000000000);
-  ck_assert_int_eq(emel_gguf_get_float(g, "t.f32", &d), EMEL_OK); ck_assert(d == 1.5);
-  ck_assert_int_eq(emel_gguf_get_bool(g, "t.bool", &b), EMEL_OK); ck_assert(b);
-  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u64", &u), EMEL_OK); ck_assert(u == UINT64_MAX);
-  ck_assert_int_eq(emel_gguf_get_int(g, "t.i64", &i), EMEL_OK); ck_assert(i == INT64_MIN);
-  ck_assert_int_eq(emel_gguf_get_float(g, "t.f64", &d), EMEL_OK); ck_assert(d == -2.25);
-  ck_assert_int_eq(emel_gguf_get_string(g, "general.name", &s, &len), EMEL_OK); ck_assert_uint_eq(len, 10);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u8", &u, NULL), EMEL_OK); ck_assert_uint_eq(u, 200);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i8", &i, NULL), EMEL_OK); ck_assert_int_eq(i, -100);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u16", &u, NULL), EMEL_OK); ck_assert_uint_eq(u, 60000);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i16", &i, NULL), EMEL_OK); ck_assert_int_eq(i, -30000);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u32", &u, NULL), EMEL_OK); ck_assert_uint_eq(u, 4000000000u);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i32", &i, NULL), EMEL_OK); ck_assert_int_eq(i, -2000000000);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.f32", &d, NULL), EMEL_OK); ck_assert(d == 1.5);
+  ck_assert_int_eq(emel_gguf_get_bool(g, "t.bool", &b, NULL), EMEL_OK); ck_assert(b);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.u64", &u, NULL), EMEL_OK); ck_assert(u == UINT64_MAX);
+  ck_assert_int_eq(emel_gguf_get_int(g, "t.i64", &i, NULL), EMEL_OK); ck_assert(i == INT64_MIN);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.f64", &d, NULL), EMEL_OK); ck_assert(d == -2.25);
+  ck_assert_int_eq(emel_gguf_get_string(g, "general.name", &s, &len, NULL), EMEL_OK); ck_assert_uint_eq(len, 10);
 
   emel_gguf_array a;
   emel_gguf_value v;
-  ck_assert_int_eq(emel_gguf_get_array(g, "a.i32", &a), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.i32", &a, NULL), EMEL_OK);
   ck_assert_uint_eq(a.count, 3);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v), EMEL_OK); ck_assert_int_eq(v.v.i32, -1);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 3, &v), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_gguf_get_array(g, "a.f64", &a), EMEL_OK);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v), EMEL_OK); ck_assert(v.v.f64 == 1e300);
-  ck_assert_int_eq(emel_gguf_get_array(g, "a.str", &a), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v, NULL), EMEL_OK); ck_assert_int_eq(v.v.i32, -1);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 3, &v, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.f64", &a, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 1, &v, NULL), EMEL_OK); ck_assert(v.v.f64 == 1e300);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.str", &a, NULL), EMEL_OK);
   for (uint64_t k = 0; k < 6; k++) {
-    ck_assert_int_eq(emel_gguf_array_get(&a, k, &v), EMEL_OK);
+    ck_assert_int_eq(emel_gguf_array_get(&a, k, &v, NULL), EMEL_OK);
     ck_assert_uint_eq(v.v.str.len, strlen(tokens[k]));
     ck_assert(memcmp(v.v.str.ptr, tokens[k], v.v.str.len) == 0);
   }
-  ck_assert_int_eq(emel_gguf_get_array(g, "a.empty", &a), EMEL_OK); ck_assert_uint_eq(a.count, 0);
-  ck_assert_int_eq(emel_gguf_get_array(g, "a.nested", &a), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.empty", &a, NULL), EMEL_OK); ck_assert_uint_eq(a.count, 0);
+  ck_assert_int_eq(emel_gguf_get_array(g, "a.nested", &a, NULL), EMEL_OK);
   ck_assert_uint_eq(a.elem_type, EMEL_GGUF_TYPE_ARRAY);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 2, &v), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 2, &v, NULL), EMEL_OK);
   emel_gguf_array inner = v.v.arr;
   ck_assert_uint_eq(inner.elem_type, EMEL_GGUF_TYPE_STRING);
-  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v, NULL), EMEL_OK);
   ck_assert(v.v.str.len == 2 && memcmp(v.v.str.ptr, "yz", 2) == 0);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v, NULL), EMEL_OK);
   inner = v.v.arr;
-  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v), EMEL_OK); ck_assert_uint_eq(v.v.u32, 2);
+  ck_assert_int_eq(emel_gguf_array_get(&inner, 1, &v, NULL), EMEL_OK); ck_assert_uint_eq(v.v.u32, 2);
   emel_gguf_close(g);
 }
 END_TEST
@@ -250,21 +250,21 @@ START_TEST(test_lookups_find_keys_and_tensors_by_name_and_report_type_mismatches
   size_t idx;
   uint64_t u;
   double d;
-  ck_assert_int_eq(emel_gguf_kv_find(g, "t.u16", &idx), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_kv_find(g, "t.u16", &idx, NULL), EMEL_OK);
   ck_assert_str_eq(emel_gguf_kv_key(g, idx), "t.u16");
   ck_assert_uint_eq(emel_gguf_kv_type(g, idx), EMEL_GGUF_TYPE_UINT16);
-  ck_assert_int_eq(emel_gguf_kv_find(g, "t.nope", &idx), EMEL_GGUF_KEY_NOT_FOUND);
-  ck_assert_int_eq(emel_gguf_get_uint(g, "t.i8", &u), EMEL_GGUF_KEY_TYPE_MISMATCH);
-  ck_assert_int_eq(emel_gguf_get_float(g, "t.u8", &d), EMEL_GGUF_KEY_TYPE_MISMATCH);
+  ck_assert_int_eq(emel_gguf_kv_find(g, "t.nope", &idx, NULL), EMEL_GGUF_KEY_NOT_FOUND);
+  ck_assert_int_eq(emel_gguf_get_uint(g, "t.i8", &u, NULL), EMEL_GGUF_KEY_TYPE_MISMATCH);
+  ck_assert_int_eq(emel_gguf_get_float(g, "t.u8", &d, NULL), EMEL_GGUF_KEY_TYPE_MISMATCH);
   ck_assert_uint_eq(emel_gguf_tensor_count(g), 3);
-  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.0.ffn_up.weight", &idx), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.0.ffn_up.weight", &idx, NULL), EMEL_OK);
   ck_assert_uint_eq(idx, 2);
   const emel_gguf_tensor *t = emel_gguf_tensor_at(g, idx);
   ck_assert_str_eq(t->name, "blk.0.ffn_up.weight");
   ck_assert_uint_eq(t->n_dims, 3);
   ck_assert_uint_eq(t->ne[2], 2); ck_assert_uint_eq(t->ne[3], 1);
   ck_assert_uint_eq(t->size, 4 * 144);
-  ck_assert_int_eq(emel_gguf_tensor_find(g, "missing", &idx), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "missing", &idx, NULL), EMEL_TENSOR_UNKNOWN);
   ck_assert_ptr_null(emel_gguf_tensor_at(g, 3));
   emel_gguf_close(g);
 }
@@ -346,7 +346,7 @@ START_TEST(test_mixed_quantized_tensors_have_the_byte_sizes_ggml_gives) {
     ck_assert_uint_eq(t->type, ggml_sizes[i].type);
     ck_assert_uint_eq(t->size, 6ull * ggml_sizes[i].bytes);
     uint32_t back;
-    ck_assert_int_eq(emel_ggml_type_from_name(emel_ggml_type_name(t->type), &back), EMEL_OK);
+    ck_assert_int_eq(emel_ggml_type_from_name(emel_ggml_type_name(t->type), &back, NULL), EMEL_OK);
     ck_assert_uint_eq(back, t->type);
   }
   emel_gguf_close(g);
@@ -401,7 +401,7 @@ START_TEST(test_a_split_model_of_three_files_indexes_every_file) {
   gw_split_path(third, sizeof third, prefix, 2, 3);
   ck_assert_str_eq(emel_gguf_file_path(g, 2), third);
   size_t idx;
-  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.2.attn_v.weight", &idx), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_tensor_find(g, "blk.2.attn_v.weight", &idx, NULL), EMEL_OK);
   ck_assert_uint_eq(emel_gguf_tensor_at(g, idx)->file_index, 2);
   assert_tensor_bytes(g, 9);
   emel_gguf_close(g);
@@ -493,7 +493,7 @@ START_TEST(test_a_missing_middle_part_is_an_open_failure_of_that_part) {
   ck_assert_uint_eq(err.file, 2);
   ck_assert_ptr_null(err.detail);
   uint32_t count = 0;
-  ck_assert_int_eq(emel_gguf_split_path(part, sizeof part, first, err.file, &count), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(part, sizeof part, first, err.file, &count, NULL), EMEL_OK);
   ck_assert_str_eq(part, missing);
   ck_assert_uint_eq(count, 3);
   /* a part that is there but broken is charged to that part too */
@@ -614,29 +614,29 @@ END_TEST
 START_TEST(test_split_path_rebuilds_each_part_name) {
   char buf[128];
   uint32_t count = 0;
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 12, &count), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 12, &count, NULL), EMEL_OK);
   ck_assert_str_eq(buf, "d/m-00012-of-00012.gguf");
   ck_assert_uint_eq(count, 12);
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 1, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "d/m-00001-of-00012.gguf", 1, NULL, NULL), EMEL_OK);
   ck_assert_str_eq(buf, "d/m-00001-of-00012.gguf");
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 13, NULL), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 0, NULL), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_gguf_split_path(buf, 21, "m-00001-of-00012.gguf", 2, NULL), EMEL_INVALID_PATH);
-  ck_assert_int_eq(emel_gguf_split_path(buf, 22, "m-00001-of-00012.gguf", 2, NULL), EMEL_OK);
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-123456.gguf", 123456, &count), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 13, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-00012.gguf", 0, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 21, "m-00001-of-00012.gguf", 2, NULL, NULL), EMEL_INVALID_PATH);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 22, "m-00001-of-00012.gguf", 2, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, "m-00001-of-123456.gguf", 123456, &count, NULL), EMEL_OK);
   ck_assert_str_eq(buf, "m-123456-of-123456.gguf");
   /* not a first part's name: one part, itself */
   static const char *const single[] = {"model.gguf", "m-00002-of-00003.gguf", "m-00001-of-0003.gguf",
                                        "m-00001-of-000003.gguf", "m-00001-of-00000.gguf", "-00001-of-00003.gguf.bin"};
   for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
-    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 1, &count), EMEL_OK);
+    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 1, &count, NULL), EMEL_OK);
     ck_assert_str_eq(buf, single[i]);
     ck_assert_uint_eq(count, 1);
-    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 2, NULL), EMEL_INVALID_ARGUMENT);
+    ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, single[i], 2, NULL, NULL), EMEL_INVALID_ARGUMENT);
   }
-  ck_assert_int_eq(emel_gguf_split_path(NULL, 1, "m.gguf", 1, NULL), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, NULL, 1, NULL), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_gguf_split_path(buf, 6, "m.gguf", 1, NULL), EMEL_INVALID_PATH);
+  ck_assert_int_eq(emel_gguf_split_path(NULL, 1, "m.gguf", 1, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, sizeof buf, NULL, 1, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_gguf_split_path(buf, 6, "m.gguf", 1, NULL, NULL), EMEL_INVALID_PATH);
 }
 END_TEST
 
@@ -698,7 +698,7 @@ static const uint64_t one_dim[1] = {32};
 
 static void tensor_at(gw *w, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t off) {
   uint64_t bytes = 0;
-  if (emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes) != EMEL_OK || bytes > 4096) bytes = 0;
+  if (emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes, NULL) != EMEL_OK || bytes > 4096) bytes = 0;
   gw_tensor_raw(w, name, type, n_dims, ne, off, bytes);
 }
 
@@ -884,7 +884,7 @@ START_TEST(test_element_counts_at_ggmls_limit_are_refused_and_just_below_it_are_
       uint64_t ne[4] = {1, 1, 1, 1}, bytes = 0;
       ne[at[i].big] = limit + (uint64_t)(int64_t)side;
       ne[at[i].dim] = at[i].outer;
-      emel_status st = emel_ggml_tensor_nbytes(EMEL_GGML_TYPE_I8, at[i].dim + 1, ne, &bytes);
+      emel_status st = emel_ggml_tensor_nbytes(EMEL_GGML_TYPE_I8, at[i].dim + 1, ne, &bytes, NULL);
       const emel_status want = side < 0 ? EMEL_OK : EMEL_GGUF_SIZE_OVERFLOW;
       ck_assert_msg(st == want, "case %zu side %d: got %s, want %s", i, side, emel_status_name(st),
                     emel_status_name(want));
@@ -963,8 +963,8 @@ START_TEST(test_a_vocab_sized_string_array_stays_within_a_small_multiple_of_the_
   ck_assert_int_eq(emel_gguf_open(&g, path, &cfg, NULL), EMEL_OK);
   emel_gguf_array a;
   emel_gguf_value v;
-  ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a), EMEL_OK);
-  ck_assert_int_eq(emel_gguf_array_get(&a, 31337, &v), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_array_get(&a, 31337, &v, NULL), EMEL_OK);
   ck_assert(v.v.str.len == 8 && memcmp(v.v.str.ptr, "tok31337", 8) == 0);
   ck_assert_uint_lt(cnt.peak, emel_gguf_file_size(g, 0) * 4 + (1u << 20));
   emel_gguf_close(g);
@@ -1062,9 +1062,9 @@ START_TEST(test_the_llama_cpp_fixtures_index_as_their_readme_says) {
     ck_assert_str_eq(emel_gguf_architecture(g), fx[i].arch);
     emel_gguf_array a;
     emel_gguf_value v;
-    ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a), EMEL_OK);
+    ck_assert_int_eq(emel_gguf_get_array(g, "tokenizer.ggml.tokens", &a, NULL), EMEL_OK);
     ck_assert_uint_eq(a.count, fx[i].n_tokens);
-    ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v), EMEL_OK);
+    ck_assert_int_eq(emel_gguf_array_get(&a, 0, &v, NULL), EMEL_OK);
     ck_assert(v.v.str.len == strlen(fx[i].tokens_head) && !memcmp(v.v.str.ptr, fx[i].tokens_head, v.v.str.len));
     emel_gguf_close(g);
   }

@@ -16,7 +16,7 @@ static void setup(void) {
   fault_platform_init(&fp);
   memset(&fake, 0, sizeof fake);
   emel_io_config c = {.platform = &fp.ops, .max_files = 2};
-  ck_assert_int_eq(emel_io_create(&io, &c), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&io, &c, NULL), EMEL_OK);
 }
 
 static void teardown(void) {
@@ -26,9 +26,9 @@ static void teardown(void) {
 
 START_TEST(test_files_are_added_up_to_the_declared_capacity) {
   uint32_t a, b, c;
-  ck_assert_int_eq(emel_io_add_file(io, "model-00001-of-00002.gguf", 25, &a), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, "model-00002-of-00002.gguf", 25, &b), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, "third.gguf", 10, &c), EMEL_FILE_TABLE_FULL);
+  ck_assert_int_eq(emel_io_add_file(io, "model-00001-of-00002.gguf", 25, &a, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "model-00002-of-00002.gguf", 25, &b, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "third.gguf", 10, &c, NULL), EMEL_FILE_TABLE_FULL);
   ck_assert_uint_eq(a, 0);
   ck_assert_uint_eq(b, 1);
   const emel_io_files *files = emel_io_files_of(io);
@@ -39,11 +39,11 @@ END_TEST
 
 START_TEST(test_a_path_with_an_embedded_nul_is_kept_whole_for_its_strategy_to_refuse) {
   uint32_t a;
-  ck_assert_int_eq(emel_io_add_file(io, "a\0b", 3, &a), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "a\0b", 3, &a, NULL), EMEL_OK);
   ck_assert_uint_eq(emel_io_files_of(io)->files[a].path_len, 3);
   static char long_path[EMEL_IO_MAX_PATH + 2];
   memset(long_path, 'x', sizeof long_path - 1);
-  ck_assert_int_eq(emel_io_add_file(io, long_path, sizeof long_path - 1, &a), EMEL_INVALID_PATH);
+  ck_assert_int_eq(emel_io_add_file(io, long_path, sizeof long_path - 1, &a, NULL), EMEL_INVALID_PATH);
 }
 END_TEST
 
@@ -64,7 +64,7 @@ START_TEST(test_a_request_for_an_absent_strategy_is_unknown_strategy) {
 END_TEST
 
 START_TEST(test_requests_reach_the_attached_strategy_and_carry_its_error_code) {
-  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
   ck_assert(emel_io_has_strategy(io, EMEL_STRATEGY_READ));
   emel_io_request req = {.strategy = EMEL_STRATEGY_READ, .offset = 8, .size = 16};
   emel_io_result res;
@@ -85,7 +85,7 @@ START_TEST(test_requests_reach_the_attached_strategy_and_carry_its_error_code) {
 END_TEST
 
 START_TEST(test_a_uniform_batch_goes_to_the_strategy_in_one_call_and_a_mixed_one_request_by_request) {
-  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
   emel_io_request reqs[3] = {{.strategy = EMEL_STRATEGY_READ, .offset = 0, .size = 8},
                              {.strategy = EMEL_STRATEGY_READ, .offset = 8, .size = 8},
                              {.strategy = EMEL_STRATEGY_READ, .offset = 16, .size = 8}};
@@ -109,15 +109,15 @@ END_TEST
 START_TEST(test_a_second_strategy_of_one_kind_is_refused_and_destroyed) {
   fake_strategy second;
   memset(&second, 0, sizeof second);
-  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake), EMEL_OK);
-  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &second), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &second, NULL), EMEL_INVALID_ARGUMENT);
   ck_assert_int_eq(second.destroyed, 1);
   ck_assert_int_eq(fake.destroyed, 0);
 }
 END_TEST
 
 START_TEST(test_destroying_the_boundary_destroys_its_strategies) {
-  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
   emel_io_destroy(io);
   io = NULL;
   ck_assert_int_eq(fake.destroyed, 1);
@@ -127,16 +127,16 @@ END_TEST
 START_TEST(test_creation_failures_are_named_and_leak_nothing) {
   emel_io *x;
   emel_io_config too_many = {.platform = &fp.ops, .max_files = EMEL_IO_MAX_FILES + 1};
-  ck_assert_int_eq(emel_io_create(&x, &too_many), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_create(&x, &too_many, NULL), EMEL_INVALID_ARGUMENT);
   for (uint64_t k = 1; k <= 2; k++) {
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
     emel_io_config c = {.platform = &fp.ops};
-    ck_assert_int_eq(emel_io_create(&x, &c), EMEL_OUT_OF_MEMORY);
+    ck_assert_int_eq(emel_io_create(&x, &c, NULL), EMEL_OUT_OF_MEMORY);
     fault_platform_clear_faults(&fp);
   }
   fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + 1, ENOMEM);
   uint32_t i;
-  ck_assert_int_eq(emel_io_add_file(io, "m.gguf", 6, &i), EMEL_OUT_OF_MEMORY);
+  ck_assert_int_eq(emel_io_add_file(io, "m.gguf", 6, &i, NULL), EMEL_OUT_OF_MEMORY);
 }
 END_TEST
 

@@ -45,10 +45,10 @@ static void make_temp(char *out, size_t n, uint64_t size) {
 
 static void open_io(uint32_t max_mappings) {
   emel_io_config ic = {.platform = &fp.ops};
-  ck_assert_int_eq(emel_io_create(&io, &ic), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   emel_io_mmap_config mc = {.max_mappings = max_mappings};
-  ck_assert_int_eq(emel_io_mmap_attach(io, &mc), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file), EMEL_OK);
+  ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file, NULL), EMEL_OK);
 }
 
 static void setup(void) {
@@ -149,7 +149,7 @@ START_TEST(test_fifteen_hundred_tensors_of_one_file_open_and_map_it_once) {
   char big[64];
   make_temp(big, sizeof big, (uint64_t)N * STRIDE + 17);
   uint32_t idx;
-  ck_assert_int_eq(emel_io_add_file(io, big, strlen(big), &idx), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, big, strlen(big), &idx, NULL), EMEL_OK);
   static emel_io_result r[N];
   for (uint32_t i = 0; i < N; i++) {
     emel_io_request q = request((uint64_t)i * STRIDE, 70 + i % 26, i % 3 == 0 ? EMEL_LOAD_POPULATE : 0);
@@ -388,8 +388,8 @@ END_TEST
 
 START_TEST(test_an_empty_path_or_one_with_an_embedded_nul_is_invalid_path) {
   uint32_t empty, nul;
-  ck_assert_int_eq(emel_io_add_file(io, "", 0, &empty), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, "/tmp\0/x", 7, &nul), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "", 0, &empty, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "/tmp\0/x", 7, &nul, NULL), EMEL_OK);
   emel_io_request q = request(0, 10, 0);
   emel_io_result res;
   q.file_index = empty;
@@ -437,7 +437,7 @@ START_TEST(test_an_open_failure_is_open_failed_with_its_errno) {
   fault_platform_fail(&fp, FP_OPEN, 1, EMFILE);
   assert_refused(map(0, 10, 0), EMEL_OPEN_FAILED, EMFILE);
   uint32_t missing;
-  ck_assert_int_eq(emel_io_add_file(io, "/nonexistent/emel/model.gguf", 28, &missing), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "/nonexistent/emel/model.gguf", 28, &missing, NULL), EMEL_OK);
   emel_io_request q = request(0, 10, 0);
   q.file_index = missing;
   emel_io_result res;
@@ -581,9 +581,9 @@ END_TEST
 /* ---- attach ---- */
 
 START_TEST(test_attach_refuses_no_io_and_a_second_mmap_strategy) {
-  ck_assert_int_eq(emel_io_mmap_attach(NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_mmap_attach(NULL, NULL, NULL), EMEL_INVALID_ARGUMENT);
   int64_t allocs = fp.live_allocs;
-  ck_assert_int_eq(emel_io_mmap_attach(io, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_mmap_attach(io, NULL, NULL), EMEL_INVALID_ARGUMENT);
   ck_assert_int_eq(fp.live_allocs, allocs);
 }
 END_TEST
@@ -592,10 +592,10 @@ START_TEST(test_a_failed_allocation_at_attach_is_out_of_memory_and_leaks_nothing
   for (uint64_t nth = 1; nth <= 4; nth++) {
     emel_io *other;
     emel_io_config ic = {.platform = &fp.ops};
-    ck_assert_int_eq(emel_io_create(&other, &ic), EMEL_OK);
+    ck_assert_int_eq(emel_io_create(&other, &ic, NULL), EMEL_OK);
     int64_t allocs = fp.live_allocs;
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + nth, ENOMEM);
-    ck_assert_int_eq(emel_io_mmap_attach(other, NULL), EMEL_OUT_OF_MEMORY);
+    ck_assert_int_eq(emel_io_mmap_attach(other, NULL, NULL), EMEL_OUT_OF_MEMORY);
     ck_assert_int_eq(fp.live_allocs, allocs);
     fault_platform_clear_faults(&fp);
     emel_io_destroy(other);
@@ -623,26 +623,26 @@ static emel_tensor_span span_of(uint64_t offset, uint64_t size) {
 START_TEST(test_a_tensor_loaded_with_mmap_is_resident_with_the_files_bytes_and_evicts) {
   emel_tensors *t;
   emel_tensors_config tc = {.io = io, .capacity = 4};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t w, b;
   emel_tensor_span sw = span_of(32, 2 * page), sb = span_of(2 * page + 96, 500);
-  ck_assert_int_eq(emel_tensors_add(t, "blk.0.w", 7, &sw, &w), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_add(t, "blk.0.b", 7, &sb, &b), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "blk.0.w", 7, &sw, &w, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "blk.0.b", 7, &sb, &b, NULL), EMEL_OK);
   emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE};
   emel_tensor_view v;
-  ck_assert_int_eq(emel_tensors_load(t, w, &opt, &v), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, w, &opt, &v, NULL), EMEL_OK);
   ck_assert_int_eq(v.residency, EMEL_RESIDENCY_MAPPED);
   ck_assert_int_eq(v.strategy, EMEL_STRATEGY_MMAP);
   emel_io_result as = {.data = v.data, .size = v.size};
   assert_bytes(&as, 32, 2 * page);
   opt.flags = EMEL_LOAD_LOCK;
-  ck_assert_int_eq(emel_tensors_load(t, b, &opt, &v), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, b, &opt, &v, NULL), EMEL_OK);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 2);
   ck_assert_uint_eq(emel_tensors_resident_count(t), 2);
-  ck_assert_int_eq(emel_tensors_evict(t, w), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, w, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_state(t, w), EMEL_TENSOR_EVICTED);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
-  ck_assert_int_eq(emel_tensors_load(t, w, &opt, &v), EMEL_OK); /* again after evict */
+  ck_assert_int_eq(emel_tensors_load(t, w, &opt, &v, NULL), EMEL_OK); /* again after evict */
   as.data = v.data;
   assert_bytes(&as, 32, 2 * page);
   ck_assert_uint_eq(fp.calls[FP_OPEN], 1);
@@ -656,20 +656,20 @@ END_TEST
 START_TEST(test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchanged) {
   emel_tensors *t;
   emel_tensors_config tc = {.io = io, .capacity = 4};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t ok, past;
   emel_tensor_span s1 = span_of(0, 100), s2 = span_of(file_size - 50, 51);
-  ck_assert_int_eq(emel_tensors_add(t, "ok", 2, &s1, &ok), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_add(t, "past", 4, &s2, &past), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "ok", 2, &s1, &ok, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "past", 4, &s2, &past, NULL), EMEL_OK);
   emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP};
-  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_load(t, past, &opt, NULL), EMEL_SPAN_BEYOND_EOF);
+  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, past, &opt, NULL, NULL), EMEL_SPAN_BEYOND_EOF);
   ck_assert_int_eq(emel_tensors_state(t, past), EMEL_TENSOR_BOUND);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
-  emel_tensors_evict(t, ok);
+  emel_tensors_evict(t, ok, NULL);
   fault_platform_fail(&fp, FP_LOCK, 1, ENOMEM);
   opt.flags = EMEL_LOAD_LOCK;
-  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL), EMEL_MMAP_LOCK_FAILED);
+  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL, NULL), EMEL_MMAP_LOCK_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, ok), EMEL_TENSOR_BOUND);
   ck_assert_int_eq(emel_tensors_last_error(t, ok).code, EMEL_MMAP_LOCK_FAILED);
   ck_assert_int_eq(emel_tensors_last_error(t, ok).os_errno, ENOMEM);
@@ -677,7 +677,7 @@ START_TEST(test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchange
   ck_assert_uint_eq(emel_tensors_resident_count(t), 0);
   ck_assert_uint_eq(fp.live_maps, 0);
   opt.flags = EMEL_LOAD_DIRECT;
-  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL, NULL), EMEL_INVALID_REQUEST);
   ck_assert_int_eq(emel_tensors_state(t, ok), EMEL_TENSOR_BOUND);
   emel_tensors_destroy(t);
 }
@@ -686,17 +686,17 @@ END_TEST
 START_TEST(test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evicts) {
   emel_tensors *t;
   emel_tensors_config tc = {.io = io, .capacity = 2};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t i;
   emel_tensor_span s = span_of(64, 64);
-  ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i, NULL), EMEL_OK);
   emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP};
-  ck_assert_int_eq(emel_tensors_load(t, i, &opt, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, i, &opt, NULL, NULL), EMEL_OK);
   fault_platform_fail(&fp, FP_UNMAP, 1, EINVAL);
-  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_MMAP_UNMAP_FAILED);
+  ck_assert_int_eq(emel_tensors_evict(t, i, NULL), EMEL_MMAP_UNMAP_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_RESIDENT);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
-  ck_assert_int_eq(emel_tensors_evict(t, i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, i, NULL), EMEL_OK);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
   emel_tensors_destroy(t);
 }

@@ -49,7 +49,7 @@ static int64_t capped_pread(void *user, int fd, void *buf, size_t len, uint64_t 
 }
 
 static void attach(const emel_io_read_config *config) {
-  ck_assert_int_eq(emel_io_read_attach(io, config), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(io, config, NULL), EMEL_OK);
 }
 
 static void setup(void) {
@@ -58,10 +58,10 @@ static void setup(void) {
   ops.pread = capped_pread;
   pread_cap = -1;
   emel_io_config c = {.platform = &ops, .max_files = 4};
-  ck_assert_int_eq(emel_io_create(&io, &c), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&io, &c, NULL), EMEL_OK);
   snprintf(path0, sizeof path0, "io_read_%ld.bin", (long)getpid()); /* cwd: the build tree */
   write_file(path0, FILE_BYTES);
-  ck_assert_int_eq(emel_io_add_file(io, path0, strlen(path0), &file0), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, path0, strlen(path0), &file0, NULL), EMEL_OK);
   expect = malloc(FILE_BYTES);
   for (size_t i = 0; i < FILE_BYTES; i++) expect[i] = byte_at(i);
 }
@@ -108,7 +108,7 @@ static void assert_refused(emel_io_request r, emel_status code, int os_errno) {
 
 static emel_io_read_stats stats(void) {
   emel_io_read_stats s;
-  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s, NULL), EMEL_OK);
   return s;
 }
 
@@ -439,7 +439,7 @@ END_TEST
 
 START_TEST(test_a_huge_page_size_that_is_not_a_power_of_two_is_refused_at_attach) {
   emel_io_read_config c = {.huge_page_size = 3 << 20};
-  ck_assert_int_eq(emel_io_read_attach(io, &c), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &c, NULL), EMEL_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -462,8 +462,8 @@ END_TEST
 START_TEST(test_an_empty_path_or_one_with_an_embedded_nul_is_an_invalid_path) {
   attach(NULL);
   uint32_t empty, nul;
-  ck_assert_int_eq(emel_io_add_file(io, "", 0, &empty), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, "io_read\0x.bin", 13, &nul), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "", 0, &empty, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "io_read\0x.bin", 13, &nul, NULL), EMEL_OK);
   emel_io_request r = req(0, 16);
   r.file_index = empty;
   assert_refused(r, EMEL_INVALID_PATH, 0);
@@ -545,7 +545,7 @@ END_TEST
 START_TEST(test_a_failed_open_keeps_its_errno_and_holds_nothing) {
   attach(NULL);
   uint32_t missing;
-  ck_assert_int_eq(emel_io_add_file(io, "no-such-file.gguf", 17, &missing), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "no-such-file.gguf", 17, &missing, NULL), EMEL_OK);
   emel_io_request r = req(0, 16);
   r.file_index = missing;
   assert_refused(r, EMEL_OPEN_FAILED, ENOENT);
@@ -796,16 +796,16 @@ static void par_requests(emel_io_request *r, int n, uint64_t step, unsigned flag
 static emel_io *par_io(const emel_io_read_config *c) {
   emel_io *x;
   emel_io_config ic = {.platform = &fp.ops, .max_files = 1};
-  ck_assert_int_eq(emel_io_create(&x, &ic), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&x, &ic, NULL), EMEL_OK);
   uint32_t f;
-  ck_assert_int_eq(emel_io_add_file(x, path0, strlen(path0), &f), EMEL_OK);
-  ck_assert_int_eq(emel_io_read_attach(x, c), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(x, path0, strlen(path0), &f, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(x, c, NULL), EMEL_OK);
   return x;
 }
 
 static emel_io_read_stats par_stats(const emel_io *x) {
   emel_io_read_stats s;
-  ck_assert_int_eq(emel_io_read_stats_of(x, &s), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_stats_of(x, &s, NULL), EMEL_OK);
   return s;
 }
 
@@ -861,7 +861,7 @@ START_TEST(test_threads_zero_means_one_lane_per_core_and_a_small_window_stays_on
   par_release_all(x, res, PAR_N);
   emel_io_destroy(x);
   emel_io_read_config too_many = {.threads = EMEL_IO_READ_MAX_THREADS + 1};
-  ck_assert_int_eq(emel_io_read_attach(io, &too_many), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &too_many, NULL), EMEL_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -969,7 +969,7 @@ START_TEST(test_direct_requests_of_a_batch_transfer_on_the_lanes_too) {
   par_release_all(x, res, N);
   emel_io_destroy(x);
   emel_io_read_config too_many = {.direct_threads = EMEL_IO_READ_MAX_THREADS + 1};
-  ck_assert_int_eq(emel_io_read_attach(io, &too_many), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &too_many, NULL), EMEL_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -979,26 +979,26 @@ START_TEST(test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_
   attach(NULL);
   emel_tensors *t;
   emel_tensors_config tc = {.io = io, .capacity = 2};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   emel_tensor_span s = {.n_dims = 1, .dims = {256, 1, 1, 1}, .file_index = file0, .offset = 4096, .size = 1024};
   uint32_t a, b;
-  ck_assert_int_eq(emel_tensors_add(t, "owned", 5, &s, &a), EMEL_OK);
-  ck_assert_int_eq(emel_tensors_add(t, "pinned", 6, &s, &b), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "owned", 5, &s, &a, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "pinned", 6, &s, &b, NULL), EMEL_OK);
   emel_tensor_view v;
   emel_load_options owned = {.strategy = EMEL_STRATEGY_READ};
-  ck_assert_int_eq(emel_tensors_load(t, a, &owned, &v), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, a, &owned, &v, NULL), EMEL_OK);
   ck_assert_int_eq(v.residency, EMEL_RESIDENCY_OWNED);
   ck_assert_int_eq(memcmp(v.data, expect + 4096, 1024), 0);
   static unsigned char pinned[2048];
   emel_load_options external = {.strategy = EMEL_STRATEGY_READ, .target = pinned, .target_size = sizeof pinned};
-  ck_assert_int_eq(emel_tensors_load(t, b, &external, &v), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, b, &external, &v, NULL), EMEL_OK);
   ck_assert_int_eq(v.residency, EMEL_RESIDENCY_EXTERNAL);
   ck_assert_ptr_eq(v.data, pinned);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 2);
   int64_t allocs = fp.live_allocs;
-  ck_assert_int_eq(emel_tensors_evict(t, a), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, a, NULL), EMEL_OK);
   ck_assert_int_eq(fp.live_allocs, allocs - 1);
-  ck_assert_int_eq(emel_tensors_evict(t, b), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_evict(t, b, NULL), EMEL_OK);
   ck_assert_int_eq(fp.live_allocs, allocs - 1); /* the caller's buffer stays the caller's */
   ck_assert_int_eq(memcmp(pinned, expect + 4096, 1024), 0);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
@@ -1011,20 +1011,20 @@ START_TEST(test_a_tensor_whose_read_fails_stays_bound_with_the_error_and_errno) 
   attach(NULL);
   emel_tensors *t;
   emel_tensors_config tc = {.io = io, .capacity = 1};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   emel_tensor_span s = {.n_dims = 1, .dims = {16, 1, 1, 1}, .file_index = file0, .offset = 0, .size = 64};
   uint32_t i;
-  ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i, NULL), EMEL_OK);
   emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
   fault_platform_fail(&fp, FP_PREAD, 1, EIO);
-  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL), EMEL_READ_FAILED);
+  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL, NULL), EMEL_READ_FAILED);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
   ck_assert_int_eq(emel_tensors_last_error(t, i).os_errno, EIO);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
   emel_load_options bad = {.strategy = EMEL_STRATEGY_READ, .flags = EMEL_LOAD_LOCK};
-  ck_assert_int_eq(emel_tensors_load(t, i, &bad, NULL), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_tensors_load(t, i, &bad, NULL, NULL), EMEL_INVALID_REQUEST);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
-  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_load(t, i, &o, NULL, NULL), EMEL_OK);
   emel_tensors_destroy(t); /* evicts */
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), 0);
 }
@@ -1034,21 +1034,21 @@ END_TEST
 
 START_TEST(test_attach_refuses_a_bad_config_a_second_read_strategy_and_reports_out_of_memory) {
   emel_io_read_config odd = {.alignment = 96}, small = {.alignment = 32};
-  ck_assert_int_eq(emel_io_read_attach(io, &odd), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_io_read_attach(io, &small), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_io_read_attach(NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &odd, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(io, &small, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_attach(NULL, NULL, NULL), EMEL_INVALID_ARGUMENT);
   emel_io_read_stats s;
-  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_UNKNOWN_STRATEGY);
-  ck_assert_int_eq(emel_io_read_stats_of(io, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s, NULL), EMEL_UNKNOWN_STRATEGY);
+  ck_assert_int_eq(emel_io_read_stats_of(io, NULL, NULL), EMEL_INVALID_ARGUMENT);
   for (uint64_t k = 1; k <= 6; k++) {
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
-    ck_assert_int_eq(emel_io_read_attach(io, NULL), EMEL_OUT_OF_MEMORY);
+    ck_assert_int_eq(emel_io_read_attach(io, NULL, NULL), EMEL_OUT_OF_MEMORY);
     fault_platform_clear_faults(&fp);
     ck_assert_int_eq(emel_io_has_strategy(io, EMEL_STRATEGY_READ), 0);
   }
   attach(NULL);
-  ck_assert_int_eq(emel_io_read_attach(io, NULL), EMEL_INVALID_ARGUMENT);
-  ck_assert_int_eq(emel_io_read_stats_of(io, &s), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(io, NULL, NULL), EMEL_INVALID_ARGUMENT);
+  ck_assert_int_eq(emel_io_read_stats_of(io, &s, NULL), EMEL_OK);
 }
 END_TEST
 

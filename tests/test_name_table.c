@@ -222,7 +222,7 @@ START_TEST(test_names_colliding_under_fnv_keep_opening_linear) {
   ck_assert_uint_eq(emel_tensors_name_probes(emel_model_tensors(m)), 0);
   uint32_t i;
   const emel_gguf_tensor *last = emel_gguf_tensor_at(g, HOSTILE_N - 1);
-  ck_assert_int_eq(emel_tensors_find(emel_model_tensors(m), last->name, last->name_len, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_find(emel_model_tensors(m), last->name, last->name_len, &i, NULL), EMEL_OK);
   ck_assert_uint_eq(i, HOSTILE_N - 1);
   emel_model_close(m);
   remove_tmp(path);
@@ -234,17 +234,17 @@ START_TEST(test_a_standalone_tensor_table_stays_linear_under_fnv_collisions) {
   fnv_names *tn = fnv_names_new('t');
   emel_tensors *t;
   emel_tensors_config tc = {.capacity = HOSTILE_N, .name_bytes = (size_t)HOSTILE_N * (FNV_NAME_LEN + 1)};
-  ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   char name[FNV_NAME_LEN + 1];
   for (uint32_t k = 0; k < HOSTILE_N; k++) {
     fnv_names_colliding(tn, name);
     uint32_t i;
-    ck_assert_int_eq(emel_tensors_declare(t, name, FNV_NAME_LEN, &i), EMEL_OK);
+    ck_assert_int_eq(emel_tensors_declare(t, name, FNV_NAME_LEN, &i, NULL), EMEL_OK);
   }
   const uint64_t probes = emel_tensors_name_probes(t);
   ck_assert_msg(probes <= 2ull * HOSTILE_N, "%llu probes for %d names", (unsigned long long)probes, HOSTILE_N);
   uint32_t i;
-  ck_assert_int_eq(emel_tensors_find(t, name, FNV_NAME_LEN, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_find(t, name, FNV_NAME_LEN, &i, NULL), EMEL_OK);
   ck_assert_uint_eq(i, HOSTILE_N - 1);
   emel_tensors_destroy(t);
   fnv_names_free(tn);
@@ -304,10 +304,10 @@ START_TEST(test_a_failing_random_op_falls_back_and_the_model_opens) {
   ck_assert(!emel_gguf_seeded_by_os(emel_model_index(m)));
   emel_tensor_view v;
   emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
-  ck_assert_int_eq(emel_model_load(m, "b.weight", &o, &v), EMEL_OK);
-  ck_assert_int_eq(emel_model_load(m, "c.weight", &o, &v), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_model_load(m, "b.weight", &o, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_model_load(m, "c.weight", &o, &v, NULL), EMEL_TENSOR_UNKNOWN);
   size_t k;
-  ck_assert_int_eq(emel_gguf_kv_find(emel_model_index(m), "general.architecture", &k), EMEL_OK);
+  ck_assert_int_eq(emel_gguf_kv_find(emel_model_index(m), "general.architecture", &k, NULL), EMEL_OK);
   emel_model_close(m);
   ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
   remove_tmp(path);
@@ -330,10 +330,10 @@ START_TEST(test_a_model_stores_each_name_once) {
   }
   /* The model's table is complete: no room for names of one's own. */
   uint32_t i;
-  ck_assert_int_eq(emel_tensors_declare(t, "c.weight", 8, &i), EMEL_TENSOR_TABLE_FULL);
-  ck_assert_int_eq(emel_tensors_find(t, "a.weight", 8, &i), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_declare(t, "c.weight", 8, &i, NULL), EMEL_TENSOR_TABLE_FULL);
+  ck_assert_int_eq(emel_tensors_find(t, "a.weight", 8, &i, NULL), EMEL_OK);
   ck_assert_uint_eq(i, 0);
-  ck_assert_int_eq(emel_tensors_find(t, "a.weigh", 7, &i), EMEL_TENSOR_UNKNOWN);
+  ck_assert_int_eq(emel_tensors_find(t, "a.weigh", 7, &i, NULL), EMEL_TENSOR_UNKNOWN);
   emel_model_close(m);
   remove_tmp(path);
 }

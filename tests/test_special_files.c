@@ -88,12 +88,12 @@ END_TEST
 static emel_io *io_with(const char *path, uint32_t *file) {
   emel_io *io;
   emel_io_config ic = {.platform = &fp.ops};
-  ck_assert_int_eq(emel_io_create(&io, &ic), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   emel_io_mmap_config mc = {0};
-  ck_assert_int_eq(emel_io_mmap_attach(io, &mc), EMEL_OK);
+  ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
   emel_io_read_config rc = {.threads = 1};
-  ck_assert_int_eq(emel_io_read_attach(io, &rc), EMEL_OK);
-  ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), file), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(io, &rc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), file, NULL), EMEL_OK);
   return io;
 }
 
@@ -139,13 +139,13 @@ START_TEST(test_a_platform_that_reports_a_fifo_is_refused_without_the_os) {
 
   emel_io *io;
   emel_io_config ic = {.platform = &mf.ops};
-  ck_assert_int_eq(emel_io_create(&io, &ic), EMEL_OK);
+  ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   emel_io_mmap_config mc = {0};
-  ck_assert_int_eq(emel_io_mmap_attach(io, &mc), EMEL_OK);
+  ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
   emel_io_read_config rc = {.threads = 1};
-  ck_assert_int_eq(emel_io_read_attach(io, &rc), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_attach(io, &rc, NULL), EMEL_OK);
   uint32_t file;
-  ck_assert_int_eq(emel_io_add_file(io, "pipe.gguf", 9, &file), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, "pipe.gguf", 9, &file, NULL), EMEL_OK);
   emel_strategy strategies[] = {EMEL_STRATEGY_MMAP, EMEL_STRATEGY_READ};
   for (int s = 0; s < 2; s++) {
     emel_io_request r = {.file_index = file, .offset = 0, .size = 16, .strategy = strategies[s]};

@@ -102,7 +102,7 @@ int emel_cli_open_error(const char *prog, const char *file, const emel_error *e)
   size_t n = 0;
   uint32_t count = 1;
   if (e->os_errno) n += (size_t)snprintf(tail + n, sizeof tail - n, " (%s)", strerror(e->os_errno));
-  if (e->file > 1 && emel_gguf_split_path(part, sizeof part, file, e->file, &count) == EMEL_OK)
+  if (e->file > 1 && emel_gguf_split_path(part, sizeof part, file, e->file, &count, NULL) == EMEL_OK)
     n += (size_t)snprintf(tail + n, sizeof tail - n, ": part %" PRIu32 " of %" PRIu32 " (%s)", e->file, count,
                           part); /* fits: tail has room for a whole part path plus the texts around it */
   if (e->detail) snprintf(tail + n, sizeof tail - n, ": %s", e->detail);

@@ -134,7 +134,7 @@ static void load_each_tensor(emel_model *model, const emel_load_options *o, load
   t->bytes = 0;
   for (uint32_t i = 0; i < t->count; i++) {
     emel_tensor_view v;
-    emel_status s = emel_tensors_load(tensors, i, o, &v);
+    emel_status s = emel_tensors_load(tensors, i, o, &v, NULL);
     if (s != EMEL_OK) die("emel_tensors_load", emel_status_name(s));
     t->bytes += v.size;
   }
@@ -145,11 +145,11 @@ static void load_every_tensor(emel_model *model, const emel_load_options *o, loa
   emel_tensors *tensors = emel_model_tensors(model);
   t->count = emel_tensors_count(tensors);
   t->bytes = 0;
-  emel_status s = emel_tensors_load_batch(tensors, NULL, t->count, o, NULL);
+  emel_status s = emel_tensors_load_batch(tensors, NULL, t->count, o, NULL, NULL);
   if (s != EMEL_OK) die("emel_tensors_load_batch", emel_status_name(s));
   for (uint32_t i = 0; i < t->count; i++) {
     emel_tensor_view v;
-    if (emel_tensors_view(tensors, i, &v) != EMEL_OK) die("emel_tensors_view", NULL);
+    if (emel_tensors_view(tensors, i, &v, NULL) != EMEL_OK) die("emel_tensors_view", NULL);
     t->bytes += v.size;
   }
 }
@@ -174,7 +174,7 @@ static double per_tensor_cost(const char *path, emel_strategy strategy) {
   load_timing t = {0};
   double t0 = now();
   load_each_tensor(model, &o, &t);
-  if (emel_tensors_evict_all(emel_model_tensors(model)) != EMEL_OK) die("emel_tensors_evict_all", NULL);
+  if (emel_tensors_evict_all(emel_model_tensors(model), NULL) != EMEL_OK) die("emel_tensors_evict_all", NULL);
   double cost = (now() - t0) / t.count;
   emel_model_close(model);
   return cost;

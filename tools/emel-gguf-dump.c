@@ -28,7 +28,7 @@ static void print_array(const emel_gguf_array *a, uint64_t limit, int json) {
   putchar('[');
   for (uint64_t i = 0; i < a->count && i < limit; i++) {
     emel_gguf_value e;
-    emel_gguf_array_get(a, i, &e);
+    emel_gguf_array_get(a, i, &e, NULL);
     if (i) printf(", ");
     print_value(&e, json);
   }
@@ -57,7 +57,7 @@ static void print_value(const emel_gguf_value *v, int json) {
 
 static void print_kv_json(const emel_gguf *g, size_t i) {
   emel_gguf_value v;
-  emel_gguf_kv_value(g, i, &v);
+  emel_gguf_kv_value(g, i, &v, NULL);
   const char *key = emel_gguf_kv_key(g, i);
   printf("  {");
   emel_cli_json_name(stdout, "key", key, strlen(key), ": ", ", ");
@@ -122,7 +122,7 @@ static void dump_text(const emel_gguf *g) {
   printf("kv: %zu\n", emel_gguf_kv_count(g));
   for (size_t i = 0; i < emel_gguf_kv_count(g); i++) {
     emel_gguf_value v;
-    emel_gguf_kv_value(g, i, &v);
+    emel_gguf_kv_value(g, i, &v, NULL);
     printf("  ");
     text(emel_gguf_kv_key(g, i), strlen(emel_gguf_kv_key(g, i)));
     printf(" %s", emel_gguf_type_name(v.type));

@@ -75,7 +75,7 @@ static int parse_args(int argc, char **argv, opts *o) {
   }
   if (!o->out || o->splits < 1 || o->splits > 99999 || o->tensors > 0xffffffffull) return -1;
   uint32_t t;
-  if (strcmp(o->type, "mixed") != 0 && emel_ggml_type_from_name(o->type, &t) != EMEL_OK) {
+  if (strcmp(o->type, "mixed") != 0 && emel_ggml_type_from_name(o->type, &t, NULL) != EMEL_OK) {
     fprintf(stderr, "emel-gguf-write: unknown type '%s' (--help lists them)\n", o->type);
     return -1;
   }
@@ -91,7 +91,7 @@ static int build(gw *w, const opts *o) {
   const uint32_t *types = mixed;
   size_t n_types = sizeof mixed / sizeof mixed[0];
   if (strcmp(o->type, "mixed") != 0) {
-    emel_ggml_type_from_name(o->type, &one); /* checked by parse_args */
+    emel_ggml_type_from_name(o->type, &one, NULL); /* checked by parse_args */
     types = &one;
     n_types = 1;
   }

@@ -295,7 +295,7 @@ static void print_name(FILE *f, const char *name, size_t len) {
  * under the library's SIGBUS guard). 0, or the exit status after the error line. */
 static int hash_all(const options *o, emel_tensors *tensors, uint32_t n, uint64_t *hashes) {
   for (uint32_t i = 0; i < n && !stop_requested(); i++) {
-    emel_status s = emel_tensors_hash(tensors, i, &hashes[i]);
+    emel_status s = emel_tensors_hash(tensors, i, &hashes[i], NULL);
     if (s == EMEL_OK) continue;
     emel_tensor_info info;
     emel_tensors_info(tensors, i, &info);
@@ -425,7 +425,7 @@ int main(int argc, char **argv) {
       indices[count] = i + count;
       count++;
     }
-    (void)emel_tensors_load_batch(tensors, indices, count, &lo, statuses);
+    (void)emel_tensors_load_batch(tensors, indices, count, &lo, statuses, NULL);
     for (uint32_t k = 0; k < count && rc == 0 && !atomic_load(&interrupted); k++) {
       if (statuses[k] != EMEL_OK) {
         emel_tensor_info info;
@@ -439,7 +439,7 @@ int main(int argc, char **argv) {
         break;
       }
       emel_tensor_view v;
-      if (emel_tensors_view(tensors, indices[k], &v) == EMEL_OK) total += v.size;
+      if (emel_tensors_view(tensors, indices[k], &v, NULL) == EMEL_OK) total += v.size;
     }
     progress_update(&bar, total, all);
     if (raise_at > (long)i && raise_at <= (long)(i + count)) raise(SIGINT);
@@ -477,7 +477,7 @@ int main(int argc, char **argv) {
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;
   enter_phase(PHASE_NONE); /* releasing is never cut short */
-  emel_status released = emel_tensors_evict_all(tensors);
+  emel_status released = emel_tensors_evict_all(tensors, NULL);
   emel_model_close(model);
   free(hashes);
   manifest_free(&expected);

@@ -94,18 +94,18 @@ EMEL_API const char *emel_gguf_type_name(uint32_t type);
 EMEL_API const char *emel_ggml_type_name(uint32_t type);
 
 /* Case-insensitive inverse of emel_ggml_type_name. EMEL_GGUF_BAD_TENSOR_TYPE if none. */
-EMEL_API emel_status emel_ggml_type_from_name(const char *name, uint32_t *type);
+EMEL_API emel_status emel_ggml_type_from_name(const char *name, uint32_t *type, emel_error *err);
 
 /* Elements per block and bytes per block, from ggml's type traits.
  * EMEL_GGUF_BAD_TENSOR_TYPE for unknown ids. Either out pointer may be NULL. */
-EMEL_API emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size);
+EMEL_API emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size, emel_error *err);
 
 /* Byte size of a tensor, validated as the index validates tensor infos:
  * 1..4 dims (EMEL_GGUF_BAD_DIMS, also for a dim above INT64_MAX), known type,
  * ne[0] a multiple of the block size (EMEL_GGUF_BAD_BLOCK_SIZE), element count
  * and byte size below INT64_MAX (EMEL_GGUF_SIZE_OVERFLOW). Dims of 0 are
  * allowed (ggml allows empty tensors). */
-EMEL_API emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes);
+EMEL_API emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes, emel_error *err);
 
 typedef struct emel_gguf emel_gguf;
 
@@ -185,7 +185,7 @@ EMEL_API emel_status emel_gguf_open(emel_gguf **out, const char *path, const eme
  * `count` (may be NULL) gets the parts the name declares, 1 when it is not a
  * first part's name. EMEL_INVALID_ARGUMENT: a NULL pointer, `no` 0 or above
  * that count; EMEL_INVALID_PATH: the path does not fit in `size` bytes. */
-EMEL_API emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count);
+EMEL_API emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count, emel_error *err);
 
 /* Frees everything. NULL is allowed. */
 EMEL_API void emel_gguf_close(emel_gguf *g);
@@ -211,25 +211,25 @@ EMEL_API uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t file_index)
 /* Metadata of the first file (for a split set it holds the model's keys), in
  * file order. Lookup by key is a hash probe. */
 EMEL_API size_t emel_gguf_kv_count(const emel_gguf *g);
-EMEL_API emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index);
+EMEL_API emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index, emel_error *err);
 EMEL_API const char *emel_gguf_kv_key(const emel_gguf *g, size_t index); /* NULL if out of range */
 EMEL_API uint32_t emel_gguf_kv_type(const emel_gguf *g, size_t index);  /* EMEL_GGUF_TYPE_COUNT if out of range */
-EMEL_API emel_status emel_gguf_kv_value(const emel_gguf *g, size_t index, emel_gguf_value *out);
+EMEL_API emel_status emel_gguf_kv_value(const emel_gguf *g, size_t index, emel_gguf_value *out, emel_error *err);
 
 /* Element i of an array, O(1) for fixed-size and top-level string arrays.
  * EMEL_INVALID_ARGUMENT when i >= count. */
-EMEL_API emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out);
+EMEL_API emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out, emel_error *err);
 
 /* Typed lookups by key. EMEL_GGUF_KEY_NOT_FOUND, or EMEL_GGUF_KEY_TYPE_MISMATCH
  * when the value cannot be represented: get_uint takes any unsigned or
  * non-negative signed integer, get_int any integer that fits int64, get_float
  * FLOAT32/FLOAT64. */
-EMEL_API emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out);
-EMEL_API emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out);
-EMEL_API emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out);
-EMEL_API emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out);
-EMEL_API emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len);
-EMEL_API emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out);
+EMEL_API emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out, emel_error *err);
+EMEL_API emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out, emel_error *err);
+EMEL_API emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out, emel_error *err);
+EMEL_API emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out, emel_error *err);
+EMEL_API emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len, emel_error *err);
+EMEL_API emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out, emel_error *err);
 
 /* general.architecture / general.name when present as strings, else NULL. */
 EMEL_API const char *emel_gguf_architecture(const emel_gguf *g);
@@ -239,7 +239,7 @@ EMEL_API const char *emel_gguf_name(const emel_gguf *g);
  * hash probe (EMEL_TENSOR_UNKNOWN when absent). */
 EMEL_API size_t emel_gguf_tensor_count(const emel_gguf *g);
 EMEL_API const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t index); /* NULL if out of range */
-EMEL_API emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index);
+EMEL_API emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index, emel_error *err);
 
 #ifdef __cplusplus
 }

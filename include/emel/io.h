@@ -122,26 +122,26 @@ typedef struct emel_io_config {
   uint32_t max_files;                /* 0: 16; at most EMEL_IO_MAX_FILES */
 } emel_io_config;
 
-EMEL_API emel_status emel_io_create(emel_io **out, const emel_io_config *config);
+EMEL_API emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_error *err);
 
 /* Releases every strategy (which releases what it still holds) and the boundary. */
 EMEL_API void emel_io_destroy(emel_io *io);
 
 /* Adds a model file by path (copied). The path is validated by the strategy
  * that opens it, so a bad path is reported on the load that uses it. */
-EMEL_API emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index);
+EMEL_API emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index, emel_error *err);
 
 /* Records what file `file_index` must still be when a strategy opens it (the
  * identity it had when it was indexed): a strategy that finds another one
  * refuses the load with EMEL_FILE_CHANGED instead of serving other bytes. */
-EMEL_API emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected);
+EMEL_API emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected, emel_error *err);
 
 EMEL_API const emel_io_files *emel_io_files_of(const emel_io *io);
 EMEL_API const emel_platform_ops *emel_io_platform(const emel_io *io);
 
 /* Hands a strategy to the boundary, which owns it from then on (destroy is
  * called by emel_io_destroy, also when attach fails). */
-EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self);
+EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self, emel_error *err);
 
 EMEL_API int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
 

@@ -34,7 +34,7 @@ typedef struct emel_io_mmap_config {
  * attaches it; every table it needs is allocated here, once. `config` may be
  * NULL. EMEL_OUT_OF_MEMORY, EMEL_INVALID_ARGUMENT (no io, or an mmap strategy
  * is already attached). */
-EMEL_API emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config);
+EMEL_API emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config, emel_error *err);
 
 #ifdef __cplusplus
 }

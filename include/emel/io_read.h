@@ -134,10 +134,10 @@ typedef struct emel_io_read_stats {
  * attaches it (the boundary owns it from then on). Pools are allocated here,
  * once. EMEL_INVALID_ARGUMENT for a bad config or a boundary that already has
  * a read strategy, EMEL_OUT_OF_MEMORY when the pools cannot be allocated. */
-EMEL_API emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config);
+EMEL_API emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config, emel_error *err);
 
 /* Counters of the attached read strategy; EMEL_UNKNOWN_STRATEGY when none is. */
-EMEL_API emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats);
+EMEL_API emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats, emel_error *err);
 
 #ifdef __cplusplus
 }

@@ -44,8 +44,8 @@ EMEL_API emel_io *emel_model_io(emel_model *model);
 
 /* By name: emel_tensors_find + emel_tensors_load / evict. */
 EMEL_API emel_status emel_model_load(emel_model *model, const char *name, const emel_load_options *options,
-                                     emel_tensor_view *view);
-EMEL_API emel_status emel_model_evict(emel_model *model, const char *name);
+                                     emel_tensor_view *view, emel_error *err);
+EMEL_API emel_status emel_model_evict(emel_model *model, const char *name, emel_error *err);
 
 #ifdef __cplusplus
 }

@@ -108,6 +108,9 @@ typedef struct emel_error {
    * naming the check that failed, e.g. "split.count differs from the first
    * part's"; NULL: the code's message says it all. */
   const char *detail;
+  /* The tensor the error concerns, as `file` counts: k + 1 for tensor k of
+   * the table (emel_tensors) or index (emel_gguf); 0: none in particular. */
+  uint32_t tensor;
 } emel_error;
 
 /* "EMEL_SPAN_BEYOND_EOF" style names without the prefix: "SPAN_BEYOND_EOF".

@@ -81,27 +81,27 @@ typedef struct emel_tensors_config {
   const emel_platform_ops *platform; /* for the table's own memory; NULL: the io's, or defaults */
 } emel_tensors_config;
 
-EMEL_API emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config);
+EMEL_API emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config, emel_error *err);
 
 /* Evicts every resident tensor, then frees the table. */
 EMEL_API void emel_tensors_destroy(emel_tensors *t);
 
 /* Adds an unbound tensor (name copied). Names are unique. */
-EMEL_API emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index);
+EMEL_API emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index, emel_error *err);
 
 /* Binds a file span to an unbound tensor: unbound -> bound. */
-EMEL_API emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span);
+EMEL_API emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span, emel_error *err);
 
 /* declare + bind in one call; on a bind failure the tensor stays declared, unbound. */
 EMEL_API emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
-                                      const emel_tensor_span *span, uint32_t *index);
+                                      const emel_tensor_span *span, uint32_t *index, emel_error *err);
 
-EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index);
+EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index, emel_error *err);
 
 /* Makes a bound or evicted tensor resident through the io boundary.
  * On failure the tensor is bound and emel_tensors_last_error() tells why. */
 EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
-                                       emel_tensor_view *view);
+                                       emel_tensor_view *view, emel_error *err);
 
 /* Loads many tensors at once: the io boundary gets them as one batch per
  * EMEL_TENSOR_BATCH_WINDOW (the read strategy coalesces adjacent spans and
@@ -113,19 +113,19 @@ EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const em
  * Returns the first failure in `indices` order, EMEL_OK if none.
  * options->target must be NULL (one caller buffer cannot hold many tensors). */
 EMEL_API emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
-                                             const emel_load_options *options, emel_status *statuses);
+                                             const emel_load_options *options, emel_status *statuses, emel_error *err);
 
 /* Makes a bound or evicted tensor resident in caller-owned storage of at least
  * its size, without any strategy (external residency). The caller fills it. */
-EMEL_API emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size);
+EMEL_API emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size, emel_error *err);
 
 /* Releases a resident tensor's bytes (an external buffer stays its owner's). */
-EMEL_API emel_status emel_tensors_evict(emel_tensors *t, uint32_t index);
+EMEL_API emel_status emel_tensors_evict(emel_tensors *t, uint32_t index, emel_error *err);
 
 /* Evicts every resident tensor; returns the first failure, EMEL_OK if none. */
-EMEL_API emel_status emel_tensors_evict_all(emel_tensors *t);
+EMEL_API emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err);
 
-EMEL_API emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view);
+EMEL_API emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view, emel_error *err);
 
 /* XXH3-64 of a resident tensor's bytes (what `xxhsum -H3` prints for them).
  * Mapped bytes are read under the platform's guard (emel_platform_ops.guard):
@@ -133,11 +133,11 @@ EMEL_API emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, em
  * EMEL_FILE_CHANGED, a page it has but could not deliver EMEL_READ_FAILED,
  * both with os_errno EFAULT in emel_tensors_last_error(), never a SIGBUS.
  * EMEL_TENSOR_NOT_RESIDENT when it is not resident. */
-EMEL_API emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3);
+EMEL_API emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3, emel_error *err);
 
 /* emel_tensors_hash, compared: EMEL_OK when the bytes hash to expected_xxh3,
  * EMEL_TENSOR_HASH_MISMATCH when they do not, else the hash's error. */
-EMEL_API emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3);
+EMEL_API emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3, emel_error *err);
 EMEL_API emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index);
 EMEL_API const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out);
 /* The error of the last refused request on this tensor (code EMEL_OK if none). */

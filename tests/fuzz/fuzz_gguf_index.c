@@ -50,7 +50,7 @@ static void check_value(const emel_gguf_value *v, int depth);
 
 static void check_element(const emel_gguf_array *a, uint64_t i, int depth) {
   emel_gguf_value e;
-  REQUIRE(emel_gguf_array_get(a, i, &e) == EMEL_OK);
+  REQUIRE(emel_gguf_array_get(a, i, &e, NULL) == EMEL_OK);
   REQUIRE(e.type == a->elem_type);
   check_value(&e, depth + 1);
 }
@@ -58,7 +58,7 @@ static void check_element(const emel_gguf_array *a, uint64_t i, int depth) {
 static void check_array(const emel_gguf_array *a, int depth) {
   emel_gguf_value e;
   REQUIRE(a->elem_type < EMEL_GGUF_TYPE_COUNT);
-  REQUIRE(emel_gguf_array_get(a, a->count, &e) == EMEL_INVALID_ARGUMENT);
+  REQUIRE(emel_gguf_array_get(a, a->count, &e, NULL) == EMEL_INVALID_ARGUMENT);
   if (depth >= WALK_DEPTH) return;
   for (uint64_t i = 0; i < a->count && i < WALK_ELEMS; i++) check_element(a, i, depth);
   for (uint64_t i = a->count > 2 * WALK_ELEMS ? a->count - WALK_ELEMS : WALK_ELEMS; i < a->count; i++)
@@ -97,17 +97,17 @@ static void check_getters(const emel_gguf *g, const char *key, uint32_t type) {
   size_t len;
   emel_gguf_array arr;
   size_t found;
-  if (emel_gguf_kv_find(g, key, &found) != EMEL_OK || emel_gguf_kv_type(g, found) != type) return;
-  REQUIRE((emel_gguf_get_uint(g, key, &u) == EMEL_OK) <= (is_unsigned(type) || is_signed(type)));
-  REQUIRE((emel_gguf_get_int(g, key, &i) == EMEL_OK) <= (is_unsigned(type) || is_signed(type)));
+  if (emel_gguf_kv_find(g, key, &found, NULL) != EMEL_OK || emel_gguf_kv_type(g, found) != type) return;
+  REQUIRE((emel_gguf_get_uint(g, key, &u, NULL) == EMEL_OK) <= (is_unsigned(type) || is_signed(type)));
+  REQUIRE((emel_gguf_get_int(g, key, &i, NULL) == EMEL_OK) <= (is_unsigned(type) || is_signed(type)));
   if (is_unsigned(type) || is_signed(type))
-    REQUIRE(emel_gguf_get_uint(g, key, &u) == EMEL_OK || emel_gguf_get_int(g, key, &i) == EMEL_OK);
-  REQUIRE((emel_gguf_get_float(g, key, &d) == EMEL_OK) ==
+    REQUIRE(emel_gguf_get_uint(g, key, &u, NULL) == EMEL_OK || emel_gguf_get_int(g, key, &i, NULL) == EMEL_OK);
+  REQUIRE((emel_gguf_get_float(g, key, &d, NULL) == EMEL_OK) ==
           (type == EMEL_GGUF_TYPE_FLOAT32 || type == EMEL_GGUF_TYPE_FLOAT64));
-  REQUIRE((emel_gguf_get_bool(g, key, &b) == EMEL_OK) == (type == EMEL_GGUF_TYPE_BOOL));
-  REQUIRE((emel_gguf_get_string(g, key, &s, &len) == EMEL_OK) == (type == EMEL_GGUF_TYPE_STRING));
+  REQUIRE((emel_gguf_get_bool(g, key, &b, NULL) == EMEL_OK) == (type == EMEL_GGUF_TYPE_BOOL));
+  REQUIRE((emel_gguf_get_string(g, key, &s, &len, NULL) == EMEL_OK) == (type == EMEL_GGUF_TYPE_STRING));
   if (type == EMEL_GGUF_TYPE_STRING) REQUIRE(s[len] == '\0'); /* scalar strings are NUL-terminated */
-  REQUIRE((emel_gguf_get_array(g, key, &arr) == EMEL_OK) == (type == EMEL_GGUF_TYPE_ARRAY));
+  REQUIRE((emel_gguf_get_array(g, key, &arr, NULL) == EMEL_OK) == (type == EMEL_GGUF_TYPE_ARRAY));
 }
 
 static void check_metadata(const emel_gguf *g) {
@@ -117,16 +117,16 @@ static void check_metadata(const emel_gguf *g) {
     const char *key = emel_gguf_kv_key(g, k);
     REQUIRE(key != NULL); /* may start with NUL: the index checks only the length */
     uint32_t type = emel_gguf_kv_type(g, k);
-    REQUIRE(emel_gguf_kv_value(g, k, &v) == EMEL_OK && v.type == type);
+    REQUIRE(emel_gguf_kv_value(g, k, &v, NULL) == EMEL_OK && v.type == type);
     check_value(&v, 0);
-    emel_status st = emel_gguf_kv_find(g, key, &found);
+    emel_status st = emel_gguf_kv_find(g, key, &found, NULL);
     REQUIRE(st == EMEL_OK || st == EMEL_GGUF_KEY_NOT_FOUND);
     if (st == EMEL_OK) REQUIRE(found < n && strcmp(emel_gguf_kv_key(g, found), key) == 0);
     check_getters(g, key, type);
   }
   REQUIRE(emel_gguf_kv_key(g, n) == NULL);
   REQUIRE(emel_gguf_kv_type(g, n) == EMEL_GGUF_TYPE_COUNT);
-  REQUIRE(emel_gguf_kv_value(g, n, &v) == EMEL_INVALID_ARGUMENT);
+  REQUIRE(emel_gguf_kv_value(g, n, &v, NULL) == EMEL_INVALID_ARGUMENT);
   const char *arch = emel_gguf_architecture(g), *name = emel_gguf_name(g);
   if (arch) touch(arch, strlen(arch));
   if (name) touch(name, strlen(name));
@@ -156,11 +156,11 @@ static void check_tensor(const emel_gguf *g, size_t i, uint64_t file_size) {
   REQUIRE(t->n_dims >= 1 && t->n_dims <= 4);
   for (uint32_t d = t->n_dims; d < 4; d++) REQUIRE(t->ne[d] == 1);
   REQUIRE(emel_ggml_type_name(t->type) != NULL);
-  REQUIRE(emel_ggml_tensor_nbytes(t->type, t->n_dims, t->ne, &bytes) == EMEL_OK && bytes == t->size);
+  REQUIRE(emel_ggml_tensor_nbytes(t->type, t->n_dims, t->ne, &bytes, NULL) == EMEL_OK && bytes == t->size);
   REQUIRE(t->offset >= data && t->offset % align == 0);
   REQUIRE(t->size <= file_size && t->offset <= file_size - t->size);
   size_t found;
-  if (strlen(t->name) == t->name_len) REQUIRE(emel_gguf_tensor_find(g, t->name, &found) == EMEL_OK && found == i);
+  if (strlen(t->name) == t->name_len) REQUIRE(emel_gguf_tensor_find(g, t->name, &found, NULL) == EMEL_OK && found == i);
 }
 
 /* Names unique and non-empty spans disjoint: both by sorting. */

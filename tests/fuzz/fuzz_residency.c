@@ -210,7 +210,7 @@ static void check(harness *h) {
     emel_tensor_view v;
     REQUIRE(st == EMEL_TENSOR_UNBOUND || st == EMEL_TENSOR_BOUND || st == EMEL_TENSOR_RESIDENT ||
             st == EMEL_TENSOR_EVICTED);
-    emel_status vs = emel_tensors_view(h->t, (uint32_t)i, &v);
+    emel_status vs = emel_tensors_view(h->t, (uint32_t)i, &v, NULL);
     REQUIRE((vs == EMEL_OK) == (st == EMEL_TENSOR_RESIDENT));
     REQUIRE(named(emel_tensors_last_error(h->t, (uint32_t)i).code));
     if (st != EMEL_TENSOR_RESIDENT) continue;
@@ -324,32 +324,32 @@ static void build(harness *h, reader *r) {
 /* Boundary, strategies and table on `ops`; every tensor declared, most bound. */
 static void open_all(harness *h, const emel_platform_ops *ops, int bind_all, emel_io **io, emel_tensors **t) {
   emel_io_config ic = {.platform = ops};
-  REQUIRE(emel_io_create(io, &ic) == EMEL_OK);
+  REQUIRE(emel_io_create(io, &ic, NULL) == EMEL_OK);
   for (int f = 0; f < h->n_files; f++) {
     uint32_t index;
-    REQUIRE(emel_io_add_file(*io, h->files[f].path, h->files[f].path_len, &index) == EMEL_OK);
+    REQUIRE(emel_io_add_file(*io, h->files[f].path, h->files[f].path_len, &index, NULL) == EMEL_OK);
     REQUIRE(index == (uint32_t)f);
   }
   if (bind_all || h->has_mmap) {
     emel_io_mmap_config mc = {.max_mappings = bind_all ? POOL : h->mmap_pool};
-    REQUIRE(emel_io_mmap_attach(*io, &mc) == EMEL_OK);
+    REQUIRE(emel_io_mmap_attach(*io, &mc, NULL) == EMEL_OK);
   }
   if (bind_all || h->has_read) {
     emel_io_read_config rc = {.max_buffers = bind_all ? POOL : h->read_pool,
                               .chunk_size = bind_all ? 0 : h->chunk,
                               .alignment = bind_all ? 0 : h->read_alignment,
                               .huge_page_size = bind_all ? 0 : h->huge_page};
-    REQUIRE(emel_io_read_attach(*io, &rc) == EMEL_OK);
+    REQUIRE(emel_io_read_attach(*io, &rc, NULL) == EMEL_OK);
   }
   emel_tensors_config tc = {.io = *io, .capacity = MAX_TENSORS};
-  REQUIRE(emel_tensors_create(t, &tc) == EMEL_OK);
+  REQUIRE(emel_tensors_create(t, &tc, NULL) == EMEL_OK);
   for (int i = 0; i < h->n_tensors; i++) {
     char name[16];
     uint32_t index;
     int n = snprintf(name, sizeof name, "t%d", i);
-    REQUIRE(emel_tensors_declare(*t, name, (size_t)n, &index) == EMEL_OK && index == (uint32_t)i);
+    REQUIRE(emel_tensors_declare(*t, name, (size_t)n, &index, NULL) == EMEL_OK && index == (uint32_t)i);
     if (bind_all || h->tensors[i].bound_at_start)
-      REQUIRE(emel_tensors_bind(*t, index, &h->tensors[i].span) == EMEL_OK);
+      REQUIRE(emel_tensors_bind(*t, index, &h->tensors[i].span, NULL) == EMEL_OK);
   }
 }
 
@@ -400,7 +400,7 @@ static void op_load(harness *h, reader *r) {
   emel_tensor_state before = emel_tensors_state(h->t, i);
   uint32_t live_before = (uint32_t)emel_io_live(h->io, o.strategy);
   emel_tensor_view v;
-  emel_status s = emel_tensors_load(h->t, i, &o, &v);
+  emel_status s = emel_tensors_load(h->t, i, &o, &v, NULL);
   REQUIRE(named(s));
   if (s == EMEL_OK) {
     /* read copies now: every byte must be in the file as it is */
@@ -432,7 +432,7 @@ static void op_load_batch(harness *h, reader *r) {
   emel_load_options o = {.strategy = strategy_of(next(r)), .flags = flags_of(next(r))};
   for (size_t k = 0; k < n; k++) idx[k] = next(r) % (uint32_t)h->n_tensors;
   for (size_t k = 0; k < n; k++) before[k] = emel_tensors_state(h->t, idx[k]);
-  emel_status s = emel_tensors_load_batch(h->t, idx, n, &o, st);
+  emel_status s = emel_tensors_load_batch(h->t, idx, n, &o, st, NULL);
   REQUIRE(named(s));
   for (size_t k = 0; k < n; k++) {
     model_tensor *mt = &h->tensors[idx[k]];
@@ -453,7 +453,7 @@ static void op_load_batch(harness *h, reader *r) {
 static void op_evict(harness *h, reader *r) {
   uint32_t i = next(r) % (uint32_t)h->n_tensors;
   emel_tensor_state before = emel_tensors_state(h->t, i);
-  emel_status s = emel_tensors_evict(h->t, i);
+  emel_status s = emel_tensors_evict(h->t, i, NULL);
   REQUIRE(named(s));
   if (before == EMEL_TENSOR_RESIDENT) {
     REQUIRE(s == EMEL_OK || fired_any(h));
@@ -466,7 +466,7 @@ static void op_evict(harness *h, reader *r) {
 }
 
 static void op_evict_all(harness *h) {
-  emel_status s = emel_tensors_evict_all(h->t);
+  emel_status s = emel_tensors_evict_all(h->t, NULL);
   REQUIRE(named(s));
   REQUIRE(s == EMEL_OK || fired_any(h));
 }
@@ -478,7 +478,7 @@ static void op_bind_external(harness *h, reader *r) {
   uint64_t size = mode == 0 ? mt->span.size : mode == 1 ? mt->storage_size : mt->span.size - 1;
   void *data = mode == 3 ? NULL : mt->storage;
   emel_tensor_state before = emel_tensors_state(h->t, i);
-  emel_status s = emel_tensors_bind_external(h->t, i, data, size);
+  emel_status s = emel_tensors_bind_external(h->t, i, data, size, NULL);
   REQUIRE(named(s));
   int fits = data && size >= mt->span.size;
   if (before == EMEL_TENSOR_BOUND || before == EMEL_TENSOR_EVICTED) {
@@ -498,7 +498,7 @@ static void op_bind(harness *h, reader *r) {
   if (mode == 2) span.offset = UINT64_MAX - span.size + 1; /* ends one past 2^64 - 1 */
   if (mode == 3) span.n_dims = 0;
   emel_tensor_state before = emel_tensors_state(h->t, i);
-  emel_status s = emel_tensors_bind(h->t, i, &span);
+  emel_status s = emel_tensors_bind(h->t, i, &span, NULL);
   REQUIRE(named(s));
   if (before != EMEL_TENSOR_UNBOUND) REQUIRE(s == EMEL_TENSOR_ALREADY_BOUND && emel_tensors_state(h->t, i) == before);
   else REQUIRE((s == EMEL_OK) == (mode == 0)); /* no OS call: faults cannot matter */
@@ -694,11 +694,11 @@ static void clean_load(harness *h) {
       const emel_tensor_span *sp = &h->tensors[i].span;
       emel_load_options o = {.strategy = (i + pass) % 2 ? EMEL_STRATEGY_READ : EMEL_STRATEGY_MMAP};
       emel_tensor_view v;
-      emel_status s = emel_tensors_load(t, (uint32_t)i, &o, &v);
+      emel_status s = emel_tensors_load(t, (uint32_t)i, &o, &v, NULL);
       REQUIRE(s == expected_clean(h, sp));
       if (s == EMEL_OK) REQUIRE(bytes_match(h, sp->file_index, sp->offset, v.data, v.size));
     }
-    REQUIRE(emel_tensors_evict_all(t) == EMEL_OK);
+    REQUIRE(emel_tensors_evict_all(t, NULL) == EMEL_OK);
     REQUIRE(emel_io_live(io, EMEL_STRATEGY_MMAP) == 0 && emel_io_live(io, EMEL_STRATEGY_READ) == 0);
   }
   emel_tensors_destroy(t);

@@ -150,7 +150,7 @@ static void all_types(void) {
   for (uint32_t t = 0; t < EMEL_GGML_TYPE_COUNT; t++) {
     uint32_t block;
     const char *name = emel_ggml_type_name(t);
-    if (!name || emel_ggml_type_info(t, &block, NULL) != EMEL_OK) continue;
+    if (!name || emel_ggml_type_info(t, &block, NULL, NULL) != EMEL_OK) continue;
     tensor(w, name, t, block, 0);
   }
   emit(w, "all_tensor_types.gguf");

@@ -198,7 +198,7 @@ static gw_tensor_info *add_tensor(gw *w, const char *name, uint32_t type, uint32
 
 int gw_tensor(gw *w, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne) {
   uint64_t bytes;
-  if (emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes) != EMEL_OK) return -1;
+  if (emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes, NULL) != EMEL_OK) return -1;
   gw_tensor_info *t = add_tensor(w, name, type, n_dims, ne);
   t->bytes = bytes;
   t->automatic = 1;
@@ -451,7 +451,7 @@ static void shape_at(uint64_t k, uint64_t e, shape *s) {
 
 static uint64_t shape_bytes(const shape *s, uint32_t type) {
   uint64_t bytes = 0;
-  if (emel_ggml_tensor_nbytes(s->weight ? type : EMEL_GGML_TYPE_F32, s->n_dims, s->ne, &bytes) != EMEL_OK)
+  if (emel_ggml_tensor_nbytes(s->weight ? type : EMEL_GGML_TYPE_F32, s->n_dims, s->ne, &bytes, NULL) != EMEL_OK)
     return UINT64_MAX / 4;
   return bytes;
 }
@@ -470,7 +470,7 @@ static uint64_t model_bytes(uint32_t n, uint64_t e, const uint32_t *types, size_
 int gw_model_shape(gw *w, uint32_t n, uint64_t target, const uint32_t *types, size_t n_types) {
   uint32_t step = 32, bs;
   for (size_t i = 0; i < n_types; i++) {
-    if (emel_ggml_type_info(types[i], &bs, NULL) != EMEL_OK) return -1;
+    if (emel_ggml_type_info(types[i], &bs, NULL, NULL) != EMEL_OK) return -1;
     if (bs > step) step = bs;
   }
   uint64_t e = step;

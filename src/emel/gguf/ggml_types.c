@@ -4,6 +4,7 @@
  * dumps compare directly with gguf-py manifests. Removed ids stay zero rows,
  * which every lookup treats as unknown. */
 #include "emel/gguf.h"
+#include "emel/report.h"
 
 #include <string.h>
 
@@ -77,7 +78,7 @@ static int same_name(const char *a, const char *b) {
   return *a == *b;
 }
 
-emel_status emel_ggml_type_from_name(const char *name, uint32_t *type) {
+static emel_status unreported_ggml_type_from_name(const char *name, uint32_t *type) {
   if (!name || !type) return EMEL_INVALID_ARGUMENT;
   for (uint32_t t = 0; t < EMEL_GGML_TYPE_COUNT; t++) {
     if (ggml_types[t].name && same_name(ggml_types[t].name, name)) {
@@ -88,12 +89,20 @@ emel_status emel_ggml_type_from_name(const char *name, uint32_t *type) {
   return EMEL_GGUF_BAD_TENSOR_TYPE;
 }
 
-emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size) {
+emel_status emel_ggml_type_from_name(const char *name, uint32_t *type, emel_error *err) {
+  return emel_report(err, unreported_ggml_type_from_name(name, type));
+}
+
+static emel_status unreported_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size) {
   const ggml_type_row *row = ggml_row(type);
   if (!row) return EMEL_GGUF_BAD_TENSOR_TYPE;
   if (block_size) *block_size = row->block_size;
   if (type_size) *type_size = row->type_size;
   return EMEL_OK;
+}
+
+emel_status emel_ggml_type_info(uint32_t type, uint32_t *block_size, uint32_t *type_size, emel_error *err) {
+  return emel_report(err, unreported_ggml_type_info(type, block_size, type_size));
 }
 
 /* ggml's rule: the running products ne0, ne0*ne1, ... must stay below
@@ -109,7 +118,7 @@ static int elements_overflow(const uint64_t ne[4]) {
   return 0;
 }
 
-emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes) {
+static emel_status unreported_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes) {
   if (!bytes || (n_dims && !ne)) return EMEL_INVALID_ARGUMENT;
   if (n_dims < 1 || n_dims > 4) return EMEL_GGUF_BAD_DIMS;
   uint64_t d[4] = {1, 1, 1, 1};
@@ -125,4 +134,8 @@ emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64
   if (blocks > (uint64_t)INT64_MAX / row->type_size) return EMEL_GGUF_SIZE_OVERFLOW;
   *bytes = blocks * row->type_size;
   return EMEL_OK;
+}
+
+emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes, emel_error *err) {
+  return emel_report(err, unreported_ggml_tensor_nbytes(type, n_dims, ne, bytes));
 }

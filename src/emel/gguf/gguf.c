@@ -1,5 +1,6 @@
 /* GGUF index: opening (single files and llama.cpp split sets) and lookups. */
 #include "internal.h"
+#include "emel/report.h"
 
 #include "emel/io.h"
 
@@ -142,7 +143,7 @@ static int split_format(char *buf, size_t size, const char *first, size_t prefix
   return n > 0 && (size_t)n < size;
 }
 
-emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count) {
+static emel_status unreported_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count) {
   size_t prefix_len;
   uint32_t n = 1;
   if (!buf || !first_path) return EMEL_INVALID_ARGUMENT;
@@ -156,6 +157,10 @@ emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path,
     return EMEL_OK;
   }
   return split && split_format(buf, size, first_path, prefix_len, no, n) ? EMEL_OK : EMEL_INVALID_PATH;
+}
+
+emel_status emel_gguf_split_path(char *buf, size_t size, const char *first_path, uint32_t no, uint32_t *count, emel_error *err) {
+  return emel_report(err, unreported_gguf_split_path(buf, size, first_path, no, count));
 }
 
 /* split.no and split.count of part `index` (0-based), split.tensors.count
@@ -379,9 +384,13 @@ uint64_t emel_gguf_data_offset(const emel_gguf *g, uint32_t i) {
 
 size_t emel_gguf_kv_count(const emel_gguf *g) { return g ? g->files[0].n_kv : 0; }
 
-emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index) {
+static emel_status unreported_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index) {
   if (!g || !key || !index) return EMEL_INVALID_ARGUMENT;
   return file_find(&g->files[0], key, index) ? EMEL_OK : EMEL_GGUF_KEY_NOT_FOUND;
+}
+
+emel_status emel_gguf_kv_find(const emel_gguf *g, const char *key, size_t *index, emel_error *err) {
+  return emel_report(err, unreported_gguf_kv_find(g, key, index));
 }
 
 const char *emel_gguf_kv_key(const emel_gguf *g, size_t i) {
@@ -392,27 +401,35 @@ uint32_t emel_gguf_kv_type(const emel_gguf *g, size_t i) {
   return g && i < g->files[0].n_kv ? g->files[0].kv[i].type : EMEL_GGUF_TYPE_COUNT;
 }
 
-emel_status emel_gguf_kv_value(const emel_gguf *g, size_t i, emel_gguf_value *out) {
+static emel_status unreported_gguf_kv_value(const emel_gguf *g, size_t i, emel_gguf_value *out) {
   if (!g || !out || i >= g->files[0].n_kv) return EMEL_INVALID_ARGUMENT;
   file_value(&g->files[0], i, out);
   return EMEL_OK;
 }
 
+emel_status emel_gguf_kv_value(const emel_gguf *g, size_t i, emel_gguf_value *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_kv_value(g, i, out));
+}
+
 static emel_status lookup(const emel_gguf *g, const char *key, emel_gguf_value *v) {
   size_t i;
-  emel_status st = emel_gguf_kv_find(g, key, &i);
+  emel_status st = emel_gguf_kv_find(g, key, &i, NULL);
   if (st == EMEL_OK) file_value(&g->files[0], i, v);
   return st;
 }
 
-emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out) {
+static emel_status unreported_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out) {
   emel_gguf_value v;
   emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
   if (st != EMEL_OK) return st;
   return value_uint(&v, out) ? EMEL_OK : EMEL_GGUF_KEY_TYPE_MISMATCH;
 }
 
-emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out) {
+emel_status emel_gguf_get_uint(const emel_gguf *g, const char *key, uint64_t *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_uint(g, key, out));
+}
+
+static emel_status unreported_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out) {
   emel_gguf_value v;
   uint64_t u;
   emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
@@ -429,7 +446,11 @@ emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out)
   return EMEL_OK;
 }
 
-emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out) {
+emel_status emel_gguf_get_int(const emel_gguf *g, const char *key, int64_t *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_int(g, key, out));
+}
+
+static emel_status unreported_gguf_get_float(const emel_gguf *g, const char *key, double *out) {
   emel_gguf_value v;
   emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
   if (st != EMEL_OK) return st;
@@ -439,7 +460,11 @@ emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out
   return EMEL_OK;
 }
 
-emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out) {
+emel_status emel_gguf_get_float(const emel_gguf *g, const char *key, double *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_float(g, key, out));
+}
+
+static emel_status unreported_gguf_get_bool(const emel_gguf *g, const char *key, bool *out) {
   emel_gguf_value v;
   emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
   if (st != EMEL_OK) return st;
@@ -448,7 +473,11 @@ emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out) {
   return EMEL_OK;
 }
 
-emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len) {
+emel_status emel_gguf_get_bool(const emel_gguf *g, const char *key, bool *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_bool(g, key, out));
+}
+
+static emel_status unreported_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len) {
   emel_gguf_value v;
   emel_status st = str ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
   if (st != EMEL_OK) return st;
@@ -458,7 +487,11 @@ emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char
   return EMEL_OK;
 }
 
-emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out) {
+emel_status emel_gguf_get_string(const emel_gguf *g, const char *key, const char **str, size_t *len, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_string(g, key, str, len));
+}
+
+static emel_status unreported_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out) {
   emel_gguf_value v;
   emel_status st = out ? lookup(g, key, &v) : EMEL_INVALID_ARGUMENT;
   if (st != EMEL_OK) return st;
@@ -467,9 +500,13 @@ emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_a
   return EMEL_OK;
 }
 
+emel_status emel_gguf_get_array(const emel_gguf *g, const char *key, emel_gguf_array *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_get_array(g, key, out));
+}
+
 static const char *string_or_null(const emel_gguf *g, const char *key) {
   const char *s = NULL;
-  return emel_gguf_get_string(g, key, &s, NULL) == EMEL_OK ? s : NULL;
+  return emel_gguf_get_string(g, key, &s, NULL, NULL) == EMEL_OK ? s : NULL;
 }
 
 const char *emel_gguf_architecture(const emel_gguf *g) { return string_or_null(g, "general.architecture"); }
@@ -481,12 +518,16 @@ const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t i) {
   return g && i < g->n_tensors ? &g->tensors[i] : NULL;
 }
 
-emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index) {
+static emel_status unreported_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index) {
   if (!g || !name || !index) return EMEL_INVALID_ARGUMENT;
   uint32_t i;
   if (!emel_name_table_find(&g->tensor_names, name, strlen(name), &i)) return EMEL_TENSOR_UNKNOWN;
   *index = i;
   return EMEL_OK;
+}
+
+emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index, emel_error *err) {
+  return emel_report(err, unreported_gguf_tensor_find(g, name, index));
 }
 
 /* --- internals for the model and tests ------------------------------------- */

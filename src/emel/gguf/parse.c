@@ -187,7 +187,7 @@ static emel_status parse_tensor(parser *p, size_t i) {
   for (uint32_t j = 0; j < n_dims && st == EMEL_OK; j++) st = rd_u64(p, &ne[j]);
   if (st == EMEL_OK) st = rd_u32(p, &type);
   if (st == EMEL_OK) st = rd_u64(p, &offset);
-  if (st == EMEL_OK) st = emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes);
+  if (st == EMEL_OK) st = emel_ggml_tensor_nbytes(type, n_dims, ne, &bytes, NULL);
   if (st != EMEL_OK) return st;
   if (offset % p->f->alignment != 0) return EMEL_GGUF_MISALIGNED_OFFSET;
   const char *name = pool_copy(p, name_start, name_len);

@@ -1,5 +1,6 @@
 /* Decoding of validated metadata values. */
 #include "internal.h"
+#include "emel/report.h"
 
 #include <string.h>
 
@@ -54,7 +55,7 @@ uint64_t emel_gguf_value_span(const uint8_t *base, uint64_t pos, uint32_t type) 
   return span;
 }
 
-emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out) {
+static emel_status unreported_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out) {
   if (!a || !out || !a->base_ || i >= a->count) return EMEL_INVALID_ARGUMENT;
   uint32_t size = emel_gguf_value_size(a->elem_type);
   uint64_t pos = a->pos_;
@@ -67,4 +68,8 @@ emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_
   }
   emel_gguf_decode(a->base_, pos, a->elem_type, out);
   return EMEL_OK;
+}
+
+emel_status emel_gguf_array_get(const emel_gguf_array *a, uint64_t i, emel_gguf_value *out, emel_error *err) {
+  return emel_report(err, unreported_gguf_array_get(a, i, out));
 }

@@ -2,6 +2,7 @@
  * through emel_io_strategy_ops. It validates nothing a strategy validates
  * (path, index, span): it routes. */
 #include "emel/io.h"
+#include "emel/report.h"
 
 #include <string.h>
 
@@ -19,7 +20,7 @@ static emel_error io_error(emel_status code) {
   return e;
 }
 
-emel_status emel_io_create(emel_io **out, const emel_io_config *config) {
+static emel_status unreported_io_create(emel_io **out, const emel_io_config *config) {
   if (!out) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
   uint32_t max_files = config && config->max_files ? config->max_files : 16;
@@ -41,6 +42,10 @@ emel_status emel_io_create(emel_io **out, const emel_io_config *config) {
   return EMEL_OK;
 }
 
+emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_error *err) {
+  return emel_report(err, unreported_io_create(out, config));
+}
+
 void emel_io_destroy(emel_io *io) {
   if (!io) return;
   for (int s = 0; s < EMEL_STRATEGY_COUNT; s++)
@@ -52,7 +57,7 @@ void emel_io_destroy(emel_io *io) {
   platform.free(platform.user, io, sizeof *io);
 }
 
-emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index) {
+static emel_status unreported_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index) {
   if (!io || !path || !file_index) return EMEL_INVALID_ARGUMENT;
   if (path_len > EMEL_IO_MAX_PATH) return EMEL_INVALID_PATH;
   if (io->files.count == io->files.capacity) return EMEL_FILE_TABLE_FULL;
@@ -67,7 +72,11 @@ emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uin
   return EMEL_OK;
 }
 
-emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected) {
+emel_status emel_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index, emel_error *err) {
+  return emel_report(err, unreported_io_add_file(io, path, path_len, file_index));
+}
+
+static emel_status unreported_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected) {
   if (!io || !expected) return EMEL_INVALID_ARGUMENT;
   if (file_index >= io->files.count) return EMEL_INVALID_FILE_INDEX;
   io->files.files[file_index].expected = *expected;
@@ -75,11 +84,15 @@ emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_fil
   return EMEL_OK;
 }
 
+emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected, emel_error *err) {
+  return emel_report(err, unreported_io_expect_file(io, file_index, expected));
+}
+
 const emel_io_files *emel_io_files_of(const emel_io *io) { return &io->files; }
 
 const emel_platform_ops *emel_io_platform(const emel_io *io) { return &io->platform; }
 
-emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self) {
+static emel_status unreported_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self) {
   if (!ops) return EMEL_INVALID_ARGUMENT;
   if (!io || ops->kind <= EMEL_STRATEGY_NONE || ops->kind >= EMEL_STRATEGY_COUNT ||
       io->strategies[ops->kind].ops || !ops->acquire || !ops->release || !ops->destroy) {
@@ -89,6 +102,10 @@ emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *s
   io->strategies[ops->kind].ops = ops;
   io->strategies[ops->kind].self = self;
   return EMEL_OK;
+}
+
+emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self, emel_error *err) {
+  return emel_report(err, unreported_io_attach(io, ops, self));
 }
 
 int emel_io_has_strategy(const emel_io *io, emel_strategy strategy) {

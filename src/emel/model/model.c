@@ -32,8 +32,11 @@ static emel_status bind_tensors(emel_model *m, emel_error *e) {
     memcpy(span.dims, g->ne, sizeof span.dims);
     uint32_t index;
     s = emel_tensors_declare_shared(m->tensors, &index);
-    if (s == EMEL_OK) s = emel_tensors_bind(m->tensors, index, &span);
-    if (s != EMEL_OK) e->file = g->file_index + 1;
+    if (s == EMEL_OK) s = emel_tensors_bind(m->tensors, index, &span, NULL);
+    if (s != EMEL_OK) {
+      e->file = g->file_index + 1;
+      e->tensor = (uint32_t)i + 1;
+    }
   }
   return s;
 }
@@ -59,12 +62,12 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
   if (s == EMEL_OK) {
     uint32_t files = emel_gguf_file_count(m->index);
     emel_io_config ic = {.platform = &m->platform, .max_files = files};
-    s = emel_io_create(&m->io, &ic);
+    s = emel_io_create(&m->io, &ic, NULL);
     for (uint32_t f = 0; s == EMEL_OK && f < files; f++) {
       const char *p = emel_gguf_file_path(m->index, f);
       uint32_t index;
-      s = emel_io_add_file(m->io, p, strlen(p), &index);
-      if (s == EMEL_OK) s = emel_io_expect_file(m->io, index, emel_gguf_file_identity(m->index, f));
+      s = emel_io_add_file(m->io, p, strlen(p), &index, NULL);
+      if (s == EMEL_OK) s = emel_io_expect_file(m->io, index, emel_gguf_file_identity(m->index, f), NULL);
       if (s != EMEL_OK) e.file = f + 1;
     }
     /* Default pools hold every tensor of the model at once. */
@@ -73,8 +76,8 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
     emel_io_read_config rc = config->read;
     if (!mc.max_mappings && n > EMEL_IO_MMAP_DEFAULT_MAPPINGS) mc.max_mappings = (uint32_t)n;
     if (!rc.max_buffers && n > EMEL_IO_READ_DEFAULT_BUFFERS) rc.max_buffers = (uint32_t)n;
-    if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &mc);
-    if (s == EMEL_OK) s = emel_io_read_attach(m->io, &rc);
+    if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &mc, NULL);
+    if (s == EMEL_OK) s = emel_io_read_attach(m->io, &rc, NULL);
     if (s == EMEL_OK) s = bind_tensors(m, &e);
     e.code = s;
   }
@@ -101,16 +104,16 @@ emel_tensors *emel_model_tensors(emel_model *m) { return m ? m->tensors : NULL; 
 emel_io *emel_model_io(emel_model *m) { return m ? m->io : NULL; }
 
 emel_status emel_model_load(emel_model *m, const char *name, const emel_load_options *options,
-                            emel_tensor_view *view) {
-  if (!m || !name) return EMEL_INVALID_ARGUMENT;
+                            emel_tensor_view *view, emel_error *err) {
+  if (!m || !name) return fail(err, EMEL_INVALID_ARGUMENT, 0);
   uint32_t i;
-  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i);
-  return s == EMEL_OK ? emel_tensors_load(m->tensors, i, options, view) : s;
+  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i, err);
+  return s == EMEL_OK ? emel_tensors_load(m->tensors, i, options, view, err) : s;
 }
 
-emel_status emel_model_evict(emel_model *m, const char *name) {
-  if (!m || !name) return EMEL_INVALID_ARGUMENT;
+emel_status emel_model_evict(emel_model *m, const char *name, emel_error *err) {
+  if (!m || !name) return fail(err, EMEL_INVALID_ARGUMENT, 0);
   uint32_t i;
-  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i);
-  return s == EMEL_OK ? emel_tensors_evict(m->tensors, i) : s;
+  emel_status s = emel_tensors_find(m->tensors, name, strlen(name), &i, err);
+  return s == EMEL_OK ? emel_tensors_evict(m->tensors, i, err) : s;
 }

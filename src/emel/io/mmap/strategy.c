@@ -2,6 +2,7 @@
  * once; acquire, advise and release each run one request through the machine
  * (statecharts/io_mmap.rl) and hand back its outcome. */
 #include "mmap.h"
+#include "emel/report.h"
 
 #include <string.h>
 
@@ -80,7 +81,7 @@ static const emel_io_strategy_ops mmap_ops = {
     .destroy = mmap_destroy,
 };
 
-emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) {
+static emel_status unreported_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) {
   if (!io) return EMEL_INVALID_ARGUMENT;
   const emel_platform_ops *p = emel_io_platform(io);
   mmap_strategy *s = p->alloc(p->user, sizeof *s, _Alignof(mmap_strategy));
@@ -106,5 +107,9 @@ emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) 
   s->free_count = s->capacity;
   memset(s->file_table, 0, (size_t)s->file_capacity * sizeof *s->file_table);
   for (uint32_t f = 0; f < s->file_capacity; f++) s->file_table[f].fd = -1;
-  return emel_io_attach(io, &mmap_ops, s);
+  return emel_io_attach(io, &mmap_ops, s, NULL);
+}
+
+emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config, emel_error *err) {
+  return emel_report(err, unreported_io_mmap_attach(io, config));
 }

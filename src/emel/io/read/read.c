@@ -4,6 +4,7 @@
  * every read and every failure route is the machine's). The concurrency
  * rules are in include/emel/io_read.h. */
 #include "read.h"
+#include "emel/report.h"
 #include "io_read_names.h"
 
 #include <stdlib.h>
@@ -243,7 +244,7 @@ static const emel_io_strategy_ops read_ops = {
 
 static int power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) {
+static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_config *config) {
   if (!io || emel_io_has_strategy(io, EMEL_STRATEGY_READ)) return EMEL_INVALID_ARGUMENT;
   const emel_io_read_config none = {0};
   if (!config) config = &none;
@@ -313,13 +314,21 @@ emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) 
     self->slots[i] = (read_slot){.generation = 1, .next_free = i + 2 <= self->slot_capacity ? i + 2 : 0};
   }
   self->free_head = 1;
-  return emel_io_attach(io, &read_ops, self);
+  return emel_io_attach(io, &read_ops, self, NULL);
 }
 
-emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats) {
+emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config, emel_error *err) {
+  return emel_report(err, unreported_io_read_attach(io, config));
+}
+
+static emel_status unreported_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats) {
   if (!stats) return EMEL_INVALID_ARGUMENT;
   const io_read *self = emel_io_strategy_self(io, EMEL_STRATEGY_READ, &read_ops);
   if (!self) return EMEL_UNKNOWN_STRATEGY;
   *stats = self->stats;
   return EMEL_OK;
+}
+
+emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats, emel_error *err) {
+  return emel_report(err, unreported_io_read_stats_of(io, stats));
 }

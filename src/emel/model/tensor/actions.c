@@ -6,6 +6,7 @@
 
 static void set_error(tensor_residency_ctx *m, emel_status code, int os_errno) {
   m->status = code;
+  m->os_errno = os_errno;
   m->tensor->last_error.code = code;
   m->tensor->last_error.os_errno = os_errno;
 }

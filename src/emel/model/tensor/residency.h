@@ -51,8 +51,9 @@ typedef struct tensor_residency_ctx {
   emel_status verdict;
   emel_io_result result;
   emel_error release_error;
-  /* output: the request's status */
+  /* output: the request's status and, for a failure of an OS call, its errno */
   emel_status status;
+  int os_errno;
 } tensor_residency_ctx;
 
 extern const emel_machine_desc emel_tensor_residency_desc;

@@ -5,6 +5,7 @@
 #include "residency.h"
 #include "tensors_shared.h"
 #include "tensor_residency_names.h"
+#include "emel/report.h"
 
 #include <errno.h>
 #include <string.h>
@@ -91,8 +92,8 @@ static emel_status create(emel_tensors **out, const emel_tensors_config *config,
   return EMEL_OK;
 }
 
-emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config) {
-  return create(out, config, NULL);
+emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config, emel_error *err) {
+  return emel_report(err, create(out, config, NULL));
 }
 
 emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_config *config,
@@ -103,7 +104,7 @@ emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_co
 
 void emel_tensors_destroy(emel_tensors *t) {
   if (!t) return;
-  (void)emel_tensors_evict_all(t);
+  (void)emel_tensors_evict_all(t, NULL);
   free_table(t);
 }
 
@@ -123,7 +124,7 @@ static uint32_t append(emel_tensors *t, const char *name, size_t name_len) {
   return t->count++;
 }
 
-emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
+static emel_status declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
   if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
   /* A shared table (a model's) holds exactly its index's tensors: it is full. */
   if (t->lookup != &t->own_names) return EMEL_TENSOR_TABLE_FULL;
@@ -142,6 +143,11 @@ emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_
   return EMEL_OK;
 }
 
+emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index,
+                                  emel_error *err) {
+  return emel_report(err, declare(t, name, name_len, index));
+}
+
 emel_status emel_tensors_declare_shared(emel_tensors *t, uint32_t *index) {
   if (!t || !index || t->lookup == &t->own_names) return EMEL_INVALID_ARGUMENT;
   if (t->count == t->capacity) return EMEL_TENSOR_TABLE_FULL;
@@ -153,16 +159,33 @@ emel_status emel_tensors_declare_shared(emel_tensors *t, uint32_t *index) {
   return EMEL_OK;
 }
 
-emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
-  if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
+emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index,
+                              emel_error *err) {
+  if (!t || !name || !index) return emel_report(err, EMEL_INVALID_ARGUMENT);
   uint32_t i;
   /* A shared table may name tensors not declared here yet. */
-  if (!emel_name_table_find(t->lookup, name, name_len, &i) || i >= t->count) return EMEL_TENSOR_UNKNOWN;
+  if (!emel_name_table_find(t->lookup, name, name_len, &i) || i >= t->count)
+    return emel_report(err, EMEL_TENSOR_UNKNOWN);
   *index = i;
-  return EMEL_OK;
+  return emel_report(err, EMEL_OK);
 }
 
 uint64_t emel_tensors_name_probes(const emel_tensors *t) { return t->own_names.probes; }
+
+/* The error of a call about tensor `index`: the tensor (k + 1) when the table
+ * has it, and the file holding its bytes (file_index + 1) once it has a span. */
+static emel_error tensor_error(const emel_tensors *t, uint32_t index, emel_status code, int os_errno) {
+  emel_error e = {.code = code, .os_errno = code != EMEL_OK ? os_errno : 0};
+  if (code == EMEL_OK || !t || index >= t->count) return e;
+  e.tensor = index + 1;
+  if (t->records[index].span.size > 0) e.file = t->records[index].span.file_index + 1;
+  return e;
+}
+
+static emel_status report_tensor(emel_error *err, const emel_tensors *t, uint32_t index, emel_status code,
+                                 int os_errno) {
+  return emel_report_error(err, tensor_error(t, index, code, os_errno));
+}
 
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
@@ -174,37 +197,40 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   m->index = index;
   m->io = t->io;
   m->status = EMEL_OK;
+  m->os_errno = 0;
   emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
+  if (s != EMEL_OK) m->os_errno = 0;
   const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
   t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
   return s != EMEL_OK ? s : m->status;
 }
 
-emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span) {
-  if (!t || !span) return EMEL_INVALID_ARGUMENT;
-  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span, emel_error *err) {
+  if (!t || !span) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.span = span};
-  return dispatch(t, index, TENSOR_EV_BIND_SPAN, &m);
+  const emel_status s = dispatch(t, index, TENSOR_EV_BIND_SPAN, &m);
+  return report_tensor(err, t, index, s, m.os_errno);
 }
 
 emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
-                             const emel_tensor_span *span, uint32_t *index) {
+                             const emel_tensor_span *span, uint32_t *index, emel_error *err) {
   uint32_t i;
-  emel_status s = emel_tensors_declare(t, name, name_len, &i);
+  emel_status s = emel_tensors_declare(t, name, name_len, &i, err);
   if (s != EMEL_OK) return s;
   if (index) *index = i;
-  return emel_tensors_bind(t, i, span);
+  return emel_tensors_bind(t, i, span, err);
 }
 
 emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
-                              emel_tensor_view *view) {
-  if (!t || !options) return EMEL_INVALID_ARGUMENT;
-  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+                              emel_tensor_view *view, emel_error *err) {
+  if (!t || !options) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.options = options};
   emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
-  return s;
+  return report_tensor(err, t, index, s, m.os_errno);
 }
 
 /* A tensor whose machine rests in bound or evicted accepts a load: only
@@ -226,8 +252,9 @@ static uint32_t asked_for(const emel_tensors *t, uint32_t asked, uint32_t index)
   return BATCH_NOT_ASKED;
 }
 
-static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t base, size_t n,
-                               const emel_load_options *options, emel_status *statuses) {
+/* Returns the error of the window's first failure (in `indices` order). */
+static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t base, size_t n,
+                              const emel_load_options *options, emel_status *statuses) {
   uint32_t asked = 0;
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
@@ -249,68 +276,75 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
       t->batch_results[i] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
   }
   const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}}; /* never adopted: refused first */
-  emel_status first = EMEL_OK;
+  emel_error first = {.code = EMEL_OK};
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
     const uint32_t of = t->batch_of[k];
     const emel_io_result *result = of == BATCH_NOT_ASKED ? &not_asked : &t->batch_results[of & ~BATCH_REPEAT];
     emel_status s = EMEL_TENSOR_UNKNOWN;
+    int os_errno = 0;
     if (index < t->count) {
       tensor_residency_ctx m = {.options = options, .batch_result = result};
       s = dispatch(t, index, TENSOR_EV_ADOPT_RESIDENCY, &m);
+      os_errno = m.os_errno;
       /* A granted residency no tensor adopted goes back; a repeat owns none. */
       if (s != EMEL_OK && result->error.code == EMEL_OK && !(of & BATCH_REPEAT))
         (void)emel_io_release(t->io, result->handle);
     }
     if (statuses) statuses[base + k] = s;
-    if (first == EMEL_OK) first = s;
+    if (first.code == EMEL_OK) first = tensor_error(t, index, s, os_errno);
   }
   return first;
 }
 
 emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
-                                    const emel_load_options *options, emel_status *statuses) {
-  if (!t || !options || options->target) return EMEL_INVALID_ARGUMENT;
-  emel_status first = EMEL_OK;
+                                    const emel_load_options *options, emel_status *statuses, emel_error *err) {
+  if (!t || !options || options->target) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  emel_error first = {.code = EMEL_OK};
   for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
     const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
-    emel_status s = load_window(t, indices, base, n, options, statuses);
-    if (first == EMEL_OK) first = s;
+    const emel_error e = load_window(t, indices, base, n, options, statuses);
+    if (first.code == EMEL_OK) first = e;
   }
-  return first;
+  return emel_report_error(err, first);
 }
 
-emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size) {
-  if (!t) return EMEL_INVALID_ARGUMENT;
-  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size,
+                                       emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.external_data = data, .external_size = size};
-  return dispatch(t, index, TENSOR_EV_BIND_EXTERNAL, &m);
+  const emel_status s = dispatch(t, index, TENSOR_EV_BIND_EXTERNAL, &m);
+  return report_tensor(err, t, index, s, m.os_errno);
 }
 
-emel_status emel_tensors_evict(emel_tensors *t, uint32_t index) {
-  if (!t) return EMEL_INVALID_ARGUMENT;
-  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+emel_status emel_tensors_evict(emel_tensors *t, uint32_t index, emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.status = EMEL_OK};
-  return dispatch(t, index, TENSOR_EV_EVICT, &m);
+  const emel_status s = dispatch(t, index, TENSOR_EV_EVICT, &m);
+  return report_tensor(err, t, index, s, m.os_errno);
 }
 
-emel_status emel_tensors_evict_all(emel_tensors *t) {
-  if (!t) return EMEL_INVALID_ARGUMENT;
-  emel_status first = EMEL_OK;
+emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  emel_error first = {.code = EMEL_OK};
   for (uint32_t i = 0; i < t->count && t->resident > 0; i++) {
     if (t->records[i].view.residency == EMEL_RESIDENCY_NONE) continue;
-    emel_status s = emel_tensors_evict(t, i);
-    if (first == EMEL_OK) first = s;
+    emel_error e;
+    (void)emel_tensors_evict(t, i, &e);
+    if (first.code == EMEL_OK) first = e;
   }
-  return first;
+  return emel_report_error(err, first);
 }
 
-emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view) {
-  if (!t || !view) return EMEL_INVALID_ARGUMENT;
-  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
-  if (t->records[index].view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view, emel_error *err) {
+  if (!t || !view) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
+  if (t->records[index].view.residency == EMEL_RESIDENCY_NONE)
+    return report_tensor(err, t, index, EMEL_TENSOR_NOT_RESIDENT, 0);
   *view = t->records[index].view;
-  return EMEL_OK;
+  return emel_report(err, EMEL_OK);
 }
 
 /* ---- integrity: a query on the resident bytes, which changes no residency
@@ -346,7 +380,7 @@ static int file_shrank(const emel_tensors *t, const tensor_record *r) {
   return other || now.size < r->span.offset + r->span.size;
 }
 
-emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
+static emel_status hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_record *r = &t->records[index];
@@ -369,11 +403,18 @@ emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   return r->last_error.code;
 }
 
-emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3) {
+emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3, emel_error *err) {
+  const emel_status s = hash(t, index, xxh3);
+  /* A fault's errno is in the record (hash set it); a refusal has none. */
+  const int faulted = s == EMEL_FILE_CHANGED || s == EMEL_READ_FAILED;
+  return report_tensor(err, t, index, s, faulted ? t->records[index].last_error.os_errno : 0);
+}
+
+emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3, emel_error *err) {
   uint64_t got = 0;
-  emel_status s = emel_tensors_hash(t, index, &got);
+  emel_status s = emel_tensors_hash(t, index, &got, err);
   if (s != EMEL_OK) return s;
-  return got == expected_xxh3 ? EMEL_OK : EMEL_TENSOR_HASH_MISMATCH;
+  return report_tensor(err, t, index, got == expected_xxh3 ? EMEL_OK : EMEL_TENSOR_HASH_MISMATCH, 0);
 }
 
 emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
@@ -398,7 +439,8 @@ const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index,
 
 emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index) {
   if (!t || index >= t->count) return (emel_error){.code = EMEL_TENSOR_UNKNOWN, .os_errno = 0};
-  return t->records[index].last_error;
+  const emel_error *e = &t->records[index].last_error;
+  return tensor_error(t, index, e->code, e->os_errno);
 }
 
 uint32_t emel_tensors_count(const emel_tensors *t) { return t ? t->count : 0; }
