@@ -124,7 +124,12 @@ typedef struct emel_io_config {
 
 EMEL_API emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_error *err);
 
-/* Releases every strategy (which releases what it still holds) and the boundary. */
+/* Releases every strategy (which releases what it still holds) and the boundary.
+ * Lifetime: each tensor table created with this boundary (emel_tensors_config.io)
+ * uses it until emel_tensors_destroy. Destroying the boundary first is allowed:
+ * the caller gives up `io` at once, but it (and every resident tensor's bytes)
+ * lives on until the last such table is destroyed, which destroys it. NULL is
+ * allowed. */
 EMEL_API void emel_io_destroy(emel_io *io);
 
 /* Adds a model file by path (copied). The path is validated by the strategy
@@ -139,8 +144,14 @@ EMEL_API emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const
 EMEL_API const emel_io_files *emel_io_files_of(const emel_io *io);
 EMEL_API const emel_platform_ops *emel_io_platform(const emel_io *io);
 
-/* Hands a strategy to the boundary, which owns it from then on (destroy is
- * called by emel_io_destroy, also when attach fails). */
+/* Hands a strategy instance `self` to the boundary. One rule for every strategy:
+ * whatever attach returns, `self` is no longer the caller's. On EMEL_OK the
+ * boundary owns it (emel_io_destroy calls ops->destroy(self)); on a failure
+ * (EMEL_INVALID_ARGUMENT: io NULL, kind out of range or already attached,
+ * acquire/release/destroy missing) attach has called ops->destroy(self) before
+ * returning. Only when `ops` or `ops->destroy` is NULL can it not destroy
+ * `self`, which then stays the caller's. emel_io_mmap_attach and
+ * emel_io_read_attach follow it: on failure nothing is attached or held. */
 EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self, emel_error *err);
 
 EMEL_API int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);

@@ -35,14 +35,17 @@ typedef struct emel_model_config {
 EMEL_API emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
                                      emel_error *error);
 
-/* Evicts every resident tensor and releases everything. */
+/* Evicts every resident tensor and releases everything: every pointer the
+ * model gave (index, tensors, io, names, views' data) is invalid afterwards. */
 EMEL_API void emel_model_close(emel_model *model);
 
 EMEL_API const emel_gguf *emel_model_index(const emel_model *model);
 EMEL_API emel_tensors *emel_model_tensors(emel_model *model);
 EMEL_API emel_io *emel_model_io(emel_model *model);
 
-/* By name: emel_tensors_find + emel_tensors_load / evict. */
+/* By name: emel_tensors_find + emel_tensors_load / evict, in one call: `err`
+ * (may be NULL) gets the code, the errno, the tensor (index + 1) and the file
+ * (part number) of a failure. */
 EMEL_API emel_status emel_model_load(emel_model *model, const char *name, const emel_load_options *options,
                                      emel_tensor_view *view, emel_error *err);
 EMEL_API emel_status emel_model_evict(emel_model *model, const char *name, emel_error *err);

@@ -9,7 +9,8 @@
  * A failed load leaves the tensor bound with the error recorded, never
  * half-resident. Loads go through the io boundary to a strategy; caller-owned
  * storage can be bound without any strategy (external residency).
- * Not thread-safe per table; separate tables share nothing.
+ * Not thread-safe per table, nor across tables that share one io boundary;
+ * tables on separate boundaries share nothing.
  */
 #ifndef EMEL_TENSOR_H
 #define EMEL_TENSOR_H
@@ -57,7 +58,12 @@ typedef struct emel_tensor_info {
   emel_tensor_span span;
 } emel_tensor_info;
 
-/* A resident tensor's bytes. */
+/* A resident tensor's bytes. Lifetime of `data`: valid while the tensor stays
+ * resident, that is until emel_tensors_evict (or evict_all) of this tensor or
+ * emel_tensors_destroy of its table (emel_model_evict / emel_model_close for a
+ * model's). Loads, failures and evictions of other tensors never move or free
+ * it. A later load of the same tensor may give another `data`. Mapped bytes
+ * (EMEL_RESIDENCY_MAPPED) are read-only. External bytes stay the caller's. */
 typedef struct emel_tensor_view {
   void *data;
   uint64_t size;
@@ -75,7 +81,8 @@ typedef struct emel_load_options {
 typedef struct emel_tensors emel_tensors;
 
 typedef struct emel_tensors_config {
-  emel_io *io;         /* the boundary loads go through; may be NULL for external-only tables */
+  emel_io *io;         /* the boundary loads go through (used until the table is destroyed:
+                          see emel_io_destroy); may be NULL for external-only tables */
   uint32_t capacity;   /* tensors; 1..EMEL_TENSOR_MAX_CAPACITY */
   size_t name_bytes;   /* total bytes for names (NULs included); 0: capacity * 64 */
   const emel_platform_ops *platform; /* for the table's own memory; NULL: the io's, or defaults */
@@ -99,7 +106,8 @@ EMEL_API emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t 
 EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index, emel_error *err);
 
 /* Makes a bound or evicted tensor resident through the io boundary.
- * On failure the tensor is bound and emel_tensors_last_error() tells why. */
+ * On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
+ * keeps it for the tensor) has the code, the errno, the tensor and its file. */
 EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
                                        emel_tensor_view *view, emel_error *err);
 
@@ -140,7 +148,10 @@ EMEL_API emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t
 EMEL_API emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3, emel_error *err);
 EMEL_API emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index);
 EMEL_API const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out);
-/* The error of the last refused request on this tensor (code EMEL_OK if none). */
+/* The error of the last failed load, bind, hash or release of this tensor,
+ * with its tensor and file filled in (code EMEL_OK if the last one succeeded).
+ * Still useful after a batch, whose `err` tells only the first failure. A
+ * refusal by state (TENSOR_ALREADY_RESIDENT, …) is reported by the call only. */
 EMEL_API emel_error emel_tensors_last_error(const emel_tensors *t, uint32_t index);
 EMEL_API uint32_t emel_tensors_count(const emel_tensors *t);
 EMEL_API uint32_t emel_tensors_resident_count(const emel_tensors *t);

@@ -3,6 +3,7 @@
  * (path, index, span): it routes. */
 #include "emel/io.h"
 #include "emel/report.h"
+#include "emel/io/users.h"
 
 #include <string.h>
 
@@ -13,6 +14,8 @@ struct emel_io {
     const emel_io_strategy_ops *ops;
     void *self;
   } strategies[EMEL_STRATEGY_COUNT];
+  uint32_t users;       /* tensor tables loading through this boundary */
+  int destroy_pending;  /* emel_io_destroy was called while users > 0 */
 };
 
 static emel_error io_error(emel_status code) {
@@ -46,8 +49,7 @@ emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_err
   return emel_report(err, unreported_io_create(out, config));
 }
 
-void emel_io_destroy(emel_io *io) {
-  if (!io) return;
+static void destroy_now(emel_io *io) {
   for (int s = 0; s < EMEL_STRATEGY_COUNT; s++)
     if (io->strategies[s].ops) io->strategies[s].ops->destroy(io->strategies[s].self);
   for (uint32_t i = 0; i < io->files.count; i++)
@@ -55,6 +57,26 @@ void emel_io_destroy(emel_io *io) {
   io->platform.free(io->platform.user, io->files.files, io->files.capacity * sizeof(emel_io_file));
   emel_platform_ops platform = io->platform;
   platform.free(platform.user, io, sizeof *io);
+}
+
+/* Tables that still use the boundary keep it (and what their tensors hold
+ * through it) alive: the last one to go destroys it. */
+void emel_io_destroy(emel_io *io) {
+  if (!io) return;
+  if (io->users > 0) {
+    io->destroy_pending = 1;
+    return;
+  }
+  destroy_now(io);
+}
+
+void emel_io_use(emel_io *io) {
+  if (io) io->users++;
+}
+
+void emel_io_unuse(emel_io *io) {
+  if (!io || io->users == 0) return;
+  if (--io->users == 0 && io->destroy_pending) destroy_now(io);
 }
 
 static emel_status unreported_io_add_file(emel_io *io, const char *path, size_t path_len, uint32_t *file_index) {

@@ -6,6 +6,7 @@
 #include "tensors_shared.h"
 #include "tensor_residency_names.h"
 #include "emel/report.h"
+#include "emel/io/users.h"
 
 #include <errno.h>
 #include <string.h>
@@ -88,6 +89,7 @@ static emel_status create(emel_tensors **out, const emel_tensors_config *config,
     free_table(t);
     return s;
   }
+  emel_io_use(t->io);
   *out = t;
   return EMEL_OK;
 }
@@ -105,7 +107,9 @@ emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_co
 void emel_tensors_destroy(emel_tensors *t) {
   if (!t) return;
   (void)emel_tensors_evict_all(t, NULL);
+  emel_io *io = t->io;
   free_table(t);
+  emel_io_unuse(io); /* last: may destroy the boundary the evictions went through */
 }
 
 static int name_valid(const char *name, size_t name_len) {
