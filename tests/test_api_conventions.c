@@ -151,6 +151,33 @@ START_TEST(test_a_failed_open_names_no_tensor_and_lookups_fill_err_too) {
 }
 END_TEST
 
+START_TEST(test_the_io_boundary_returns_statuses_with_the_errno_in_err) {
+  /* Guards against the boundary's own second convention (release and advise
+   * returned an emel_error by value, acquire returned nothing). */
+  fake_strategy fake;
+  memset(&fake, 0, sizeof fake);
+  emel_io *io;
+  emel_io_config ic = {.platform = &fp.ops};
+  ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
+  emel_io_request req = {.size = 64, .strategy = EMEL_STRATEGY_READ};
+  emel_io_result res;
+  ck_assert_int_eq(emel_io_acquire(io, &req, &res), EMEL_OK);
+  fake.release_error = (emel_error){.code = EMEL_READ_FAILED, .os_errno = EIO};
+  emel_error err;
+  ck_assert_int_eq(emel_io_release(io, res.handle, &err), EMEL_READ_FAILED);
+  ck_assert_int_eq(err.os_errno, EIO);
+  fake.release_error.code = EMEL_OK;
+  ck_assert_int_eq(emel_io_advise(io, res.handle, 0, 1, EMEL_ADVISE_WILLNEED, &err), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(err.code, EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_io_release(io, res.handle, &err), EMEL_OK);
+  ck_assert_int_eq(err.code, EMEL_OK);
+  req.strategy = EMEL_STRATEGY_MMAP;
+  ck_assert_int_eq(emel_io_acquire(io, &req, &res), EMEL_UNKNOWN_STRATEGY);
+  emel_io_destroy(io);
+}
+END_TEST
+
 /* ---- lifetimes ---- */
 
 START_TEST(test_a_view_stays_valid_until_its_own_tensor_is_evicted) {
@@ -345,6 +372,7 @@ static Suite *api_conventions_suite(void) {
   tcase_add_test(errors, test_a_failed_model_load_gives_code_errno_tensor_and_file_in_one_call);
   tcase_add_test(errors, test_a_batch_error_names_its_first_failing_tensor_with_its_errno);
   tcase_add_test(errors, test_a_failed_open_names_no_tensor_and_lookups_fill_err_too);
+  tcase_add_test(errors, test_the_io_boundary_returns_statuses_with_the_errno_in_err);
   suite_add_tcase(s, errors);
   TCase *lifetimes = tcase_create("lifetimes");
   tcase_add_checked_fixture(lifetimes, setup, teardown);

@@ -182,7 +182,7 @@ static emel_status load_batch(emel_model *m, const scenario *s, int *inconsisten
   }
   if (emel_io_live(io, s->strategy) != granted) *inconsistent = 1;
   for (size_t i = 0; i < n; i++)
-    if (res[i].error.code == EMEL_OK && emel_io_release(io, res[i].handle).code != EMEL_OK) first = EMEL_INTERNAL;
+    if (res[i].error.code == EMEL_OK && emel_io_release(io, res[i].handle, NULL) != EMEL_OK) first = EMEL_INTERNAL;
   if (emel_io_live(io, s->strategy) != 0) *inconsistent = 1;
   return first;
 }

@@ -97,7 +97,8 @@ static void assert_refused(emel_io_result r, emel_status code, int os_errno) {
 }
 
 static void release_ok(emel_io_result r) {
-  emel_error e = emel_io_release(io, r.handle);
+  emel_error e;
+  (void)emel_io_release(io, r.handle, &e);
   ck_assert_msg(e.code == EMEL_OK, "release: %s", emel_status_name(e.code));
 }
 
@@ -260,7 +261,8 @@ START_TEST(test_every_advice_over_a_sub_range_of_the_tensor_succeeds) {
                                    EMEL_ADVISE_POPULATE_READ, EMEL_ADVISE_NORMAL};
   fault_platform_forget_advices(&fp);
   for (int i = 0; i < 5; i++) {
-    emel_error e = emel_io_advise(io, r.handle, 100, page + 10, kinds[i]);
+    emel_error e;
+    (void)emel_io_advise(io, r.handle, 100, page + 10, kinds[i], &e);
     ck_assert_msg(e.code == EMEL_OK, "advice %d: %s", (int)kinds[i], emel_status_name(e.code));
   }
   /* each passed on as asked, from the page holding the range's first byte to its last byte */
@@ -272,7 +274,7 @@ START_TEST(test_every_advice_over_a_sub_range_of_the_tensor_succeeds) {
     ck_assert_ptr_eq(a[i].addr, first - 164);
     ck_assert_uint_eq(a[i].len, 164 + page + 10);
   }
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 3 * page, EMEL_ADVISE_WILLNEED).code, EMEL_OK);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 3 * page, EMEL_ADVISE_WILLNEED, NULL), EMEL_OK);
   assert_bytes(&r, 64, 3 * page); /* dropped pages fault back in with the file's bytes */
   release_ok(r);
 }
@@ -281,24 +283,25 @@ END_TEST
 START_TEST(test_an_advise_range_outside_the_tensor_is_refused_without_a_call) {
   emel_io_result r = map(64, 1000, 0);
   uint64_t before = fp.calls[FP_ADVISE];
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 0, EMEL_ADVISE_WILLNEED).code, EMEL_MMAP_ADVISE_RANGE_INVALID);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 1001, 1, EMEL_ADVISE_WILLNEED).code, EMEL_MMAP_ADVISE_RANGE_INVALID);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 999, 2, EMEL_ADVISE_WILLNEED).code, EMEL_MMAP_ADVISE_RANGE_INVALID);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 1, UINT64_MAX, EMEL_ADVISE_WILLNEED).code,
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 0, EMEL_ADVISE_WILLNEED, NULL), EMEL_MMAP_ADVISE_RANGE_INVALID);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 1001, 1, EMEL_ADVISE_WILLNEED, NULL), EMEL_MMAP_ADVISE_RANGE_INVALID);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 999, 2, EMEL_ADVISE_WILLNEED, NULL), EMEL_MMAP_ADVISE_RANGE_INVALID);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 1, UINT64_MAX, EMEL_ADVISE_WILLNEED, NULL),
                    EMEL_MMAP_ADVISE_RANGE_INVALID);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 999, 1, EMEL_ADVISE_WILLNEED).code, EMEL_OK);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_HUGEPAGE).code, EMEL_INVALID_REQUEST);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, (emel_map_advice)77).code, EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 999, 1, EMEL_ADVISE_WILLNEED, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_HUGEPAGE, NULL), EMEL_INVALID_REQUEST);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, (emel_map_advice)77, NULL), EMEL_INVALID_REQUEST);
   ck_assert_uint_eq(fp.calls[FP_ADVISE], before + 1);
   release_ok(r);
-  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_WILLNEED).code, EMEL_INVALID_HANDLE);
+  ck_assert_int_eq(emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_WILLNEED, NULL), EMEL_INVALID_HANDLE);
 }
 END_TEST
 
 START_TEST(test_a_failed_madvise_is_advise_failed_with_its_errno) {
   emel_io_result r = map(64, 1000, 0);
   fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, EIO);
-  emel_error e = emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_WILLNEED);
+  emel_error e;
+  (void)emel_io_advise(io, r.handle, 0, 10, EMEL_ADVISE_WILLNEED, &e);
   ck_assert_int_eq(e.code, EMEL_MMAP_ADVISE_FAILED);
   ck_assert_int_eq(e.os_errno, EIO);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
@@ -309,15 +312,15 @@ END_TEST
 START_TEST(test_a_released_or_forged_handle_is_an_invalid_handle) {
   emel_io_result r = map(64, 100, 0);
   release_ok(r);
-  ck_assert_int_eq(emel_io_release(io, r.handle).code, EMEL_INVALID_HANDLE);
+  ck_assert_int_eq(emel_io_release(io, r.handle, NULL), EMEL_INVALID_HANDLE);
   emel_io_result again = map(64, 100, 0); /* reuses the slot with a new generation */
   ck_assert_uint_eq(again.handle.slot, r.handle.slot);
   ck_assert_uint_ne(again.handle.generation, r.handle.generation);
-  ck_assert_int_eq(emel_io_release(io, r.handle).code, EMEL_INVALID_HANDLE);
+  ck_assert_int_eq(emel_io_release(io, r.handle, NULL), EMEL_INVALID_HANDLE);
   emel_io_handle forged = {EMEL_STRATEGY_MMAP, 1u << 30, 0};
-  ck_assert_int_eq(emel_io_release(io, forged).code, EMEL_INVALID_HANDLE);
+  ck_assert_int_eq(emel_io_release(io, forged, NULL), EMEL_INVALID_HANDLE);
   forged.slot = 7; /* in range, never used */
-  ck_assert_int_eq(emel_io_release(io, forged).code, EMEL_INVALID_HANDLE);
+  ck_assert_int_eq(emel_io_release(io, forged, NULL), EMEL_INVALID_HANDLE);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
   release_ok(again);
 }
@@ -529,7 +532,8 @@ END_TEST
 START_TEST(test_an_unlock_failure_keeps_the_tensor_mapped_and_a_retry_releases_it) {
   emel_io_result r = map(0, 10, EMEL_LOAD_LOCK);
   fault_platform_fail(&fp, FP_UNLOCK, 1, ENOMEM);
-  emel_error e = emel_io_release(io, r.handle);
+  emel_error e;
+  (void)emel_io_release(io, r.handle, &e);
   ck_assert_int_eq(e.code, EMEL_MMAP_UNLOCK_FAILED);
   ck_assert_int_eq(e.os_errno, ENOMEM);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
@@ -542,7 +546,8 @@ END_TEST
 START_TEST(test_an_unmap_failure_keeps_the_tensor_mapped_and_a_retry_releases_it) {
   emel_io_result r = map(0, 10, 0);
   fault_platform_fail(&fp, FP_UNMAP, 1, EINVAL);
-  emel_error e = emel_io_release(io, r.handle);
+  emel_error e;
+  (void)emel_io_release(io, r.handle, &e);
   ck_assert_int_eq(e.code, EMEL_MMAP_UNMAP_FAILED);
   ck_assert_int_eq(e.os_errno, EINVAL);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 1);
@@ -555,7 +560,8 @@ END_TEST
 START_TEST(test_a_failed_page_drop_keeps_the_tensor_mapped_and_a_retry_releases_it) {
   emel_io_result a = map(0, 2 * page, 0), b = map(3 * page, 10, 0);
   fault_platform_fail(&fp, FP_ADVISE, 1, EAGAIN);
-  emel_error e = emel_io_release(io, a.handle);
+  emel_error e;
+  (void)emel_io_release(io, a.handle, &e);
   ck_assert_int_eq(e.code, EMEL_MMAP_ADVISE_FAILED);
   ck_assert_int_eq(e.os_errno, EAGAIN);
   ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 2);

@@ -156,12 +156,15 @@ EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops
 
 EMEL_API int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
 
-EMEL_API void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result);
-EMEL_API void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
-                                    size_t count);
-EMEL_API emel_error emel_io_release(emel_io *io, emel_io_handle handle);
-EMEL_API emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
-                                   emel_map_advice advice);
+/* A request's result carries its own emel_error (result->error): these two
+ * return the status (the batch: its first failure, in request order) and take
+ * no separate emel_error. */
+EMEL_API emel_status emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result);
+EMEL_API emel_status emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
+                                           size_t count);
+EMEL_API emel_status emel_io_release(emel_io *io, emel_io_handle handle, emel_error *err);
+EMEL_API emel_status emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                                    emel_map_advice advice, emel_error *err);
 
 /* Live residencies held by one strategy (0 for an absent one). */
 EMEL_API size_t emel_io_live(const emel_io *io, emel_strategy strategy);

@@ -579,7 +579,8 @@ static emel_io_handle pick_handle(harness *h, reader *r, int *k) {
 static void op_release(harness *h, reader *r) {
   int k;
   emel_io_handle handle = pick_handle(h, r, &k);
-  emel_error e = emel_io_release(h->io, handle);
+  emel_error e;
+  (void)emel_io_release(h->io, handle, &e);
   REQUIRE(named(e.code) && error_explained(h, e));
   if (k < 0) { /* stale or forged: never releases anything (strategy NONE owns nothing) */
     REQUIRE(e.code != EMEL_OK || handle.strategy == EMEL_STRATEGY_NONE);
@@ -608,7 +609,8 @@ static void op_advise(harness *h, reader *r) {
   }
   uint8_t a = next(r) % 7;
   emel_map_advice advice = a == 6 ? (emel_map_advice)99 : (emel_map_advice)a;
-  emel_error e = emel_io_advise(h->io, handle, offset, len, advice);
+  emel_error e;
+  (void)emel_io_advise(h->io, handle, offset, len, advice, &e);
   REQUIRE(named(e.code) && error_explained(h, e));
   if (k < 0) {
     REQUIRE(e.code != EMEL_OK);
@@ -729,7 +731,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == held_live[EMEL_STRATEGY_MMAP]);
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_READ) == held_live[EMEL_STRATEGY_READ]);
   while (h->n_held > 0) {
-    REQUIRE(emel_io_release(h->io, h->held[0].handle).code == EMEL_OK);
+    REQUIRE(emel_io_release(h->io, h->held[0].handle, NULL) == EMEL_OK);
     forget_held(h, 0);
   }
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == 0 && emel_io_live(h->io, EMEL_STRATEGY_READ) == 0);

@@ -141,24 +141,23 @@ static void refuse(const emel_io_request *request, emel_io_result *result, emel_
   result->error = io_error(code);
 }
 
-void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result) {
-  if (!result) return;
+emel_status emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result *result) {
+  if (!result) return EMEL_INVALID_ARGUMENT;
   if (!io || !request) {
     refuse(request, result, EMEL_INVALID_ARGUMENT);
-    return;
+    return result->error.code;
   }
   if (!emel_io_has_strategy(io, request->strategy)) {
     refuse(request, result, EMEL_UNKNOWN_STRATEGY);
-    return;
+    return result->error.code;
   }
   memset(result, 0, sizeof *result);
   result->strategy = request->strategy;
   io->strategies[request->strategy].ops->acquire(io->strategies[request->strategy].self, request, result);
+  return result->error.code;
 }
 
-void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
-                           size_t count) {
-  if (count == 0 || !results) return;
+static void acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results, size_t count) {
   /* A batch goes to one strategy: the first request's. Mixed batches are split by the caller. */
   emel_strategy s = requests ? requests[0].strategy : EMEL_STRATEGY_NONE;
   int uniform = io && requests && emel_io_has_strategy(io, s);
@@ -171,20 +170,39 @@ void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io
   io->strategies[s].ops->acquire_batch(io->strategies[s].self, requests, results, count);
 }
 
-emel_error emel_io_release(emel_io *io, emel_io_handle handle) {
+emel_status emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
+                                  size_t count) {
+  if (count == 0) return EMEL_OK;
+  if (!results) return EMEL_INVALID_ARGUMENT;
+  acquire_batch(io, requests, results, count);
+  for (size_t i = 0; i < count; i++)
+    if (results[i].error.code != EMEL_OK) return results[i].error.code;
+  return EMEL_OK;
+}
+
+static emel_error release(emel_io *io, emel_io_handle handle) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (handle.strategy == EMEL_STRATEGY_NONE) return io_error(EMEL_OK); /* caller-owned: nothing held */
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
   return io->strategies[handle.strategy].ops->release(io->strategies[handle.strategy].self, handle);
 }
 
-emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
-                          emel_map_advice advice) {
+emel_status emel_io_release(emel_io *io, emel_io_handle handle, emel_error *err) {
+  return emel_report_error(err, release(io, handle));
+}
+
+static emel_error advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                         emel_map_advice advice) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
   if (!io->strategies[handle.strategy].ops->advise) return io_error(EMEL_INVALID_REQUEST);
   return io->strategies[handle.strategy].ops->advise(io->strategies[handle.strategy].self, handle,
                                                      offset, len, advice);
+}
+
+emel_status emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
+                           emel_map_advice advice, emel_error *err) {
+  return emel_report_error(err, advise(io, handle, offset, len, advice));
 }
 
 size_t emel_io_live(const emel_io *io, emel_strategy strategy) {

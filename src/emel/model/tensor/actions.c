@@ -96,8 +96,8 @@ int emel_tensor_release_residency(tensor_residency_ctx *m) {
     m->release_error.code = EMEL_OK; /* caller-owned storage stays with its owner */
     m->release_error.os_errno = 0;
   } else {
-    m->release_error = m->io ? emel_io_release(m->io, m->tensor->handle)
-                             : (emel_error){.code = EMEL_INVALID_HANDLE, .os_errno = 0};
+    m->release_error = (emel_error){.code = EMEL_INVALID_HANDLE};
+    if (m->io) (void)emel_io_release(m->io, m->tensor->handle, &m->release_error);
   }
   return m->release_error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_RELEASED : TENSOR_EV_RELEASE_REFUSED;
 }

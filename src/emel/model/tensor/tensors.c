@@ -293,7 +293,7 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
       os_errno = m.os_errno;
       /* A granted residency no tensor adopted goes back; a repeat owns none. */
       if (s != EMEL_OK && result->error.code == EMEL_OK && !(of & BATCH_REPEAT))
-        (void)emel_io_release(t->io, result->handle);
+        (void)emel_io_release(t->io, result->handle, NULL);
     }
     if (statuses) statuses[base + k] = s;
     if (first.code == EMEL_OK) first = tensor_error(t, index, s, os_errno);
