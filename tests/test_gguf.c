@@ -575,6 +575,9 @@ START_TEST(test_part_tensor_counts_that_do_not_add_up_are_named) {
   ck_assert_int_eq(gw_write(w, third), 0);
   gw_free(w);
   expect_split_error(first, EMEL_GGUF_DUPLICATE_NAME, 3, "also a tensor of an earlier part");
+  emel_error err;
+  ck_assert_int_eq(open_status(first, NULL, &err), EMEL_GGUF_DUPLICATE_NAME);
+  ck_assert_uint_eq(err.tensor, 6); /* the model's tensor 5: the third part's second */
 }
 END_TEST
 
@@ -909,6 +912,49 @@ START_TEST(test_each_malformed_file_fails_with_its_own_status) {
 }
 END_TEST
 
+/* Guards against an index error that leaves the caller to guess which of
+ * thousands of tensor infos is bad: emel_error.tensor names it (k + 1),
+ * and 0 for an error of no one tensor. */
+static void one_good_then(gw *w, void (*bad)(gw *)) {
+  tensor_at(w, "good.0", EMEL_GGML_TYPE_F32, 1, one_dim, 0);
+  tensor_at(w, "good.1", EMEL_GGML_TYPE_F32, 1, one_dim, 128);
+  bad(w);
+}
+static void bad_misaligned(gw *w) { tensor_at(w, "bad", EMEL_GGML_TYPE_F32, 1, one_dim, 264); }
+static void bad_type(gw *w) { tensor_at(w, "bad", 4, 1, one_dim, 256); }
+static void bad_outside(gw *w) {
+  tensor_at(w, "bad", EMEL_GGML_TYPE_F32, 1, one_dim, 1 << 20);
+  gw_override_data_size(w, 384);
+}
+static void bad_overlap(gw *w) { tensor_at(w, "bad", EMEL_GGML_TYPE_F32, 1, one_dim, 64); }
+static void bad_dup(gw *w) { tensor_at(w, "good.0", EMEL_GGML_TYPE_F32, 1, one_dim, 256); }
+
+START_TEST(test_an_error_of_one_tensor_info_names_that_tensor) {
+  static const struct {
+    void (*bad)(gw *);
+    emel_status want;
+  } cases[] = {
+      {bad_misaligned, EMEL_GGUF_MISALIGNED_OFFSET}, {bad_type, EMEL_GGUF_BAD_TENSOR_TYPE},
+      {bad_outside, EMEL_GGUF_SPAN_OUTSIDE_FILE},    {bad_overlap, EMEL_GGUF_OVERLAPPING_SPANS},
+      {bad_dup, EMEL_GGUF_DUPLICATE_NAME},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    gw *w = gw_new();
+    one_good_then(w, cases[i].bad);
+    emel_error err;
+    ck_assert_int_eq(open_status(emit(w, "bad_tensor.gguf"), NULL, &err), cases[i].want);
+    ck_assert_msg(err.tensor == 3, "case %zu (%s): tensor %u, want 3", i, emel_status_name(cases[i].want),
+                  err.tensor);
+    ck_assert_uint_eq(err.file, 1);
+  }
+  gw *w = gw_new();
+  gw_override_magic(w, "GGUG");
+  emel_error err = {.tensor = 9};
+  ck_assert_int_eq(open_status(emit(w, "bad_magic.gguf"), NULL, &err), EMEL_GGUF_BAD_MAGIC);
+  ck_assert_uint_eq(err.tensor, 0);
+}
+END_TEST
+
 START_TEST(test_truncation_at_every_header_byte_gives_a_named_error) {
   gw *w = all_types_writer();
   add_small_tensors(w);
@@ -1082,6 +1128,7 @@ Suite *gguf_suite(void) {
   tcase_add_test(tc, test_tensors_sit_at_offsets_aligned_to_32_64_and_4096);
   tcase_add_test(tc, test_mixed_quantized_tensors_have_the_byte_sizes_ggml_gives);
   tcase_add_test(tc, test_tensors_that_touch_without_sharing_a_byte_are_valid);
+  tcase_add_test(tc, test_an_error_of_one_tensor_info_names_that_tensor);
   tcase_add_test(tc, test_element_counts_at_ggmls_limit_are_refused_and_just_below_it_are_sized);
   tcase_add_test(tc, test_a_file_with_no_tensors_ends_before_its_data_offset_and_is_valid);
   tcase_add_test(tc, test_a_split_model_of_three_files_indexes_every_file);

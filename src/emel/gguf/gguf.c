@@ -114,9 +114,17 @@ static emel_status open_file(emel_gguf *g, const char *path, const gguf_limits *
     e->os_errno = -fd;
     return fail_at(e, EMEL_OPEN_FAILED, index, NULL);
   }
-  st = emel_gguf_file_parse(f, &g->ops, fd, index, lim, &e->os_errno);
+  uint32_t tensor = 0;
+  st = emel_gguf_file_parse(f, &g->ops, fd, index, lim, &e->os_errno, &tensor);
   g->ops.close(g->ops.user, fd); /* a read-only close failure loses nothing */
-  return st == EMEL_OK || st == EMEL_OUT_OF_MEMORY ? st : fail_at(e, st, index, NULL);
+  if (st == EMEL_OK || st == EMEL_OUT_OF_MEMORY) return st;
+  /* The model's tensor index: the earlier parts' tensors come first. */
+  if (tensor) {
+    size_t before = 0;
+    for (uint32_t i = 0; i < index; i++) before += g->files[i].n_tensors;
+    e->tensor = (uint32_t)(before + tensor);
+  }
+  return fail_at(e, st, index, NULL);
 }
 
 /* llama.cpp's naming: PREFIX-%05d-of-%05d.gguf, parts numbered from 1. True
@@ -262,6 +270,7 @@ static emel_status name_insert(emel_gguf *g, size_t i, emel_error *e) {
   if (r == EMEL_NAME_INSERTED) return EMEL_OK;
   if (r == EMEL_NAME_FULL) return EMEL_GGUF_LIMIT_EXCEEDED; /* cannot happen: the table holds n_tensors */
   const emel_gguf_tensor *t = &g->tensors[i], *o = &g->tensors[first];
+  e->tensor = (uint32_t)i + 1; /* the second of the two names */
   return fail_at(e, EMEL_GGUF_DUPLICATE_NAME, t->file_index,
                  o->file_index != t->file_index ? WHY_DUPLICATE_ACROSS : NULL);
 }

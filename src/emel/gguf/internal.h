@@ -65,9 +65,10 @@ typedef struct gguf_file {
 } gguf_file;
 
 /* Indexes the open descriptor `fd` into `f` (zeroed by the caller, path and seed set).
- * On failure `f` may hold partial allocations: emel_gguf_file_release frees them. */
+ * On failure `f` may hold partial allocations: emel_gguf_file_release frees them,
+ * and *tensor is k + 1 when the file's tensor info k is at fault (else untouched). */
 emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
-                            const gguf_limits *lim, int *os_errno);
+                            const gguf_limits *lim, int *os_errno, uint32_t *tensor);
 void emel_gguf_file_release(gguf_file *f, const emel_platform_ops *ops);
 
 /* Slots examined building the index's name tables (every file's keys and the

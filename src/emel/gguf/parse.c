@@ -234,12 +234,16 @@ static emel_status parse_header(parser *p) {
   return EMEL_OK;
 }
 
-static emel_status parse_all(parser *p) {
+/* *tensor: k + 1 when tensor info k is at fault, else left alone. */
+static emel_status parse_all(parser *p, uint32_t *tensor) {
   p->pos = 0;
   p->f->alignment = 32;
   emel_status st = parse_header(p);
   for (size_t i = 0; st == EMEL_OK && i < p->f->n_kv; i++) st = parse_kv(p, i);
-  for (size_t i = 0; st == EMEL_OK && i < p->f->n_tensors; i++) st = parse_tensor(p, i);
+  for (size_t i = 0; st == EMEL_OK && i < p->f->n_tensors; i++) {
+    st = parse_tensor(p, i);
+    if (st != EMEL_OK && st != EMEL_OUT_OF_MEMORY) *tensor = (uint32_t)i + 1;
+  }
   if (st == EMEL_OK) p->f->header_end = p->pos;
   return st;
 }
@@ -276,6 +280,7 @@ static emel_status alloc_tables(gguf_file *f, const emel_platform_ops *ops, cons
 
 typedef struct span {
   uint64_t begin, end;
+  size_t tensor; /* which tensor info, to name it in the error */
 } span;
 
 static int span_cmp(const void *a, const void *b) {
@@ -283,18 +288,21 @@ static int span_cmp(const void *a, const void *b) {
   return (x->begin > y->begin) - (x->begin < y->begin);
 }
 
-static emel_status check_overlaps(gguf_file *f, const emel_platform_ops *ops) {
+static emel_status check_overlaps(gguf_file *f, const emel_platform_ops *ops, uint32_t *tensor) {
   if (f->n_tensors < 2) return EMEL_OK;
   span *s = ops->alloc(ops->user, f->n_tensors * sizeof *s, 16);
   if (!s) return EMEL_OUT_OF_MEMORY;
   for (size_t i = 0; i < f->n_tensors; i++)
-    s[i] = (span){f->tensors[i].offset, f->tensors[i].offset + f->tensors[i].size};
+    s[i] = (span){f->tensors[i].offset, f->tensors[i].offset + f->tensors[i].size, i};
   qsort(s, f->n_tensors, sizeof *s, span_cmp);
   emel_status st = EMEL_OK;
   uint64_t end = 0;
   for (size_t i = 0; i < f->n_tensors && st == EMEL_OK; i++) {
     if (s[i].begin == s[i].end) continue; /* empty tensors occupy nothing */
-    if (s[i].begin < end) st = EMEL_GGUF_OVERLAPPING_SPANS;
+    if (s[i].begin < end) {
+      st = EMEL_GGUF_OVERLAPPING_SPANS;
+      *tensor = (uint32_t)s[i].tensor + 1; /* the one that starts inside another */
+    }
     if (s[i].end > end) end = s[i].end;
   }
   ops->free(ops->user, s, f->n_tensors * sizeof *s);
@@ -302,7 +310,7 @@ static emel_status check_overlaps(gguf_file *f, const emel_platform_ops *ops) {
 }
 
 /* Places tensors at data_offset + offset and checks each lies in the file. */
-static emel_status check_spans(gguf_file *f, const emel_platform_ops *ops) {
+static emel_status check_spans(gguf_file *f, const emel_platform_ops *ops, uint32_t *tensor) {
   uint64_t pad = (f->alignment - f->header_end % f->alignment) % f->alignment;
   f->data_offset = f->header_end + pad;
   if (f->n_tensors == 0) return EMEL_OK; /* such files need not be padded */
@@ -310,14 +318,17 @@ static emel_status check_spans(gguf_file *f, const emel_platform_ops *ops) {
   uint64_t room = f->size - f->data_offset;
   for (size_t i = 0; i < f->n_tensors; i++) {
     emel_gguf_tensor *t = &f->tensors[i];
-    if (t->offset > room || t->size > room - t->offset) return EMEL_GGUF_SPAN_OUTSIDE_FILE;
+    if (t->offset > room || t->size > room - t->offset) {
+      *tensor = (uint32_t)i + 1;
+      return EMEL_GGUF_SPAN_OUTSIDE_FILE;
+    }
     t->offset += f->data_offset;
   }
-  return check_overlaps(f, ops);
+  return check_overlaps(f, ops, tensor);
 }
 
 emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
-                            const gguf_limits *lim, int *os_errno) {
+                            const gguf_limits *lim, int *os_errno, uint32_t *tensor) {
   /* The identity, not just the size: the loaders compare it when they open
    * the file, so a file changed after it was indexed is refused by name. */
   f->identity = (emel_file_identity){0}; /* an op that leaves `type` alone reports a regular file */
@@ -331,13 +342,13 @@ emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int
   f->size = f->identity.size;
   f->rd = (gguf_reader){.ops = ops, .fd = fd, .file_size = f->size};
   parser p = {.f = f, .r = &f->rd, .lim = lim, .file_index = file_index};
-  emel_status st = parse_all(&p);
+  emel_status st = parse_all(&p, tensor);
   if (st == EMEL_OK) st = alloc_tables(f, ops, &p);
   if (st == EMEL_OK) {
     p.build = 1;
-    st = parse_all(&p);
+    st = parse_all(&p, tensor);
   }
-  if (st == EMEL_OK) st = check_spans(f, ops);
+  if (st == EMEL_OK) st = check_spans(f, ops, tensor);
   if (st == EMEL_READ_FAILED) *os_errno = f->rd.os_errno;
   return st;
 }
