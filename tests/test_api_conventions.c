@@ -274,6 +274,7 @@ START_TEST(test_the_io_outlives_every_table_on_it_in_any_order) {
   ck_assert_uint_eq(fake.live, 0);
   /* A table created and destroyed before the boundary changes nothing. */
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
+  tc.io = io;
   ck_assert_int_eq(emel_tensors_create(&t1, &tc, NULL), EMEL_OK);
   emel_tensors_destroy(t1);
   emel_io_destroy(io);
