@@ -95,8 +95,14 @@ typedef enum emel_status {
 } emel_status;
 
 /* A status plus the errno of the OS call that failed (0 when none did), and,
- * where the code alone cannot say it, which file and which check. Fields added
- * later are zero when unused, so `{.code = c, .os_errno = e}` stays complete. */
+ * where the code alone cannot say it, which file, which tensor and which check.
+ * Fields added later are zero when unused, so `{.code = c, .os_errno = e}`
+ * stays complete.
+ *
+ * The convention (README "C API conventions"): every fallible call returns an
+ * emel_status and takes an `emel_error *err` last, which may be NULL; when
+ * given, it is filled whole on every return (success: code EMEL_OK, the rest
+ * zero), so one call tells the code, errno, file and tensor. */
 typedef struct emel_error {
   emel_status code;
   int os_errno;

@@ -118,7 +118,8 @@ EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const em
  * `indices` NULL means tensors 0..count-1. statuses (may be NULL) gets each
  * tensor's status: EMEL_OK, the load's error (emel_tensors_last_error tells
  * more), EMEL_TENSOR_UNKNOWN, or a refusal such as EMEL_TENSOR_ALREADY_RESIDENT.
- * Returns the first failure in `indices` order, EMEL_OK if none.
+ * Returns the first failure in `indices` order, EMEL_OK if none; `err` is
+ * that failure's (its tensor, errno and file).
  * options->target must be NULL (one caller buffer cannot hold many tensors). */
 EMEL_API emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
                                              const emel_load_options *options, emel_status *statuses, emel_error *err);
