@@ -1,7 +1,6 @@
 /* The tensor table: fixed-capacity records, a name arena and a name index,
  * all allocated at creation. Requests are dispatched to each tensor's machine. */
 #include "residency.h"
-#include "tensor_residency_names.h"
 
 #include <errno.h>
 #include <string.h>
@@ -130,10 +129,26 @@ emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t na
   return EMEL_OK;
 }
 
+/* The state a tensor rests in, as the API names it. The machine's state is
+ * the only record of residency: view.residency describes the bytes, never
+ * whether there are any. A machine broken by an action defect (machine.h)
+ * rests in no state the API names. */
+static emel_tensor_state record_state(const tensor_record *r) {
+  switch (r->cs) {
+  case tensor_residency_state_unbound: return EMEL_TENSOR_UNBOUND;
+  case tensor_residency_state_bound: return EMEL_TENSOR_BOUND;
+  case tensor_residency_state_resident: return EMEL_TENSOR_RESIDENT;
+  case tensor_residency_state_evicted: return EMEL_TENSOR_EVICTED;
+  default: return EMEL_TENSOR_STATE_UNKNOWN;
+  }
+}
+
+static int is_resident(const tensor_record *r) { return record_state(r) == EMEL_TENSOR_RESIDENT; }
+
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
   tensor_record *r = &t->records[index];
-  const int was_resident = r->view.residency != EMEL_RESIDENCY_NONE;
+  const int was_resident = is_resident(r);
   m->core.cs = r->cs;
   m->core.pending = EMEL_NO_EVENT;
   m->tensor = r;
@@ -142,8 +157,7 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   m->status = EMEL_OK;
   emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
-  const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
-  t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
+  t->resident += (uint32_t)is_resident(r) - (uint32_t)was_resident;
   return s != EMEL_OK ? s : m->status;
 }
 
@@ -151,7 +165,7 @@ emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor
   if (!t || !span) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_residency_ctx m = {.span = span};
-  return dispatch(t, index, TENSOR_EV_BIND_SPAN, &m);
+  return dispatch(t, index, TENSOR_RESIDENCY_EV_BIND_SPAN, &m);
 }
 
 emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
@@ -168,16 +182,16 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
   if (!t || !options) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_residency_ctx m = {.options = options};
-  emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
+  emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
   return s;
 }
 
-/* A tensor whose machine rests in bound or evicted accepts a load: only
- * those are asked of the boundary (the others refuse ADOPT_RESIDENCY on
- * their own, with their own code). */
+/* Only a tensor whose machine would take ADOPT_RESIDENCY into `loading` is
+ * asked of the boundary (the others refuse it on their own, with their own
+ * code): the chart decides, through its generated table. */
 static int accepts_load(const tensor_record *r) {
-  return r->cs == tensor_residency_state_bound || r->cs == tensor_residency_state_evicted;
+  return tensor_residency_target(r->cs, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY) == tensor_residency_state_loading;
 }
 
 /* One window: ask the boundary for every tensor that can take a load, then
@@ -223,7 +237,7 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
     emel_status s = EMEL_TENSOR_UNKNOWN;
     if (index < t->count) {
       tensor_residency_ctx m = {.options = options, .batch_result = result};
-      s = dispatch(t, index, TENSOR_EV_ADOPT_RESIDENCY, &m);
+      s = dispatch(t, index, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY, &m);
       /* A granted residency no tensor adopted goes back; a repeat owns none. */
       if (s != EMEL_OK && result->error.code == EMEL_OK && !(of & BATCH_REPEAT))
         (void)emel_io_release(t->io, result->handle);
@@ -250,21 +264,21 @@ emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *da
   if (!t) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_residency_ctx m = {.external_data = data, .external_size = size};
-  return dispatch(t, index, TENSOR_EV_BIND_EXTERNAL, &m);
+  return dispatch(t, index, TENSOR_RESIDENCY_EV_BIND_EXTERNAL, &m);
 }
 
 emel_status emel_tensors_evict(emel_tensors *t, uint32_t index) {
   if (!t) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_residency_ctx m = {.status = EMEL_OK};
-  return dispatch(t, index, TENSOR_EV_EVICT, &m);
+  return dispatch(t, index, TENSOR_RESIDENCY_EV_EVICT, &m);
 }
 
 emel_status emel_tensors_evict_all(emel_tensors *t) {
   if (!t) return EMEL_INVALID_ARGUMENT;
   emel_status first = EMEL_OK;
   for (uint32_t i = 0; i < t->count && t->resident > 0; i++) {
-    if (t->records[i].view.residency == EMEL_RESIDENCY_NONE) continue;
+    if (!is_resident(&t->records[i])) continue;
     emel_status s = emel_tensors_evict(t, i);
     if (first == EMEL_OK) first = s;
   }
@@ -274,7 +288,7 @@ emel_status emel_tensors_evict_all(emel_tensors *t) {
 emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view) {
   if (!t || !view) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
-  if (t->records[index].view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  if (!is_resident(&t->records[index])) return EMEL_TENSOR_NOT_RESIDENT;
   *view = t->records[index].view;
   return EMEL_OK;
 }
@@ -316,7 +330,7 @@ emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_record *r = &t->records[index];
-  if (r->view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  if (!is_resident(r)) return EMEL_TENSOR_NOT_RESIDENT;
   if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
   hash_job job = {r->view.data, (size_t)r->view.size, 0};
   if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
@@ -344,13 +358,7 @@ emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expect
 
 emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
   if (!t || index >= t->count) return EMEL_TENSOR_STATE_UNKNOWN;
-  switch (t->records[index].cs) {
-  case tensor_residency_state_unbound: return EMEL_TENSOR_UNBOUND;
-  case tensor_residency_state_bound: return EMEL_TENSOR_BOUND;
-  case tensor_residency_state_resident: return EMEL_TENSOR_RESIDENT;
-  case tensor_residency_state_evicted: return EMEL_TENSOR_EVICTED;
-  default: return EMEL_TENSOR_STATE_UNKNOWN; /* transient states never rest between calls */
-  }
+  return record_state(&t->records[index]);
 }
 
 const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out) {
