@@ -145,6 +145,13 @@ static emel_tensor_state record_state(const tensor_record *r) {
 
 static int is_resident(const tensor_record *r) { return record_state(r) == EMEL_TENSOR_RESIDENT; }
 
+/* Whether a query may read the tensor's bytes: a broken tensor answers
+ * EMEL_INTERNAL to every call, as its machine does. */
+static emel_status resident_bytes(const tensor_record *r) {
+  if (r->cs == tensor_residency_ERROR_STATE) return EMEL_INTERNAL;
+  return is_resident(r) ? EMEL_OK : EMEL_TENSOR_NOT_RESIDENT;
+}
+
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
   tensor_record *r = &t->records[index];
@@ -288,7 +295,8 @@ emel_status emel_tensors_evict_all(emel_tensors *t) {
 emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view) {
   if (!t || !view) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
-  if (!is_resident(&t->records[index])) return EMEL_TENSOR_NOT_RESIDENT;
+  const emel_status s = resident_bytes(&t->records[index]);
+  if (s != EMEL_OK) return s;
   *view = t->records[index].view;
   return EMEL_OK;
 }
@@ -330,7 +338,8 @@ emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_record *r = &t->records[index];
-  if (!is_resident(r)) return EMEL_TENSOR_NOT_RESIDENT;
+  const emel_status s = resident_bytes(r);
+  if (s != EMEL_OK) return s;
   if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
   hash_job job = {r->view.data, (size_t)r->view.size, 0};
   if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
