@@ -605,6 +605,14 @@ END_TEST
 
 /* ---- the machine itself ---- */
 
+/* The queries C asks instead of restating the chart (gen/io_mmap_machine.h)
+ * answer what the transition table says: guards against a hand-kept list of
+ * states or events drifting from the spec. */
+START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
+  machine_check_queries(&emel_io_mmap_desc, io_mmap_target, io_mmap_accepts, io_mmap_rests);
+}
+END_TEST
+
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   io_mmap_ctx m;
   memset(&m, 0, sizeof m);
@@ -742,6 +750,7 @@ Suite *io_mmap_suite(void) {
   tcase_add_test(tc, test_attach_refuses_no_io_and_a_second_mmap_strategy);
   tcase_add_test(tc, test_a_failed_allocation_at_attach_is_out_of_memory_and_leaks_nothing);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_a_tensor_loaded_with_mmap_is_resident_with_the_files_bytes_and_evicts);
   tcase_add_test(tc, test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchanged);
   tcase_add_test(tc, test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evicts);

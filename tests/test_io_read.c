@@ -1062,6 +1062,14 @@ START_TEST(test_destroying_the_boundary_frees_what_the_strategy_still_holds) {
 }
 END_TEST
 
+/* The queries C asks instead of restating the chart (gen/io_read_machine.h)
+ * answer what the transition table says: guards against a hand-kept list of
+ * states or events drifting from the spec. */
+START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
+  machine_check_queries(&emel_io_read_desc, io_read_target, io_read_accepts, io_read_rests);
+}
+END_TEST
+
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   io_read_ctx m;
   memset(&m, 0, sizeof m);
@@ -1123,6 +1131,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_attach_refuses_a_bad_config_a_second_read_strategy_and_reports_out_of_memory);
   tcase_add_test(tc, test_destroying_the_boundary_frees_what_the_strategy_still_holds);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   suite_add_tcase(s, tc);
   return s;
 }

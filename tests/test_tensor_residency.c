@@ -353,6 +353,14 @@ START_TEST(test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothi
 }
 END_TEST
 
+/* The queries C asks instead of restating the chart (gen/tensor_residency_machine.h)
+ * answer what the transition table says: guards against a hand-kept list of
+ * states or events drifting from the spec. */
+START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
+  machine_check_queries(&emel_tensor_residency_desc, tensor_residency_target, tensor_residency_accepts, tensor_residency_rests);
+}
+END_TEST
+
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   tensor_residency_ctx m;
   memset(&m, 0, sizeof m);
@@ -503,6 +511,7 @@ Suite *tensor_residency_suite(void) {
   tcase_add_test(tc, test_destroying_the_table_releases_every_resident_tensor);
   tcase_add_test(tc, test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_a_batch_makes_bound_and_evicted_tensors_resident_in_one_boundary_call);
   tcase_add_test(tc, test_a_batch_with_no_indices_loads_the_first_count_tensors);
   tcase_add_test(tc, test_a_batch_refusal_of_one_tensor_leaves_it_bound_with_its_error_and_the_rest_resident);
