@@ -10,7 +10,9 @@ regen directly):
 - another Ragel version: exit 77, naming the pinned version and the one found
   (its output would differ byte for byte from gen/);
 - the pinned Ragel without graphviz: the check passes and says the diagrams
-  were checked by their dot source's digest only.
+  were checked by their dot source's digest only;
+- a spec where a state is entered both with and without an outcome pending,
+  or an action body of another form, is refused by name.
 Guards against the check needing graphviz, and against a missing or other
 Ragel going unnoticed (the test was once simply not registered). Exits 77
 itself when the pinned Ragel is not installed here (the last case needs it).
@@ -67,6 +69,29 @@ def main():
         r = run(repo, only)
         if r.returncode != 0 or "dot is not installed" not in r.stdout:
             failures.append(f"no dot: exit {r.returncode}, stdout {r.stdout!r}, stderr {r.stderr!r}")
+
+        # Specs regen must refuse, on a copy of the repository's specs.
+        copy = os.path.join(tmp, "copy")
+        os.makedirs(os.path.join(copy, "tools"))
+        shutil.copy(os.path.join(repo, "tools", "regen"), os.path.join(copy, "tools", "regen"))
+        shutil.copytree(os.path.join(repo, "statecharts"), os.path.join(copy, "statecharts"))
+        shutil.copytree(os.path.join(repo, "gen"), os.path.join(copy, "gen"))
+        spec = os.path.join(copy, "statecharts", "io_mmap.rl")
+        original = open(spec).read()
+        cases = [
+            # `ready` would be entered with an outcome pending: it could not rest
+            ("REFERENCE_KEPT -> ready", "REFERENCE_KEPT @check_request -> ready", "cannot both rest and wait"),
+            # an action body the prototypes cannot be read from
+            ("action free_slot { emel_mmap_free_slot(m); }", "action free_slot { emel_mmap_free_slot(m, 3); }",
+             "is none of"),
+        ]
+        for old, new, want in cases:
+            assert old in original, old
+            open(spec, "w").write(original.replace(old, new))
+            r = subprocess.run([sys.executable, os.path.join(copy, "tools", "regen"), "--check", "io_mmap"],
+                               capture_output=True, text=True, env=dict(os.environ, PATH=only))
+            if r.returncode != 1 or want not in r.stderr:
+                failures.append(f"spec with {new!r}: exit {r.returncode}, stderr {r.stderr!r}")
     for f in failures:
         print("FAIL:", f)
     print("regen_tool:", "failed" if failures else "ok")
