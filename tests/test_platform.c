@@ -31,7 +31,7 @@ static int failing_open(void *user, const char *path, unsigned flags) {
 }
 
 START_TEST(test_overriding_one_entry_keeps_the_defaults_for_the_rest) {
-  emel_platform_ops mine = {0};
+  emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT();
   mine.open = failing_open;
   emel_platform_ops resolved;
   emel_platform_resolve(&resolved, &mine);
@@ -52,8 +52,9 @@ START_TEST(test_the_defaults_report_errors_as_negative_errno) {
   ck_assert_int_eq(d->open(d->user, "/nonexistent/emel-io/file", 0), -ENOENT);
   int fd = d->open(d->user, EMEL_SOURCE_DIR "/CMakeLists.txt", 0);
   ck_assert_int_ge(fd, 0);
-  uint64_t size = 0;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), 0);
+  emel_file_identity id;
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
+  uint64_t size = id.size;
   ck_assert_uint_gt(size, 100);
   char buf[16];
   ck_assert_int_eq(d->pread(d->user, fd, buf, sizeof buf, size), 0); /* end of file */
@@ -61,7 +62,8 @@ START_TEST(test_the_defaults_report_errors_as_negative_errno) {
   ck_assert_int_eq(d->close(d->user, fd), -EBADF);
   int dir = d->open(d->user, EMEL_SOURCE_DIR, 0);
   ck_assert_int_ge(dir, 0);
-  ck_assert_int_eq(d->file_size(d->user, dir, &size), -EINVAL); /* not a regular file */
+  ck_assert_int_eq(d->file_identity(d->user, dir, &id), 0);
+  ck_assert_int_eq(id.type, EMEL_FILE_DIRECTORY); /* not a regular file: refused by the caller */
   d->close(d->user, dir);
   void *p = d->alloc(d->user, 100, 64);
   ck_assert_ptr_nonnull(p);
@@ -277,8 +279,6 @@ START_TEST(test_a_fifo_opens_at_once_even_under_signals_and_is_identified) {
   ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
   ck_assert_int_eq(id.type, EMEL_FILE_FIFO);
   ck_assert_uint_eq(id.size, 0);
-  uint64_t size;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), -EINVAL);
   ck_assert_int_eq(d->close(d->user, fd), 0);
 }
 END_TEST
@@ -436,7 +436,7 @@ START_TEST(test_map_maps_read_only_private_bytes_and_reports_failure_as_negative
   ck_assert_int_ne(d->can_map(d->user), 0);
   int fd = open_ok(EMEL_OPEN_READ);
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, page, 2 * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, page, 2 * page, &addr), 0);
   ck_assert_ptr_nonnull(addr);
   ck_assert_ptr_ne(addr, MAP_FAILED);
   ck_assert_mem_eq(addr, file_bytes + page, 2 * page);
@@ -447,16 +447,16 @@ START_TEST(test_map_maps_read_only_private_bytes_and_reports_failure_as_negative
 
   void *sentinel = &addr;
   addr = sentinel;
-  ck_assert_int_eq(d->map(d->user, -1, 0, page, 0, &addr), -EBADF);
+  ck_assert_int_eq(d->map(d->user, -1, 0, page, &addr), -EBADF);
   ck_assert_ptr_eq(addr, sentinel); /* untouched on failure */
   d->close(d->user, fd);
   int wfd = open(tmp_path, O_WRONLY);
   ck_assert_int_ge(wfd, 0);
-  ck_assert_int_eq(d->map(d->user, wfd, 0, page, 0, &addr), -EACCES); /* a write-only descriptor */
+  ck_assert_int_eq(d->map(d->user, wfd, 0, page, &addr), -EACCES); /* a write-only descriptor */
   ck_assert_ptr_eq(addr, sentinel);
   close(wfd);
-  ck_assert_int_eq(d->map(d->user, fd, 0, page, 0, &addr), -EBADF); /* closed */
-  ck_assert_int_eq(d->map(d->user, fd, (uint64_t)INT64_MAX + 1, page, 0, &addr), -EINVAL);
+  ck_assert_int_eq(d->map(d->user, fd, 0, page, &addr), -EBADF); /* closed */
+  ck_assert_int_eq(d->map(d->user, fd, (uint64_t)INT64_MAX + 1, page, &addr), -EINVAL);
 }
 END_TEST
 
@@ -484,7 +484,7 @@ START_TEST(test_advise_and_lock_reach_the_mapping_as_asked) {
   size_t page = d->page_size(d->user);
   int fd = open_ok(EMEL_OPEN_READ);
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, 0, 3 * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, 0, 3 * page, &addr), 0);
   vma_info v = vma_of(addr);
   ck_assert_int_eq(v.rss_kb, 0);
   ck_assert(!has_flag(&v, "sr"));
@@ -542,7 +542,7 @@ END_TEST
 /* Resident pages of the test file in the page cache (mincore of a mapping). */
 static size_t cached_pages(int fd, size_t page, size_t pages, int wait) {
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, 0, pages * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, 0, pages * page, &addr), 0);
   unsigned char vec[8];
   ck_assert_uint_le(pages, sizeof vec);
   ck_assert_int_eq(mincore(addr, pages * page, vec), 0);
@@ -620,11 +620,11 @@ START_TEST(test_threads_close_and_cpu_count) {
   ck_assert_int_eq(d->cpu_count(d->user), (int)sysconf(_SC_NPROCESSORS_ONLN));
   ck_assert_int_eq(d->close(d->user, -1), -EBADF);
   int fd = open_ok(EMEL_OPEN_READ);
-  uint64_t size = 0;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), 0);
-  ck_assert_uint_eq(size, sizeof file_bytes);
+  emel_file_identity id;
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
+  ck_assert_uint_eq(id.size, sizeof file_bytes);
   ck_assert_int_eq(d->close(d->user, fd), 0);
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), -EBADF);
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), -EBADF);
 }
 END_TEST
 

@@ -5,6 +5,8 @@
 #include "residency.h"
 #include "tensors_shared.h"
 #include "tensor_residency_names.h"
+#include "emel/io_strategy.h"
+#include "emel/util/struct_size.h"
 
 #include <errno.h>
 #include <string.h>
@@ -52,13 +54,17 @@ static void free_table(emel_tensors *t) {
 }
 
 /* Both kinds of table: `shared` NULL gives the table its own arena and index. */
-static emel_status create(emel_tensors **out, const emel_tensors_config *config, const emel_name_table *shared) {
-  if (!out || !config) return EMEL_INVALID_ARGUMENT;
+static emel_status create(emel_tensors **out, const emel_tensors_config *given, const emel_name_table *shared) {
+  if (!out || !given) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
+  emel_tensors_config taken;
+  if (emel_struct_take(&taken, sizeof taken, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  const emel_tensors_config *config = &taken;
   if (config->capacity == 0 || config->capacity > EMEL_TENSOR_MAX_CAPACITY) return EMEL_INVALID_ARGUMENT;
   emel_platform_ops p;
-  emel_platform_resolve(&p, config->platform ? config->platform
-                                             : (config->io ? emel_io_platform(config->io) : NULL));
+  emel_status resolved = emel_platform_resolve(
+      &p, config->platform ? config->platform : (config->io ? emel_io_platform(config->io) : NULL));
+  if (resolved != EMEL_OK) return resolved;
   emel_tensors *t = p.alloc(p.user, sizeof *t, _Alignof(emel_tensors));
   if (!t) return EMEL_OUT_OF_MEMORY;
   memset(t, 0, sizeof *t);
@@ -197,11 +203,13 @@ emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
   return emel_tensors_bind(t, i, span);
 }
 
-emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
+emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *given,
                               emel_tensor_view *view) {
-  if (!t || !options) return EMEL_INVALID_ARGUMENT;
+  if (!t || !given) return EMEL_INVALID_ARGUMENT;
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
-  tensor_residency_ctx m = {.options = options};
+  tensor_residency_ctx m = {.options = &options};
   emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
   return s;
@@ -269,12 +277,15 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
 }
 
 emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
-                                    const emel_load_options *options, emel_status *statuses) {
-  if (!t || !options || options->target) return EMEL_INVALID_ARGUMENT;
+                                    const emel_load_options *given, emel_status *statuses) {
+  if (!t || !given) return EMEL_INVALID_ARGUMENT;
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  if (options.target) return EMEL_INVALID_ARGUMENT;
   emel_status first = EMEL_OK;
   for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
     const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
-    emel_status s = load_window(t, indices, base, n, options, statuses);
+    emel_status s = load_window(t, indices, base, n, &options, statuses);
     if (first == EMEL_OK) first = s;
   }
   return first;
