@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,20 +31,119 @@ static int failing_open(void *user, const char *path, unsigned flags) {
   return -EACCES;
 }
 
+static int passing_close(void *user, int fd) {
+  (void)user;
+  (void)fd;
+  return 0;
+}
+
+static void *no_alloc(void *user, size_t size, size_t alignment) {
+  (void)user;
+  (void)size;
+  (void)alignment;
+  return NULL;
+}
+
+static int failing_guard(void *user, const void *addr, size_t len, void (*touch)(void *), void *arg) {
+  (void)user;
+  (void)addr;
+  (void)len;
+  (void)touch;
+  (void)arg;
+  return -ENOSYS;
+}
+
 START_TEST(test_overriding_one_entry_keeps_the_defaults_for_the_rest) {
-  emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT();
-  mine.open = failing_open;
+  emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT(.open = failing_open, .close = passing_close);
   emel_platform_ops resolved;
-  emel_platform_resolve(&resolved, &mine);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &mine), EMEL_OK);
   const emel_platform_ops *d = emel_platform_default();
   ck_assert(resolved.open == failing_open);
+  ck_assert(resolved.close == passing_close);
   ck_assert(resolved.pread == d->pread);
   ck_assert(resolved.map == d->map);
   ck_assert(resolved.free == d->free);
   ck_assert(resolved.random == d->random); /* the newest entry too: the table's end */
+  ck_assert_uint_eq(resolved.struct_size, sizeof resolved);
   ck_assert_int_eq(resolved.open(resolved.user, "/", 0), -EACCES);
   size_t page = resolved.page_size(resolved.user);
   ck_assert_uint_eq(page & (page - 1), 0);
+}
+END_TEST
+
+/* Guards against the caller's alloc paired with the POSIX free (or a caller's
+ * open with the POSIX close): every pair of the list, each member alone. */
+START_TEST(test_an_op_given_without_its_pair_is_refused_by_name) {
+  static const struct {
+    size_t a, b; /* offsets of the two members */
+  } pairs[] = {
+      {offsetof(emel_platform_ops, open), offsetof(emel_platform_ops, close)},
+      {offsetof(emel_platform_ops, map), offsetof(emel_platform_ops, unmap)},
+      {offsetof(emel_platform_ops, lock), offsetof(emel_platform_ops, unlock)},
+      {offsetof(emel_platform_ops, alloc), offsetof(emel_platform_ops, free)},
+      {offsetof(emel_platform_ops, thread_start), offsetof(emel_platform_ops, thread_join)},
+  };
+  const emel_platform_ops *d = emel_platform_default();
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    for (int which = 0; which < 2; which++) {
+      emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT(.user = &mine), resolved;
+      /* any non-NULL function pointer will do: it is never called */
+      memcpy((char *)&mine + (which ? pairs[i].b : pairs[i].a), (const char *)d + (which ? pairs[i].b : pairs[i].a),
+             sizeof(void (*)(void)));
+      ck_assert_int_eq(emel_platform_resolve(&resolved, &mine), EMEL_PLATFORM_OPS_UNPAIRED);
+      ck_assert(resolved.alloc == d->alloc && resolved.free == d->free); /* all defaults, never half */
+      ck_assert_ptr_eq(resolved.user, d->user);
+    }
+  }
+  emel_platform_ops alloc_only = EMEL_PLATFORM_OPS_INIT(.alloc = no_alloc), resolved;
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &alloc_only), EMEL_PLATFORM_OPS_UNPAIRED);
+  ck_assert_str_eq(emel_status_name(EMEL_PLATFORM_OPS_UNPAIRED), "PLATFORM_OPS_UNPAIRED");
+}
+END_TEST
+
+/* Guards against reading members a caller's (older) header did not have, and
+ * against taking a table from a newer header, or one never initialized. */
+START_TEST(test_struct_size_decides_which_ops_are_read) {
+  const emel_platform_ops *d = emel_platform_default();
+  emel_platform_ops resolved;
+  /* An older caller: its table ended before guard and random. */
+  emel_platform_ops old = EMEL_PLATFORM_OPS_INIT(.guard = failing_guard);
+  old.struct_size = offsetof(emel_platform_ops, guard);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &old), EMEL_OK);
+  ck_assert(resolved.guard == d->guard);
+  ck_assert_uint_eq(resolved.struct_size, sizeof resolved);
+  /* A newer caller, and one that never set struct_size. */
+  emel_platform_ops newer = EMEL_PLATFORM_OPS_INIT(.guard = failing_guard);
+  newer.struct_size = sizeof newer + sizeof(void *);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &newer), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert(resolved.guard == d->guard);
+  emel_platform_ops zero;
+  memset(&zero, 0, sizeof zero);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &zero), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, NULL), EMEL_OK);
+  ck_assert(resolved.open == d->open);
+}
+END_TEST
+
+/* Guards against the list and the names drifting apart, and against entries
+ * the library never calls (file_size was one) coming back. */
+START_TEST(test_the_ops_list_names_every_member_once) {
+  static const char *const expected[] = {"open",      "close",       "pread",        "preadv",    "map",
+                                         "unmap",     "advise",      "fadvise",      "lock",      "unlock",
+                                         "alloc",     "free",        "page_size",    "can_map",   "thread_start",
+                                         "thread_join", "cpu_count", "file_identity", "guard",    "random"};
+  const size_t n = sizeof expected / sizeof expected[0];
+  for (size_t i = 0; i < n; i++) ck_assert_str_eq(emel_platform_op_name(i), expected[i]);
+  ck_assert_ptr_null(emel_platform_op_name(n));
+  ck_assert_uint_eq(sizeof(emel_platform_ops), 2 * sizeof(void *) + n * sizeof(void (*)(void)));
+  const emel_platform_ops *d = emel_platform_default();
+  ck_assert_uint_eq(d->struct_size, sizeof *d);
+  const char *p = (const char *)d + offsetof(emel_platform_ops, open);
+  for (size_t i = 0; i < n; i++) { /* every default set */
+    void (*fn)(void);
+    memcpy(&fn, p + i * sizeof fn, sizeof fn);
+    ck_assert_msg(fn != NULL, "default %s is NULL", expected[i]);
+  }
 }
 END_TEST
 
@@ -817,6 +917,9 @@ static Suite *platform_suite(void) {
   Suite *s = suite_create("platform");
   TCase *tc = tcase_create("ops");
   tcase_add_test(tc, test_overriding_one_entry_keeps_the_defaults_for_the_rest);
+  tcase_add_test(tc, test_an_op_given_without_its_pair_is_refused_by_name);
+  tcase_add_test(tc, test_struct_size_decides_which_ops_are_read);
+  tcase_add_test(tc, test_the_ops_list_names_every_member_once);
   tcase_add_test(tc, test_the_defaults_report_errors_as_negative_errno);
   tcase_add_test(tc, test_the_default_random_fills_the_buffer);
   tcase_add_test(tc, test_only_the_defaults_file_includes_os_headers);
