@@ -174,7 +174,10 @@ typedef struct emel_gguf_value {
  * (err->file: 1-based, 0 when no one part is; emel_gguf_split_path gives its
  * path) and, for split checks, the check that failed (err->detail). A path
  * that is not a regular file (FIFO, directory, device, socket) is refused with
- * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking.
+ * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking. A
+ * config it cannot take is EMEL_STRUCT_SIZE_UNKNOWN (err->detail
+ * "emel_gguf_config.struct_size") or, for its platform table,
+ * EMEL_PLATFORM_OPS_UNPAIRED ("emel_gguf_config.platform").
  *
  * A split set is one model only when every part carries split.no (its place,
  * from 0), the first part's split.count and split.tensors.count (the keys

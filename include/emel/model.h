@@ -36,7 +36,10 @@ typedef struct emel_model_config {
 /* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),
  * and binds every tensor. `config` may be NULL. On failure *out is NULL and
  * `error` (if given) has the code, the failing errno, the part at fault and
- * the failed check, as emel_gguf_open reports them. */
+ * the failed check, as emel_gguf_open reports them. A config (its own, a
+ * part's or the platform table) it cannot take is EMEL_STRUCT_SIZE_UNKNOWN or
+ * EMEL_PLATFORM_OPS_UNPAIRED, refused before anything is allocated, with
+ * `detail` naming it ("emel_model_config.read"). */
 EMEL_API emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
                                      emel_error *error);
 

@@ -107,7 +107,9 @@ EMEL_API emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t 
 EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index);
 
 /* Makes a bound or evicted tensor resident through the io boundary.
- * On failure the tensor is bound and emel_tensors_last_error() tells why. */
+ * On failure the tensor is bound and emel_tensors_last_error() tells why.
+ * Options without a struct_size this library knows: EMEL_STRUCT_SIZE_UNKNOWN,
+ * nothing tried (the same for emel_tensors_load_batch). */
 EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
                                        emel_tensor_view *view);
 
