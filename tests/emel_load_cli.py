@@ -14,19 +14,10 @@ import struct
 import subprocess
 import sys
 
+from cli_check import check, finish
+
 EMEL_LOAD, WORK = sys.argv[1], sys.argv[2]
 os.makedirs(WORK, exist_ok=True)
-passed = failed = 0
-
-
-def check(label, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {label}")
-    else:
-        failed += 1
-        print(f"FAIL {label} {detail}")
 
 
 def limit_memory():
@@ -528,5 +519,4 @@ for what, path in specials.items():
               f"exit {r.returncode}: {r.stderr.strip()[:200]}")
 os.unlink(fifo)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

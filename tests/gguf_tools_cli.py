@@ -12,19 +12,10 @@ import struct
 import subprocess
 import sys
 
+from cli_check import check, finish
+
 WRITE, DUMP, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
-passed = failed = 0
-
-
-def check(label, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {label}")
-    else:
-        failed += 1
-        print(f"FAIL {label} {detail}")
 
 
 def run(tool, args, stdout=subprocess.PIPE, close_stdout=False):
@@ -152,5 +143,4 @@ tensor_lines = [l for l in r.stdout.split(b"\n") if l.startswith(b"  ") and b" o
 check("dump text: one line per tensor, valid UTF-8", r.returncode == 0 and len(tensor_lines) == len(names)
       and r.stdout.decode("utf-8", errors="strict") is not None, repr(r.stdout[-400:]))
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -83,10 +83,10 @@ static void setup(void) {
   for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (unsigned char)(i * 7);
   ck_assert_int_eq(write(fd, bytes, sizeof bytes), (ssize_t)sizeof bytes);
   close(fd);
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic), EMEL_OK);
   ck_assert_int_eq(emel_io_mmap_attach(io, NULL), EMEL_OK);
-  emel_io_read_config rc = {.threads = 1};
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 1);
   ck_assert_int_eq(emel_io_read_attach(io, &rc), EMEL_OK);
   ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file), EMEL_OK);
 }
@@ -189,14 +189,14 @@ END_TEST
 
 START_TEST(test_tensor_outcome_refused_while_loading_breaks_that_tensor) {
   emel_tensors *t;
-  emel_tensors_config tc = {.io = io, .capacity = 2};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 2);
   ck_assert_int_eq(emel_tensors_create(&t, &tc), EMEL_OK);
   emel_tensor_span span = {.n_dims = 1, .dims = {100, 1, 1, 1}, .file_index = file, .offset = 0, .size = 100};
   uint32_t a, b;
   ck_assert_int_eq(emel_tensors_add(t, "a", 1, &span, &a), EMEL_OK);
   span.offset = 4096;
   ck_assert_int_eq(emel_tensors_add(t, "b", 1, &span, &b), EMEL_OK);
-  emel_load_options mapped = {.strategy = EMEL_STRATEGY_MMAP};
+  emel_load_options mapped = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   emel_tensor_view view;
 
   /* The real request acquires the bytes; the bogus outcome leaves them unrecorded. */

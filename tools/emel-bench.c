@@ -6,6 +6,10 @@
  *   emel-bench [--runs R] [--small1k F] [--small100k F] [--cold] MODEL.gguf
  *   emel-bench --smoke MODEL.gguf          (one quick pass of each contender)
  *   emel-bench --write-small N OUT.gguf     (N tensors of 64 bytes, for the scaling figure)
+ *   emel-bench --write-names colliding|random N OUT.gguf
+ *                                           (N tensors named to collide under unseeded FNV-1a, or not)
+ *   emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf
+ *                                           (only the hostile-names figure, open_colliding_vs_random)
  *
  * Every contender runs R times, in rotating order, page cache warm; figures
  * are medians. The emel-io contenders go through the public API exactly as an
@@ -30,6 +34,7 @@
 #include <unistd.h>
 
 #include "emel/model.h"
+#include "fnv_names.h"
 #include "gguf_writer.h"
 
 #define MAX_RUNS 64
@@ -110,7 +115,7 @@ typedef struct load_timing {
 } load_timing;
 
 static emel_load_options options_for(emel_strategy strategy, unsigned extra) {
-  emel_load_options o = {.strategy = strategy};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = strategy);
   o.flags = (strategy == EMEL_STRATEGY_MMAP ? EMEL_LOAD_POPULATE : 0) | extra;
   return o;
 }
@@ -242,16 +247,71 @@ static int write_small(const char *count, const char *path) {
   return rc == 0 ? 0 : 1;
 }
 
+/* ---- hostile names ---- */
+
+/* N tensors of one F32 each whose names all collide in the low 20 bits of
+ * unseeded FNV-1a (what the name tables hashed with before they were seeded),
+ * or random names of the same length: opening the first must cost about what
+ * opening the second does. */
+static int write_names(const char *kind, const char *count, const char *path) {
+  const unsigned long n = strtoul(count, NULL, 10);
+  const int colliding = !strcmp(kind, "colliding");
+  if (!colliding && strcmp(kind, "random")) die("--write-names: colliding or random", kind);
+  fnv_names *g = fnv_names_new('t');
+  if (!g) die("out of memory", NULL);
+  gw *w = gw_new();
+  gw_kv_str(w, "general.architecture", "llama");
+  const uint64_t ne[1] = {1};
+  char name[FNV_NAME_LEN + 1];
+  for (unsigned long i = 0; i < n; i++) {
+    colliding ? fnv_names_colliding(g, name) : fnv_names_random(g, name);
+    if (gw_tensor(w, name, EMEL_GGML_TYPE_F32, 1, ne) != 0) die("gw_tensor", name);
+  }
+  int rc = gw_write(w, path);
+  gw_free(w);
+  fnv_names_free(g);
+  return rc == 0 ? 0 : 1;
+}
+
+/* emel_model_open alone (the close is not timed). */
+static double time_open(const char *path) {
+  double t0 = now();
+  emel_model *model = open_model(path);
+  double t = now() - t0;
+  emel_model_close(model);
+  return t;
+}
+
+/* Prints open_colliding_ms, open_random_ms and their ratio (medians). */
+static void open_names_figure(const char *colliding, const char *random, int runs) {
+  double secs[2][MAX_RUNS];
+  const char *files[2] = {colliding, random};
+  (void)time_open(colliding); /* page cache warm */
+  (void)time_open(random);
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < 2; k++) {
+      const int f = (k + r) % 2;
+      secs[f][r] = time_open(files[f]);
+    }
+  const double c = median(secs[0], runs), m = median(secs[1], runs);
+  printf("open_colliding_ms: %.1f\nopen_random_ms: %.1f\nopen_colliding_vs_random: %.2f\n", c * 1e3, m * 1e3,
+         c / m);
+}
+
 /* ---- main ---- */
 
 typedef struct args {
   int runs, cold, smoke;
-  const char *model, *small1k, *small100k;
+  const char *model, *small1k, *small100k, *names_colliding, *names_random;
 } args;
 
 static void usage(void) {
-  fprintf(stderr, "usage: emel-bench [--runs R] [--small1k F] [--small100k F] [--cold] MODEL.gguf\n"
-                  "       emel-bench --smoke MODEL.gguf\n");
+  fprintf(stderr, "usage: emel-bench [--runs R] [--small1k F] [--small100k F] [--names COLLIDING RANDOM] [--cold] "
+                  "MODEL.gguf\n"
+                  "       emel-bench --smoke MODEL.gguf\n"
+                  "       emel-bench --write-small N OUT.gguf\n"
+                  "       emel-bench --write-names colliding|random N OUT.gguf\n"
+                  "       emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf\n");
   exit(2);
 }
 
@@ -261,7 +321,10 @@ static args parse(int argc, char **argv) {
     if (!strcmp(argv[i], "--runs") && i + 1 < argc) a.runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--small1k") && i + 1 < argc) a.small1k = argv[++i];
     else if (!strcmp(argv[i], "--small100k") && i + 1 < argc) a.small100k = argv[++i];
-    else if (!strcmp(argv[i], "--cold")) a.cold = 1;
+    else if (!strcmp(argv[i], "--names") && i + 2 < argc) {
+      a.names_colliding = argv[++i];
+      a.names_random = argv[++i];
+    } else if (!strcmp(argv[i], "--cold")) a.cold = 1;
     else if (!strcmp(argv[i], "--smoke")) a.smoke = 1;
     else if (argv[i][0] == '-' || a.model) usage();
     else a.model = argv[i];
@@ -278,6 +341,15 @@ static const char *const contender_names[C_COUNT] = {"cat", "memcpy", "mmap_popu
 int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "--rss-child")) return rss_child(argv[2], argv[3]);
   if (argc == 4 && !strcmp(argv[1], "--write-small")) return write_small(argv[2], argv[3]);
+  if (argc == 5 && !strcmp(argv[1], "--write-names")) return write_names(argv[2], argv[3], argv[4]);
+  if (argc >= 4 && !strcmp(argv[1], "--open-names")) {
+    int runs = 5;
+    if (argc == 6 && !strcmp(argv[2], "--runs")) runs = atoi(argv[3]);
+    else if (argc != 4) usage();
+    if (runs < 1 || runs > MAX_RUNS) usage();
+    open_names_figure(argv[argc - 2], argv[argc - 1], runs);
+    return 0;
+  }
   args a = parse(argc, argv);
   if (a.smoke) a.runs = 1;
   const uint64_t size = file_bytes(a.model);
@@ -350,6 +422,8 @@ int main(int argc, char **argv) {
       if (c2 / c1 > growth) growth = c2 / c1;
     }
   }
+
+  if (a.names_colliding) open_names_figure(a.names_colliding, a.names_random, a.runs);
 
   char cold[160] = "n/a (not asked: pass --cold)";
   if (a.cold) {

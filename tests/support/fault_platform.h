@@ -16,10 +16,14 @@
 
 #include "emel/platform.h"
 
+/* One per platform op, in the list's order (emel_platform_op_name gives its
+ * name). A failure injected at FP_GUARD reports -err without running touch:
+ * a SIGBUS that was caught. free cannot fail (its calls are counted);
+ * page_size, can_map and cpu_count are answered, never counted or failed. */
 typedef enum fp_op {
-  FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY,
-  FP_GUARD, /* a failure injected here reports -err without running touch: a SIGBUS that was caught */
+#define FP_OP_(NAME, name, ret, params, pair) FP_##NAME,
+  EMEL_PLATFORM_OPS_LIST(FP_OP_)
+#undef FP_OP_
   FP_OP_COUNT
 } fp_op;
 
@@ -55,6 +59,8 @@ typedef struct fault_platform {
   fp_fault faults[FP_OP_COUNT];
   int can_map;           /* what can_map reports (default 1) */
   int cpu_count;         /* what cpu_count reports; 0: the real count */
+  int random_fixed;      /* non-zero: random returns random_value's bytes (repeated), not the OS's */
+  uint64_t random_value;
   /* outstanding resources */
   int64_t open_fds;
   int64_t live_maps;

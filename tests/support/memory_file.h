@@ -60,6 +60,9 @@ typedef struct memory_file {
   int64_t live_allocs;
   int64_t alloc_bytes;
   int64_t peak_alloc_bytes;
+  /* What random returns, byte after byte (little-endian, repeated): fixed, so
+   * a fuzz input behaves the same in every run. */
+  uint64_t seed;
 } memory_file;
 
 void memory_file_init(memory_file *mf);

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include "emel/io.h"
+#include "emel/util/struct_size.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +14,8 @@ struct emel_gguf {
   uint32_t files_cap;
   emel_gguf_tensor *tensors; /* files[0].tensors for one file, else owned */
   size_t n_tensors;
-  uint32_t *name_hash;
-  size_t name_hash_cap;
+  emel_name_seed seed;         /* of every name table of this index */
+  emel_name_table tensor_names; /* tensor name -> index into `tensors` */
 };
 
 static const char SPLIT_NO[] = "split.no";
@@ -47,17 +48,10 @@ static emel_status fail_at(emel_error *e, emel_status st, uint32_t file_index, c
 /* --- lookups within one file --------------------------------------------- */
 
 static int file_find(const gguf_file *f, const char *key, size_t *index) {
-  if (f->kv_hash_cap == 0 || !key) return 0;
-  size_t len = strlen(key), mask = f->kv_hash_cap - 1;
-  for (size_t h = (size_t)emel_gguf_hash(key, len) & mask;; h = (h + 1) & mask) {
-    uint32_t slot = f->kv_hash[h];
-    if (slot == 0) return 0;
-    const gguf_kv *e = &f->kv[slot - 1];
-    if (e->key_len == len && memcmp(e->key, key, len) == 0) {
-      *index = slot - 1;
-      return 1;
-    }
-  }
+  uint32_t i;
+  if (!key || !emel_name_table_find(&f->kv_names, key, strlen(key), &i)) return 0;
+  *index = i;
+  return 1;
 }
 
 static void file_value(const gguf_file *f, size_t i, emel_gguf_value *out) {
@@ -112,6 +106,7 @@ static emel_status open_file(emel_gguf *g, const char *path, const gguf_limits *
   gguf_file *f = &g->files[index];
   memset(f, 0, sizeof *f);
   g->n_files++; /* counted now so a failure releases its partial tables */
+  f->seed = g->seed.value;
   emel_status st = copy_path(f, &g->ops, path);
   if (st != EMEL_OK) return st;
   int fd = g->ops.open(g->ops.user, path, EMEL_OPEN_READ);
@@ -250,20 +245,21 @@ static emel_status check_split_total(const emel_gguf *g, emel_error *e) {
 
 /* --- the model-wide tensor table ------------------------------------------ */
 
+/* The owner is the tensor array (stable once gathered). */
+static const char *tensor_name_of(const void *owner, uint32_t index, size_t *len) {
+  const emel_gguf_tensor *t = &((const emel_gguf_tensor *)owner)[index];
+  *len = t->name_len;
+  return t->name;
+}
+
 static emel_status name_insert(emel_gguf *g, size_t i, emel_error *e) {
-  const emel_gguf_tensor *t = &g->tensors[i];
-  size_t mask = g->name_hash_cap - 1;
-  for (size_t h = (size_t)emel_gguf_hash(t->name, t->name_len) & mask;; h = (h + 1) & mask) {
-    uint32_t slot = g->name_hash[h];
-    if (slot == 0) {
-      g->name_hash[h] = (uint32_t)i + 1;
-      return EMEL_OK;
-    }
-    const emel_gguf_tensor *o = &g->tensors[slot - 1];
-    if (o->name_len == t->name_len && memcmp(o->name, t->name, t->name_len) == 0)
-      return fail_at(e, EMEL_GGUF_DUPLICATE_NAME, t->file_index,
-                     o->file_index != t->file_index ? WHY_DUPLICATE_ACROSS : NULL);
-  }
+  uint32_t first;
+  const emel_name_insert_result r = emel_name_table_insert(&g->tensor_names, (uint32_t)i, &first);
+  if (r == EMEL_NAME_INSERTED) return EMEL_OK;
+  if (r == EMEL_NAME_FULL) return EMEL_GGUF_LIMIT_EXCEEDED; /* cannot happen: the table holds n_tensors */
+  const emel_gguf_tensor *t = &g->tensors[i], *o = &g->tensors[first];
+  return fail_at(e, EMEL_GGUF_DUPLICATE_NAME, t->file_index,
+                 o->file_index != t->file_index ? WHY_DUPLICATE_ACROSS : NULL);
 }
 
 /* Moves every file's tensors into one table (no copy for a single file). */
@@ -294,10 +290,10 @@ static emel_status index_tensors(emel_gguf *g, uint32_t max_tensors, emel_error 
   if (total > max_tensors) return EMEL_GGUF_LIMIT_EXCEEDED; /* the cap is per model, splits together */
   emel_status st = gather_tensors(g);
   if (st != EMEL_OK || g->n_tensors == 0) return st;
-  g->name_hash_cap = emel_gguf_hash_cap(g->n_tensors);
-  g->name_hash = g->ops.alloc(g->ops.user, g->name_hash_cap * sizeof *g->name_hash, 16);
-  if (!g->name_hash) return EMEL_OUT_OF_MEMORY;
-  memset(g->name_hash, 0, g->name_hash_cap * sizeof *g->name_hash);
+  /* n_tensors <= max_tensors, a uint32 */
+  st = emel_name_table_init(&g->tensor_names, &g->ops, (uint32_t)g->n_tensors, g->seed.value, tensor_name_of,
+                            g->tensors);
+  if (st == EMEL_INVALID_ARGUMENT) return EMEL_GGUF_LIMIT_EXCEEDED;
   for (size_t i = 0; st == EMEL_OK && i < g->n_tensors; i++) st = name_insert(g, i, e);
   return st;
 }
@@ -325,11 +321,17 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
    * same named error whether it is indexed or loaded (not OPEN_FAILED). */
   else if (path[0] == '\0' || strlen(path) > EMEL_IO_MAX_PATH) e.code = EMEL_INVALID_PATH;
   if (out) *out = NULL;
+  emel_gguf_config c;
+  if (e.code == EMEL_OK && emel_struct_take(&c, sizeof c, cfg) != EMEL_OK) {
+    e.code = EMEL_STRUCT_SIZE_UNKNOWN;
+    e.detail = "emel_gguf_config.struct_size";
+  }
+  if (e.code == EMEL_OK && (e.code = emel_platform_resolve(&ops, c.platform)) != EMEL_OK)
+    e.detail = "emel_gguf_config.platform";
   if (e.code != EMEL_OK) {
     if (err) *err = e;
     return e.code;
   }
-  emel_platform_resolve(&ops, cfg ? cfg->platform : NULL);
   emel_gguf *g = ops.alloc(ops.user, sizeof *g, 16);
   if (!g) {
     e.code = EMEL_OUT_OF_MEMORY;
@@ -338,7 +340,8 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
   }
   memset(g, 0, sizeof *g);
   g->ops = ops;
-  emel_status st = open_all(g, path, cfg, &e);
+  g->seed = emel_name_seed_get(&g->ops); /* one per index: its files' keys and its tensor names */
+  emel_status st = open_all(g, path, &c, &e);
   if (st != EMEL_OK) {
     emel_gguf_close(g);
     e.code = st;
@@ -352,7 +355,7 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
 void emel_gguf_close(emel_gguf *g) {
   if (!g) return;
   emel_platform_ops ops = g->ops;
-  if (g->name_hash) ops.free(ops.user, g->name_hash, g->name_hash_cap * sizeof *g->name_hash);
+  emel_name_table_release(&g->tensor_names, &ops);
   if (g->n_files > 1 && g->tensors) ops.free(ops.user, g->tensors, g->n_tensors * sizeof *g->tensors);
   for (uint32_t i = 0; i < g->n_files; i++) emel_gguf_file_release(&g->files[i], &ops);
   if (g->files) ops.free(ops.user, g->files, g->files_cap * sizeof *g->files);
@@ -487,15 +490,20 @@ const emel_gguf_tensor *emel_gguf_tensor_at(const emel_gguf *g, size_t i) {
 
 emel_status emel_gguf_tensor_find(const emel_gguf *g, const char *name, size_t *index) {
   if (!g || !name || !index) return EMEL_INVALID_ARGUMENT;
-  if (g->name_hash_cap == 0) return EMEL_TENSOR_UNKNOWN;
-  size_t len = strlen(name), mask = g->name_hash_cap - 1;
-  for (size_t h = (size_t)emel_gguf_hash(name, len) & mask;; h = (h + 1) & mask) {
-    uint32_t slot = g->name_hash[h];
-    if (slot == 0) return EMEL_TENSOR_UNKNOWN;
-    const emel_gguf_tensor *t = &g->tensors[slot - 1];
-    if (t->name_len == len && memcmp(t->name, name, len) == 0) {
-      *index = slot - 1;
-      return EMEL_OK;
-    }
-  }
+  uint32_t i;
+  if (!emel_name_table_find(&g->tensor_names, name, strlen(name), &i)) return EMEL_TENSOR_UNKNOWN;
+  *index = i;
+  return EMEL_OK;
 }
+
+/* --- internals for the model and tests ------------------------------------- */
+
+uint64_t emel_gguf_name_probes(const emel_gguf *g) {
+  uint64_t n = g->tensor_names.probes;
+  for (uint32_t i = 0; i < g->n_files; i++) n += g->files[i].kv_names.probes;
+  return n;
+}
+
+const emel_name_table *emel_gguf_tensor_names(const emel_gguf *g) { return &g->tensor_names; }
+
+int emel_gguf_seeded_by_os(const emel_gguf *g) { return g->seed.from_os; }

@@ -3,6 +3,7 @@
 #define EMEL_GGUF_INTERNAL_H
 
 #include "emel/gguf.h"
+#include "emel/util/name_table.h"
 
 /* Loads a file's leading bytes on demand: [0, len) is always resident, and it
  * grows (by pread, in >= 64 KiB steps) only as far as parsing asks, capped at
@@ -51,8 +52,8 @@ typedef struct gguf_file {
   gguf_reader rd; /* rd.buf holds bytes [0, header_end) */
   size_t n_kv;
   gguf_kv *kv;
-  uint32_t *kv_hash;
-  size_t kv_hash_cap;
+  emel_name_table kv_names; /* keys -> kv index, seeded with `seed` */
+  uint64_t seed;            /* set by the caller before parsing: the index's */
   size_t n_tensors;
   emel_gguf_tensor *tensors;
   char *pool;
@@ -63,15 +64,19 @@ typedef struct gguf_file {
   size_t str_index_len;
 } gguf_file;
 
-/* Indexes the open descriptor `fd` into `f` (zeroed by the caller, path set).
+/* Indexes the open descriptor `fd` into `f` (zeroed by the caller, path and seed set).
  * On failure `f` may hold partial allocations: emel_gguf_file_release frees them. */
 emel_status emel_gguf_file_parse(gguf_file *f, const emel_platform_ops *ops, int fd, uint32_t file_index,
                             const gguf_limits *lim, int *os_errno);
 void emel_gguf_file_release(gguf_file *f, const emel_platform_ops *ops);
 
-/* Hash table of uint32 (index + 1, 0 = empty) over names; cap a power of two. */
-uint64_t emel_gguf_hash(const char *s, size_t n);
-size_t emel_gguf_hash_cap(size_t n);
+/* Slots examined building the index's name tables (every file's keys and the
+ * tensor names): what hostile names would make quadratic. For tests. */
+uint64_t emel_gguf_name_probes(const emel_gguf *g);
+/* The tensor-name table (shared by the model's tensor table) and whether its
+ * seed came from the OS. */
+const emel_name_table *emel_gguf_tensor_names(const emel_gguf *g);
+int emel_gguf_seeded_by_os(const emel_gguf *g);
 
 /* Little-endian decoding (host-independent). */
 static inline uint16_t gguf_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

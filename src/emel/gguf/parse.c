@@ -129,18 +129,8 @@ static emel_status check_alignment(parser *p, const gguf_kv *e, uint64_t key_sta
 }
 
 static emel_status kv_insert(parser *p, size_t i) {
-  gguf_file *f = p->f;
-  const gguf_kv *e = &f->kv[i];
-  size_t mask = f->kv_hash_cap - 1;
-  for (size_t h = (size_t)emel_gguf_hash(e->key, e->key_len) & mask;; h = (h + 1) & mask) {
-    uint32_t slot = f->kv_hash[h];
-    if (slot == 0) {
-      f->kv_hash[h] = (uint32_t)i + 1;
-      return EMEL_OK;
-    }
-    const gguf_kv *o = &f->kv[slot - 1];
-    if (o->key_len == e->key_len && memcmp(o->key, e->key, e->key_len) == 0) return EMEL_GGUF_DUPLICATE_KEY;
-  }
+  return emel_name_table_insert(&p->f->kv_names, (uint32_t)i, NULL) == EMEL_NAME_INSERTED ? EMEL_OK
+                                                                                         : EMEL_GGUF_DUPLICATE_KEY;
 }
 
 static emel_status parse_value(parser *p, gguf_kv *e) {
@@ -262,11 +252,20 @@ static void *alloc_n(const emel_platform_ops *ops, size_t n, size_t elem, int *f
   return ptr;
 }
 
+/* The owner is the kv array, not the file: the array of files moves when a
+ * split set's siblings are added, the kv array does not. */
+static const char *kv_key_of(const void *owner, uint32_t index, size_t *len) {
+  const gguf_kv *e = &((const gguf_kv *)owner)[index];
+  *len = e->key_len;
+  return e->key;
+}
+
 static emel_status alloc_tables(gguf_file *f, const emel_platform_ops *ops, const parser *p) {
   int failed = 0;
-  f->kv_hash_cap = emel_gguf_hash_cap(f->n_kv);
   f->kv = alloc_n(ops, f->n_kv, sizeof *f->kv, &failed);
-  f->kv_hash = alloc_n(ops, f->kv_hash_cap, sizeof *f->kv_hash, &failed);
+  emel_status st = emel_name_table_init(&f->kv_names, ops, (uint32_t)f->n_kv, f->seed, kv_key_of, f->kv);
+  if (st == EMEL_INVALID_ARGUMENT) return EMEL_GGUF_LIMIT_EXCEEDED; /* more keys than a table can index */
+  if (st != EMEL_OK) failed = 1;
   f->pool_size = p->pool_need;
   f->pool = alloc_n(ops, f->pool_size, 1, &failed);
   f->str_index_n = p->index_need;
@@ -350,7 +349,7 @@ static void free_n(const emel_platform_ops *ops, void *ptr, size_t n, size_t ele
 void emel_gguf_file_release(gguf_file *f, const emel_platform_ops *ops) {
   emel_gguf_reader_release(&f->rd);
   free_n(ops, f->kv, f->n_kv, sizeof *f->kv);
-  free_n(ops, f->kv_hash, f->kv_hash_cap, sizeof *f->kv_hash);
+  emel_name_table_release(&f->kv_names, ops);
   free_n(ops, f->pool, f->pool_size, 1);
   free_n(ops, f->str_index, f->str_index_n, sizeof *f->str_index);
   free_n(ops, f->tensors, f->n_tensors, sizeof *f->tensors);

@@ -1,4 +1,4 @@
-/* Decoding of validated metadata values and the key/name hash. */
+/* Decoding of validated metadata values. */
 #include "internal.h"
 
 #include <string.h>
@@ -6,19 +6,6 @@
 uint32_t emel_gguf_value_size(uint32_t type) {
   static const uint8_t sizes[EMEL_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
   return type < EMEL_GGUF_TYPE_COUNT ? sizes[type] : 0;
-}
-
-uint64_t emel_gguf_hash(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
-  return h ^ (h >> 29);
-}
-
-size_t emel_gguf_hash_cap(size_t n) {
-  if (n == 0) return 0;
-  size_t cap = 8;
-  while (cap < 2 * n) cap *= 2; /* load factor <= 1/2 keeps probes short */
-  return cap;
 }
 
 static void decode_number(const uint8_t *p, uint32_t type, emel_gguf_value *out) {

@@ -2,6 +2,8 @@
  * through emel_io_strategy_ops. It validates nothing a strategy validates
  * (path, index, span): it routes. */
 #include "emel/io.h"
+#include "emel/io_strategy.h"
+#include "emel/util/struct_size.h"
 
 #include <string.h>
 
@@ -9,7 +11,8 @@ struct emel_io {
   emel_platform_ops platform;
   emel_io_files files;
   struct {
-    const emel_io_strategy_ops *ops;
+    emel_io_strategy_ops ops;          /* the strategy's table, read up to its struct_size */
+    const emel_io_strategy_ops *given; /* as attached (emel_io_strategy_self); NULL: none */
     void *self;
   } strategies[EMEL_STRATEGY_COUNT];
 };
@@ -22,10 +25,13 @@ static emel_error io_error(emel_status code) {
 emel_status emel_io_create(emel_io **out, const emel_io_config *config) {
   if (!out) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
-  uint32_t max_files = config && config->max_files ? config->max_files : 16;
+  emel_io_config c;
+  if (emel_struct_take(&c, sizeof c, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  uint32_t max_files = c.max_files ? c.max_files : 16;
   if (max_files > EMEL_IO_MAX_FILES) return EMEL_INVALID_ARGUMENT;
   emel_platform_ops platform;
-  emel_platform_resolve(&platform, config ? config->platform : NULL);
+  emel_status s = emel_platform_resolve(&platform, c.platform);
+  if (s != EMEL_OK) return s;
   emel_io *io = platform.alloc(platform.user, sizeof *io, _Alignof(emel_io));
   if (!io) return EMEL_OUT_OF_MEMORY;
   memset(io, 0, sizeof *io);
@@ -44,7 +50,7 @@ emel_status emel_io_create(emel_io **out, const emel_io_config *config) {
 void emel_io_destroy(emel_io *io) {
   if (!io) return;
   for (int s = 0; s < EMEL_STRATEGY_COUNT; s++)
-    if (io->strategies[s].ops) io->strategies[s].ops->destroy(io->strategies[s].self);
+    if (io->strategies[s].given) io->strategies[s].ops.destroy(io->strategies[s].self);
   for (uint32_t i = 0; i < io->files.count; i++)
     io->platform.free(io->platform.user, (void *)io->files.files[i].path, io->files.files[i].path_len + 1);
   io->platform.free(io->platform.user, io->files.files, io->files.capacity * sizeof(emel_io_file));
@@ -79,21 +85,28 @@ const emel_io_files *emel_io_files_of(const emel_io *io) { return &io->files; }
 
 const emel_platform_ops *emel_io_platform(const emel_io *io) { return &io->platform; }
 
-emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self) {
-  if (!ops) return EMEL_INVALID_ARGUMENT;
-  if (!io || ops->kind <= EMEL_STRATEGY_NONE || ops->kind >= EMEL_STRATEGY_COUNT ||
-      io->strategies[ops->kind].ops || !ops->acquire || !ops->release || !ops->destroy) {
-    if (ops->destroy) ops->destroy(self);
+emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *given, void *self) {
+  if (!given) return EMEL_INVALID_ARGUMENT;
+  emel_io_strategy_ops ops;
+  if (emel_struct_take(&ops, sizeof ops, given) != EMEL_OK) {
+    /* Every header with struct_size has destroy where this one has it. */
+    if (given->destroy) given->destroy(self);
+    return EMEL_STRUCT_SIZE_UNKNOWN;
+  }
+  if (!io || ops.kind <= EMEL_STRATEGY_NONE || ops.kind >= EMEL_STRATEGY_COUNT ||
+      io->strategies[ops.kind].given || !ops.acquire || !ops.release || !ops.destroy) {
+    if (ops.destroy) ops.destroy(self);
     return EMEL_INVALID_ARGUMENT;
   }
-  io->strategies[ops->kind].ops = ops;
-  io->strategies[ops->kind].self = self;
+  io->strategies[ops.kind].ops = ops;
+  io->strategies[ops.kind].given = given;
+  io->strategies[ops.kind].self = self;
   return EMEL_OK;
 }
 
 int emel_io_has_strategy(const emel_io *io, emel_strategy strategy) {
   return io && strategy > EMEL_STRATEGY_NONE && strategy < EMEL_STRATEGY_COUNT &&
-         io->strategies[strategy].ops != NULL;
+         io->strategies[strategy].given != NULL;
 }
 
 static void refuse(const emel_io_request *request, emel_io_result *result, emel_status code) {
@@ -114,7 +127,7 @@ void emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io_result
   }
   memset(result, 0, sizeof *result);
   result->strategy = request->strategy;
-  io->strategies[request->strategy].ops->acquire(io->strategies[request->strategy].self, request, result);
+  io->strategies[request->strategy].ops.acquire(io->strategies[request->strategy].self, request, result);
 }
 
 void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
@@ -124,37 +137,37 @@ void emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io
   emel_strategy s = requests ? requests[0].strategy : EMEL_STRATEGY_NONE;
   int uniform = io && requests && emel_io_has_strategy(io, s);
   for (size_t i = 1; uniform && i < count; i++) uniform = requests[i].strategy == s;
-  if (!uniform || !io->strategies[s].ops->acquire_batch) {
+  if (!uniform || !io->strategies[s].ops.acquire_batch) {
     for (size_t i = 0; i < count; i++) emel_io_acquire(io, requests ? &requests[i] : NULL, &results[i]);
     return;
   }
   memset(results, 0, count * sizeof *results);
-  io->strategies[s].ops->acquire_batch(io->strategies[s].self, requests, results, count);
+  io->strategies[s].ops.acquire_batch(io->strategies[s].self, requests, results, count);
 }
 
 emel_error emel_io_release(emel_io *io, emel_io_handle handle) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (handle.strategy == EMEL_STRATEGY_NONE) return io_error(EMEL_OK); /* caller-owned: nothing held */
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
-  return io->strategies[handle.strategy].ops->release(io->strategies[handle.strategy].self, handle);
+  return io->strategies[handle.strategy].ops.release(io->strategies[handle.strategy].self, handle);
 }
 
 emel_error emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, uint64_t len,
                           emel_map_advice advice) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
-  if (!io->strategies[handle.strategy].ops->advise) return io_error(EMEL_INVALID_REQUEST);
-  return io->strategies[handle.strategy].ops->advise(io->strategies[handle.strategy].self, handle,
+  if (!io->strategies[handle.strategy].ops.advise) return io_error(EMEL_INVALID_REQUEST);
+  return io->strategies[handle.strategy].ops.advise(io->strategies[handle.strategy].self, handle,
                                                      offset, len, advice);
 }
 
 size_t emel_io_live(const emel_io *io, emel_strategy strategy) {
-  if (!emel_io_has_strategy(io, strategy) || !io->strategies[strategy].ops->live) return 0;
-  return io->strategies[strategy].ops->live(io->strategies[strategy].self);
+  if (!emel_io_has_strategy(io, strategy) || !io->strategies[strategy].ops.live) return 0;
+  return io->strategies[strategy].ops.live(io->strategies[strategy].self);
 }
 
 void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops) {
-  if (!emel_io_has_strategy(io, kind) || io->strategies[kind].ops != ops) return NULL;
+  if (!emel_io_has_strategy(io, kind) || io->strategies[kind].given != ops) return NULL;
   return io->strategies[kind].self;
 }
 

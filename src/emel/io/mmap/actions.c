@@ -96,7 +96,7 @@ io_mmap_event emel_mmap_map_file(io_mmap_ctx *m) {
     return IO_MMAP_EV_MAP_FAILED;
   }
   void *addr = NULL;
-  if (failed(m, os(m)->map(os(m)->user, m->file->fd, 0, (size_t)m->file->size, 0, &addr)))
+  if (failed(m, os(m)->map(os(m)->user, m->file->fd, 0, (size_t)m->file->size, &addr)))
     return IO_MMAP_EV_MAP_FAILED;
   m->mapped = addr;
   return IO_MMAP_EV_MAP_OK;

@@ -65,6 +65,7 @@
 #define EMEL_IO_MMAP_MMAP_H
 
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 #include "emel/io_mmap.h"
 #include "emel/machine/machine.h"
 #include "io_mmap_machine.h" /* events, states, action prototypes: generated from the spec */

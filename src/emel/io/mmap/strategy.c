@@ -2,6 +2,7 @@
  * once; acquire, advise and release each run one request through the machine
  * (statecharts/io_mmap.rl) and hand back its outcome. */
 #include "mmap.h"
+#include "emel/util/struct_size.h"
 
 #include <string.h>
 
@@ -75,6 +76,7 @@ static void mmap_destroy(void *self) {
 }
 
 static const emel_io_strategy_ops mmap_ops = {
+    .struct_size = sizeof(emel_io_strategy_ops),
     .kind = EMEL_STRATEGY_MMAP,
     .name = "mmap",
     .acquire = mmap_acquire,
@@ -87,6 +89,8 @@ static const emel_io_strategy_ops mmap_ops = {
 
 emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) {
   if (!io) return EMEL_INVALID_ARGUMENT;
+  emel_io_mmap_config c;
+  if (emel_struct_take(&c, sizeof c, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
   const emel_platform_ops *p = emel_io_platform(io);
   mmap_strategy *s = p->alloc(p->user, sizeof *s, _Alignof(mmap_strategy));
   if (!s) return EMEL_OUT_OF_MEMORY;
@@ -94,7 +98,7 @@ emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) 
   s->platform = p;
   s->files = emel_io_files_of(io);
   s->page = p->page_size(p->user);
-  s->capacity = config && config->max_mappings ? config->max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
+  s->capacity = c.max_mappings ? c.max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
   s->file_capacity = s->files->capacity;
   emel_machine core;
   emel_machine_init(&core, &emel_io_mmap_desc);

@@ -4,6 +4,7 @@
  * every read and every failure route is the machine's). The concurrency
  * rules are in include/emel/io_read.h. */
 #include "read.h"
+#include "emel/util/struct_size.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,7 @@ static void read_destroy(void *opaque) {
 }
 
 static const emel_io_strategy_ops read_ops = {
+    .struct_size = sizeof(emel_io_strategy_ops),
     .kind = EMEL_STRATEGY_READ,
     .name = "read",
     .acquire = read_acquire,
@@ -277,8 +279,9 @@ static int power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config) {
   if (!io || emel_io_has_strategy(io, EMEL_STRATEGY_READ)) return EMEL_INVALID_ARGUMENT;
-  const emel_io_read_config none = {0};
-  if (!config) config = &none;
+  emel_io_read_config taken;
+  if (emel_struct_take(&taken, sizeof taken, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  config = &taken; /* only the members the caller's header knew; the rest zero: defaults */
   const size_t alignment = config->alignment ? config->alignment : EMEL_IO_READ_MIN_ALIGNMENT;
   if (!power_of_two(alignment) || alignment < EMEL_IO_READ_MIN_ALIGNMENT) return EMEL_INVALID_ARGUMENT;
   const size_t huge_page = config->huge_page_size ? config->huge_page_size : EMEL_IO_READ_DEFAULT_HUGE_PAGE;

@@ -4,6 +4,7 @@
 #define EMEL_IO_READ_INTERNAL_H
 
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 #include "emel/io_read.h"
 #include "emel/machine/machine.h"
 #include "io_read_machine.h" /* events, states, action prototypes: generated from the spec */

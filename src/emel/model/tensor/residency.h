@@ -10,7 +10,7 @@
 /* One tensor as the table stores it: the machine's state is just `cs`. */
 typedef struct tensor_record {
   int cs;
-  uint32_t name_offset; /* into the table's name arena */
+  const char *name; /* NUL-terminated: in the table's arena, or the shared table's owner's */
   uint32_t name_len;
   emel_tensor_span span;
   emel_tensor_view view; /* valid while resident */

@@ -1,6 +1,11 @@
 /* The tensor table: fixed-capacity records, a name arena and a name index,
- * all allocated at creation. Requests are dispatched to each tensor's machine. */
+ * all allocated at creation. Requests are dispatched to each tensor's machine.
+ * A model's table has neither arena nor index of its own: it borrows its
+ * GGUF index's names and name table (tensors_shared.h). */
 #include "residency.h"
+#include "tensors_shared.h"
+#include "emel/io_strategy.h"
+#include "emel/util/struct_size.h"
 
 #include <errno.h>
 #include <string.h>
@@ -15,10 +20,10 @@ struct emel_tensors {
   emel_io *io;
   uint32_t capacity, count, resident;
   tensor_record *records;
-  char *names;
+  char *names; /* the arena (NULL when names are borrowed) */
   size_t name_bytes, name_used;
-  uint32_t *slots; /* open-addressing name index: record index + 1, 0 = empty */
-  uint32_t slot_mask;
+  emel_name_table own_names;     /* name -> record index, over the records' names */
+  const emel_name_table *lookup; /* &own_names, or the shared table */
   /* emel_tensors_load_batch's window: requests, their results, and which
    * request (or BATCH_NOT_ASKED) each entry of the window got. */
   emel_io_request *batch_requests;
@@ -29,58 +34,76 @@ struct emel_tensors {
 #define BATCH_NOT_ASKED UINT32_MAX
 #define BATCH_REPEAT (1u << 31) /* batch_of: this entry repeats an earlier request */
 
-static uint64_t name_hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a: short names, no adversary that matters here */
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
-
-static const char *record_name(const emel_tensors *t, const tensor_record *r) {
-  return t->names + r->name_offset;
+/* The owner is the records array (allocated once, never moved). */
+static const char *record_name_of(const void *owner, uint32_t index, size_t *len) {
+  const tensor_record *r = &((const tensor_record *)owner)[index];
+  *len = r->name_len;
+  return r->name;
 }
 
 static void free_table(emel_tensors *t) {
   emel_platform_ops p = t->platform;
   if (t->records) p.free(p.user, t->records, (size_t)t->capacity * sizeof *t->records);
   if (t->names) p.free(p.user, t->names, t->name_bytes);
-  if (t->slots) p.free(p.user, t->slots, ((size_t)t->slot_mask + 1) * sizeof *t->slots);
+  emel_name_table_release(&t->own_names, &p);
   if (t->batch_requests) p.free(p.user, t->batch_requests, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_requests);
   if (t->batch_results) p.free(p.user, t->batch_results, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_results);
   if (t->batch_of) p.free(p.user, t->batch_of, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_of);
   p.free(p.user, t, sizeof *t);
 }
 
-emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config) {
-  if (!out || !config) return EMEL_INVALID_ARGUMENT;
+/* Both kinds of table: `shared` NULL gives the table its own arena and index. */
+static emel_status create(emel_tensors **out, const emel_tensors_config *given, const emel_name_table *shared) {
+  if (!out || !given) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
+  emel_tensors_config taken;
+  if (emel_struct_take(&taken, sizeof taken, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  const emel_tensors_config *config = &taken;
   if (config->capacity == 0 || config->capacity > EMEL_TENSOR_MAX_CAPACITY) return EMEL_INVALID_ARGUMENT;
   emel_platform_ops p;
-  emel_platform_resolve(&p, config->platform ? config->platform
-                                             : (config->io ? emel_io_platform(config->io) : NULL));
+  emel_status resolved = emel_platform_resolve(
+      &p, config->platform ? config->platform : (config->io ? emel_io_platform(config->io) : NULL));
+  if (resolved != EMEL_OK) return resolved;
   emel_tensors *t = p.alloc(p.user, sizeof *t, _Alignof(emel_tensors));
   if (!t) return EMEL_OUT_OF_MEMORY;
   memset(t, 0, sizeof *t);
   t->platform = p;
   t->io = config->io;
   t->capacity = config->capacity;
-  t->name_bytes = config->name_bytes ? config->name_bytes : (size_t)config->capacity * 64;
-  uint32_t slots = 2;
-  while (slots < 2 * config->capacity) slots <<= 1; /* load factor <= 1/2 */
-  t->slot_mask = slots - 1;
   t->records = p.alloc(p.user, (size_t)t->capacity * sizeof *t->records, _Alignof(tensor_record));
-  t->names = p.alloc(p.user, t->name_bytes, 1);
-  t->slots = p.alloc(p.user, (size_t)slots * sizeof *t->slots, _Alignof(uint32_t));
+  emel_status s = t->records ? EMEL_OK : EMEL_OUT_OF_MEMORY;
+  if (shared) {
+    t->lookup = shared;
+  } else {
+    t->name_bytes = config->name_bytes ? config->name_bytes : (size_t)config->capacity * 64;
+    t->names = p.alloc(p.user, t->name_bytes, 1);
+    if (s == EMEL_OK && !t->names) s = EMEL_OUT_OF_MEMORY;
+    if (s == EMEL_OK)
+      s = emel_name_table_init(&t->own_names, &p, t->capacity, emel_name_seed_get(&p).value, record_name_of,
+                               t->records);
+    t->lookup = &t->own_names;
+  }
   t->batch_requests =
       p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_requests, _Alignof(emel_io_request));
   t->batch_results = p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_results, _Alignof(emel_io_result));
   t->batch_of = p.alloc(p.user, EMEL_TENSOR_BATCH_WINDOW * sizeof *t->batch_of, _Alignof(uint32_t));
-  if (!t->records || !t->names || !t->slots || !t->batch_requests || !t->batch_results || !t->batch_of) {
+  if (s == EMEL_OK && (!t->batch_requests || !t->batch_results || !t->batch_of)) s = EMEL_OUT_OF_MEMORY;
+  if (s != EMEL_OK) {
     free_table(t);
-    return EMEL_OUT_OF_MEMORY;
+    return s;
   }
-  memset(t->slots, 0, (size_t)slots * sizeof *t->slots);
   *out = t;
   return EMEL_OK;
+}
+
+emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config) {
+  return create(out, config, NULL);
+}
+
+emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_config *config,
+                                       const emel_name_table *names) {
+  if (!names) return EMEL_INVALID_ARGUMENT;
+  return create(out, config, names);
 }
 
 void emel_tensors_destroy(emel_tensors *t) {
@@ -89,45 +112,62 @@ void emel_tensors_destroy(emel_tensors *t) {
   free_table(t);
 }
 
-static uint32_t *find_slot(const emel_tensors *t, const char *name, size_t len) {
-  uint32_t i = (uint32_t)name_hash(name, len) & t->slot_mask;
-  for (;; i = (i + 1) & t->slot_mask) {
-    uint32_t v = t->slots[i];
-    if (v == 0) return &t->slots[i];
-    const tensor_record *r = &t->records[v - 1];
-    if (r->name_len == len && memcmp(record_name(t, r), name, len) == 0) return &t->slots[i];
-  }
+static int name_valid(const char *name, size_t name_len) {
+  return name_len > 0 && name_len <= EMEL_TENSOR_MAX_NAME && !memchr(name, '\0', name_len);
 }
 
-emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
-  if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
-  if (name_len == 0 || name_len > EMEL_TENSOR_MAX_NAME || memchr(name, '\0', name_len))
-    return EMEL_TENSOR_NAME_INVALID;
-  if (t->count == t->capacity || t->name_bytes - t->name_used < name_len + 1) return EMEL_TENSOR_TABLE_FULL;
-  uint32_t *slot = find_slot(t, name, name_len);
-  if (*slot) return EMEL_TENSOR_DUPLICATE_NAME;
+/* Appends a record named by `name` (which must stay valid as long as the table). */
+static uint32_t append(emel_tensors *t, const char *name, size_t name_len) {
   tensor_record *r = &t->records[t->count];
   memset(r, 0, sizeof *r);
   emel_machine core;
   emel_machine_init(&core, &emel_tensor_residency_desc);
   r->cs = core.cs;
-  r->name_offset = (uint32_t)t->name_used;
+  r->name = name;
   r->name_len = (uint32_t)name_len;
-  memcpy(t->names + t->name_used, name, name_len);
-  t->names[t->name_used + name_len] = '\0';
+  return t->count++;
+}
+
+emel_status emel_tensors_declare(emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
+  if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
+  /* A shared table (a model's) holds exactly its index's tensors: it is full. */
+  if (t->lookup != &t->own_names) return EMEL_TENSOR_TABLE_FULL;
+  if (!name_valid(name, name_len)) return EMEL_TENSOR_NAME_INVALID;
+  if (t->count == t->capacity || t->name_bytes - t->name_used < name_len + 1) return EMEL_TENSOR_TABLE_FULL;
+  uint32_t found;
+  if (emel_name_table_find(&t->own_names, name, name_len, &found)) return EMEL_TENSOR_DUPLICATE_NAME;
+  char *copy = t->names + t->name_used;
+  memcpy(copy, name, name_len);
+  copy[name_len] = '\0';
   t->name_used += name_len + 1;
-  *slot = t->count + 1;
-  *index = t->count++;
+  const uint32_t i = append(t, copy, name_len);
+  /* Cannot be full or a duplicate: both were just checked. */
+  (void)emel_name_table_insert(&t->own_names, i, NULL);
+  *index = i;
+  return EMEL_OK;
+}
+
+emel_status emel_tensors_declare_shared(emel_tensors *t, uint32_t *index) {
+  if (!t || !index || t->lookup == &t->own_names) return EMEL_INVALID_ARGUMENT;
+  if (t->count == t->capacity) return EMEL_TENSOR_TABLE_FULL;
+  if (t->count >= t->lookup->count) return EMEL_INVALID_ARGUMENT; /* the shared table has no name for it */
+  size_t name_len;
+  const char *name = t->lookup->name_of(t->lookup->owner, t->count, &name_len);
+  if (!name_valid(name, name_len)) return EMEL_TENSOR_NAME_INVALID;
+  *index = append(t, name, name_len);
   return EMEL_OK;
 }
 
 emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index) {
   if (!t || !name || !index) return EMEL_INVALID_ARGUMENT;
-  uint32_t v = *find_slot(t, name, name_len);
-  if (!v) return EMEL_TENSOR_UNKNOWN;
-  *index = v - 1;
+  uint32_t i;
+  /* A shared table may name tensors not declared here yet. */
+  if (!emel_name_table_find(t->lookup, name, name_len, &i) || i >= t->count) return EMEL_TENSOR_UNKNOWN;
+  *index = i;
   return EMEL_OK;
 }
+
+uint64_t emel_tensors_name_probes(const emel_tensors *t) { return t->own_names.probes; }
 
 /* The state a tensor rests in, as the API names it. The machine's state is
  * the only record of residency: view.residency describes the bytes, never
@@ -184,11 +224,13 @@ emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
   return emel_tensors_bind(t, i, span);
 }
 
-emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
+emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *given,
                               emel_tensor_view *view) {
-  if (!t || !options) return EMEL_INVALID_ARGUMENT;
+  if (!t || !given) return EMEL_INVALID_ARGUMENT;
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
-  tensor_residency_ctx m = {.options = options};
+  tensor_residency_ctx m = {.options = &options};
   emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
   return s;
@@ -256,12 +298,15 @@ static emel_status load_window(emel_tensors *t, const uint32_t *indices, size_t 
 }
 
 emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
-                                    const emel_load_options *options, emel_status *statuses) {
-  if (!t || !options || options->target) return EMEL_INVALID_ARGUMENT;
+                                    const emel_load_options *given, emel_status *statuses) {
+  if (!t || !given) return EMEL_INVALID_ARGUMENT;
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  if (options.target) return EMEL_INVALID_ARGUMENT;
   emel_status first = EMEL_OK;
   for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
     const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
-    emel_status s = load_window(t, indices, base, n, options, statuses);
+    emel_status s = load_window(t, indices, base, n, &options, statuses);
     if (first == EMEL_OK) first = s;
   }
   return first;
@@ -373,7 +418,7 @@ emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
 const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out) {
   if (!t || !out || index >= t->count) return NULL;
   const tensor_record *r = &t->records[index];
-  out->name = record_name(t, r);
+  out->name = r->name;
   out->name_len = r->name_len;
   out->span = r->span;
   return out;
