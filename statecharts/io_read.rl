@@ -1,13 +1,14 @@
 /* The read strategy: make a tensor span resident by copying it from the file.
  *
- * ACQUIRE (one request) and PREPARE (one member of a batch) share the
- * preparation: validate the request, path, file index, span and target; pick
- * buffered or direct I/O; open the file (once per file and mode) and check
- * that it is still the file indexed (emel_io_file.expected: size, device,
- * inode, modification time) before any read; refuse a span past the end; reserve a pool slot; allocate an
- * owned buffer (advising a large one for huge pages) or adopt the caller's. ACQUIRE then transfers at once; a
- * prepared batch member waits for TRANSFER_RUN, which reads a run of members
- * coalesced in file order.
+ * PREPARE makes one request ready to read: validate the request, path, file
+ * index, span and target; pick buffered or direct I/O; open the file (once
+ * per file and mode) and check that it is still the file indexed
+ * (emel_io_file.expected: size, device, inode, modification time) before any
+ * read; refuse a span past the end; reserve a pool slot; allocate an owned
+ * buffer (advising a large one for huge pages) or adopt the caller's. The
+ * machine then rests in `prepared`: READ_NOW transfers that one request at
+ * once; READ_WITH_RUN leaves it to a batch, whose TRANSFER_RUN reads a run of
+ * prepared members coalesced in file order.
  * The transfer is a loop of chunks: each read reports how it went and the
  * chart decides (continue, retry an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
@@ -21,52 +22,52 @@
  * include/emel/io_read.h). RELEASE returns a live residency; a stale handle is
  * refused.
  */
-#include "emel/io/read/read.h"
+/* The tables of gen/io_read_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
-#include "io_read_names.h"
+#include "emel/io/read/read.h"
 
 %%{
   machine io_read;
   alphtype int;
   access m->core.;
 
-  # requests
-  export ACQUIRE = 1;
-  export PREPARE = 2;
-  export TRANSFER_RUN = 3;
-  export RELEASE = 4;
+  # requests (READ_NOW / READ_WITH_RUN / SETTLE_RUN: to a machine resting after PREPARE / TRANSFER_RUN)
+  export PREPARE = 1;
+  export TRANSFER_RUN = 2;
+  export RELEASE = 3;
+  export READ_NOW = 4;
+  export READ_WITH_RUN = 5;
+  export SETTLE_RUN = 6;
   # outcomes reported by actions
-  export REQUEST_VALID = 5;
-  export REQUEST_INVALID = 6;
-  export FILE_INDEX_VALID = 7;
-  export FILE_INDEX_INVALID = 8;
-  export PATH_VALID = 9;
-  export PATH_INVALID = 10;
-  export SPAN_VALID = 11;
-  export SPAN_OVERFLOWS = 12;
-  export TARGET_FITS = 13;
-  export NO_TARGET = 14;
-  export TARGET_TOO_SMALL = 15;
-  export BUFFERED_IO = 16;
-  export DIRECT_IO = 17;
-  export DIRECT_UNALIGNED = 18;
-  export DIRECT_KNOWN_REFUSED = 19;
-  export FILE_ALREADY_OPEN = 20;
-  export FILE_OPENED = 21;
-  export DIRECT_REFUSED = 22;
-  export OPEN_FAILED = 23;
-  export FILE_UNCHANGED = 24;
-  export STAT_FAILED = 25;
-  export SPAN_INSIDE_FILE = 26;
-  export SPAN_BEYOND_EOF = 27;
-  export SLOT_RESERVED = 28;
-  export POOL_EXHAUSTED = 29;
-  export OWNED_STORAGE = 30;
-  export EXTERNAL_STORAGE = 31;
-  export STORAGE_READY = 32;
-  export ALLOC_FAILED = 33;
-  export READ_NOW = 34;
-  export READ_WITH_RUN = 35;
+  export REQUEST_VALID = 7;
+  export REQUEST_INVALID = 8;
+  export FILE_INDEX_VALID = 9;
+  export FILE_INDEX_INVALID = 10;
+  export PATH_VALID = 11;
+  export PATH_INVALID = 12;
+  export SPAN_VALID = 13;
+  export SPAN_OVERFLOWS = 14;
+  export TARGET_FITS = 15;
+  export NO_TARGET = 16;
+  export TARGET_TOO_SMALL = 17;
+  export BUFFERED_IO = 18;
+  export DIRECT_IO = 19;
+  export DIRECT_UNALIGNED = 20;
+  export DIRECT_KNOWN_REFUSED = 21;
+  export FILE_ALREADY_OPEN = 22;
+  export FILE_OPENED = 23;
+  export DIRECT_REFUSED = 24;
+  export OPEN_FAILED = 25;
+  export FILE_UNCHANGED = 26;
+  export STAT_FAILED = 27;
+  export SPAN_INSIDE_FILE = 28;
+  export SPAN_BEYOND_EOF = 29;
+  export SLOT_RESERVED = 30;
+  export POOL_EXHAUSTED = 31;
+  export OWNED_STORAGE = 32;
+  export EXTERNAL_STORAGE = 33;
+  export STORAGE_READY = 34;
+  export ALLOC_FAILED = 35;
   export CHUNK_READ = 36;
   export CHUNK_SHORT = 37;
   export CHUNK_INTERRUPTED = 38;
@@ -85,9 +86,8 @@
   export HUGE_BUFFER_READY = 51;
   export HUGE_PAGES_ADVISED = 52;
   export HUGE_PAGE_ADVICE_REFUSED = 53;
-  export SETTLE_RUN = 54;
-  export FILE_CHANGED = 55;
-  export NOT_A_REGULAR_FILE = 56;
+  export FILE_CHANGED = 54;
+  export NOT_A_REGULAR_FILE = 55;
 
   action check_request { EMEL_REPORT(m, emel_read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, emel_read_check_file_index(m)); }
@@ -111,8 +111,6 @@
   action advise_huge_pages { EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
   action count_huge_page_refusal { emel_read_count_huge_page_refusal(m); }
   action release_slot { emel_read_release_slot(m); }
-  action finish_preparation { EMEL_REPORT(m, emel_read_finish_preparation(m)); }
-  action keep_member_for_its_run { emel_read_keep_member_for_its_run(m); }
   action start_single_run { emel_read_start_single_run(m); }
   action read_chunk { EMEL_REPORT(m, emel_read_chunk(m)); }
   action advance_transfer { EMEL_REPORT(m, emel_read_advance_transfer(m)); }
@@ -142,8 +140,7 @@
 
   main := (
     start: idle: (
-        ACQUIRE @check_request -> checking_request
-      | PREPARE @check_request -> checking_request
+        PREPARE @check_request -> checking_request
       | TRANSFER_RUN @read_chunk -> reading_chunk
       | RELEASE @check_handle -> checking_handle
     ),
@@ -206,17 +203,19 @@
       | EXTERNAL_STORAGE @adopt_target -> placing_storage
     ),
     placing_storage: (
-        STORAGE_READY @finish_preparation -> prepared
+        STORAGE_READY -> prepared
       | HUGE_BUFFER_READY @advise_huge_pages -> advising_huge_pages
       | ALLOC_FAILED @release_slot @refuse_alloc_failed -> idle
     ),
     advising_huge_pages: (
-        HUGE_PAGES_ADVISED @finish_preparation -> prepared
-      | HUGE_PAGE_ADVICE_REFUSED @count_huge_page_refusal @finish_preparation -> prepared
+        HUGE_PAGES_ADVISED -> prepared
+      | HUGE_PAGE_ADVICE_REFUSED @count_huge_page_refusal -> prepared
     ),
+    # rests: the member holds its slot and storage; the caller reads it now
+    # (one request) or with the run it joins (a batch: TRANSFER_RUN later)
     prepared: (
         READ_NOW @start_single_run @read_chunk -> reading_chunk
-      | READ_WITH_RUN @keep_member_for_its_run -> idle
+      | READ_WITH_RUN -> idle
     ),
     reading_chunk: (
         CHUNK_READ @advance_transfer -> advancing
@@ -269,65 +268,6 @@
     )
   );
 }%%
-
-%% write exports;
-
-EMEL_CHECK_EVENT(io_read, ACQUIRE, READ_EV_ACQUIRE);
-EMEL_CHECK_EVENT(io_read, PREPARE, READ_EV_PREPARE);
-EMEL_CHECK_EVENT(io_read, TRANSFER_RUN, READ_EV_TRANSFER_RUN);
-EMEL_CHECK_EVENT(io_read, RELEASE, READ_EV_RELEASE);
-EMEL_CHECK_EVENT(io_read, REQUEST_VALID, READ_EV_REQUEST_VALID);
-EMEL_CHECK_EVENT(io_read, REQUEST_INVALID, READ_EV_REQUEST_INVALID);
-EMEL_CHECK_EVENT(io_read, FILE_INDEX_VALID, READ_EV_FILE_INDEX_VALID);
-EMEL_CHECK_EVENT(io_read, FILE_INDEX_INVALID, READ_EV_FILE_INDEX_INVALID);
-EMEL_CHECK_EVENT(io_read, PATH_VALID, READ_EV_PATH_VALID);
-EMEL_CHECK_EVENT(io_read, PATH_INVALID, READ_EV_PATH_INVALID);
-EMEL_CHECK_EVENT(io_read, SPAN_VALID, READ_EV_SPAN_VALID);
-EMEL_CHECK_EVENT(io_read, SPAN_OVERFLOWS, READ_EV_SPAN_OVERFLOWS);
-EMEL_CHECK_EVENT(io_read, TARGET_FITS, READ_EV_TARGET_FITS);
-EMEL_CHECK_EVENT(io_read, NO_TARGET, READ_EV_NO_TARGET);
-EMEL_CHECK_EVENT(io_read, TARGET_TOO_SMALL, READ_EV_TARGET_TOO_SMALL);
-EMEL_CHECK_EVENT(io_read, BUFFERED_IO, READ_EV_BUFFERED_IO);
-EMEL_CHECK_EVENT(io_read, DIRECT_IO, READ_EV_DIRECT_IO);
-EMEL_CHECK_EVENT(io_read, DIRECT_UNALIGNED, READ_EV_DIRECT_UNALIGNED);
-EMEL_CHECK_EVENT(io_read, DIRECT_KNOWN_REFUSED, READ_EV_DIRECT_KNOWN_REFUSED);
-EMEL_CHECK_EVENT(io_read, FILE_ALREADY_OPEN, READ_EV_FILE_ALREADY_OPEN);
-EMEL_CHECK_EVENT(io_read, FILE_OPENED, READ_EV_FILE_OPENED);
-EMEL_CHECK_EVENT(io_read, DIRECT_REFUSED, READ_EV_DIRECT_REFUSED);
-EMEL_CHECK_EVENT(io_read, OPEN_FAILED, READ_EV_OPEN_FAILED);
-EMEL_CHECK_EVENT(io_read, FILE_UNCHANGED, READ_EV_FILE_UNCHANGED);
-EMEL_CHECK_EVENT(io_read, STAT_FAILED, READ_EV_STAT_FAILED);
-EMEL_CHECK_EVENT(io_read, SPAN_INSIDE_FILE, READ_EV_SPAN_INSIDE_FILE);
-EMEL_CHECK_EVENT(io_read, SPAN_BEYOND_EOF, READ_EV_SPAN_BEYOND_EOF);
-EMEL_CHECK_EVENT(io_read, SLOT_RESERVED, READ_EV_SLOT_RESERVED);
-EMEL_CHECK_EVENT(io_read, POOL_EXHAUSTED, READ_EV_POOL_EXHAUSTED);
-EMEL_CHECK_EVENT(io_read, OWNED_STORAGE, READ_EV_OWNED_STORAGE);
-EMEL_CHECK_EVENT(io_read, EXTERNAL_STORAGE, READ_EV_EXTERNAL_STORAGE);
-EMEL_CHECK_EVENT(io_read, STORAGE_READY, READ_EV_STORAGE_READY);
-EMEL_CHECK_EVENT(io_read, ALLOC_FAILED, READ_EV_ALLOC_FAILED);
-EMEL_CHECK_EVENT(io_read, READ_NOW, READ_EV_READ_NOW);
-EMEL_CHECK_EVENT(io_read, READ_WITH_RUN, READ_EV_READ_WITH_RUN);
-EMEL_CHECK_EVENT(io_read, CHUNK_READ, READ_EV_CHUNK_READ);
-EMEL_CHECK_EVENT(io_read, CHUNK_SHORT, READ_EV_CHUNK_SHORT);
-EMEL_CHECK_EVENT(io_read, CHUNK_INTERRUPTED, READ_EV_CHUNK_INTERRUPTED);
-EMEL_CHECK_EVENT(io_read, CHUNK_END_OF_FILE, READ_EV_CHUNK_END_OF_FILE);
-EMEL_CHECK_EVENT(io_read, CHUNK_FAILED, READ_EV_CHUNK_FAILED);
-EMEL_CHECK_EVENT(io_read, RETRY_ALLOWED, READ_EV_RETRY_ALLOWED);
-EMEL_CHECK_EVENT(io_read, RETRIES_EXHAUSTED, READ_EV_RETRIES_EXHAUSTED);
-EMEL_CHECK_EVENT(io_read, CHUNK_DUE, READ_EV_CHUNK_DUE);
-EMEL_CHECK_EVENT(io_read, TRANSFER_COMPLETE, READ_EV_TRANSFER_COMPLETE);
-EMEL_CHECK_EVENT(io_read, KEEP_CACHE, READ_EV_KEEP_CACHE);
-EMEL_CHECK_EVENT(io_read, DROP_CACHE, READ_EV_DROP_CACHE);
-EMEL_CHECK_EVENT(io_read, CACHE_DROPPED, READ_EV_CACHE_DROPPED);
-EMEL_CHECK_EVENT(io_read, CACHE_DROP_FAILED, READ_EV_CACHE_DROP_FAILED);
-EMEL_CHECK_EVENT(io_read, HANDLE_LIVE, READ_EV_HANDLE_LIVE);
-EMEL_CHECK_EVENT(io_read, HANDLE_STALE, READ_EV_HANDLE_STALE);
-EMEL_CHECK_EVENT(io_read, HUGE_BUFFER_READY, READ_EV_HUGE_BUFFER_READY);
-EMEL_CHECK_EVENT(io_read, HUGE_PAGES_ADVISED, READ_EV_HUGE_PAGES_ADVISED);
-EMEL_CHECK_EVENT(io_read, HUGE_PAGE_ADVICE_REFUSED, READ_EV_HUGE_PAGE_ADVICE_REFUSED);
-EMEL_CHECK_EVENT(io_read, SETTLE_RUN, READ_EV_SETTLE_RUN);
-EMEL_CHECK_EVENT(io_read, FILE_CHANGED, READ_EV_FILE_CHANGED);
-EMEL_CHECK_EVENT(io_read, NOT_A_REGULAR_FILE, READ_EV_NOT_A_REGULAR_FILE);
 
 static void io_read_exec(void *ctx, int event) {
   io_read_ctx *m = ctx;

@@ -11,9 +11,9 @@
  * boundary already acquired every tensor of the batch at once, and the
  * tensor adopts its precomputed result through the same `loading` outcomes.
  */
-#include "emel/model/tensor/residency.h"
+/* The tables of gen/tensor_residency_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
-#include "tensor_residency_names.h"
+#include "emel/model/tensor/residency.h"
 
 %%{
   machine tensor_residency;
@@ -102,22 +102,6 @@
     )
   );
 }%%
-
-%% write exports;
-
-EMEL_CHECK_EVENT(tensor_residency, BIND_SPAN, TENSOR_EV_BIND_SPAN);
-EMEL_CHECK_EVENT(tensor_residency, BIND_EXTERNAL, TENSOR_EV_BIND_EXTERNAL);
-EMEL_CHECK_EVENT(tensor_residency, LOAD, TENSOR_EV_LOAD);
-EMEL_CHECK_EVENT(tensor_residency, EVICT, TENSOR_EV_EVICT);
-EMEL_CHECK_EVENT(tensor_residency, SPAN_VALID, TENSOR_EV_SPAN_VALID);
-EMEL_CHECK_EVENT(tensor_residency, SPAN_INVALID, TENSOR_EV_SPAN_INVALID);
-EMEL_CHECK_EVENT(tensor_residency, EXTERNAL_FITS, TENSOR_EV_EXTERNAL_FITS);
-EMEL_CHECK_EVENT(tensor_residency, EXTERNAL_TOO_SMALL, TENSOR_EV_EXTERNAL_TOO_SMALL);
-EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_GRANTED, TENSOR_EV_RESIDENCY_GRANTED);
-EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_REFUSED, TENSOR_EV_RESIDENCY_REFUSED);
-EMEL_CHECK_EVENT(tensor_residency, RESIDENCY_RELEASED, TENSOR_EV_RESIDENCY_RELEASED);
-EMEL_CHECK_EVENT(tensor_residency, RELEASE_REFUSED, TENSOR_EV_RELEASE_REFUSED);
-EMEL_CHECK_EVENT(tensor_residency, ADOPT_RESIDENCY, TENSOR_EV_ADOPT_RESIDENCY);
 
 static void tensor_residency_exec(void *ctx, int event) {
   tensor_residency_ctx *m = ctx;

@@ -42,6 +42,7 @@ static size_t fake_live(const void *self) { return ((const fake_strategy *)self)
 static void fake_destroy(void *self) { ((fake_strategy *)self)->destroyed = 1; }
 
 const emel_io_strategy_ops fake_strategy_ops = {
+    .struct_size = sizeof(emel_io_strategy_ops),
     .kind = EMEL_STRATEGY_READ,
     .name = "fake",
     .acquire = fake_acquire,

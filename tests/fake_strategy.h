@@ -5,6 +5,7 @@
 #define EMEL_TESTS_FAKE_STRATEGY_H
 
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 
 typedef struct fake_strategy {
   unsigned char bytes[4096];

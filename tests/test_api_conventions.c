@@ -42,10 +42,8 @@ static void teardown(void) {
 }
 
 static emel_model *open_model(void) {
-  emel_model_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.platform = &fp.ops;
-  cfg.read.threads = 1;
+  const emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 1);
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
   emel_model *m;
   ck_assert_int_eq(emel_model_open(&m, path, &cfg, NULL), EMEL_OK);
   return m;
@@ -60,7 +58,7 @@ START_TEST(test_a_failed_model_load_gives_code_errno_tensor_and_file_in_one_call
    * emel_tensors_find, then emel_tensors_last_error) to learn the errno and
    * the tensor: one call's emel_error must carry them all. */
   emel_model *m = open_model();
-  const emel_load_options read = {.strategy = EMEL_STRATEGY_READ};
+  const emel_load_options read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   emel_tensor_view v;
   emel_error err = {.code = EMEL_INTERNAL, .os_errno = -1, .tensor = 99, .file = 99};
   fault_platform_fail(&fp, FP_OPEN, fp.calls[FP_OPEN] + 1, EACCES);
@@ -108,7 +106,7 @@ START_TEST(test_a_batch_error_names_its_first_failing_tensor_with_its_errno) {
    * the first failure in `indices` order, with that tensor's errno. */
   emel_model *m = open_model();
   emel_tensors *t = emel_model_tensors(m);
-  const emel_load_options read = {.strategy = EMEL_STRATEGY_READ};
+  const emel_load_options read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   emel_tensor_view v;
   ck_assert_int_eq(emel_tensors_load(t, 1, &read, &v, NULL), EMEL_OK);
   const uint32_t idx[3] = {3, 1, 0}; /* 1 is resident: refused */
@@ -133,9 +131,7 @@ END_TEST
 START_TEST(test_a_failed_open_names_no_tensor_and_lookups_fill_err_too) {
   emel_model *m;
   emel_error err = {.tensor = 7};
-  emel_model_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.platform = &fp.ops;
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops);
   fault_platform_fail(&fp, FP_OPEN, 1, ENOENT);
   ck_assert_int_eq(emel_model_open(&m, path, &cfg, &err), EMEL_OPEN_FAILED);
   ck_assert_int_eq(err.os_errno, ENOENT);
@@ -157,7 +153,7 @@ START_TEST(test_the_io_boundary_returns_statuses_with_the_errno_in_err) {
   fake_strategy fake;
   memset(&fake, 0, sizeof fake);
   emel_io *io;
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
   emel_io_request req = {.size = 64, .strategy = EMEL_STRATEGY_READ};
@@ -185,8 +181,8 @@ START_TEST(test_a_view_stays_valid_until_its_own_tensor_is_evicted) {
    * evictions of other tensors neither move nor free a resident tensor's bytes. */
   emel_model *m = open_model();
   emel_tensors *t = emel_model_tensors(m);
-  const emel_load_options read = {.strategy = EMEL_STRATEGY_READ};
-  const emel_load_options mapped = {.strategy = EMEL_STRATEGY_MMAP};
+  const emel_load_options read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  const emel_load_options mapped = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   emel_tensor_view a, b, c, now;
   ck_assert_int_eq(emel_tensors_load(t, 0, &read, &a, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_load(t, 3, &mapped, &c, NULL), EMEL_OK);
@@ -222,19 +218,19 @@ START_TEST(test_destroying_the_io_before_its_table_keeps_it_until_the_table_goes
    * tensors' bytes) under a table that still holds residencies through it:
    * the table's destroy then released through a freed boundary. */
   emel_io *io;
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_read_attach(io, NULL, NULL), EMEL_OK);
   uint32_t file;
   ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file, NULL), EMEL_OK);
   emel_tensors *t;
-  emel_tensors_config tc = {.io = io, .capacity = 2};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 2);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   emel_tensor_span span = {.n_dims = 1, .dims = {64, 1, 1, 1}, .file_index = file, .offset = 0, .size = 128};
   uint32_t a, b;
   ck_assert_int_eq(emel_tensors_add(t, "a", 1, &span, &a, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_add(t, "b", 1, &span, &b, NULL), EMEL_OK);
-  const emel_load_options read = {.strategy = EMEL_STRATEGY_READ};
+  const emel_load_options read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   emel_tensor_view v;
   ck_assert_int_eq(emel_tensors_load(t, a, &read, &v, NULL), EMEL_OK);
 
@@ -251,15 +247,15 @@ START_TEST(test_the_io_outlives_every_table_on_it_in_any_order) {
   fake_strategy fake;
   memset(&fake, 0, sizeof fake);
   emel_io *io;
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
   emel_tensors *t1, *t2;
-  emel_tensors_config tc = {.io = io, .capacity = 1};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 1);
   ck_assert_int_eq(emel_tensors_create(&t1, &tc, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_create(&t2, &tc, NULL), EMEL_OK);
   emel_tensor_span span = {.n_dims = 1, .dims = {16, 1, 1, 1}, .size = 64};
-  const emel_load_options by_fake = {.strategy = EMEL_STRATEGY_READ};
+  const emel_load_options by_fake = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   ck_assert_int_eq(emel_tensors_add(t1, "x", 1, &span, NULL, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_add(t2, "x", 1, &span, NULL, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_load(t1, 0, &by_fake, NULL, NULL), EMEL_OK);
@@ -291,7 +287,7 @@ START_TEST(test_a_refused_attach_has_destroyed_self_whatever_the_reason) {
   /* Guards the one rule of emel_io_attach: on failure `self` is destroyed
    * before it returns (so it is never leaked nor destroyed twice). */
   emel_io *io;
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   emel_io_strategy_ops ops = fake_strategy_ops;
   ops.destroy = counting_destroy;
@@ -316,6 +312,14 @@ START_TEST(test_a_refused_attach_has_destroyed_self_whatever_the_reason) {
     ck_assert_int_eq(err.code, EMEL_INVALID_ARGUMENT);
     ck_assert_msg(destroyed_count == 1, "case %zu: self destroyed %d times", i, destroyed_count);
   }
+  /* Ops from a newer header (unknown struct_size): the same rule. */
+  emel_io_strategy_ops newer = ops;
+  newer.struct_size = sizeof newer + 8;
+  destroyed_count = 0;
+  emel_error err;
+  ck_assert_int_eq(emel_io_attach(io, &newer, &fake, &err), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert_int_eq(err.code, EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert_int_eq(destroyed_count, 1);
   /* Attached, then a second of the same kind: only the second is destroyed. */
   destroyed_count = 0;
   ck_assert_int_eq(emel_io_attach(io, &ops, &fake, NULL), EMEL_OK);
@@ -339,7 +343,7 @@ START_TEST(test_a_failed_strategy_attach_attaches_and_holds_nothing) {
   for (int kind = EMEL_STRATEGY_MMAP; kind <= EMEL_STRATEGY_READ; kind++) {
     for (uint64_t nth = 1;; nth++) {
       emel_io *io;
-      emel_io_config ic = {.platform = &fp.ops};
+      emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
       ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
       const int64_t before = fault_platform_outstanding(&fp);
       fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + nth, ENOMEM);

@@ -73,7 +73,6 @@ typedef struct op_faults {
 static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO}, {EMEL_OPEN_FAILED}},
     [FP_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
-    [FP_FILE_SIZE] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
     /* fstat at the index, at every open and after every read transfer */
     [FP_FILE_IDENTITY] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
     [FP_PREAD] = {{EIO, EINTR, EAGAIN, ENOMEM}, {EMEL_OK, EMEL_READ_FAILED}},
@@ -189,12 +188,10 @@ static emel_status load_batch(emel_model *m, const scenario *s, int *inconsisten
 
 /* One full load; returns the first error (EMEL_OK if none). */
 static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsistent) {
-  emel_model_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.platform = &fp->ops;
-  cfg.read.chunk_size = 16u << 10; /* several chunks per tensor: faults land mid-transfer */
-  cfg.read.threads = s->threads;
-  if (s->threads) cfg.read.min_parallel_bytes = 1; /* every window spread over the lanes */
+  /* several chunks per tensor: faults land mid-transfer */
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads);
+  if (s->threads) rc.min_parallel_bytes = 1; /* every window spread over the lanes */
+  emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp->ops, .read = &rc);
   emel_model *m;
   emel_error err;
   emel_status first = emel_model_open(&m, path_of(s), &cfg, &err);
@@ -203,7 +200,7 @@ static emel_status full_load(fault_platform *fp, const scenario *s, int *inconsi
     first = load_batch(m, s, inconsistent);
   } else {
     emel_tensors *t = emel_model_tensors(m);
-    emel_load_options lo = {.strategy = s->strategy, .flags = s->flags};
+    emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = s->strategy, .flags = s->flags);
     if (s->mode == LOAD_TENSOR_BATCH) {
       emel_status st[32];
       const uint32_t n = emel_tensors_count(t);

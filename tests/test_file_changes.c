@@ -111,12 +111,9 @@ static void replace_by_rename(void) {
 static void put_back(void) { ck_assert_int_eq(rename(aside, path), 0); }
 
 static emel_model *open_model(uint32_t threads) {
-  emel_model_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.platform = &fp.ops;
-  cfg.read.chunk_size = 16u << 10;
-  cfg.read.threads = threads;
-  if (threads > 1) cfg.read.min_parallel_bytes = 1;
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = threads);
+  if (threads > 1) rc.min_parallel_bytes = 1;
+  emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
   emel_model *m;
   emel_error err;
   ck_assert_int_eq(emel_model_open(&m, path, &cfg, &err), EMEL_OK);
@@ -124,7 +121,7 @@ static emel_model *open_model(uint32_t threads) {
 }
 
 static emel_status load(emel_model *m, uint32_t i, emel_strategy strategy, emel_tensor_view *view) {
-  emel_load_options o = {.strategy = strategy};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = strategy);
   return emel_tensors_load(emel_model_tensors(m), i, &o, view, NULL);
 }
 
@@ -233,7 +230,7 @@ START_TEST(test_read_refuses_a_file_whose_modification_time_moved_under_a_thread
   write_model("read-batch");
   emel_model *m = open_model(2);
   emel_tensors *t = emel_model_tensors(m);
-  emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   emel_status st[TENSORS];
   /* the next look is the batch's open; then one per run, on its lane */
   fault_platform_touch(&fp, fp.calls[FP_FILE_IDENTITY] + 2, 1, 1000);
@@ -262,7 +259,7 @@ START_TEST(test_read_refuses_a_file_truncated_before_a_batch) {
   write_model("read-batch-cut");
   emel_model *m = open_model(2);
   emel_tensors *t = emel_model_tensors(m);
-  emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   emel_status st[TENSORS];
   truncate_file(NULL);
   ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, st, NULL), EMEL_FILE_CHANGED);
@@ -358,7 +355,7 @@ END_TEST
 /* ---- mmap: a file truncated in place under its mapping (item: SIGBUS) ---- */
 
 static emel_status load_flags(emel_model *m, uint32_t i, unsigned flags) {
-  emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP, .flags = flags};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = flags);
   return emel_tensors_load(emel_model_tensors(m), i, &o, NULL, NULL);
 }
 
@@ -416,7 +413,7 @@ START_TEST(test_hashing_a_mapped_tensor_of_a_truncated_file_is_file_changed) {
   write_model("mmap-hash-cut");
   emel_model *m = open_model(1);
   emel_tensors *t = emel_model_tensors(m);
-  emel_load_options o = {.strategy = EMEL_STRATEGY_MMAP};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   ck_assert_int_eq(emel_tensors_load_batch(t, NULL, TENSORS, &o, NULL, NULL), EMEL_OK);
   const emel_gguf_tensor *first = emel_gguf_tensor_at(emel_model_index(m), 0);
   const uint64_t want = XXH3_64bits(original + first->offset, (size_t)first->size);

@@ -127,7 +127,7 @@ static int64_t c_pread(void *u, int fd, void *buf, size_t len, uint64_t off) {
 static emel_platform_ops counting_ops(counter *c) {
   memset(c, 0, sizeof *c);
   c->real = emel_platform_default();
-  emel_platform_ops ops = {0};
+  emel_platform_ops ops = EMEL_PLATFORM_OPS_INIT();
   ops.user = c;
   ops.alloc = c_alloc;
   ops.free = c_free;
@@ -660,7 +660,8 @@ END_TEST
  * an over-long path was OPEN_FAILED instead of the documented INVALID_PATH. */
 START_TEST(test_configured_caps_have_their_own_status_and_corrupt_counts_keep_theirs) {
   const char *path = emit(model_writer(9), "caps.gguf"); /* 25 tensors, a few KVs */
-  emel_gguf_config few_tensors = {.max_tensors = 24}, few_kv = {.max_kv = 1}, enough = {.max_tensors = 25};
+  emel_gguf_config few_tensors = EMEL_GGUF_CONFIG_INIT(.max_tensors = 24),
+                   few_kv = EMEL_GGUF_CONFIG_INIT(.max_kv = 1), enough = EMEL_GGUF_CONFIG_INIT(.max_tensors = 25);
   ck_assert_int_eq(open_status(path, &few_tensors, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
   ck_assert_int_eq(open_status(path, &few_kv, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
   ck_assert_int_eq(open_status(path, &enough, NULL), EMEL_OK);
@@ -675,7 +676,8 @@ START_TEST(test_configured_caps_have_their_own_status_and_corrupt_counts_keep_th
   ck_assert_int_eq(gw_write_split(w, prefix, 3), 0);
   gw_free(w);
   gw_split_path(first, sizeof first, prefix, 0, 3);
-  emel_gguf_config two_files = {.max_files = 2}, per_model = {.max_tensors = 20};
+  emel_gguf_config two_files = EMEL_GGUF_CONFIG_INIT(.max_files = 2),
+                   per_model = EMEL_GGUF_CONFIG_INIT(.max_tensors = 20);
   ck_assert_int_eq(open_status(first, &two_files, NULL), EMEL_GGUF_LIMIT_EXCEEDED);
   ck_assert_int_eq(open_status(first, &per_model, NULL), EMEL_GGUF_LIMIT_EXCEEDED); /* 25 in all, each split fewer */
 
@@ -903,7 +905,7 @@ START_TEST(test_each_malformed_file_fails_with_its_own_status) {
   c->build(w);
   counter cnt;
   emel_platform_ops ops = counting_ops(&cnt);
-  emel_gguf_config cfg = {.platform = &ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &ops);
   const char *path = emit(w, "bad.gguf");
   emel_status st = open_status(path, &cfg, NULL);
   ck_assert_msg(st == c->want, "%s: got %s, want %s", c->name, emel_status_name(st), emel_status_name(c->want));
@@ -982,7 +984,7 @@ START_TEST(test_counts_near_2_pow_63_are_refused_before_any_large_allocation) {
     const char *path = emit(w, "huge.gguf");
     counter cnt;
     emel_platform_ops ops = counting_ops(&cnt);
-    emel_gguf_config cfg = {.platform = &ops};
+    emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &ops);
     ck_assert_int_ne(open_status(path, &cfg, NULL), EMEL_OK);
     FILE *f = fopen(path, "rb");
     fseek(f, 0, SEEK_END);
@@ -1004,7 +1006,7 @@ START_TEST(test_a_vocab_sized_string_array_stays_within_a_small_multiple_of_the_
   const char *path = emit(w, "vocab.gguf");
   counter cnt;
   emel_platform_ops ops = counting_ops(&cnt);
-  emel_gguf_config cfg = {.platform = &ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &ops);
   emel_gguf *g = NULL;
   ck_assert_int_eq(emel_gguf_open(&g, path, &cfg, NULL), EMEL_OK);
   emel_gguf_array a;
@@ -1029,7 +1031,7 @@ static const char *small_model(void) {
 static emel_status open_with(counter *cnt, const char *path, emel_error *err, void (*setup)(counter *)) {
   emel_platform_ops ops = counting_ops(cnt);
   if (setup) setup(cnt);
-  emel_gguf_config cfg = {.platform = &ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &ops);
   return open_status(path, &cfg, err);
 }
 

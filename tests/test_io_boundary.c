@@ -5,6 +5,7 @@
 
 #include "check_main.h"
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 #include "fake_strategy.h"
 #include "fault_platform.h"
 
@@ -15,7 +16,7 @@ static emel_io *io;
 static void setup(void) {
   fault_platform_init(&fp);
   memset(&fake, 0, sizeof fake);
-  emel_io_config c = {.platform = &fp.ops, .max_files = 2};
+  emel_io_config c = EMEL_IO_CONFIG_INIT(.platform = &fp.ops, .max_files = 2);
   ck_assert_int_eq(emel_io_create(&io, &c, NULL), EMEL_OK);
 }
 
@@ -126,11 +127,11 @@ END_TEST
 
 START_TEST(test_creation_failures_are_named_and_leak_nothing) {
   emel_io *x;
-  emel_io_config too_many = {.platform = &fp.ops, .max_files = EMEL_IO_MAX_FILES + 1};
+  emel_io_config too_many = EMEL_IO_CONFIG_INIT(.platform = &fp.ops, .max_files = EMEL_IO_MAX_FILES + 1);
   ck_assert_int_eq(emel_io_create(&x, &too_many, NULL), EMEL_INVALID_ARGUMENT);
   for (uint64_t k = 1; k <= 2; k++) {
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
-    emel_io_config c = {.platform = &fp.ops};
+    emel_io_config c = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
     ck_assert_int_eq(emel_io_create(&x, &c, NULL), EMEL_OUT_OF_MEMORY);
     fault_platform_clear_faults(&fp);
   }

@@ -44,9 +44,9 @@ static void make_temp(char *out, size_t n, uint64_t size) {
 }
 
 static void open_io(uint32_t max_mappings) {
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
-  emel_io_mmap_config mc = {.max_mappings = max_mappings};
+  emel_io_mmap_config mc = EMEL_IO_MMAP_CONFIG_INIT(.max_mappings = max_mappings);
   ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file, NULL), EMEL_OK);
 }
@@ -597,7 +597,7 @@ END_TEST
 START_TEST(test_a_failed_allocation_at_attach_is_out_of_memory_and_leaks_nothing) {
   for (uint64_t nth = 1; nth <= 4; nth++) {
     emel_io *other;
-    emel_io_config ic = {.platform = &fp.ops};
+    emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
     ck_assert_int_eq(emel_io_create(&other, &ic, NULL), EMEL_OK);
     int64_t allocs = fp.live_allocs;
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + nth, ENOMEM);
@@ -610,6 +610,14 @@ START_TEST(test_a_failed_allocation_at_attach_is_out_of_memory_and_leaks_nothing
 END_TEST
 
 /* ---- the machine itself ---- */
+
+/* The queries C asks instead of restating the chart (gen/io_mmap_machine.h)
+ * answer what the transition table says: guards against a hand-kept list of
+ * states or events drifting from the spec. */
+START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
+  machine_check_queries(&emel_io_mmap_desc, io_mmap_target, io_mmap_accepts, io_mmap_rests);
+}
+END_TEST
 
 START_TEST(test_every_state_refuses_the_events_it_does_not_accept_and_stays_put) {
   io_mmap_ctx m;
@@ -628,13 +636,13 @@ static emel_tensor_span span_of(uint64_t offset, uint64_t size) {
 
 START_TEST(test_a_tensor_loaded_with_mmap_is_resident_with_the_files_bytes_and_evicts) {
   emel_tensors *t;
-  emel_tensors_config tc = {.io = io, .capacity = 4};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t w, b;
   emel_tensor_span sw = span_of(32, 2 * page), sb = span_of(2 * page + 96, 500);
   ck_assert_int_eq(emel_tensors_add(t, "blk.0.w", 7, &sw, &w, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_add(t, "blk.0.b", 7, &sb, &b, NULL), EMEL_OK);
-  emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE};
+  emel_load_options opt = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
   emel_tensor_view v;
   ck_assert_int_eq(emel_tensors_load(t, w, &opt, &v, NULL), EMEL_OK);
   ck_assert_int_eq(v.residency, EMEL_RESIDENCY_MAPPED);
@@ -661,13 +669,13 @@ END_TEST
 
 START_TEST(test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchanged) {
   emel_tensors *t;
-  emel_tensors_config tc = {.io = io, .capacity = 4};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t ok, past;
   emel_tensor_span s1 = span_of(0, 100), s2 = span_of(file_size - 50, 51);
   ck_assert_int_eq(emel_tensors_add(t, "ok", 2, &s1, &ok, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_add(t, "past", 4, &s2, &past, NULL), EMEL_OK);
-  emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP};
+  emel_load_options opt = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   ck_assert_int_eq(emel_tensors_load(t, ok, &opt, NULL, NULL), EMEL_OK);
   ck_assert_int_eq(emel_tensors_load(t, past, &opt, NULL, NULL), EMEL_SPAN_BEYOND_EOF);
   ck_assert_int_eq(emel_tensors_state(t, past), EMEL_TENSOR_BOUND);
@@ -691,12 +699,12 @@ END_TEST
 
 START_TEST(test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evicts) {
   emel_tensors *t;
-  emel_tensors_config tc = {.io = io, .capacity = 2};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 2);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   uint32_t i;
   emel_tensor_span s = span_of(64, 64);
   ck_assert_int_eq(emel_tensors_add(t, "w", 1, &s, &i, NULL), EMEL_OK);
-  emel_load_options opt = {.strategy = EMEL_STRATEGY_MMAP};
+  emel_load_options opt = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   ck_assert_int_eq(emel_tensors_load(t, i, &opt, NULL, NULL), EMEL_OK);
   fault_platform_fail(&fp, FP_UNMAP, 1, EINVAL);
   ck_assert_int_eq(emel_tensors_evict(t, i, NULL), EMEL_MMAP_UNMAP_FAILED);
@@ -748,6 +756,7 @@ Suite *io_mmap_suite(void) {
   tcase_add_test(tc, test_attach_refuses_no_io_and_a_second_mmap_strategy);
   tcase_add_test(tc, test_a_failed_allocation_at_attach_is_out_of_memory_and_leaks_nothing);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_a_tensor_loaded_with_mmap_is_resident_with_the_files_bytes_and_evicts);
   tcase_add_test(tc, test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchanged);
   tcase_add_test(tc, test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evicts);

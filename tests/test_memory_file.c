@@ -24,9 +24,9 @@ START_TEST(test_a_registered_path_serves_its_bytes_and_nothing_past_them) {
   const emel_platform_ops *ops = &mf.ops;
   int fd = ops->open(ops->user, "a.bin", EMEL_OPEN_READ);
   ck_assert_int_ge(fd, 0);
-  uint64_t size = 0;
-  ck_assert_int_eq(ops->file_size(ops->user, fd, &size), 0);
-  ck_assert_uint_eq(size, sizeof bytes);
+  emel_file_identity id;
+  ck_assert_int_eq(ops->file_identity(ops->user, fd, &id), 0);
+  ck_assert_uint_eq(id.size, sizeof bytes);
   uint8_t buf[16] = {0};
   ck_assert_int_eq(ops->pread(ops->user, fd, buf, sizeof buf, 6), 4); /* short at the end */
   ck_assert_int_eq(memcmp(buf, bytes + 6, 4), 0);
@@ -70,10 +70,10 @@ START_TEST(test_a_mapping_is_a_zero_padded_copy_released_by_unmap) {
   int fd = mf.ops.open(mf.ops.user, "a.bin", EMEL_OPEN_READ);
   size_t page = mf.ops.page_size(mf.ops.user);
   void *addr = NULL;
-  ck_assert_int_eq(mf.ops.map(mf.ops.user, fd, 0, page, 0, &addr), 0);
+  ck_assert_int_eq(mf.ops.map(mf.ops.user, fd, 0, page, &addr), 0);
   ck_assert_int_eq(memcmp(addr, bytes, sizeof bytes), 0);
   ck_assert_int_eq(((uint8_t *)addr)[page - 1], 0);
-  ck_assert_int_eq(mf.ops.map(mf.ops.user, fd, 1, page, 0, &addr), -EINVAL); /* unaligned offset */
+  ck_assert_int_eq(mf.ops.map(mf.ops.user, fd, 1, page, &addr), -EINVAL); /* unaligned offset */
   mf.bad_calls = 0;
   ck_assert_int_eq(mf.live_maps, 1);
   ck_assert_int_eq(mf.ops.lock(mf.ops.user, addr, page), 0);
@@ -119,7 +119,7 @@ START_TEST(test_the_gguf_index_opens_a_file_held_in_memory) {
   memory_file mf;
   memory_file_init(&mf);
   memory_file_add(&mf, "model.gguf", file, n);
-  emel_gguf_config cfg = {.platform = &mf.ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &mf.ops);
   emel_gguf *g = NULL;
   ck_assert_int_eq(emel_gguf_open(&g, "model.gguf", &cfg, NULL), EMEL_OK);
   ck_assert_uint_eq(emel_gguf_tensor_count(g), 1);

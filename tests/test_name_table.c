@@ -233,7 +233,7 @@ END_TEST
 START_TEST(test_a_standalone_tensor_table_stays_linear_under_fnv_collisions) {
   fnv_names *tn = fnv_names_new('t');
   emel_tensors *t;
-  emel_tensors_config tc = {.capacity = HOSTILE_N, .name_bytes = (size_t)HOSTILE_N * (FNV_NAME_LEN + 1)};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.capacity = HOSTILE_N, .name_bytes = (size_t)HOSTILE_N * (FNV_NAME_LEN + 1));
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   char name[FNV_NAME_LEN + 1];
   for (uint32_t k = 0; k < HOSTILE_N; k++) {
@@ -270,7 +270,7 @@ START_TEST(test_a_model_draws_one_seed_from_the_platform) {
   const char *path = small_model();
   fault_platform fp;
   fault_platform_init(&fp);
-  emel_model_config cfg = {.platform = &fp.ops};
+  emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops);
   emel_model *a, *b;
   ck_assert_int_eq(emel_model_open(&a, path, &cfg, NULL), EMEL_OK);
   ck_assert_uint_eq(fp.calls[FP_RANDOM], 1);
@@ -297,13 +297,13 @@ START_TEST(test_a_failing_random_op_falls_back_and_the_model_opens) {
   fault_platform fp;
   fault_platform_init(&fp);
   fault_platform_fail(&fp, FP_RANDOM, 1, ENOSYS);
-  emel_model_config cfg = {.platform = &fp.ops};
+  emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops);
   emel_model *m;
   emel_error e;
   ck_assert_int_eq(emel_model_open(&m, path, &cfg, &e), EMEL_OK);
   ck_assert(!emel_gguf_seeded_by_os(emel_model_index(m)));
   emel_tensor_view v;
-  emel_load_options o = {.strategy = EMEL_STRATEGY_READ};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   ck_assert_int_eq(emel_model_load(m, "b.weight", &o, &v, NULL), EMEL_OK);
   ck_assert_int_eq(emel_model_load(m, "c.weight", &o, &v, NULL), EMEL_TENSOR_UNKNOWN);
   size_t k;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,20 +31,125 @@ static int failing_open(void *user, const char *path, unsigned flags) {
   return -EACCES;
 }
 
+static int passing_close(void *user, int fd) {
+  (void)user;
+  (void)fd;
+  return 0;
+}
+
+static void *no_alloc(void *user, size_t size, size_t alignment) {
+  (void)user;
+  (void)size;
+  (void)alignment;
+  return NULL;
+}
+
+static int failing_guard(void *user, const void *addr, size_t len, void (*touch)(void *), void *arg) {
+  (void)user;
+  (void)addr;
+  (void)len;
+  (void)touch;
+  (void)arg;
+  return -ENOSYS;
+}
+
 START_TEST(test_overriding_one_entry_keeps_the_defaults_for_the_rest) {
-  emel_platform_ops mine = {0};
-  mine.open = failing_open;
+  emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT(.open = failing_open, .close = passing_close);
   emel_platform_ops resolved;
-  emel_platform_resolve(&resolved, &mine);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &mine, NULL), EMEL_OK);
   const emel_platform_ops *d = emel_platform_default();
   ck_assert(resolved.open == failing_open);
+  ck_assert(resolved.close == passing_close);
   ck_assert(resolved.pread == d->pread);
   ck_assert(resolved.map == d->map);
   ck_assert(resolved.free == d->free);
   ck_assert(resolved.random == d->random); /* the newest entry too: the table's end */
+  ck_assert_uint_eq(resolved.struct_size, sizeof resolved);
   ck_assert_int_eq(resolved.open(resolved.user, "/", 0), -EACCES);
   size_t page = resolved.page_size(resolved.user);
   ck_assert_uint_eq(page & (page - 1), 0);
+}
+END_TEST
+
+/* Guards against the caller's alloc paired with the POSIX free (or a caller's
+ * open with the POSIX close): every pair of the list, each member alone. */
+START_TEST(test_an_op_given_without_its_pair_is_refused_by_name) {
+  static const struct {
+    size_t a, b; /* offsets of the two members */
+  } pairs[] = {
+      {offsetof(emel_platform_ops, open), offsetof(emel_platform_ops, close)},
+      {offsetof(emel_platform_ops, map), offsetof(emel_platform_ops, unmap)},
+      {offsetof(emel_platform_ops, lock), offsetof(emel_platform_ops, unlock)},
+      {offsetof(emel_platform_ops, alloc), offsetof(emel_platform_ops, free)},
+      {offsetof(emel_platform_ops, thread_start), offsetof(emel_platform_ops, thread_join)},
+  };
+  const emel_platform_ops *d = emel_platform_default();
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    for (int which = 0; which < 2; which++) {
+      emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT(.user = &mine), resolved;
+      /* any non-NULL function pointer will do: it is never called */
+      memcpy((char *)&mine + (which ? pairs[i].b : pairs[i].a), (const char *)d + (which ? pairs[i].b : pairs[i].a),
+             sizeof(void (*)(void)));
+      ck_assert_int_eq(emel_platform_resolve(&resolved, &mine, NULL), EMEL_PLATFORM_OPS_UNPAIRED);
+      ck_assert(resolved.alloc == d->alloc && resolved.free == d->free); /* all defaults, never half */
+      ck_assert_ptr_eq(resolved.user, d->user);
+    }
+  }
+  emel_platform_ops alloc_only = EMEL_PLATFORM_OPS_INIT(.alloc = no_alloc), resolved;
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &alloc_only, NULL), EMEL_PLATFORM_OPS_UNPAIRED);
+  /* The one error convention: err is filled whole and names the pair. */
+  emel_error err = {.code = EMEL_OK, .tensor = 7};
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &alloc_only, &err), EMEL_PLATFORM_OPS_UNPAIRED);
+  ck_assert_int_eq(err.code, EMEL_PLATFORM_OPS_UNPAIRED);
+  ck_assert_uint_eq(err.tensor, 0);
+  ck_assert_str_eq(err.detail, "emel_platform_ops.alloc");
+  ck_assert_str_eq(emel_status_name(EMEL_PLATFORM_OPS_UNPAIRED), "PLATFORM_OPS_UNPAIRED");
+}
+END_TEST
+
+/* Guards against reading members a caller's (older) header did not have, and
+ * against taking a table from a newer header, or one never initialized. */
+START_TEST(test_struct_size_decides_which_ops_are_read) {
+  const emel_platform_ops *d = emel_platform_default();
+  emel_platform_ops resolved;
+  /* An older caller: its table ended before guard and random. */
+  emel_platform_ops old = EMEL_PLATFORM_OPS_INIT(.guard = failing_guard);
+  old.struct_size = offsetof(emel_platform_ops, guard);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &old, NULL), EMEL_OK);
+  ck_assert(resolved.guard == d->guard);
+  ck_assert_uint_eq(resolved.struct_size, sizeof resolved);
+  /* A newer caller, and one that never set struct_size. */
+  emel_platform_ops newer = EMEL_PLATFORM_OPS_INIT(.guard = failing_guard);
+  newer.struct_size = sizeof newer + sizeof(void *);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &newer, NULL), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert(resolved.guard == d->guard);
+  emel_platform_ops zero;
+  memset(&zero, 0, sizeof zero);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &zero, NULL), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, NULL, NULL), EMEL_OK);
+  ck_assert(resolved.open == d->open);
+}
+END_TEST
+
+/* Guards against the list and the names drifting apart, and against entries
+ * the library never calls (file_size was one) coming back. */
+START_TEST(test_the_ops_list_names_every_member_once) {
+  static const char *const expected[] = {"open",      "close",       "pread",        "preadv",    "map",
+                                         "unmap",     "advise",      "fadvise",      "lock",      "unlock",
+                                         "alloc",     "free",        "page_size",    "can_map",   "thread_start",
+                                         "thread_join", "cpu_count", "file_identity", "guard",    "random"};
+  const size_t n = sizeof expected / sizeof expected[0];
+  for (size_t i = 0; i < n; i++) ck_assert_str_eq(emel_platform_op_name(i), expected[i]);
+  ck_assert_ptr_null(emel_platform_op_name(n));
+  ck_assert_uint_eq(sizeof(emel_platform_ops), 2 * sizeof(void *) + n * sizeof(void (*)(void)));
+  const emel_platform_ops *d = emel_platform_default();
+  ck_assert_uint_eq(d->struct_size, sizeof *d);
+  const char *p = (const char *)d + offsetof(emel_platform_ops, open);
+  for (size_t i = 0; i < n; i++) { /* every default set */
+    void (*fn)(void);
+    memcpy(&fn, p + i * sizeof fn, sizeof fn);
+    ck_assert_msg(fn != NULL, "default %s is NULL", expected[i]);
+  }
 }
 END_TEST
 
@@ -52,8 +158,9 @@ START_TEST(test_the_defaults_report_errors_as_negative_errno) {
   ck_assert_int_eq(d->open(d->user, "/nonexistent/emel-io/file", 0), -ENOENT);
   int fd = d->open(d->user, EMEL_SOURCE_DIR "/CMakeLists.txt", 0);
   ck_assert_int_ge(fd, 0);
-  uint64_t size = 0;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), 0);
+  emel_file_identity id;
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
+  uint64_t size = id.size;
   ck_assert_uint_gt(size, 100);
   char buf[16];
   ck_assert_int_eq(d->pread(d->user, fd, buf, sizeof buf, size), 0); /* end of file */
@@ -61,7 +168,8 @@ START_TEST(test_the_defaults_report_errors_as_negative_errno) {
   ck_assert_int_eq(d->close(d->user, fd), -EBADF);
   int dir = d->open(d->user, EMEL_SOURCE_DIR, 0);
   ck_assert_int_ge(dir, 0);
-  ck_assert_int_eq(d->file_size(d->user, dir, &size), -EINVAL); /* not a regular file */
+  ck_assert_int_eq(d->file_identity(d->user, dir, &id), 0);
+  ck_assert_int_eq(id.type, EMEL_FILE_DIRECTORY); /* not a regular file: refused by the caller */
   d->close(d->user, dir);
   void *p = d->alloc(d->user, 100, 64);
   ck_assert_ptr_nonnull(p);
@@ -277,8 +385,6 @@ START_TEST(test_a_fifo_opens_at_once_even_under_signals_and_is_identified) {
   ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
   ck_assert_int_eq(id.type, EMEL_FILE_FIFO);
   ck_assert_uint_eq(id.size, 0);
-  uint64_t size;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), -EINVAL);
   ck_assert_int_eq(d->close(d->user, fd), 0);
 }
 END_TEST
@@ -436,7 +542,7 @@ START_TEST(test_map_maps_read_only_private_bytes_and_reports_failure_as_negative
   ck_assert_int_ne(d->can_map(d->user), 0);
   int fd = open_ok(EMEL_OPEN_READ);
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, page, 2 * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, page, 2 * page, &addr), 0);
   ck_assert_ptr_nonnull(addr);
   ck_assert_ptr_ne(addr, MAP_FAILED);
   ck_assert_mem_eq(addr, file_bytes + page, 2 * page);
@@ -447,16 +553,16 @@ START_TEST(test_map_maps_read_only_private_bytes_and_reports_failure_as_negative
 
   void *sentinel = &addr;
   addr = sentinel;
-  ck_assert_int_eq(d->map(d->user, -1, 0, page, 0, &addr), -EBADF);
+  ck_assert_int_eq(d->map(d->user, -1, 0, page, &addr), -EBADF);
   ck_assert_ptr_eq(addr, sentinel); /* untouched on failure */
   d->close(d->user, fd);
   int wfd = open(tmp_path, O_WRONLY);
   ck_assert_int_ge(wfd, 0);
-  ck_assert_int_eq(d->map(d->user, wfd, 0, page, 0, &addr), -EACCES); /* a write-only descriptor */
+  ck_assert_int_eq(d->map(d->user, wfd, 0, page, &addr), -EACCES); /* a write-only descriptor */
   ck_assert_ptr_eq(addr, sentinel);
   close(wfd);
-  ck_assert_int_eq(d->map(d->user, fd, 0, page, 0, &addr), -EBADF); /* closed */
-  ck_assert_int_eq(d->map(d->user, fd, (uint64_t)INT64_MAX + 1, page, 0, &addr), -EINVAL);
+  ck_assert_int_eq(d->map(d->user, fd, 0, page, &addr), -EBADF); /* closed */
+  ck_assert_int_eq(d->map(d->user, fd, (uint64_t)INT64_MAX + 1, page, &addr), -EINVAL);
 }
 END_TEST
 
@@ -484,7 +590,7 @@ START_TEST(test_advise_and_lock_reach_the_mapping_as_asked) {
   size_t page = d->page_size(d->user);
   int fd = open_ok(EMEL_OPEN_READ);
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, 0, 3 * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, 0, 3 * page, &addr), 0);
   vma_info v = vma_of(addr);
   ck_assert_int_eq(v.rss_kb, 0);
   ck_assert(!has_flag(&v, "sr"));
@@ -542,7 +648,7 @@ END_TEST
 /* Resident pages of the test file in the page cache (mincore of a mapping). */
 static size_t cached_pages(int fd, size_t page, size_t pages, int wait) {
   void *addr = NULL;
-  ck_assert_int_eq(d->map(d->user, fd, 0, pages * page, 0, &addr), 0);
+  ck_assert_int_eq(d->map(d->user, fd, 0, pages * page, &addr), 0);
   unsigned char vec[8];
   ck_assert_uint_le(pages, sizeof vec);
   ck_assert_int_eq(mincore(addr, pages * page, vec), 0);
@@ -620,11 +726,11 @@ START_TEST(test_threads_close_and_cpu_count) {
   ck_assert_int_eq(d->cpu_count(d->user), (int)sysconf(_SC_NPROCESSORS_ONLN));
   ck_assert_int_eq(d->close(d->user, -1), -EBADF);
   int fd = open_ok(EMEL_OPEN_READ);
-  uint64_t size = 0;
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), 0);
-  ck_assert_uint_eq(size, sizeof file_bytes);
+  emel_file_identity id;
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), 0);
+  ck_assert_uint_eq(id.size, sizeof file_bytes);
   ck_assert_int_eq(d->close(d->user, fd), 0);
-  ck_assert_int_eq(d->file_size(d->user, fd, &size), -EBADF);
+  ck_assert_int_eq(d->file_identity(d->user, fd, &id), -EBADF);
 }
 END_TEST
 
@@ -817,6 +923,9 @@ static Suite *platform_suite(void) {
   Suite *s = suite_create("platform");
   TCase *tc = tcase_create("ops");
   tcase_add_test(tc, test_overriding_one_entry_keeps_the_defaults_for_the_rest);
+  tcase_add_test(tc, test_an_op_given_without_its_pair_is_refused_by_name);
+  tcase_add_test(tc, test_struct_size_decides_which_ops_are_read);
+  tcase_add_test(tc, test_the_ops_list_names_every_member_once);
   tcase_add_test(tc, test_the_defaults_report_errors_as_negative_errno);
   tcase_add_test(tc, test_the_default_random_fills_the_buffer);
   tcase_add_test(tc, test_only_the_defaults_file_includes_os_headers);

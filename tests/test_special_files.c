@@ -63,7 +63,7 @@ static void assert_not_regular(emel_status got, int os_errno, const char *path) 
 
 START_TEST(test_the_index_refuses_a_path_that_is_not_a_regular_file) {
   const char *path = path_of(_i);
-  emel_gguf_config cfg = {.platform = &fp.ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &fp.ops);
   emel_gguf *g = (emel_gguf *)1;
   emel_error err = {.code = EMEL_OK, .os_errno = -1};
   emel_status st = emel_gguf_open(&g, path, &cfg, &err);
@@ -76,7 +76,7 @@ END_TEST
 
 START_TEST(test_a_model_open_refuses_a_path_that_is_not_a_regular_file) {
   const char *path = path_of(_i);
-  emel_model_config cfg = {.platform = &fp.ops};
+  emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops);
   emel_model *m = (emel_model *)1;
   emel_error err = {.code = EMEL_OK, .os_errno = -1};
   emel_status st = emel_model_open(&m, path, &cfg, &err);
@@ -87,11 +87,11 @@ END_TEST
 
 static emel_io *io_with(const char *path, uint32_t *file) {
   emel_io *io;
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
-  emel_io_mmap_config mc = {0};
+  emel_io_mmap_config mc = EMEL_IO_MMAP_CONFIG_INIT();
   ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
-  emel_io_read_config rc = {.threads = 1};
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 1);
   ck_assert_int_eq(emel_io_read_attach(io, &rc, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), file, NULL), EMEL_OK);
   return io;
@@ -132,17 +132,17 @@ START_TEST(test_a_platform_that_reports_a_fifo_is_refused_without_the_os) {
   memory_file_init(&mf);
   ck_assert_int_eq(memory_file_add(&mf, "pipe.gguf", bytes, sizeof bytes), 0);
   mf.files[0].type = EMEL_FILE_FIFO;
-  emel_gguf_config gc = {.platform = &mf.ops};
+  emel_gguf_config gc = EMEL_GGUF_CONFIG_INIT(.platform = &mf.ops);
   emel_gguf *g;
   emel_error err;
   ck_assert_int_eq(emel_gguf_open(&g, "pipe.gguf", &gc, &err), EMEL_NOT_A_REGULAR_FILE);
 
   emel_io *io;
-  emel_io_config ic = {.platform = &mf.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &mf.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
-  emel_io_mmap_config mc = {0};
+  emel_io_mmap_config mc = EMEL_IO_MMAP_CONFIG_INIT();
   ck_assert_int_eq(emel_io_mmap_attach(io, &mc, NULL), EMEL_OK);
-  emel_io_read_config rc = {.threads = 1};
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 1);
   ck_assert_int_eq(emel_io_read_attach(io, &rc, NULL), EMEL_OK);
   uint32_t file;
   ck_assert_int_eq(emel_io_add_file(io, "pipe.gguf", 9, &file, NULL), EMEL_OK);

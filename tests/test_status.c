@@ -54,6 +54,8 @@ static const struct {
     {"FILE_TABLE_FULL", 113},
     {"FILE_CHANGED", 114},
     {"NOT_A_REGULAR_FILE", 115},
+    {"STRUCT_SIZE_UNKNOWN", 116},
+    {"PLATFORM_OPS_UNPAIRED", 117},
     {"INTERNAL", 199},
     {"TENSOR_UNKNOWN", 200},
     {"TENSOR_ALREADY_RESIDENT", 201},

@@ -25,15 +25,15 @@ static emel_tensor_span span_of(uint64_t offset, uint64_t size) {
   return s;
 }
 
-static const emel_load_options by_fake = {.strategy = EMEL_STRATEGY_READ};
+static const emel_load_options by_fake = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
 
 static void setup(void) {
   fault_platform_init(&fp);
   memset(&fake, 0, sizeof fake);
-  emel_io_config ic = {.platform = &fp.ops};
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
   ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
   ck_assert_int_eq(emel_io_attach(io, &fake_strategy_ops, &fake, NULL), EMEL_OK);
-  emel_tensors_config tc = {.io = io, .capacity = 8};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 8);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
 }
 
@@ -112,7 +112,7 @@ END_TEST
 
 START_TEST(test_caller_storage_makes_a_bound_tensor_externally_resident_without_a_strategy) {
   emel_tensors *solo;
-  emel_tensors_config tc = {.io = NULL, .capacity = 2, .platform = &fp.ops};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = NULL, .capacity = 2, .platform = &fp.ops);
   ck_assert_int_eq(emel_tensors_create(&solo, &tc, NULL), EMEL_OK);
   uint32_t i;
   emel_tensor_span s = span_of(0, 32);
@@ -185,12 +185,12 @@ END_TEST
 
 START_TEST(test_a_load_with_no_such_strategy_attached_is_refused_and_the_tensor_stays_bound) {
   uint32_t i = bound_tensor("w", 0, 64);
-  emel_load_options mmap_opts = {.strategy = EMEL_STRATEGY_MMAP};
+  emel_load_options mmap_opts = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
   ck_assert_int_eq(emel_tensors_load(t, i, &mmap_opts, NULL, NULL), EMEL_UNKNOWN_STRATEGY);
   ck_assert_int_eq(emel_tensors_state(t, i), EMEL_TENSOR_BOUND);
   /* A table without a boundary refuses every strategy the same way. */
   emel_tensors *solo;
-  emel_tensors_config tc = {.capacity = 1, .platform = &fp.ops};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.capacity = 1, .platform = &fp.ops);
   ck_assert_int_eq(emel_tensors_create(&solo, &tc, NULL), EMEL_OK);
   emel_tensor_span s = span_of(0, 8);
   ck_assert_int_eq(emel_tensors_add(solo, "x", 1, &s, &i, NULL), EMEL_OK);
@@ -285,7 +285,7 @@ END_TEST
 
 START_TEST(test_names_are_unique_valid_and_found_by_name_among_many) {
   emel_tensors *big;
-  emel_tensors_config tc = {.io = io, .capacity = 5000};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 5000);
   ck_assert_int_eq(emel_tensors_create(&big, &tc, NULL), EMEL_OK);
   char name[64];
   emel_tensor_span s = span_of(0, 8);
@@ -314,7 +314,7 @@ END_TEST
 
 START_TEST(test_the_name_arena_limit_is_a_table_full_error) {
   emel_tensors *tiny;
-  emel_tensors_config tc = {.io = io, .capacity = 4, .name_bytes = 7};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4, .name_bytes = 7);
   ck_assert_int_eq(emel_tensors_create(&tiny, &tc, NULL), EMEL_OK);
   uint32_t i;
   ck_assert_int_eq(emel_tensors_declare(tiny, "abcd", 4, &i, NULL), EMEL_OK);
@@ -342,14 +342,22 @@ START_TEST(test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothi
   for (uint64_t k = 1; k <= 7; k++) { /* the table, records, names, index, and the batch window's three */
     fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + k, ENOMEM);
     emel_tensors *x = (emel_tensors *)&fp;
-    emel_tensors_config tc = {.io = io, .capacity = 4};
+    emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
     ck_assert_int_eq(emel_tensors_create(&x, &tc, NULL), EMEL_OUT_OF_MEMORY);
     ck_assert_ptr_null(x);
     fault_platform_clear_faults(&fp);
   }
-  emel_tensors_config bad = {.io = io, .capacity = 0};
+  emel_tensors_config bad = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 0);
   emel_tensors *x;
   ck_assert_int_eq(emel_tensors_create(&x, &bad, NULL), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* The queries C asks instead of restating the chart (gen/tensor_residency_machine.h)
+ * answer what the transition table says: guards against a hand-kept list of
+ * states or events drifting from the spec. */
+START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
+  machine_check_queries(&emel_tensor_residency_desc, tensor_residency_target, tensor_residency_accepts, tensor_residency_rests);
 }
 END_TEST
 
@@ -443,7 +451,7 @@ END_TEST
 START_TEST(test_a_batch_into_one_caller_buffer_or_without_a_table_is_an_invalid_argument) {
   unsigned char buf[64];
   uint32_t a = bound_tensor("a", 0, 64);
-  emel_load_options into = {.strategy = EMEL_STRATEGY_READ, .target = buf, .target_size = sizeof buf};
+  emel_load_options into = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ, .target = buf, .target_size = sizeof buf);
   ck_assert_int_eq(emel_tensors_load_batch(t, &a, 1, &into, NULL, NULL), EMEL_INVALID_ARGUMENT);
   ck_assert_int_eq(emel_tensors_load_batch(NULL, &a, 1, &by_fake, NULL, NULL), EMEL_INVALID_ARGUMENT);
   ck_assert_int_eq(emel_tensors_load_batch(t, &a, 1, NULL, NULL, NULL), EMEL_INVALID_ARGUMENT);
@@ -454,7 +462,7 @@ END_TEST
 
 START_TEST(test_a_batch_larger_than_the_window_and_a_table_without_io_are_handled) {
   emel_tensors_destroy(t);
-  emel_tensors_config tc = {.io = io, .capacity = EMEL_TENSOR_BATCH_WINDOW + 10};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = EMEL_TENSOR_BATCH_WINDOW + 10);
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   char name[32];
   for (uint32_t k = 0; k < EMEL_TENSOR_BATCH_WINDOW + 10; k++) {
@@ -466,7 +474,7 @@ START_TEST(test_a_batch_larger_than_the_window_and_a_table_without_io_are_handle
   ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
 
   emel_tensors *lone;
-  emel_tensors_config no_io = {.platform = &fp.ops, .capacity = 2};
+  emel_tensors_config no_io = EMEL_TENSORS_CONFIG_INIT(.platform = &fp.ops, .capacity = 2);
   ck_assert_int_eq(emel_tensors_create(&lone, &no_io, NULL), EMEL_OK);
   uint32_t i;
   emel_tensor_span s = span_of(0, 64);
@@ -503,6 +511,7 @@ Suite *tensor_residency_suite(void) {
   tcase_add_test(tc, test_destroying_the_table_releases_every_resident_tensor);
   tcase_add_test(tc, test_a_failed_allocation_at_creation_is_out_of_memory_and_leaks_nothing);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
+  tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_a_batch_makes_bound_and_evicted_tensors_resident_in_one_boundary_call);
   tcase_add_test(tc, test_a_batch_with_no_indices_loads_the_first_count_tensors);
   tcase_add_test(tc, test_a_batch_refusal_of_one_tensor_leaves_it_bound_with_its_error_and_the_rest_resident);

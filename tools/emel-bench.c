@@ -115,7 +115,7 @@ typedef struct load_timing {
 } load_timing;
 
 static emel_load_options options_for(emel_strategy strategy, unsigned extra) {
-  emel_load_options o = {.strategy = strategy};
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = strategy);
   o.flags = (strategy == EMEL_STRATEGY_MMAP ? EMEL_LOAD_POPULATE : 0) | extra;
   return o;
 }

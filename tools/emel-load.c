@@ -88,9 +88,21 @@ static int64_t op_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, 
   return stop_requested() ? -ECANCELED : base_ops.preadv(base_ops.user, fd, iov, iovcnt, offset);
 }
 
-static int op_map(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+static int op_map(void *user, int fd, uint64_t offset, size_t len, void **addr) {
   (void)user;
-  return stop_requested() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, flags, addr);
+  return stop_requested() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, addr);
+}
+
+/* Releasing goes on when interrupted; these exist because a platform table
+ * replaces an op and its pair together (open/close, map/unmap). */
+static int op_close(void *user, int fd) {
+  (void)user;
+  return base_ops.close(base_ops.user, fd);
+}
+
+static int op_unmap(void *user, void *addr, size_t len) {
+  (void)user;
+  return base_ops.unmap(base_ops.user, addr, len);
 }
 
 static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
@@ -374,9 +386,10 @@ int main(int argc, char **argv) {
     if (strcmp(pause_at, phase_names[p]) == 0) atomic_store(&pause_phase, p);
 
   base_ops = *emel_platform_default();
-  emel_platform_ops ops = {.open = op_open, .pread = op_pread, .preadv = op_preadv, .map = op_map,
-                           .advise = op_advise}; /* NULL entries: the defaults */
-  emel_model_config config = {.platform = &ops};
+  emel_platform_ops ops = EMEL_PLATFORM_OPS_INIT(.open = op_open, .close = op_close, .pread = op_pread,
+                                                 .preadv = op_preadv, .map = op_map, .unmap = op_unmap,
+                                                 .advise = op_advise); /* NULL entries: the defaults */
+  emel_model_config config = EMEL_MODEL_CONFIG_INIT(.platform = &ops);
   emel_model *model;
   emel_error err;
   enter_phase(PHASE_INDEX);
@@ -402,7 +415,7 @@ int main(int argc, char **argv) {
     all += emel_tensors_info(tensors, i, &info)->span.size;
   }
   progress bar = {.enabled = !o.quiet && isatty(2), .start = now()};
-  emel_load_options lo = {.strategy = o.strategy, .flags = o.flags};
+  emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags);
   /* Test hook: deliver SIGINT to ourselves after N tensors, so the release-all
    * route on interruption is tested deterministically. */
   const char *sigint_after = getenv("EMEL_LOAD_TEST_SIGINT_AFTER");

@@ -13,4 +13,15 @@
 #endif
 #endif
 
+/* Structs that callers fill in begin with `size_t struct_size`, the struct's
+ * sizeof in the header the caller was compiled with: a newer library reads
+ * only that many bytes (later members take their defaults), and refuses a size
+ * it does not know (0, or larger than its own) with EMEL_STRUCT_SIZE_UNKNOWN.
+ * Each such struct has an initializer macro that sets it, taking designated
+ * members: `emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = ...);`.
+ * Members are only ever appended, each starting at or after the previous
+ * release's sizeof (explicit padding where needed), so an older caller's
+ * trailing padding is never read as a member. */
+#define EMEL_STRUCT_INIT_(type, ...) {.struct_size = sizeof(type), __VA_ARGS__}
+
 #endif

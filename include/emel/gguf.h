@@ -109,14 +109,17 @@ EMEL_API emel_status emel_ggml_tensor_nbytes(uint32_t type, uint32_t n_dims, con
 
 typedef struct emel_gguf emel_gguf;
 
-/* 0 in any field means the default. */
+/* 0 in any field means the default. Initialize with EMEL_GGUF_CONFIG_INIT. */
 typedef struct emel_gguf_config {
+  size_t struct_size;                /* sizeof(emel_gguf_config): EMEL_GGUF_CONFIG_INIT sets it */
   const emel_platform_ops *platform; /* NULL: emel_platform_default() */
   uint32_t max_tensors;              /* per model; default 1 << 20 */
   uint32_t max_kv;                   /* per file; default 1 << 20 */
   uint32_t max_files;                /* split files; default 1024 */
   uint32_t max_nesting;              /* array-in-array depth; default 8 */
 } emel_gguf_config;
+
+#define EMEL_GGUF_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_gguf_config, __VA_ARGS__)
 
 /* One tensor. `offset` is absolute within file `file_index`. `ne` holds the
  * dims in ggml order (ne[0] is the row length); unused dims are 1. */
@@ -171,7 +174,10 @@ typedef struct emel_gguf_value {
  * (err->file: 1-based, 0 when no one part is; emel_gguf_split_path gives its
  * path) and, for split checks, the check that failed (err->detail). A path
  * that is not a regular file (FIFO, directory, device, socket) is refused with
- * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking.
+ * EMEL_NOT_A_REGULAR_FILE before anything is read, without blocking. A
+ * config it cannot take is EMEL_STRUCT_SIZE_UNKNOWN (err->detail
+ * "emel_gguf_config.struct_size") or, for its platform table,
+ * EMEL_PLATFORM_OPS_UNPAIRED ("emel_gguf_config.platform").
  *
  * A split set is one model only when every part carries split.no (its place,
  * from 0), the first part's split.count and split.tensors.count (the keys

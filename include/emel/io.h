@@ -6,8 +6,9 @@
  * length, a residency kind and a release handle, or a named error that carries
  * the strategy's own code and the failing OS errno.
  *
- * The boundary knows strategies only through emel_io_strategy_ops; each
- * strategy module (io/mmap, io/read) attaches itself with its own
+ * The boundary knows strategies only through emel_io_strategy_ops (the
+ * plug-in interface, in emel/io_strategy.h: only a strategy's author needs
+ * it); each strategy module (io/mmap, io/read) attaches itself with its own
  * emel_io_*_attach() and never sees another strategy.
  *
  * Not thread-safe per instance; separate instances share nothing.
@@ -55,20 +56,6 @@ enum {
   EMEL_IO_MAX_FILES = 1024   /* model files (splits) per boundary */
 };
 
-typedef struct emel_io_file {
-  const char *path; /* NUL-terminated copy owned by the boundary */
-  size_t path_len;  /* length as given; a NUL before it is an invalid path */
-  int has_expected; /* the strategies refuse the file with EMEL_FILE_CHANGED */
-  emel_file_identity expected; /* unless it is still this (when it was indexed) */
-} emel_io_file;
-
-/* The table of model files, shared read-only with the strategies. */
-typedef struct emel_io_files {
-  uint32_t count;
-  uint32_t capacity;
-  emel_io_file *files;
-} emel_io_files;
-
 typedef struct emel_io_request {
   uint32_t tensor;      /* caller's tensor index, for diagnostics */
   uint32_t file_index;  /* index into the boundary's file table */
@@ -97,31 +84,18 @@ typedef struct emel_io_result {
   emel_error error; /* code EMEL_OK on success; else the strategy's code and errno */
 } emel_io_result;
 
-/* What a strategy implements. acquire/release are required; the rest optional. */
-typedef struct emel_io_strategy_ops {
-  emel_strategy kind;
-  const char *name;
-  void (*acquire)(void *self, const emel_io_request *request, emel_io_result *result);
-  emel_error (*release)(void *self, emel_io_handle handle);
-  /* Advise a sub-range [offset, offset+len) of a live residency; NULL: unsupported. */
-  emel_error (*advise)(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
-                       emel_map_advice advice);
-  /* Many requests at once (the strategy may reorder and coalesce them);
-   * NULL: the boundary calls acquire for each. */
-  void (*acquire_batch)(void *self, const emel_io_request *requests, emel_io_result *results,
-                        size_t count);
-  /* Live residencies (for leak checks and reports). */
-  size_t (*live)(const void *self);
-  void (*destroy)(void *self);
-} emel_io_strategy_ops;
-
 typedef struct emel_io emel_io;
 
 typedef struct emel_io_config {
+  size_t struct_size;                /* sizeof(emel_io_config): EMEL_IO_CONFIG_INIT sets it */
   const emel_platform_ops *platform; /* NULL: defaults; NULL entries: defaults */
   uint32_t max_files;                /* 0: 16; at most EMEL_IO_MAX_FILES */
 } emel_io_config;
 
+#define EMEL_IO_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_config, __VA_ARGS__)
+
+/* `config` may be NULL (defaults). EMEL_STRUCT_SIZE_UNKNOWN or
+ * EMEL_PLATFORM_OPS_UNPAIRED for a config or platform table it cannot take. */
 EMEL_API emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_error *err);
 
 /* Releases every strategy (which releases what it still holds) and the boundary.
@@ -141,19 +115,6 @@ EMEL_API emel_status emel_io_add_file(emel_io *io, const char *path, size_t path
  * refuses the load with EMEL_FILE_CHANGED instead of serving other bytes. */
 EMEL_API emel_status emel_io_expect_file(emel_io *io, uint32_t file_index, const emel_file_identity *expected, emel_error *err);
 
-EMEL_API const emel_io_files *emel_io_files_of(const emel_io *io);
-EMEL_API const emel_platform_ops *emel_io_platform(const emel_io *io);
-
-/* Hands a strategy instance `self` to the boundary. One rule for every strategy:
- * whatever attach returns, `self` is no longer the caller's. On EMEL_OK the
- * boundary owns it (emel_io_destroy calls ops->destroy(self)); on a failure
- * (EMEL_INVALID_ARGUMENT: io NULL, kind out of range or already attached,
- * acquire/release/destroy missing) attach has called ops->destroy(self) before
- * returning. Only when `ops` or `ops->destroy` is NULL can it not destroy
- * `self`, which then stays the caller's. emel_io_mmap_attach and
- * emel_io_read_attach follow it: on failure nothing is attached or held. */
-EMEL_API emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self, emel_error *err);
-
 EMEL_API int emel_io_has_strategy(const emel_io *io, emel_strategy strategy);
 
 /* A request's result carries its own emel_error (result->error): these two
@@ -168,11 +129,6 @@ EMEL_API emel_status emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t
 
 /* Live residencies held by one strategy (0 for an absent one). */
 EMEL_API size_t emel_io_live(const emel_io *io, emel_strategy strategy);
-
-/* The instance attached for `kind` when it was attached with exactly `ops`,
- * else NULL: lets a strategy module's own API (stats, say) find its instance
- * without the boundary knowing its type. */
-EMEL_API void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops);
 
 EMEL_API const char *emel_strategy_name(emel_strategy strategy);
 EMEL_API const char *emel_residency_name(emel_residency residency);

@@ -27,13 +27,16 @@ extern "C" {
 enum { EMEL_IO_MMAP_DEFAULT_MAPPINGS = 65536 };
 
 typedef struct emel_io_mmap_config {
+  size_t struct_size;    /* sizeof(emel_io_mmap_config): EMEL_IO_MMAP_CONFIG_INIT sets it */
   uint32_t max_mappings; /* live tensor mappings (pool capacity); 0: EMEL_IO_MMAP_DEFAULT_MAPPINGS */
 } emel_io_mmap_config;
+
+#define EMEL_IO_MMAP_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_mmap_config, __VA_ARGS__)
 
 /* Creates the strategy with `io`'s platform operations and file table and
  * attaches it; every table it needs is allocated here, once. `config` may be
  * NULL. EMEL_OUT_OF_MEMORY, EMEL_INVALID_ARGUMENT (no io, or an mmap strategy
- * is already attached). */
+ * is already attached), EMEL_STRUCT_SIZE_UNKNOWN. */
 EMEL_API emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config, emel_error *err);
 
 #ifdef __cplusplus

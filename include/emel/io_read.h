@@ -97,6 +97,7 @@ enum {
 };
 
 typedef struct emel_io_read_config {
+  size_t struct_size;   /* sizeof(emel_io_read_config): EMEL_IO_READ_CONFIG_INIT sets it */
   uint32_t max_buffers; /* pool of live residencies; 0: EMEL_IO_READ_DEFAULT_BUFFERS */
   size_t chunk_size;    /* bytes per pread; 0: EMEL_IO_READ_DEFAULT_CHUNK */
   size_t alignment;     /* owned buffer alignment, a power of two >= 64; 0: 64 */
@@ -108,6 +109,8 @@ typedef struct emel_io_read_config {
                               limit: more reads in flight); 0: EMEL_IO_READ_DIRECT_LANES_PER_THREAD
                               per lane of `threads` (1 when threads is 1); at most EMEL_IO_READ_MAX_THREADS */
 } emel_io_read_config;
+
+#define EMEL_IO_READ_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_read_config, __VA_ARGS__)
 
 typedef struct emel_io_read_stats {
   uint64_t bytes_read;          /* bytes delivered by pread/preadv, gaps included */
@@ -133,7 +136,8 @@ typedef struct emel_io_read_stats {
 /* Creates the read strategy with the io's platform ops and file table and
  * attaches it (the boundary owns it from then on). Pools are allocated here,
  * once. EMEL_INVALID_ARGUMENT for a bad config or a boundary that already has
- * a read strategy, EMEL_OUT_OF_MEMORY when the pools cannot be allocated. */
+ * a read strategy, EMEL_OUT_OF_MEMORY when the pools cannot be allocated,
+ * EMEL_STRUCT_SIZE_UNKNOWN for a config it cannot take. */
 EMEL_API emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config, emel_error *err);
 
 /* Counters of the attached read strategy; EMEL_UNKNOWN_STRATEGY when none is. */

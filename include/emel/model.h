@@ -21,17 +21,25 @@ extern "C" {
 
 typedef struct emel_model emel_model;
 
+/* The parts' configs are pointers, not members: each carries its own
+ * struct_size, so any of them can grow without moving the others. */
 typedef struct emel_model_config {
+  size_t struct_size;                /* sizeof(emel_model_config): EMEL_MODEL_CONFIG_INIT sets it */
   const emel_platform_ops *platform; /* NULL: defaults; NULL entries: defaults */
-  emel_gguf_config gguf;             /* index limits (platform is taken from above) */
-  emel_io_mmap_config mmap;          /* pool size etc.; zero: defaults, pools at least the tensor count */
-  emel_io_read_config read;          /* chunk size, alignment, pool; zero: defaults (as for mmap) */
+  const emel_gguf_config *gguf;      /* index limits (its platform is ignored: the one above); NULL: defaults */
+  const emel_io_mmap_config *mmap;   /* pool size etc.; NULL or zero: defaults, pools at least the tensor count */
+  const emel_io_read_config *read;   /* chunk size, alignment, pool; NULL or zero: defaults (as for mmap) */
 } emel_model_config;
+
+#define EMEL_MODEL_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_model_config, __VA_ARGS__)
 
 /* Indexes `path` (every split when it names the first of NAME-00001-of-0000N.gguf),
  * and binds every tensor. `config` may be NULL. On failure *out is NULL and
  * `error` (if given) has the code, the failing errno, the part at fault and
- * the failed check, as emel_gguf_open reports them. */
+ * the failed check, as emel_gguf_open reports them. A config (its own, a
+ * part's or the platform table) it cannot take is EMEL_STRUCT_SIZE_UNKNOWN or
+ * EMEL_PLATFORM_OPS_UNPAIRED, refused before anything is allocated, with
+ * `detail` naming it ("emel_model_config.read"). */
 EMEL_API emel_status emel_model_open(emel_model **out, const char *path, const emel_model_config *config,
                                      emel_error *error);
 

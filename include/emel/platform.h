@@ -3,7 +3,8 @@
  * Why: tests (and embedders with their own file layer) replace any entry to make
  * one call fail, count what is acquired, or redirect I/O. A NULL entry means
  * "use the production default", so overriding one entry keeps the defaults for
- * the rest: emel_platform_resolve() fills the NULL entries.
+ * the rest: emel_platform_resolve() fills the NULL entries. Entries that undo
+ * each other (open/close, alloc/free, …) are replaced together or not at all.
  *
  * Conventions: calls return 0 (or a non-negative count / descriptor) on success
  * and a negative errno on failure, so the failing errno travels with the result
@@ -14,6 +15,7 @@
 #define EMEL_PLATFORM_H
 
 #include "emel/api.h"
+#include "emel/status.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,11 +57,6 @@ typedef struct emel_iovec {
 /* Pieces per preadv call: callers split longer lists (POSIX guarantees IOV_MAX >= 16). */
 enum { EMEL_PLATFORM_IOV_MAX = 16 };
 
-/* Mapping flags. */
-enum {
-  EMEL_MAP_POPULATE = 1u << 0 /* pre-fault the whole mapping (MAP_POPULATE) */
-};
-
 /* What kind of file a descriptor refers to (st_mode). Only regular files are
  * loaded: the others have no fixed size and bytes to map or read (a FIFO or a
  * terminal can block forever, /dev/zero never ends, a directory has no bytes),
@@ -88,86 +85,104 @@ typedef struct emel_file_identity {
   emel_file_type type; /* what the descriptor refers to; only EMEL_FILE_REGULAR is loaded */
 } emel_file_identity;
 
-typedef struct emel_platform_ops {
-  void *user;
+/* The operations, written once: X(NAME, name, return type, (parameters), pair).
+ * From this list come the struct's members, the filling of NULL entries with
+ * the defaults, the pair check and the names tests and diagnostics print.
+ * `pair` is the operation that undoes this one (close for open, free for
+ * alloc); one without a pair names itself. A table that sets one member of a
+ * pair and leaves the other NULL is refused (EMEL_PLATFORM_OPS_UNPAIRED): the
+ * default free cannot free what the caller's alloc returned, nor the default
+ * close a descriptor of the caller's file layer. New operations are only ever
+ * appended (struct_size tells the library which ones a caller knows). */
+#define EMEL_PLATFORM_OPS_LIST(X)                                                          \
+  /* fd >= 0, or -errno. `path` is NUL-terminated. Must not block on what the path is    \
+   * (the default opens with O_NONBLOCK, so a FIFO without a writer or a terminal        \
+   * returns at once; file_identity then says it is not a regular file). A signal that   \
+   * interrupts it (a handler installed without SA_RESTART) gives -EINTR and is not      \
+   * retried. The descriptor returned reads blocking (O_NONBLOCK cleared). */            \
+  X(OPEN, open, int, (void *user, const char *path, unsigned flags), close)               \
+  /* 0 or -errno; the descriptor is gone either way. */                                  \
+  X(CLOSE, close, int, (void *user, int fd), open)                                        \
+  /* Bytes read (0 at end of file), or -errno (-EINTR included: the caller retries). */  \
+  X(PREAD, pread, int64_t, (void *user, int fd, void *buf, size_t len, uint64_t offset), pread) \
+  /* Like pread, scattered over `iovcnt` (1..EMEL_PLATFORM_IOV_MAX) pieces in order. */  \
+  X(PREADV, preadv, int64_t, (void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset), preadv) \
+  /* 0 or -errno. `offset` is a multiple of page_size(). Read-only, private mapping. */  \
+  X(MAP, map, int, (void *user, int fd, uint64_t offset, size_t len, void **addr), unmap) \
+  X(UNMAP, unmap, int, (void *user, void *addr, size_t len), map)                          \
+  /* 0 or -errno. `addr` is page-aligned. */                                             \
+  X(ADVISE, advise, int, (void *user, void *addr, size_t len, emel_map_advice advice), advise) \
+  X(FADVISE, fadvise, int, (void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice), fadvise) \
+  /* 0 or -errno. `addr` is page-aligned. */                                             \
+  X(LOCK, lock, int, (void *user, void *addr, size_t len), unlock)                         \
+  X(UNLOCK, unlock, int, (void *user, void *addr, size_t len), lock)                       \
+  /* Aligned allocation (alignment a power of two); NULL on failure. */                  \
+  X(ALLOC, alloc, void *, (void *user, size_t size, size_t alignment), free)              \
+  /* Frees what alloc returned; `size` is the size that was asked for. */                \
+  X(FREE, free, void, (void *user, void *ptr, size_t size), alloc)                        \
+  /* The page size, a power of two. */                                                   \
+  X(PAGE_SIZE, page_size, size_t, (void *user), page_size)                                 \
+  /* Non-zero when map/unmap work on this platform. */                                   \
+  X(CAN_MAP, can_map, int, (void *user), can_map)                                          \
+  /* Starts a thread running fn(arg); 0 and *thread set, or -errno (then fn never runs:  \
+   * the caller does the work itself). */                                               \
+  X(THREAD_START, thread_start, int, (void *user, void *(*fn)(void *), void *arg, uintptr_t *thread), thread_join) \
+  /* Waits for a started thread to return; 0 or -errno. Afterwards the thread is gone    \
+   * either way (as with close), so it is joined exactly once. */                        \
+  X(THREAD_JOIN, thread_join, int, (void *user, uintptr_t thread), thread_start)          \
+  /* Processors online (>= 1). */                                                        \
+  X(CPU_COUNT, cpu_count, int, (void *user), cpu_count)                                    \
+  /* 0 and *out = what the open descriptor refers to now (fstat), or -errno. Any kind of \
+   * file is described (out->type); the caller refuses what is not regular. Safe to     \
+   * call from several threads on one descriptor. */                                     \
+  X(FILE_IDENTITY, file_identity, int, (void *user, int fd, emel_file_identity *out), file_identity) \
+  /* Runs touch(arg), which reads mapped memory inside [addr, addr + len), so that a     \
+   * SIGBUS raised by such a read (the file under the mapping shrank, or its storage     \
+   * failed to deliver the page) ends touch early instead of the process: 0 when touch   \
+   * returned, -EFAULT when a SIGBUS cut it short. touch must own nothing it would leak  \
+   * when cut short (no locks, no allocations). Safe from several threads at once; nests.\
+   * The default installs one process-wide SIGBUS handler (sigaction, once, on the first \
+   * call). A SIGBUS that is not an access inside a guarded range of the faulting thread \
+   * goes to the handler installed before it, as the kernel would have delivered it.     \
+   * An embedder that installs its own SIGBUS handler after the first guard must chain  \
+   * to the handler its sigaction call returned (and leave SIGBUS unblocked in threads   \
+   * that touch mappings); else a guarded read of a shrunken file kills the process. */  \
+  X(GUARD, guard, int, (void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg), guard) \
+  /* 0 and buf[0..len) filled with unpredictable bytes, or -errno; never blocks          \
+   * (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables (one call per     \
+   * GGUF index or standalone tensor table); a failure is not an error: the table uses a \
+   * fallback seed. Return fixed bytes for reproducible runs (tests, fuzzing). */        \
+  X(RANDOM, random, int, (void *user, void *buf, size_t len), random)
 
-  /* fd >= 0, or -errno. `path` is NUL-terminated. Must not block on what the
-   * path is (the default opens with O_NONBLOCK, so a FIFO without a writer or a
-   * terminal returns at once; file_identity then says it is not a regular file).
-   * A signal that interrupts it (a handler installed without SA_RESTART) gives
-   * -EINTR and is not retried: the caller's signal must be able to stop a
-   * blocking open. The descriptor returned reads blocking (O_NONBLOCK cleared). */
-  int (*open)(void *user, const char *path, unsigned flags);
-  /* 0 or -errno. */
-  int (*close)(void *user, int fd);
-  /* 0 and *size = file size in bytes, or -errno. */
-  int (*file_size)(void *user, int fd, uint64_t *size);
-  /* bytes read (0 at end of file), or -errno (-EINTR included: the caller retries). */
-  int64_t (*pread)(void *user, int fd, void *buf, size_t len, uint64_t offset);
-  /* Like pread, scattered over `iovcnt` (1..EMEL_PLATFORM_IOV_MAX) pieces in order. */
-  int64_t (*preadv)(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset);
-  /* 0 or -errno. `offset` is a multiple of page_size(). Read-only, private mapping. */
-  int (*map)(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr);
-  /* 0 or -errno. */
-  int (*unmap)(void *user, void *addr, size_t len);
-  /* 0 or -errno. `addr` is page-aligned. */
-  int (*advise)(void *user, void *addr, size_t len, emel_map_advice advice);
-  /* 0 or -errno. */
-  int (*fadvise)(void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice);
-  /* 0 or -errno. `addr` is page-aligned. */
-  int (*lock)(void *user, void *addr, size_t len);
-  int (*unlock)(void *user, void *addr, size_t len);
-  /* Aligned allocation (alignment a power of two); NULL on failure. */
-  void *(*alloc)(void *user, size_t size, size_t alignment);
-  /* Frees what alloc returned; `size` is the size that was asked for. */
-  void (*free)(void *user, void *ptr, size_t size);
-  /* The page size, a power of two. */
-  size_t (*page_size)(void *user);
-  /* Non-zero when map/unmap work on this platform. */
-  int (*can_map)(void *user);
-  /* Starts a thread running fn(arg); 0 and *thread set, or -errno (then fn
-   * never runs: the caller does the work itself). */
-  int (*thread_start)(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread);
-  /* Waits for a started thread to return; 0 or -errno. Afterwards the thread
-   * is gone either way (as with close), so it is joined exactly once. */
-  int (*thread_join)(void *user, uintptr_t thread);
-  /* Processors online (>= 1). */
-  int (*cpu_count)(void *user);
-  /* 0 and *out = what the open descriptor refers to now (fstat), or -errno.
-   * Any kind of file is described (out->type); the caller refuses what is not
-   * regular. Safe to call from several threads on one descriptor. */
-  int (*file_identity)(void *user, int fd, emel_file_identity *out);
-  /* Runs touch(arg), which reads mapped memory inside [addr, addr + len), so
-   * that a SIGBUS raised by such a read (the file under the mapping shrank,
-   * or its storage failed to deliver the page) ends touch early instead of
-   * the process: 0 when touch returned, -EFAULT when a SIGBUS cut it short.
-   * touch must own nothing it would leak when cut short (no locks, no
-   * allocations). Safe from several threads at once; nests.
-   *
-   * The default installs one process-wide SIGBUS handler (sigaction, once,
-   * on the first call). A SIGBUS that is not an access inside a guarded range
-   * of the faulting thread goes to the handler installed before it, as the
-   * kernel would have delivered it (SIG_DFL: terminates; SIG_IGN; sa_handler
-   * or sa_sigaction). An embedder that installs its own SIGBUS handler after
-   * the first guard must chain to the handler its sigaction call returned
-   * (and leave SIGBUS unblocked in threads that touch mappings); else a
-   * guarded read of a shrunken file kills the process as an unguarded one
-   * would. */
-  int (*guard)(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg);
-  /* 0 and buf[0..len) filled with unpredictable bytes, or -errno; never
-   * blocks (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables
-   * (one call per GGUF index or standalone tensor table); a failure is not an
-   * error: the table uses a fallback seed. Return fixed bytes for
-   * reproducible runs (tests, fuzzing). */
-  int (*random)(void *user, void *buf, size_t len);
+/* Callers fill this in; set struct_size with EMEL_PLATFORM_OPS_INIT (it tells
+ * a newer library which members this caller knows: those after it are NULL,
+ * so the defaults). A NULL member: the default. */
+typedef struct emel_platform_ops {
+  size_t struct_size; /* sizeof(emel_platform_ops) of the header the caller was built with */
+  void *user;         /* passed back unchanged to every call */
+#define EMEL_PLATFORM_OP_MEMBER_(NAME, name, ret, params, pair) ret(*name) params;
+  EMEL_PLATFORM_OPS_LIST(EMEL_PLATFORM_OP_MEMBER_)
+#undef EMEL_PLATFORM_OP_MEMBER_
 } emel_platform_ops;
+
+/* `emel_platform_ops ops = EMEL_PLATFORM_OPS_INIT(.open = my_open, .close = my_close);` */
+#define EMEL_PLATFORM_OPS_INIT(...) EMEL_STRUCT_INIT_(emel_platform_ops, __VA_ARGS__)
 
 /* The production defaults (POSIX). Never NULL; all entries set. */
 EMEL_API const emel_platform_ops *emel_platform_default(void);
 
-/* Copies `ops` (or the defaults when `ops` is NULL) into `out`, filling every
- * NULL entry with its default. `user` is copied as given. */
-EMEL_API void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops);
+/* Copies `ops` (or the defaults when `ops` is NULL) into `out`, a whole
+ * emel_platform_ops of this library, filling every NULL entry (and every
+ * member the caller's struct_size does not reach) with its default. `user` is
+ * copied as given. EMEL_STRUCT_SIZE_UNKNOWN: ops->struct_size is 0 or larger
+ * than this library's; EMEL_PLATFORM_OPS_UNPAIRED: one op of a pair is set
+ * and the other is not (err->detail names the pair's first op,
+ * "emel_platform_ops.alloc" say). `out` is then all
+ * defaults. */
+EMEL_API emel_status emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops, emel_error *err);
+
+/* "open", "close", … for op 0..count-1 in list order; NULL past the end. */
+EMEL_API const char *emel_platform_op_name(size_t op);
 
 #ifdef __cplusplus
 }

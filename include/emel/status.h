@@ -35,6 +35,8 @@ extern "C" {
   X(FILE_TABLE_FULL, 113, "the table of model files is full")                            \
   X(FILE_CHANGED, 114, "the file changed since it was indexed (size, identity or modification time)") \
   X(NOT_A_REGULAR_FILE, 115, "the path is not a regular file (a directory, FIFO, device or socket)") \
+  X(STRUCT_SIZE_UNKNOWN, 116, "a struct's struct_size is 0 or larger than this library knows (set it with the struct's _INIT macro; built against a newer header?)") \
+  X(PLATFORM_OPS_UNPAIRED, 117, "a platform op was given without its pair (open/close, map/unmap, lock/unlock, alloc/free, thread_start/thread_join)") \
   X(INTERNAL, 199, "internal error: a machine rejected its own outcome event")           \
   /* tensor residency */                                                                 \
   X(TENSOR_UNKNOWN, 200, "no tensor has that name or index")                             \
@@ -112,7 +114,8 @@ typedef struct emel_error {
   uint32_t file;
   /* A static string (never freed, safe to keep and share between threads)
    * naming the check that failed, e.g. "split.count differs from the first
-   * part's"; NULL: the code's message says it all. */
+   * part's", or the struct or op refused ("emel_model_config.read",
+   * "emel_platform_ops.alloc"); NULL: the code's message says it all. */
   const char *detail;
   /* The tensor the error concerns, as `file` counts: k + 1 for tensor k of
    * the table (emel_tensors) or index (emel_gguf); 0: none in particular. */

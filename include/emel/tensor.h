@@ -72,21 +72,29 @@ typedef struct emel_tensor_view {
 } emel_tensor_view;
 
 typedef struct emel_load_options {
+  size_t struct_size;   /* sizeof(emel_load_options): EMEL_LOAD_OPTIONS_INIT sets it */
   emel_strategy strategy;
   unsigned flags;       /* EMEL_LOAD_* from emel/io.h */
   void *target;         /* optional caller buffer (read strategy): external residency */
   uint64_t target_size;
 } emel_load_options;
 
+/* `emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);`
+ * Loads refuse options without a struct_size they know (EMEL_STRUCT_SIZE_UNKNOWN). */
+#define EMEL_LOAD_OPTIONS_INIT(...) EMEL_STRUCT_INIT_(emel_load_options, __VA_ARGS__)
+
 typedef struct emel_tensors emel_tensors;
 
 typedef struct emel_tensors_config {
+  size_t struct_size;  /* sizeof(emel_tensors_config): EMEL_TENSORS_CONFIG_INIT sets it */
   emel_io *io;         /* the boundary loads go through (used until the table is destroyed:
                           see emel_io_destroy); may be NULL for external-only tables */
   uint32_t capacity;   /* tensors; 1..EMEL_TENSOR_MAX_CAPACITY */
   size_t name_bytes;   /* total bytes for names (NULs included); 0: capacity * 64 */
   const emel_platform_ops *platform; /* for the table's own memory; NULL: the io's, or defaults */
 } emel_tensors_config;
+
+#define EMEL_TENSORS_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_tensors_config, __VA_ARGS__)
 
 EMEL_API emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config, emel_error *err);
 
@@ -107,7 +115,9 @@ EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, 
 
 /* Makes a bound or evicted tensor resident through the io boundary.
  * On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
- * keeps it for the tensor) has the code, the errno, the tensor and its file. */
+ * keeps it for the tensor) has the code, the errno, the tensor and its file.
+ * Options without a struct_size this library knows: EMEL_STRUCT_SIZE_UNKNOWN,
+ * nothing tried (the same for emel_tensors_load_batch). */
 EMEL_API emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
                                        emel_tensor_view *view, emel_error *err);
 

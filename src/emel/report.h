@@ -19,4 +19,9 @@ static inline emel_status emel_report(emel_error *err, emel_status code) {
   return emel_report_error(err, (emel_error){.code = code});
 }
 
+/* A refusal of a struct the caller filled in: `detail` names it (static). */
+static inline emel_status emel_report_detail(emel_error *err, emel_status code, const char *detail) {
+  return emel_report_error(err, (emel_error){.code = code, .detail = code != EMEL_OK ? detail : NULL});
+}
+
 #endif

@@ -8,7 +8,7 @@
 
 int main(void) {
   emel_tensors *t;
-  emel_tensors_config tc = {.capacity = 1};
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.capacity = 1);
   if (emel_tensors_create(&t, &tc, NULL) != EMEL_OK) return 1;
   uint32_t i;
   emel_tensor_span span = {.n_dims = 1, .dims = {4, 1, 1, 1}, .size = 16};

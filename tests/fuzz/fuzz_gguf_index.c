@@ -214,7 +214,7 @@ static run open_once(const uint8_t *data, size_t size, size_t alloc_limit, uint6
   mf.alloc_limit = alloc_limit;
   mf.pread_fail_at = pread_fail_at;
   mf.pread_errno = pread_errno;
-  emel_gguf_config cfg = {.platform = &mf.ops};
+  emel_gguf_config cfg = EMEL_GGUF_CONFIG_INIT(.platform = &mf.ops);
   emel_gguf *g = NULL;
   run r = {0};
   r.status = emel_gguf_open(&g, PATH, &cfg, &r.err);

@@ -435,7 +435,7 @@ static void residency_faults(void) {
       {"fault_open_emfile", FP_OPEN, RP_EMFILE, 0},
       {"fault_open_einval_direct", FP_OPEN, RP_EINVAL, 0},
       {"fault_close_eio", FP_CLOSE, RP_EIO, 0},
-      {"fault_file_size_eio", FP_FILE_SIZE, RP_EIO, 0},
+      {"fault_file_identity_eio", FP_FILE_IDENTITY, RP_EIO, 0},
       {"fault_pread_eio", FP_PREAD, RP_EIO, 0},
       {"fault_pread_eintr_once", FP_PREAD, RP_EINTR, 0},
       {"fault_pread_eintr_storm", FP_PREAD, RP_EINTR | RP_STORM, 0},

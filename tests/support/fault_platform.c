@@ -44,12 +44,6 @@ static int fp_close(void *u, int fd) {
   return r <= 0 ? r : real;
 }
 
-static int fp_file_size(void *u, int fd, uint64_t *size) {
-  fault_platform *fp = u;
-  int r = injected(fp, FP_FILE_SIZE, NULL);
-  return r <= 0 ? r : fp->real->file_size(fp->real->user, fd, size);
-}
-
 static int fp_file_identity(void *u, int fd, emel_file_identity *out) {
   fault_platform *fp = u;
   int64_t touch = 0;
@@ -96,11 +90,11 @@ static int64_t fp_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uin
   return shorten(fp->real->preadv(fp->real->user, fd, iov, iovcnt, offset), short_len);
 }
 
-static int fp_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+static int fp_map(void *u, int fd, uint64_t offset, size_t len, void **addr) {
   fault_platform *fp = u;
   int r = injected(fp, FP_MAP, NULL);
   if (r <= 0) return r;
-  r = fp->real->map(fp->real->user, fd, offset, len, flags, addr);
+  r = fp->real->map(fp->real->user, fd, offset, len, addr);
   if (r == 0) {
     add(fp, &fp->live_maps, 1);
     add(fp, &fp->mapped_bytes, (int64_t)len);
@@ -185,6 +179,7 @@ static void *fp_alloc(void *u, size_t size, size_t alignment) {
 
 static void fp_free(void *u, void *ptr, size_t size) {
   fault_platform *fp = u;
+  injected(fp, FP_FREE, NULL); /* counted; freeing cannot fail */
   if (!ptr) return;
   locked(fp);
   fp->live_allocs--;
@@ -237,7 +232,6 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.user = fp;
   fp->ops.open = fp_open;
   fp->ops.close = fp_close;
-  fp->ops.file_size = fp_file_size;
   fp->ops.pread = fp_pread;
   fp->ops.preadv = fp_preadv;
   fp->ops.map = fp_map;
@@ -329,9 +323,6 @@ int64_t fault_platform_outstanding(const fault_platform *fp) {
 }
 
 const char *fp_op_name(fp_op op) {
-  static const char *const names[FP_OP_COUNT] = {"open", "close", "file_size", "pread", "map", "unmap",
-                                                 "advise", "fadvise", "lock", "unlock", "alloc", "preadv",
-                                                 "thread_start", "thread_join", "file_identity", "guard",
-                                                 "random"};
-  return op < FP_OP_COUNT ? names[op] : "?";
+  const char *name = emel_platform_op_name((size_t)op);
+  return name ? name : "?";
 }

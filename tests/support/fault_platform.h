@@ -16,11 +16,14 @@
 
 #include "emel/platform.h"
 
+/* One per platform op, in the list's order (emel_platform_op_name gives its
+ * name). A failure injected at FP_GUARD reports -err without running touch:
+ * a SIGBUS that was caught. free cannot fail (its calls are counted);
+ * page_size, can_map and cpu_count are answered, never counted or failed. */
 typedef enum fp_op {
-  FP_OPEN, FP_CLOSE, FP_FILE_SIZE, FP_PREAD, FP_MAP, FP_UNMAP, FP_ADVISE, FP_FADVISE,
-  FP_LOCK, FP_UNLOCK, FP_ALLOC, FP_PREADV, FP_THREAD_START, FP_THREAD_JOIN, FP_FILE_IDENTITY,
-  FP_GUARD, /* a failure injected here reports -err without running touch: a SIGBUS that was caught */
-  FP_RANDOM,
+#define FP_OP_(NAME, name, ret, params, pair) FP_##NAME,
+  EMEL_PLATFORM_OPS_LIST(FP_OP_)
+#undef FP_OP_
   FP_OP_COUNT
 } fp_op;
 

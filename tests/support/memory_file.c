@@ -41,14 +41,6 @@ static int mf_close(void *u, int fd) {
   return 0;
 }
 
-static int mf_file_size(void *u, int fd, uint64_t *size) {
-  memory_file *mf = u;
-  const memory_file_entry *e = entry_of(mf, fd);
-  if (!e) return bad(mf, EBADF);
-  *size = e->size;
-  return 0;
-}
-
 /* O_DIRECT's rule, at the page size (the block the library aligns to): a
  * transfer it breaks is EINVAL on a real filesystem, and a caller bug here. */
 static int direct_misaligned(memory_file *mf, int fd, const void *buf, size_t len, uint64_t offset) {
@@ -100,11 +92,10 @@ static int64_t mf_preadv(void *u, int fd, const emel_iovec *iov, int iovcnt, uin
   return total;
 }
 
-static int mf_map(void *u, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+static int mf_map(void *u, int fd, uint64_t offset, size_t len, void **addr) {
   memory_file *mf = u;
   const memory_file_entry *e = entry_of(mf, fd);
   size_t page = mf->real->page_size(mf->real->user);
-  (void)flags;
   if (!e || len == 0 || offset % page != 0) return bad(mf, EINVAL);
   int slot = 0;
   while (slot < MEMORY_FILE_MAX_MAPS && mf->maps[slot].addr) slot++;
@@ -196,7 +187,6 @@ void memory_file_init(memory_file *mf) {
   mf->ops.user = mf;
   mf->ops.open = mf_open;
   mf->ops.close = mf_close;
-  mf->ops.file_size = mf_file_size;
   mf->ops.file_identity = mf_file_identity;
   mf->ops.pread = mf_pread;
   mf->ops.preadv = mf_preadv;

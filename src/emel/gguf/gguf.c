@@ -3,6 +3,7 @@
 #include "emel/report.h"
 
 #include "emel/io.h"
+#include "emel/util/struct_size.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -334,11 +335,17 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
    * same named error whether it is indexed or loaded (not OPEN_FAILED). */
   else if (path[0] == '\0' || strlen(path) > EMEL_IO_MAX_PATH) e.code = EMEL_INVALID_PATH;
   if (out) *out = NULL;
+  emel_gguf_config c;
+  if (e.code == EMEL_OK && emel_struct_take(&c, sizeof c, cfg) != EMEL_OK) {
+    e.code = EMEL_STRUCT_SIZE_UNKNOWN;
+    e.detail = "emel_gguf_config.struct_size";
+  }
+  if (e.code == EMEL_OK && (e.code = emel_platform_resolve(&ops, c.platform, NULL)) != EMEL_OK)
+    e.detail = "emel_gguf_config.platform";
   if (e.code != EMEL_OK) {
     if (err) *err = e;
     return e.code;
   }
-  emel_platform_resolve(&ops, cfg ? cfg->platform : NULL);
   emel_gguf *g = ops.alloc(ops.user, sizeof *g, 16);
   if (!g) {
     e.code = EMEL_OUT_OF_MEMORY;
@@ -348,7 +355,7 @@ emel_status emel_gguf_open(emel_gguf **out, const char *path, const emel_gguf_co
   memset(g, 0, sizeof *g);
   g->ops = ops;
   g->seed = emel_name_seed_get(&g->ops); /* one per index: its files' keys and its tensor names */
-  emel_status st = open_all(g, path, cfg, &e);
+  emel_status st = open_all(g, path, &c, &e);
   if (st != EMEL_OK) {
     emel_gguf_close(g);
     e.code = st;

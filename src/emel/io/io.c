@@ -2,8 +2,10 @@
  * through emel_io_strategy_ops. It validates nothing a strategy validates
  * (path, index, span): it routes. */
 #include "emel/io.h"
-#include "emel/report.h"
 #include "emel/io/users.h"
+#include "emel/io_strategy.h"
+#include "emel/report.h"
+#include "emel/util/struct_size.h"
 
 #include <string.h>
 
@@ -11,7 +13,8 @@ struct emel_io {
   emel_platform_ops platform;
   emel_io_files files;
   struct {
-    const emel_io_strategy_ops *ops;
+    emel_io_strategy_ops ops;          /* the strategy's table, read up to its struct_size */
+    const emel_io_strategy_ops *given; /* as attached (emel_io_strategy_self); NULL: none */
     void *self;
   } strategies[EMEL_STRATEGY_COUNT];
   uint32_t users;       /* tensor tables loading through this boundary */
@@ -23,13 +26,18 @@ static emel_error io_error(emel_status code) {
   return e;
 }
 
-static emel_status unreported_io_create(emel_io **out, const emel_io_config *config) {
+static emel_status unreported_io_create(emel_io **out, const emel_io_config *config, const char **refused) {
   if (!out) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
-  uint32_t max_files = config && config->max_files ? config->max_files : 16;
+  emel_io_config c;
+  *refused = "emel_io_config.struct_size";
+  if (emel_struct_take(&c, sizeof c, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  *refused = "emel_io_config.platform";
+  uint32_t max_files = c.max_files ? c.max_files : 16;
   if (max_files > EMEL_IO_MAX_FILES) return EMEL_INVALID_ARGUMENT;
   emel_platform_ops platform;
-  emel_platform_resolve(&platform, config ? config->platform : NULL);
+  emel_status s = emel_platform_resolve(&platform, c.platform, NULL);
+  if (s != EMEL_OK) return s;
   emel_io *io = platform.alloc(platform.user, sizeof *io, _Alignof(emel_io));
   if (!io) return EMEL_OUT_OF_MEMORY;
   memset(io, 0, sizeof *io);
@@ -46,12 +54,15 @@ static emel_status unreported_io_create(emel_io **out, const emel_io_config *con
 }
 
 emel_status emel_io_create(emel_io **out, const emel_io_config *config, emel_error *err) {
-  return emel_report(err, unreported_io_create(out, config));
+  const char *refused = NULL;
+  const emel_status s = unreported_io_create(out, config, &refused);
+  const int named = s == EMEL_STRUCT_SIZE_UNKNOWN || s == EMEL_PLATFORM_OPS_UNPAIRED;
+  return emel_report_detail(err, s, named ? refused : NULL);
 }
 
 static void destroy_now(emel_io *io) {
   for (int s = 0; s < EMEL_STRATEGY_COUNT; s++)
-    if (io->strategies[s].ops) io->strategies[s].ops->destroy(io->strategies[s].self);
+    if (io->strategies[s].given) io->strategies[s].ops.destroy(io->strategies[s].self);
   for (uint32_t i = 0; i < io->files.count; i++)
     io->platform.free(io->platform.user, (void *)io->files.files[i].path, io->files.files[i].path_len + 1);
   io->platform.free(io->platform.user, io->files.files, io->files.capacity * sizeof(emel_io_file));
@@ -114,25 +125,33 @@ const emel_io_files *emel_io_files_of(const emel_io *io) { return &io->files; }
 
 const emel_platform_ops *emel_io_platform(const emel_io *io) { return &io->platform; }
 
-static emel_status unreported_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self) {
-  if (!ops) return EMEL_INVALID_ARGUMENT;
-  if (!io || ops->kind <= EMEL_STRATEGY_NONE || ops->kind >= EMEL_STRATEGY_COUNT ||
-      io->strategies[ops->kind].ops || !ops->acquire || !ops->release || !ops->destroy) {
-    if (ops->destroy) ops->destroy(self);
+static emel_status unreported_io_attach(emel_io *io, const emel_io_strategy_ops *given, void *self) {
+  if (!given) return EMEL_INVALID_ARGUMENT;
+  emel_io_strategy_ops ops;
+  if (emel_struct_take(&ops, sizeof ops, given) != EMEL_OK) {
+    /* Every header with struct_size has destroy where this one has it. */
+    if (given->destroy) given->destroy(self);
+    return EMEL_STRUCT_SIZE_UNKNOWN;
+  }
+  if (!io || ops.kind <= EMEL_STRATEGY_NONE || ops.kind >= EMEL_STRATEGY_COUNT ||
+      io->strategies[ops.kind].given || !ops.acquire || !ops.release || !ops.destroy) {
+    if (ops.destroy) ops.destroy(self);
     return EMEL_INVALID_ARGUMENT;
   }
-  io->strategies[ops->kind].ops = ops;
-  io->strategies[ops->kind].self = self;
+  io->strategies[ops.kind].ops = ops;
+  io->strategies[ops.kind].given = given;
+  io->strategies[ops.kind].self = self;
   return EMEL_OK;
 }
 
 emel_status emel_io_attach(emel_io *io, const emel_io_strategy_ops *ops, void *self, emel_error *err) {
-  return emel_report(err, unreported_io_attach(io, ops, self));
+  const emel_status s = unreported_io_attach(io, ops, self);
+  return emel_report_detail(err, s, s == EMEL_STRUCT_SIZE_UNKNOWN ? "emel_io_strategy_ops.struct_size" : NULL);
 }
 
 int emel_io_has_strategy(const emel_io *io, emel_strategy strategy) {
   return io && strategy > EMEL_STRATEGY_NONE && strategy < EMEL_STRATEGY_COUNT &&
-         io->strategies[strategy].ops != NULL;
+         io->strategies[strategy].given != NULL;
 }
 
 static void refuse(const emel_io_request *request, emel_io_result *result, emel_status code) {
@@ -153,7 +172,7 @@ emel_status emel_io_acquire(emel_io *io, const emel_io_request *request, emel_io
   }
   memset(result, 0, sizeof *result);
   result->strategy = request->strategy;
-  io->strategies[request->strategy].ops->acquire(io->strategies[request->strategy].self, request, result);
+  io->strategies[request->strategy].ops.acquire(io->strategies[request->strategy].self, request, result);
   return result->error.code;
 }
 
@@ -162,12 +181,12 @@ static void acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_
   emel_strategy s = requests ? requests[0].strategy : EMEL_STRATEGY_NONE;
   int uniform = io && requests && emel_io_has_strategy(io, s);
   for (size_t i = 1; uniform && i < count; i++) uniform = requests[i].strategy == s;
-  if (!uniform || !io->strategies[s].ops->acquire_batch) {
+  if (!uniform || !io->strategies[s].ops.acquire_batch) {
     for (size_t i = 0; i < count; i++) emel_io_acquire(io, requests ? &requests[i] : NULL, &results[i]);
     return;
   }
   memset(results, 0, count * sizeof *results);
-  io->strategies[s].ops->acquire_batch(io->strategies[s].self, requests, results, count);
+  io->strategies[s].ops.acquire_batch(io->strategies[s].self, requests, results, count);
 }
 
 emel_status emel_io_acquire_batch(emel_io *io, const emel_io_request *requests, emel_io_result *results,
@@ -184,7 +203,7 @@ static emel_error release(emel_io *io, emel_io_handle handle) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (handle.strategy == EMEL_STRATEGY_NONE) return io_error(EMEL_OK); /* caller-owned: nothing held */
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
-  return io->strategies[handle.strategy].ops->release(io->strategies[handle.strategy].self, handle);
+  return io->strategies[handle.strategy].ops.release(io->strategies[handle.strategy].self, handle);
 }
 
 emel_status emel_io_release(emel_io *io, emel_io_handle handle, emel_error *err) {
@@ -195,8 +214,8 @@ static emel_error advise(emel_io *io, emel_io_handle handle, uint64_t offset, ui
                          emel_map_advice advice) {
   if (!io) return io_error(EMEL_INVALID_ARGUMENT);
   if (!emel_io_has_strategy(io, (emel_strategy)handle.strategy)) return io_error(EMEL_INVALID_HANDLE);
-  if (!io->strategies[handle.strategy].ops->advise) return io_error(EMEL_INVALID_REQUEST);
-  return io->strategies[handle.strategy].ops->advise(io->strategies[handle.strategy].self, handle,
+  if (!io->strategies[handle.strategy].ops.advise) return io_error(EMEL_INVALID_REQUEST);
+  return io->strategies[handle.strategy].ops.advise(io->strategies[handle.strategy].self, handle,
                                                      offset, len, advice);
 }
 
@@ -206,12 +225,12 @@ emel_status emel_io_advise(emel_io *io, emel_io_handle handle, uint64_t offset, 
 }
 
 size_t emel_io_live(const emel_io *io, emel_strategy strategy) {
-  if (!emel_io_has_strategy(io, strategy) || !io->strategies[strategy].ops->live) return 0;
-  return io->strategies[strategy].ops->live(io->strategies[strategy].self);
+  if (!emel_io_has_strategy(io, strategy) || !io->strategies[strategy].ops.live) return 0;
+  return io->strategies[strategy].ops.live(io->strategies[strategy].self);
 }
 
 void *emel_io_strategy_self(const emel_io *io, emel_strategy kind, const emel_io_strategy_ops *ops) {
-  if (!emel_io_has_strategy(io, kind) || io->strategies[kind].ops != ops) return NULL;
+  if (!emel_io_has_strategy(io, kind) || io->strategies[kind].given != ops) return NULL;
   return io->strategies[kind].self;
 }
 

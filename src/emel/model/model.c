@@ -2,6 +2,7 @@
 #include "emel/model.h"
 #include "emel/gguf/internal.h"
 #include "emel/model/tensor/tensors_shared.h"
+#include "emel/util/struct_size.h"
 
 #include <string.h>
 
@@ -17,12 +18,35 @@ static emel_status fail(emel_error *error, emel_status code, int os_errno) {
   return code;
 }
 
+/* A config the library cannot read, named by error->detail. */
+static emel_status refuse(emel_error *error, emel_status code, const char *what) {
+  if (error) *error = (emel_error){.code = code, .detail = what};
+  return code;
+}
+
+/* The caller's configs, each read up to its own struct_size. */
+typedef struct model_configs {
+  emel_model_config model;
+  emel_gguf_config gguf;
+  emel_io_mmap_config mmap;
+  emel_io_read_config read;
+} model_configs;
+
+static const char *take_configs(model_configs *c, const emel_model_config *config) {
+  if (emel_struct_take(&c->model, sizeof c->model, config) != EMEL_OK) return "emel_model_config.struct_size";
+  if (emel_struct_take(&c->gguf, sizeof c->gguf, c->model.gguf) != EMEL_OK) return "emel_model_config.gguf";
+  if (emel_struct_take(&c->mmap, sizeof c->mmap, c->model.mmap) != EMEL_OK) return "emel_model_config.mmap";
+  if (emel_struct_take(&c->read, sizeof c->read, c->model.read) != EMEL_OK) return "emel_model_config.read";
+  return NULL;
+}
+
 /* The tensor table borrows the index's names and name table: each name is
  * stored and hashed once per model. A tensor the table refuses (name too
  * long, …) is charged to its file. */
 static emel_status bind_tensors(emel_model *m, emel_error *e) {
   size_t n = emel_gguf_tensor_count(m->index);
-  emel_tensors_config tc = {.io = m->io, .capacity = n ? (uint32_t)n : 1, .platform = &m->platform};
+  emel_tensors_config tc =
+      EMEL_TENSORS_CONFIG_INIT(.io = m->io, .capacity = n ? (uint32_t)n : 1, .platform = &m->platform);
   if (n > EMEL_TENSOR_MAX_CAPACITY) return EMEL_TENSOR_TABLE_FULL;
   emel_status s = emel_tensors_create_shared(&m->tensors, &tc, emel_gguf_tensor_names(m->index));
   for (size_t i = 0; s == EMEL_OK && i < n; i++) {
@@ -45,23 +69,24 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
                             emel_error *error) {
   if (!out || !path) return fail(error, EMEL_INVALID_ARGUMENT, 0);
   *out = NULL;
-  emel_model_config defaults;
-  memset(&defaults, 0, sizeof defaults);
-  if (!config) config = &defaults;
+  model_configs c;
+  const char *bad = take_configs(&c, config);
+  if (bad) return refuse(error, EMEL_STRUCT_SIZE_UNKNOWN, bad);
   emel_platform_ops platform;
-  emel_platform_resolve(&platform, config->platform);
+  emel_status resolved = emel_platform_resolve(&platform, c.model.platform, NULL);
+  if (resolved != EMEL_OK) return refuse(error, resolved, "emel_model_config.platform");
   emel_model *m = platform.alloc(platform.user, sizeof *m, _Alignof(emel_model));
   if (!m) return fail(error, EMEL_OUT_OF_MEMORY, 0);
   memset(m, 0, sizeof *m);
   m->platform = platform;
 
-  emel_gguf_config gc = config->gguf;
+  emel_gguf_config gc = c.gguf;
   gc.platform = &m->platform;
   emel_error e = {.code = EMEL_OK};
   emel_status s = emel_gguf_open(&m->index, path, &gc, &e);
   if (s == EMEL_OK) {
     uint32_t files = emel_gguf_file_count(m->index);
-    emel_io_config ic = {.platform = &m->platform, .max_files = files};
+    emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &m->platform, .max_files = files);
     s = emel_io_create(&m->io, &ic, NULL);
     for (uint32_t f = 0; s == EMEL_OK && f < files; f++) {
       const char *p = emel_gguf_file_path(m->index, f);
@@ -72,8 +97,8 @@ emel_status emel_model_open(emel_model **out, const char *path, const emel_model
     }
     /* Default pools hold every tensor of the model at once. */
     const size_t n = emel_gguf_tensor_count(m->index);
-    emel_io_mmap_config mc = config->mmap;
-    emel_io_read_config rc = config->read;
+    emel_io_mmap_config mc = c.mmap;
+    emel_io_read_config rc = c.read;
     if (!mc.max_mappings && n > EMEL_IO_MMAP_DEFAULT_MAPPINGS) mc.max_mappings = (uint32_t)n;
     if (!rc.max_buffers && n > EMEL_IO_READ_DEFAULT_BUFFERS) rc.max_buffers = (uint32_t)n;
     if (s == EMEL_OK) s = emel_io_mmap_attach(m->io, &mc, NULL);

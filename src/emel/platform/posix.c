@@ -7,6 +7,8 @@
 #define _GNU_SOURCE 1
 
 #include "emel/platform.h"
+#include "emel/report.h"
+#include "emel/util/struct_size.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +31,7 @@
  * terminal never becomes the controlling one. No retry on EINTR: a signal
  * handler installed without SA_RESTART asks for blocking calls to stop
  * (emel-load's SIGINT does), and a retry loop would swallow it. */
-static int posix_open(void *user, const char *path, unsigned flags) {
+static int os_open(void *user, const char *path, unsigned flags) {
   (void)user;
   int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
 #ifdef O_DIRECT
@@ -56,19 +58,10 @@ static int posix_open(void *user, const char *path, unsigned flags) {
   return fd;
 }
 
-static int posix_close(void *user, int fd) {
+static int os_close(void *user, int fd) {
   (void)user;
   /* Linux releases the descriptor even when close reports EINTR: never retry. */
   return close(fd) == 0 ? 0 : -errno;
-}
-
-static int posix_file_size(void *user, int fd, uint64_t *size) {
-  (void)user;
-  struct stat st;
-  if (fstat(fd, &st) != 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL; /* a pipe or directory has no span to load */
-  *size = (uint64_t)st.st_size;
-  return 0;
 }
 
 static emel_file_type file_type_of(mode_t mode) {
@@ -81,7 +74,7 @@ static emel_file_type file_type_of(mode_t mode) {
   return EMEL_FILE_OTHER;
 }
 
-static int posix_file_identity(void *user, int fd, emel_file_identity *out) {
+static int os_file_identity(void *user, int fd, emel_file_identity *out) {
   (void)user;
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
@@ -95,14 +88,14 @@ static int posix_file_identity(void *user, int fd, emel_file_identity *out) {
   return 0;
 }
 
-static int64_t posix_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
+static int64_t os_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
   (void)user;
   if (offset > (uint64_t)INT64_MAX) return -EINVAL;
   ssize_t n = pread(fd, buf, len, (off_t)offset);
   return n < 0 ? -errno : (int64_t)n;
 }
 
-static int64_t posix_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+static int64_t os_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
   (void)user;
   if (offset > (uint64_t)INT64_MAX || iovcnt < 1 || iovcnt > EMEL_PLATFORM_IOV_MAX) return -EINVAL;
   struct iovec v[EMEL_PLATFORM_IOV_MAX];
@@ -114,27 +107,21 @@ static int64_t posix_preadv(void *user, int fd, const emel_iovec *iov, int iovcn
   return n < 0 ? -errno : (int64_t)n;
 }
 
-static int posix_map(void *user, int fd, uint64_t offset, size_t len, unsigned flags, void **addr) {
+static int os_map(void *user, int fd, uint64_t offset, size_t len, void **addr) {
   (void)user;
-  int mflags = MAP_PRIVATE;
-#ifdef MAP_POPULATE
-  if (flags & EMEL_MAP_POPULATE) mflags |= MAP_POPULATE;
-#else
-  (void)flags;
-#endif
   if (offset > (uint64_t)INT64_MAX) return -EINVAL;
-  void *p = mmap(NULL, len, PROT_READ, mflags, fd, (off_t)offset);
+  void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, (off_t)offset);
   if (p == MAP_FAILED) return -errno;
   *addr = p;
   return 0;
 }
 
-static int posix_unmap(void *user, void *addr, size_t len) {
+static int os_unmap(void *user, void *addr, size_t len) {
   (void)user;
   return munmap(addr, len) == 0 ? 0 : -errno;
 }
 
-static int posix_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
+static int os_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
   (void)user;
   int a;
   switch (advice) {
@@ -153,7 +140,7 @@ static int posix_advise(void *user, void *addr, size_t len, emel_map_advice advi
   return madvise(addr, len, a) == 0 ? 0 : -errno;
 }
 
-static int posix_file_advise(void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
+static int os_fadvise(void *user, int fd, uint64_t offset, uint64_t len, emel_file_advice advice) {
   (void)user;
   int a;
   switch (advice) {
@@ -167,17 +154,17 @@ static int posix_file_advise(void *user, int fd, uint64_t offset, uint64_t len, 
   return -posix_fadvise(fd, (off_t)offset, (off_t)len, a); /* returns the error number itself */
 }
 
-static int posix_lock(void *user, void *addr, size_t len) {
+static int os_lock(void *user, void *addr, size_t len) {
   (void)user;
   return mlock(addr, len) == 0 ? 0 : -errno;
 }
 
-static int posix_unlock(void *user, void *addr, size_t len) {
+static int os_unlock(void *user, void *addr, size_t len) {
   (void)user;
   return munlock(addr, len) == 0 ? 0 : -errno;
 }
 
-static void *posix_alloc(void *user, size_t size, size_t alignment) {
+static void *os_alloc(void *user, size_t size, size_t alignment) {
   (void)user;
   void *p = NULL;
   if (size == 0) size = 1;
@@ -185,24 +172,24 @@ static void *posix_alloc(void *user, size_t size, size_t alignment) {
   return posix_memalign(&p, alignment, size) == 0 ? p : NULL;
 }
 
-static void posix_free(void *user, void *ptr, size_t size) {
+static void os_free(void *user, void *ptr, size_t size) {
   (void)user;
   (void)size;
   free(ptr);
 }
 
-static size_t posix_page_size(void *user) {
+static size_t os_page_size(void *user) {
   (void)user;
   long n = sysconf(_SC_PAGESIZE);
   return n > 0 ? (size_t)n : 4096u;
 }
 
-static int posix_can_map(void *user) {
+static int os_can_map(void *user) {
   (void)user;
   return 1;
 }
 
-static int posix_thread_start(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread) {
+static int os_thread_start(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread) {
   (void)user;
   pthread_t t;
   int e = pthread_create(&t, NULL, fn, arg);
@@ -212,12 +199,12 @@ static int posix_thread_start(void *user, void *(*fn)(void *), void *arg, uintpt
   return 0;
 }
 
-static int posix_thread_join(void *user, uintptr_t thread) {
+static int os_thread_join(void *user, uintptr_t thread) {
   (void)user;
   return -pthread_join((pthread_t)thread, NULL); /* returns the error number itself */
 }
 
-static int posix_cpu_count(void *user) {
+static int os_cpu_count(void *user) {
   (void)user;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (n < 4096 ? (int)n : 4096) : 1;
@@ -294,7 +281,7 @@ static void guard_install(void) {
   guard_installed = sigaction(SIGBUS, &sa, NULL) == 0;
 }
 
-static int posix_guard(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg) {
+static int os_guard(void *user, const void *addr, size_t len, void (*touch)(void *arg), void *arg) {
   (void)user;
   pthread_once(&guard_once, guard_install);
   if (!guard_installed) { /* sigaction refused: no guard to give */
@@ -323,7 +310,7 @@ static int posix_guard(void *user, const void *addr, size_t len, void (*touch)(v
   return faulted ? -EFAULT : 0;
 }
 
-static int posix_random(void *user, void *buf, size_t len) {
+static int os_random(void *user, void *buf, size_t len) {
   (void)user;
   unsigned char *p = buf;
   while (len > 0) {
@@ -343,57 +330,43 @@ static int posix_random(void *user, void *buf, size_t len) {
   return 0;
 }
 
+/* Every op of the list is os_<name> (posix_ would meet libc: posix_fadvise). */
 static const emel_platform_ops posix_ops = {
+    .struct_size = sizeof(emel_platform_ops),
     .user = NULL,
-    .open = posix_open,
-    .close = posix_close,
-    .file_size = posix_file_size,
-    .pread = posix_pread,
-    .preadv = posix_preadv,
-    .map = posix_map,
-    .unmap = posix_unmap,
-    .advise = posix_advise,
-    .fadvise = posix_file_advise,
-    .lock = posix_lock,
-    .unlock = posix_unlock,
-    .alloc = posix_alloc,
-    .free = posix_free,
-    .page_size = posix_page_size,
-    .can_map = posix_can_map,
-    .thread_start = posix_thread_start,
-    .thread_join = posix_thread_join,
-    .cpu_count = posix_cpu_count,
-    .file_identity = posix_file_identity,
-    .guard = posix_guard,
-    .random = posix_random,
+#define EMEL_POSIX_OP_(NAME, name, ret, params, pair) .name = os_##name,
+    EMEL_PLATFORM_OPS_LIST(EMEL_POSIX_OP_)
+#undef EMEL_POSIX_OP_
 };
 
 const emel_platform_ops *emel_platform_default(void) { return &posix_ops; }
 
-void emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops) {
-  *out = ops ? *ops : posix_ops;
-#define EMEL_FILL_(field) \
-  if (!out->field) out->field = posix_ops.field
-  EMEL_FILL_(open);
-  EMEL_FILL_(close);
-  EMEL_FILL_(file_size);
-  EMEL_FILL_(pread);
-  EMEL_FILL_(preadv);
-  EMEL_FILL_(map);
-  EMEL_FILL_(unmap);
-  EMEL_FILL_(advise);
-  EMEL_FILL_(fadvise);
-  EMEL_FILL_(lock);
-  EMEL_FILL_(unlock);
-  EMEL_FILL_(alloc);
-  EMEL_FILL_(free);
-  EMEL_FILL_(page_size);
-  EMEL_FILL_(can_map);
-  EMEL_FILL_(thread_start);
-  EMEL_FILL_(thread_join);
-  EMEL_FILL_(cpu_count);
-  EMEL_FILL_(file_identity);
-  EMEL_FILL_(guard);
-  EMEL_FILL_(random);
+emel_status emel_platform_resolve(emel_platform_ops *out, const emel_platform_ops *ops, emel_error *err) {
+  emel_error e = {.code = emel_struct_take(out, sizeof *out, ops)};
+  if (e.code != EMEL_OK) e.detail = "emel_platform_ops.struct_size";
+  /* An op given without its pair: the default of the other could not undo
+   * (or would wrongly undo) what the caller's did. */
+#define EMEL_PAIRED_(NAME, name, ret, params, pair)           \
+  if (e.code == EMEL_OK && !out->name != !out->pair) {       \
+    e.code = EMEL_PLATFORM_OPS_UNPAIRED;                     \
+    e.detail = "emel_platform_ops." #name;                   \
+  }
+  EMEL_PLATFORM_OPS_LIST(EMEL_PAIRED_)
+#undef EMEL_PAIRED_
+  if (e.code != EMEL_OK) *out = posix_ops; /* never half the caller's: a later free must match its alloc */
+  if (!ops) out->user = posix_ops.user;
+#define EMEL_FILL_(NAME, name, ret, params, pair) \
+  if (!out->name) out->name = posix_ops.name;
+  EMEL_PLATFORM_OPS_LIST(EMEL_FILL_)
 #undef EMEL_FILL_
+  return emel_report_error(err, e);
+}
+
+const char *emel_platform_op_name(size_t op) {
+  static const char *const names[] = {
+#define EMEL_OP_NAME_(NAME, name, ret, params, pair) #name,
+      EMEL_PLATFORM_OPS_LIST(EMEL_OP_NAME_)
+#undef EMEL_OP_NAME_
+  };
+  return op < sizeof names / sizeof names[0] ? names[op] : NULL;
 }

@@ -21,85 +21,85 @@ static int failed(io_mmap_ctx *m, int64_t r) {
 
 /* ---- map: validation, no OS call ---- */
 
-int emel_mmap_check_request(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_request(io_mmap_ctx *m) {
   const emel_io_request *r = m->request;
   const unsigned known = EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK;
   /* A caller buffer makes no sense for bytes that stay in the page cache. */
   const int valid = r->size > 0 && (r->flags & ~known) == 0 && !r->target && r->target_size == 0;
-  return valid ? MMAP_EV_REQUEST_VALID : MMAP_EV_REQUEST_INVALID;
+  return valid ? IO_MMAP_EV_REQUEST_VALID : IO_MMAP_EV_REQUEST_INVALID;
 }
 
-int emel_mmap_check_file_index(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_file_index(io_mmap_ctx *m) {
   return m->request->file_index < m->s->files->count && m->request->file_index < m->s->file_capacity
-             ? MMAP_EV_FILE_INDEX_VALID
-             : MMAP_EV_FILE_INDEX_INVALID;
+             ? IO_MMAP_EV_FILE_INDEX_VALID
+             : IO_MMAP_EV_FILE_INDEX_INVALID;
 }
 
-int emel_mmap_check_path(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_path(io_mmap_ctx *m) {
   const emel_io_file *f = &m->s->files->files[m->request->file_index];
   const int valid = f->path && f->path_len > 0 && f->path_len <= EMEL_IO_MAX_PATH &&
                     memchr(f->path, '\0', f->path_len) == NULL;
-  return valid ? MMAP_EV_PATH_VALID : MMAP_EV_PATH_INVALID;
+  return valid ? IO_MMAP_EV_PATH_VALID : IO_MMAP_EV_PATH_INVALID;
 }
 
-int emel_mmap_check_span(io_mmap_ctx *m) {
-  return m->request->offset > UINT64_MAX - m->request->size ? MMAP_EV_SPAN_OVERFLOWS : MMAP_EV_SPAN_VALID;
+io_mmap_event emel_mmap_check_span(io_mmap_ctx *m) {
+  return m->request->offset > UINT64_MAX - m->request->size ? IO_MMAP_EV_SPAN_OVERFLOWS : IO_MMAP_EV_SPAN_VALID;
 }
 
-int emel_mmap_check_platform(io_mmap_ctx *m) {
-  return os(m)->can_map(os(m)->user) ? MMAP_EV_MAPPING_SUPPORTED : MMAP_EV_MAPPING_UNSUPPORTED;
+io_mmap_event emel_mmap_check_platform(io_mmap_ctx *m) {
+  return os(m)->can_map(os(m)->user) ? IO_MMAP_EV_MAPPING_SUPPORTED : IO_MMAP_EV_MAPPING_UNSUPPORTED;
 }
 
-int emel_mmap_check_pool(io_mmap_ctx *m) {
-  return m->s->free_count > 0 ? MMAP_EV_SLOT_AVAILABLE : MMAP_EV_POOL_FULL;
+io_mmap_event emel_mmap_check_pool(io_mmap_ctx *m) {
+  return m->s->free_count > 0 ? IO_MMAP_EV_SLOT_AVAILABLE : IO_MMAP_EV_POOL_FULL;
 }
 
-int emel_mmap_check_file_mapped(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_file_mapped(io_mmap_ctx *m) {
   m->file = &m->s->file_table[m->request->file_index];
-  return m->file->base ? MMAP_EV_FILE_MAPPED : MMAP_EV_FILE_NOT_MAPPED;
+  return m->file->base ? IO_MMAP_EV_FILE_MAPPED : IO_MMAP_EV_FILE_NOT_MAPPED;
 }
 
-int emel_mmap_check_bounds(io_mmap_ctx *m) {
-  return m->request->offset + m->request->size <= m->file->size ? MMAP_EV_SPAN_INSIDE_FILE
-                                                                : MMAP_EV_SPAN_BEYOND_EOF;
+io_mmap_event emel_mmap_check_bounds(io_mmap_ctx *m) {
+  return m->request->offset + m->request->size <= m->file->size ? IO_MMAP_EV_SPAN_INSIDE_FILE
+                                                                : IO_MMAP_EV_SPAN_BEYOND_EOF;
 }
 
 /* ---- map: OS calls ---- */
 
-int emel_mmap_open_file(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_open_file(io_mmap_ctx *m) {
   int fd = os(m)->open(os(m)->user, m->s->files->files[m->request->file_index].path, EMEL_OPEN_READ);
-  if (failed(m, fd)) return MMAP_EV_OPEN_FAILED;
+  if (failed(m, fd)) return IO_MMAP_EV_OPEN_FAILED;
   m->file->fd = fd;
-  return MMAP_EV_OPEN_OK;
+  return IO_MMAP_EV_OPEN_OK;
 }
 
 /* One fstat gives the size to map and what the file is: only a regular file
  * is mapped (its descriptor was opened without blocking); when the boundary
  * expects the file as it was indexed, any other size, inode or modification
  * time is refused before a page is mapped. */
-int emel_mmap_identify_file(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_identify_file(io_mmap_ctx *m) {
   emel_file_identity now = {0}; /* an op that leaves `type` alone reports a regular file */
-  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
-  if (now.type != EMEL_FILE_REGULAR) return MMAP_EV_NOT_A_REGULAR_FILE; /* no size, nothing to map */
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return IO_MMAP_EV_SIZE_FAILED;
+  if (now.type != EMEL_FILE_REGULAR) return IO_MMAP_EV_NOT_A_REGULAR_FILE; /* no size, nothing to map */
   const emel_io_file *entry = &m->s->files->files[m->request->file_index];
   const emel_file_identity *want = &entry->expected;
   if (entry->has_expected && (now.size != want->size || now.device != want->device || now.inode != want->inode ||
                               now.mtime_ns != want->mtime_ns))
-    return MMAP_EV_FILE_CHANGED;
+    return IO_MMAP_EV_FILE_CHANGED;
   m->file->size = now.size;
-  return MMAP_EV_FILE_UNCHANGED;
+  return IO_MMAP_EV_FILE_UNCHANGED;
 }
 
-int emel_mmap_map_file(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_map_file(io_mmap_ctx *m) {
   if ((uint64_t)(size_t)m->file->size != m->file->size) { /* larger than the address space */
     m->os_errno = EFBIG;
-    return MMAP_EV_MAP_FAILED;
+    return IO_MMAP_EV_MAP_FAILED;
   }
   void *addr = NULL;
-  if (failed(m, os(m)->map(os(m)->user, m->file->fd, 0, (size_t)m->file->size, 0, &addr)))
-    return MMAP_EV_MAP_FAILED;
+  if (failed(m, os(m)->map(os(m)->user, m->file->fd, 0, (size_t)m->file->size, &addr)))
+    return IO_MMAP_EV_MAP_FAILED;
   m->mapped = addr;
-  return MMAP_EV_MAP_OK;
+  return IO_MMAP_EV_MAP_OK;
 }
 
 void emel_mmap_adopt_mapping(io_mmap_ctx *m) {
@@ -124,39 +124,39 @@ void emel_mmap_take_file_reference(io_mmap_ctx *m) {
   m->pages_len = (size_t)(offset + m->request->size - first_page);
 }
 
-int emel_mmap_check_populate(io_mmap_ctx *m) {
-  return m->request->flags & EMEL_LOAD_POPULATE ? MMAP_EV_POPULATE_REQUESTED : MMAP_EV_POPULATE_NOT_REQUESTED;
+io_mmap_event emel_mmap_check_populate(io_mmap_ctx *m) {
+  return m->request->flags & EMEL_LOAD_POPULATE ? IO_MMAP_EV_POPULATE_REQUESTED : IO_MMAP_EV_POPULATE_NOT_REQUESTED;
 }
 
 /* MADV_POPULATE_READ reports a page that an access would have taken SIGBUS
  * on (past the end of a file that shrank, or unreadable storage) as EFAULT
  * (EIO on some filesystems) instead of raising it. */
-int emel_mmap_populate_pages(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_populate_pages(io_mmap_ctx *m) {
   if (!failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_POPULATE_READ)))
-    return MMAP_EV_POPULATED;
-  if (m->os_errno != EFAULT && m->os_errno != EIO) return MMAP_EV_POPULATE_FAILED;
+    return IO_MMAP_EV_POPULATED;
+  if (m->os_errno != EFAULT && m->os_errno != EIO) return IO_MMAP_EV_POPULATE_FAILED;
   m->fault_errno = m->os_errno;
-  return MMAP_EV_POPULATE_FAULTED;
+  return IO_MMAP_EV_POPULATE_FAULTED;
 }
 
 /* After a populate fault, through a descriptor opened again for this: the
  * file shrank below the size mapped, or is no longer the file indexed. */
-int emel_mmap_check_file_shrank(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_file_shrank(io_mmap_ctx *m) {
   emel_file_identity now;
-  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return MMAP_EV_SIZE_FAILED;
+  if (failed(m, os(m)->file_identity(os(m)->user, m->file->fd, &now))) return IO_MMAP_EV_SIZE_FAILED;
   const emel_io_file *entry = &m->s->files->files[m->request->file_index];
   const emel_file_identity *want = &entry->expected;
   const int other = entry->has_expected && (now.size != want->size || now.device != want->device ||
                                             now.inode != want->inode || now.mtime_ns != want->mtime_ns);
-  return other || now.size < m->file->size ? MMAP_EV_FILE_CHANGED : MMAP_EV_FILE_UNCHANGED;
+  return other || now.size < m->file->size ? IO_MMAP_EV_FILE_CHANGED : IO_MMAP_EV_FILE_UNCHANGED;
 }
 
-int emel_mmap_check_lock(io_mmap_ctx *m) {
-  return m->request->flags & EMEL_LOAD_LOCK ? MMAP_EV_LOCK_REQUESTED : MMAP_EV_LOCK_NOT_REQUESTED;
+io_mmap_event emel_mmap_check_lock(io_mmap_ctx *m) {
+  return m->request->flags & EMEL_LOAD_LOCK ? IO_MMAP_EV_LOCK_REQUESTED : IO_MMAP_EV_LOCK_NOT_REQUESTED;
 }
 
-int emel_mmap_lock_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->lock(os(m)->user, m->pages, m->pages_len)) ? MMAP_EV_LOCK_FAILED : MMAP_EV_LOCKED;
+io_mmap_event emel_mmap_lock_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->lock(os(m)->user, m->pages, m->pages_len)) ? IO_MMAP_EV_LOCK_FAILED : IO_MMAP_EV_LOCKED;
 }
 
 void emel_mmap_grant_mapping(io_mmap_ctx *m) {
@@ -184,13 +184,13 @@ void emel_mmap_grant_mapping(io_mmap_ctx *m) {
 
 /* ---- map: cleanup after a failure part-way ---- */
 
-int emel_mmap_drop_file_reference(io_mmap_ctx *m) {
-  return --m->file->refs == 0 ? MMAP_EV_LAST_REFERENCE_DROPPED : MMAP_EV_REFERENCE_KEPT;
+io_mmap_event emel_mmap_drop_file_reference(io_mmap_ctx *m) {
+  return --m->file->refs == 0 ? IO_MMAP_EV_LAST_REFERENCE_DROPPED : IO_MMAP_EV_REFERENCE_KEPT;
 }
 
-int emel_mmap_unmap_file(io_mmap_ctx *m) {
-  return failed(m, os(m)->unmap(os(m)->user, m->file->base, (size_t)m->file->size)) ? MMAP_EV_UNMAP_FAILED
-                                                                                    : MMAP_EV_UNMAPPED;
+io_mmap_event emel_mmap_unmap_file(io_mmap_ctx *m) {
+  return failed(m, os(m)->unmap(os(m)->user, m->file->base, (size_t)m->file->size)) ? IO_MMAP_EV_UNMAP_FAILED
+                                                                                    : IO_MMAP_EV_UNMAPPED;
 }
 
 void emel_mmap_forget_file_mapping(io_mmap_ctx *m) {
@@ -200,24 +200,24 @@ void emel_mmap_forget_file_mapping(io_mmap_ctx *m) {
 
 /* ---- release ---- */
 
-int emel_mmap_check_handle(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_handle(io_mmap_ctx *m) {
   const emel_io_handle h = m->handle;
   mmap_strategy *s = m->s;
   if (h.strategy != EMEL_STRATEGY_MMAP || h.slot >= s->capacity || !s->slots[h.slot].live ||
       s->slots[h.slot].generation != h.generation)
-    return MMAP_EV_HANDLE_INVALID;
+    return IO_MMAP_EV_HANDLE_INVALID;
   m->slot = &s->slots[h.slot];
   m->file = &s->file_table[m->slot->file];
-  return MMAP_EV_HANDLE_VALID;
+  return IO_MMAP_EV_HANDLE_VALID;
 }
 
-int emel_mmap_check_slot_locked(io_mmap_ctx *m) {
-  return m->slot->locked ? MMAP_EV_SLOT_LOCKED : MMAP_EV_SLOT_NOT_LOCKED;
+io_mmap_event emel_mmap_check_slot_locked(io_mmap_ctx *m) {
+  return m->slot->locked ? IO_MMAP_EV_SLOT_LOCKED : IO_MMAP_EV_SLOT_NOT_LOCKED;
 }
 
-int emel_mmap_unlock_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->unlock(os(m)->user, m->slot->pages, m->slot->pages_len)) ? MMAP_EV_UNLOCK_FAILED
-                                                                                   : MMAP_EV_UNLOCKED;
+io_mmap_event emel_mmap_unlock_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->unlock(os(m)->user, m->slot->pages, m->slot->pages_len)) ? IO_MMAP_EV_UNLOCK_FAILED
+                                                                                   : IO_MMAP_EV_UNLOCKED;
 }
 
 void emel_mmap_mark_unlocked(io_mmap_ctx *m) {
@@ -225,24 +225,24 @@ void emel_mmap_mark_unlocked(io_mmap_ctx *m) {
   m->file->locked--;
 }
 
-int emel_mmap_check_references(io_mmap_ctx *m) {
-  if (m->file->refs == 1) return MMAP_EV_LAST_REFERENCE;
+io_mmap_event emel_mmap_check_references(io_mmap_ctx *m) {
+  if (m->file->refs == 1) return IO_MMAP_EV_LAST_REFERENCE;
   /* Only pages wholly inside the tensor: a boundary page may hold a
    * neighbour's bytes. Locked pages refuse MADV_DONTNEED, so a file with
    * locked tensors keeps its pages until the last reference goes. */
   const uint64_t offset = (uint64_t)(m->slot->data - m->file->base);
   const uint64_t first = page_up64(m->s, offset);
   const uint64_t end = page_down64(m->s, offset + m->slot->size);
-  if (end <= first || m->file->locked > 0) return MMAP_EV_NO_PAGES_OF_ITS_OWN;
+  if (end <= first || m->file->locked > 0) return IO_MMAP_EV_NO_PAGES_OF_ITS_OWN;
   m->pages = m->file->base + first;
   m->pages_len = (size_t)(end - first);
-  return MMAP_EV_PAGES_OF_ITS_OWN;
+  return IO_MMAP_EV_PAGES_OF_ITS_OWN;
 }
 
-int emel_mmap_drop_own_pages(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_drop_own_pages(io_mmap_ctx *m) {
   return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, EMEL_ADVISE_DONTNEED))
-             ? MMAP_EV_DROP_FAILED
-             : MMAP_EV_PAGES_DROPPED;
+             ? IO_MMAP_EV_DROP_FAILED
+             : IO_MMAP_EV_PAGES_DROPPED;
 }
 
 void emel_mmap_free_slot(io_mmap_ctx *m) {
@@ -257,31 +257,31 @@ void emel_mmap_free_slot(io_mmap_ctx *m) {
 
 /* ---- advise ---- */
 
-int emel_mmap_check_advice(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_advice(io_mmap_ctx *m) {
   switch (m->advice) {
   case EMEL_ADVISE_NORMAL:
   case EMEL_ADVISE_SEQUENTIAL:
   case EMEL_ADVISE_WILLNEED:
   case EMEL_ADVISE_DONTNEED:
-  case EMEL_ADVISE_POPULATE_READ: return MMAP_EV_ADVICE_VALID;
+  case EMEL_ADVISE_POPULATE_READ: return IO_MMAP_EV_ADVICE_VALID;
   case EMEL_ADVISE_HUGEPAGE: break; /* file-backed huge pages are not ours to ask for */
   }
-  return MMAP_EV_ADVICE_INVALID;
+  return IO_MMAP_EV_ADVICE_INVALID;
 }
 
-int emel_mmap_check_advise_range(io_mmap_ctx *m) {
+io_mmap_event emel_mmap_check_advise_range(io_mmap_ctx *m) {
   const uint64_t size = m->slot->size;
   if (m->advise_len == 0 || m->advise_offset > size || m->advise_len > size - m->advise_offset)
-    return MMAP_EV_RANGE_INVALID;
+    return IO_MMAP_EV_RANGE_INVALID;
   char *first = m->slot->data + m->advise_offset;
   m->pages = (char *)page_down(m->s, (uintptr_t)first);
   m->pages_len = (size_t)(first - m->pages) + (size_t)m->advise_len;
-  return MMAP_EV_RANGE_VALID;
+  return IO_MMAP_EV_RANGE_VALID;
 }
 
-int emel_mmap_advise_pages(io_mmap_ctx *m) {
-  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, m->advice)) ? MMAP_EV_ADVISE_FAILED
-                                                                                  : MMAP_EV_ADVISED;
+io_mmap_event emel_mmap_advise_pages(io_mmap_ctx *m) {
+  return failed(m, os(m)->advise(os(m)->user, m->pages, m->pages_len, m->advice)) ? IO_MMAP_EV_ADVISE_FAILED
+                                                                                  : IO_MMAP_EV_ADVISED;
 }
 
 /* ---- outcomes of the request ---- */

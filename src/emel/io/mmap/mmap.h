@@ -65,69 +65,11 @@
 #define EMEL_IO_MMAP_MMAP_H
 
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 #include "emel/io_mmap.h"
 #include "emel/machine/machine.h"
+#include "io_mmap_machine.h" /* events, states, action prototypes: generated from the spec */
 
-/* Events of statecharts/io_mmap.rl (checked against its exports). */
-enum mmap_event {
-  MMAP_EV_MAP = 1,
-  MMAP_EV_ADVISE,
-  MMAP_EV_RELEASE,
-  MMAP_EV_REQUEST_VALID,
-  MMAP_EV_REQUEST_INVALID,
-  MMAP_EV_FILE_INDEX_VALID,
-  MMAP_EV_FILE_INDEX_INVALID,
-  MMAP_EV_PATH_VALID,
-  MMAP_EV_PATH_INVALID,
-  MMAP_EV_SPAN_VALID,
-  MMAP_EV_SPAN_OVERFLOWS,
-  MMAP_EV_MAPPING_SUPPORTED,
-  MMAP_EV_MAPPING_UNSUPPORTED,
-  MMAP_EV_SLOT_AVAILABLE,
-  MMAP_EV_POOL_FULL,
-  MMAP_EV_FILE_MAPPED,
-  MMAP_EV_FILE_NOT_MAPPED,
-  MMAP_EV_SPAN_INSIDE_FILE,
-  MMAP_EV_SPAN_BEYOND_EOF,
-  MMAP_EV_OPEN_OK,
-  MMAP_EV_OPEN_FAILED,
-  MMAP_EV_FILE_UNCHANGED,
-  MMAP_EV_SIZE_FAILED,
-  MMAP_EV_MAP_OK,
-  MMAP_EV_MAP_FAILED,
-  MMAP_EV_POPULATE_REQUESTED,
-  MMAP_EV_POPULATE_NOT_REQUESTED,
-  MMAP_EV_POPULATED,
-  MMAP_EV_POPULATE_FAILED,
-  MMAP_EV_LOCK_REQUESTED,
-  MMAP_EV_LOCK_NOT_REQUESTED,
-  MMAP_EV_LOCKED,
-  MMAP_EV_LOCK_FAILED,
-  MMAP_EV_REFERENCE_KEPT,
-  MMAP_EV_LAST_REFERENCE_DROPPED,
-  MMAP_EV_UNMAPPED,
-  MMAP_EV_UNMAP_FAILED,
-  MMAP_EV_HANDLE_VALID,
-  MMAP_EV_HANDLE_INVALID,
-  MMAP_EV_SLOT_LOCKED,
-  MMAP_EV_SLOT_NOT_LOCKED,
-  MMAP_EV_UNLOCKED,
-  MMAP_EV_UNLOCK_FAILED,
-  MMAP_EV_LAST_REFERENCE,
-  MMAP_EV_PAGES_OF_ITS_OWN,
-  MMAP_EV_NO_PAGES_OF_ITS_OWN,
-  MMAP_EV_PAGES_DROPPED,
-  MMAP_EV_DROP_FAILED,
-  MMAP_EV_ADVICE_VALID,
-  MMAP_EV_ADVICE_INVALID,
-  MMAP_EV_RANGE_VALID,
-  MMAP_EV_RANGE_INVALID,
-  MMAP_EV_ADVISED,
-  MMAP_EV_ADVISE_FAILED,
-  MMAP_EV_FILE_CHANGED,
-  MMAP_EV_NOT_A_REGULAR_FILE,
-  MMAP_EV_POPULATE_FAULTED
-};
 
 /* One model file as the strategy sees it. `base` is NULL while unmapped. */
 typedef struct mmap_file {
@@ -165,7 +107,7 @@ typedef struct mmap_strategy {
 
 /* The context of one request: the strategy plus the request's inputs and
  * outputs. Lives on the caller's stack for the length of one dispatch. */
-typedef struct io_mmap_ctx {
+struct io_mmap_ctx {
   emel_machine core;
   mmap_strategy *s;
   /* inputs */
@@ -184,45 +126,6 @@ typedef struct io_mmap_ctx {
   /* outputs */
   emel_io_result *result;
   emel_error error;
-} io_mmap_ctx;
-
-extern const emel_machine_desc emel_io_mmap_desc;
-
-int emel_mmap_check_request(io_mmap_ctx *m);
-int emel_mmap_check_file_index(io_mmap_ctx *m);
-int emel_mmap_check_path(io_mmap_ctx *m);
-int emel_mmap_check_span(io_mmap_ctx *m);
-int emel_mmap_check_platform(io_mmap_ctx *m);
-int emel_mmap_check_pool(io_mmap_ctx *m);
-int emel_mmap_check_file_mapped(io_mmap_ctx *m);
-int emel_mmap_check_bounds(io_mmap_ctx *m);
-int emel_mmap_open_file(io_mmap_ctx *m);
-int emel_mmap_identify_file(io_mmap_ctx *m);
-int emel_mmap_map_file(io_mmap_ctx *m);
-void emel_mmap_adopt_mapping(io_mmap_ctx *m);
-void emel_mmap_close_file(io_mmap_ctx *m);
-void emel_mmap_take_file_reference(io_mmap_ctx *m);
-int emel_mmap_check_populate(io_mmap_ctx *m);
-int emel_mmap_populate_pages(io_mmap_ctx *m);
-int emel_mmap_check_file_shrank(io_mmap_ctx *m);
-int emel_mmap_check_lock(io_mmap_ctx *m);
-int emel_mmap_lock_pages(io_mmap_ctx *m);
-void emel_mmap_grant_mapping(io_mmap_ctx *m);
-int emel_mmap_drop_file_reference(io_mmap_ctx *m);
-int emel_mmap_unmap_file(io_mmap_ctx *m);
-void emel_mmap_forget_file_mapping(io_mmap_ctx *m);
-int emel_mmap_check_handle(io_mmap_ctx *m);
-int emel_mmap_check_slot_locked(io_mmap_ctx *m);
-int emel_mmap_unlock_pages(io_mmap_ctx *m);
-void emel_mmap_mark_unlocked(io_mmap_ctx *m);
-int emel_mmap_check_references(io_mmap_ctx *m);
-int emel_mmap_drop_own_pages(io_mmap_ctx *m);
-void emel_mmap_free_slot(io_mmap_ctx *m);
-int emel_mmap_check_advice(io_mmap_ctx *m);
-int emel_mmap_check_advise_range(io_mmap_ctx *m);
-int emel_mmap_advise_pages(io_mmap_ctx *m);
-void emel_mmap_succeed(io_mmap_ctx *m);
-void emel_mmap_fail(io_mmap_ctx *m, emel_status code);
-void emel_mmap_fail_after_fault(io_mmap_ctx *m, emel_status code);
+};
 
 #endif

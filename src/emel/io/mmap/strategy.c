@@ -3,6 +3,7 @@
  * (statecharts/io_mmap.rl) and hand back its outcome. */
 #include "mmap.h"
 #include "emel/report.h"
+#include "emel/util/struct_size.h"
 
 #include <string.h>
 
@@ -15,7 +16,9 @@ static void free_tables(mmap_strategy *s) {
 }
 
 /* Runs one request and returns the machine's verdict on the event itself
- * (EMEL_OK when the spec accepted it; the request's outcome is in m->error). */
+ * (EMEL_OK when the spec accepted it; the request's outcome is in m->error).
+ * A machine an action defect broke stays broken in s->cs: EMEL_INTERNAL for
+ * this and every later request (machine.h); destroy still releases all. */
 static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
   m->s = s;
   m->core.cs = s->cs;
@@ -27,7 +30,7 @@ static emel_status run(mmap_strategy *s, io_mmap_ctx *m, int event) {
 
 static void mmap_acquire(void *self, const emel_io_request *request, emel_io_result *result) {
   io_mmap_ctx m = {.request = request, .result = result};
-  emel_status st = run(self, &m, MMAP_EV_MAP);
+  emel_status st = run(self, &m, IO_MMAP_EV_MAP);
   if (st != EMEL_OK) m.error = (emel_error){.code = st, .os_errno = 0};
   if (m.error.code != EMEL_OK) {
     emel_strategy kind = result->strategy;
@@ -39,14 +42,14 @@ static void mmap_acquire(void *self, const emel_io_request *request, emel_io_res
 
 static emel_error mmap_release(void *self, emel_io_handle handle) {
   io_mmap_ctx m = {.handle = handle};
-  emel_status st = run(self, &m, MMAP_EV_RELEASE);
+  emel_status st = run(self, &m, IO_MMAP_EV_RELEASE);
   return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
 static emel_error mmap_advise(void *self, emel_io_handle handle, uint64_t offset, uint64_t len,
                               emel_map_advice advice) {
   io_mmap_ctx m = {.handle = handle, .advise_offset = offset, .advise_len = len, .advice = advice};
-  emel_status st = run(self, &m, MMAP_EV_ADVISE);
+  emel_status st = run(self, &m, IO_MMAP_EV_ADVISE);
   return st != EMEL_OK ? (emel_error){.code = st, .os_errno = 0} : m.error;
 }
 
@@ -65,12 +68,16 @@ static void mmap_destroy(void *self) {
    * give the rest back directly: nothing may outlive the strategy. */
   for (uint32_t i = 0; s->slots && i < s->capacity; i++)
     if (s->slots[i].live && s->slots[i].locked) (void)p->unlock(p->user, s->slots[i].pages, s->slots[i].pages_len);
-  for (uint32_t f = 0; s->file_table && f < s->file_capacity; f++)
+  for (uint32_t f = 0; s->file_table && f < s->file_capacity; f++) {
     if (s->file_table[f].base) (void)p->unmap(p->user, s->file_table[f].base, (size_t)s->file_table[f].size);
+    /* open only inside a map request: one an action defect broke (machine.h) */
+    if (s->file_table[f].fd >= 0) (void)p->close(p->user, s->file_table[f].fd);
+  }
   free_tables(s);
 }
 
 static const emel_io_strategy_ops mmap_ops = {
+    .struct_size = sizeof(emel_io_strategy_ops),
     .kind = EMEL_STRATEGY_MMAP,
     .name = "mmap",
     .acquire = mmap_acquire,
@@ -83,6 +90,8 @@ static const emel_io_strategy_ops mmap_ops = {
 
 static emel_status unreported_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config) {
   if (!io) return EMEL_INVALID_ARGUMENT;
+  emel_io_mmap_config c;
+  if (emel_struct_take(&c, sizeof c, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
   const emel_platform_ops *p = emel_io_platform(io);
   mmap_strategy *s = p->alloc(p->user, sizeof *s, _Alignof(mmap_strategy));
   if (!s) return EMEL_OUT_OF_MEMORY;
@@ -90,7 +99,7 @@ static emel_status unreported_io_mmap_attach(emel_io *io, const emel_io_mmap_con
   s->platform = p;
   s->files = emel_io_files_of(io);
   s->page = p->page_size(p->user);
-  s->capacity = config && config->max_mappings ? config->max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
+  s->capacity = c.max_mappings ? c.max_mappings : EMEL_IO_MMAP_DEFAULT_MAPPINGS;
   s->file_capacity = s->files->capacity;
   emel_machine core;
   emel_machine_init(&core, &emel_io_mmap_desc);
@@ -111,5 +120,6 @@ static emel_status unreported_io_mmap_attach(emel_io *io, const emel_io_mmap_con
 }
 
 emel_status emel_io_mmap_attach(emel_io *io, const emel_io_mmap_config *config, emel_error *err) {
-  return emel_report(err, unreported_io_mmap_attach(io, config));
+  const emel_status s = unreported_io_mmap_attach(io, config);
+  return emel_report_detail(err, s, s == EMEL_STRUCT_SIZE_UNKNOWN ? "emel_io_mmap_config.struct_size" : NULL);
 }

@@ -34,39 +34,39 @@ void emel_read_refuse(io_read_ctx *m, emel_status code) { m->error.code = code; 
 
 /* ---- validation ---- */
 
-int emel_read_check_request(io_read_ctx *m) {
+io_read_event emel_read_check_request(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   const unsigned known = EMEL_LOAD_DIRECT | EMEL_LOAD_DROP_CACHE; /* POPULATE/LOCK are mmap's */
   if (r->size == 0 || (r->flags & ~known) || (uint64_t)(size_t)r->size != r->size)
-    return READ_EV_REQUEST_INVALID;
-  return READ_EV_REQUEST_VALID;
+    return IO_READ_EV_REQUEST_INVALID;
+  return IO_READ_EV_REQUEST_VALID;
 }
 
-int emel_read_check_file_index(io_read_ctx *m) {
+io_read_event emel_read_check_file_index(io_read_ctx *m) {
   const uint32_t i = request_of(m)->file_index;
-  return i < m->self->files->count && i < m->self->file_capacity ? READ_EV_FILE_INDEX_VALID
-                                                                  : READ_EV_FILE_INDEX_INVALID;
+  return i < m->self->files->count && i < m->self->file_capacity ? IO_READ_EV_FILE_INDEX_VALID
+                                                                  : IO_READ_EV_FILE_INDEX_INVALID;
 }
 
-int emel_read_check_path(io_read_ctx *m) {
+io_read_event emel_read_check_path(io_read_ctx *m) {
   const emel_io_file *f = &m->self->files->files[request_of(m)->file_index];
   if (!f->path || f->path_len == 0 || f->path_len > EMEL_IO_MAX_PATH || memchr(f->path, '\0', f->path_len))
-    return READ_EV_PATH_INVALID;
-  return READ_EV_PATH_VALID;
+    return IO_READ_EV_PATH_INVALID;
+  return IO_READ_EV_PATH_VALID;
 }
 
-int emel_read_check_span(io_read_ctx *m) {
+io_read_event emel_read_check_span(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   /* Positions are off_t on the way to the OS: the end must fit in int64. */
   if (r->offset > (uint64_t)INT64_MAX || r->size > (uint64_t)INT64_MAX - r->offset)
-    return READ_EV_SPAN_OVERFLOWS;
-  return READ_EV_SPAN_VALID;
+    return IO_READ_EV_SPAN_OVERFLOWS;
+  return IO_READ_EV_SPAN_VALID;
 }
 
-int emel_read_check_target(io_read_ctx *m) {
+io_read_event emel_read_check_target(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
-  if (!r->target) return READ_EV_NO_TARGET;
-  return r->target_size >= r->size ? READ_EV_TARGET_FITS : READ_EV_TARGET_TOO_SMALL;
+  if (!r->target) return IO_READ_EV_NO_TARGET;
+  return r->target_size >= r->size ? IO_READ_EV_TARGET_FITS : IO_READ_EV_TARGET_TOO_SMALL;
 }
 
 /* ---- file ---- */
@@ -82,13 +82,13 @@ static int direct_alignable(const io_read_ctx *m) {
   return r->offset % m->self->alignment == 0;
 }
 
-int emel_read_choose_io_mode(io_read_ctx *m) {
+io_read_event emel_read_choose_io_mode(io_read_ctx *m) {
   m->member->mode = READ_BUFFERED;
-  if (!(request_of(m)->flags & EMEL_LOAD_DIRECT)) return READ_EV_BUFFERED_IO;
-  if (file_of(m)->direct_refused) return READ_EV_DIRECT_KNOWN_REFUSED;
-  if (!direct_alignable(m)) return READ_EV_DIRECT_UNALIGNED;
+  if (!(request_of(m)->flags & EMEL_LOAD_DIRECT)) return IO_READ_EV_BUFFERED_IO;
+  if (file_of(m)->direct_refused) return IO_READ_EV_DIRECT_KNOWN_REFUSED;
+  if (!direct_alignable(m)) return IO_READ_EV_DIRECT_UNALIGNED;
   m->member->mode = READ_DIRECT;
-  return READ_EV_DIRECT_IO;
+  return IO_READ_EV_DIRECT_IO;
 }
 
 static int open_mode(io_read_ctx *m, int mode) {
@@ -96,7 +96,7 @@ static int open_mode(io_read_ctx *m, int mode) {
   m->member->mode = mode;
   if (f->fd[mode] >= 0) {
     m->member->fd = f->fd[mode];
-    return READ_EV_FILE_ALREADY_OPEN;
+    return IO_READ_EV_FILE_ALREADY_OPEN;
   }
   const emel_platform_ops *p = &m->self->platform;
   const char *path = m->self->files->files[request_of(m)->file_index].path;
@@ -105,19 +105,19 @@ static int open_mode(io_read_ctx *m, int mode) {
     if (mode == READ_DIRECT && fd == -EINVAL) { /* the filesystem has no O_DIRECT */
       f->direct_refused = 1;
       m->member->mode = READ_BUFFERED;
-      return READ_EV_DIRECT_REFUSED;
+      return IO_READ_EV_DIRECT_REFUSED;
     }
     m->error.os_errno = -fd;
-    return READ_EV_OPEN_FAILED;
+    return IO_READ_EV_OPEN_FAILED;
   }
   f->fd[mode] = fd;
   m->member->fd = fd;
-  return READ_EV_FILE_OPENED;
+  return IO_READ_EV_FILE_OPENED;
 }
 
-int emel_read_open_direct(io_read_ctx *m) { return open_mode(m, READ_DIRECT); }
+io_read_event emel_read_open_direct(io_read_ctx *m) { return open_mode(m, READ_DIRECT); }
 
-int emel_read_open_buffered(io_read_ctx *m) { return open_mode(m, READ_BUFFERED); }
+io_read_event emel_read_open_buffered(io_read_ctx *m) { return open_mode(m, READ_BUFFERED); }
 
 void emel_read_count_direct_fallback(io_read_ctx *m) { m->self->stats.direct_fallbacks++; }
 
@@ -131,7 +131,7 @@ static int same_file(const emel_file_identity *a, const emel_file_identity *b) {
  * boundary's expectation) or, when another mode's descriptor is open already,
  * to what that one found: a rename or truncation in between is caught here,
  * before any read. Without either, what it finds becomes the reference. */
-int emel_read_identify_file(io_read_ctx *m) {
+io_read_event emel_read_identify_file(io_read_ctx *m) {
   read_file *f = file_of(m);
   const emel_io_file *entry = &m->self->files->files[request_of(m)->file_index];
   const emel_platform_ops *p = &m->self->platform;
@@ -139,15 +139,15 @@ int emel_read_identify_file(io_read_ctx *m) {
   int r = p->file_identity(p->user, m->member->fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
-    return READ_EV_STAT_FAILED;
+    return IO_READ_EV_STAT_FAILED;
   }
-  if (now.type != EMEL_FILE_REGULAR) return READ_EV_NOT_A_REGULAR_FILE; /* a FIFO's read could block */
+  if (now.type != EMEL_FILE_REGULAR) return IO_READ_EV_NOT_A_REGULAR_FILE; /* a FIFO's read could block */
   const emel_file_identity *want = f->size_known ? &f->seen : entry->has_expected ? &entry->expected : NULL;
-  if (want && !same_file(&now, want)) return READ_EV_FILE_CHANGED;
+  if (want && !same_file(&now, want)) return IO_READ_EV_FILE_CHANGED;
   f->seen = now;
   f->size = now.size;
   f->size_known = 1;
-  return READ_EV_FILE_UNCHANGED;
+  return IO_READ_EV_FILE_UNCHANGED;
 }
 
 /* Only descriptors that proved their file are kept (FILE_ALREADY_OPEN trusts them). */
@@ -159,30 +159,30 @@ void emel_read_close_fresh_descriptor(io_read_ctx *m) {
   m->member->fd = -1;
 }
 
-int emel_read_check_span_in_file(io_read_ctx *m) {
+io_read_event emel_read_check_span_in_file(io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
-  return r->offset + r->size <= file_of(m)->size ? READ_EV_SPAN_INSIDE_FILE : READ_EV_SPAN_BEYOND_EOF;
+  return r->offset + r->size <= file_of(m)->size ? IO_READ_EV_SPAN_INSIDE_FILE : IO_READ_EV_SPAN_BEYOND_EOF;
 }
 
 /* ---- storage ---- */
 
-int emel_read_reserve_slot(io_read_ctx *m) {
+io_read_event emel_read_reserve_slot(io_read_ctx *m) {
   io_read *self = m->self;
-  if (self->free_head == 0) return READ_EV_POOL_EXHAUSTED;
+  if (self->free_head == 0) return IO_READ_EV_POOL_EXHAUSTED;
   uint32_t index = self->free_head - 1;
   read_slot *s = &self->slots[index];
   self->free_head = s->next_free;
   s->state = SLOT_RESERVED;
   s->size = request_of(m)->size;
   m->member->slot = index;
-  return READ_EV_SLOT_RESERVED;
+  return IO_READ_EV_SLOT_RESERVED;
 }
 
-int emel_read_choose_storage(io_read_ctx *m) {
-  return request_of(m)->target ? READ_EV_EXTERNAL_STORAGE : READ_EV_OWNED_STORAGE;
+io_read_event emel_read_choose_storage(io_read_ctx *m) {
+  return request_of(m)->target ? IO_READ_EV_EXTERNAL_STORAGE : IO_READ_EV_OWNED_STORAGE;
 }
 
-int emel_read_allocate_buffer(io_read_ctx *m) {
+io_read_event emel_read_allocate_buffer(io_read_ctx *m) {
   io_read *self = m->self;
   const emel_io_request *r = request_of(m);
   read_slot *s = slot_of(m, m->member);
@@ -192,48 +192,44 @@ int emel_read_allocate_buffer(io_read_ctx *m) {
      * whole blocks: the head and tail blocks are then read in place. */
     if (align < self->block) align = self->block;
     shift = (size_t)(r->offset % self->block);
-    if (size > SIZE_MAX - 2 * self->block) return READ_EV_ALLOC_FAILED;
+    if (size > SIZE_MAX - 2 * self->block) return IO_READ_EV_ALLOC_FAILED;
     size = (shift + size + self->block - 1) / self->block * self->block;
     m->member->slack = 1;
   }
   const int huge = size >= self->huge_page;
   if (huge && align < self->huge_page) align = self->huge_page;
   void *base = self->platform.alloc(self->platform.user, size, align);
-  if (!base) return READ_EV_ALLOC_FAILED;
+  if (!base) return IO_READ_EV_ALLOC_FAILED;
   s->base = base;
   s->alloc_size = size;
   s->data = (unsigned char *)base + shift;
   m->member->data = s->data;
-  return huge ? READ_EV_HUGE_BUFFER_READY : READ_EV_STORAGE_READY;
+  return huge ? IO_READ_EV_HUGE_BUFFER_READY : IO_READ_EV_STORAGE_READY;
 }
 
 /* The buffer is fresh: advised before the copy, its first touch faults whole
  * huge pages. Only whole pages inside the allocation are advised. */
-int emel_read_advise_huge_pages(io_read_ctx *m) {
+io_read_event emel_read_advise_huge_pages(io_read_ctx *m) {
   io_read *self = m->self;
   const read_slot *s = slot_of(m, m->member);
   const size_t len = s->alloc_size - s->alloc_size % self->block;
   if (self->platform.advise(self->platform.user, s->base, len, EMEL_ADVISE_HUGEPAGE) < 0)
-    return READ_EV_HUGE_PAGE_ADVICE_REFUSED;
+    return IO_READ_EV_HUGE_PAGE_ADVICE_REFUSED;
   self->stats.huge_page_advised++;
-  return READ_EV_HUGE_PAGES_ADVISED;
+  return IO_READ_EV_HUGE_PAGES_ADVISED;
 }
 
 void emel_read_count_huge_page_refusal(io_read_ctx *m) { m->self->stats.huge_page_refusals++; }
 
-int emel_read_adopt_target(io_read_ctx *m) {
+io_read_event emel_read_adopt_target(io_read_ctx *m) {
   read_slot *s = slot_of(m, m->member);
   s->base = NULL; /* the caller's: never freed here */
   s->data = request_of(m)->target;
   m->member->data = s->data;
-  return READ_EV_STORAGE_READY;
+  return IO_READ_EV_STORAGE_READY;
 }
 
 void emel_read_release_slot(io_read_ctx *m) { free_slot(m->self, m->member->slot); }
-
-int emel_read_finish_preparation(io_read_ctx *m) { return m->read_now ? READ_EV_READ_NOW : READ_EV_READ_WITH_RUN; }
-
-void emel_read_keep_member_for_its_run(io_read_ctx *m) { m->prepared = 1; }
 
 /* ---- transfer ---- */
 
@@ -254,16 +250,16 @@ static uint64_t member_end(const read_member *x) { return x->request->offset + x
 static int chunk_outcome(io_read_ctx *m, int64_t got, uint64_t asked) {
   m->last_got = got;
   if (got < 0) {
-    if (got == -EINTR) return READ_EV_CHUNK_INTERRUPTED;
+    if (got == -EINTR) return IO_READ_EV_CHUNK_INTERRUPTED;
     m->error.os_errno = (int)-got;
-    return READ_EV_CHUNK_FAILED;
+    return IO_READ_EV_CHUNK_FAILED;
   }
-  if (got == 0) return READ_EV_CHUNK_END_OF_FILE;
+  if (got == 0) return IO_READ_EV_CHUNK_END_OF_FILE;
   if ((uint64_t)got < asked) {
     m->lane->stats.short_reads++;
-    return READ_EV_CHUNK_SHORT;
+    return IO_READ_EV_CHUNK_SHORT;
   }
-  return READ_EV_CHUNK_READ;
+  return IO_READ_EV_CHUNK_READ;
 }
 
 /* The transfer actions below may run on a worker thread: they touch only the
@@ -349,40 +345,40 @@ static int read_buffered_chunk(io_read_ctx *m) {
   return chunk_outcome(m, got, asked);
 }
 
-int emel_read_chunk(io_read_ctx *m) {
+io_read_event emel_read_chunk(io_read_ctx *m) {
   return m->run[0].mode == READ_DIRECT ? read_direct_chunk(m) : read_buffered_chunk(m);
 }
 
-int emel_read_advance_transfer(io_read_ctx *m) {
+io_read_event emel_read_advance_transfer(io_read_ctx *m) {
   m->done += (uint64_t)m->last_got;
   m->retries = 0; /* the retry budget is per stall, not per transfer */
   while (m->cursor < m->run_count && member_end(&m->run[m->cursor]) <= m->run_start + m->done) m->cursor++;
-  return m->run_start + m->done == m->run_end ? READ_EV_TRANSFER_COMPLETE : READ_EV_CHUNK_DUE;
+  return m->run_start + m->done == m->run_end ? IO_READ_EV_TRANSFER_COMPLETE : IO_READ_EV_CHUNK_DUE;
 }
 
-int emel_read_check_retry_budget(io_read_ctx *m) {
+io_read_event emel_read_check_retry_budget(io_read_ctx *m) {
   if (++m->retries > EMEL_IO_READ_MAX_EINTR) {
     m->error.os_errno = EINTR;
-    return READ_EV_RETRIES_EXHAUSTED;
+    return IO_READ_EV_RETRIES_EXHAUSTED;
   }
   m->lane->stats.eintr_retries++;
-  return READ_EV_RETRY_ALLOWED;
+  return IO_READ_EV_RETRY_ALLOWED;
 }
 
 /* One fstat on the run's descriptor (on the run's lane): a file truncated or
  * rewritten in place since it was opened shows another size or modification
  * time. A file replaced by rename does not: the descriptor still reads the
  * inode that was checked when it was opened, which is the indexed file. */
-int emel_read_recheck_file(io_read_ctx *m) {
+io_read_event emel_read_recheck_file(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   const read_file *f = &m->self->file_state[m->run[0].request->file_index];
   emel_file_identity now = {0};
   int r = p->file_identity(p->user, m->run[0].fd, &now);
   if (r < 0) {
     m->error.os_errno = -r;
-    return READ_EV_STAT_FAILED;
+    return IO_READ_EV_STAT_FAILED;
   }
-  return same_file(&now, &f->seen) ? READ_EV_FILE_UNCHANGED : READ_EV_FILE_CHANGED;
+  return same_file(&now, &f->seen) ? IO_READ_EV_FILE_UNCHANGED : IO_READ_EV_FILE_CHANGED;
 }
 
 /* Settlement (calling thread): the pool, the live count and the results. */
@@ -396,16 +392,16 @@ void emel_read_discard_run(io_read_ctx *m) {
   }
 }
 
-int emel_read_check_cache_policy(io_read_ctx *m) {
-  return m->run[0].request->flags & EMEL_LOAD_DROP_CACHE ? READ_EV_DROP_CACHE : READ_EV_KEEP_CACHE;
+io_read_event emel_read_check_cache_policy(io_read_ctx *m) {
+  return m->run[0].request->flags & EMEL_LOAD_DROP_CACHE ? IO_READ_EV_DROP_CACHE : IO_READ_EV_KEEP_CACHE;
 }
 
-int emel_read_drop_cache(io_read_ctx *m) {
+io_read_event emel_read_drop_cache(io_read_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   int r = p->fadvise(p->user, m->run[0].fd, m->run_start, m->run_end - m->run_start, EMEL_FADVISE_DONTNEED);
-  if (r < 0) return READ_EV_CACHE_DROP_FAILED;
+  if (r < 0) return IO_READ_EV_CACHE_DROP_FAILED;
   m->lane->stats.cache_drops++;
-  return READ_EV_CACHE_DROPPED;
+  return IO_READ_EV_CACHE_DROPPED;
 }
 
 void emel_read_count_cache_drop_failure(io_read_ctx *m) { m->lane->stats.cache_drop_failures++; }
@@ -447,12 +443,12 @@ void emel_read_forget_file(io_read_ctx *m) {
 
 /* ---- release ---- */
 
-int emel_read_check_handle(io_read_ctx *m) {
+io_read_event emel_read_check_handle(io_read_ctx *m) {
   const emel_io_handle h = m->handle;
   const io_read *self = m->self;
-  if (h.strategy != EMEL_STRATEGY_READ || h.slot >= self->slot_capacity) return READ_EV_HANDLE_STALE;
+  if (h.strategy != EMEL_STRATEGY_READ || h.slot >= self->slot_capacity) return IO_READ_EV_HANDLE_STALE;
   const read_slot *s = &self->slots[h.slot];
-  return s->state == SLOT_LIVE && s->generation == h.generation ? READ_EV_HANDLE_LIVE : READ_EV_HANDLE_STALE;
+  return s->state == SLOT_LIVE && s->generation == h.generation ? IO_READ_EV_HANDLE_LIVE : IO_READ_EV_HANDLE_STALE;
 }
 
 void emel_read_release_residency(io_read_ctx *m) {

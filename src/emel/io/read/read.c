@@ -5,15 +5,18 @@
  * rules are in include/emel/io_read.h. */
 #include "read.h"
 #include "emel/report.h"
-#include "io_read_names.h"
+#include "emel/util/struct_size.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Feeds `event` to a machine where it rests (a run between TRANSFER_RUN and SETTLE_RUN). */
+static const emel_error broken_error = {.code = EMEL_INTERNAL, .os_errno = 0};
+
+/* Feeds `event` to a machine where it rests (prepared, or a run between
+ * TRANSFER_RUN and SETTLE_RUN). */
 static void resume(io_read_ctx *m, int event) {
   emel_status s = emel_machine_dispatch(&m->core, &emel_io_read_desc, m, event);
-  if (s != EMEL_OK) m->error = (emel_error){.code = s, .os_errno = 0}; /* a spec defect, reported as such */
+  if (s != EMEL_OK) m->error = (emel_error){.code = s, .os_errno = 0}; /* an action defect, reported as such */
 }
 
 static void dispatch(io_read_ctx *m, int event) {
@@ -21,10 +24,12 @@ static void dispatch(io_read_ctx *m, int event) {
   resume(m, event);
 }
 
-/* A transfer ended (well or not) and waits for the calling thread to settle it. */
-static int awaits_settlement(const io_read_ctx *m) {
-  return m->core.cs == io_read_state_transferred || m->core.cs == io_read_state_transfer_failed ||
-         m->core.cs == io_read_state_transfer_found_file_changed;
+/* Each request has a machine of its own, so the strategy keeps what one of
+ * them broke (machine.h): the request may hold a slot it never returns, and
+ * every later request is refused with EMEL_INTERNAL. Calling thread only. */
+static int note_broken(io_read *self, const io_read_ctx *m) {
+  if (emel_machine_broken(&m->core, &emel_io_read_desc)) self->broken = 1;
+  return self->broken;
 }
 
 /* Adds a lane's transfer counters to the strategy's (calling thread, after the join). */
@@ -39,13 +44,22 @@ static void merge_lane(io_read *self, read_lane *lane) {
   memset(from, 0, sizeof *from);
 }
 
+/* One request: PREPARE; a member the chart left prepared is read now, and a
+ * transfer that came to rest is settled (the chart says which state takes
+ * which request). */
 static void read_acquire(void *opaque, const emel_io_request *request, emel_io_result *result) {
   io_read *self = opaque;
+  if (self->broken) {
+    result->error = broken_error;
+    return;
+  }
   read_member member = {.request = request, .result = result, .fd = -1};
-  io_read_ctx m = {.self = self, .lane = &self->lanes[0], .member = &member, .read_now = 1};
-  dispatch(&m, READ_EV_ACQUIRE);
-  if (awaits_settlement(&m)) resume(&m, READ_EV_SETTLE_RUN);
+  io_read_ctx m = {.self = self, .lane = &self->lanes[0], .member = &member};
+  dispatch(&m, IO_READ_EV_PREPARE);
+  if (io_read_accepts(m.core.cs, IO_READ_EV_READ_NOW)) resume(&m, IO_READ_EV_READ_NOW);
+  if (io_read_accepts(m.core.cs, IO_READ_EV_SETTLE_RUN)) resume(&m, IO_READ_EV_SETTLE_RUN);
   merge_lane(self, &self->lanes[0]);
+  (void)note_broken(self, &m);
   if (m.error.code != EMEL_OK) result->error = m.error;
 }
 
@@ -131,7 +145,7 @@ static void *transfer_lane(void *arg) {
   read_lane *lane = arg;
   io_read *self = lane->self;
   for (size_t r = 0; r < self->run_count; r++)
-    if (self->run_lane[r] == lane->index) dispatch(&self->runs[r], READ_EV_TRANSFER_RUN);
+    if (self->run_lane[r] == lane->index) dispatch(&self->runs[r], IO_READ_EV_TRANSFER_RUN);
   return NULL;
 }
 
@@ -164,6 +178,15 @@ static void transfer_window(io_read *self, uint32_t lanes) {
   for (uint32_t l = 0; l < lanes; l++) merge_lane(self, &self->lanes[l]);
 }
 
+/* SETTLE_RUN of a run that came to rest after its transfer. A run a defect
+ * broke (on its lane, or now) settles nothing: its members are refused with
+ * EMEL_INTERNAL, their slots stay reserved until destroy. */
+static void settle(io_read *self, io_read_ctx *run) {
+  resume(run, IO_READ_EV_SETTLE_RUN);
+  if (!note_broken(self, run) || !emel_machine_broken(&run->core, &emel_io_read_desc)) return;
+  for (size_t k = 0; k < run->run_count; k++) run->run[k].result->error = broken_error;
+}
+
 static void read_acquire_batch(void *opaque, const emel_io_request *requests, emel_io_result *results,
                                size_t count) {
   io_read *self = opaque;
@@ -173,11 +196,18 @@ static void read_acquire_batch(void *opaque, const emel_io_request *requests, em
     uint64_t bytes = 0;
     int direct = 0;
     for (size_t i = 0; i < window; i++) {
+      if (self->broken) { /* members prepared before the defect are still read and settled below */
+        results[base + i].error = broken_error;
+        continue;
+      }
       read_member *x = &self->batch[prepared];
       *x = (read_member){.request = &requests[base + i], .result = &results[base + i], .fd = -1};
       io_read_ctx m = {.self = self, .lane = &self->lanes[0], .member = x};
-      dispatch(&m, READ_EV_PREPARE);
-      if (m.prepared) {
+      dispatch(&m, IO_READ_EV_PREPARE);
+      /* A member the chart left prepared joins a run; any other was refused. */
+      const int joins = io_read_accepts(m.core.cs, IO_READ_EV_READ_WITH_RUN);
+      if (joins) resume(&m, IO_READ_EV_READ_WITH_RUN);
+      if (!note_broken(self, &m) && joins && m.error.code == EMEL_OK) {
         prepared++;
         bytes += x->request->size;
         direct |= x->mode == READ_DIRECT;
@@ -191,14 +221,17 @@ static void read_acquire_batch(void *opaque, const emel_io_request *requests, em
     plan_runs(self, prepared, share > 0 ? share : 1);
     assign_lanes(self, lanes);
     transfer_window(self, lanes);
-    for (size_t r = 0; r < self->run_count; r++) resume(&self->runs[r], READ_EV_SETTLE_RUN);
+    for (size_t r = 0; r < self->run_count; r++) settle(self, &self->runs[r]);
     self->run_count = 0;
   }
 }
 
 static emel_error read_release(void *opaque, emel_io_handle handle) {
-  io_read_ctx m = {.self = opaque, .handle = handle};
-  dispatch(&m, READ_EV_RELEASE);
+  io_read *self = opaque;
+  if (self->broken) return broken_error;
+  io_read_ctx m = {.self = self, .handle = handle};
+  dispatch(&m, IO_READ_EV_RELEASE);
+  (void)note_broken(self, &m);
   return m.error;
 }
 
@@ -232,6 +265,7 @@ static void read_destroy(void *opaque) {
 }
 
 static const emel_io_strategy_ops read_ops = {
+    .struct_size = sizeof(emel_io_strategy_ops),
     .kind = EMEL_STRATEGY_READ,
     .name = "read",
     .acquire = read_acquire,
@@ -246,8 +280,9 @@ static int power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_config *config) {
   if (!io || emel_io_has_strategy(io, EMEL_STRATEGY_READ)) return EMEL_INVALID_ARGUMENT;
-  const emel_io_read_config none = {0};
-  if (!config) config = &none;
+  emel_io_read_config taken;
+  if (emel_struct_take(&taken, sizeof taken, config) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  config = &taken; /* only the members the caller's header knew; the rest zero: defaults */
   const size_t alignment = config->alignment ? config->alignment : EMEL_IO_READ_MIN_ALIGNMENT;
   if (!power_of_two(alignment) || alignment < EMEL_IO_READ_MIN_ALIGNMENT) return EMEL_INVALID_ARGUMENT;
   const size_t huge_page = config->huge_page_size ? config->huge_page_size : EMEL_IO_READ_DEFAULT_HUGE_PAGE;
@@ -318,7 +353,8 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
 }
 
 emel_status emel_io_read_attach(emel_io *io, const emel_io_read_config *config, emel_error *err) {
-  return emel_report(err, unreported_io_read_attach(io, config));
+  const emel_status s = unreported_io_read_attach(io, config);
+  return emel_report_detail(err, s, s == EMEL_STRUCT_SIZE_UNKNOWN ? "emel_io_read_config.struct_size" : NULL);
 }
 
 static emel_status unreported_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats) {

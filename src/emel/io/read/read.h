@@ -4,68 +4,10 @@
 #define EMEL_IO_READ_INTERNAL_H
 
 #include "emel/io.h"
+#include "emel/io_strategy.h"
 #include "emel/io_read.h"
 #include "emel/machine/machine.h"
-
-/* Events of statecharts/io_read.rl (checked against its exports). */
-enum io_read_event {
-  READ_EV_ACQUIRE = 1,
-  READ_EV_PREPARE = 2,
-  READ_EV_TRANSFER_RUN = 3,
-  READ_EV_RELEASE = 4,
-  READ_EV_REQUEST_VALID = 5,
-  READ_EV_REQUEST_INVALID = 6,
-  READ_EV_FILE_INDEX_VALID = 7,
-  READ_EV_FILE_INDEX_INVALID = 8,
-  READ_EV_PATH_VALID = 9,
-  READ_EV_PATH_INVALID = 10,
-  READ_EV_SPAN_VALID = 11,
-  READ_EV_SPAN_OVERFLOWS = 12,
-  READ_EV_TARGET_FITS = 13,
-  READ_EV_NO_TARGET = 14,
-  READ_EV_TARGET_TOO_SMALL = 15,
-  READ_EV_BUFFERED_IO = 16,
-  READ_EV_DIRECT_IO = 17,
-  READ_EV_DIRECT_UNALIGNED = 18,
-  READ_EV_DIRECT_KNOWN_REFUSED = 19,
-  READ_EV_FILE_ALREADY_OPEN = 20,
-  READ_EV_FILE_OPENED = 21,
-  READ_EV_DIRECT_REFUSED = 22,
-  READ_EV_OPEN_FAILED = 23,
-  READ_EV_FILE_UNCHANGED = 24,
-  READ_EV_STAT_FAILED = 25,
-  READ_EV_SPAN_INSIDE_FILE = 26,
-  READ_EV_SPAN_BEYOND_EOF = 27,
-  READ_EV_SLOT_RESERVED = 28,
-  READ_EV_POOL_EXHAUSTED = 29,
-  READ_EV_OWNED_STORAGE = 30,
-  READ_EV_EXTERNAL_STORAGE = 31,
-  READ_EV_STORAGE_READY = 32,
-  READ_EV_ALLOC_FAILED = 33,
-  READ_EV_READ_NOW = 34,
-  READ_EV_READ_WITH_RUN = 35,
-  READ_EV_CHUNK_READ = 36,
-  READ_EV_CHUNK_SHORT = 37,
-  READ_EV_CHUNK_INTERRUPTED = 38,
-  READ_EV_CHUNK_END_OF_FILE = 39,
-  READ_EV_CHUNK_FAILED = 40,
-  READ_EV_RETRY_ALLOWED = 41,
-  READ_EV_RETRIES_EXHAUSTED = 42,
-  READ_EV_CHUNK_DUE = 43,
-  READ_EV_TRANSFER_COMPLETE = 44,
-  READ_EV_KEEP_CACHE = 45,
-  READ_EV_DROP_CACHE = 46,
-  READ_EV_CACHE_DROPPED = 47,
-  READ_EV_CACHE_DROP_FAILED = 48,
-  READ_EV_HANDLE_LIVE = 49,
-  READ_EV_HANDLE_STALE = 50,
-  READ_EV_HUGE_BUFFER_READY = 51,
-  READ_EV_HUGE_PAGES_ADVISED = 52,
-  READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53,
-  READ_EV_SETTLE_RUN = 54,
-  READ_EV_FILE_CHANGED = 55,
-  READ_EV_NOT_A_REGULAR_FILE = 56
-};
+#include "io_read_machine.h" /* events, states, action prototypes: generated from the spec */
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
 
@@ -106,7 +48,6 @@ typedef struct read_member {
 } read_member;
 
 typedef struct io_read io_read;
-typedef struct io_read_ctx io_read_ctx;
 
 /* What one thread of a batch transfer owns: its scratch and its counters
  * (merged into the strategy's after the join). Lane 0 is the calling thread. */
@@ -146,6 +87,7 @@ struct io_read {
   uint32_t *run_lane;  /* which lane transfers each run */
   size_t run_count;
   emel_io_read_stats stats;
+  int broken; /* an action defect broke a machine of this strategy: every request is EMEL_INTERNAL */
 };
 
 /* The context of one dispatch: on the caller's stack for one request, or one
@@ -155,10 +97,8 @@ struct io_read_ctx {
   emel_machine core;
   io_read *self;
   read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses */
-  /* PREPARE / ACQUIRE: the member being prepared */
+  /* PREPARE (then READ_NOW): the member being prepared */
   read_member *member;
-  int read_now;       /* ACQUIRE: transfer right after the preparation */
-  int prepared;       /* PREPARE: the member waits for its run */
   /* TRANSFER_RUN: members in file order, all of one file and one mode */
   read_member *run;
   size_t run_count;
@@ -173,50 +113,5 @@ struct io_read_ctx {
   /* outcome of the request */
   emel_error error;
 };
-
-extern const emel_machine_desc emel_io_read_desc;
-
-/* validation */
-int emel_read_check_request(io_read_ctx *m);
-int emel_read_check_file_index(io_read_ctx *m);
-int emel_read_check_path(io_read_ctx *m);
-int emel_read_check_span(io_read_ctx *m);
-int emel_read_check_target(io_read_ctx *m);
-/* file */
-int emel_read_choose_io_mode(io_read_ctx *m);
-int emel_read_open_direct(io_read_ctx *m);
-int emel_read_open_buffered(io_read_ctx *m);
-void emel_read_count_direct_fallback(io_read_ctx *m);
-void emel_read_count_direct_unaligned(io_read_ctx *m);
-int emel_read_identify_file(io_read_ctx *m);
-void emel_read_close_fresh_descriptor(io_read_ctx *m);
-int emel_read_check_span_in_file(io_read_ctx *m);
-/* storage */
-int emel_read_reserve_slot(io_read_ctx *m);
-int emel_read_choose_storage(io_read_ctx *m);
-int emel_read_allocate_buffer(io_read_ctx *m);
-int emel_read_adopt_target(io_read_ctx *m);
-int emel_read_advise_huge_pages(io_read_ctx *m);
-void emel_read_count_huge_page_refusal(io_read_ctx *m);
-void emel_read_release_slot(io_read_ctx *m);
-int emel_read_finish_preparation(io_read_ctx *m);
-void emel_read_keep_member_for_its_run(io_read_ctx *m);
-/* transfer */
-void emel_read_start_single_run(io_read_ctx *m);
-int emel_read_chunk(io_read_ctx *m);
-int emel_read_advance_transfer(io_read_ctx *m);
-int emel_read_check_retry_budget(io_read_ctx *m);
-void emel_read_discard_run(io_read_ctx *m);
-int emel_read_check_cache_policy(io_read_ctx *m);
-int emel_read_drop_cache(io_read_ctx *m);
-void emel_read_count_cache_drop_failure(io_read_ctx *m);
-void emel_read_grant_run(io_read_ctx *m);
-int emel_read_recheck_file(io_read_ctx *m);
-void emel_read_forget_file(io_read_ctx *m);
-/* release */
-int emel_read_check_handle(io_read_ctx *m);
-void emel_read_release_residency(io_read_ctx *m);
-/* A refusal records its code; the errno of a failed call was kept by the call's action. */
-void emel_read_refuse(io_read_ctx *m, emel_status code);
 
 #endif

@@ -19,9 +19,9 @@ static emel_status span_verdict(const emel_tensor_span *s) {
   return EMEL_OK;
 }
 
-int emel_tensor_check_span(tensor_residency_ctx *m) {
+tensor_residency_event emel_tensor_check_span(tensor_residency_ctx *m) {
   m->verdict = span_verdict(m->span);
-  return m->verdict == EMEL_OK ? TENSOR_EV_SPAN_VALID : TENSOR_EV_SPAN_INVALID;
+  return m->verdict == EMEL_OK ? TENSOR_RESIDENCY_EV_SPAN_VALID : TENSOR_RESIDENCY_EV_SPAN_INVALID;
 }
 
 void emel_tensor_record_span(tensor_residency_ctx *m) {
@@ -31,9 +31,9 @@ void emel_tensor_record_span(tensor_residency_ctx *m) {
 
 void emel_tensor_refuse_span(tensor_residency_ctx *m) { set_error(m, m->verdict, 0); }
 
-int emel_tensor_check_external(tensor_residency_ctx *m) {
-  return m->external_data && m->external_size >= m->tensor->span.size ? TENSOR_EV_EXTERNAL_FITS
-                                                                      : TENSOR_EV_EXTERNAL_TOO_SMALL;
+tensor_residency_event emel_tensor_check_external(tensor_residency_ctx *m) {
+  return m->external_data && m->external_size >= m->tensor->span.size ? TENSOR_RESIDENCY_EV_EXTERNAL_FITS
+                                                                      : TENSOR_RESIDENCY_EV_EXTERNAL_TOO_SMALL;
 }
 
 void emel_tensor_adopt_external(tensor_residency_ctx *m) {
@@ -61,7 +61,7 @@ emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, c
   return req;
 }
 
-int emel_tensor_request_residency(tensor_residency_ctx *m) {
+tensor_residency_event emel_tensor_request_residency(tensor_residency_ctx *m) {
   const emel_io_request req = emel_tensor_io_request(m->tensor, m->index, m->options);
   if (!m->io) {
     memset(&m->result, 0, sizeof m->result);
@@ -69,13 +69,13 @@ int emel_tensor_request_residency(tensor_residency_ctx *m) {
   } else {
     emel_io_acquire(m->io, &req, &m->result);
   }
-  return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
+  return m->result.error.code == EMEL_OK ? TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED : TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED;
 }
 
 /* The batch acquired this tensor's span already: its result is the outcome. */
-int emel_tensor_check_batch_result(tensor_residency_ctx *m) {
+tensor_residency_event emel_tensor_check_batch_result(tensor_residency_ctx *m) {
   m->result = *m->batch_result;
-  return m->result.error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_GRANTED : TENSOR_EV_RESIDENCY_REFUSED;
+  return m->result.error.code == EMEL_OK ? TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED : TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED;
 }
 
 void emel_tensor_record_residency(tensor_residency_ctx *m) {
@@ -91,7 +91,7 @@ void emel_tensor_record_load_error(tensor_residency_ctx *m) {
   set_error(m, m->result.error.code, m->result.error.os_errno);
 }
 
-int emel_tensor_release_residency(tensor_residency_ctx *m) {
+tensor_residency_event emel_tensor_release_residency(tensor_residency_ctx *m) {
   if (m->tensor->handle.strategy == EMEL_STRATEGY_NONE) {
     m->release_error.code = EMEL_OK; /* caller-owned storage stays with its owner */
     m->release_error.os_errno = 0;
@@ -99,7 +99,7 @@ int emel_tensor_release_residency(tensor_residency_ctx *m) {
     m->release_error = (emel_error){.code = EMEL_INVALID_HANDLE};
     if (m->io) (void)emel_io_release(m->io, m->tensor->handle, &m->release_error);
   }
-  return m->release_error.code == EMEL_OK ? TENSOR_EV_RESIDENCY_RELEASED : TENSOR_EV_RELEASE_REFUSED;
+  return m->release_error.code == EMEL_OK ? TENSOR_RESIDENCY_EV_RESIDENCY_RELEASED : TENSOR_RESIDENCY_EV_RELEASE_REFUSED;
 }
 
 void emel_tensor_forget_residency(tensor_residency_ctx *m) {

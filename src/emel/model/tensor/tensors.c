@@ -4,9 +4,10 @@
  * GGUF index's names and name table (tensors_shared.h). */
 #include "residency.h"
 #include "tensors_shared.h"
-#include "tensor_residency_names.h"
-#include "emel/report.h"
 #include "emel/io/users.h"
+#include "emel/io_strategy.h"
+#include "emel/report.h"
+#include "emel/util/struct_size.h"
 
 #include <errno.h>
 #include <string.h>
@@ -54,13 +55,20 @@ static void free_table(emel_tensors *t) {
 }
 
 /* Both kinds of table: `shared` NULL gives the table its own arena and index. */
-static emel_status create(emel_tensors **out, const emel_tensors_config *config, const emel_name_table *shared) {
-  if (!out || !config) return EMEL_INVALID_ARGUMENT;
+static emel_status create(emel_tensors **out, const emel_tensors_config *given, const emel_name_table *shared,
+                          const char **refused) {
+  if (!out || !given) return EMEL_INVALID_ARGUMENT;
   *out = NULL;
+  emel_tensors_config taken;
+  *refused = "emel_tensors_config.struct_size";
+  if (emel_struct_take(&taken, sizeof taken, given) != EMEL_OK) return EMEL_STRUCT_SIZE_UNKNOWN;
+  *refused = "emel_tensors_config.platform";
+  const emel_tensors_config *config = &taken;
   if (config->capacity == 0 || config->capacity > EMEL_TENSOR_MAX_CAPACITY) return EMEL_INVALID_ARGUMENT;
   emel_platform_ops p;
-  emel_platform_resolve(&p, config->platform ? config->platform
-                                             : (config->io ? emel_io_platform(config->io) : NULL));
+  emel_status resolved = emel_platform_resolve(
+      &p, config->platform ? config->platform : (config->io ? emel_io_platform(config->io) : NULL), NULL);
+  if (resolved != EMEL_OK) return resolved;
   emel_tensors *t = p.alloc(p.user, sizeof *t, _Alignof(emel_tensors));
   if (!t) return EMEL_OUT_OF_MEMORY;
   memset(t, 0, sizeof *t);
@@ -95,13 +103,17 @@ static emel_status create(emel_tensors **out, const emel_tensors_config *config,
 }
 
 emel_status emel_tensors_create(emel_tensors **out, const emel_tensors_config *config, emel_error *err) {
-  return emel_report(err, create(out, config, NULL));
+  const char *refused = NULL;
+  const emel_status s = create(out, config, NULL, &refused);
+  const int named = s == EMEL_STRUCT_SIZE_UNKNOWN || s == EMEL_PLATFORM_OPS_UNPAIRED;
+  return emel_report_detail(err, s, named ? refused : NULL);
 }
 
 emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_config *config,
                                        const emel_name_table *names) {
   if (!names) return EMEL_INVALID_ARGUMENT;
-  return create(out, config, names);
+  const char *refused;
+  return create(out, config, names, &refused);
 }
 
 void emel_tensors_destroy(emel_tensors *t) {
@@ -191,10 +203,33 @@ static emel_status report_tensor(emel_error *err, const emel_tensors *t, uint32_
   return emel_report_error(err, tensor_error(t, index, code, os_errno));
 }
 
+/* The state a tensor rests in, as the API names it. The machine's state is
+ * the only record of residency: view.residency describes the bytes, never
+ * whether there are any. A machine broken by an action defect (machine.h)
+ * rests in no state the API names. */
+static emel_tensor_state record_state(const tensor_record *r) {
+  switch (r->cs) {
+  case tensor_residency_state_unbound: return EMEL_TENSOR_UNBOUND;
+  case tensor_residency_state_bound: return EMEL_TENSOR_BOUND;
+  case tensor_residency_state_resident: return EMEL_TENSOR_RESIDENT;
+  case tensor_residency_state_evicted: return EMEL_TENSOR_EVICTED;
+  default: return EMEL_TENSOR_STATE_UNKNOWN;
+  }
+}
+
+static int is_resident(const tensor_record *r) { return record_state(r) == EMEL_TENSOR_RESIDENT; }
+
+/* Whether a query may read the tensor's bytes: a broken tensor answers
+ * EMEL_INTERNAL to every call, as its machine does. */
+static emel_status resident_bytes(const tensor_record *r) {
+  if (r->cs == tensor_residency_ERROR_STATE) return EMEL_INTERNAL;
+  return is_resident(r) ? EMEL_OK : EMEL_TENSOR_NOT_RESIDENT;
+}
+
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
   tensor_record *r = &t->records[index];
-  const int was_resident = r->view.residency != EMEL_RESIDENCY_NONE;
+  const int was_resident = is_resident(r);
   m->core.cs = r->cs;
   m->core.pending = EMEL_NO_EVENT;
   m->tensor = r;
@@ -205,8 +240,7 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
   if (s != EMEL_OK) m->os_errno = 0;
-  const int is_resident = r->view.residency != EMEL_RESIDENCY_NONE;
-  t->resident += (uint32_t)is_resident - (uint32_t)was_resident;
+  t->resident += (uint32_t)is_resident(r) - (uint32_t)was_resident;
   return s != EMEL_OK ? s : m->status;
 }
 
@@ -214,7 +248,7 @@ emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor
   if (!t || !span) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.span = span};
-  const emel_status s = dispatch(t, index, TENSOR_EV_BIND_SPAN, &m);
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_BIND_SPAN, &m);
   return report_tensor(err, t, index, s, m.os_errno);
 }
 
@@ -227,21 +261,25 @@ emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t name_len,
   return emel_tensors_bind(t, i, span, err);
 }
 
-emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *options,
+emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_options *given,
                               emel_tensor_view *view, emel_error *err) {
-  if (!t || !options) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (!t || !given) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK)
+    return emel_report_error(err, (emel_error){.code = EMEL_STRUCT_SIZE_UNKNOWN,
+                                               .detail = "emel_load_options.struct_size"});
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
-  tensor_residency_ctx m = {.options = options};
-  emel_status s = dispatch(t, index, TENSOR_EV_LOAD, &m);
+  tensor_residency_ctx m = {.options = &options};
+  emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_LOAD, &m);
   if (s == EMEL_OK && view) *view = t->records[index].view;
   return report_tensor(err, t, index, s, m.os_errno);
 }
 
-/* A tensor whose machine rests in bound or evicted accepts a load: only
- * those are asked of the boundary (the others refuse ADOPT_RESIDENCY on
- * their own, with their own code). */
+/* Only a tensor whose machine would take ADOPT_RESIDENCY into `loading` is
+ * asked of the boundary (the others refuse it on their own, with their own
+ * code): the chart decides, through its generated table. */
 static int accepts_load(const tensor_record *r) {
-  return r->cs == tensor_residency_state_bound || r->cs == tensor_residency_state_evicted;
+  return tensor_residency_target(r->cs, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY) == tensor_residency_state_loading;
 }
 
 /* One window: ask the boundary for every tensor that can take a load, then
@@ -289,7 +327,7 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
     int os_errno = 0;
     if (index < t->count) {
       tensor_residency_ctx m = {.options = options, .batch_result = result};
-      s = dispatch(t, index, TENSOR_EV_ADOPT_RESIDENCY, &m);
+      s = dispatch(t, index, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY, &m);
       os_errno = m.os_errno;
       /* A granted residency no tensor adopted goes back; a repeat owns none. */
       if (s != EMEL_OK && result->error.code == EMEL_OK && !(of & BATCH_REPEAT))
@@ -302,12 +340,17 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
 }
 
 emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
-                                    const emel_load_options *options, emel_status *statuses, emel_error *err) {
-  if (!t || !options || options->target) return emel_report(err, EMEL_INVALID_ARGUMENT);
+                                    const emel_load_options *given, emel_status *statuses, emel_error *err) {
+  if (!t || !given) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  emel_load_options options;
+  if (emel_struct_take(&options, sizeof options, given) != EMEL_OK)
+    return emel_report_error(err, (emel_error){.code = EMEL_STRUCT_SIZE_UNKNOWN,
+                                               .detail = "emel_load_options.struct_size"});
+  if (options.target) return emel_report(err, EMEL_INVALID_ARGUMENT);
   emel_error first = {.code = EMEL_OK};
   for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
     const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
-    const emel_error e = load_window(t, indices, base, n, options, statuses);
+    const emel_error e = load_window(t, indices, base, n, &options, statuses);
     if (first.code == EMEL_OK) first = e;
   }
   return emel_report_error(err, first);
@@ -318,7 +361,7 @@ emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *da
   if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.external_data = data, .external_size = size};
-  const emel_status s = dispatch(t, index, TENSOR_EV_BIND_EXTERNAL, &m);
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_BIND_EXTERNAL, &m);
   return report_tensor(err, t, index, s, m.os_errno);
 }
 
@@ -326,7 +369,7 @@ emel_status emel_tensors_evict(emel_tensors *t, uint32_t index, emel_error *err)
   if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.status = EMEL_OK};
-  const emel_status s = dispatch(t, index, TENSOR_EV_EVICT, &m);
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_EVICT, &m);
   return report_tensor(err, t, index, s, m.os_errno);
 }
 
@@ -334,7 +377,7 @@ emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err) {
   if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
   emel_error first = {.code = EMEL_OK};
   for (uint32_t i = 0; i < t->count && t->resident > 0; i++) {
-    if (t->records[i].view.residency == EMEL_RESIDENCY_NONE) continue;
+    if (!is_resident(&t->records[i])) continue;
     emel_error e;
     (void)emel_tensors_evict(t, i, &e);
     if (first.code == EMEL_OK) first = e;
@@ -345,8 +388,8 @@ emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err) {
 emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view, emel_error *err) {
   if (!t || !view) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
-  if (t->records[index].view.residency == EMEL_RESIDENCY_NONE)
-    return report_tensor(err, t, index, EMEL_TENSOR_NOT_RESIDENT, 0);
+  const emel_status s = resident_bytes(&t->records[index]);
+  if (s != EMEL_OK) return report_tensor(err, t, index, s, 0);
   *view = t->records[index].view;
   return emel_report(err, EMEL_OK);
 }
@@ -388,7 +431,8 @@ static emel_status hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   if (!t || !xxh3) return EMEL_INVALID_ARGUMENT;
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_record *r = &t->records[index];
-  if (r->view.residency == EMEL_RESIDENCY_NONE) return EMEL_TENSOR_NOT_RESIDENT;
+  const emel_status s = resident_bytes(r);
+  if (s != EMEL_OK) return s;
   if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
   hash_job job = {r->view.data, (size_t)r->view.size, 0};
   if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
@@ -423,13 +467,7 @@ emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expect
 
 emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index) {
   if (!t || index >= t->count) return EMEL_TENSOR_STATE_UNKNOWN;
-  switch (t->records[index].cs) {
-  case tensor_residency_state_unbound: return EMEL_TENSOR_UNBOUND;
-  case tensor_residency_state_bound: return EMEL_TENSOR_BOUND;
-  case tensor_residency_state_resident: return EMEL_TENSOR_RESIDENT;
-  case tensor_residency_state_evicted: return EMEL_TENSOR_EVICTED;
-  default: return EMEL_TENSOR_STATE_UNKNOWN; /* transient states never rest between calls */
-  }
+  return record_state(&t->records[index]);
 }
 
 const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out) {
