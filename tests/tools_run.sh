@@ -52,7 +52,8 @@ for p in $asked; do
   case "$allowed" in *" $p "*) ;; *) fail "tools/run wants $p, which running does not need (asked: $asked)" ;; esac
 done
 grep -q '^cmake -S ' "$log" && fail "a second run configured again"
-grep -q '^cmake --build ' "$log" || fail "a second run did not build"
+# Guards: a no-op make on every run (half a second of CPU, more than the load).
+grep -q '^cmake --build ' "$log" && fail "a second run with nothing changed built again"
 [ "$(grep -c '^emel-load' "$log")" -eq 2 ] || fail "no argument: expected one mmap and one read load"
 grep -qx 'emel-load --strategy mmap --populate --verify' "$log" || fail "no mmap load"
 grep -qx 'emel-load --strategy read --verify' "$log" || fail "no read load"
@@ -61,8 +62,19 @@ run --json some.gguf
 grep -qx 'emel-load --json some.gguf' "$log" || fail "arguments not passed to emel-load"
 grep -q '^cmake -S ' "$log" && fail "a third run configured again"
 
+# A source changed since the last build: build (without configuring).
+mkdir -p "$work/root/src"
+sleep 0.01
+touch "$work/root/src/changed.c"
+run
+grep -q '^cmake --build ' "$log" || fail "a changed source did not make tools/run build"
+grep -q '^cmake -S ' "$log" && fail "a changed source made tools/run configure"
+run
+grep -q '^cmake --build ' "$log" && fail "the run after that built again"
+
 # A CMake input changed since the last configure (say, a new target): configure.
 touch "$work/root/CMakeLists.txt"
 run
 grep -q '^cmake -S ' "$log" || fail "a changed CMakeLists.txt did not make tools/run configure"
-echo "tools/run: asks for $asked; configures once"
+grep -q '^cmake --build ' "$log" || fail "a reconfigured tree was not built"
+echo "tools/run: asks for $asked; configures once, builds only what changed"
