@@ -145,8 +145,9 @@ EMEL_API emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t 
 
 EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index, emel_error *err);
 
-/* Makes a bound or evicted tensor resident through the io boundary.
- * On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
+/* Makes a bound or evicted tensor resident through the io boundary: the
+ * whole tensor, or the shard options->shard_rank/shard_count ask for (an
+ * invalid one: EMEL_INVALID_SHARD). On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
  * keeps it for the tensor) has the code, the errno, the tensor and its file.
  * Options without a struct_size this library knows: EMEL_STRUCT_SIZE_UNKNOWN,
  * nothing tried (the same for emel_tensors_load_batch). */
