@@ -14,13 +14,16 @@
  * ADOPT_RESIDENCY is LOAD for a batch (emel_tensors_load_batch): the io
  * boundary already acquired every tensor of the batch at once, and the
  * tensor adopts its precomputed result through the same `loading` outcomes.
+ * Both first cut the shard the options ask for (the whole tensor when they
+ * ask for none): an invalid shard is refused, an empty slice (more ranks than
+ * rows) is resident with no bytes and never asks the boundary.
  */
 /* The tables of gen/tensor_residency_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
 #include "emel/model/tensor/residency.h"
 
 
-#line 104 "statecharts/tensor_residency.rl"
+#line 123 "statecharts/tensor_residency.rl"
 
 
 static void tensor_residency_exec(void *ctx, int event) {
@@ -29,29 +32,29 @@ static void tensor_residency_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 28 "gen/tensor_residency.c"
+#line 31 "gen/tensor_residency.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr2:
-#line 52 "statecharts/tensor_residency.rl"
+#line 61 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
 	goto st1;
 tr3:
-#line 54 "statecharts/tensor_residency.rl"
+#line 63 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st1;
 tr5:
-#line 41 "statecharts/tensor_residency.rl"
+#line 47 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse_span(m); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 46 "gen/tensor_residency.c"
+#line 49 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 4: goto tr3;
@@ -64,44 +67,48 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 39 "statecharts/tensor_residency.rl"
+#line 45 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, emel_tensor_check_span(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 64 "gen/tensor_residency.c"
+#line 67 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr9:
-#line 54 "statecharts/tensor_residency.rl"
+#line 63 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st3;
 tr4:
-#line 40 "statecharts/tensor_residency.rl"
+#line 46 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_span(m); }
 	goto st3;
 tr6:
-#line 53 "statecharts/tensor_residency.rl"
+#line 62 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st3;
 tr12:
-#line 44 "statecharts/tensor_residency.rl"
+#line 50 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse_external(m); }
 	goto st3;
-tr21:
-#line 48 "statecharts/tensor_residency.rl"
+tr22:
+#line 53 "statecharts/tensor_residency.rl"
+	{ emel_tensor_refuse_shard(m); }
+	goto st3;
+tr24:
+#line 57 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_load_error(m); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 88 "gen/tensor_residency.c"
+#line 94 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr6;
 		case 2: goto tr7;
@@ -111,44 +118,48 @@ case 3:
 	}
 	goto st0;
 tr7:
-#line 42 "statecharts/tensor_residency.rl"
+#line 48 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, emel_tensor_check_external(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 103 "gen/tensor_residency.c"
+#line 109 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 7: goto tr11;
 		case 8: goto tr12;
 	}
 	goto st0;
 tr13:
-#line 53 "statecharts/tensor_residency.rl"
+#line 62 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st5;
 tr11:
-#line 43 "statecharts/tensor_residency.rl"
+#line 49 "statecharts/tensor_residency.rl"
 	{ emel_tensor_adopt_external(m); }
 	goto st5;
 tr14:
-#line 55 "statecharts/tensor_residency.rl"
+#line 64 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
 	goto st5;
 tr17:
-#line 51 "statecharts/tensor_residency.rl"
+#line 60 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_release_error(m); }
 	goto st5;
-tr20:
-#line 47 "statecharts/tensor_residency.rl"
+tr21:
+#line 52 "statecharts/tensor_residency.rl"
+	{ emel_tensor_adopt_empty_shard(m); }
+	goto st5;
+tr23:
+#line 56 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_residency(m); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 127 "gen/tensor_residency.c"
+#line 136 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr13;
 		case 4: goto tr15;
@@ -158,36 +169,36 @@ case 5:
 		goto tr14;
 	goto st0;
 tr15:
-#line 49 "statecharts/tensor_residency.rl"
+#line 58 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, emel_tensor_release_residency(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 142 "gen/tensor_residency.c"
+#line 151 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 11: goto tr16;
 		case 12: goto tr17;
 	}
 	goto st0;
 tr18:
-#line 53 "statecharts/tensor_residency.rl"
+#line 62 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st7;
 tr16:
-#line 50 "statecharts/tensor_residency.rl"
+#line 59 "statecharts/tensor_residency.rl"
 	{ emel_tensor_forget_residency(m); }
 	goto st7;
 tr19:
-#line 56 "statecharts/tensor_residency.rl"
+#line 65 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 160 "gen/tensor_residency.c"
+#line 169 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr18;
 		case 2: goto tr7;
@@ -197,21 +208,51 @@ case 7:
 	}
 	goto st0;
 tr8:
-#line 45 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_request_residency(m)); }
-	goto st8;
-tr10:
-#line 46 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
+#line 51 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 178 "gen/tensor_residency.c"
+#line 184 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 9: goto tr20;
-		case 10: goto tr21;
+		case 14: goto tr20;
+		case 15: goto tr21;
+		case 16: goto tr22;
+	}
+	goto st0;
+tr20:
+#line 54 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_request_residency(m)); }
+	goto st9;
+tr25:
+#line 55 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
+	goto st9;
+st9:
+	if ( ++p == pe )
+		goto _test_eof9;
+case 9:
+#line 200 "gen/tensor_residency.c"
+	switch( (*p) ) {
+		case 9: goto tr23;
+		case 10: goto tr24;
+	}
+	goto st0;
+tr10:
+#line 51 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
+	goto st10;
+st10:
+	if ( ++p == pe )
+		goto _test_eof10;
+case 10:
+#line 212 "gen/tensor_residency.c"
+	switch( (*p) ) {
+		case 14: goto tr25;
+		case 15: goto tr21;
+		case 16: goto tr22;
 	}
 	goto st0;
 	}
@@ -223,12 +264,14 @@ case 8:
 	_test_eof6:  m->core.cs = 6; goto _test_eof; 
 	_test_eof7:  m->core.cs = 7; goto _test_eof; 
 	_test_eof8:  m->core.cs = 8; goto _test_eof; 
+	_test_eof9:  m->core.cs = 9; goto _test_eof; 
+	_test_eof10:  m->core.cs = 10; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 112 "statecharts/tensor_residency.rl"
+#line 131 "statecharts/tensor_residency.rl"
 EMEL_GENERATED_EXEC_END
 }
 

@@ -22,13 +22,16 @@ typedef enum tensor_residency_event {
   TENSOR_RESIDENCY_EV_RESIDENCY_RELEASED = 11,
   TENSOR_RESIDENCY_EV_RELEASE_REFUSED = 12,
   TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY = 13,
+  TENSOR_RESIDENCY_EV_SHARD_CUT = 14,
+  TENSOR_RESIDENCY_EV_SHARD_EMPTY = 15,
+  TENSOR_RESIDENCY_EV_SHARD_INVALID = 16,
 } tensor_residency_event;
 
 #define tensor_residency_START_STATE 1
 #define tensor_residency_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
-#define tensor_residency_STATE_COUNT 9
-#define tensor_residency_EVENT_COUNT 14
-#define tensor_residency_TRANSITION_COUNT 28
+#define tensor_residency_STATE_COUNT 11
+#define tensor_residency_EVENT_COUNT 17
+#define tensor_residency_TRANSITION_COUNT 34
 
 #define tensor_residency_state_unbound 1
 #define tensor_residency_state_checking_span 2
@@ -37,7 +40,9 @@ typedef enum tensor_residency_event {
 #define tensor_residency_state_resident 5
 #define tensor_residency_state_releasing 6
 #define tensor_residency_state_evicted 7
-#define tensor_residency_state_loading 8
+#define tensor_residency_state_cutting_shard 8
+#define tensor_residency_state_loading 9
+#define tensor_residency_state_cutting_batch_shard 10
 
 /* The state `event` leads to from `state`, or tensor_residency_ERROR_STATE when
  * the state does not accept it. */
@@ -62,18 +67,27 @@ static inline int tensor_residency_target(int state, int event) {
     break;
   case tensor_residency_state_bound:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_LOAD: return tensor_residency_state_loading;
-    case TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_LOAD: return tensor_residency_state_cutting_shard;
+    case TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY: return tensor_residency_state_cutting_batch_shard;
     case TENSOR_RESIDENCY_EV_BIND_EXTERNAL: return tensor_residency_state_checking_external;
     case TENSOR_RESIDENCY_EV_BIND_SPAN: return tensor_residency_state_bound;
     case TENSOR_RESIDENCY_EV_EVICT: return tensor_residency_state_bound;
     default: break;
     }
     break;
-  case tensor_residency_state_loading:
+  case tensor_residency_state_cutting_shard:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED: return tensor_residency_state_resident;
-    case TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED: return tensor_residency_state_bound;
+    case TENSOR_RESIDENCY_EV_SHARD_CUT: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_SHARD_EMPTY: return tensor_residency_state_resident;
+    case TENSOR_RESIDENCY_EV_SHARD_INVALID: return tensor_residency_state_bound;
+    default: break;
+    }
+    break;
+  case tensor_residency_state_cutting_batch_shard:
+    switch (event) {
+    case TENSOR_RESIDENCY_EV_SHARD_CUT: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_SHARD_EMPTY: return tensor_residency_state_resident;
+    case TENSOR_RESIDENCY_EV_SHARD_INVALID: return tensor_residency_state_bound;
     default: break;
     }
     break;
@@ -81,6 +95,13 @@ static inline int tensor_residency_target(int state, int event) {
     switch (event) {
     case TENSOR_RESIDENCY_EV_EXTERNAL_FITS: return tensor_residency_state_resident;
     case TENSOR_RESIDENCY_EV_EXTERNAL_TOO_SMALL: return tensor_residency_state_bound;
+    default: break;
+    }
+    break;
+  case tensor_residency_state_loading:
+    switch (event) {
+    case TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED: return tensor_residency_state_resident;
+    case TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED: return tensor_residency_state_bound;
     default: break;
     }
     break;
@@ -103,8 +124,8 @@ static inline int tensor_residency_target(int state, int event) {
     break;
   case tensor_residency_state_evicted:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_LOAD: return tensor_residency_state_loading;
-    case TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_LOAD: return tensor_residency_state_cutting_shard;
+    case TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY: return tensor_residency_state_cutting_batch_shard;
     case TENSOR_RESIDENCY_EV_BIND_EXTERNAL: return tensor_residency_state_checking_external;
     case TENSOR_RESIDENCY_EV_BIND_SPAN: return tensor_residency_state_evicted;
     case TENSOR_RESIDENCY_EV_EVICT: return tensor_residency_state_evicted;
@@ -143,6 +164,9 @@ void emel_tensor_refuse_span(tensor_residency_ctx *m);
 tensor_residency_event emel_tensor_check_external(tensor_residency_ctx *m);
 void emel_tensor_adopt_external(tensor_residency_ctx *m);
 void emel_tensor_refuse_external(tensor_residency_ctx *m);
+tensor_residency_event emel_tensor_cut_shard(tensor_residency_ctx *m);
+void emel_tensor_adopt_empty_shard(tensor_residency_ctx *m);
+void emel_tensor_refuse_shard(tensor_residency_ctx *m);
 tensor_residency_event emel_tensor_request_residency(tensor_residency_ctx *m);
 tensor_residency_event emel_tensor_check_batch_result(tensor_residency_ctx *m);
 void emel_tensor_record_residency(tensor_residency_ctx *m);
@@ -156,10 +180,10 @@ extern const emel_machine_desc emel_tensor_residency_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const tensor_residency_state_names[9] = {NULL, "unbound", "checking_span", "bound", "checking_external", "resident", "releasing", "evicted", "loading"};
-static const char *const tensor_residency_event_names[14] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED", "ADOPT_RESIDENCY"};
-static const unsigned char tensor_residency_resting[9] = {0, 1, 0, 1, 0, 1, 0, 1, 0};
-static const emel_transition tensor_residency_transitions[28] = {
+static const char *const tensor_residency_state_names[11] = {NULL, "unbound", "checking_span", "bound", "checking_external", "resident", "releasing", "evicted", "cutting_shard", "loading", "cutting_batch_shard"};
+static const char *const tensor_residency_event_names[17] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED", "ADOPT_RESIDENCY", "SHARD_CUT", "SHARD_EMPTY", "SHARD_INVALID"};
+static const unsigned char tensor_residency_resting[11] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0};
+static const emel_transition tensor_residency_transitions[34] = {
     {1, 1, 2}, /* unbound BIND_SPAN -> checking_span */
     {1, 2, 1}, /* unbound BIND_EXTERNAL -> unbound */
     {1, 3, 1}, /* unbound LOAD -> unbound */
@@ -167,13 +191,19 @@ static const emel_transition tensor_residency_transitions[28] = {
     {1, 4, 1}, /* unbound EVICT -> unbound */
     {2, 5, 3}, /* checking_span SPAN_VALID -> bound */
     {2, 6, 1}, /* checking_span SPAN_INVALID -> unbound */
-    {3, 3, 8}, /* bound LOAD -> loading */
-    {3, 13, 8}, /* bound ADOPT_RESIDENCY -> loading */
+    {3, 3, 8}, /* bound LOAD -> cutting_shard */
+    {3, 13, 10}, /* bound ADOPT_RESIDENCY -> cutting_batch_shard */
     {3, 2, 4}, /* bound BIND_EXTERNAL -> checking_external */
     {3, 1, 3}, /* bound BIND_SPAN -> bound */
     {3, 4, 3}, /* bound EVICT -> bound */
-    {8, 9, 5}, /* loading RESIDENCY_GRANTED -> resident */
-    {8, 10, 3}, /* loading RESIDENCY_REFUSED -> bound */
+    {8, 14, 9}, /* cutting_shard SHARD_CUT -> loading */
+    {8, 15, 5}, /* cutting_shard SHARD_EMPTY -> resident */
+    {8, 16, 3}, /* cutting_shard SHARD_INVALID -> bound */
+    {10, 14, 9}, /* cutting_batch_shard SHARD_CUT -> loading */
+    {10, 15, 5}, /* cutting_batch_shard SHARD_EMPTY -> resident */
+    {10, 16, 3}, /* cutting_batch_shard SHARD_INVALID -> bound */
+    {9, 9, 5}, /* loading RESIDENCY_GRANTED -> resident */
+    {9, 10, 3}, /* loading RESIDENCY_REFUSED -> bound */
     {4, 7, 5}, /* checking_external EXTERNAL_FITS -> resident */
     {4, 8, 3}, /* checking_external EXTERNAL_TOO_SMALL -> bound */
     {5, 4, 6}, /* resident EVICT -> releasing */
@@ -183,8 +213,8 @@ static const emel_transition tensor_residency_transitions[28] = {
     {5, 1, 5}, /* resident BIND_SPAN -> resident */
     {6, 11, 7}, /* releasing RESIDENCY_RELEASED -> evicted */
     {6, 12, 5}, /* releasing RELEASE_REFUSED -> resident */
-    {7, 3, 8}, /* evicted LOAD -> loading */
-    {7, 13, 8}, /* evicted ADOPT_RESIDENCY -> loading */
+    {7, 3, 8}, /* evicted LOAD -> cutting_shard */
+    {7, 13, 10}, /* evicted ADOPT_RESIDENCY -> cutting_batch_shard */
     {7, 2, 4}, /* evicted BIND_EXTERNAL -> checking_external */
     {7, 1, 7}, /* evicted BIND_SPAN -> evicted */
     {7, 4, 7}, /* evicted EVICT -> evicted */

@@ -10,6 +10,9 @@
  * ADOPT_RESIDENCY is LOAD for a batch (emel_tensors_load_batch): the io
  * boundary already acquired every tensor of the batch at once, and the
  * tensor adopts its precomputed result through the same `loading` outcomes.
+ * Both first cut the shard the options ask for (the whole tensor when they
+ * ask for none): an invalid shard is refused, an empty slice (more ranks than
+ * rows) is resident with no bytes and never asks the boundary.
  */
 /* The tables of gen/tensor_residency_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
@@ -35,6 +38,9 @@
   export RESIDENCY_RELEASED = 11;
   export RELEASE_REFUSED = 12;
   export ADOPT_RESIDENCY = 13;
+  export SHARD_CUT = 14;
+  export SHARD_EMPTY = 15;
+  export SHARD_INVALID = 16;
 
   action check_span { EMEL_REPORT(m, emel_tensor_check_span(m)); }
   action record_span { emel_tensor_record_span(m); }
@@ -42,6 +48,9 @@
   action check_external { EMEL_REPORT(m, emel_tensor_check_external(m)); }
   action adopt_external { emel_tensor_adopt_external(m); }
   action refuse_external { emel_tensor_refuse_external(m); }
+  action cut_shard { EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
+  action adopt_empty_shard { emel_tensor_adopt_empty_shard(m); }
+  action refuse_shard { emel_tensor_refuse_shard(m); }
   action request_residency { EMEL_REPORT(m, emel_tensor_request_residency(m)); }
   action check_batch_result { EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
   action record_residency { emel_tensor_record_residency(m); }
@@ -68,11 +77,21 @@
       | SPAN_INVALID @refuse_span -> unbound
     ),
     bound: (
-        LOAD @request_residency -> loading
-      | ADOPT_RESIDENCY @check_batch_result -> loading
+        LOAD @cut_shard -> cutting_shard
+      | ADOPT_RESIDENCY @cut_shard -> cutting_batch_shard
       | BIND_EXTERNAL @check_external -> checking_external
       | BIND_SPAN @refuse_already_bound -> bound
       | EVICT @refuse_not_resident -> bound
+    ),
+    cutting_shard: (
+        SHARD_CUT @request_residency -> loading
+      | SHARD_EMPTY @adopt_empty_shard -> resident
+      | SHARD_INVALID @refuse_shard -> bound
+    ),
+    cutting_batch_shard: (
+        SHARD_CUT @check_batch_result -> loading
+      | SHARD_EMPTY @adopt_empty_shard -> resident
+      | SHARD_INVALID @refuse_shard -> bound
     ),
     loading: (
         RESIDENCY_GRANTED @record_residency -> resident
@@ -94,8 +113,8 @@
       | RELEASE_REFUSED @record_release_error -> resident
     ),
     evicted: (
-        LOAD @request_residency -> loading
-      | ADOPT_RESIDENCY @check_batch_result -> loading
+        LOAD @cut_shard -> cutting_shard
+      | ADOPT_RESIDENCY @cut_shard -> cutting_batch_shard
       | BIND_EXTERNAL @check_external -> checking_external
       | BIND_SPAN @refuse_already_bound -> evicted
       | EVICT @refuse_already_evicted -> evicted

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import struct
 import subprocess
@@ -499,6 +500,79 @@ lines = r.stderr.splitlines()
 check("an error line stays one line (control bytes escaped) and valid UTF-8 whatever the file name holds",
       r.returncode == 1 and len(lines) == 1 and is_utf8(r.stderr) and b"\\x0a" in lines[0] and b"\\x1b" in lines[0]
       and b"\\xff" in lines[0] and b": GGUF_BAD_MAGIC: " in lines[0], repr(r.stderr))
+
+# ---- --shard K/N: rank K's rows [K*R//N, (K+1)*R//N) of every tensor's outermost dimension ----
+# Guards against slices from the wrong rows (an off-by-one in the row formula, a
+# row size that ignores Q4_0's blocks), JSON bytes that are the whole tensor's, and
+# --verify hashing the whole tensor: every figure is recomputed here from the file.
+XXHSUM = shutil.which("xxhsum")
+
+
+def xxh3(data):
+    r = subprocess.run([XXHSUM, "-H3"], input=data, capture_output=True, timeout=20)
+    return r.stdout.split()[-1].decode() if r.returncode == 0 else None
+
+
+# name, dims, ggml type, relative offset, rows, bytes per row (worked out by hand)
+shard_tensors = [("a.weight", [8, 7], 0, 0, 7, 32),      # F32, 7 rows: uneven for every N > 1
+                 ("q.weight", [64, 5], 2, 224, 5, 36),   # Q4_0: a row is 2 blocks of 18 bytes
+                 ("n.weight", [13], 1, 416, 13, 2),      # F16, 1-D: a row is one element
+                 ("t.weight", [4, 2], 0, 448, 2, 16)]    # 2 rows: N > 2 gives empty slices
+shard_data = bytes((i * 131 + 7) % 251 for i in range(512))
+shard_path = write("shard.gguf", model(tensors=[t[:4] for t in shard_tensors], data=shard_data))
+with open(shard_path, "rb") as f:
+    shard_file = f.read()
+if XXHSUM is None:
+    print("note: xxhsum not found: --shard hashes are not compared with an independent XXH3")
+for strategy in ("mmap", "read"):
+    for n in (1, 2, 3, 5):
+        for k in range(n):
+            r = run(["--strategy", strategy, "--shard", f"{k}/{n}", "--json", "--verify", shard_path])
+            what = f"--shard {k}/{n} ({strategy})"
+            if r.returncode != 0:
+                check(f"{what}: exit 0", False, r.stderr.strip()[:300])
+                continue
+            d = json.loads(r.stdout)
+            check(f"{what}: JSON shard is rank and count", d.get("shard") == {"rank": k, "count": n}, str(d.get("shard")))
+            total = 0
+            for t, (name, dims, typ, off, rows, row_bytes) in zip(d["tensors"], shard_tensors):
+                begin, end = k * rows // n, (k + 1) * rows // n
+                size = (end - begin) * row_bytes
+                total += size
+                check(f"{what}: {name}: shard_rows [{begin}, {end}) and bytes {size}",
+                      t["name"] == name and t["shard_rows"] == [begin, end] and t["bytes"] == size,
+                      f"{t['name']} shard_rows {t['shard_rows']} bytes {t['bytes']}")
+                start = t["offset"] + begin * row_bytes
+                want = xxh3(shard_file[start:start + size]) if XXHSUM else None
+                if want is not None:
+                    check(f"{what}: {name}: xxh3 is the slice's bytes' ({want})", t["xxh3"] == want, t["xxh3"])
+                if size == 0:
+                    check(f"{what}: {name}: an empty slice hashes as no bytes", t["xxh3"] == "2d06800538d394c2", t["xxh3"])
+            check(f"{what}: total_bytes is the slices' sum", d["total_bytes"] == total, str(d["total_bytes"]))
+
+r = run(["--json", shard_path])
+d = json.loads(r.stdout) if r.returncode == 0 else {"tensors": []}
+check("without --shard: shard null and every tensor's rows",
+      r.returncode == 0 and d["shard"] is None
+      and [t["shard_rows"] for t in d["tensors"]] == [[0, t[4]] for t in shard_tensors], r.stdout[:300])
+r = run(["--shard", "1/3", shard_path])
+check("--shard in the summary line", r.returncode == 0 and ", shard 1/3" in r.stdout, r.stdout)
+for bad in ("2/2", "1/0", "0/0", "3", "a/2", "1/", "/2", "-1/2", "1/4294967296", "1/2/3"):
+    r = run(["--shard", bad, shard_path])
+    check(f"--shard {bad}: usage error (exit 2), nothing on stdout, one line naming it",
+          r.returncode == 2 and r.stdout == "" and f"--shard '{bad}'" in r.stderr and len(r.stderr.splitlines()) == 1,
+          f"exit {r.returncode}: {r.stderr.strip()}")
+r = run(["--shard", "2/2", shard_path])
+check("--shard K/N with K >= N names INVALID_SHARD", "INVALID_SHARD" in r.stderr, r.stderr)
+
+# --expect compares slices' hashes: a manifest of the same shard matches, the whole tensors' does not.
+same = write("shard-1of2.json", run(["--shard", "1/2", "--json", "--verify", shard_path]).stdout.encode())
+whole = write("shard-whole.json", run(["--json", "--verify", shard_path]).stdout.encode())
+r = run(["--shard", "1/2", "--expect", same, shard_path])
+check("--shard --expect with the same shard's manifest: exit 0", r.returncode == 0, r.stderr)
+r = run(["--shard", "1/2", "--expect", whole, shard_path])
+check("--shard --expect with a whole-tensor manifest: exit 1, the summary says the manifest needs the same --shard",
+      r.returncode == 1 and "TENSOR_HASH_MISMATCH" in r.stderr and "the same --shard" in r.stderr, r.stderr)
 
 # ---- not a regular file: refused at once by name (a FIFO used to block the open forever) ----
 fifo = os.path.join(WORK, "fifo.gguf")

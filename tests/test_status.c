@@ -68,6 +68,7 @@ static const struct {
     {"EXTERNAL_TOO_SMALL", 208},
     {"TENSOR_ALREADY_EVICTED", 209},
     {"TENSOR_HASH_MISMATCH", 210},
+    {"INVALID_SHARD", 211},
     {"MMAP_UNSUPPORTED", 300},
     {"MMAP_FAILED", 301},
     {"MMAP_LOCK_FAILED", 302},

@@ -2,8 +2,8 @@
  * (in batches: emel_tensors_load_batch), reports what it did and how fast,
  * optionally hashes the bytes, releases all.
  *
- *   emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]
- *             [--json] [--quiet] [--version] [FILE]
+ *   emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]
+ *             [--expect MANIFEST.json] [--json] [--quiet] [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
  * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
@@ -118,17 +118,19 @@ typedef struct options {
   int verify, json, quiet;
   const char *file;
   const char *expect; /* --expect MANIFEST: implies verify */
+  uint32_t shard_rank, shard_count; /* --shard K/N; count 0: whole tensors */
 } options;
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--verify] [--expect MANIFEST.json]\n"
-          "                 [--json] [--quiet] [--version] [FILE]\n"
+          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]\n"
+          "                 [--expect MANIFEST.json] [--json] [--quiet] [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
           "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
           "  --populate    mmap: pre-fault every tensor's pages\n"
           "  --direct      read: O_DIRECT, falling back to buffered reads where refused\n"
+          "  --shard K/N   load only rank K's slice of N (0 <= K < N) of every tensor's outermost dimension\n"
           "  --verify      XXH3-64 of each tensor's resident bytes\n"
           "  --expect M    --verify, and compare each hash with the manifest M (--json --verify output)\n"
           "  --json        one JSON object on stdout\n"
@@ -164,13 +166,46 @@ static const char *sample_model(const char *argv0, const char **tried) {
   return *EMEL_SAMPLE_MODEL && access(EMEL_SAMPLE_MODEL, R_OK) == 0 ? EMEL_SAMPLE_MODEL : "";
 }
 
+/* A decimal uint32 from s up to `end`: digits only, no sign, no overflow. */
+static int parse_u32(const char *s, const char *end, uint32_t *out) {
+  uint64_t v = 0;
+  if (s == end) return -1;
+  for (; s < end; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    v = v * 10 + (uint64_t)(*s - '0');
+    if (v > UINT32_MAX) return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* --shard K/N: the library's own rule (EMEL_INVALID_SHARD) checked before
+ * anything is opened, as a usage error; N = 0 is refused here too, though the
+ * library reads a count of 0 as "whole tensors". */
+static int parse_shard(const char *arg, options *o) {
+  const char *slash = strchr(arg, '/');
+  uint32_t k, n;
+  if (!slash || parse_u32(arg, slash, &k) != 0 || parse_u32(slash + 1, slash + strlen(slash), &n) != 0) {
+    fprintf(stderr, "emel-load: --shard '%s': expected K/N, two decimal numbers below 2^32\n", arg);
+    return 2;
+  }
+  if (n == 0 || k >= n) {
+    fprintf(stderr, "emel-load: --shard '%s': %s: the rank K must be below the count N (0 <= K < N)\n", arg,
+            emel_status_name(EMEL_INVALID_SHARD));
+    return 2;
+  }
+  o->shard_rank = k;
+  o->shard_count = n;
+  return 0;
+}
+
 static int parse(int argc, char **argv, options *o) {
   static const struct option longs[] = {
       {"strategy", required_argument, NULL, 's'}, {"populate", no_argument, NULL, 'p'},
       {"direct", no_argument, NULL, 'd'},         {"verify", no_argument, NULL, 'v'},
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},           {"expect", required_argument, NULL, 'e'},
-      {"version", no_argument, NULL, 'V'},
+      {"version", no_argument, NULL, 'V'},         {"shard", required_argument, NULL, 'S'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
@@ -187,6 +222,9 @@ static int parse(int argc, char **argv, options *o) {
       }
       break;
     case 'p': o->flags |= EMEL_LOAD_POPULATE; break;
+    case 'S':
+      if (parse_shard(optarg, o) != 0) return 2;
+      break;
     case 'd': o->flags |= EMEL_LOAD_DIRECT; break;
     case 'v': o->verify = 1; break;
     case 'e': o->expect = optarg, o->verify = 1; break;
@@ -270,12 +308,15 @@ static int load_error(const char *file, emel_status code, const char *detail) {
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
                        double seconds, double verify_seconds, int mapped_only) {
   const emel_gguf *g = emel_model_index(model);
+  emel_tensors *tensors = emel_model_tensors(model);
   size_t n = emel_gguf_tensor_count(g);
   putchar('{');
   emel_cli_json_name(stdout, "file", o->file, strlen(o->file), ":", ",");
   printf(",\"strategy\":\"%s\",\"options\":{\"populate\":%s,\"direct\":%s,\"verify\":%s}",
          emel_strategy_name(o->strategy), (o->flags & EMEL_LOAD_POPULATE) ? "true" : "false",
          (o->flags & EMEL_LOAD_DIRECT) ? "true" : "false", o->verify ? "true" : "false");
+  if (o->shard_count) printf(",\"shard\":{\"rank\":%" PRIu32 ",\"count\":%" PRIu32 "}", o->shard_rank, o->shard_count);
+  else printf(",\"shard\":null");
   printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f", n, total, seconds);
   /* seconds is the load alone; hashing is timed apart. mapped_only: the load
    * read no byte (a plain mmap), so bytes / seconds is no throughput. */
@@ -286,8 +327,13 @@ static void print_json(const options *o, emel_model *model, const uint64_t *hash
     emel_cli_json_name(stdout, "name", t->name, t->name_len, ":", ",");
     printf(",\"type\":\"%s\",\"dims\":[", emel_ggml_type_name(t->type));
     for (uint32_t d = 0; d < t->n_dims; d++) printf("%s%" PRIu64, d ? "," : "", t->ne[d]);
-    printf("],\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"file_index\":%" PRIu32, t->offset, t->size,
-           t->file_index);
+    /* Every tensor is resident here (the model's table has the index's order):
+     * bytes and rows are what was loaded, the slice under --shard. */
+    emel_tensor_view v = {0};
+    (void)emel_tensors_view(tensors, (uint32_t)i, &v, NULL);
+    printf("],\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"shard_rows\":[%" PRIu64 ",%" PRIu64
+           "],\"file_index\":%" PRIu32,
+           t->offset, v.size, v.row_begin, v.row_end, t->file_index);
     if (hashes) printf(",\"xxh3\":\"%016" PRIx64 "\"", hashes[i]);
     putchar('}');
   }
@@ -352,8 +398,13 @@ static int compare_with_manifest(const options *o, emel_tensors *tensors, uint32
   if (differ + unlisted + absent == 0) return 0;
   fprintf(stderr,
           "emel-load: %s: does not match %s: %" PRIu64 " of %" PRIu32 " tensors differ, %" PRIu64
-          " not in the manifest, %" PRIu64 " only in the manifest\n",
+          " not in the manifest, %" PRIu64 " only in the manifest",
           o->file, o->expect, differ, n, unlisted, absent);
+  /* A slice's hash is not its tensor's: say which manifest could match. */
+  if (o->shard_count)
+    fprintf(stderr, " (hashes of shard %" PRIu32 "/%" PRIu32 "'s slices: the manifest must be made with the same --shard)",
+            o->shard_rank, o->shard_count);
+  fputc('\n', stderr);
   return 1;
 }
 
@@ -410,12 +461,16 @@ int main(int argc, char **argv) {
     return load_error(o.file, EMEL_OUT_OF_MEMORY, "");
   }
   uint64_t total = 0, all = 0;
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < n; i++) { /* what the load will bring: the slices under --shard */
     emel_tensor_info info;
-    all += emel_tensors_info(tensors, i, &info)->span.size;
+    emel_tensor_slice slice = {.size = 0};
+    if (emel_tensor_shard_cut(&emel_tensors_info(tensors, i, &info)->span, o.shard_rank, o.shard_count, &slice,
+                              NULL) == EMEL_OK)
+      all += slice.size;
   }
   progress bar = {.enabled = !o.quiet && isatty(2), .start = now()};
-  emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags);
+  emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags,
+                                                .shard_rank = o.shard_rank, .shard_count = o.shard_count);
   /* Test hook: deliver SIGINT to ourselves after N tensors, so the release-all
    * route on interruption is tested deterministically. */
   const char *sigint_after = getenv("EMEL_LOAD_TEST_SIGINT_AFTER");
@@ -482,10 +537,12 @@ int main(int argc, char **argv) {
     if (o.verify)
       snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
                verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
+    char shard[64] = "";
+    if (o.shard_count) snprintf(shard, sizeof shard, ", shard %" PRIu32 "/%" PRIu32, o.shard_rank, o.shard_count);
     emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
-    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s\n", n, total, seconds,
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s\n", n, total, seconds,
            rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
-           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", checked);
+           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", shard, checked);
   }
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;

@@ -50,6 +50,7 @@ extern "C" {
   X(EXTERNAL_TOO_SMALL, 208, "the caller-owned storage is smaller than the tensor")      \
   X(TENSOR_ALREADY_EVICTED, 209, "the tensor was already evicted")                       \
   X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
+  X(INVALID_SHARD, 211, "the shard is invalid: its rank is not below its count, or the tensor's type and dims do not give its size") \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \

@@ -66,9 +66,13 @@ typedef struct emel_tensor_info {
  * (EMEL_RESIDENCY_MAPPED) are read-only. External bytes stay the caller's. */
 typedef struct emel_tensor_view {
   void *data;
-  uint64_t size;
-  emel_residency residency;
+  uint64_t size;             /* bytes: the slice's for a shard load */
+  emel_residency residency;  /* EMEL_RESIDENCY_NONE for an empty slice (data NULL, size 0) */
   emel_strategy strategy;
+  /* Rows [row_begin, row_end) of the outermost dimension (dims[n_dims - 1],
+   * PyTorch's dim 0) that `data` holds: every row unless the load asked for a
+   * shard (emel_load_options.shard_count). */
+  uint64_t row_begin, row_end;
 } emel_tensor_view;
 
 typedef struct emel_load_options {
@@ -77,11 +81,39 @@ typedef struct emel_load_options {
   unsigned flags;       /* EMEL_LOAD_* from emel/io.h */
   void *target;         /* optional caller buffer (read strategy): external residency */
   uint64_t target_size;
+  /* Tensor parallelism: load only rank shard_rank's slice of shard_count
+   * (0: the whole tensor) along the outermost dimension (R = dims[n_dims - 1]
+   * rows, PyTorch's dim 0): rows [floor(K*R/N), floor((K+1)*R/N)), one
+   * contiguous byte range of the span (see emel_tensor_shard_cut). A 1-D
+   * tensor of a block type (Q4_0, ...) is cut between blocks: its rows are
+   * its blocks. shard_rank >= shard_count (or > 0 with count 0), or a span
+   * whose type and dims do not give its size, is EMEL_INVALID_SHARD. More
+   * ranks than rows gives some ranks an empty slice: resident, with data
+   * NULL, size 0 and residency EMEL_RESIDENCY_NONE (nothing is mapped or
+   * read; its hash is XXH3 of no bytes). */
+  uint32_t shard_rank;
+  uint32_t shard_count;
 } emel_load_options;
 
 /* `emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);`
  * Loads refuse options without a struct_size they know (EMEL_STRUCT_SIZE_UNKNOWN). */
 #define EMEL_LOAD_OPTIONS_INIT(...) EMEL_STRUCT_INIT_(emel_load_options, __VA_ARGS__)
+
+/* A shard's slice of a span (see emel_load_options.shard_*): rows
+ * [row_begin, row_end) of `rows`, which are bytes [offset, offset + size) of
+ * the span's file (size 0 for an empty slice). */
+typedef struct emel_tensor_slice {
+  uint64_t rows;
+  uint64_t row_begin, row_end;
+  uint64_t offset, size;
+} emel_tensor_slice;
+
+/* Computes rank `rank` of `count`'s slice of `span` without loading anything
+ * (to size a target buffer, say). count 0 (with rank 0) is the whole span.
+ * EMEL_INVALID_SHARD for rank >= count, or a span whose type (a ggml type)
+ * and dims do not give its size; EMEL_INVALID_ARGUMENT for a NULL pointer. */
+EMEL_API emel_status emel_tensor_shard_cut(const emel_tensor_span *span, uint32_t rank, uint32_t count,
+                                           emel_tensor_slice *slice, emel_error *err);
 
 typedef struct emel_tensors emel_tensors;
 
@@ -113,8 +145,9 @@ EMEL_API emel_status emel_tensors_add(emel_tensors *t, const char *name, size_t 
 
 EMEL_API emel_status emel_tensors_find(const emel_tensors *t, const char *name, size_t name_len, uint32_t *index, emel_error *err);
 
-/* Makes a bound or evicted tensor resident through the io boundary.
- * On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
+/* Makes a bound or evicted tensor resident through the io boundary: the
+ * whole tensor, or the shard options->shard_rank/shard_count ask for (an
+ * invalid one: EMEL_INVALID_SHARD). On failure the tensor is bound; `err` (and emel_tensors_last_error(), which
  * keeps it for the tensor) has the code, the errno, the tensor and its file.
  * Options without a struct_size this library knows: EMEL_STRUCT_SIZE_UNKNOWN,
  * nothing tried (the same for emel_tensors_load_batch). */

@@ -33,6 +33,7 @@ struct tensor_residency_ctx {
   const emel_io_result *batch_result; /* ADOPT_RESIDENCY: this tensor's result in the batch */
   /* scratch between an action and the next */
   emel_status verdict;
+  emel_tensor_slice slice; /* the shard LOAD / ADOPT_RESIDENCY cut (the whole span without one) */
   emel_io_result result;
   emel_error release_error;
   /* output: the request's status and, for a failure of an OS call, its errno */
@@ -40,7 +41,11 @@ struct tensor_residency_ctx {
   int os_errno;
 };
 
-/* The io request that makes tensor `index` (record r) resident with options o. */
-emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o);
+/* The io request that makes `slice` of tensor `index` (record r) resident with options o. */
+emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o,
+                                       const emel_tensor_slice *slice);
+
+/* emel_tensor_shard_cut without the error report. */
+emel_status emel_tensor_cut(const emel_tensor_span *span, uint32_t rank, uint32_t count, emel_tensor_slice *slice);
 
 #endif

@@ -279,7 +279,8 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
  * asked of the boundary (the others refuse it on their own, with their own
  * code): the chart decides, through its generated table. */
 static int accepts_load(const tensor_record *r) {
-  return tensor_residency_target(r->cs, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY) == tensor_residency_state_loading;
+  return tensor_residency_target(r->cs, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY) ==
+         tensor_residency_state_cutting_batch_shard;
 }
 
 /* One window: ask the boundary for every tensor that can take a load, then
@@ -308,7 +309,13 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
       t->batch_of[k] = earlier | BATCH_REPEAT;
       continue;
     }
-    t->batch_requests[asked] = emel_tensor_io_request(&t->records[index], index, options);
+    /* The machine cuts the same slice again when it adopts the result: an
+     * invalid or empty one it settles without any (so none is asked). */
+    emel_tensor_slice slice;
+    if (emel_tensor_cut(&t->records[index].span, options->shard_rank, options->shard_count, &slice) != EMEL_OK ||
+        slice.size == 0)
+      continue;
+    t->batch_requests[asked] = emel_tensor_io_request(&t->records[index], index, options, &slice);
     t->batch_of[k] = asked++;
   }
   if (asked > 0 && t->io) {
@@ -317,7 +324,8 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
     for (uint32_t i = 0; i < asked; i++)
       t->batch_results[i] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
   }
-  const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}}; /* never adopted: refused first */
+  /* Never adopted: the machine refuses first, or settles an invalid or empty shard. */
+  const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}};
   emel_error first = {.code = EMEL_OK};
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
