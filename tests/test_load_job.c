@@ -31,6 +31,7 @@ static const int SLOT[N] = {3, 0, 6, 1, 7, 2, 5, 4}; /* file position of each te
 static const uint32_t FILE_ORDER[N] = {1, 3, 5, 0, 7, 6, 2, 4};
 
 static fault_platform fp;
+static emel_load_options loop_options; /* the strategy the cancel loop runs with (read by default) */
 static emel_io *io;
 static emel_tensors *t;
 static char path[256];
@@ -61,6 +62,7 @@ static void make_table(void) {
 }
 
 static void setup(void) {
+  loop_options = (emel_load_options)EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   fault_platform_init(&fp);
   snprintf(path, sizeof path, "%s/load_job_%d.bin", EMEL_TEST_WORKDIR, (int)getpid());
   uint64_t at[N], off = 0;
@@ -133,7 +135,8 @@ static unsigned check_settled(const emel_job *job, emel_status why) {
   for (uint32_t i = 0; i < N; i++) {
     const emel_tensor_state s = emel_tensors_state(t, i);
     if (s == EMEL_TENSOR_RESIDENT) {
-      through_io += SIZE[i] <= CHUNK; /* a bigger one was read in pieces into a buffer the table owns */
+      /* A bigger one read in pieces lives in a buffer the table owns; mapped ones all hold a mapping. */
+      through_io += SIZE[i] <= CHUNK || loop_options.strategy == EMEL_STRATEGY_MMAP;
       emel_tensor_view v;
       ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
       check_bytes(i, &v);
@@ -146,7 +149,8 @@ static unsigned check_settled(const emel_job *job, emel_status why) {
     }
   }
   /* Nothing is held for a tensor that is not resident (one residency each). */
-  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_READ), through_io);
+  ck_assert_uint_eq(emel_io_live(io, loop_options.strategy), through_io);
+  ck_assert_uint_eq(emel_io_live(io, loop_options.strategy == EMEL_STRATEGY_MMAP ? EMEL_STRATEGY_READ : EMEL_STRATEGY_MMAP), 0);
   return resident;
 }
 
@@ -228,7 +232,7 @@ END_TEST
 
 /* Units of a job with budget 0 (one unit per step): 1 + 5 + 1 + 1 + ... */
 static int count_units(void) {
-  emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.options = &loop_options, .chunk_bytes = CHUNK);
   emel_job *job = new_job(&c);
   int n = 0;
   while (emel_job_poll(job, NULL) != EMEL_JOB_COMPLETED) {
@@ -240,14 +244,17 @@ static int count_units(void) {
   return n;
 }
 
-START_TEST(cancel_after_every_step_leaves_nothing_half_resident) {
+/* Guards against a cancel that leaves a tensor half-resident (a buffer or
+ * mapping of a tensor moved in part kept, or a tensor marked ready that is
+ * not), one that leaks, and one that blocks the next job. */
+static void cancel_after_every_step(void) {
   const int units = count_units();
   ck_assert_int_ge(units, 10);
   for (int k = 0; k <= units; k++) {
     drop_table();
     ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
     make_table();
-    emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK);
+    emel_job_config c = EMEL_JOB_CONFIG_INIT(.options = &loop_options, .chunk_bytes = CHUNK);
     emel_job *job = new_job(&c);
     for (int s = 0; s < k; s++) ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
     emel_job_cancel(job);
@@ -276,13 +283,37 @@ START_TEST(cancel_after_every_step_leaves_nothing_half_resident) {
     uint32_t rest[N], n = 0;
     for (uint32_t i = 0; i < N; i++)
       if (emel_tensors_state(t, i) != EMEL_TENSOR_RESIDENT) rest[n++] = i;
-    emel_job_config again = EMEL_JOB_CONFIG_INIT(.indices = rest, .count = n, .chunk_bytes = CHUNK);
+    emel_job_config again =
+        EMEL_JOB_CONFIG_INIT(.options = &loop_options, .indices = rest, .count = n, .chunk_bytes = CHUNK);
     emel_job *next = new_job(&again);
     ck_assert_int_eq(emel_job_step(next, UINT64_MAX, NULL, NULL), EMEL_OK);
     ck_assert_int_eq(emel_job_poll(next, NULL), EMEL_JOB_COMPLETED);
     emel_job_destroy(next);
     ck_assert_uint_eq(check_settled(NULL, EMEL_OK), N);
   }
+}
+
+START_TEST(cancel_after_every_step_leaves_nothing_half_resident) { cancel_after_every_step(); }
+END_TEST
+
+/* The same with mmap and EMEL_LOAD_POPULATE: a tensor bigger than a chunk is
+ * pre-faulted a chunk at a time (never more than a chunk between cancels). */
+START_TEST(cancel_after_every_step_of_a_populated_mapping) {
+  loop_options = (emel_load_options)EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
+  fault_platform_forget_advices(&fp);
+  /* Budget 0: one small tensor a step (5), pieces of 300000, 150000, 70000 bytes
+   * (5 + 3 + 2), then the step that finds none left. */
+  ck_assert_int_eq(count_units(), 16);
+  fp_advice log[64];
+  const size_t n = fault_platform_advices(&fp, FP_ADVISE, log, 64);
+  unsigned populates = 0;
+  for (size_t i = 0; i < n && i < 64; i++)
+    if (log[i].advice == EMEL_ADVISE_POPULATE_READ) {
+      ck_assert_uint_le(log[i].len, CHUNK + 2 * 4096); /* a chunk, widened to whole pages */
+      populates++;
+    }
+  ck_assert_uint_ge(populates, 10);
+  cancel_after_every_step();
 }
 END_TEST
 
@@ -574,6 +605,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, cooperative_job_loads_every_tensor_in_file_order);
   tcase_add_test(tc, priority_list_goes_first_then_file_order);
   tcase_add_test(tc, cancel_after_every_step_leaves_nothing_half_resident);
+  tcase_add_test(tc, cancel_after_every_step_of_a_populated_mapping);
   tcase_add_test(tc, background_job_completes_and_signals_its_fd);
   tcase_add_test(tc, background_cancel_from_another_thread);
   tcase_add_test(tc, background_cancel_from_a_signal_handler);

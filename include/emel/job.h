@@ -5,8 +5,9 @@
  * one set of load options. It moves created -> running -> completed,
  * cancelled or failed (statecharts/load_job.rl), a unit of work at a time: a
  * window of whole tensors of at most a chunk's bytes, or the next chunk of a
- * tensor larger than a chunk (read strategy: each chunk read into the
- * tensor's final buffer). Tensors become resident one by one, in file order
+ * tensor larger than a chunk (read: each chunk read into the tensor's final
+ * buffer; mmap with EMEL_LOAD_POPULATE: mapped whole, pre-faulted a chunk at a
+ * time). Tensors become resident one by one, in file order
  * unless a priority list moves some to the front, and each is reported ready
  * (emel_job_tensor_ready, the on_ready callback) as soon as its bytes are in.
  *

@@ -13,11 +13,16 @@ uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos) {
   return emel_tensors_info(m->t, m->order[pos], &info) ? info.span.size : 0;
 }
 
-/* A tensor larger than a chunk is read chunk by chunk into its final buffer,
- * so that it never delays a cancel by more than a chunk. Mapping moves no
- * bytes: a mapped tensor is one unit whatever its size. */
+/* A tensor larger than a chunk is moved chunk by chunk, so that it never
+ * delays a cancel by more than a chunk: read into its final buffer, or (mmap
+ * with EMEL_LOAD_POPULATE) mapped whole, then pre-faulted a chunk at a time.
+ * Mapping alone moves no bytes; a locked mapping (EMEL_LOAD_LOCK) is one
+ * unit, since unlocking a piece would unlock the tensor's pages. */
 static int in_pieces(const load_job_ctx *m, uint64_t size) {
-  return m->options.strategy == EMEL_STRATEGY_READ && size > m->chunk;
+  if (size <= m->chunk) return 0;
+  if (m->options.strategy == EMEL_STRATEGY_READ) return 1;
+  return m->options.strategy == EMEL_STRATEGY_MMAP && (m->options.flags & EMEL_LOAD_POPULATE) &&
+         !(m->options.flags & EMEL_LOAD_LOCK);
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -52,19 +57,58 @@ load_job_event emel_job_pick_unit(load_job_ctx *m) {
   return LOAD_JOB_EV_UNIT_CHOSEN;
 }
 
-/* A tensor read in part loses its buffer, and its pieces leave bytes_done. */
+/* A tensor moved in part loses its buffer or mapping, and its pieces leave bytes_done. */
 static void free_buffer(load_job_ctx *m) {
   atomic_fetch_sub(&m->bytes_done, m->piece_offset);
+  if (m->has_mapping) (void)emel_io_release(m->io, m->mapping.handle, NULL);
+  m->has_mapping = 0;
   if (m->buffer) m->platform.free(m->platform.user, m->buffer, m->buffer_size);
   m->buffer = NULL;
   m->buffer_size = 0;
   m->piece_offset = 0;
 }
 
+static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
+  emel_io_result r;
+  if (!m->io) r = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
+  else emel_io_acquire(m->io, req, &r);
+  return r;
+}
+
+/* mmap: the first piece maps the whole tensor (its residency, held by the job
+ * until adopted); each piece pre-faults its pages through a residency of its
+ * own over them, released at once (the tensor's keeps the file mapped). */
+static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel_tensor_info *info) {
+  emel_io_request req = {.tensor = index, .file_index = info->span.file_index, .offset = info->span.offset,
+                         .size = info->span.size, .strategy = EMEL_STRATEGY_MMAP,
+                         .flags = m->options.flags & ~(unsigned)EMEL_LOAD_POPULATE};
+  if (!m->has_mapping) {
+    m->mapping = acquire(m, &req);
+    if (m->mapping.error.code != EMEL_OK) {
+      m->unit_error = m->mapping.error;
+      return LOAD_JOB_EV_UNIT_FAILED;
+    }
+    m->has_mapping = 1;
+  }
+  req.offset += m->piece_offset;
+  req.size = m->piece_len;
+  req.flags |= EMEL_LOAD_POPULATE;
+  const emel_io_result r = acquire(m, &req);
+  if (r.error.code != EMEL_OK) {
+    m->unit_error = r.error;
+    free_buffer(m);
+    return LOAD_JOB_EV_UNIT_FAILED;
+  }
+  (void)emel_io_release(m->io, r.handle, NULL);
+  m->moved += m->piece_len;
+  return m->piece_offset + m->piece_len == info->span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
+}
+
 static load_job_event transfer_piece(load_job_ctx *m) {
   const uint32_t index = m->order[m->next];
   emel_tensor_info info;
   emel_tensors_info(m->t, index, &info);
+  if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info);
   if (!m->buffer) {
     /* Aligned as the read strategy aligns its owned buffers. */
     const size_t align = info.span.size >= (2u << 20) ? (2u << 20) : 64;
@@ -88,9 +132,7 @@ static load_job_event transfer_piece(load_job_ctx *m) {
       .target = (unsigned char *)m->buffer + m->piece_offset,
       .target_size = m->piece_len,
   };
-  emel_io_result r;
-  if (!m->io) r = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
-  else emel_io_acquire(m->io, &req, &r);
+  const emel_io_result r = acquire(m, &req);
   if (r.error.code != EMEL_OK) {
     m->unit_error = r.error;
     free_buffer(m);
@@ -143,12 +185,15 @@ void emel_job_record_piece(load_job_ctx *m) {
 
 void emel_job_adopt_buffer(load_job_ctx *m) {
   const uint32_t pos = m->next;
-  const emel_status s = emel_tensors_job_adopt(m->t, m->order[pos], m->buffer, m->buffer_size, NULL);
+  const emel_status s = m->has_mapping
+                            ? emel_tensors_job_adopt_result(m->t, m->order[pos], &m->mapping, NULL)
+                            : emel_tensors_job_adopt(m->t, m->order[pos], m->buffer, m->buffer_size, NULL);
   if (s == EMEL_OK) {
-    /* The table owns the buffer now; the earlier pieces were counted already. */
+    /* The table owns the buffer or mapping now; the earlier pieces were counted already. */
     atomic_fetch_add(&m->bytes_done, m->piece_len);
     m->buffer = NULL;
     m->buffer_size = 0;
+    m->has_mapping = 0;
     m->piece_offset = 0;
     mark_ready(m, pos, 0);
   } else { /* never for a held, bound tensor: a broken tensor machine */

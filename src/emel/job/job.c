@@ -37,8 +37,9 @@ static void give(const emel_platform_ops *p, void *ptr, size_t n, size_t size) {
 static void free_job(emel_job *job) {
   load_job_ctx *m = &job->m;
   const emel_platform_ops p = m->platform;
-  /* A half-read tensor's buffer, left by a job whose machine broke mid-tensor. */
+  /* A half-moved tensor's buffer or mapping, left by a job whose machine broke mid-tensor. */
   if (m->buffer) p.free(p.user, m->buffer, m->buffer_size);
+  if (m->has_mapping) (void)emel_io_release(m->io, m->mapping.handle, NULL);
   if (m->holding) {
     for (uint32_t i = 0; i < m->count; i++) (void)emel_tensors_job_hold(m->t, m->order[i], 0);
   }

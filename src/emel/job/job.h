@@ -40,8 +40,10 @@ struct load_job_ctx {
   uint64_t unit_bytes;
   uint64_t piece_offset;  /* bytes of tensor `next` already read into `buffer` */
   uint64_t piece_len;
-  void *buffer;           /* tensor `next`'s final buffer while it is read in pieces */
+  void *buffer;           /* read: tensor `next`'s final buffer while it is read in pieces */
   size_t buffer_size;
+  emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
+  int has_mapping;
   emel_error unit_error;  /* a piece's failure */
   emel_status unit_statuses[EMEL_TENSOR_BATCH_WINDOW];
   /* the current emel_job_step's budget (UINT64_MAX in the background) */

@@ -23,6 +23,11 @@ emel_status emel_tensors_job_evict(emel_tensors *t, uint32_t index);
 emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, size_t alloc_size,
                                    emel_tensor_view *view);
 
+/* Makes a bound or evicted tensor resident with a residency the job acquired
+ * from the boundary itself (ADOPT_RESIDENCY, as a batch does). */
+emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
+                                          emel_tensor_view *view);
+
 /* Records `code` (EMEL_CANCELLED, a piece's failure) as the tensor's last
  * error without changing its state. */
 void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno);

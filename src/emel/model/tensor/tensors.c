@@ -550,6 +550,17 @@ emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, 
   return EMEL_OK;
 }
 
+emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
+                                          emel_tensor_view *view) {
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  t->as_job = 1;
+  tensor_residency_ctx m = {.batch_result = result};
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY, &m);
+  t->as_job = 0;
+  if (s == EMEL_OK && view) *view = t->records[index].view;
+  return s;
+}
+
 void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno) {
   if (!t || index >= t->count) return;
   t->records[index].last_error = (emel_error){.code = code, .os_errno = os_errno};
