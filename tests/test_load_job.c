@@ -6,7 +6,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -324,6 +326,9 @@ START_TEST(background_job_completes_and_signals_its_fd) {
   ck_assert_int_eq(emel_job_fd(job), -1);
   ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
   ck_assert_int_ge(emel_job_fd(job), 0);
+  /* An event loop sees the descriptor readable once a unit is done. */
+  struct pollfd pfd = {.fd = emel_job_fd(job), .events = POLLIN};
+  ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
   emel_error e;
   ck_assert_int_eq(emel_job_start(job, &e), EMEL_INVALID_ARGUMENT);
   ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_INVALID_ARGUMENT);
@@ -598,6 +603,44 @@ START_TEST(mapped_job_loads_whole_tensors) {
 }
 END_TEST
 
+/* Guards against a progress callback on every unit whatever the interval
+ * (a flood for an event loop), and against none at the end. */
+START_TEST(progress_callback_runs_at_most_once_per_interval) {
+  progress_calls = 0;
+  emel_job_config slow = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_progress = on_progress,
+                                              .progress_interval_ms = 3600 * 1000);
+  emel_job *job = new_job(&slow);
+  int units = 0;
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {
+    ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
+    units++;
+  }
+  ck_assert_int_ge(units, 10);
+  ck_assert_uint_eq(progress_calls, 2); /* the first unit, and the end */
+  ck_assert_int_eq(last_progress.state, EMEL_JOB_COMPLETED);
+  ck_assert_uint_eq(last_progress.tensors_done, N);
+  ck_assert(last_progress.bytes_per_second > 0);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  progress_calls = 0;
+  emel_job_config every = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_progress = on_progress);
+  job = new_job(&every);
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
+  ck_assert_uint_eq(progress_calls, (unsigned)units);
+  /* An older caller's smaller progress struct is filled only that far. */
+  struct {
+    emel_job_progress p;
+    unsigned char canary;
+  } small;
+  memset(&small, 0xab, sizeof small);
+  small.p.struct_size = offsetof(emel_job_progress, bytes_total);
+  ck_assert_int_eq(emel_job_poll(job, &small.p), EMEL_JOB_COMPLETED);
+  ck_assert_uint_eq(small.p.bytes_done, last_progress.bytes_done);
+  ck_assert_uint_eq(small.p.tensors_total, 0xabababab);
+  emel_job_destroy(job);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -616,6 +659,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, continue_on_failure_reports_each_failure_against_its_tensor);
   tcase_add_test(tc, held_tensors_are_busy_to_loads_from_outside);
   tcase_add_test(tc, mapped_job_loads_whole_tensors);
+  tcase_add_test(tc, progress_callback_runs_at_most_once_per_interval);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -87,7 +87,11 @@ typedef struct emel_job_progress {
   uint32_t tensors_failed;
   uint32_t tensors_total;
   uint64_t elapsed_ns;  /* since the first unit began (to the end, once finished) */
-  double bytes_per_second; /* bytes_done over elapsed_ns (0 before the first unit) */
+  /* The current throughput: bytes over the time spent transferring them, in
+   * windows of 250 ms (a cooperative caller's time between steps is not
+   * counted); before the first window closes and once finished, bytes_done
+   * over elapsed_ns. 0 before the first unit. */
+  double bytes_per_second;
 } emel_job_progress;
 
 #define EMEL_JOB_PROGRESS_INIT(...) EMEL_STRUCT_INIT_(emel_job_progress, __VA_ARGS__)

@@ -29,6 +29,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 load_job_event emel_job_begin(load_job_ctx *m) {
   atomic_store(&m->begun_ns, m->platform.clock_ns(m->platform.user));
+  atomic_store_explicit(&m->state, EMEL_JOB_RUNNING, memory_order_release); /* for pollers, before the first unit ends */
   return LOAD_JOB_EV_JOB_BEGUN;
 }
 

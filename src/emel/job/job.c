@@ -172,6 +172,7 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   atomic_init(&m->tensors_failed, 0);
   atomic_init(&m->begun_ns, 0);
   atomic_init(&m->ended_ns, 0);
+  atomic_init(&m->rate, 0);
   m->order = take(p, count, sizeof *m->order, _Alignof(uint32_t));
   m->pos_of = take(p, table_count, sizeof *m->pos_of, _Alignof(uint32_t));
   m->views = take(p, count, sizeof *m->views, _Alignof(emel_tensor_view));
@@ -202,22 +203,44 @@ static void fill_progress(load_job_ctx *m, emel_job_progress *out) {
     const uint64_t until = ended ? ended : m->platform.clock_ns(m->platform.user);
     p.elapsed_ns = until > begun ? until - begun : 0;
   }
-  if (p.elapsed_ns > 0) p.bytes_per_second = (double)p.bytes_done * 1e9 / (double)p.elapsed_ns;
+  /* While it runs: the rate of the last window; once finished (or before a
+   * window closed): bytes over the whole elapsed time. */
+  const uint64_t rate = atomic_load(&m->rate);
+  if (!ended && rate) p.bytes_per_second = (double)rate;
+  else if (p.elapsed_ns > 0) p.bytes_per_second = (double)p.bytes_done * 1e9 / (double)p.elapsed_ns;
   memcpy(out, &p, out->struct_size < sizeof p ? out->struct_size : sizeof p);
 }
 
 /* One STEP through the machine, then what it changed is published: the
  * state for other threads, the event descriptor, the progress callback. */
+enum { RATE_WINDOW_NS = 250000000 }; /* transfer time per throughput sample */
+
+/* The current throughput: bytes over transfer time (a cooperative caller's
+ * time between steps is not the job's), sampled every RATE_WINDOW_NS of it. */
+static void sample_rate(load_job_ctx *m, uint64_t spent_ns) {
+  m->busy_ns += spent_ns;
+  const uint64_t bytes = atomic_load(&m->bytes_done);
+  const uint64_t busy = m->busy_ns - m->window_busy_ns;
+  if (busy < RATE_WINDOW_NS) return;
+  const uint64_t moved = bytes > m->window_bytes ? bytes - m->window_bytes : 0;
+  atomic_store(&m->rate, (uint64_t)((double)moved * 1e9 / (double)busy));
+  m->window_busy_ns = m->busy_ns;
+  m->window_bytes = bytes;
+}
+
 static emel_status dispatch_step(load_job_ctx *m) {
   m->status = EMEL_OK;
+  const uint64_t before = m->platform.clock_ns(m->platform.user);
   emel_status s = emel_machine_dispatch(&m->core, &emel_load_job_desc, m, LOAD_JOB_EV_STEP);
+  const uint64_t after = m->platform.clock_ns(m->platform.user);
+  sample_rate(m, after > before ? after - before : 0);
   const emel_job_state st = state_of(m->core.cs);
   if (s != EMEL_OK && m->result.code == EMEL_OK) m->result = (emel_error){.code = s};
   atomic_store_explicit(&m->state, st, memory_order_release);
   const int fd = atomic_load(&m->fd);
   if (fd >= 0) (void)m->platform.event_signal(m->platform.user, fd);
   if (m->on_progress) {
-    const uint64_t now = m->platform.clock_ns(m->platform.user);
+    const uint64_t now = after;
     if (finished(st) || now - m->last_progress_ns >= m->interval_ns || !m->last_progress_ns) {
       m->last_progress_ns = now;
       emel_job_progress p = EMEL_JOB_PROGRESS_INIT(.state = st);

@@ -58,6 +58,9 @@ struct load_job_ctx {
   atomic_uint_fast64_t bytes_done;
   atomic_uint tensors_done, tensors_failed;
   atomic_uint_fast64_t begun_ns, ended_ns;
+  atomic_uint_fast64_t rate; /* bytes per second over the last window of transfer time; 0: none yet */
+  uint64_t busy_ns;          /* time spent in units (not between emel_job_step calls) */
+  uint64_t window_busy_ns, window_bytes;
   uint64_t last_progress_ns;
   int holding; /* the table marks the tensors held */
   int started;
