@@ -641,6 +641,55 @@ START_TEST(progress_callback_runs_at_most_once_per_interval) {
 }
 END_TEST
 
+/* Guards against a big tensor's pieces copied by one thread into 4 KiB pages:
+ * each piece goes to the boundary in parts, which the read strategy's lanes
+ * copy in parallel, into a buffer advised for huge pages as the strategy's own. */
+START_TEST(big_pieces_use_the_read_lanes_and_huge_pages) {
+  enum { BIG = 6 << 20 };
+  char big_path[300];
+  snprintf(big_path, sizeof big_path, "%s.big", path);
+  FILE *f = fopen(big_path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (uint64_t i = 0; i < BIG; i++) fputc(byte_at(i), f);
+  ck_assert_int_eq(fclose(f), 0);
+  fp.cpu_count = 2;
+  emel_io_config c = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
+  emel_io *bio;
+  ck_assert_int_eq(emel_io_create(&bio, &c, NULL), EMEL_OK);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .min_parallel_bytes = 1 << 20);
+  ck_assert_int_eq(emel_io_read_attach(bio, &rc, NULL), EMEL_OK);
+  uint32_t file;
+  ck_assert_int_eq(emel_io_add_file(bio, big_path, strlen(big_path), &file, NULL), EMEL_OK);
+  emel_tensors *bt;
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = bio, .capacity = 1);
+  ck_assert_int_eq(emel_tensors_create(&bt, &tc, NULL), EMEL_OK);
+  emel_tensor_span span = {.n_dims = 1, .dims = {BIG, 1, 1, 1}, .file_index = file, .size = BIG};
+  ck_assert_int_eq(emel_tensors_add(bt, "big", 3, &span, NULL, NULL), EMEL_OK);
+  fault_platform_forget_advices(&fp);
+  const uint64_t threads_before = fp.calls[FP_THREAD_START];
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 4 << 20);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, bt, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, 4 << 20, NULL, NULL), EMEL_OK); /* the first 4 MiB piece */
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_RUNNING);
+  ck_assert_uint_gt(fp.calls[FP_THREAD_START], threads_before);
+  fp_advice log[8];
+  const size_t n = fault_platform_advices(&fp, FP_ADVISE, log, 8);
+  ck_assert_uint_ge(n, 1);
+  ck_assert_int_eq(log[0].advice, EMEL_ADVISE_HUGEPAGE);
+  ck_assert_uint_eq((uintptr_t)log[0].addr % (2u << 20), 0);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < BIG; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  emel_tensors_destroy(bt);
+  emel_io_destroy(bio);
+  unlink(big_path);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -660,6 +709,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, held_tensors_are_busy_to_loads_from_outside);
   tcase_add_test(tc, mapped_job_loads_whole_tensors);
   tcase_add_test(tc, progress_callback_runs_at_most_once_per_interval);
+  tcase_add_test(tc, big_pieces_use_the_read_lanes_and_huge_pages);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -111,8 +111,10 @@ static load_job_event transfer_piece(load_job_ctx *m) {
   emel_tensors_info(m->t, index, &info);
   if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info);
   if (!m->buffer) {
-    /* Aligned as the read strategy aligns its owned buffers. */
-    const size_t align = info.span.size >= (2u << 20) ? (2u << 20) : 64;
+    /* Aligned as the read strategy aligns its owned buffers, and advised for
+     * transparent huge pages as it advises them (a refusal only costs speed). */
+    const size_t huge = 2u << 20;
+    const size_t align = info.span.size >= huge ? huge : 64;
     m->buffer_size = (size_t)info.span.size;
     m->buffer = (uint64_t)m->buffer_size == info.span.size
                     ? m->platform.alloc(m->platform.user, m->buffer_size, align)
@@ -122,25 +124,44 @@ static load_job_event transfer_piece(load_job_ctx *m) {
       m->unit_error = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
       return LOAD_JOB_EV_UNIT_FAILED;
     }
+    if (align == huge)
+      (void)m->platform.advise(m->platform.user, m->buffer, m->buffer_size & ~(huge - 1), EMEL_ADVISE_HUGEPAGE);
   }
-  const emel_io_request req = {
-      .tensor = index,
-      .file_index = info.span.file_index,
-      .offset = info.span.offset + m->piece_offset,
-      .size = m->piece_len,
-      .strategy = EMEL_STRATEGY_READ,
-      .flags = m->options.flags,
-      .target = (unsigned char *)m->buffer + m->piece_offset,
-      .target_size = m->piece_len,
-  };
-  const emel_io_result r = acquire(m, &req);
-  if (r.error.code != EMEL_OK) {
-    m->unit_error = r.error;
+  /* The piece in parts, one batch: the read strategy spreads them over its lanes. */
+  uint64_t parts = m->piece_len / JOB_PART_MIN;
+  if (parts > JOB_PIECE_PARTS) parts = JOB_PIECE_PARTS;
+  if (parts < 1) parts = 1;
+  const uint64_t part = (m->piece_len + parts - 1) / parts;
+  uint32_t n = 0;
+  for (uint64_t at = 0; at < m->piece_len; at += part, n++) {
+    const uint64_t len = min_u64(part, m->piece_len - at);
+    m->parts[n] = (emel_io_request){
+        .tensor = index,
+        .file_index = info.span.file_index,
+        .offset = info.span.offset + m->piece_offset + at,
+        .size = len,
+        .strategy = EMEL_STRATEGY_READ,
+        .flags = m->options.flags,
+        .target = (unsigned char *)m->buffer + m->piece_offset + at,
+        .target_size = len,
+    };
+  }
+  if (m->io) {
+    emel_io_acquire_batch(m->io, m->parts, m->part_results, n);
+  } else {
+    for (uint32_t k = 0; k < n; k++) m->part_results[k] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
+  }
+  /* The bytes are in the job's buffer: the boundary's slots for them go back. */
+  emel_error first = {.code = EMEL_OK};
+  for (uint32_t k = 0; k < n; k++) {
+    if (m->part_results[k].error.code == EMEL_OK) (void)emel_io_release(m->io, m->part_results[k].handle, NULL);
+    else if (first.code == EMEL_OK) first = m->part_results[k].error;
+  }
+  if (first.code != EMEL_OK) {
+    m->unit_error = first;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
   }
-  /* The bytes are in the job's buffer: the boundary's slot for them goes back. */
-  (void)emel_io_release(m->io, r.handle, NULL);
   m->moved += m->piece_len;
   return m->piece_offset + m->piece_len == info.span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
 }

@@ -12,6 +12,9 @@
 /* What became of each tensor of the job (load_job_ctx.done, by position). */
 enum { JOB_PENDING = 0, JOB_READY = 1, JOB_FAILED = 2, JOB_CANCELLED = 3 };
 
+/* A read piece is cut into at most this many parts of at least JOB_PART_MIN bytes. */
+enum { JOB_PIECE_PARTS = 8, JOB_PART_MIN = 1u << 20 };
+
 /* The job is the machine's context: it rests between units with its cursor. */
 struct load_job_ctx {
   emel_machine core;
@@ -45,6 +48,10 @@ struct load_job_ctx {
   emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
   int has_mapping;
   emel_error unit_error;  /* a piece's failure */
+  /* A read piece as parts the boundary takes as one batch, so the read
+   * strategy's lanes copy it in parallel. */
+  emel_io_request parts[JOB_PIECE_PARTS];
+  emel_io_result part_results[JOB_PIECE_PARTS];
   emel_status unit_statuses[EMEL_TENSOR_BATCH_WINDOW];
   /* the current emel_job_step's budget (UINT64_MAX in the background) */
   uint64_t budget, moved;
