@@ -690,6 +690,81 @@ START_TEST(big_pieces_use_the_read_lanes_and_huge_pages) {
 }
 END_TEST
 
+/* One job, to its end, with the nth call of `op` (counted from the job's
+ * creation) failing once with `err`. Returns how many calls of `op` it made. */
+enum { DRIVE_ONE_UNIT, DRIVE_UNLIMITED, DRIVE_BACKGROUND, DRIVE_COUNT };
+static int drive; /* how job_with_fault drives its job */
+
+static uint64_t job_with_fault(fp_op op, uint64_t nth, int err, unsigned flags) {
+  drop_table();
+  ck_assert_int_eq(fault_platform_outstanding(&fp), 0);
+  fault_platform_clear_faults(&fp);
+  make_table();
+  const uint64_t base = fp.calls[op];
+  if (nth) fault_platform_fail(&fp, op, base + nth, err);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.options = &loop_options, .chunk_bytes = CHUNK, .flags = flags);
+  emel_job *job = NULL;
+  if (emel_job_create(&job, t, &c, NULL) != EMEL_OK) { /* its own allocation failed: nothing held */
+    ck_assert_int_eq(op, FP_ALLOC);
+    return fp.calls[op] - base;
+  }
+  int steps = 0;
+  if (drive == DRIVE_BACKGROUND && emel_job_start(job, NULL) == EMEL_OK) (void)emel_job_wait(job, -1);
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) { /* also when the thread did not start */
+    (void)emel_job_step(job, drive == DRIVE_ONE_UNIT ? 0 : UINT64_MAX, NULL, NULL);
+    ck_assert_int_lt(++steps, 1000);
+  }
+  const emel_job_state st = emel_job_poll(job, NULL);
+  emel_error e;
+  const emel_status result = emel_job_result(job, &e);
+  if (st == EMEL_JOB_FAILED) ck_assert_int_ne(result, EMEL_OK);
+  for (uint32_t i = 0; i < N; i++) {
+    if (emel_tensors_state(t, i) == EMEL_TENSOR_RESIDENT) {
+      emel_tensor_view v;
+      ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
+      check_bytes(i, &v);
+      ck_assert_int_eq(emel_job_tensor_ready(job, i), 1);
+    } else {
+      ck_assert_int_ne(emel_tensors_last_error(t, i).code, EMEL_OK);
+      ck_assert_int_eq(emel_job_tensor_ready(job, i), 0);
+    }
+  }
+  emel_job_destroy(job);
+  fault_platform_clear_faults(&fp);
+  return fp.calls[op] - base;
+}
+
+/* Every platform call a job makes, failed once with each policy, both
+ * strategies and three ways of driving it (a unit a step, unlimited steps,
+ * its own thread): the job ends (never hangs), every tensor is resident with its
+ * bytes or not resident with an error recorded, and nothing leaks (teardown
+ * and each run's start check the fault platform). */
+START_TEST(every_platform_call_of_a_job_failed_once) {
+  static const struct {
+    fp_op op;
+    int err;
+  } faults[] = {{FP_OPEN, EACCES}, {FP_PREAD, EIO}, {FP_PREADV, EIO}, {FP_MAP, ENOMEM}, {FP_ADVISE, EIO},
+                {FP_ALLOC, ENOMEM}, {FP_FILE_IDENTITY, EIO}, {FP_THREAD_START, EAGAIN}};
+  const emel_load_options strategies[] = {
+      EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ),
+      EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE)};
+  unsigned runs = 0;
+  for (size_t k = 0; k < 2 * DRIVE_COUNT; k++) {
+    loop_options = strategies[k % 2];
+    drive = (int)(k / 2);
+    for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
+      const uint64_t calls = job_with_fault(faults[f].op, 0, 0, 0);
+      for (uint64_t nth = 1; nth <= calls; nth++) {
+        (void)job_with_fault(faults[f].op, nth, faults[f].err, 0);
+        (void)job_with_fault(faults[f].op, nth, faults[f].err, EMEL_JOB_CONTINUE_ON_FAILURE);
+        runs += 2;
+      }
+    }
+  }
+  ck_assert_uint_ge(runs, 400);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -710,6 +785,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, mapped_job_loads_whole_tensors);
   tcase_add_test(tc, progress_callback_runs_at_most_once_per_interval);
   tcase_add_test(tc, big_pieces_use_the_read_lanes_and_huge_pages);
+  tcase_add_test(tc, every_platform_call_of_a_job_failed_once);
   suite_add_tcase(s, tc);
   return s;
 }
