@@ -690,6 +690,24 @@ START_TEST(big_pieces_use_the_read_lanes_and_huge_pages) {
 }
 END_TEST
 
+/* Guards against pieces larger than a small chunk (they were cut to at least
+ * 64 KiB whatever the chunk, so a cancel waited for 64 KiB, not the chunk). */
+START_TEST(a_piece_is_never_larger_than_the_chunk) {
+  const uint32_t one[] = {1}; /* 300000 bytes */
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = one, .count = 1, .chunk_bytes = 4096);
+  emel_job *job = new_job(&c);
+  const uint64_t before = fp.calls[FP_PREAD];
+  int steps = 0;
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {
+    ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
+    steps++;
+  }
+  ck_assert_uint_eq(fp.calls[FP_PREAD] - before, (300000 + 4095) / 4096);
+  ck_assert_int_eq(steps, (300000 + 4095) / 4096 + 1);
+  emel_job_destroy(job);
+}
+END_TEST
+
 /* One job, to its end, with the nth call of `op` (counted from the job's
  * creation) failing once with `err`. Returns how many calls of `op` it made. */
 enum { DRIVE_ONE_UNIT, DRIVE_UNLIMITED, DRIVE_BACKGROUND, DRIVE_COUNT };
@@ -786,6 +804,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, progress_callback_runs_at_most_once_per_interval);
   tcase_add_test(tc, big_pieces_use_the_read_lanes_and_huge_pages);
   tcase_add_test(tc, every_platform_call_of_a_job_failed_once);
+  tcase_add_test(tc, a_piece_is_never_larger_than_the_chunk);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-enum { PIECE_MIN = 64u << 10 }; /* a budget smaller than this still moves this much of a big tensor */
+enum { PIECE_MIN = 64u << 10 }; /* a budget smaller than this still moves this much (at most a chunk) of a big tensor */
 
 uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos) {
   emel_tensor_info info;
@@ -41,7 +41,9 @@ load_job_event emel_job_pick_unit(load_job_ctx *m) {
   const uint64_t first = emel_job_size_at(m, m->next);
   if (in_pieces(m, first)) {
     m->unit_count = 0;
-    m->piece_len = min_u64(first - m->piece_offset, limit > PIECE_MIN ? limit : PIECE_MIN);
+    /* A tiny budget still moves something; never more than a chunk (the cancel latency). */
+    const uint64_t floor = min_u64(PIECE_MIN, m->chunk);
+    m->piece_len = min_u64(first - m->piece_offset, limit > floor ? limit : floor);
     return LOAD_JOB_EV_UNIT_CHOSEN;
   }
   /* A window of whole tensors: at least one, then as many as fit the limit. */
