@@ -260,7 +260,9 @@ emel_status emel_job_step(emel_job *job, uint64_t budget_bytes, emel_job_progres
   emel_status s;
   do {
     s = dispatch_step(m);
-  } while (s == EMEL_OK && !finished(state_of(m->core.cs)) && m->moved < m->budget);
+    /* Once every unit is done, the step that finds none left costs nothing:
+     * taken here, so the step that moved the last bytes reports the end. */
+  } while (s == EMEL_OK && !finished(state_of(m->core.cs)) && (m->moved < m->budget || m->next >= m->count));
   fill_progress(m, progress);
   if (s == EMEL_OK && finished(state_of(m->core.cs))) s = m->result.code;
   return emel_report_error(err, s == m->result.code ? m->result : (emel_error){.code = s});
