@@ -11,6 +11,7 @@
 #include <emel/io.h>
 #include <emel/io_mmap.h>
 #include <emel/io_read.h>
+#include <emel/job.h>
 #include <emel/model.h>
 #include <emel/platform.h>
 #include <emel/status.h>

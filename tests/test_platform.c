@@ -82,6 +82,7 @@ START_TEST(test_an_op_given_without_its_pair_is_refused_by_name) {
       {offsetof(emel_platform_ops, lock), offsetof(emel_platform_ops, unlock)},
       {offsetof(emel_platform_ops, alloc), offsetof(emel_platform_ops, free)},
       {offsetof(emel_platform_ops, thread_start), offsetof(emel_platform_ops, thread_join)},
+      {offsetof(emel_platform_ops, event_open), offsetof(emel_platform_ops, event_close)},
   };
   const emel_platform_ops *d = emel_platform_default();
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -131,13 +132,33 @@ START_TEST(test_struct_size_decides_which_ops_are_read) {
 }
 END_TEST
 
+/* The load jobs' wakeup descriptor: readable once signalled (any number of
+ * times), drained by the wait; a wait on an unsignalled one times out. The
+ * clock never goes back. */
+START_TEST(test_event_descriptor_and_clock) {
+  const emel_platform_ops *d = emel_platform_default();
+  const int fd = d->event_open(d->user);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(d->event_wait(d->user, fd, 0), 0);
+  ck_assert_int_eq(d->event_signal(d->user, fd), 0);
+  ck_assert_int_eq(d->event_signal(d->user, fd), 0);
+  ck_assert_int_eq(d->event_wait(d->user, fd, -1), 1);
+  ck_assert_int_eq(d->event_wait(d->user, fd, 1), 0); /* drained */
+  ck_assert_int_eq(d->event_close(d->user, fd), 0);
+  const uint64_t a = d->clock_ns(d->user), b = d->clock_ns(d->user);
+  ck_assert_uint_ge(b, a);
+  ck_assert_uint_gt(a, 0);
+}
+END_TEST
+
 /* Guards against the list and the names drifting apart, and against entries
  * the library never calls (file_size was one) coming back. */
 START_TEST(test_the_ops_list_names_every_member_once) {
   static const char *const expected[] = {"open",      "close",       "pread",        "preadv",    "map",
                                          "unmap",     "advise",      "fadvise",      "lock",      "unlock",
                                          "alloc",     "free",        "page_size",    "can_map",   "thread_start",
-                                         "thread_join", "cpu_count", "file_identity", "guard",    "random"};
+                                         "thread_join", "cpu_count", "file_identity", "guard",    "random",
+                                         "event_open", "event_close", "event_signal", "event_wait", "clock_ns"};
   const size_t n = sizeof expected / sizeof expected[0];
   for (size_t i = 0; i < n; i++) ck_assert_str_eq(emel_platform_op_name(i), expected[i]);
   ck_assert_ptr_null(emel_platform_op_name(n));
@@ -926,6 +947,7 @@ static Suite *platform_suite(void) {
   tcase_add_test(tc, test_an_op_given_without_its_pair_is_refused_by_name);
   tcase_add_test(tc, test_struct_size_decides_which_ops_are_read);
   tcase_add_test(tc, test_the_ops_list_names_every_member_once);
+  tcase_add_test(tc, test_event_descriptor_and_clock);
   tcase_add_test(tc, test_the_defaults_report_errors_as_negative_errno);
   tcase_add_test(tc, test_the_default_random_fills_the_buffer);
   tcase_add_test(tc, test_only_the_defaults_file_includes_os_headers);

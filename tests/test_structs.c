@@ -10,6 +10,7 @@
 
 #include "check_main.h"
 #include "emel/io_strategy.h"
+#include "emel/job.h"
 #include "emel/model.h"
 #include "fault_platform.h"
 #include "gguf_writer.h"
@@ -280,6 +281,42 @@ START_TEST(test_the_init_macros_set_struct_size_and_keep_the_members_given) {
 }
 END_TEST
 
+/* The same for load jobs: a newer emel_job_config is refused by name, an
+ * older one is read up to its size (the callbacks it did not know, set here
+ * to one that fails the test, are not called), and a platform table from
+ * before the event ops gets the defaults for them (a background job starts). */
+static void never_called(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)user;
+  (void)index;
+  (void)view;
+  ck_abort_msg("a member past the caller's struct_size was read");
+}
+
+START_TEST(test_job_structs_grow) {
+  emel_platform_ops old = EMEL_PLATFORM_OPS_INIT();
+  old.struct_size = offsetof(emel_platform_ops, event_open);
+  emel_model_config mc = EMEL_MODEL_CONFIG_INIT(.platform = &old);
+  emel_model *m;
+  ck_assert_int_eq(emel_model_open(&m, path, &mc, NULL), EMEL_OK);
+  emel_tensors *t = emel_model_tensors(m);
+  NEWER(emel_job_config) newer = {.known = EMEL_JOB_CONFIG_INIT()};
+  newer.known.struct_size = sizeof newer;
+  emel_job *job = NULL;
+  emel_error e;
+  ck_assert_int_eq(emel_job_create(&job, t, &newer.known, &e), EMEL_STRUCT_SIZE_UNKNOWN);
+  ck_assert_str_eq(e.detail, "emel_job_config.struct_size");
+  ck_assert_ptr_null(job);
+  emel_job_config older = EMEL_JOB_CONFIG_INIT(.on_ready = never_called);
+  older.struct_size = offsetof(emel_job_config, on_ready);
+  ck_assert_int_eq(emel_job_create(&job, t, &older, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_wait(job, -1), EMEL_JOB_COMPLETED);
+  emel_job_destroy(job);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 2);
+  emel_model_close(m);
+}
+END_TEST
+
 static Suite *structs_suite(void) {
   Suite *s = suite_create("structs");
   TCase *tc = tcase_create("struct_size");
@@ -289,6 +326,7 @@ static Suite *structs_suite(void) {
   tcase_add_test(tc, test_ops_without_their_pair_are_refused_before_anything_is_allocated);
   tcase_add_test(tc, test_an_older_smaller_struct_is_read_up_to_its_size);
   tcase_add_test(tc, test_the_init_macros_set_struct_size_and_keep_the_members_given);
+  tcase_add_test(tc, test_job_structs_grow);
   suite_add_tcase(s, tc);
   return s;
 }

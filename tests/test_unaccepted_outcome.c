@@ -25,13 +25,15 @@
 #include "emel/io/read/read.h"
 #include "emel/io_mmap.h"
 #include "emel/io_read.h"
+#include "emel/job.h"
+#include "emel/job/job.h"
 #include "emel/model/tensor/residency.h"
 #include "emel/tensor.h"
 #include "fault_platform.h"
 
 /* ---- the wrapped actions: armed[] names the one that reports `bogus` ---- */
 
-enum { W_MMAP_IDENTIFY, W_MMAP_CHECK_LOCK, W_READ_CHOOSE_STORAGE, W_READ_RECHECK_FILE, W_TENSOR_REQUEST, W_COUNT };
+enum { W_MMAP_IDENTIFY, W_MMAP_CHECK_LOCK, W_READ_CHOOSE_STORAGE, W_READ_RECHECK_FILE, W_TENSOR_REQUEST, W_JOB_TRANSFER, W_COUNT };
 static int armed[W_COUNT];
 static int bogus;
 
@@ -45,6 +47,8 @@ io_mmap_event __wrap_emel_mmap_check_lock(io_mmap_ctx *m);
 io_read_event __wrap_emel_read_choose_storage(io_read_ctx *m);
 io_read_event __wrap_emel_read_recheck_file(io_read_ctx *m);
 tensor_residency_event __wrap_emel_tensor_request_residency(tensor_residency_ctx *m);
+load_job_event __real_emel_job_transfer_unit(load_job_ctx *m);
+load_job_event __wrap_emel_job_transfer_unit(load_job_ctx *m);
 
 #define WRAP(ret, name, ctx, which)                  \
   ret __wrap_##name(ctx *m) {                        \
@@ -56,6 +60,7 @@ WRAP(io_mmap_event, emel_mmap_check_lock, io_mmap_ctx, W_MMAP_CHECK_LOCK)
 WRAP(io_read_event, emel_read_choose_storage, io_read_ctx, W_READ_CHOOSE_STORAGE)
 WRAP(io_read_event, emel_read_recheck_file, io_read_ctx, W_READ_RECHECK_FILE)
 WRAP(tensor_residency_event, emel_tensor_request_residency, tensor_residency_ctx, W_TENSOR_REQUEST)
+WRAP(load_job_event, emel_job_transfer_unit, load_job_ctx, W_JOB_TRANSFER)
 
 static void arm(int which, int outcome) {
   memset(armed, 0, sizeof armed);
@@ -225,6 +230,36 @@ START_TEST(test_tensor_outcome_refused_while_loading_breaks_that_tensor) {
 }
 END_TEST
 
+/* ---- load_job ---- */
+
+/* The defect strikes with the first piece of a tensor read into the job's
+ * buffer: the job is broken (failed, EMEL_INTERNAL from then on) and its
+ * destroy frees that buffer and hands the tensor back. */
+START_TEST(test_job_outcome_refused_mid_tensor_breaks_the_job) {
+  emel_tensors *t;
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 1);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
+  emel_tensor_span span = {.n_dims = 1, .dims = {10000, 1, 1, 1}, .file_index = file, .offset = 0, .size = 10000};
+  uint32_t a;
+  ck_assert_int_eq(emel_tensors_add(t, "a", 1, &span, &a, NULL), EMEL_OK);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 4096);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, t, &c, NULL), EMEL_OK);
+  arm(W_JOB_TRANSFER, LOAD_JOB_EV_JOB_BEGUN);
+  ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_INTERNAL);
+  disarm();
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_FAILED);
+  ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_INTERNAL);
+  ck_assert_int_eq(emel_job_result(job, NULL), EMEL_INTERNAL);
+  ck_assert_int_gt(fp.live_allocs, 0);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_state(t, a), EMEL_TENSOR_BOUND);
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  ck_assert_int_eq(emel_tensors_load(t, a, &o, NULL, NULL), EMEL_OK); /* no longer held */
+  emel_tensors_destroy(t);
+}
+END_TEST
+
 static Suite *unaccepted_outcome_suite(void) {
   Suite *s = suite_create("unaccepted_outcome");
   TCase *tc = tcase_create("machines");
@@ -234,6 +269,7 @@ static Suite *unaccepted_outcome_suite(void) {
   tcase_add_test(tc, test_read_outcome_refused_while_preparing_breaks_the_strategy);
   tcase_add_test(tc, test_read_outcome_refused_in_a_batch_run_breaks_the_strategy);
   tcase_add_test(tc, test_tensor_outcome_refused_while_loading_breaks_that_tensor);
+  tcase_add_test(tc, test_job_outcome_refused_mid_tensor_breaks_the_job);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -152,7 +152,19 @@ typedef struct emel_file_identity {
    * (getrandom with GRND_NONBLOCK). Seeds the hash of the name tables (one call per     \
    * GGUF index or standalone tensor table); a failure is not an error: the table uses a \
    * fallback seed. Return fixed bytes for reproducible runs (tests, fuzzing). */        \
-  X(RANDOM, random, int, (void *user, void *buf, size_t len), random)
+  X(RANDOM, random, int, (void *user, void *buf, size_t len), random)                     \
+  /* A wakeup descriptor for load jobs (eventfd, non-blocking, close-on-exec): fd >= 0,  \
+   * or -errno. It can be polled for readability by the caller's event loop. */         \
+  X(EVENT_OPEN, event_open, int, (void *user), event_close)                                \
+  X(EVENT_CLOSE, event_close, int, (void *user, int fd), event_open)                      \
+  /* Makes the descriptor readable; 0 or -errno. Must be async-signal-safe (a load job  \
+   * is cancelled from signal handlers): the default is one write(2). */                 \
+  X(EVENT_SIGNAL, event_signal, int, (void *user, int fd), event_signal)                  \
+  /* Waits up to timeout_ms (< 0: forever) for the descriptor to be readable, then       \
+   * drains it: 1 signalled, 0 timed out, or -errno (-EINTR included). */                \
+  X(EVENT_WAIT, event_wait, int, (void *user, int fd, int timeout_ms), event_wait)        \
+  /* A monotonic clock in nanoseconds (CLOCK_MONOTONIC): progress rates and intervals. */ \
+  X(CLOCK_NS, clock_ns, uint64_t, (void *user), clock_ns)
 
 /* Callers fill this in; set struct_size with EMEL_PLATFORM_OPS_INIT (it tells
  * a newer library which members this caller knows: those after it are NULL,

@@ -36,7 +36,9 @@ extern "C" {
   X(FILE_CHANGED, 114, "the file changed since it was indexed (size, identity or modification time)") \
   X(NOT_A_REGULAR_FILE, 115, "the path is not a regular file (a directory, FIFO, device or socket)") \
   X(STRUCT_SIZE_UNKNOWN, 116, "a struct's struct_size is 0 or larger than this library knows (set it with the struct's _INIT macro; built against a newer header?)") \
-  X(PLATFORM_OPS_UNPAIRED, 117, "a platform op was given without its pair (open/close, map/unmap, lock/unlock, alloc/free, thread_start/thread_join)") \
+  X(PLATFORM_OPS_UNPAIRED, 117, "a platform op was given without its pair (open/close, map/unmap, lock/unlock, alloc/free, thread_start/thread_join, event_open/event_close)") \
+  X(CANCELLED, 118, "the load job was cancelled before this tensor was loaded")          \
+  X(JOB_START_FAILED, 119, "starting the load job's thread or its event descriptor failed") \
   X(INTERNAL, 199, "internal error: a machine rejected its own outcome event")           \
   /* tensor residency */                                                                 \
   X(TENSOR_UNKNOWN, 200, "no tensor has that name or index")                             \
@@ -51,6 +53,7 @@ extern "C" {
   X(TENSOR_ALREADY_EVICTED, 209, "the tensor was already evicted")                       \
   X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
   X(INVALID_SHARD, 211, "the shard is invalid: its rank is not below its count, or the tensor's type and dims do not give its size") \
+  X(TENSOR_BUSY, 212, "a running load job holds the tensor (destroy the job first)")    \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \

@@ -12,10 +12,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
 #include <string.h>
 #include <sys/mman.h>
 #ifdef __linux__
@@ -328,6 +333,53 @@ static int os_random(void *user, void *buf, size_t len) {
     len -= (size_t)n;
   }
   return 0;
+}
+
+/* ---- load jobs' wakeup descriptor and clock ---- */
+
+static int os_event_open(void *user) {
+  (void)user;
+#ifdef __linux__
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
+#else
+  return -ENOSYS;
+#endif
+}
+
+static int os_event_close(void *user, int fd) {
+  (void)user;
+  return close(fd) == 0 ? 0 : -errno;
+}
+
+/* One write(2): async-signal-safe, and errno is saved for the interrupted code. */
+static int os_event_signal(void *user, int fd) {
+  (void)user;
+  const int saved = errno;
+  const uint64_t one = 1;
+  const ssize_t n = write(fd, &one, sizeof one);
+  /* EAGAIN: the counter is at its maximum, so the descriptor is readable anyway. */
+  const int r = n == (ssize_t)sizeof one || errno == EAGAIN ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
+static int os_event_wait(void *user, int fd, int timeout_ms) {
+  (void)user;
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  const int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+  if (n < 0) return -errno;
+  if (n == 0) return 0;
+  uint64_t count;
+  if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN) return -errno;
+  return 1;
+}
+
+static uint64_t os_clock_ns(void *user) {
+  (void)user;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Every op of the list is os_<name> (posix_ would meet libc: posix_fadvise). */

@@ -167,7 +167,10 @@ void emel_tensor_record_load_error(tensor_residency_ctx *m) {
 
 tensor_residency_event emel_tensor_release_residency(tensor_residency_ctx *m) {
   if (m->tensor->handle.strategy == EMEL_STRATEGY_NONE) {
-    m->release_error.code = EMEL_OK; /* caller-owned storage stays with its owner */
+    /* A load job's buffer is the table's to free; caller-owned storage stays with its owner. */
+    if (m->tensor->owned) m->platform->free(m->platform->user, m->tensor->owned, m->tensor->owned_size);
+    m->tensor->owned = NULL;
+    m->release_error.code = EMEL_OK;
     m->release_error.os_errno = 0;
   } else {
     m->release_error = (emel_error){.code = EMEL_INVALID_HANDLE};

@@ -16,6 +16,11 @@ typedef struct tensor_record {
   emel_tensor_view view; /* valid while resident */
   emel_io_handle handle; /* release handle of the residency */
   emel_error last_error;
+  /* A load job's buffer this tensor adopted (emel_tensors_job_adopt): freed
+   * with the table's platform on release; NULL otherwise. */
+  void *owned;
+  size_t owned_size;
+  unsigned char held; /* a load job holds it: loads from outside are EMEL_TENSOR_BUSY */
 } tensor_record;
 
 /* The context of one dispatch: the record's state plus the request's inputs
@@ -25,6 +30,7 @@ struct tensor_residency_ctx {
   tensor_record *tensor;
   uint32_t index;
   emel_io *io;
+  const emel_platform_ops *platform; /* the table's: frees an adopted job buffer */
   /* inputs */
   const emel_tensor_span *span;
   const emel_load_options *options;

@@ -4,6 +4,7 @@
  * GGUF index's names and name table (tensors_shared.h). */
 #include "residency.h"
 #include "tensors_shared.h"
+#include "job_access.h"
 #include "emel/io/users.h"
 #include "emel/io_strategy.h"
 #include "emel/report.h"
@@ -31,6 +32,7 @@ struct emel_tensors {
   emel_io_request *batch_requests;
   emel_io_result *batch_results;
   uint32_t *batch_of;
+  int as_job; /* a load job is calling: the tensors it holds are not busy to it */
 };
 
 #define BATCH_NOT_ASKED UINT32_MAX
@@ -118,6 +120,7 @@ emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_co
 
 void emel_tensors_destroy(emel_tensors *t) {
   if (!t) return;
+  t->as_job = 1; /* destruction releases every tensor, held ones too */
   (void)emel_tensors_evict_all(t, NULL);
   emel_io *io = t->io;
   free_table(t);
@@ -229,12 +232,15 @@ static emel_status resident_bytes(const tensor_record *r) {
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
   tensor_record *r = &t->records[index];
+  /* A tensor a load job holds changes only through that job. */
+  if (r->held && !t->as_job) return EMEL_TENSOR_BUSY;
   const int was_resident = is_resident(r);
   m->core.cs = r->cs;
   m->core.pending = EMEL_NO_EVENT;
   m->tensor = r;
   m->index = index;
   m->io = t->io;
+  m->platform = &t->platform;
   m->status = EMEL_OK;
   m->os_errno = 0;
   emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
@@ -278,7 +284,8 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
 /* Only a tensor whose machine would take ADOPT_RESIDENCY into `loading` is
  * asked of the boundary (the others refuse it on their own, with their own
  * code): the chart decides, through its generated table. */
-static int accepts_load(const tensor_record *r) {
+static int accepts_load(const emel_tensors *t, const tensor_record *r) {
+  if (r->held && !t->as_job) return 0; /* refused by dispatch: TENSOR_BUSY */
   return tensor_residency_target(r->cs, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY) ==
          tensor_residency_state_cutting_batch_shard;
 }
@@ -302,7 +309,7 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
     t->batch_of[k] = BATCH_NOT_ASKED;
-    if (index >= t->count || !accepts_load(&t->records[index])) continue;
+    if (index >= t->count || !accepts_load(t, &t->records[index])) continue;
     /* A repeated index shares the first request: one residency per tensor. */
     const uint32_t earlier = asked_for(t, asked, index);
     if (earlier != BATCH_NOT_ASKED) {
@@ -385,7 +392,7 @@ emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err) {
   if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
   emel_error first = {.code = EMEL_OK};
   for (uint32_t i = 0; i < t->count && t->resident > 0; i++) {
-    if (!is_resident(&t->records[i])) continue;
+    if (!is_resident(&t->records[i])) continue; /* a held one is refused: TENSOR_BUSY */
     emel_error e;
     (void)emel_tensors_evict(t, i, &e);
     if (first.code == EMEL_OK) first = e;
@@ -507,3 +514,68 @@ const char *emel_tensor_state_name(emel_tensor_state state) {
   }
   return "unknown";
 }
+
+/* ---- load jobs (job_access.h) ---- */
+
+emel_status emel_tensors_job_hold(emel_tensors *t, uint32_t index, int held) {
+  if (!t || index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_record *r = &t->records[index];
+  if (held && r->held) return EMEL_TENSOR_BUSY;
+  r->held = held ? 1 : 0;
+  return EMEL_OK;
+}
+
+emel_status emel_tensors_job_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
+                                        const emel_load_options *options, emel_status *statuses) {
+  t->as_job = 1;
+  const emel_status s = emel_tensors_load_batch(t, indices, count, options, statuses, NULL);
+  t->as_job = 0;
+  return s;
+}
+
+emel_status emel_tensors_job_evict(emel_tensors *t, uint32_t index) {
+  t->as_job = 1;
+  const emel_status s = emel_tensors_evict(t, index, NULL);
+  t->as_job = 0;
+  return s;
+}
+
+emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, size_t alloc_size,
+                                   emel_tensor_view *view) {
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  tensor_record *r = &t->records[index];
+  t->as_job = 1;
+  tensor_residency_ctx m = {.external_data = data, .external_size = r->span.size};
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_BIND_EXTERNAL, &m);
+  t->as_job = 0;
+  if (s != EMEL_OK) return s;
+  /* Bound like caller storage (strategy NONE: no io handle), but the table's to free. */
+  r->owned = data;
+  r->owned_size = alloc_size;
+  r->view.residency = EMEL_RESIDENCY_OWNED;
+  r->view.strategy = EMEL_STRATEGY_READ;
+  if (view) *view = r->view;
+  return EMEL_OK;
+}
+
+emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
+                                          emel_tensor_view *view) {
+  if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
+  t->as_job = 1;
+  /* The whole tensor (jobs take no shard): ADOPT_RESIDENCY cuts the slice first. */
+  const emel_load_options whole = EMEL_LOAD_OPTIONS_INIT(.strategy = result->handle.strategy);
+  tensor_residency_ctx m = {.options = &whole, .batch_result = result};
+  const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY, &m);
+  t->as_job = 0;
+  if (s == EMEL_OK && view) *view = t->records[index].view;
+  return s;
+}
+
+void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno) {
+  if (!t || index >= t->count) return;
+  t->records[index].last_error = (emel_error){.code = code, .os_errno = os_errno};
+}
+
+const emel_platform_ops *emel_tensors_platform(const emel_tensors *t) { return &t->platform; }
+
+emel_io *emel_tensors_io(const emel_tensors *t) { return t->io; }

@@ -1,0 +1,84 @@
+/* Internals of load jobs shared by the spec, the actions and the driver. */
+#ifndef EMEL_JOB_INTERNAL_H
+#define EMEL_JOB_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "emel/job.h"
+#include "emel/platform.h"
+#include "emel/machine/machine.h"
+#include "load_job_machine.h" /* events, states, action prototypes: generated from the spec */
+
+/* What became of each tensor of the job (load_job_ctx.done, by position). */
+enum { JOB_PENDING = 0, JOB_READY = 1, JOB_FAILED = 2, JOB_CANCELLED = 3 };
+
+/* A read piece is cut into at most this many parts of at least JOB_PART_MIN bytes. */
+enum { JOB_PIECE_PARTS = 8, JOB_PART_MIN = 1u << 20 };
+
+/* The job is the machine's context: it rests between units with its cursor. */
+struct load_job_ctx {
+  emel_machine core;
+  emel_tensors *t;
+  emel_io *io;
+  emel_platform_ops platform; /* the table's */
+  emel_load_options options;
+  unsigned flags;
+  uint64_t chunk;
+  emel_job_ready_fn on_ready;
+  emel_job_progress_fn on_progress;
+  uint64_t interval_ns;
+  void *user;
+  /* the tensors, by position in load order */
+  uint32_t count;
+  uint32_t *order;        /* table index of each position */
+  uint32_t table_count;
+  uint32_t *pos_of;       /* table index -> position + 1; 0: not the job's */
+  emel_tensor_view *views;
+  emel_status *statuses;  /* a failed tensor's code (written before done[] says so) */
+  atomic_uchar *done;     /* JOB_* */
+  uint64_t bytes_total;
+  /* the cursor: positions before `next` are done */
+  uint32_t next;
+  uint32_t unit_count;    /* whole tensors in the current unit (0: a piece of `next`) */
+  uint64_t unit_bytes;
+  uint64_t piece_offset;  /* bytes of tensor `next` already read into `buffer` */
+  uint64_t piece_len;
+  void *buffer;           /* read: tensor `next`'s final buffer while it is read in pieces */
+  size_t buffer_size;
+  emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
+  int has_mapping;
+  emel_error unit_error;  /* a piece's failure */
+  /* A read piece as parts the boundary takes as one batch, so the read
+   * strategy's lanes copy it in parallel. */
+  emel_io_request parts[JOB_PIECE_PARTS];
+  emel_io_result part_results[JOB_PIECE_PARTS];
+  emel_status unit_statuses[EMEL_TENSOR_BATCH_WINDOW];
+  /* the current emel_job_step's budget (UINT64_MAX in the background) */
+  uint64_t budget, moved;
+  /* outcome */
+  emel_error result;      /* first failure, or CANCELLED; code OK otherwise */
+  emel_status status;     /* the current request's */
+  /* what other threads read */
+  atomic_int cancel;
+  atomic_int state;       /* emel_job_state */
+  atomic_int fd;
+  atomic_uint_fast64_t bytes_done;
+  atomic_uint tensors_done, tensors_failed;
+  atomic_uint_fast64_t begun_ns, ended_ns;
+  atomic_uint_fast64_t rate; /* bytes per second over the last window of transfer time; 0: none yet */
+  uint64_t busy_ns;          /* time spent in units (not between emel_job_step calls) */
+  uint64_t window_busy_ns, window_bytes;
+  uint64_t last_progress_ns;
+  int holding; /* the table marks the tensors held */
+  int started;
+  uintptr_t thread;
+};
+
+struct emel_job {
+  load_job_ctx m;
+};
+
+/* The span size of position `pos`. */
+uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos);
+
+#endif

@@ -1,0 +1,39 @@
+/* What a load job (src/emel/job) may do to a tensor table that the public
+ * API does not offer: hold tensors (the table refuses loads of them from
+ * outside with EMEL_TENSOR_BUSY), load them as the job, adopt a buffer the job
+ * filled in pieces, and record a tensor's cancellation. Internal. */
+#ifndef EMEL_MODEL_TENSOR_JOB_ACCESS_H
+#define EMEL_MODEL_TENSOR_JOB_ACCESS_H
+
+#include "emel/tensor.h"
+
+/* Marks (held = 1) or unmarks tensor `index` as a job's. EMEL_TENSOR_BUSY when
+ * holding one another job holds. */
+emel_status emel_tensors_job_hold(emel_tensors *t, uint32_t index, int held);
+
+/* emel_tensors_load_batch / emel_tensors_evict on behalf of the job that holds
+ * the tensors (no EMEL_TENSOR_BUSY). */
+emel_status emel_tensors_job_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
+                                        const emel_load_options *options, emel_status *statuses);
+emel_status emel_tensors_job_evict(emel_tensors *t, uint32_t index);
+
+/* Makes a bound or evicted tensor resident in `data` (alloc_size bytes from the
+ * table's platform alloc, the tensor's bytes already in it): residency owned,
+ * strategy read, freed by the table when the tensor is released. */
+emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, size_t alloc_size,
+                                   emel_tensor_view *view);
+
+/* Makes a bound or evicted tensor resident with a residency the job acquired
+ * from the boundary itself (ADOPT_RESIDENCY, as a batch does). */
+emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
+                                          emel_tensor_view *view);
+
+/* Records `code` (EMEL_CANCELLED, a piece's failure) as the tensor's last
+ * error without changing its state. */
+void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno);
+
+/* The table's platform ops (the job allocates and signals through them) and boundary. */
+const emel_platform_ops *emel_tensors_platform(const emel_tensors *t);
+emel_io *emel_tensors_io(const emel_tensors *t);
+
+#endif
