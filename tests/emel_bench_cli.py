@@ -93,6 +93,33 @@ k = keys(r.stdout)
 check(r.returncode != 0 and k.get("fio_engine") == "none" and k.get("fio_gbps", "").startswith("skipped"),
       "no engine works: said, not a figure: %r" % r.stdout)
 
+# 3. Cold: without permission to drop caches every cold line says so (never a
+#    figure of a warm cache passed off as cold); with it (here a plain file
+#    stands in for /proc/sys/vm/drop_caches, so no one's cache is dropped) fio
+#    runs in the rotation and every ratio is a number. Guards against a cold
+#    line missing or a cold figure printed when the cache could not be dropped.
+env = fake_fio(["libaio"])
+env["EMEL_BENCH_DROP_CACHES"] = os.path.join(work, "no-such-dir", "drop_caches")
+r = subprocess.run([bench, "--smoke", "--cold", model], capture_output=True, text=True, env=env, timeout=300)
+k = keys(r.stdout)
+check(r.returncode == 0, "--cold without permission exits 0: %r" % r.stderr)
+cold = ("fio_cold_gbps", "cat_cold_gbps", "read_direct_cold_gbps", "read_buffered_cold_gbps", "mmap_cold_gbps",
+        "read_cold_vs_fio", "read_buffered_cold_vs_fio", "mmap_cold_vs_fio", "read_cold_vs_cat_cold")
+for key in cold:
+    check(k.get(key, "").startswith("skipped (drop_caches not permitted"), "%s skipped: %r" % (key, k.get(key)))
+drop = os.path.join(work, "drop_caches")
+open(drop, "w").close()
+env["EMEL_BENCH_DROP_CACHES"] = drop
+r = subprocess.run([bench, "--runs", "5", "--cold", model], capture_output=True, text=True, env=env, timeout=300)
+k = keys(r.stdout)
+check(r.returncode == 0, "--cold exits 0: %r" % r.stderr)
+for key in cold:
+    check(number(k.get(key)) is not None and number(k.get(key)) > 0, "%s is a number: %r" % (key, k.get(key)))
+check(k.get("fio_cold_gbps") == "3.00", "fio_cold_gbps is fio's bw_bytes: %r" % k.get("fio_cold_gbps"))
+check(k.get("fio_engine", "").startswith("libaio"), "fio_engine: %r" % k.get("fio_engine"))
+with open(drop) as f:
+    check(f.read() == "3\n", "the caches were asked to drop (3: page cache, dentries and inodes)")
+
 for f in failures:
     print("FAIL:", f)
 print("%d failure(s)" % len(failures))
