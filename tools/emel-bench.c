@@ -629,7 +629,7 @@ static int direct_sweep(const char *path, int runs) {
   typedef struct sweep {
     char name[48];
     int kind; /* 0 emel direct, 1 emel buffered, 2 fio */
-    uint32_t lanes;
+    uint32_t lanes, threads;
     size_t chunk;
     const char *bs;
     int depth;
@@ -641,6 +641,8 @@ static int direct_sweep(const char *path, int runs) {
   const uint32_t lanes[] = {1, 2, 4, 8, 16, 32};
   const size_t chunks[] = {(size_t)1 << 20, (size_t)4 << 20, (size_t)32 << 20};
   v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  /* Buffered at more copy lanes: does a lane's read wait for the device, then fault? */
+  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_lanes8"), n++;
   for (size_t i = 0; i < sizeof lanes / sizeof *lanes; i++)
     v[n].kind = 0, v[n].lanes = lanes[i],
     snprintf(v[n].name, sizeof v[n].name, "direct_lanes%u_chunk8m", lanes[i]), n++;
@@ -668,7 +670,8 @@ static int direct_sweep(const char *path, int runs) {
         x->secs[r] = (double)fio_bytes / (g * 1e9);
         continue;
       }
-      emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk);
+      emel_io_read_config rc =
+          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads);
       load_timing t = time_emel_with(path, EMEL_STRATEGY_READ, x->kind == 0 ? EMEL_LOAD_DIRECT : 0, &rc, &x->st);
       x->secs[r] = t.load;
       bytes = t.bytes;
