@@ -5,6 +5,11 @@
  *
  *   emel-bench [--runs R] [--small1k F] [--small100k F] [--cold] MODEL.gguf
  *   emel-bench --smoke MODEL.gguf          (one quick pass of each contender)
+ *   emel-bench --fio FILE                   (the device reference alone: fio's O_DIRECT sequential read)
+ *   emel-bench --direct-sweep [--runs R] MODEL.gguf
+ *                                           (cold: read --direct by lanes and chunk size, buffered, fio
+ *                                            by depth and request size; needs drop_caches)
+ *   emel-bench --probe-memcpy MIB [--runs R] (the memcpy reference's variants and first touch)
  *   emel-bench --write-small N OUT.gguf     (N tensors of 64 bytes, for the scaling figure)
  *   emel-bench --write-names colliding|random N OUT.gguf
  *                                           (N tensors named to collide under unseeded FNV-1a, or not)
@@ -12,7 +17,10 @@
  *                                           (only the hostile-names figure, open_colliding_vs_random)
  *
  * Every contender runs R times, in rotating order, page cache warm; figures
- * are medians. The emel-io contenders go through the public API exactly as an
+ * are medians. References: cat, memcpy between resident buffers (one lane per
+ * core, as the read strategy's batch), a populated mapping, the naive read
+ * (one malloc, one pread per tensor) and first touch (writing fresh memory);
+ * cold (--cold, caches dropped before each run): fio, cat. The emel-io contenders go through the public API exactly as an
  * embedder would: emel_model_open, then emel_tensors_load_batch of every
  * tensor (the per-tensor cost figure: emel_tensors_load of each).
  * Peak memory is measured in a child process (this program re-executed) so
@@ -23,6 +31,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "emel/io_read.h"
 #include "emel/model.h"
 #include "fnv_names.h"
 #include "gguf_writer.h"
@@ -97,11 +107,88 @@ static double time_populate(const char *path, uint64_t size) {
   return t;
 }
 
-static double time_memcpy(unsigned char *dst, const unsigned char *src, uint64_t size) {
+/* Anonymous memory aligned to 2 MiB; `huge`: advised for transparent huge
+ * pages, as the read strategy's owned buffers are (without it a 4 KiB-page
+ * buffer pays a TLB miss per page, twice under virtualization). */
+typedef struct region {
+  void *map;
+  size_t len;
+  unsigned char *p;
+} region;
+
+static region region_new(uint64_t size, int huge) {
+  const size_t align = (size_t)2 << 20;
+  region r = {.len = (size_t)size + align};
+  r.map = mmap(NULL, r.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r.map == MAP_FAILED) die("mmap anonymous", strerror(errno));
+  r.p = (unsigned char *)(((uintptr_t)r.map + align - 1) & ~(uintptr_t)(align - 1));
+  if (huge) (void)madvise(r.p, (size_t)size, MADV_HUGEPAGE); /* refused: 4 KiB pages, still correct */
+  return r;
+}
+
+static void region_free(region *r) { munmap(r->map, r->len); }
+
+/* One write per 4 KiB page: every page present (and in the TLB's reach of the
+ * page tables) before a timed copy, whatever happened to it since. */
+static void touch(unsigned char *p, uint64_t size) {
+  volatile unsigned char *q = p;
+  for (uint64_t i = 0; i < size; i += 4096) q[i] = q[i]; /* a write: a read would not undo copy-on-write */
+}
+
+/* No two pages alike (xorshift64): nothing for same-page merging, in this
+ * kernel or a hypervisor's, to fold back into one shared page. */
+static void fill_distinct(unsigned char *p, uint64_t size, uint64_t seed) {
+  uint64_t x = 0x9e3779b97f4a7c15u ^ seed;
+  for (uint64_t i = 0; i + 8 <= size; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    memcpy(p + i, &x, 8);
+  }
+}
+
+typedef struct copy_part {
+  unsigned char *dst;
+  const unsigned char *src;
+  size_t len;
+} copy_part;
+
+static void *copy_part_run(void *arg) {
+  copy_part *c = arg;
+  memcpy(c->dst, c->src, c->len);
+  return NULL;
+}
+
+#define MAX_LANES 64
+
+/* memcpy split over `lanes` threads (the read strategy copies a batch on one
+ * lane per core: the fair reference copies on as many). */
+static double time_memcpy(unsigned char *dst, const unsigned char *src, uint64_t size, int lanes) {
+  copy_part part[MAX_LANES];
+  pthread_t th[MAX_LANES];
+  const uint64_t share = (size / (uint64_t)lanes + 4095) / 4096 * 4096;
   double t0 = now();
-  memcpy(dst, src, (size_t)size);
+  int started = 0;
+  for (int i = 0; i < lanes; i++) {
+    const uint64_t at = share * (uint64_t)i, len = at >= size ? 0 : size - at < share ? size - at : share;
+    part[i] = (copy_part){dst + at, src + at, (size_t)len};
+    if (i == 0) continue;
+    if (pthread_create(&th[i], NULL, copy_part_run, &part[i]) != 0) die("pthread_create", NULL);
+    started = i;
+  }
+  copy_part_run(&part[0]);
+  for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
   double t = now() - t0;
-  if (dst[size / 2] != src[size / 2]) die("memcpy", "mismatch"); /* keeps the copy observable */
+  if (dst[size / 2] != src[size / 2] || dst[size - 1] != src[size - 1]) die("memcpy", "mismatch"); /* observable */
+  return t;
+}
+
+/* Writing into freshly mapped, never-touched memory: every page faulted and
+ * zeroed by the kernel, then written. What any loader pays for a fresh buffer. */
+static double time_first_touch(uint64_t size, int huge) {
+  region r = region_new(size, huge);
+  double t0 = now();
+  memset(r.p, 0x3c, (size_t)size);
+  double t = now() - t0;
+  region_free(&r);
   return t;
 }
 
@@ -120,12 +207,14 @@ static emel_load_options options_for(emel_strategy strategy, unsigned extra) {
   return o;
 }
 
-static emel_model *open_model(const char *path) {
+static emel_model *open_model_with(const char *path, const emel_model_config *config) {
   emel_model *model = NULL;
   emel_error e;
-  if (emel_model_open(&model, path, NULL, &e) != EMEL_OK) die("emel_model_open", emel_status_name(e.code));
+  if (emel_model_open(&model, path, config, &e) != EMEL_OK) die("emel_model_open", emel_status_name(e.code));
   return model;
 }
+
+static emel_model *open_model(const char *path) { return open_model_with(path, NULL); }
 
 /* One tensor at a time (the per-tensor cost figure). */
 static void load_each_tensor(emel_model *model, const emel_load_options *o, load_timing *t) {
@@ -163,6 +252,54 @@ static load_timing time_emel(const char *path, emel_strategy strategy, unsigned 
   emel_model *model = open_model(path);
   load_every_tensor(model, &o, &t);
   t.load = now() - t0;
+  emel_model_close(model);
+  return t;
+}
+
+/* The naive reference, what llama.cpp's --no-mmap path and ggml's gguf loader
+ * do: the same index (emel_model_open), one fresh buffer for all tensors (plain
+ * malloc: no huge-page advice), one pread per tensor in file order, one thread.
+ * Freeing is not timed, as the emel-io contenders' close is not. */
+typedef struct naive_span {
+  uint64_t offset, size;
+} naive_span;
+
+static int cmp_span(const void *a, const void *b) {
+  const naive_span *x = a, *y = b;
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static load_timing time_naive(const char *path) {
+  load_timing t = {0};
+  double t0 = now();
+  emel_model *model = open_model(path);
+  emel_tensors *tensors = emel_model_tensors(model);
+  t.count = emel_tensors_count(tensors);
+  naive_span *spans = malloc((t.count ? t.count : 1) * sizeof *spans);
+  if (!spans) die("out of memory", NULL);
+  for (uint32_t i = 0; i < t.count; i++) {
+    emel_tensor_info info;
+    if (!emel_tensors_info(tensors, i, &info)) die("emel_tensors_info", NULL);
+    spans[i] = (naive_span){info.span.offset, info.span.size};
+    t.bytes += info.span.size;
+  }
+  qsort(spans, t.count, sizeof *spans, cmp_span);
+  unsigned char *buf = malloc((size_t)t.bytes);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (!buf || fd < 0) die("naive read: malloc or open", path);
+  uint64_t at = 0;
+  for (uint32_t i = 0; i < t.count; i++) {
+    for (uint64_t done = 0; done < spans[i].size;) {
+      ssize_t n = pread(fd, buf + at + done, (size_t)(spans[i].size - done), (off_t)(spans[i].offset + done));
+      if (n <= 0 && !(n < 0 && errno == EINTR)) die("naive read: pread", n < 0 ? strerror(errno) : "end of file");
+      if (n > 0) done += (uint64_t)n;
+    }
+    at += spans[i].size;
+  }
+  t.load = now() - t0;
+  close(fd);
+  free(buf);
+  free(spans);
   emel_model_close(model);
   return t;
 }
@@ -218,14 +355,97 @@ static void measure_rss(const char *self, const char *strategy, const char *path
 
 /* ---- cold cache ---- */
 
+/* EMEL_BENCH_DROP_CACHES names another file (tests: one not writable, or a
+ * plain file that makes the cold path run without dropping anyone's cache). */
 static int drop_caches(void) {
   sync();
-  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+  const char *path = getenv("EMEL_BENCH_DROP_CACHES");
+  int fd = open(path && *path ? path : "/proc/sys/vm/drop_caches", O_WRONLY);
   if (fd < 0) return -errno;
   ssize_t n = write(fd, "3\n", 2);
   int e = errno;
   close(fd);
   return n == 2 ? 0 : -e;
+}
+
+/* ---- fio, the device's reference ---- */
+
+/* Just past the colon of the first "key" used as a key (a value "read", as in
+ * "rw" : "read", is not followed by a colon), or NULL. */
+static const char *json_key(const char *from, const char *key) {
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  for (const char *at = strstr(from, quoted); at; at = strstr(at + 1, quoted)) {
+    const char *c = at + strlen(quoted);
+    while (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r') c++;
+    if (*c == ':') return c + 1;
+  }
+  return NULL;
+}
+
+/* fio's sequential read of FILE (O_DIRECT, `bs`, `depth` in flight with
+ * `engine`), `limit` bytes of it (0: all): fio's own bandwidth from its JSON.
+ * Returns 0, or -1 when fio is missing, fails or reports nothing read. */
+static int run_fio(const char *file, const char *engine, const char *bs, int depth, uint64_t limit, double *gbps_out,
+                   uint64_t *bytes_out) {
+  char depth_arg[32], size_arg[48], bs_arg[32];
+  snprintf(depth_arg, sizeof depth_arg, "--iodepth=%d", depth);
+  snprintf(size_arg, sizeof size_arg, "--size=%llu", (unsigned long long)limit);
+  snprintf(bs_arg, sizeof bs_arg, "--bs=%s", bs);
+  char engine_arg[64], file_arg[4200];
+  snprintf(engine_arg, sizeof engine_arg, "--ioengine=%s", engine);
+  snprintf(file_arg, sizeof file_arg, "--filename=%s", file);
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null < 0 || dup2(fds[1], 1) < 0 || dup2(null, 2) < 0) _exit(127);
+    close(fds[0]);
+    char *argv[] = {"fio", "--name=x", file_arg, "--rw=read", bs_arg, depth_arg, engine_arg, "--direct=1",
+                    "--readonly", "--output-format=json", limit ? size_arg : NULL, NULL};
+    execvp("fio", argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    return -1;
+  }
+  static char out[1 << 20];
+  size_t len = 0;
+  for (ssize_t n; len < sizeof out - 1 && ((n = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (n < 0 && errno == EINTR));)
+    if (n > 0) len += (size_t)n;
+  out[len] = '\0';
+  close(fds[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  /* jobs[0].read: "io_bytes" : N, ... "bw_bytes" : N (bytes per second) */
+  const char *rd = json_key(out, "read");
+  const char *io = rd ? json_key(rd, "io_bytes") : NULL, *bw = rd ? json_key(rd, "bw_bytes") : NULL;
+  if (!io || !bw) return -1;
+  const double io_bytes = strtod(io, NULL), bw_bytes = strtod(bw, NULL);
+  if (io_bytes <= 0 || bw_bytes <= 0) return -1;
+  *gbps_out = bw_bytes / 1e9;
+  *bytes_out = (uint64_t)io_bytes;
+  return 0;
+}
+
+/* The first engine that reads 16 MiB of FILE: io_uring, then libaio, then
+ * psync (synchronous: one request in flight whatever the depth). NULL: none. */
+static const char *fio_engine(const char *file) {
+  static const char *const engines[] = {"io_uring", "libaio", "psync"};
+  const uint64_t limit = file_bytes(file) > (16u << 20) ? 16u << 20 : 0; /* fio refuses to read past the end */
+  for (size_t i = 0; i < sizeof engines / sizeof *engines; i++) {
+    double g;
+    uint64_t b;
+    if (run_fio(file, engines[i], "4M", 32, limit, &g, &b) == 0) return engines[i];
+  }
+  return NULL;
+}
+
+static const char *fio_engine_note(const char *engine) {
+  return strcmp(engine, "psync") ? " (QD 32, 4 MiB, O_DIRECT)" : " (QD 1: synchronous, 4 MiB, O_DIRECT)";
 }
 
 /* ---- files of small tensors ---- */
@@ -301,7 +521,7 @@ static void open_names_figure(const char *colliding, const char *random, int run
 /* ---- main ---- */
 
 typedef struct args {
-  int runs, cold, smoke;
+  int runs, cold, smoke, direct_sweep;
   const char *model, *small1k, *small100k, *names_colliding, *names_random;
 } args;
 
@@ -309,6 +529,9 @@ static void usage(void) {
   fprintf(stderr, "usage: emel-bench [--runs R] [--small1k F] [--small100k F] [--names COLLIDING RANDOM] [--cold] "
                   "MODEL.gguf\n"
                   "       emel-bench --smoke MODEL.gguf\n"
+                  "       emel-bench --direct-sweep [--runs R] MODEL.gguf\n"
+                  "       emel-bench --probe-memcpy MIB [--runs R]\n"
+                  "       emel-bench --fio FILE\n"
                   "       emel-bench --write-small N OUT.gguf\n"
                   "       emel-bench --write-names colliding|random N OUT.gguf\n"
                   "       emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf\n");
@@ -326,6 +549,7 @@ static args parse(int argc, char **argv) {
       a.names_random = argv[++i];
     } else if (!strcmp(argv[i], "--cold")) a.cold = 1;
     else if (!strcmp(argv[i], "--smoke")) a.smoke = 1;
+    else if (!strcmp(argv[i], "--direct-sweep")) a.direct_sweep = 1;
     else if (argv[i][0] == '-' || a.model) usage();
     else a.model = argv[i];
   }
@@ -335,8 +559,199 @@ static args parse(int argc, char **argv) {
 
 static double gbps(uint64_t bytes, double seconds) { return (double)bytes / seconds / 1e9; }
 
-enum { C_CAT, C_MEMCPY, C_POPULATE, C_READ, C_MMAP, C_COUNT };
-static const char *const contender_names[C_COUNT] = {"cat", "memcpy", "mmap_populate", "read", "mmap"};
+static int cpu_lanes(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > MAX_LANES ? MAX_LANES : (int)n;
+}
+
+/* Why the memcpy reference could fall below the read strategy: each way of
+ * copying (4 KiB or huge pages, one lane or one per core, pages touched again
+ * right before the copy or not) and first touch, alternated, medians. */
+static int probe_memcpy(uint64_t size, int runs) {
+  enum { V = 8 };
+  double secs[V + 2][MAX_RUNS], retouch_secs[2][MAX_RUNS];
+  region src[2] = {region_new(size, 0), region_new(size, 1)}, dst[2] = {region_new(size, 0), region_new(size, 1)};
+  for (int h = 0; h < 2; h++) {
+    fill_distinct(src[h].p, size, 1);
+    fill_distinct(dst[h].p, size, 2); /* another seed: no page of dst equals one of src */
+  }
+  const int lanes = cpu_lanes();
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < V + 2; k++) {
+      const int v = (k + r) % (V + 2);
+      if (v >= V) {
+        secs[v][r] = time_first_touch(size, v - V);
+        continue;
+      }
+      const int huge = v & 1, many = (v >> 1) & 1, retouch = (v >> 2) & 1;
+      (void)time_first_touch(size, 0); /* what the loads between two copies do: map, fill, unmap */
+      if (retouch) {
+        const double t0 = now();
+        touch(src[huge].p, size);
+        touch(dst[huge].p, size);
+        retouch_secs[huge][r] = now() - t0;
+      }
+      secs[v][r] = time_memcpy(dst[huge].p, src[huge].p, size, many ? lanes : 1);
+    }
+  for (int v = 0; v < V; v++)
+    printf("memcpy_%s_%dlane_%s_gbps: %.2f\n", v & 1 ? "huge" : "4k", (v >> 1) & 1 ? lanes : 1,
+           (v >> 2) & 1 ? "retouched" : "pretouched", gbps(size, median(secs[v], runs)));
+  printf("retouch_4k_ms: %.1f\nretouch_huge_ms: %.1f\n", median(retouch_secs[0], runs) * 1e3,
+         median(retouch_secs[1], runs) * 1e3);
+  printf("first_touch_4k_gbps: %.2f\nfirst_touch_huge_gbps: %.2f\n", gbps(size, median(secs[V], runs)),
+         gbps(size, median(secs[V + 1], runs)));
+  for (int h = 0; h < 2; h++) {
+    region_free(&src[h]);
+    region_free(&dst[h]);
+  }
+  return 0;
+}
+
+/* A cold load through emel-io with a given read config (NULL: defaults). */
+static load_timing time_emel_with(const char *path, emel_strategy strategy, unsigned extra,
+                                  const emel_io_read_config *read, emel_io_read_stats *stats) {
+  load_timing t = {0};
+  const emel_load_options o = options_for(strategy, extra);
+  emel_model_config mc = EMEL_MODEL_CONFIG_INIT(.read = read);
+  double t0 = now();
+  emel_model *model = open_model_with(path, &mc);
+  load_every_tensor(model, &o, &t);
+  t.load = now() - t0;
+  if (stats && emel_io_read_stats_of(emel_model_io(model), stats, NULL) != EMEL_OK) die("emel_io_read_stats_of", NULL);
+  emel_model_close(model);
+  return t;
+}
+
+/* Why --direct is slower than buffered on a cold cache: the direct read at
+ * several lane counts and chunk sizes, buffered and fio at several depths and
+ * request sizes, caches dropped before each, alternated, medians. */
+static int direct_sweep(const char *path, int runs) {
+  typedef struct sweep {
+    char name[48];
+    int kind; /* 0 emel direct, 1 emel buffered, 2 fio */
+    uint32_t lanes, threads;
+    size_t chunk;
+    const char *bs;
+    int depth;
+    double secs[MAX_RUNS];
+    emel_io_read_stats st;
+  } sweep;
+  static sweep v[32];
+  int n = 0;
+  const uint32_t lanes[] = {1, 2, 4, 8, 16, 32};
+  const size_t chunks[] = {(size_t)1 << 20, (size_t)4 << 20, (size_t)32 << 20};
+  v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  /* Buffered at more copy lanes: does a lane's read wait for the device, then fault? */
+  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_lanes8"), n++;
+  for (size_t i = 0; i < sizeof lanes / sizeof *lanes; i++)
+    v[n].kind = 0, v[n].lanes = lanes[i],
+    snprintf(v[n].name, sizeof v[n].name, "direct_lanes%u_chunk8m", lanes[i]), n++;
+  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++)
+    v[n].kind = 0, v[n].chunk = chunks[i],
+    snprintf(v[n].name, sizeof v[n].name, "direct_default_lanes_chunk%zum", chunks[i] >> 20), n++;
+  const char *engine = fio_engine(path);
+  const struct {
+    const char *bs;
+    int depth;
+  } fios[] = {{"4M", 1}, {"4M", 8}, {"4M", 32}, {"8M", 8}, {"1M", 32}};
+  for (size_t i = 0; engine && i < sizeof fios / sizeof *fios; i++)
+    v[n].kind = 2, v[n].bs = fios[i].bs, v[n].depth = fios[i].depth,
+    snprintf(v[n].name, sizeof v[n].name, "fio_bs%s_qd%d", fios[i].bs, fios[i].depth), n++;
+  const int e = drop_caches();
+  if (e < 0) die("drop_caches not permitted", strerror(-e));
+  uint64_t bytes = 0, fio_bytes = 0;
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < n; k++) {
+      sweep *x = &v[(k + r) % n];
+      if (drop_caches() < 0) die("drop_caches", NULL);
+      if (x->kind == 2) {
+        double g;
+        if (run_fio(path, engine, x->bs, x->depth, 0, &g, &fio_bytes) != 0) die("fio failed", x->name);
+        x->secs[r] = (double)fio_bytes / (g * 1e9);
+        continue;
+      }
+      emel_io_read_config rc =
+          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads);
+      load_timing t = time_emel_with(path, EMEL_STRATEGY_READ, x->kind == 0 ? EMEL_LOAD_DIRECT : 0, &rc, &x->st);
+      x->secs[r] = t.load;
+      bytes = t.bytes;
+    }
+  printf("file: %s\ntensor_bytes: %llu\nruns: %d\nfio_engine: %s\n", path, (unsigned long long)bytes, runs,
+         engine ? engine : "none");
+  for (int i = 0; i < n; i++) {
+    printf("%s_gbps: %.2f", v[i].name, gbps(v[i].kind == 2 ? fio_bytes : bytes, median(v[i].secs, runs)));
+    if (v[i].kind != 2)
+      printf("  (preads %llu, direct %llu, unaligned %llu, fallbacks %llu, runs %llu)", (unsigned long long)v[i].st.preads,
+             (unsigned long long)v[i].st.direct_reads, (unsigned long long)v[i].st.direct_unaligned,
+             (unsigned long long)v[i].st.direct_fallbacks, (unsigned long long)v[i].st.runs);
+    printf("\n");
+  }
+  return 0;
+}
+
+enum { C_CAT, C_MEMCPY, C_POPULATE, C_READ, C_MMAP, C_NAIVE, C_FIRST_TOUCH, C_COUNT };
+static const char *const contender_names[C_COUNT] = {"cat", "memcpy", "mmap_populate", "read", "mmap", "naive_read",
+                                                     "first_touch"};
+
+/* Cold contenders: caches dropped before each. */
+enum { K_FIO, K_CAT, K_DIRECT, K_BUFFERED, K_MMAP, K_COUNT };
+
+/* Every cold line is printed; `skipped (why)` when not asked or not permitted. */
+static void cold_figures(int asked, const char *path, uint64_t size, int runs, char *vs_cat, size_t vs_cat_len) {
+  static const char *const names[K_COUNT] = {"fio_cold", "cat_cold", "read_direct_cold", "read_buffered_cold",
+                                             "mmap_cold"};
+  int e = asked ? drop_caches() : 0;
+  if (!asked || e < 0) {
+    char why[128];
+    if (asked) snprintf(why, sizeof why, "skipped (drop_caches not permitted: %s)", strerror(-e));
+    else snprintf(why, sizeof why, "skipped (not asked: pass --cold)");
+    for (int k = 0; k < K_COUNT; k++) printf("%s_gbps: %s\n", names[k], why);
+    printf("fio_engine: %s\nread_cold_vs_fio: %s\nread_buffered_cold_vs_fio: %s\nmmap_cold_vs_fio: %s\n", why, why,
+           why, why);
+    snprintf(vs_cat, vs_cat_len, "%s", why);
+    return;
+  }
+  const char *engine = fio_engine(path);
+  double secs[K_COUNT][MAX_RUNS], rate[K_COUNT];
+  uint64_t bytes[K_COUNT] = {0};
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < K_COUNT; k++) {
+      const int c = (k + r) % K_COUNT;
+      if (c == K_FIO && !engine) continue;
+      if (drop_caches() < 0) die("drop_caches", NULL);
+      load_timing t;
+      switch (c) {
+      case K_FIO: {
+        double g;
+        if (run_fio(path, engine, "4M", 32, 0, &g, &bytes[c]) != 0) die("fio failed", path);
+        secs[c][r] = (double)bytes[c] / (g * 1e9);
+        break;
+      }
+      case K_CAT: secs[c][r] = time_cat(path), bytes[c] = size; break;
+      default:
+        t = time_emel(path, c == K_MMAP ? EMEL_STRATEGY_MMAP : EMEL_STRATEGY_READ, c == K_DIRECT ? EMEL_LOAD_DIRECT : 0);
+        secs[c][r] = t.load, bytes[c] = t.bytes;
+        break;
+      }
+    }
+  for (int k = 0; k < K_COUNT; k++) {
+    if (k == K_FIO && !engine) {
+      printf("fio_cold_gbps: skipped (fio not installed or no engine could read the file)\n");
+      continue;
+    }
+    rate[k] = gbps(bytes[k], median(secs[k], runs));
+    printf("%s_gbps: %.2f\n", names[k], rate[k]);
+  }
+  if (engine) {
+    printf("fio_engine: %s%s\n", engine, fio_engine_note(engine));
+    printf("read_cold_vs_fio: %.2f\nread_buffered_cold_vs_fio: %.2f\nmmap_cold_vs_fio: %.2f\n", rate[K_DIRECT] / rate[K_FIO],
+           rate[K_BUFFERED] / rate[K_FIO], rate[K_MMAP] / rate[K_FIO]);
+  } else {
+    printf("fio_engine: none\nread_cold_vs_fio: skipped (no fio)\nread_buffered_cold_vs_fio: skipped (no fio)\n"
+           "mmap_cold_vs_fio: skipped (no fio)\n");
+  }
+  snprintf(vs_cat, vs_cat_len, "%.2f", rate[K_DIRECT] / rate[K_CAT]);
+}
 
 int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "--rss-child")) return rss_child(argv[2], argv[3]);
@@ -350,7 +765,27 @@ int main(int argc, char **argv) {
     open_names_figure(argv[argc - 2], argv[argc - 1], runs);
     return 0;
   }
+  if (argc >= 3 && !strcmp(argv[1], "--probe-memcpy")) {
+    const long mib = atol(argv[2]);
+    int runs = 5;
+    if (argc == 5 && !strcmp(argv[3], "--runs")) runs = atoi(argv[4]);
+    else if (argc != 3) usage();
+    if (mib < 1 || runs < 1 || runs > MAX_RUNS) usage();
+    return probe_memcpy((uint64_t)mib << 20, runs);
+  }
+  if (argc == 3 && !strcmp(argv[1], "--fio")) { /* the device reference alone (O_DIRECT: no cache to drop) */
+    const char *engine = fio_engine(argv[2]);
+    double g = 0;
+    uint64_t b = 0;
+    if (!engine || run_fio(argv[2], engine, "4M", 32, 0, &g, &b) != 0) {
+      printf("fio_engine: none\nfio_gbps: skipped (fio not installed or no engine could read the file)\n");
+      return 1;
+    }
+    printf("fio_engine: %s%s\nfio_bytes: %llu\nfio_gbps: %.2f\n", engine, fio_engine_note(engine), (unsigned long long)b, g);
+    return 0;
+  }
   args a = parse(argc, argv);
+  if (a.direct_sweep) return direct_sweep(a.model, a.runs);
   if (a.smoke) a.runs = 1;
   const uint64_t size = file_bytes(a.model);
 
@@ -364,14 +799,17 @@ int main(int argc, char **argv) {
   measure_rss(self, "read", a.model, &read_hwm, &read_anon, &read_bytes);
   measure_rss(self, "mmap", a.model, &mmap_hwm, &mmap_anon, &mmap_bytes);
 
-  unsigned char *src = malloc((size_t)size), *dst = malloc((size_t)size);
-  if (!src || !dst) die("out of memory for the copy buffers", NULL);
-  memset(src, 0x5a, (size_t)size); /* pre-faulted */
-  memset(dst, 0xa5, (size_t)size);
+  /* The copy reference on the read strategy's terms: huge-page advised
+   * buffers, one lane per core, every page touched again right before each
+   * timed copy (so no fault or TLB refill of a page idle since is timed). */
+  const int lanes = cpu_lanes();
+  region src = region_new(size, 1), dst = region_new(size, 1);
+  fill_distinct(src.p, size, 1);
+  fill_distinct(dst.p, size, 2); /* another seed: no page of dst equals one of src */
 
   (void)time_cat(a.model); /* page cache warm */
   double secs[C_COUNT][MAX_RUNS];
-  uint64_t bytes[C_COUNT] = {size, size, size, 0, 0};
+  uint64_t bytes[C_COUNT] = {size, size, size, 0, 0, 0, size};
   uint32_t tensors = 0;
   for (int r = 0; r < a.runs; r++) {
     for (int k = 0; k < C_COUNT; k++) {
@@ -379,8 +817,18 @@ int main(int argc, char **argv) {
       load_timing t;
       switch (c) {
       case C_CAT: secs[c][r] = time_cat(a.model); break;
-      case C_MEMCPY: secs[c][r] = time_memcpy(dst, src, size); break;
+      case C_MEMCPY:
+        touch(src.p, size);
+        touch(dst.p, size);
+        secs[c][r] = time_memcpy(dst.p, src.p, size, lanes);
+        break;
       case C_POPULATE: secs[c][r] = time_populate(a.model, size); break;
+      case C_FIRST_TOUCH: secs[c][r] = time_first_touch(size, 0); break;
+      case C_NAIVE:
+        t = time_naive(a.model);
+        secs[c][r] = t.load;
+        bytes[c] = t.bytes;
+        break;
       case C_READ:
       case C_MMAP:
         t = time_emel(a.model, c == C_READ ? EMEL_STRATEGY_READ : EMEL_STRATEGY_MMAP, 0);
@@ -391,12 +839,12 @@ int main(int argc, char **argv) {
       }
     }
   }
-  free(src);
-  free(dst);
+  region_free(&src);
+  region_free(&dst);
 
   double rate[C_COUNT];
-  printf("file: %s\nfile_bytes: %llu\ntensors: %u\ntensor_bytes: %llu\nruns: %d\n", a.model,
-         (unsigned long long)size, tensors, (unsigned long long)bytes[C_READ], a.runs);
+  printf("file: %s\nfile_bytes: %llu\ntensors: %u\ntensor_bytes: %llu\nruns: %d\nmemcpy_lanes: %d\n", a.model,
+         (unsigned long long)size, tensors, (unsigned long long)bytes[C_READ], a.runs, lanes);
   for (int c = 0; c < C_COUNT; c++) {
     const double m = median(secs[c], a.runs);
     rate[c] = gbps(bytes[c], m);
@@ -425,40 +873,18 @@ int main(int argc, char **argv) {
 
   if (a.names_colliding) open_names_figure(a.names_colliding, a.names_random, a.runs);
 
-  char cold[160] = "n/a (not asked: pass --cold)";
-  if (a.cold) {
-    int e = drop_caches();
-    if (e < 0) {
-      snprintf(cold, sizeof cold, "n/a (drop_caches not permitted: %s)", strerror(-e));
-    } else {
-      double cat_cold[MAX_RUNS], read_cold[MAX_RUNS];
-      uint64_t cold_bytes = 0;
-      for (int r = 0; r < a.runs; r++) {
-        for (int k = 0; k < 2; k++) {
-          if (drop_caches() < 0) die("drop_caches", NULL);
-          if ((k + r) % 2 == 0) {
-            cat_cold[r] = time_cat(a.model);
-          } else {
-            load_timing t = time_emel(a.model, EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT);
-            read_cold[r] = t.load;
-            cold_bytes = t.bytes;
-          }
-        }
-      }
-      const double cat_rate = gbps(size, median(cat_cold, a.runs)),
-                   read_rate = gbps(cold_bytes, median(read_cold, a.runs));
-      printf("cat_cold_gbps: %.2f\nread_direct_cold_gbps: %.2f\n", cat_rate, read_rate);
-      snprintf(cold, sizeof cold, "%.2f", read_rate / cat_rate);
-    }
-  }
+  char cold[160];
+  cold_figures(a.cold, a.model, size, a.runs, cold, sizeof cold);
 
   printf("read_vs_cat: %.2f\n", rate[C_READ] / rate[C_CAT]);
   printf("read_vs_memcpy: %.2f\n", rate[C_READ] / rate[C_MEMCPY]);
+  printf("read_vs_naive: %.2f\n", rate[C_READ] / rate[C_NAIVE]);
   printf("mmap_vs_populate: %.2f\n", rate[C_MMAP] / rate[C_POPULATE]);
   printf("read_rss_overhead_mib: %.1f\n", read_overhead);
   printf("mmap_anon_rss_mib: %.1f\n", mmap_anon / 1024.0);
   if (growth >= 0) printf("per_tensor_growth: %.2f\n", growth);
   else printf("per_tensor_growth: n/a (pass --small1k and --small100k)\n");
   printf("read_cold_vs_cat_cold: %s\n", cold);
+  printf("staged_cold_vs_fio: skipped (no staged strategy)\n");
   return 0;
 }
