@@ -352,10 +352,10 @@ static void progress_show(progress *p, const emel_job_progress *jp, int final) {
   if (final) return; /* the bar is wiped at the end, not drawn full */
   double done = (double)jp->bytes_done, total = (double)jp->bytes_total;
   double rate = jp->bytes_per_second > 0 ? jp->bytes_per_second : 0;
-  int width = 30, fill = (int)(done / total * width);
+  int width = 20, fill = (int)(done / total * width); /* the whole line fits 80 columns */
   char d[32], a[32], r[32], eta[32] = "ETA -";
   if (rate > 0) snprintf(eta, sizeof eta, "ETA %.1f s", (total - done) / rate);
-  int len = fprintf(stderr, "\r[%.*s%*s] %5.1f%% %s / %s, %s/s, %s", fill, "##############################",
+  int len = fprintf(stderr, "\r[%.*s%*s] %5.1f%% %s / %s, %s/s, %s", fill, "####################",
                     width - fill, "", 100.0 * done / total, human(d, sizeof d, done), human(a, sizeof a, total),
                     human(r, sizeof r, rate), eta);
   if (len > 0 && len < p->width) fprintf(stderr, "%*s", p->width - len, ""); /* a shorter line: blank the rest */
