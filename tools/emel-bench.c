@@ -15,6 +15,8 @@
  *                                           (N tensors named to collide under unseeded FNV-1a, or not)
  *   emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf
  *                                           (only the hostile-names figure, open_colliding_vs_random)
+ *   emel-bench --jobs [--runs R] MODEL.gguf (only the load job figures: job_vs_batch,
+ *                                           first_tensor_vs_all, cancel_latency_ms_p99, step_overhead)
  *
  * Every contender runs R times, in rotating order, page cache warm; figures
  * are medians. References: cat, memcpy between resident buffers (one lane per
@@ -43,6 +45,7 @@
 #include <unistd.h>
 
 #include "emel/io_read.h"
+#include "emel/job.h"
 #include "emel/model.h"
 #include "fnv_names.h"
 #include "gguf_writer.h"
@@ -518,6 +521,116 @@ static void open_names_figure(const char *colliding, const char *random, int run
          c / m);
 }
 
+/* ---- load jobs (issue 11): the same model, read strategy, page cache warm ----
+ * The model is opened once; each contender loads every tensor (timed) and the
+ * table is then evicted (untimed), contenders rotating each run: the batch
+ * (emel_tensors_load_batch), a background job (create, start, wait), and a
+ * cooperative one stepped with 8 MiB budgets. */
+
+typedef struct job_clock {
+  double start, first; /* first: when the first tensor was reported ready (0: not yet) */
+} job_clock;
+
+static void job_first_ready(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)index, (void)view;
+  job_clock *c = user;
+  if (c->first == 0) c->first = now(); /* the job's thread; read after emel_job_wait (acquire) */
+}
+
+static emel_job *job_begin(emel_tensors *tensors, job_clock *clock) {
+  static const emel_load_options read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  emel_job_config config = EMEL_JOB_CONFIG_INIT(.options = &read, .on_ready = job_first_ready, .user = clock);
+  emel_job *job;
+  emel_error e;
+  if (emel_job_create(&job, tensors, &config, &e) != EMEL_OK) die("emel_job_create", emel_status_name(e.code));
+  return job;
+}
+
+static void job_end(emel_job *job, emel_tensors *tensors, emel_job_state want) {
+  emel_error e;
+  const emel_job_state st = emel_job_wait(job, -1);
+  if (st != want && !(want == EMEL_JOB_CANCELLED && st == EMEL_JOB_COMPLETED))
+    die("load job ended", emel_status_name(emel_job_result(job, &e)));
+  emel_job_destroy(job);
+  if (emel_tensors_evict_all(tensors, NULL) != EMEL_OK) die("emel_tensors_evict_all", NULL);
+}
+
+enum { J_BATCH, J_BACKGROUND, J_STEP, J_COUNT };
+
+/* One load of every tensor by contender `c`; returns its seconds. */
+static double time_job_contender(emel_tensors *tensors, int c, double *first) {
+  job_clock clock = {.start = now()};
+  double took;
+  if (c == J_BATCH) {
+    const emel_load_options o = options_for(EMEL_STRATEGY_READ, 0);
+    emel_status s = emel_tensors_load_batch(tensors, NULL, emel_tensors_count(tensors), &o, NULL, NULL);
+    if (s != EMEL_OK) die("emel_tensors_load_batch", emel_status_name(s));
+    took = now() - clock.start;
+    if (emel_tensors_evict_all(tensors, NULL) != EMEL_OK) die("emel_tensors_evict_all", NULL);
+    return took;
+  }
+  emel_job *job = job_begin(tensors, &clock);
+  emel_error e;
+  if (c == J_BACKGROUND) {
+    if (emel_job_start(job, &e) != EMEL_OK) die("emel_job_start", emel_status_name(e.code));
+    (void)emel_job_wait(job, -1);
+  } else {
+    while (emel_job_step(job, 8u << 20, NULL, NULL) == EMEL_OK && emel_job_poll(job, NULL) == EMEL_JOB_RUNNING) {}
+  }
+  took = now() - clock.start;
+  if (first) *first = clock.first - clock.start;
+  job_end(job, tensors, EMEL_JOB_COMPLETED);
+  return took;
+}
+
+static void job_figures(const char *path, int runs) {
+  emel_model *model = open_model(path);
+  emel_tensors *tensors = emel_model_tensors(model);
+  double secs[J_COUNT][MAX_RUNS], first[MAX_RUNS];
+  (void)time_cat(path); /* page cache warm */
+  (void)time_job_contender(tensors, J_BATCH, NULL); /* and the allocator */
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < J_COUNT; k++) {
+      const int c = (k + r) % J_COUNT;
+      secs[c][r] = time_job_contender(tensors, c, c == J_BACKGROUND ? &first[r] : NULL);
+    }
+  const double batch = median(secs[J_BATCH], runs), background = median(secs[J_BACKGROUND], runs),
+               step = median(secs[J_STEP], runs), first_ready = median(first, runs);
+  printf("job_batch_ms: %.1f\njob_background_ms: %.1f\njob_step_8mib_ms: %.1f\n", batch * 1e3, background * 1e3,
+         step * 1e3);
+
+  /* 100 cancels, each at a moment drawn uniformly over a whole background
+   * load (default chunks): the time from emel_job_cancel to the job's end as
+   * emel_job_wait sees it. Fixed seed: the same moments each run. */
+  enum { CANCELS = 100 };
+  double latency[CANCELS];
+  uint64_t seed = 0x9e3779b97f4a7c15u;
+  for (int i = 0; i < CANCELS; i++) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    const double at = background * (double)(seed % 1000000u) / 1e6;
+    job_clock clock = {.start = now()};
+    emel_job *job = job_begin(tensors, &clock);
+    emel_error e;
+    if (emel_job_start(job, &e) != EMEL_OK) die("emel_job_start", emel_status_name(e.code));
+    const double wake = now() + at;
+    struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    while (now() < wake) {}
+    const double t0 = now();
+    emel_job_cancel(job);
+    (void)emel_job_wait(job, -1);
+    latency[i] = now() - t0;
+    job_end(job, tensors, EMEL_JOB_CANCELLED);
+  }
+  qsort(latency, CANCELS, sizeof *latency, cmp_double);
+  printf("first_tensor_ms: %.2f\ncancel_latency_ms_median: %.2f\ncancel_latency_ms_max: %.2f\n", first_ready * 1e3,
+         latency[CANCELS / 2] * 1e3, latency[CANCELS - 1] * 1e3);
+  printf("job_vs_batch: %.2f\nfirst_tensor_vs_all: %.3f\ncancel_latency_ms_p99: %.2f\nstep_overhead: %.2f\n",
+         batch / background, first_ready / background, latency[(CANCELS * 99 + 99) / 100 - 1] * 1e3,
+         background / step);
+  emel_model_close(model);
+}
+
 /* ---- main ---- */
 
 typedef struct args {
@@ -534,7 +647,8 @@ static void usage(void) {
                   "       emel-bench --fio FILE\n"
                   "       emel-bench --write-small N OUT.gguf\n"
                   "       emel-bench --write-names colliding|random N OUT.gguf\n"
-                  "       emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf\n");
+                  "       emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf\n"
+                  "       emel-bench --jobs [--runs R] MODEL.gguf\n");
   exit(2);
 }
 
@@ -782,6 +896,14 @@ int main(int argc, char **argv) {
       return 1;
     }
     printf("fio_engine: %s%s\nfio_bytes: %llu\nfio_gbps: %.2f\n", engine, fio_engine_note(engine), (unsigned long long)b, g);
+    return 0;
+  }
+  if (argc >= 3 && !strcmp(argv[1], "--jobs")) {
+    int runs = 5;
+    if (argc == 5 && !strcmp(argv[2], "--runs")) runs = atoi(argv[3]);
+    else if (argc != 3) usage();
+    if (runs < 1 || runs > MAX_RUNS) usage();
+    job_figures(argv[argc - 1], runs);
     return 0;
   }
   args a = parse(argc, argv);

@@ -1,9 +1,11 @@
 /* emel-load: makes every tensor of a GGUF model resident with one strategy
- * (in batches: emel_tensors_load_batch), reports what it did and how fast,
- * optionally hashes the bytes, releases all.
+ * (through a load job run in the background, or, with --shard, which jobs do
+ * not take yet, in batches: emel_tensors_load_batch), reports what it did and
+ * how fast, optionally hashes the bytes, releases all.
  *
  *   emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]
- *             [--expect MANIFEST.json] [--json] [--quiet] [--version] [FILE]
+ *             [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]
+ *             [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
  * "emel-load: FILE: ERROR_NAME: message", then, for a split set, the part at
@@ -18,6 +20,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli_text.h"
+#include "emel/job.h"
 #include "emel/model.h"
 #include "emel/version.h"
 #include "manifest.h"
@@ -42,10 +47,18 @@
  * threads (through the ops below), and a lock-free atomic is signal-safe. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the SIGINT flag must be lock-free");
 static atomic_int interrupted;
+/* The load job while one runs: the handler cancels it (emel_job_cancel is
+ * async-signal-safe), so the job stops before its next unit of work. SIGINT
+ * is blocked in the job's threads, so the handler runs on the main thread
+ * only, and never while main destroys the job. */
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "the running job's pointer must be lock-free");
+static _Atomic(emel_job *) running_job;
 
 static void on_sigint(int sig) {
   (void)sig;
   atomic_store(&interrupted, 1);
+  emel_job *job = atomic_load(&running_job);
+  if (job) emel_job_cancel(job);
 }
 
 /* SIGINT must end every phase promptly, including the ones inside library
@@ -73,6 +86,17 @@ static int stop_requested(void) {
   return atomic_load(&interrupted);
 }
 
+/* Test hook (EMEL_LOAD_TEST_SLOW_MS=N): each read, map or advice of the load
+ * phase first waits N ms (less once interrupted), so a test has a load that
+ * takes seconds, to watch its progress and interrupt it, without a big file. */
+static long slow_ms;
+
+static void slow_down(void) {
+  if (slow_ms <= 0 || atomic_load(&current_phase) != PHASE_LOAD) return;
+  struct timespec tick = {0, 1000 * 1000};
+  for (long i = 0; i < slow_ms && !atomic_load(&interrupted); i++) nanosleep(&tick, NULL);
+}
+
 static int op_open(void *user, const char *path, unsigned flags) {
   (void)user;
   return stop_requested() ? -ECANCELED : base_ops.open(base_ops.user, path, flags);
@@ -80,16 +104,19 @@ static int op_open(void *user, const char *path, unsigned flags) {
 
 static int64_t op_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
   (void)user;
+  slow_down();
   return stop_requested() ? -ECANCELED : base_ops.pread(base_ops.user, fd, buf, len, offset);
 }
 
 static int64_t op_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
   (void)user;
+  slow_down();
   return stop_requested() ? -ECANCELED : base_ops.preadv(base_ops.user, fd, iov, iovcnt, offset);
 }
 
 static int op_map(void *user, int fd, uint64_t offset, size_t len, void **addr) {
   (void)user;
+  slow_down();
   return stop_requested() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, addr);
 }
 
@@ -107,15 +134,20 @@ static int op_unmap(void *user, void *addr, size_t len) {
 
 static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
   (void)user;
+  slow_down();
   return stop_requested() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
 }
 
 static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
 
+/* --progress: AUTO is the bar when stderr is a terminal (none under --quiet). */
+typedef enum progress_mode { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_JSON, PROGRESS_NONE } progress_mode;
+
 typedef struct options {
   emel_strategy strategy;
   unsigned flags;
   int verify, json, quiet;
+  progress_mode progress;
   const char *file;
   const char *expect; /* --expect MANIFEST: implies verify */
   uint32_t shard_rank, shard_count; /* --shard K/N; count 0: whole tensors */
@@ -124,7 +156,8 @@ typedef struct options {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]\n"
-          "                 [--expect MANIFEST.json] [--json] [--quiet] [--version] [FILE]\n"
+          "                 [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]\n"
+          "                 [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
           "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
@@ -135,6 +168,8 @@ static void usage(FILE *f) {
           "  --expect M    --verify, and compare each hash with the manifest M (--json --verify output)\n"
           "  --json        one JSON object on stdout\n"
           "  --quiet       no human summary, no progress bar\n"
+          "  --progress=M  bar (on stderr; default when it is a terminal), json (one object per update\n"
+          "                on stderr) or none\n"
           "  --version     print \"emel-load VERSION\" (the library's, emel_version()) and exit\n");
 }
 
@@ -206,6 +241,7 @@ static int parse(int argc, char **argv, options *o) {
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},           {"expect", required_argument, NULL, 'e'},
       {"version", no_argument, NULL, 'V'},         {"shard", required_argument, NULL, 'S'},
+      {"progress", required_argument, NULL, 'P'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
@@ -230,6 +266,15 @@ static int parse(int argc, char **argv, options *o) {
     case 'e': o->expect = optarg, o->verify = 1; break;
     case 'j': o->json = 1; break;
     case 'q': o->quiet = 1; break;
+    case 'P':
+      if (strcmp(optarg, "bar") == 0) o->progress = PROGRESS_BAR;
+      else if (strcmp(optarg, "json") == 0) o->progress = PROGRESS_JSON;
+      else if (strcmp(optarg, "none") == 0) o->progress = PROGRESS_NONE;
+      else {
+        fprintf(stderr, "emel-load: unknown progress '%s' (bar, json or none)\n", optarg);
+        return 2;
+      }
+      break;
     case 'h': usage(stdout); exit(emel_cli_finish_stdout("emel-load"));
     /* The library's version at run time, which is what answers a bug report. */
     case 'V': printf("emel-load %s\n", emel_version()); exit(emel_cli_finish_stdout("emel-load"));
@@ -272,27 +317,55 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* A progress bar on stderr, only on a terminal and only once the load has
- * taken long enough for one to help (half a second), redrawn at most 10x/s. */
+/* Progress on stderr, at most every PROGRESS_INTERVAL and once at the end:
+ * the bar (redrawn 20 times a second, so at least 10 updates a second show,
+ * and only once the load has taken half a second: a quick load draws
+ * nothing), or one JSON object a line for scripts. */
+#define PROGRESS_INTERVAL 0.05
+
 typedef struct progress {
-  int enabled;
+  progress_mode mode; /* BAR, JSON or NONE once resolved */
   double start, last;
-  int drawn;
+  int drawn, width; /* width: the longest bar line drawn, to blank it */
 } progress;
 
-static void progress_update(progress *p, uint64_t done, uint64_t total) {
-  if (!p->enabled || total == 0) return;
+/* S bytes as "12.3 MB" or "1.23 GB" (decimal, as the summary's GB/s). */
+static const char *human(char *buf, size_t size, double bytes) {
+  if (bytes >= 1e9) snprintf(buf, size, "%.2f GB", bytes / 1e9);
+  else snprintf(buf, size, "%.1f MB", bytes / 1e6);
+  return buf;
+}
+
+static void progress_show(progress *p, const emel_job_progress *jp, int final) {
+  if (p->mode == PROGRESS_NONE) return;
   double t = now();
-  if (t - p->start < 0.5 || t - p->last < 0.1) return;
+  if (!final && t - p->last < PROGRESS_INTERVAL) return;
+  if (p->mode == PROGRESS_BAR && (jp->bytes_total == 0 || t - p->start < 0.5)) return;
   p->last = t;
-  int width = 40, fill = (int)((double)done / (double)total * width);
-  fprintf(stderr, "\r[%.*s%*s] %5.1f%%", fill, "########################################", width - fill, "",
-          100.0 * (double)done / (double)total);
+  if (p->mode == PROGRESS_JSON) {
+    fprintf(stderr,
+            "{\"done_bytes\":%" PRIu64 ",\"total_bytes\":%" PRIu64 ",\"done_tensors\":%" PRIu32
+            ",\"total_tensors\":%" PRIu32 ",\"seconds\":%.3f}\n",
+            jp->bytes_done, jp->bytes_total, jp->tensors_done, jp->tensors_total, t - p->start);
+    return;
+  }
+  if (final) return; /* the bar is wiped at the end, not drawn full */
+  double done = (double)jp->bytes_done, total = (double)jp->bytes_total;
+  double rate = jp->bytes_per_second > 0 ? jp->bytes_per_second : 0;
+  int width = 20, fill = (int)(done / total * width); /* the whole line fits 80 columns */
+  char d[32], a[32], r[32], eta[32] = "ETA -";
+  if (rate > 0) snprintf(eta, sizeof eta, "ETA %.1f s", (total - done) / rate);
+  int len = fprintf(stderr, "\r[%.*s%*s] %5.1f%% %s / %s, %s/s, %s", fill, "####################",
+                    width - fill, "", 100.0 * done / total, human(d, sizeof d, done), human(a, sizeof a, total),
+                    human(r, sizeof r, rate), eta);
+  if (len > 0 && len < p->width) fprintf(stderr, "%*s", p->width - len, ""); /* a shorter line: blank the rest */
+  if (len > p->width) p->width = len;
   p->drawn = 1;
 }
 
 static void progress_end(progress *p) {
-  if (p->drawn) fprintf(stderr, "\r%*s\r", 60, "");
+  if (p->drawn) fprintf(stderr, "\r%*s\r", p->width, "");
+  p->drawn = 0;
 }
 
 /* One line whatever FILE and the detail (a tensor name) hold: see cli_text.h. */
@@ -408,6 +481,114 @@ static int compare_with_manifest(const options *o, emel_tensors *tensors, uint32
   return 1;
 }
 
+/* A failed tensor's error line: its name and the OS error. Returns 1. */
+static int tensor_error(const options *o, emel_tensors *tensors, uint32_t index, emel_status code, int os_errno) {
+  emel_tensor_info info;
+  emel_tensors_info(tensors, index, &info);
+  char detail[400];
+  snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, os_errno ? ": " : "", os_errno ? strerror(os_errno) : "");
+  return load_error(o->file, code, detail);
+}
+
+/* --shard: jobs load whole tensors only, so slices go in batches of
+ * consecutive tensors (emel_tensors_load_batch: coalesced, one thread per
+ * core for the read strategy), cut at batch_bytes so the progress moves and
+ * an interruption is seen between batches (and inside one, through the ops). */
+static int load_in_batches(const options *o, emel_tensors *tensors, uint32_t n, const emel_load_options *lo,
+                           progress *bar, long raise_at, uint64_t all) {
+  enum { LOAD_BATCH_TENSORS = EMEL_TENSOR_BATCH_WINDOW };
+  const uint64_t batch_bytes = 512ull << 20;
+  uint32_t indices[LOAD_BATCH_TENSORS];
+  emel_status statuses[LOAD_BATCH_TENSORS];
+  emel_job_progress jp = EMEL_JOB_PROGRESS_INIT(.bytes_total = all, .tensors_total = n);
+  int rc = 0;
+  for (uint32_t i = 0; i < n && !atomic_load(&interrupted) && rc == 0;) {
+    uint32_t count = 0;
+    uint64_t bytes = 0;
+    while (i + count < n && count < LOAD_BATCH_TENSORS && (count == 0 || bytes < batch_bytes)) {
+      emel_tensor_info info;
+      bytes += emel_tensors_info(tensors, i + count, &info)->span.size;
+      indices[count] = i + count;
+      count++;
+    }
+    (void)emel_tensors_load_batch(tensors, indices, count, lo, statuses, NULL);
+    for (uint32_t k = 0; k < count && rc == 0 && !atomic_load(&interrupted); k++) {
+      if (statuses[k] != EMEL_OK) {
+        progress_end(bar);
+        rc = tensor_error(o, tensors, indices[k], statuses[k], emel_tensors_last_error(tensors, indices[k]).os_errno);
+        break;
+      }
+      emel_tensor_view v;
+      if (emel_tensors_view(tensors, indices[k], &v, NULL) == EMEL_OK) jp.bytes_done += v.size;
+      jp.tensors_done++;
+    }
+    double seconds = now() - bar->start;
+    jp.elapsed_ns = (uint64_t)(seconds * 1e9);
+    jp.bytes_per_second = seconds > 0 ? (double)jp.bytes_done / seconds : 0;
+    progress_show(bar, &jp, 0);
+    if (raise_at > (long)i && raise_at <= (long)(i + count)) raise(SIGINT);
+    i += count;
+  }
+  progress_show(bar, &jp, 1);
+  progress_end(bar);
+  return rc;
+}
+
+/* Every tensor through one load job on a thread of its own (in units of
+ * EMEL_JOB_DEFAULT_CHUNK: the read strategy's lanes still copy in parallel),
+ * while this thread waits on its descriptor with poll(2), waking at least
+ * every PROGRESS_INTERVAL to draw progress. SIGINT cancels it (on_sigint).
+ * Where no thread can be had, the job is stepped here instead. */
+static int load_with_job(const options *o, emel_tensors *tensors, const emel_load_options *lo, progress *bar,
+                         long raise_at) {
+  emel_job_config config = EMEL_JOB_CONFIG_INIT(.options = lo);
+  emel_job *job;
+  emel_error err;
+  if (emel_job_create(&job, tensors, &config, &err) != EMEL_OK) {
+    if (err.tensor) return tensor_error(o, tensors, err.tensor - 1, err.code, err.os_errno);
+    return load_error(o->file, err.code, "");
+  }
+  atomic_store(&running_job, job);
+  /* The job's thread, and the lanes it starts, inherit a mask without SIGINT. */
+  sigset_t sigint, old;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, &old);
+  const int background = emel_job_start(job, NULL) == EMEL_OK;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  const int fd = emel_job_fd(job);
+  int raised = 0;
+  emel_job_state st;
+  for (;;) {
+    emel_job_progress jp = EMEL_JOB_PROGRESS_INIT();
+    st = emel_job_poll(job, &jp);
+    const int finished = st >= EMEL_JOB_COMPLETED;
+    progress_show(bar, &jp, finished);
+    if (raise_at >= 0 && !raised && (long)jp.tensors_done >= raise_at) raised = 1, raise(SIGINT);
+    if (finished) break;
+    if (!background) {
+      (void)emel_job_step(job, EMEL_JOB_DEFAULT_CHUNK, NULL, NULL);
+      continue;
+    }
+    double left = PROGRESS_INTERVAL - (now() - bar->last);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, left > 0 ? (int)(left * 1000) + 1 : 1) > 0) {
+      uint64_t count; /* drained, so the next unit wakes us again (EAGAIN: another reader got it) */
+      ssize_t got = read(fd, &count, sizeof count);
+      (void)got;
+    }
+  }
+  progress_end(bar);
+  int rc = 0;
+  if (st != EMEL_JOB_COMPLETED && !atomic_load(&interrupted)) {
+    emel_status s = emel_job_result(job, &err);
+    rc = err.tensor ? tensor_error(o, tensors, err.tensor - 1, s, err.os_errno) : load_error(o->file, s, "");
+  }
+  atomic_store(&running_job, NULL); /* the handler runs on this thread: it no longer sees the job */
+  emel_job_destroy(job);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   options o;
   int rc = parse(argc, argv, &o);
@@ -432,7 +613,8 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked call returns EINTR */
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
-  const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE");
+  const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE"), *slow = getenv("EMEL_LOAD_TEST_SLOW_MS");
+  slow_ms = slow ? strtol(slow, NULL, 10) : 0;
   for (int p = PHASE_INDEX; pause_at && p <= PHASE_OUTPUT; p++)
     if (strcmp(pause_at, phase_names[p]) == 0) atomic_store(&pause_phase, p);
 
@@ -468,7 +650,8 @@ int main(int argc, char **argv) {
                               NULL) == EMEL_OK)
       all += slice.size;
   }
-  progress bar = {.enabled = !o.quiet && isatty(2), .start = now()};
+  progress bar = {.mode = o.progress, .start = now()};
+  if (bar.mode == PROGRESS_AUTO) bar.mode = !o.quiet && isatty(2) ? PROGRESS_BAR : PROGRESS_NONE;
   emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags,
                                                 .shard_rank = o.shard_rank, .shard_count = o.shard_count);
   /* Test hook: deliver SIGINT to ourselves after N tensors, so the release-all
@@ -477,44 +660,13 @@ int main(int argc, char **argv) {
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
   enter_phase(PHASE_LOAD);
-  /* Batches of consecutive tensors (emel_tensors_load_batch: coalesced, one
-   * thread per core for the read strategy), cut at batch_bytes so the
-   * progress bar moves and an interruption is seen between batches. */
-  enum { LOAD_BATCH_TENSORS = EMEL_TENSOR_BATCH_WINDOW };
-  const uint64_t batch_bytes = 512ull << 20;
-  uint32_t indices[LOAD_BATCH_TENSORS];
-  emel_status statuses[LOAD_BATCH_TENSORS];
-  for (uint32_t i = 0; i < n && !atomic_load(&interrupted) && rc == 0;) {
-    uint32_t count = 0;
-    uint64_t bytes = 0;
-    while (i + count < n && count < LOAD_BATCH_TENSORS && (count == 0 || bytes < batch_bytes)) {
-      emel_tensor_info info;
-      bytes += emel_tensors_info(tensors, i + count, &info)->span.size;
-      indices[count] = i + count;
-      count++;
-    }
-    (void)emel_tensors_load_batch(tensors, indices, count, &lo, statuses, NULL);
-    for (uint32_t k = 0; k < count && rc == 0 && !atomic_load(&interrupted); k++) {
-      if (statuses[k] != EMEL_OK) {
-        emel_tensor_info info;
-        emel_tensors_info(tensors, indices[k], &info);
-        emel_error e = emel_tensors_last_error(tensors, indices[k]);
-        char detail[400];
-        snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, e.os_errno ? ": " : "",
-                 e.os_errno ? strerror(e.os_errno) : "");
-        progress_end(&bar);
-        rc = load_error(o.file, statuses[k], detail);
-        break;
-      }
-      emel_tensor_view v;
-      if (emel_tensors_view(tensors, indices[k], &v, NULL) == EMEL_OK) total += v.size;
-    }
-    progress_update(&bar, total, all);
-    if (raise_at > (long)i && raise_at <= (long)(i + count)) raise(SIGINT);
-    i += count;
+  if (o.shard_count) rc = load_in_batches(&o, tensors, n, &lo, &bar, raise_at, all);
+  else rc = load_with_job(&o, tensors, &lo, &bar, raise_at);
+  for (uint32_t i = 0; i < n && rc == 0; i++) { /* what was loaded */
+    emel_tensor_view v;
+    if (emel_tensors_view(tensors, i, &v, NULL) == EMEL_OK) total += v.size;
   }
   double seconds = now() - start;
-  progress_end(&bar);
   enter_phase(PHASE_VERIFY);
   /* Test hook: cut FILE to N bytes between the load and the hashing, so a
    * file truncated under a mapped load is tested deterministically. */
