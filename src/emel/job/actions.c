@@ -79,8 +79,10 @@ static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
 }
 
 /* mmap: the first piece maps the whole tensor (its residency, held by the job
- * until adopted); each piece pre-faults its pages through a residency of its
- * own over them, released at once (the tensor's keeps the file mapped). */
+ * until adopted); each piece pre-faults its pages by advice on that residency.
+ * (Not through a residency of its own over them: releasing it would advise
+ * DONTNEED on the pages just populated, and a refused release would leave it
+ * held by nobody.) */
 static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel_tensor_info *info) {
   emel_io_request req = {.tensor = index, .file_index = info->span.file_index, .offset = info->span.offset,
                          .size = info->span.size, .strategy = EMEL_STRATEGY_MMAP,
@@ -93,16 +95,13 @@ static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel
     }
     m->has_mapping = 1;
   }
-  req.offset += m->piece_offset;
-  req.size = m->piece_len;
-  req.flags |= EMEL_LOAD_POPULATE;
-  const emel_io_result r = acquire(m, &req);
-  if (r.error.code != EMEL_OK) {
-    m->unit_error = r.error;
+  emel_error e;
+  if (emel_io_advise(m->io, m->mapping.handle, m->piece_offset, m->piece_len, EMEL_ADVISE_POPULATE_READ, &e) !=
+      EMEL_OK) {
+    m->unit_error = e;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
   }
-  (void)emel_io_release(m->io, r.handle, NULL);
   m->moved += m->piece_len;
   return m->piece_offset + m->piece_len == info->span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
 }
