@@ -119,6 +119,7 @@ typedef struct harness {
   int job_started; /* in the background: stepping it is refused */
   unsigned char job_holds[MAX_TENSORS];
   unsigned char adopted[MAX_TENSORS];
+  unsigned char job_seen[MAX_TENSORS]; /* resident through the current job, already noted */
 } harness;
 
 /* The job's own allocations while it exists: itself and five arrays. */
@@ -699,6 +700,9 @@ static void job_settle(harness *h) {
       REQUIRE(vs == EMEL_OK && v.size == h->tensors[i].span.size);
       if (!h->adopted[i])
         h->adopted[i] = h->job_options.strategy == EMEL_STRATEGY_READ && h->tensors[i].span.size > h->job_chunk;
+      if (!h->job_seen[i]) /* loaded by the job: locked as its options say */
+        h->locked[i] = h->job_options.strategy == EMEL_STRATEGY_MMAP && (h->job_options.flags & EMEL_LOAD_LOCK);
+      h->job_seen[i] = 1;
       ready++;
       bytes += v.size;
     } else {
@@ -726,6 +730,7 @@ static void job_destroy(harness *h) {
   h->job = NULL;
   h->job_started = 0;
   memset(h->job_holds, 0, sizeof h->job_holds);
+  memset(h->job_seen, 0, sizeof h->job_seen);
 }
 
 /* CREATE: a job over some tensors (or all), a strategy, flags, a chunk of
