@@ -9,6 +9,11 @@
  * error that belongs to that operation; nothing is outstanding (fds, mappings,
  * locked ranges, allocations, pool slots); no tensor was caught between
  * states; and a clean load in the same process succeeds.
+ * Job scenarios run one load job over every tensor instead (stepped a unit
+ * at a time, or on its own thread), fail each of its calls (the job's own
+ * event and clock ops too) and also cancel it after each of its units; then
+ * a next job over what it left must load it. Their fault runs are sampled
+ * one in JOB_STRIDE; EMEL_SWEEP_ONLY=NAME runs one scenario.
  * Prints "fault runs: N, leaks: 0, inconsistent: 0".
  *
  * Sampling: EMEL_SWEEP_STRIDE=S (default 1, every run) makes each run happen
