@@ -295,6 +295,24 @@ static void cancel_after_every_step(void) {
   }
 }
 
+/* Guards against a populated piece's failure named as a failed advice
+ * (MMAP_ADVISE_FAILED) where a populated load says MMAP_POPULATE_FAILED. */
+START_TEST(populated_piece_failure_is_named_as_a_populate) {
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
+  const uint32_t one[] = {1}; /* 300000 bytes: pieces */
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = one, .count = 1, .options = &o, .chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, EAGAIN);
+  emel_error e;
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, &e), EMEL_MMAP_POPULATE_FAILED);
+  ck_assert_int_eq(e.os_errno, EAGAIN);
+  ck_assert_uint_eq(e.tensor, 2);
+  ck_assert_int_eq(emel_tensors_last_error(t, 1).code, EMEL_MMAP_POPULATE_FAILED);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
+  emel_job_destroy(job);
+}
+END_TEST
+
 START_TEST(cancel_after_every_step_leaves_nothing_half_resident) { cancel_after_every_step(); }
 END_TEST
 
@@ -823,6 +841,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, priority_list_goes_first_then_file_order);
   tcase_add_test(tc, cancel_after_every_step_leaves_nothing_half_resident);
   tcase_add_test(tc, cancel_after_every_step_of_a_populated_mapping);
+  tcase_add_test(tc, populated_piece_failure_is_named_as_a_populate);
   tcase_add_test(tc, background_job_completes_and_signals_its_fd);
   tcase_add_test(tc, background_cancel_from_another_thread);
   tcase_add_test(tc, background_cancel_from_a_signal_handler);

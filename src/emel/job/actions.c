@@ -98,6 +98,8 @@ static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel
   emel_error e;
   if (emel_io_advise(m->io, m->mapping.handle, m->piece_offset, m->piece_len, EMEL_ADVISE_POPULATE_READ, &e) !=
       EMEL_OK) {
+    /* Named as a populated load's failure is, with the advice's errno. */
+    if (e.code == EMEL_MMAP_ADVISE_FAILED) e.code = EMEL_MMAP_POPULATE_FAILED;
     m->unit_error = e;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
