@@ -63,7 +63,11 @@ load_job_event emel_job_pick_unit(load_job_ctx *m) {
 /* A tensor moved in part loses its buffer or mapping, and its pieces leave bytes_done. */
 static void free_buffer(load_job_ctx *m) {
   atomic_fetch_sub(&m->bytes_done, m->piece_offset);
-  if (m->has_mapping) (void)emel_io_release(m->io, m->mapping.handle, NULL);
+  /* A refused release (its DONTNEED advice failed) keeps the residency live:
+   * tried once more, then it stays in the boundary, unreferenced, until the
+   * boundary is destroyed (as a mapping whose unmap failed does). */
+  if (m->has_mapping && emel_io_release(m->io, m->mapping.handle, NULL) != EMEL_OK)
+    (void)emel_io_release(m->io, m->mapping.handle, NULL);
   m->has_mapping = 0;
   if (m->buffer) m->platform.free(m->platform.user, m->buffer, m->buffer_size);
   m->buffer = NULL;
@@ -269,14 +273,16 @@ void emel_job_release_all(load_job_ctx *m) {
     for (uint32_t k = 0; k < m->unit_count; k++) {
       const uint32_t pos = m->next + k;
       if (m->unit_statuses[k] != EMEL_OK) mark_failed(m, pos, tensor_failure(m, pos));
-      else (void)emel_tensors_job_evict(m->t, m->order[pos]);
+      else if (emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) mark_ready(m, pos, 1); /* still resident */
     }
   }
   for (uint32_t pos = 0; pos < m->count; pos++) {
     const int was = atomic_load(&m->done[pos]);
     if (was == JOB_FAILED) continue;
     if (was == JOB_READY) {
-      (void)emel_tensors_job_evict(m->t, m->order[pos]);
+      /* A refused eviction (its release failed) leaves the tensor resident:
+       * then it stays ready, so ready still means resident. */
+      if (emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) continue;
       atomic_fetch_sub(&m->tensors_done, 1);
       atomic_fetch_sub(&m->bytes_done, m->views[pos].size);
     }
