@@ -295,6 +295,24 @@ static void cancel_after_every_step(void) {
   }
 }
 
+/* Guards against a populated piece's failure named as a failed advice
+ * (MMAP_ADVISE_FAILED) where a populated load says MMAP_POPULATE_FAILED. */
+START_TEST(populated_piece_failure_is_named_as_a_populate) {
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
+  const uint32_t one[] = {1}; /* 300000 bytes: pieces */
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = one, .count = 1, .options = &o, .chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, EAGAIN);
+  emel_error e;
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, &e), EMEL_MMAP_POPULATE_FAILED);
+  ck_assert_int_eq(e.os_errno, EAGAIN);
+  ck_assert_uint_eq(e.tensor, 2);
+  ck_assert_int_eq(emel_tensors_last_error(t, 1).code, EMEL_MMAP_POPULATE_FAILED);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
+  emel_job_destroy(job);
+}
+END_TEST
+
 START_TEST(cancel_after_every_step_leaves_nothing_half_resident) { cancel_after_every_step(); }
 END_TEST
 
@@ -303,17 +321,30 @@ END_TEST
 START_TEST(cancel_after_every_step_of_a_populated_mapping) {
   loop_options = (emel_load_options)EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
   fault_platform_forget_advices(&fp);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.options = &loop_options, .chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
+  fp_advice log[64];
+  size_t n = fault_platform_advices(&fp, FP_ADVISE, log, 64);
+  /* Guards against each piece populated through a residency of its own whose
+   * release advised DONTNEED over the pages just populated (undoing the
+   * populate), and whose refused release left a residency nobody held. */
+  for (size_t i = 0; i < n && i < 64; i++) ck_assert_int_ne(log[i].advice, EMEL_ADVISE_DONTNEED);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), N);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  fault_platform_forget_advices(&fp);
   /* Budget 0: one small tensor a step (5), pieces of 300000, 150000, 70000 bytes
    * (5 + 3 + 2); the last one ends the job. */
   ck_assert_int_eq(count_units(), 15);
-  fp_advice log[64];
-  const size_t n = fault_platform_advices(&fp, FP_ADVISE, log, 64);
+  n = fault_platform_advices(&fp, FP_ADVISE, log, 64);
   unsigned populates = 0;
-  for (size_t i = 0; i < n && i < 64; i++)
+  for (size_t i = 0; i < n && i < 64; i++) {
     if (log[i].advice == EMEL_ADVISE_POPULATE_READ) {
       ck_assert_uint_le(log[i].len, CHUNK + 2 * 4096); /* a chunk, widened to whole pages */
       populates++;
     }
+  }
   ck_assert_uint_ge(populates, 10);
   cancel_after_every_step();
 }
@@ -399,6 +430,20 @@ START_TEST(background_cancel_from_a_signal_handler) {
   ck_assert_uint_eq(check_settled(signal_job, EMEL_CANCELLED), 1);
   emel_job_destroy(signal_job);
   signal_job = NULL;
+}
+END_TEST
+
+/* Guards against emel_job_wait(-1) blocking forever on a finished job whose
+ * wakeups were lost (event_signal failed: the descriptor never readable). */
+START_TEST(wait_returns_when_every_wakeup_is_lost) {
+  fault_platform_fail_many(&fp, FP_EVENT_SIGNAL, fp.calls[FP_EVENT_SIGNAL] + 1, 1u << 20, EINVAL);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_wait(job, -1), EMEL_JOB_COMPLETED);
+  emel_job_destroy(job);
+  ck_assert_uint_gt(fp.calls[FP_EVENT_SIGNAL], 0); /* read once the job's thread is joined */
+  fault_platform_clear_faults(&fp);
 }
 END_TEST
 
@@ -796,10 +841,12 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, priority_list_goes_first_then_file_order);
   tcase_add_test(tc, cancel_after_every_step_leaves_nothing_half_resident);
   tcase_add_test(tc, cancel_after_every_step_of_a_populated_mapping);
+  tcase_add_test(tc, populated_piece_failure_is_named_as_a_populate);
   tcase_add_test(tc, background_job_completes_and_signals_its_fd);
   tcase_add_test(tc, background_cancel_from_another_thread);
   tcase_add_test(tc, background_cancel_from_a_signal_handler);
   tcase_add_test(tc, wait_times_out_while_the_job_runs);
+  tcase_add_test(tc, wait_returns_when_every_wakeup_is_lost);
   tcase_add_test(tc, destroying_a_running_job_cancels_and_joins_it);
   tcase_add_test(tc, thread_that_does_not_start_leaves_the_job_to_step);
   tcase_add_test(tc, failure_fails_the_job_and_releases_the_others);

@@ -146,7 +146,9 @@ EMEL_API emel_status emel_job_start(emel_job *job, emel_error *err);
 EMEL_API emel_job_state emel_job_poll(emel_job *job, emel_job_progress *progress);
 
 /* Blocks until the job finished or timeout_ms passed (< 0: no limit) and
- * returns its state. A job not started in the background is not waited for. */
+ * returns its state. A job not started in the background is not waited for.
+ * The state is looked at every 100 ms at least (a wakeup lost to a failed
+ * event_signal costs no more); a failed event_wait returns early. */
 EMEL_API emel_job_state emel_job_wait(emel_job *job, int timeout_ms);
 
 /* A descriptor that becomes readable after each unit of work and when the job

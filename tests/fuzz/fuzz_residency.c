@@ -34,6 +34,7 @@
 #include "emel/io.h"
 #include "emel/io_mmap.h"
 #include "emel/io_read.h"
+#include "emel/job.h"
 #include "emel/tensor.h"
 #include "fault_platform.h"
 #include "memory_file.h"
@@ -108,9 +109,24 @@ typedef struct harness {
    * then on only named errors are required, not success. */
   int sizes_changed;
   int unmap_failed;       /* an unmap fault fired: a mapping may stay unreferenced until destroy */
+  /* In a job op a release was refused twice (its DONTNEED advice failed): a
+   * populated tensor's mapping stays live, unreferenced, until the boundary's destroy. */
+  int job_orphans;
   int64_t baseline_allocs; /* allocations after setup: tables and pools */
   unsigned locked[MAX_TENSORS]; /* loaded with EMEL_LOAD_LOCK */
+  /* The load job (one at a time), the tensors it holds, and those it read in
+   * pieces into a buffer the table owns (resident, but no io residency). */
+  emel_job *job;
+  emel_load_options job_options;
+  uint64_t job_chunk;
+  int job_started; /* in the background: stepping it is refused */
+  unsigned char job_holds[MAX_TENSORS];
+  unsigned char adopted[MAX_TENSORS];
+  unsigned char job_seen[MAX_TENSORS]; /* resident through the current job, already noted */
 } harness;
+
+/* The job's own allocations while it exists: itself and five arrays. */
+enum { JOB_ALLOCS = 6 };
 
 typedef struct reader {
   const uint8_t *p;
@@ -196,8 +212,12 @@ static int error_explained(const harness *h, emel_error e) {
 
 /* ---- the invariants, after every operation ---- */
 
+static int job_finished(const harness *h) { return h->job && emel_job_poll(h->job, NULL) >= EMEL_JOB_COMPLETED; }
+
 static void check(harness *h) {
   size_t live[EMEL_STRATEGY_COUNT] = {0}, owned = 0, locked = 0;
+  /* A job between the pieces of a tensor holds its buffer or mapping. */
+  const int partial = h->job && !job_finished(h);
   int mapped_file[MAX_FILES] = {0};
   uint32_t resident = 0;
   REQUIRE(h->mf.bad_calls == 0);
@@ -213,6 +233,8 @@ static void check(harness *h) {
     emel_status vs = emel_tensors_view(h->t, (uint32_t)i, &v, NULL);
     REQUIRE((vs == EMEL_OK) == (st == EMEL_TENSOR_RESIDENT));
     REQUIRE(named(emel_tensors_last_error(h->t, (uint32_t)i).code));
+    if (h->job && h->job_holds[i]) REQUIRE(emel_job_tensor_ready(h->job, (uint32_t)i) == (st == EMEL_TENSOR_RESIDENT));
+    if (st != EMEL_TENSOR_RESIDENT) h->adopted[i] = 0;
     if (st != EMEL_TENSOR_RESIDENT) continue;
     resident++;
     REQUIRE(v.data != NULL && v.size == mt->span.size);
@@ -225,7 +247,7 @@ static void check(harness *h) {
       break;
     default: REQUIRE(!"a resident tensor has no residency kind");
     }
-    live[v.strategy]++;
+    if (!h->adopted[i]) live[v.strategy]++;
     owned += v.residency == EMEL_RESIDENCY_OWNED;
     if (v.residency == EMEL_RESIDENCY_MAPPED) {
       mapped_file[mt->span.file_index] = 1;
@@ -249,7 +271,8 @@ static void check(harness *h) {
     }
     REQUIRE(bytes_match(h, x->request.file_index, x->request.offset, x->data, x->size));
   }
-  REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == live[EMEL_STRATEGY_MMAP]);
+  REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) >= live[EMEL_STRATEGY_MMAP]);
+  if (!h->job_orphans) REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) - live[EMEL_STRATEGY_MMAP] <= (size_t)partial);
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_READ) == live[EMEL_STRATEGY_READ]);
   /* Nothing held beyond what is live: one mapping per file with a mapped
    * residency, locked bytes only under a locked one, one allocation per
@@ -257,11 +280,12 @@ static void check(harness *h) {
   int64_t files_mapped = 0;
   for (int f = 0; f < h->n_files; f++) files_mapped += mapped_file[f];
   REQUIRE(h->mf.live_maps >= files_mapped);
-  if (!h->unmap_failed) REQUIRE(h->mf.live_maps == files_mapped);
+  if (!h->unmap_failed) REQUIRE(h->mf.live_maps - files_mapped <= partial);
   /* (A locked residency may hold no locked bytes: a release that unlocked it
    * and then failed to unmap keeps it live, unlocked.) */
   REQUIRE(h->mf.locked_bytes >= 0 && (h->mf.locked_bytes == 0 || locked != 0));
-  REQUIRE(h->mf.live_allocs == h->baseline_allocs + (int64_t)owned);
+  const int64_t extra = h->mf.live_allocs - h->baseline_allocs - (int64_t)owned - (h->job ? JOB_ALLOCS : 0);
+  REQUIRE(extra == 0 || (partial && extra == 1));
 }
 
 /* ---- setup ---- */
@@ -402,6 +426,11 @@ static void op_load(harness *h, reader *r) {
   emel_tensor_view v;
   emel_status s = emel_tensors_load(h->t, i, &o, &v, NULL);
   REQUIRE(named(s));
+  if (h->job && h->job_holds[i]) { /* the job's: refused, untouched */
+    REQUIRE(s == EMEL_TENSOR_BUSY || (before == EMEL_TENSOR_RESIDENT && s == EMEL_TENSOR_ALREADY_RESIDENT));
+    REQUIRE(emel_tensors_state(h->t, i) == before);
+    return;
+  }
   if (s == EMEL_OK) {
     /* read copies now: every byte must be in the file as it is */
     if (o.strategy == EMEL_STRATEGY_READ) REQUIRE(loadable(h, mt->span.file_index, mt->span.offset, mt->span.size));
@@ -438,6 +467,11 @@ static void op_load_batch(harness *h, reader *r) {
     model_tensor *mt = &h->tensors[idx[k]];
     emel_tensor_state after = emel_tensors_state(h->t, idx[k]);
     REQUIRE(named(st[k]));
+    if (h->job && h->job_holds[idx[k]]) {
+      REQUIRE(st[k] == EMEL_TENSOR_BUSY || (before[k] == EMEL_TENSOR_RESIDENT && st[k] == EMEL_TENSOR_ALREADY_RESIDENT));
+      REQUIRE(after == before[k]);
+      continue;
+    }
     if (st[k] == EMEL_OK) {
       REQUIRE(after == EMEL_TENSOR_RESIDENT);
       if (o.strategy == EMEL_STRATEGY_READ) REQUIRE(loadable(h, mt->span.file_index, mt->span.offset, mt->span.size));
@@ -455,6 +489,11 @@ static void op_evict(harness *h, reader *r) {
   emel_tensor_state before = emel_tensors_state(h->t, i);
   emel_status s = emel_tensors_evict(h->t, i, NULL);
   REQUIRE(named(s));
+  if (h->job && h->job_holds[i]) { /* the job's: refused, untouched */
+    REQUIRE((s == EMEL_TENSOR_BUSY || (before != EMEL_TENSOR_RESIDENT && s != EMEL_OK)) &&
+            emel_tensors_state(h->t, i) == before);
+    return;
+  }
   if (before == EMEL_TENSOR_RESIDENT) {
     REQUIRE(s == EMEL_OK || fired_any(h));
     REQUIRE(emel_tensors_state(h->t, i) == (s == EMEL_OK ? EMEL_TENSOR_EVICTED : EMEL_TENSOR_RESIDENT));
@@ -468,7 +507,9 @@ static void op_evict(harness *h, reader *r) {
 static void op_evict_all(harness *h) {
   emel_status s = emel_tensors_evict_all(h->t, NULL);
   REQUIRE(named(s));
-  REQUIRE(s == EMEL_OK || fired_any(h));
+  REQUIRE(s == EMEL_OK || fired_any(h) || (h->job && s == EMEL_TENSOR_BUSY));
+  for (int i = 0; h->job && i < h->n_tensors; i++)
+    if (h->job_holds[i]) REQUIRE(emel_tensors_state(h->t, (uint32_t)i) != EMEL_TENSOR_RESIDENT || emel_job_tensor_ready(h->job, (uint32_t)i));
 }
 
 static void op_bind_external(harness *h, reader *r) {
@@ -481,6 +522,10 @@ static void op_bind_external(harness *h, reader *r) {
   emel_status s = emel_tensors_bind_external(h->t, i, data, size, NULL);
   REQUIRE(named(s));
   int fits = data && size >= mt->span.size;
+  if (h->job && h->job_holds[i]) { /* the job's: refused (busy, or the buffer's own refusal), untouched */
+    REQUIRE(s != EMEL_OK && emel_tensors_state(h->t, i) == before);
+    return;
+  }
   if (before == EMEL_TENSOR_BOUND || before == EMEL_TENSOR_EVICTED) {
     REQUIRE((s == EMEL_OK) == fits);
     if (!fits) REQUIRE(s == EMEL_EXTERNAL_TOO_SMALL && emel_tensors_state(h->t, i) == EMEL_TENSOR_BOUND);
@@ -500,7 +545,9 @@ static void op_bind(harness *h, reader *r) {
   emel_tensor_state before = emel_tensors_state(h->t, i);
   emel_status s = emel_tensors_bind(h->t, i, &span, NULL);
   REQUIRE(named(s));
-  if (before != EMEL_TENSOR_UNBOUND) REQUIRE(s == EMEL_TENSOR_ALREADY_BOUND && emel_tensors_state(h->t, i) == before);
+  if (before != EMEL_TENSOR_UNBOUND)
+    REQUIRE((s == EMEL_TENSOR_ALREADY_BOUND || (h->job && h->job_holds[i] && s == EMEL_TENSOR_BUSY)) &&
+            emel_tensors_state(h->t, i) == before);
   else REQUIRE((s == EMEL_OK) == (mode == 0)); /* no OS call: faults cannot matter */
 }
 
@@ -636,6 +683,163 @@ static void op_cut_file(harness *h, reader *r) {
   h->mf.files[f->entry].size = f->size;
 }
 
+/* ---- load jobs ---- */
+
+/* After a job op: tensors the job made resident by reading pieces into a
+ * buffer of its own hold no io residency; its progress agrees with the table. */
+static void job_settle(harness *h) {
+  if (!h->job) return;
+  emel_job_progress p = EMEL_JOB_PROGRESS_INIT();
+  const emel_job_state st = emel_job_poll(h->job, &p);
+  uint32_t ready = 0, held = 0, failed_or_cancelled = 0;
+  uint64_t bytes = 0;
+  for (int i = 0; i < h->n_tensors; i++) {
+    if (!h->job_holds[i]) continue;
+    held++;
+    const emel_tensor_state ts = emel_tensors_state(h->t, (uint32_t)i);
+    emel_tensor_view v;
+    const emel_status vs = emel_job_view(h->job, (uint32_t)i, &v, NULL);
+    REQUIRE(named(vs));
+    if (ts == EMEL_TENSOR_RESIDENT) {
+      REQUIRE(vs == EMEL_OK && v.size == h->tensors[i].span.size);
+      if (!h->adopted[i])
+        h->adopted[i] = h->job_options.strategy == EMEL_STRATEGY_READ && h->tensors[i].span.size > h->job_chunk;
+      if (!h->job_seen[i]) /* loaded by the job: locked as its options say */
+        h->locked[i] = h->job_options.strategy == EMEL_STRATEGY_MMAP && (h->job_options.flags & EMEL_LOAD_LOCK);
+      h->job_seen[i] = 1;
+      ready++;
+      bytes += v.size;
+    } else {
+      REQUIRE(ts == EMEL_TENSOR_BOUND || ts == EMEL_TENSOR_EVICTED);
+      REQUIRE(vs != EMEL_OK);
+      if (st >= EMEL_JOB_COMPLETED) { /* every tensor not loaded says why */
+        REQUIRE(vs != EMEL_TENSOR_NOT_RESIDENT && emel_tensors_last_error(h->t, (uint32_t)i).code != EMEL_OK);
+        failed_or_cancelled++;
+      }
+    }
+  }
+  REQUIRE(p.state == st && p.tensors_total == held && p.tensors_done == ready);
+  REQUIRE(p.tensors_failed <= held - ready);
+  if (st >= EMEL_JOB_COMPLETED) {
+    REQUIRE(p.bytes_done == bytes && ready + failed_or_cancelled == held);
+    REQUIRE((st == EMEL_JOB_COMPLETED && emel_job_result(h->job, NULL) == EMEL_OK) == (ready == held) ||
+            st == EMEL_JOB_CANCELLED);
+  } else {
+    REQUIRE(p.bytes_done >= bytes && p.bytes_done <= p.bytes_total);
+  }
+}
+
+static void job_destroy(harness *h) {
+  emel_job_destroy(h->job);
+  h->job = NULL;
+  h->job_started = 0;
+  memset(h->job_holds, 0, sizeof h->job_holds);
+  memset(h->job_seen, 0, sizeof h->job_seen);
+}
+
+/* CREATE: a job over some tensors (or all), a strategy, flags, a chunk of
+ * 256 << (0..7) bytes (so tensors move in pieces), a policy, a priority. */
+static void job_create(harness *h, reader *r) {
+  if (h->job) job_destroy(h);
+  const uint8_t shape = next(r);
+  h->job_options = (emel_load_options)EMEL_LOAD_OPTIONS_INIT(.strategy = strategy_of(next(r)), .flags = flags_of(next(r)));
+  h->job_chunk = (uint64_t)256 << (next(r) & 7);
+  uint32_t idx[MAX_TENSORS], prio = 0;
+  size_t n = (size_t)(shape & 15) + 1;
+  for (size_t k = 0; k < n; k++) idx[k] = next(r) % (uint32_t)h->n_tensors; /* a repeat is refused */
+  if (shape & RP_JOB_PRIORITY) prio = next(r) % (uint32_t)h->n_tensors;
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = shape & RP_JOB_ALL ? NULL : idx, .count = n,
+                                           .options = &h->job_options, .chunk_bytes = h->job_chunk,
+                                           .flags = shape & RP_JOB_CONTINUE ? EMEL_JOB_CONTINUE_ON_FAILURE : 0,
+                                           .priority = &prio, .priority_count = shape & RP_JOB_PRIORITY ? 1 : 0);
+  emel_error e;
+  const emel_status s = emel_job_create(&h->job, h->t, &c, &e);
+  REQUIRE(named(s) && e.code == s);
+  if (s != EMEL_OK) {
+    REQUIRE(h->job == NULL && (s != EMEL_OUT_OF_MEMORY || fired_op(h, FP_ALLOC)));
+    return;
+  }
+  const size_t count = c.indices ? n : (size_t)h->n_tensors;
+  for (size_t k = 0; k < count; k++) {
+    const uint32_t i = c.indices ? idx[k] : (uint32_t)k;
+    REQUIRE(!h->job_holds[i]);
+    const emel_tensor_state ts = emel_tensors_state(h->t, i);
+    REQUIRE(ts == EMEL_TENSOR_BOUND || ts == EMEL_TENSOR_EVICTED);
+    h->job_holds[i] = 1;
+  }
+}
+
+/* Runs the job on its own thread (then waits for it: while it runs the table
+ * is its thread's), or, when it cannot start, says why. */
+static void job_start(harness *h, reader *r) {
+  const uint8_t b = next(r);
+  emel_error e;
+  const emel_status s = emel_job_start(h->job, &e);
+  REQUIRE(named(s));
+  if (s == EMEL_JOB_START_FAILED) {
+    REQUIRE(fired_with(h, FP_EVENT_OPEN, e.os_errno) || fired_with(h, FP_THREAD_START, e.os_errno));
+    return;
+  }
+  if (s != EMEL_OK) {
+    REQUIRE(s == EMEL_INVALID_ARGUMENT && emel_job_poll(h->job, NULL) >= EMEL_JOB_COMPLETED);
+    return;
+  }
+  REQUIRE(emel_job_fd(h->job) >= 0);
+  h->job_started = 1;
+  if (b & 1) emel_job_cancel(h->job);
+  REQUIRE(emel_job_step(h->job, 0, NULL, NULL) == EMEL_INVALID_ARGUMENT);
+  /* A wait ends early on a failed event_wait: wait again (a lost wakeup costs a slice). */
+  for (int k = 0; emel_job_wait(h->job, (b & 2) ? 1 : -1) < EMEL_JOB_COMPLETED; k++) REQUIRE(k < 100000);
+}
+
+static void op_job(harness *h, reader *r) {
+  const uint8_t sub = next(r) % RP_JOB_OP_COUNT;
+  if (sub == RP_JOB_CREATE) {
+    job_create(h, r);
+  } else if (!h->job) {
+    return;
+  } else if (sub == RP_JOB_STEP || sub == RP_JOB_STEP_ALL) {
+    const uint8_t b = sub == RP_JOB_STEP ? next(r) : 0;
+    const int was_finished = job_finished(h);
+    emel_error e;
+    const emel_status s = emel_job_step(h->job, sub == RP_JOB_STEP_ALL ? UINT64_MAX : (uint64_t)b * 512, NULL, &e);
+    REQUIRE(named(s) && e.code == s);
+    if (h->job_started) {
+      REQUIRE(s == EMEL_INVALID_ARGUMENT);
+      job_settle(h);
+      return;
+    }
+    if (!job_finished(h)) REQUIRE(s == EMEL_OK);
+    /* A failure found by this step is explained by a fault of this step, the
+     * file or the request (a validation or state refusal carries no errno). */
+    if (!was_finished && s != EMEL_OK && s != EMEL_CANCELLED && !h->sizes_changed) REQUIRE(error_explained(h, e));
+    if (was_finished) REQUIRE(s == emel_job_result(h->job, NULL));
+  } else if (sub == RP_JOB_START) {
+    job_start(h, r);
+  } else if (sub == RP_JOB_CANCEL) {
+    emel_job_cancel(h->job);
+  } else if (sub == RP_JOB_WAIT) {
+    const emel_job_state before = emel_job_poll(h->job, NULL);
+    REQUIRE(emel_job_wait(h->job, 0) == before); /* never started in the background here: returns at once */
+  } else {
+    job_destroy(h);
+  }
+  job_settle(h);
+}
+
+/* Whether, since the advice log was emptied, two DONTNEED advices in a row
+ * failed: a release refused, then refused again when retried. */
+static int release_refused_twice(harness *h) {
+  fp_advice log[FP_ADVICE_LOG];
+  const size_t n = fault_platform_advices(&h->fp, FP_ADVISE, log, FP_ADVICE_LOG);
+  if (h->fp.advice_lost) return 1;
+  for (size_t k = 1; k < n && k < FP_ADVICE_LOG; k++)
+    if (log[k - 1].advice == EMEL_ADVISE_DONTNEED && log[k - 1].result < 0 && log[k].advice == EMEL_ADVISE_DONTNEED &&
+        log[k].result < 0)
+      return 1;
+  return 0;
+}
+
 static const int errnos[10] = {EIO, ENOMEM, EMFILE, EACCES, EINTR, EAGAIN, EINVAL, ENOENT, EPERM, ENOSPC};
 
 /* The nth next call of an operation fails (once, a few times, or a storm of
@@ -671,6 +875,12 @@ static void run_op(harness *h, reader *r) {
   case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
   case RP_CUT_FILE: op_cut_file(h, r); break;
   case RP_LOAD_BATCH: op_load_batch(h, r); break;
+  case RP_JOB:
+    fault_platform_forget_advices(&h->fp);
+    op_job(h, r);
+    h->job_orphans |= release_refused_twice(h);
+    h->unmap_failed |= h->job_orphans;
+    break;
   default: op_evict_all(h); break;
   }
   h->unmap_failed |= fired_op(h, FP_UNMAP);
@@ -704,6 +914,21 @@ static void clean_load(harness *h) {
     REQUIRE(emel_tensors_evict_all(t, NULL) == EMEL_OK);
     REQUIRE(emel_io_live(io, EMEL_STRATEGY_MMAP) == 0 && emel_io_live(io, EMEL_STRATEGY_READ) == 0);
   }
+  /* A job over every tensor, in pieces, each tensor ending as a load would. */
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.options = &o, .chunk_bytes = 1024, .flags = EMEL_JOB_CONTINUE_ON_FAILURE);
+  emel_job *job;
+  REQUIRE(emel_job_create(&job, t, &c, NULL) == EMEL_OK);
+  (void)emel_job_step(job, UINT64_MAX, NULL, NULL);
+  REQUIRE(emel_job_poll(job, NULL) == EMEL_JOB_COMPLETED);
+  for (int i = 0; i < h->n_tensors; i++) {
+    emel_tensor_view v;
+    const emel_status want = expected_clean(h, &h->tensors[i].span);
+    REQUIRE(emel_job_view(job, (uint32_t)i, &v, NULL) == want);
+    if (want == EMEL_OK) REQUIRE(bytes_match(h, h->tensors[i].span.file_index, h->tensors[i].span.offset, v.data, v.size));
+  }
+  emel_job_destroy(job);
+  REQUIRE(emel_tensors_evict_all(t, NULL) == EMEL_OK);
   emel_tensors_destroy(t);
   emel_io_destroy(io);
   REQUIRE(memory_file_outstanding(&h->mf) == 0);
@@ -726,17 +951,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Teardown runs fault-free: a failing munmap at exit is the fault sweep's
    * subject, and nothing could be done about it here anyway. */
   fault_platform_clear_faults(&h->fp);
+  if (h->job) job_destroy(h);
   emel_tensors_destroy(h->t);
   size_t held_live[EMEL_STRATEGY_COUNT] = {0};
   for (int k = 0; k < h->n_held; k++) held_live[h->held[k].handle.strategy]++;
-  REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == held_live[EMEL_STRATEGY_MMAP]);
+  REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == held_live[EMEL_STRATEGY_MMAP] ||
+          (h->job_orphans && emel_io_live(h->io, EMEL_STRATEGY_MMAP) > held_live[EMEL_STRATEGY_MMAP]));
   REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_READ) == held_live[EMEL_STRATEGY_READ]);
   while (h->n_held > 0) {
     REQUIRE(emel_io_release(h->io, h->held[0].handle, NULL) == EMEL_OK);
     forget_held(h, 0);
   }
-  REQUIRE(emel_io_live(h->io, EMEL_STRATEGY_MMAP) == 0 && emel_io_live(h->io, EMEL_STRATEGY_READ) == 0);
-  emel_io_destroy(h->io);
+  REQUIRE((h->job_orphans || emel_io_live(h->io, EMEL_STRATEGY_MMAP) == 0) &&
+          emel_io_live(h->io, EMEL_STRATEGY_READ) == 0);
+  emel_io_destroy(h->io); /* releases what is still live: nothing outstanding after it */
   REQUIRE(fault_platform_outstanding(&h->fp) == 0);
   REQUIRE(memory_file_outstanding(&h->mf) == 0);
 

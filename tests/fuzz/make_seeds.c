@@ -519,6 +519,53 @@ static void residency_faults(void) {
   }
 }
 
+/* Load jobs: stepped with budgets, in the background, cancelled, under
+ * faults of their own ops and the io's, and holding their tensors. */
+static void residency_jobs(void) {
+  rprog p = plain_shape();
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_READ, 0, 0, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_STEP, 1, RP_JOB, RP_JOB_STEP, 4, RP_JOB, RP_JOB_STEP_ALL);
+  RP(&p, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_DESTROY, RP_EVICT_ALL);
+  rp_emit(&p, "job_step_read_small_chunks");
+
+  p = plain_shape();
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_MMAP, EMEL_LOAD_POPULATE, 1, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_CANCEL);
+  RP(&p, RP_LOAD, 5, RP_READ, 0, 0, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_WAIT, RP_JOB, RP_JOB_DESTROY);
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_MMAP, EMEL_LOAD_POPULATE, 1, 0, RP_EVICT_ALL);
+  rp_emit(&p, "job_step_mmap_populate_cancelled");
+
+  p = shape(2, 6, 3, 0, RP_ALIGN_4096, 0, 0, 0);
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL | RP_JOB_CONTINUE, RP_READ, EMEL_LOAD_DIRECT, 2, 0);
+  RP(&p, RP_JOB, RP_JOB_START, 0, RP_JOB, RP_JOB_STEP, 0, RP_JOB, RP_JOB_START, 0, RP_JOB, RP_JOB_DESTROY);
+  RP(&p, RP_JOB, RP_JOB_CREATE, 2, RP_READ, 0, 3, 0, 1, 2, RP_JOB, RP_JOB_START, 1, RP_JOB, RP_JOB_DESTROY);
+  rp_emit(&p, "job_background_direct_and_cancelled");
+
+  p = plain_shape();
+  RP(&p, RP_FAULT, FP_PREAD, 2, RP_EIO, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL | RP_JOB_CONTINUE, RP_READ, 0, 1, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP_ALL, RP_JOB, RP_JOB_DESTROY, RP_CLEAR, RP_EVICT_ALL);
+  RP(&p, RP_FAULT, FP_PREAD, 3, RP_EIO, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_READ, 0, 1, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP_ALL, RP_JOB, RP_JOB_DESTROY, RP_CLEAR, RP_EVICT_ALL);
+  RP(&p, RP_FAULT, FP_EVENT_OPEN, 0, RP_EMFILE, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_READ, 0, 1, 0);
+  RP(&p, RP_JOB, RP_JOB_START, 0, RP_JOB, RP_JOB_STEP, 2, RP_FAULT, FP_THREAD_START, 0, RP_EAGAIN);
+  RP(&p, RP_JOB, RP_JOB_START, 0, RP_JOB, RP_JOB_DESTROY, RP_EVICT_ALL);
+  RP(&p, RP_FAULT, FP_EVENT_SIGNAL, 0, RP_EINVAL | RP_STORM, RP_FAULT, FP_CLOCK_NS, 1, RP_EIO | 3 << 4);
+  RP(&p, RP_FAULT, FP_EVENT_WAIT, 0, RP_ENOMEM, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_READ, 0, 1, 0);
+  RP(&p, RP_JOB, RP_JOB_START, 2, RP_JOB, RP_JOB_DESTROY, RP_CLEAR, RP_EVICT_ALL);
+  RP(&p, RP_FAULT, FP_ALLOC, 1, RP_ENOMEM, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_MMAP, EMEL_LOAD_POPULATE, 0, 0);
+  RP(&p, RP_FAULT, FP_ADVISE, 1, RP_EIO, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL, RP_MMAP, EMEL_LOAD_POPULATE, 0, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP_ALL, RP_JOB, RP_JOB_DESTROY, RP_CLEAR);
+  rp_emit(&p, "job_faults");
+
+  p = plain_shape();
+  RP(&p, RP_JOB, RP_JOB_CREATE, 1 | RP_JOB_PRIORITY, RP_READ, 0, 2, 0, 2, 2);
+  RP(&p, RP_LOAD, 0, RP_READ, 0, 0, RP_LOAD_BATCH, 1, RP_READ, 0, 2, 3, RP_BIND_EXTERNAL, 0, 0, RP_BIND, 2, 0);
+  RP(&p, RP_JOB, RP_JOB_STEP, 0, RP_EVICT, 2, RP_EVICT_ALL, RP_JOB, RP_JOB_CREATE, 0, RP_READ, 0, 0, 0);
+  RP(&p, RP_JOB, RP_JOB_CREATE, 1, RP_READ, 0, 0, 1, 1, RP_JOB, RP_JOB_STEP_ALL, RP_EVICT, 0, RP_JOB, RP_JOB_DESTROY);
+  RP(&p, RP_EVICT, 0);
+  rp_emit(&p, "job_holds_its_tensors");
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--residency") == 0) {
     out_dir = argv[2];
@@ -527,6 +574,7 @@ int main(int argc, char **argv) {
     residency_batches();
     residency_shapes();
     residency_faults();
+    residency_jobs();
     return failed;
   }
   if (argc < 2) {

@@ -20,6 +20,9 @@
  *   FAULT op nth kind [eof len16]    CLEAR        EVICT_ALL
  *   CUT_FILE file cut16 (0: back to its full length)
  *   LOAD_BATCH count-1 strategy flags i... (emel_tensors_load_batch; an index may repeat)
+ *   JOB sub: CREATE shape strategy flags chunk i... [priority]   STEP budget/512
+ *            START how (bit 0: cancel at once, bit 1: wait 1 ms at a time)
+ *            CANCEL   WAIT   DESTROY   STEP_ALL (no budget limit)
  * See fuzz_residency.c for each argument. */
 #ifndef EMEL_FUZZ_RESIDENCY_PROGRAM_H
 #define EMEL_FUZZ_RESIDENCY_PROGRAM_H
@@ -56,7 +59,12 @@ enum { RP_EIO, RP_ENOMEM, RP_EMFILE, RP_EACCES, RP_EINTR, RP_EAGAIN, RP_EINVAL, 
 
 enum {
   RP_LOAD, RP_EVICT, RP_BIND_EXTERNAL, RP_BIND, RP_ACQUIRE, RP_RELEASE, RP_ADVISE, RP_FAULT, RP_CLEAR,
-  RP_EVICT_ALL, RP_CUT_FILE, RP_LOAD_BATCH, RP_OP_COUNT
+  RP_EVICT_ALL, RP_CUT_FILE, RP_LOAD_BATCH, RP_JOB, RP_OP_COUNT
 };
+
+/* JOB sub-operations (mod RP_JOB_OP_COUNT) */
+enum { RP_JOB_CREATE, RP_JOB_STEP, RP_JOB_START, RP_JOB_CANCEL, RP_JOB_WAIT, RP_JOB_DESTROY, RP_JOB_STEP_ALL, RP_JOB_OP_COUNT };
+/* CREATE shape: count - 1 (low 4 bits) | every tensor | continue on failure | a priority (one index byte) */
+enum { RP_JOB_ALL = 0x10, RP_JOB_CONTINUE = 0x20, RP_JOB_PRIORITY = 0x40 };
 
 #endif

@@ -222,6 +222,48 @@ static int fp_random(void *u, void *buf, size_t len) {
   return 0;
 }
 
+/* Load jobs' wakeup descriptor: counted like a file descriptor. */
+static int fp_event_open(void *u) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_EVENT_OPEN, NULL);
+  if (r <= 0) return r;
+  r = fp->real->event_open(fp->real->user);
+  if (r >= 0) add(fp, &fp->live_events, 1);
+  return r;
+}
+
+static int fp_event_close(void *u, int fd) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_EVENT_CLOSE, NULL);
+  /* As close: the descriptor is gone either way. */
+  int real = fp->real->event_close(fp->real->user, fd);
+  if (real == 0) add(fp, &fp->live_events, -1);
+  return r <= 0 ? r : real;
+}
+
+/* A failed signal makes nothing readable: a waiter must not rely on every
+ * signal arriving. (Async-signal-safe only as far as the lock is: tests that
+ * cancel from a signal handler use the defaults for it.) */
+static int fp_event_signal(void *u, int fd) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_EVENT_SIGNAL, NULL);
+  return r <= 0 ? r : fp->real->event_signal(fp->real->user, fd);
+}
+
+/* A failed wait returns at once, without waiting or draining. */
+static int fp_event_wait(void *u, int fd, int timeout_ms) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_EVENT_WAIT, NULL);
+  return r <= 0 ? r : fp->real->event_wait(fp->real->user, fd, timeout_ms);
+}
+
+/* The clock cannot fail; an injected fault makes it read 0 once: a clock that
+ * jumps back, which rates and timeouts must survive. */
+static uint64_t fp_clock_ns(void *u) {
+  fault_platform *fp = u;
+  return injected(fp, FP_CLOCK_NS, NULL) <= 0 ? 0 : fp->real->clock_ns(fp->real->user);
+}
+
 void fault_platform_init(fault_platform *fp) {
   memset(fp, 0, sizeof *fp);
   pthread_mutex_init(&fp->lock, NULL);
@@ -249,6 +291,11 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.file_identity = fp_file_identity;
   fp->ops.guard = fp_guard;
   fp->ops.random = fp_random;
+  fp->ops.event_open = fp_event_open;
+  fp->ops.event_close = fp_event_close;
+  fp->ops.event_signal = fp_event_signal;
+  fp->ops.event_wait = fp_event_wait;
+  fp->ops.clock_ns = fp_clock_ns;
 }
 
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
@@ -319,7 +366,8 @@ void fault_platform_forget_advices(fault_platform *fp) {
 }
 
 int64_t fault_platform_outstanding(const fault_platform *fp) {
-  return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs + fp->live_threads;
+  return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs + fp->live_threads +
+         fp->live_events;
 }
 
 const char *fp_op_name(fp_op op) {

@@ -19,7 +19,9 @@
 /* One per platform op, in the list's order (emel_platform_op_name gives its
  * name). A failure injected at FP_GUARD reports -err without running touch:
  * a SIGBUS that was caught. free cannot fail (its calls are counted);
- * page_size, can_map and cpu_count are answered, never counted or failed. */
+ * page_size, can_map and cpu_count are answered, never counted or failed.
+ * clock_ns cannot fail: a fault injected there reads 0 (the clock jumps back);
+ * one at FP_EVENT_SIGNAL signals nothing, one at FP_EVENT_WAIT returns at once. */
 typedef enum fp_op {
 #define FP_OP_(NAME, name, ret, params, pair) FP_##NAME,
   EMEL_PLATFORM_OPS_LIST(FP_OP_)
@@ -70,6 +72,7 @@ typedef struct fault_platform {
   int64_t alloc_bytes;
   int64_t peak_alloc_bytes;
   int64_t live_threads;
+  int64_t live_events; /* event_open descriptors not yet closed */
   /* fault_platform_before_read: reads counted over pread and preadv */
   uint64_t reads, before_read_at;
   void (*before_read)(void *);
@@ -108,7 +111,8 @@ size_t fault_platform_advices(fault_platform *fp, fp_op op, fp_advice *out, size
 /* Empties the log (counters are kept): the next advices are the test's own. */
 void fault_platform_forget_advices(fault_platform *fp);
 
-/* Outstanding fds + mappings + locked ranges + allocations: 0 when nothing leaked. */
+/* Outstanding fds + mappings + locked ranges + allocations + threads + event
+ * descriptors: 0 when nothing leaked. */
 int64_t fault_platform_outstanding(const fault_platform *fp);
 
 const char *fp_op_name(fp_op op);

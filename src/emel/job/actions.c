@@ -63,7 +63,11 @@ load_job_event emel_job_pick_unit(load_job_ctx *m) {
 /* A tensor moved in part loses its buffer or mapping, and its pieces leave bytes_done. */
 static void free_buffer(load_job_ctx *m) {
   atomic_fetch_sub(&m->bytes_done, m->piece_offset);
-  if (m->has_mapping) (void)emel_io_release(m->io, m->mapping.handle, NULL);
+  /* A refused release (its DONTNEED advice failed) keeps the residency live:
+   * tried once more, then it stays in the boundary, unreferenced, until the
+   * boundary is destroyed (as a mapping whose unmap failed does). */
+  if (m->has_mapping && emel_io_release(m->io, m->mapping.handle, NULL) != EMEL_OK)
+    (void)emel_io_release(m->io, m->mapping.handle, NULL);
   m->has_mapping = 0;
   if (m->buffer) m->platform.free(m->platform.user, m->buffer, m->buffer_size);
   m->buffer = NULL;
@@ -79,8 +83,10 @@ static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
 }
 
 /* mmap: the first piece maps the whole tensor (its residency, held by the job
- * until adopted); each piece pre-faults its pages through a residency of its
- * own over them, released at once (the tensor's keeps the file mapped). */
+ * until adopted); each piece pre-faults its pages by advice on that residency.
+ * (Not through a residency of its own over them: releasing it would advise
+ * DONTNEED on the pages just populated, and a refused release would leave it
+ * held by nobody.) */
 static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel_tensor_info *info) {
   emel_io_request req = {.tensor = index, .file_index = info->span.file_index, .offset = info->span.offset,
                          .size = info->span.size, .strategy = EMEL_STRATEGY_MMAP,
@@ -93,16 +99,15 @@ static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel
     }
     m->has_mapping = 1;
   }
-  req.offset += m->piece_offset;
-  req.size = m->piece_len;
-  req.flags |= EMEL_LOAD_POPULATE;
-  const emel_io_result r = acquire(m, &req);
-  if (r.error.code != EMEL_OK) {
-    m->unit_error = r.error;
+  emel_error e;
+  if (emel_io_advise(m->io, m->mapping.handle, m->piece_offset, m->piece_len, EMEL_ADVISE_POPULATE_READ, &e) !=
+      EMEL_OK) {
+    /* Named as a populated load's failure is, with the advice's errno. */
+    if (e.code == EMEL_MMAP_ADVISE_FAILED) e.code = EMEL_MMAP_POPULATE_FAILED;
+    m->unit_error = e;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
   }
-  (void)emel_io_release(m->io, r.handle, NULL);
   m->moved += m->piece_len;
   return m->piece_offset + m->piece_len == info->span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
 }
@@ -268,14 +273,16 @@ void emel_job_release_all(load_job_ctx *m) {
     for (uint32_t k = 0; k < m->unit_count; k++) {
       const uint32_t pos = m->next + k;
       if (m->unit_statuses[k] != EMEL_OK) mark_failed(m, pos, tensor_failure(m, pos));
-      else (void)emel_tensors_job_evict(m->t, m->order[pos]);
+      else if (emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) mark_ready(m, pos, 1); /* still resident */
     }
   }
   for (uint32_t pos = 0; pos < m->count; pos++) {
     const int was = atomic_load(&m->done[pos]);
     if (was == JOB_FAILED) continue;
     if (was == JOB_READY) {
-      (void)emel_tensors_job_evict(m->t, m->order[pos]);
+      /* A refused eviction (its release failed) leaves the tensor resident:
+       * then it stays ready, so ready still means resident. */
+      if (emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) continue;
       atomic_fetch_sub(&m->tensors_done, 1);
       atomic_fetch_sub(&m->bytes_done, m->views[pos].size);
     }

@@ -308,6 +308,8 @@ emel_job_state emel_job_poll(emel_job *job, emel_job_progress *progress) {
   return (emel_job_state)atomic_load_explicit(&job->m.state, memory_order_acquire);
 }
 
+enum { WAIT_SLICE_MS = 100 };
+
 emel_job_state emel_job_wait(emel_job *job, int timeout_ms) {
   if (!job) return EMEL_JOB_FAILED;
   load_job_ctx *m = &job->m;
@@ -316,11 +318,13 @@ emel_job_state emel_job_wait(emel_job *job, int timeout_ms) {
     const emel_job_state st = (emel_job_state)atomic_load_explicit(&m->state, memory_order_acquire);
     const int fd = atomic_load(&m->fd);
     if (finished(st) || !m->started || fd < 0) return st;
-    int left = -1;
+    /* Never longer than a slice: a wakeup lost (an event_signal that failed)
+     * costs a slice, not a waiter blocked forever on a finished job. */
+    int left = WAIT_SLICE_MS;
     if (timeout_ms >= 0) {
       const uint64_t spent = (m->platform.clock_ns(m->platform.user) - start) / 1000000u;
       if (spent >= (uint64_t)timeout_ms) return st;
-      left = (int)((uint64_t)timeout_ms - spent);
+      if ((uint64_t)timeout_ms - spent < (uint64_t)left) left = (int)((uint64_t)timeout_ms - spent);
     }
     const int r = m->platform.event_wait(m->platform.user, fd, left);
     if (r < 0 && r != -EINTR) return (emel_job_state)atomic_load_explicit(&m->state, memory_order_acquire);
