@@ -72,6 +72,8 @@ static const struct {
     {"TENSOR_HASH_MISMATCH", 210},
     {"INVALID_SHARD", 211},
     {"TENSOR_BUSY", 212},
+    {"BUDGET_EXCEEDED", 213},
+    {"TENSOR_PINNED", 214},
     {"MMAP_UNSUPPORTED", 300},
     {"MMAP_FAILED", 301},
     {"MMAP_LOCK_FAILED", 302},

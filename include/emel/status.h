@@ -54,6 +54,8 @@ extern "C" {
   X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
   X(INVALID_SHARD, 211, "the shard is invalid: its rank is not below its count, or the tensor's type and dims do not give its size") \
   X(TENSOR_BUSY, 212, "a running load job holds the tensor (destroy the job first)")    \
+  X(BUDGET_EXCEEDED, 213, "the load does not fit the tensor table's residency budget (even after evicting every unpinned tensor the policy allows)") \
+  X(TENSOR_PINNED, 214, "the tensor is pinned: unpin it before evicting it")            \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \

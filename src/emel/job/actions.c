@@ -73,6 +73,8 @@ static void free_buffer(load_job_ctx *m) {
   m->buffer = NULL;
   m->buffer_size = 0;
   m->piece_offset = 0;
+  emel_tensors_job_unreserve(m->t, m->reserved);
+  m->reserved = 0;
 }
 
 static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
@@ -118,6 +120,14 @@ static load_job_event transfer_piece(load_job_ctx *m) {
   emel_tensors_info(m->t, index, &info);
   if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info);
   if (!m->buffer) {
+    /* The table's residency budget admits the buffer before it is allocated. */
+    int os_errno = 0;
+    const emel_status admitted = emel_tensors_job_reserve(m->t, info.span.size, &os_errno);
+    if (admitted != EMEL_OK) {
+      m->unit_error = (emel_error){.code = admitted, .os_errno = os_errno};
+      return LOAD_JOB_EV_UNIT_FAILED;
+    }
+    m->reserved = info.span.size;
     /* Aligned as the read strategy aligns its owned buffers, and advised for
      * transparent huge pages as it advises them (a refusal only costs speed). */
     const size_t huge = 2u << 20;
@@ -128,6 +138,8 @@ static load_job_event transfer_piece(load_job_ctx *m) {
                     : NULL;
     if (!m->buffer) {
       m->buffer_size = 0;
+      emel_tensors_job_unreserve(m->t, m->reserved);
+      m->reserved = 0;
       m->unit_error = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
       return LOAD_JOB_EV_UNIT_FAILED;
     }
@@ -222,6 +234,8 @@ void emel_job_adopt_buffer(load_job_ctx *m) {
     atomic_fetch_add(&m->bytes_done, m->piece_len);
     m->buffer = NULL;
     m->buffer_size = 0;
+    emel_tensors_job_unreserve(m->t, m->reserved); /* the tensor's charge replaces it */
+    m->reserved = 0;
     m->has_mapping = 0;
     m->piece_offset = 0;
     mark_ready(m, pos, 0);
