@@ -62,7 +62,8 @@ typedef struct emel_tensor_info {
  * resident, that is until emel_tensors_evict (or evict_all) of this tensor or
  * emel_tensors_destroy of its table (emel_model_evict / emel_model_close for a
  * model's). Loads, failures and evictions of other tensors never move or free
- * it. A later load of the same tensor may give another `data`. Mapped bytes
+ * it, except that under an EMEL_BUDGET_EVICT_LRU budget a load of another
+ * tensor may evict this one (emel_tensors_pin keeps it). A later load of the same tensor may give another `data`. Mapped bytes
  * (EMEL_RESIDENCY_MAPPED) are read-only. External bytes stay the caller's. */
 typedef struct emel_tensor_view {
   void *data;
