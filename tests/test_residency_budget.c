@@ -11,9 +11,15 @@
 
 #include "check_main.h"
 #include "emel/job.h"
+#include "emel/model.h"
 #include "emel/tensor.h"
 #include "fake_strategy.h"
 #include "fault_platform.h"
+#include "gguf_writer.h"
+
+#ifndef EMEL_TEST_WORKDIR
+#define EMEL_TEST_WORKDIR "."
+#endif
 
 static fault_platform fp;
 static fake_strategy fake;
@@ -381,6 +387,49 @@ START_TEST(test_a_load_job_respects_the_budget_and_its_held_tensors_are_not_evic
 }
 END_TEST
 
+/* Guards a model whose table cannot be given a budget, and counting what the
+ * read strategy allocates (aligned, padded) or maps instead of the tensor's
+ * bytes: on a real file through the real strategies, a model's table takes a
+ * budget, owned bytes are the views' sizes, mapped ones are free, the LRU
+ * victim's buffer really goes back, and closing frees a pinned tensor. */
+START_TEST(test_a_models_table_takes_a_budget_and_only_owned_bytes_count) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/residency_budget.gguf", EMEL_TEST_WORKDIR);
+  static const uint32_t types[] = {EMEL_GGML_TYPE_F32};
+  gw *w = gw_new();
+  ck_assert_int_eq(gw_model_shape(w, 4, 4u << 14, types, 1), 0);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+  const emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 1);
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
+  emel_model *m;
+  ck_assert_int_eq(emel_model_open(&m, path, &cfg, NULL), EMEL_OK);
+  emel_tensors *mt = emel_model_tensors(m);
+  const emel_gguf *g = emel_model_index(m);
+  uint64_t size[4];
+  for (size_t i = 0; i < 4; i++) size[i] = emel_gguf_tensor_at(g, i)->size;
+  ck_assert_int_eq(emel_tensors_set_budget(mt, size[0] + size[1], EMEL_BUDGET_EVICT_LRU, NULL), EMEL_OK);
+  const emel_load_options mapped = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_model_load(m, emel_gguf_tensor_at(g, 0)->name, &by_read, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_model_load(m, emel_gguf_tensor_at(g, 1)->name, &by_read, &v, NULL), EMEL_OK);
+  ck_assert_uint_eq(emel_tensors_resident_bytes(mt), size[0] + size[1]); /* exactly the budget */
+  ck_assert_int_eq(emel_model_load(m, emel_gguf_tensor_at(g, 3)->name, &mapped, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_MAPPED);
+  ck_assert_uint_eq(emel_tensors_resident_bytes(mt), size[0] + size[1]); /* mapped: not counted */
+  const int64_t before = fault_platform_outstanding(&fp);
+  ck_assert_int_eq(emel_model_load(m, emel_gguf_tensor_at(g, 2)->name, &by_read, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(mt, 0), EMEL_TENSOR_EVICTED); /* the oldest owned one */
+  ck_assert_int_eq(emel_tensors_state(mt, 3), EMEL_TENSOR_RESIDENT);   /* mapped: never a victim */
+  ck_assert_uint_le(emel_tensors_resident_bytes(mt), size[0] + size[1]);
+  if (size[2] <= size[0]) ck_assert_int_eq(fault_platform_outstanding(&fp), before); /* one buffer for one */
+  ck_assert_int_eq(emel_tensors_pin(mt, 2, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_model_evict(m, emel_gguf_tensor_at(g, 2)->name, NULL), EMEL_TENSOR_PINNED);
+  emel_model_close(m); /* frees the pinned tensor too: teardown sees nothing outstanding */
+  remove(path);
+}
+END_TEST
+
 static Suite *residency_budget_suite(void) {
   Suite *s = suite_create("residency_budget");
   TCase *tc = tcase_create("budget");
@@ -395,6 +444,7 @@ static Suite *residency_budget_suite(void) {
   tcase_add_test(tc, test_external_residency_does_not_count);
   tcase_add_test(tc, test_budget_config_setter_and_stats_validate_their_arguments);
   tcase_add_test(tc, test_a_load_job_respects_the_budget_and_its_held_tensors_are_not_evicted);
+  tcase_add_test(tc, test_a_models_table_takes_a_budget_and_only_owned_bytes_count);
   suite_add_tcase(s, tc);
   return s;
 }
