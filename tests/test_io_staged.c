@@ -284,6 +284,24 @@ START_TEST(test_direct_io_delivers_aligned_and_unaligned_spans_and_a_refusing_fi
 }
 END_TEST
 
+/* Guards (a fault sweep finding): after a direct read that came up short
+ * inside a block, the next read started at an unaligned offset, which O_DIRECT
+ * refuses (EINVAL): the load failed where it must continue. */
+START_TEST(test_a_direct_read_that_ends_inside_a_block_continues_from_that_block) {
+  attach_small(0);
+  for (int64_t cut = 1; cut < 9000; cut += 4093) {
+    memset(sinks, 0, sizeof sinks);
+    fault_platform_short_read(&fp, fp.calls[FP_PREAD] + 1, 1, cut);
+    emel_io_request r = req(0, 5, 20000);
+    r.flags |= EMEL_LOAD_DIRECT;
+    emel_io_result res = acquire(r);
+    assert_delivered(&res, 0, 5, 20000);
+    release(&res);
+  }
+  if (stats().direct_reads == 0) fprintf(stderr, "note: this filesystem refused O_DIRECT: served buffered\n");
+}
+END_TEST
+
 START_TEST(test_the_file_is_opened_once_per_mode_for_many_loads) {
   attach_small(0);
   const uint64_t before = fp.calls[FP_OPEN];
@@ -688,6 +706,7 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_without_a_thread_or_events_the_caller_reads_each_window_itself_with_the_same_bytes);
   tcase_add_test(tc, test_events_that_cannot_be_opened_make_the_stream_inline);
   tcase_add_test(tc, test_direct_io_delivers_aligned_and_unaligned_spans_and_a_refusing_filesystem_falls_back);
+  tcase_add_test(tc, test_a_direct_read_that_ends_inside_a_block_continues_from_that_block);
   tcase_add_test(tc, test_the_file_is_opened_once_per_mode_for_many_loads);
   tcase_add_test(tc, test_every_bad_request_is_refused_with_its_own_code_before_any_read);
   tcase_add_test(tc, test_a_file_that_is_not_the_indexed_one_or_cannot_be_looked_at_is_refused_before_any_read);

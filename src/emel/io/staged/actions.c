@@ -354,8 +354,11 @@ static unsigned char *fill_buffer(const io_staged_ctx *m) { return m->self->ring
 io_staged_event emel_staged_read_chunk(io_staged_ctx *m) {
   const emel_platform_ops *p = &m->self->platform;
   const staged_member *x = fill_member_of(m);
-  const uint64_t len = m->asked - m->got;
-  const int64_t r = p->pread(p->user, x->fd, fill_buffer(m) + m->got, (size_t)len, m->file_start + m->got);
+  /* O_DIRECT takes whole blocks only: after a short read that ended inside a
+   * block, that block is read again from its start (its bytes are the same). */
+  m->from = x->mode == STAGED_DIRECT ? m->got - m->got % m->self->block : m->got;
+  const uint64_t len = m->asked - m->from;
+  const int64_t r = p->pread(p->user, x->fd, fill_buffer(m) + m->from, (size_t)len, m->file_start + m->from);
   m->last = r;
   m->stats->preads++;
   if (r == -EINTR) return IO_STAGED_EV_CHUNK_INTERRUPTED;
@@ -364,8 +367,16 @@ io_staged_event emel_staged_read_chunk(io_staged_ctx *m) {
     return IO_STAGED_EV_CHUNK_FAILED;
   }
   if (r == 0) return IO_STAGED_EV_CHUNK_END_OF_FILE;
-  m->retries = 0;
   m->stats->bytes_read += (uint64_t)r;
+  if (m->from + (uint64_t)r <= m->got) { /* direct: a block read again came up short again */
+    if (++m->retries > EMEL_IO_STAGED_MAX_EINTR) {
+      m->error.os_errno = EIO; /* a device that never completes the block must not hang the load */
+      return IO_STAGED_EV_CHUNK_FAILED;
+    }
+    m->last = (int64_t)(m->got - m->from); /* no progress: got stays */
+    return IO_STAGED_EV_CHUNK_SHORT;
+  }
+  m->retries = 0;
   return (uint64_t)r < len ? IO_STAGED_EV_CHUNK_SHORT : IO_STAGED_EV_CHUNK_READ;
 }
 
@@ -374,7 +385,7 @@ void emel_staged_count_short_read(io_staged_ctx *m) { m->stats->short_reads++; }
 /* A direct window asks for whole blocks and may get fewer at the end of the
  * file: complete once the span's bytes are in. */
 io_staged_event emel_staged_advance_window(io_staged_ctx *m) {
-  m->got += (uint64_t)m->last;
+  m->got = m->from + (uint64_t)m->last;
   return m->got >= m->need ? IO_STAGED_EV_WINDOW_COMPLETE : IO_STAGED_EV_CHUNK_DUE;
 }
 

@@ -109,6 +109,7 @@ struct io_staged_ctx {
   uint64_t need;         /* bytes from file_start that must arrive */
   uint64_t asked;        /* bytes read so far asks for (direct: whole blocks) */
   uint64_t got;          /* bytes arrived */
+  uint64_t from;         /* where the last read started (direct: got rounded down to a block) */
   int64_t last;          /* the last pread's return */
   uint32_t retries;
   emel_io_staged_stats *stats; /* the reader's or the caller's counters */
