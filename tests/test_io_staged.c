@@ -511,8 +511,15 @@ static int64_t slow_pread(void *user, int fd, void *buf, size_t len, uint64_t of
   return fp.ops.pread(user, fd, buf, len, offset);
 }
 
+/* Guards (found under TSan): the reader's failed wait for a buffer used to
+ * publish its failure into that buffer's ring slot while the consumer was
+ * still reading it (a data race tools/test's TSan run of this suite reports). */
 START_TEST(test_a_wait_that_fails_on_either_side_is_a_handoff_failure_and_the_reader_is_joined) {
-  ops.pread = slow_pread; /* the consumer waits for each window */
+  ops.pread = slow_pread; /* the consumer waits for each window (the boundary copies ops when created) */
+  emel_io_destroy(io);
+  emel_io_config c0 = EMEL_IO_CONFIG_INIT(.platform = &ops, .max_files = 4);
+  ck_assert_int_eq(emel_io_create(&io, &c0, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, path0, strlen(path0), &file0, NULL), EMEL_OK);
   attach_small(0);
   fail_waits_on = 1;
   emel_io_result res = acquire(req(0, 0, 20000));
@@ -526,7 +533,6 @@ START_TEST(test_a_wait_that_fails_on_either_side_is_a_handoff_failure_and_the_re
   ck_assert_int_eq(emel_io_add_file(io, path0, strlen(path0), &file0, NULL), EMEL_OK);
   attach_small(0);
   fail_waits_on = 2; /* the reader's, on a full ring */
-  sinks[0].delay_ms = 20;
   memset(sinks, 0, sizeof sinks);
   sinks[0].delay_ms = 20;
   res = acquire(req(0, 0, 20000));

@@ -164,10 +164,8 @@ static void *reader_main(void *arg) {
   for (uint64_t w = 0; w < self->total_windows; w++) {
     if (atomic_load_explicit(&self->stop, memory_order_acquire)) break;
     emel_staged_fill(self, w, &self->reader_stats);
-    /* Not published (stop asked) or published as a failure: the stream ends here. */
-    if (atomic_load_explicit(&self->filled, memory_order_relaxed) <= w ||
-        self->windows[w % self->ring_count].error.code != EMEL_OK)
-      break;
+    /* Not published (a stop, or a failure): the stream ends here. */
+    if (atomic_load_explicit(&self->filled, memory_order_relaxed) <= w) break;
   }
   return NULL;
 }
@@ -190,6 +188,8 @@ io_staged_event emel_staged_start_reader(io_staged_ctx *m) {
   atomic_store_explicit(&self->filled, 0, memory_order_relaxed);
   atomic_store_explicit(&self->freed, 0, memory_order_relaxed);
   atomic_store_explicit(&self->stop, 0, memory_order_relaxed);
+  atomic_store_explicit(&self->failed_at, UINT64_MAX, memory_order_relaxed);
+  self->failure = (emel_error){.code = EMEL_OK};
   memset(&self->reader_stats, 0, sizeof self->reader_stats);
   m->next = 0;
   self->stats.streams++;
@@ -217,6 +217,7 @@ io_staged_event emel_staged_await_window(io_staged_ctx *m) {
     emel_staged_fill(self, w, &self->stats);
   int stalled = 0;
   while (atomic_load_explicit(&self->filled, memory_order_acquire) <= w) {
+    if (atomic_load_explicit(&self->failed_at, memory_order_acquire) == w) return IO_STAGED_EV_WINDOW_FAILED;
     if (!stalled) self->stats.consumer_stalls++;
     stalled = 1;
     const int r = p->event_wait(p->user, self->events[0], EMEL_IO_STAGED_WAIT_MS);
@@ -225,13 +226,11 @@ io_staged_event emel_staged_await_window(io_staged_ctx *m) {
       return IO_STAGED_EV_HANDOFF_FAILED;
     }
   }
-  return self->windows[w % self->ring_count].error.code == EMEL_OK ? IO_STAGED_EV_WINDOW_READY
-                                                                   : IO_STAGED_EV_WINDOW_FAILED;
+  return IO_STAGED_EV_WINDOW_READY;
 }
 
-void emel_staged_take_window_error(io_staged_ctx *m) {
-  m->error = m->self->windows[m->next % m->self->ring_count].error;
-}
+/* Read after failed_at's acquire: the reader wrote it before. */
+void emel_staged_take_window_error(io_staged_ctx *m) { m->error = m->self->failure; }
 
 io_staged_event emel_staged_consume_window(io_staged_ctx *m) {
   io_staged *self = m->self;
@@ -409,24 +408,25 @@ io_staged_event emel_staged_recheck_file(io_staged_ctx *m) {
                                                                              : IO_STAGED_EV_FILE_CHANGED;
 }
 
-static void publish(io_staged_ctx *m, const staged_window *win) {
+/* Only once its buffer is free (BUFFER_FREE) does the reader write a window's slot. */
+void emel_staged_publish_window(io_staged_ctx *m) {
   io_staged *self = m->self;
-  self->windows[m->window % self->ring_count] = *win;
+  const staged_member *x = fill_member_of(m);
+  const uint64_t head = x->request->offset + m->fill_offset - m->file_start;
+  if (x->mode == STAGED_DIRECT) m->stats->direct_reads++;
+  self->windows[m->window % self->ring_count] =
+      (staged_window){m->fill_member, m->fill_offset, m->fill_bytes, fill_buffer(m) + head};
   atomic_store_explicit(&self->filled, m->window + 1, memory_order_release);
   if (!self->inline_reader) signal_event(self, 0, m->stats);
 }
 
-void emel_staged_publish_window(io_staged_ctx *m) {
-  const staged_member *x = fill_member_of(m);
-  const uint64_t head = x->request->offset + m->fill_offset - m->file_start;
-  if (x->mode == STAGED_DIRECT) m->stats->direct_reads++;
-  const staged_window win = {m->fill_member, m->fill_offset, m->fill_bytes, fill_buffer(m) + head, {.code = EMEL_OK}};
-  publish(m, &win);
-}
-
+/* A failure may come before the window's buffer is free (a failed wait for
+ * it): it goes apart from the ring, never into a slot the consumer may read. */
 void emel_staged_publish_failure(io_staged_ctx *m) {
-  const staged_window win = {m->fill_member, m->fill_offset, 0, NULL, m->error};
-  publish(m, &win);
+  io_staged *self = m->self;
+  self->failure = m->error;
+  atomic_store_explicit(&self->failed_at, m->window, memory_order_release);
+  if (!self->inline_reader) signal_event(self, 0, m->stats);
 }
 
 /* ---- RELEASE ---- */

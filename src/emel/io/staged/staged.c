@@ -49,9 +49,10 @@ void emel_staged_fill(io_staged *self, uint64_t w, emel_io_staged_stats *stats) 
     f.asked = (f.need + self->block - 1) / self->block * self->block;
   }
   if (dispatch(&f, IO_STAGED_EV_FILL) != EMEL_OK &&
-      atomic_load_explicit(&self->filled, memory_order_relaxed) <= w) {
-    self->windows[w % self->ring_count] = (staged_window){.member = f.fill_member, .error = broken_error};
-    atomic_store_explicit(&self->filled, w + 1, memory_order_release);
+      atomic_load_explicit(&self->filled, memory_order_relaxed) <= w &&
+      atomic_load_explicit(&self->failed_at, memory_order_relaxed) != w) {
+    self->failure = broken_error;
+    atomic_store_explicit(&self->failed_at, w, memory_order_release);
   }
 }
 
@@ -198,6 +199,7 @@ static emel_status unreported_attach(emel_io *io, const emel_io_staged_config *g
   atomic_init(&self->filled, 0);
   atomic_init(&self->freed, 0);
   atomic_init(&self->stop, 0);
+  atomic_init(&self->failed_at, UINT64_MAX);
   self->slots = p.alloc(p.user, (size_t)self->slot_capacity * sizeof *self->slots, _Alignof(staged_slot));
   self->file_state = p.alloc(p.user, (size_t)self->file_capacity * sizeof *self->file_state, _Alignof(staged_file));
   self->members = p.alloc(p.user, EMEL_IO_STAGED_BATCH_WINDOW * sizeof *self->members, _Alignof(staged_member));

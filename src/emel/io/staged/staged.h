@@ -47,13 +47,12 @@ typedef struct staged_member {
   emel_error error;   /* its own failure, else OK */
 } staged_member;
 
-/* One window of the ring as the reader publishes it. */
+/* One window of the ring as the reader publishes it (its bytes are ready). */
 typedef struct staged_window {
   size_t member;        /* index into self->members */
   uint64_t offset;      /* in the tensor */
   uint64_t bytes;
   const unsigned char *data;
-  emel_error error;     /* OK: the bytes are ready; else the load stops here */
 } staged_window;
 
 typedef struct io_staged io_staged;
@@ -84,6 +83,10 @@ struct io_staged {
   _Atomic uint64_t filled; /* windows published by the reader */
   _Atomic uint64_t freed;  /* windows the consumer is done with */
   _Atomic int stop;        /* the consumer wants no more windows */
+  /* The window the reader could not deliver (UINT64_MAX: none yet) and why:
+   * kept apart from the ring, whose slot for it may still be the consumer's. */
+  _Atomic uint64_t failed_at;
+  emel_error failure;
   int inline_reader;       /* this stream has no reader thread */
   int reader_running;      /* a reader thread was started and not joined yet */
   uintptr_t thread;
