@@ -51,6 +51,7 @@ void emel_staged_fill(io_staged *self, uint64_t w, emel_io_staged_stats *stats) 
   if (dispatch(&f, IO_STAGED_EV_FILL) != EMEL_OK &&
       atomic_load_explicit(&self->filled, memory_order_relaxed) <= w &&
       atomic_load_explicit(&self->failed_at, memory_order_relaxed) != w) {
+    self->reader_defect = 1;
     self->failure = broken_error;
     atomic_store_explicit(&self->failed_at, w, memory_order_release);
   }
@@ -96,7 +97,11 @@ static void stream_window(io_staged *self, const emel_io_request *requests, emel
   self->total_windows = 0;
   for (size_t i = 0; i < prepared; i++) self->total_windows += windows_of(self, self->members[i].request->size);
   io_staged_ctx s = {.self = self, .stats = &self->stats};
-  if (dispatch(&s, IO_STAGED_EV_STREAM) != EMEL_OK || note_broken(self, &s)) {
+  self->reader_defect = 0;
+  const emel_status streamed = dispatch(&s, IO_STAGED_EV_STREAM);
+  /* A FILL the chart broke (on the reader, joined by now) breaks the strategy as a broken request would. */
+  if (self->reader_defect) self->broken = 1;
+  if (streamed != EMEL_OK || note_broken(self, &s)) {
     /* A defect mid-stream: nothing is granted; the slots stay reserved until
      * destroy. A reader still running is stopped first (it uses the ring). */
     self->broken = 1;

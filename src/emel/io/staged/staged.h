@@ -89,6 +89,7 @@ struct io_staged {
   emel_error failure;
   int inline_reader;       /* this stream has no reader thread */
   int reader_running;      /* a reader thread was started and not joined yet */
+  int reader_defect;       /* a FILL broke its machine (set before failed_at is published) */
   uintptr_t thread;
   emel_io_staged_stats stats;
   emel_io_staged_stats reader_stats; /* the reader thread's counters, merged after the join */
