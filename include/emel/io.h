@@ -8,7 +8,7 @@
  *
  * The boundary knows strategies only through emel_io_strategy_ops (the
  * plug-in interface, in emel/io_strategy.h: only a strategy's author needs
- * it); each strategy module (io/mmap, io/read) attaches itself with its own
+ * it); each strategy module (io/mmap, io/read, io/staged) attaches itself with its own
  * emel_io_*_attach() and never sees another strategy.
  *
  * Not thread-safe per instance; separate instances share nothing.
@@ -68,7 +68,8 @@ typedef struct emel_io_request {
   uint64_t size;        /* bytes */
   emel_strategy strategy;
   unsigned flags;       /* EMEL_LOAD_* */
-  void *target;         /* optional caller buffer (read strategy): external residency */
+  void *target;         /* optional caller buffer (read strategy): external residency;
+                           with EMEL_LOAD_CONSUMER (staged), the request's emel_staged_consumer */
   uint64_t target_size;
 } emel_io_request;
 
