@@ -19,6 +19,7 @@
 #include "emel/io_mmap.h"
 #include "emel/io_read.h"
 #include "emel/io_staged.h"
+#include "emel/job.h"
 #include "emel/tensor.h"
 #include "emel/io/staged/staged.h"
 #include "fault_platform.h"
@@ -646,6 +647,51 @@ START_TEST(test_a_tensor_loads_delivered_refuses_a_hash_and_its_eviction_calls_r
 }
 END_TEST
 
+/* Load jobs take the staged strategy (one tensor a unit: the ring already
+ * bounds what a tensor holds), in the background or stepped, and a cancel
+ * stops the job between tensors: what was delivered stays, the rest is bound.
+ * Guards against a job that cannot carry the consumer (jobs copy the options). */
+static void cancel_after_first(void *user, const emel_job_progress *p) {
+  if (p->tensors_done == 1) emel_job_cancel(*(emel_job **)user);
+}
+
+START_TEST(test_a_load_job_delivers_through_the_staged_strategy_and_cancels_between_tensors) {
+  attach_small(0);
+  emel_tensors *t;
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
+  for (int i = 0; i < 3; i++) {
+    emel_tensor_span span = {.type = 0, .n_dims = 1, .dims = {4000, 1, 1, 1}, .file_index = file0,
+                             .offset = (uint64_t)i * 16000, .size = 16000};
+    char name[2] = {(char)('a' + i), 0};
+    ck_assert_int_eq(emel_tensors_add(t, name, 1, &span, NULL, NULL), EMEL_OK);
+  }
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_STAGED, .consumer = &consumer);
+  emel_job *job;
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &o);
+  ck_assert_int_eq(emel_job_create(&job, t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_wait(job, -1), EMEL_JOB_COMPLETED);
+  emel_job_destroy(job);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(emel_tensors_state(t, (uint32_t)i), EMEL_TENSOR_RESIDENT);
+    ck_assert_int_eq(memcmp(sinks[i].bytes, expect + i * 16000, 16000), 0);
+  }
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  memset(sinks, 0, sizeof sinks);
+  jc.on_progress = cancel_after_first;
+  jc.user = &job;
+  ck_assert_int_eq(emel_job_create(&job, t, &jc, NULL), EMEL_OK);
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) (void)emel_job_step(job, 0, NULL, NULL);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_CANCELLED);
+  emel_job_destroy(job);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 1);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_STAGED), 1);
+  emel_tensors_destroy(t);
+  ck_assert_int_eq(sinks[0].released + sinks[1].released + sinks[2].released, 1);
+}
+END_TEST
+
 START_TEST(test_attach_refuses_bad_configs_a_second_staged_strategy_and_reports_out_of_memory) {
   emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.buffers = 1);
   ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_INVALID_ARGUMENT);
@@ -728,6 +774,7 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_a_batch_streams_its_members_in_file_order_and_a_refused_member_fails_alone);
   tcase_add_test(tc, test_after_a_failed_member_the_later_ones_are_stream_stopped_and_the_earlier_ones_granted);
   tcase_add_test(tc, test_a_tensor_loads_delivered_refuses_a_hash_and_its_eviction_calls_release);
+  tcase_add_test(tc, test_a_load_job_delivers_through_the_staged_strategy_and_cancels_between_tensors);
   tcase_add_test(tc, test_attach_refuses_bad_configs_a_second_staged_strategy_and_reports_out_of_memory);
   tcase_add_test(tc, test_the_other_strategies_refuse_a_consumer);
   tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
