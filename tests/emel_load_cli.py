@@ -728,7 +728,7 @@ check(f"the bar on a terminal: bytes, rate and ETA, >= 10 updates a second ({len
 # next read; it now cancels the job (emel_job_cancel from the handler). The
 # 100 ms target is a benchmark figure: the test requires well under 1 s and
 # prints what it measured.
-for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"]):
+for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], ["--strategy", "staged"]):
     p = subprocess.Popen([EMEL_LOAD] + strategy + ["--progress=json", slow_model], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=dict(os.environ, **SLOW))
     err, started, deadline = b"", False, time.time() + 10

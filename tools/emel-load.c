@@ -743,8 +743,8 @@ int main(int argc, char **argv) {
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
   enter_phase(PHASE_LOAD);
-  /* Jobs take neither slices nor a consumer: those go in batches. */
-  if (o.shard_count || staged) rc = load_in_batches(&o, tensors, n, &lo, &bar, raise_at, all);
+  /* Jobs take no slices: those go in batches. A staged job consumes on its own thread, one tensor a unit. */
+  if (o.shard_count) rc = load_in_batches(&o, tensors, n, &lo, &bar, raise_at, all);
   else rc = load_with_job(&o, tensors, &lo, &bar, raise_at);
   for (uint32_t i = 0; i < n && rc == 0; i++) { /* what was loaded */
     emel_tensor_view v;
