@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/model.h"
 #include "fault_platform.h"
@@ -78,6 +79,14 @@ static const scenario scenarios[] = {
     {"job background read", EMEL_STRATEGY_READ, 0, JOB_BACKGROUND, 0, 32, 0},
     {"job step mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, JOB_STEP, 0, 32, 0},
     {"job background read direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, JOB_BACKGROUND, 0, 4096, 2},
+    /* a ring of 4 x 16 KiB: a tensor is a few windows, the reader overlaps the consumer */
+    {"staged", EMEL_STRATEGY_STAGED, 0, LOAD_EACH, 0, 32, 0},
+    {"staged+direct", EMEL_STRATEGY_STAGED, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0},
+    {"staged batch", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 0, 32, 0},
+    /* ...whose consumer's k-th call also fails, for every k (split: two files) */
+    {"staged failing consumer", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 1, 32, 0},
+    /* ...and a load job over it (a tensor a unit), cancelled after each unit too */
+    {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
 };
 
 /* The errnos each operation can really return, and the codes a failure of it
@@ -88,7 +97,8 @@ typedef struct op_faults {
 } op_faults;
 
 static const op_faults faults_of[FP_OP_COUNT] = {
-    [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO}, {EMEL_OPEN_FAILED}},
+    /* EINVAL: a filesystem without O_DIRECT (direct loads fall back to buffered reads) */
+    [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO, EINVAL}, {EMEL_OPEN_FAILED}},
     [FP_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
     /* fstat at the index, at every open and after every read transfer */
     [FP_FILE_IDENTITY] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
@@ -112,7 +122,8 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_EVENT_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
     /* a lost wakeup or a failed wait: emel_job_wait returns, the caller waits again */
     [FP_EVENT_SIGNAL] = {{EAGAIN, EINVAL}, {EMEL_OK}},
-    [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK}},
+    /* ...; the staging ring's handoff cannot go on without its wait */
+    [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK, EMEL_STAGED_HANDOFF_FAILED}},
     /* the clock reads 0 once (errno unused): only rates and timeouts see it */
     [FP_CLOCK_NS] = {{EINVAL}, {EMEL_OK}},
 };
@@ -187,7 +198,8 @@ static int consistent(emel_model *m) {
     resident += st == EMEL_TENSOR_RESIDENT;
   }
   emel_io *io = emel_model_io(m);
-  size_t live = emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ);
+  size_t live = emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ) +
+                emel_io_live(io, EMEL_STRATEGY_STAGED);
   return resident == emel_tensors_resident_count(t) && live == resident;
 }
 
@@ -219,6 +231,21 @@ static emel_status load_batch(emel_model *m, const scenario *s, int *inconsisten
   if (emel_io_live(io, s->strategy) != 0) *inconsistent = 1;
   return first;
 }
+
+/* The staged scenarios' consumer: counts its calls, fails the fail_at-th
+ * (0: none) with a code of its own, which the load must keep. */
+enum { CONSUMER_CODE = 77 };
+static unsigned consumer_calls, consumer_fail_at;
+static uint64_t consumer_bytes;
+
+static int sweep_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  (void)user, (void)tensor, (void)offset, (void)data;
+  if (++consumer_calls == consumer_fail_at) return CONSUMER_CODE;
+  consumer_bytes += bytes;
+  return 0;
+}
+
+static const emel_staged_consumer sweep_consumer = EMEL_STAGED_CONSUMER_INIT(.consume = sweep_consume);
 
 /* The k-th unit's progress callback cancels the job (0: never): a cancel
  * after every unit, the same in both driving modes. */
@@ -255,7 +282,8 @@ static int job_consistent(const scenario *s, emel_model *m, emel_job *job, int f
     live += st == EMEL_TENSOR_RESIDENT && through_io(s, t, i);
   }
   emel_io *io = emel_model_io(m);
-  return live == emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ);
+  return live == emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ) +
+                     emel_io_live(io, EMEL_STRATEGY_STAGED);
 }
 
 /* Drives a job to its end (bounded: a job that never ends fails the run).
@@ -287,6 +315,7 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
                             int *inconsistent) {
   emel_tensors *t = emel_model_tensors(m);
   emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = s->strategy, .flags = s->flags);
+  if (s->strategy == EMEL_STRATEGY_STAGED) lo.consumer = &sweep_consumer;
   job_watch w = {.cancel_at = cancel_at};
   emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &lo, .chunk_bytes = JOB_CHUNK, .on_progress = count_unit,
                                             .user = &w);
@@ -328,6 +357,15 @@ static emel_status full_load(fault_platform *fp, const scenario *s, unsigned can
   emel_error err;
   emel_status first = emel_model_open(&m, path_of(s), &cfg, &err);
   if (first != EMEL_OK) return first;
+  consumer_calls = 0;
+  if (s->strategy == EMEL_STRATEGY_STAGED) {
+    emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = 64u << 10, .buffers = 4);
+    first = emel_io_staged_attach(emel_model_io(m), &sc, NULL);
+    if (first != EMEL_OK) {
+      emel_model_close(m);
+      return first;
+    }
+  }
   if (s->mode == LOAD_BATCH) {
     first = load_batch(m, s, inconsistent);
   } else if (s->mode >= JOB_STEP) {
@@ -338,6 +376,7 @@ static emel_status full_load(fault_platform *fp, const scenario *s, unsigned can
   } else {
     emel_tensors *t = emel_model_tensors(m);
     emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = s->strategy, .flags = s->flags);
+    if (s->strategy == EMEL_STRATEGY_STAGED) lo.consumer = &sweep_consumer;
     if (s->mode == LOAD_TENSOR_BATCH) {
       emel_status st[32];
       const uint32_t n = emel_tensors_count(t);
@@ -407,6 +446,38 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   }
 }
 
+/* The consumer fails its k-th call: the load ends with STAGED_CONSUMER_FAILED
+ * keeping the consumer's code, nothing leaks, and the next load succeeds. */
+static void run_consumer_fault(const scenario *s, unsigned k, tally *t) {
+  if (!sampled(t, 1)) return;
+  fault_platform fp;
+  fault_platform_init(&fp);
+  int inconsistent = 0;
+  consumer_fail_at = k;
+  const emel_status code = full_load(&fp, s, 0, NULL, &inconsistent);
+  consumer_fail_at = 0;
+  t->runs++;
+  if (fault_platform_outstanding(&fp) != 0) {
+    t->leaks++;
+    fprintf(stderr, "LEAK %s: consumer call %u failed: %lld outstanding\n", s->name, k,
+            (long long)fault_platform_outstanding(&fp));
+  }
+  if (inconsistent) {
+    t->inconsistent++;
+    fprintf(stderr, "INCONSISTENT %s: consumer call %u failed\n", s->name, k);
+  }
+  if (code != EMEL_STAGED_CONSUMER_FAILED) {
+    t->wrong_error++;
+    fprintf(stderr, "WRONG ERROR %s: consumer call %u failed, the load ended with %s\n", s->name, k,
+            emel_status_name(code));
+  }
+  inconsistent = 0;
+  if (full_load(&fp, s, 0, NULL, &inconsistent) != EMEL_OK || inconsistent || fault_platform_outstanding(&fp) != 0) {
+    t->no_recovery++;
+    fprintf(stderr, "NO RECOVERY %s after consumer call %u failed\n", s->name, k);
+  }
+}
+
 /* The job cancelled after unit k: it ends cancelled (after the last unit too:
  * the cancel is seen before the end is), what was ready stays, the rest is released and recorded, nothing
  * leaks, and the next job (job_load) loads the rest. */
@@ -457,12 +528,20 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
     /* Guards against a sweep blind to jobs: the fault platform counts (so
      * fails) the job's own ops, and its big tensors move in pieces. */
     if (s->mode >= JOB_STEP) {
-      ck_assert_uint_gt(units, 20);
+      ck_assert_uint_gt(units, s->strategy == EMEL_STRATEGY_STAGED ? 9 : 20); /* staged: a tensor a unit */
       ck_assert_uint_gt(clean.calls[FP_CLOCK_NS], 0);
       if (s->mode == JOB_BACKGROUND) ck_assert_uint_eq(clean.calls[FP_EVENT_OPEN], 1);
       if (s->mode == JOB_BACKGROUND) ck_assert_uint_ge(clean.calls[FP_EVENT_SIGNAL], units);
       ck_assert_int_eq(fault_platform_outstanding(&clean), 0);
       for (unsigned k = 1; k <= units; k++) run_cancel(s, k, &t);
+    }
+    /* Guards against a staged scenario that never reaches its consumer. */
+    if (s->strategy == EMEL_STRATEGY_STAGED) {
+      ck_assert_uint_gt(consumer_calls, 10);
+      ck_assert_uint_gt(clean.calls[FP_THREAD_START], 0);
+      const unsigned calls = consumer_calls;
+      const int consumer_faults = strcmp(s->name, "staged failing consumer") == 0;
+      for (unsigned k = 1; consumer_faults && k <= calls; k++) run_consumer_fault(s, k, &t);
     }
     long before = t.runs;
     struct timespec t0, t1;

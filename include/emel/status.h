@@ -2,7 +2,7 @@
  *
  * Codes are stable: a code's number never changes once released, so callers may
  * log or compare them. Numbers are grouped by module (1xx io boundary and
- * machines, 2xx tensor residency, 3xx mmap, 4xx read, 5xx gguf). Each failure
+ * machines, 2xx tensor residency, 3xx mmap, 4xx read, 5xx gguf, 6xx staged). Each failure
  * that comes from an OS call also keeps the call's errno in emel_error.os_errno.
  */
 #ifndef EMEL_STATUS_H
@@ -94,7 +94,13 @@ extern "C" {
   X(GGUF_KEY_TYPE_MISMATCH, 520, "the metadata value has another type")                  \
   X(GGUF_NESTING_TOO_DEEP, 521, "arrays are nested deeper than the index allows")        \
   X(GGUF_EMPTY_KEY, 522, "a metadata key is empty")                                     \
-  X(GGUF_LIMIT_EXCEEDED, 523, "a tensor, key/value or split file count exceeds the index's limit (emel_gguf_config)")
+  X(GGUF_LIMIT_EXCEEDED, 523, "a tensor, key/value or split file count exceeds the index's limit (emel_gguf_config)") \
+  /* io/staged */                                                                        \
+  X(STAGED_CONSUMER_FAILED, 600, "the staged load's consumer returned an error (its code is in emel_error.os_errno)") \
+  X(STAGED_NO_CONSUMER, 601, "a staged load needs a consumer (emel_load_options.consumer)") \
+  X(STAGED_NO_BYTES, 602, "the tensor's bytes were delivered to a consumer: the library holds none to read") \
+  X(STAGED_HANDOFF_FAILED, 603, "waiting for the staging ring's reader or consumer failed") \
+  X(STAGED_STREAM_STOPPED, 604, "an earlier tensor of the same staged load failed, so this one was not delivered")
 
 typedef enum emel_status {
 #define EMEL_STATUS_ENUM_(name, number, message) EMEL_##name = number,

@@ -94,6 +94,11 @@ typedef struct emel_load_options {
    * read; its hash is XXH3 of no bytes). */
   uint32_t shard_rank;
   uint32_t shard_count;
+  /* The staged strategy's consumer (emel/io_staged.h: the contract), required
+   * with EMEL_STRATEGY_STAGED and refused (EMEL_INVALID_REQUEST) by the
+   * others; with it, `target` must be NULL (the consumer has its own). It
+   * reaches the strategy as the request's target with EMEL_LOAD_CONSUMER. */
+  const struct emel_staged_consumer *consumer;
 } emel_load_options;
 
 /* `emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);`

@@ -130,6 +130,11 @@ emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, c
       .target = o->target,
       .target_size = o->target_size,
   };
+  if (o->consumer) { /* emel_io_request has no room of its own for it (no struct_size): see io_staged.h */
+    req.flags |= EMEL_LOAD_CONSUMER;
+    req.target = (void *)o->consumer; /* the strategy only reads it */
+    req.target_size = 0;
+  }
   return req;
 }
 

@@ -372,6 +372,7 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
   if (emel_struct_take(&options, sizeof options, given) != EMEL_OK)
     return emel_report_error(err, (emel_error){.code = EMEL_STRUCT_SIZE_UNKNOWN,
                                                .detail = "emel_load_options.struct_size"});
+  if (options.consumer && options.target) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.options = &options};
   emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_LOAD, &m);
@@ -580,6 +581,7 @@ static emel_status hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   const emel_status s = resident_bytes(r);
   if (s != EMEL_OK) return s;
   if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
+  if (r->view.residency == EMEL_RESIDENCY_DELIVERED) return EMEL_STAGED_NO_BYTES; /* a consumer has them */
   lru_touch(t, index); /* reading the bytes is a use */
   hash_job job = {r->view.data, (size_t)r->view.size, 0};
   if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
