@@ -93,7 +93,15 @@ enum {
   EMEL_IO_READ_MAX_THREADS = 64,
   EMEL_IO_READ_DEFAULT_MIN_PARALLEL = 4u << 20,
   EMEL_IO_READ_RUNS_PER_LANE = 4,    /* runs a thread's share is cut into, for balance */
-  EMEL_IO_READ_DIRECT_LANES_PER_THREAD = 4
+  EMEL_IO_READ_DIRECT_LANES_PER_THREAD = 4,
+  EMEL_IO_READ_DEFAULT_RING_DEPTH = 32,      /* reads in flight per lane's ring */
+  EMEL_IO_READ_MAX_RING_DEPTH = 4096,
+  EMEL_IO_READ_DEFAULT_RING_REQUEST = 1u << 20 /* bytes per ring read */
+};
+
+/* emel_io_read_config.flags */
+enum {
+  EMEL_IO_READ_NO_RING = 1u << 0 /* transfers use the pread lanes only, never the platform's ring */
 };
 
 typedef struct emel_io_read_config {
@@ -108,6 +116,11 @@ typedef struct emel_io_read_config {
   uint32_t direct_threads; /* lanes of a window with direct runs (the device, not the cores, is the
                               limit: more reads in flight); 0: EMEL_IO_READ_DIRECT_LANES_PER_THREAD
                               per lane of `threads` (1 when threads is 1); at most EMEL_IO_READ_MAX_THREADS */
+  uint32_t ring_depth;  /* reads a lane keeps in flight on its ring; 0: EMEL_IO_READ_DEFAULT_RING_DEPTH;
+                           at most EMEL_IO_READ_MAX_RING_DEPTH */
+  size_t ring_request;  /* bytes per ring read (direct: rounded down to whole blocks); 0:
+                           EMEL_IO_READ_DEFAULT_RING_REQUEST; at most 1 GiB */
+  uint32_t flags;       /* EMEL_IO_READ_NO_RING */
 } emel_io_read_config;
 
 #define EMEL_IO_READ_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_read_config, __VA_ARGS__)
@@ -131,6 +144,12 @@ typedef struct emel_io_read_stats {
   uint64_t threads_started;     /* worker threads started (lane 0 is the caller's) */
   uint64_t thread_start_failures; /* lanes whose thread did not start: the caller did their work */
   uint64_t thread_join_failures;  /* joins reported as failed */
+  uint64_t ring_runs;           /* transfers whose reads went through a ring (io_uring) */
+  uint64_t ring_reads;          /* reads sent to a ring (each is also one of `preads`) */
+  uint64_t ring_opens;          /* rings opened (one per lane that needed one) */
+  uint64_t ring_fallbacks;      /* lanes whose ring could not be opened (no io_uring: ENOSYS, EPERM, ...):
+                                   their transfers used pread instead, as without a ring */
+  uint64_t ring_errno;          /* the errno of the last ring that could not be opened (0: none) */
 } emel_io_read_stats;
 
 /* Creates the read strategy with the io's platform ops and file table and

@@ -29,6 +29,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#ifdef EMEL_HAVE_URING
+#include <liburing.h>
+#endif
 
 /* Opening never waits on what the path is: with O_NONBLOCK a FIFO without a
  * writer or a terminal waiting for carrier opens at once, and the caller
@@ -382,6 +385,132 @@ static uint64_t os_clock_ns(void *user) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The ring: io_uring through liburing where the build has it. A ring is used
+ * by one thread at a time (a read strategy lane). `inflight` counts reads
+ * queued or sent and not yet returned by ring_wait, so that close can wait for
+ * them: the kernel must never write a buffer the caller freed. */
+#ifdef EMEL_HAVE_URING
+typedef struct os_ring {
+  struct io_uring ring;
+  unsigned inflight;
+} os_ring;
+
+enum { OS_RING_CANCEL_TAG = 0 }; /* the cancel's own completion; reads carry tag + 1 */
+
+static int os_ring_open(void *user, unsigned depth, void **out) {
+  (void)user;
+  os_ring *r = calloc(1, sizeof *r);
+  if (!r) return -ENOMEM;
+  int e = io_uring_queue_init(depth ? depth : 1, &r->ring, 0);
+  if (e < 0) {
+    free(r);
+    return e; /* -ENOSYS: no io_uring; -EPERM: forbidden (seccomp, io_uring_disabled) */
+  }
+  *out = r;
+  return 0;
+}
+
+static int os_ring_close(void *user, void *ring) {
+  (void)user;
+  os_ring *r = ring;
+  int cancel_pending = 0;
+  if (r->inflight > 0) {
+    /* Regular-file reads always complete; the cancel (5.19+) only makes it sooner. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe && io_uring_submit(&r->ring) >= 0) sqe = io_uring_get_sqe(&r->ring);
+    if (sqe) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, OS_RING_CANCEL_TAG);
+      cancel_pending = 1;
+    }
+  }
+  int rc = 0;
+  while (r->inflight > 0 || cancel_pending) {
+    struct io_uring_cqe *cqe;
+    int e = io_uring_submit_and_wait(&r->ring, 1);
+    if (e < 0 && e != -EINTR) {
+      rc = e; /* cannot wait: leak the ring rather than free memory the kernel may write */
+      break;
+    }
+    while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+      if (io_uring_cqe_get_data64(cqe) == OS_RING_CANCEL_TAG) cancel_pending = 0;
+      else r->inflight--;
+      io_uring_cqe_seen(&r->ring, cqe);
+    }
+  }
+  if (rc != 0) return rc;
+  io_uring_queue_exit(&r->ring);
+  free(r);
+  return 0;
+}
+
+static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user;
+  os_ring *r = ring;
+  if (len > UINT32_MAX || offset > (uint64_t)INT64_MAX || tag == UINT64_MAX) return -EINVAL;
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+  if (!sqe) { /* the submission queue is full: send it */
+    int e = io_uring_submit(&r->ring);
+    if (e < 0) return e;
+    sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+  }
+  io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+  io_uring_sqe_set_data64(sqe, tag + 1);
+  r->inflight++;
+  return 0;
+}
+
+static int os_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user;
+  os_ring *r = ring;
+  if (min > r->inflight) min = r->inflight; /* never wait for what cannot come */
+  int e = io_uring_submit_and_wait(&r->ring, min);
+  unsigned n = 0;
+  struct io_uring_cqe *cqe;
+  while (n < max && io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+    const uint64_t tag = io_uring_cqe_get_data64(cqe);
+    if (tag != OS_RING_CANCEL_TAG) {
+      out[n].tag = tag - 1;
+      out[n].res = cqe->res;
+      n++;
+      r->inflight--;
+    }
+    io_uring_cqe_seen(&r->ring, cqe);
+  }
+  if (n == 0 && e < 0) return e;
+  return (int)n;
+}
+#else
+static int os_ring_open(void *user, unsigned depth, void **out) {
+  (void)user, (void)depth, (void)out;
+  return -ENOSYS; /* built without liburing */
+}
+
+static int os_ring_close(void *user, void *ring) {
+  (void)user, (void)ring;
+  return 0;
+}
+
+static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user, (void)ring, (void)fd, (void)buf, (void)len, (void)offset, (void)tag;
+  return -ENOSYS;
+}
+
+static int os_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user, (void)ring, (void)min, (void)out, (void)max;
+  return -ENOSYS;
+}
+#endif
+
+/* A caller's own file layer (open, pread or preadv replaced) with the default
+ * ring: the ring would read the caller's descriptors behind its back, so it is
+ * one that never opens and every read goes through the caller's pread. */
+static int no_ring_open(void *user, unsigned depth, void **out) {
+  (void)user, (void)depth, (void)out;
+  return -ENOSYS;
+}
+
 /* Every op of the list is os_<name> (posix_ would meet libc: posix_fadvise). */
 static const emel_platform_ops posix_ops = {
     .struct_size = sizeof(emel_platform_ops),
@@ -411,6 +540,8 @@ emel_status emel_platform_resolve(emel_platform_ops *out, const emel_platform_op
   if (!out->name) out->name = posix_ops.name;
   EMEL_PLATFORM_OPS_LIST(EMEL_FILL_)
 #undef EMEL_FILL_
+  if ((out->open != os_open || out->pread != os_pread || out->preadv != os_preadv) && out->ring_open == os_ring_open)
+    out->ring_open = no_ring_open; /* its pair, the default close, is then never called */
   return emel_report_error(err, e);
 }
 
