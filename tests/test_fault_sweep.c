@@ -59,25 +59,31 @@ typedef struct scenario {
   int split;
   uint32_t alignment;
   uint32_t threads; /* read strategy lanes, every window split (0: the default config) */
+  int ring;         /* read: through the lanes' rings (io_uring); else pread lanes, as without io_uring */
 } scenario;
 
 static const scenario scenarios[] = {
-    {"mmap", EMEL_STRATEGY_MMAP, 0, LOAD_EACH, 0, 32, 0},
-    {"mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 0, 32, 0},
-    {"mmap+populate+lock", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, LOAD_EACH, 0, 32, 0},
-    {"mmap split", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 1, 32, 0},
-    {"read", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0},
-    {"read+drop-cache", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_EACH, 0, 32, 0},
-    {"read+direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0},
-    {"read batch", EMEL_STRATEGY_READ, 0, LOAD_BATCH, 0, 32, 0},
-    {"read split", EMEL_STRATEGY_READ, 0, LOAD_EACH, 1, 32, 0},
-    {"read batch threads", EMEL_STRATEGY_READ, 0, LOAD_TENSOR_BATCH, 0, 32, 2},
-    {"read split threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 3},
-    {"read direct threads", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_TENSOR_BATCH, 0, 4096, 2},
-    {"job step read", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0},
-    {"job background read", EMEL_STRATEGY_READ, 0, JOB_BACKGROUND, 0, 32, 0},
-    {"job step mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, JOB_STEP, 0, 32, 0},
-    {"job background read direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, JOB_BACKGROUND, 0, 4096, 2},
+    {"mmap", EMEL_STRATEGY_MMAP, 0, LOAD_EACH, 0, 32, 0, 0},
+    {"mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 0, 32, 0, 0},
+    {"mmap+populate+lock", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE | EMEL_LOAD_LOCK, LOAD_EACH, 0, 32, 0, 0},
+    {"mmap split", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_EACH, 1, 32, 0, 0},
+    {"read", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0, 0},
+    {"read+drop-cache", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_EACH, 0, 32, 0, 0},
+    {"read+direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0, 0},
+    {"read batch", EMEL_STRATEGY_READ, 0, LOAD_BATCH, 0, 32, 0, 0},
+    {"read split", EMEL_STRATEGY_READ, 0, LOAD_EACH, 1, 32, 0, 0},
+    {"read batch threads", EMEL_STRATEGY_READ, 0, LOAD_TENSOR_BATCH, 0, 32, 2, 0},
+    {"read split threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 3, 0},
+    {"read direct threads", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_TENSOR_BATCH, 0, 4096, 2, 0},
+    {"job step read", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0, 0},
+    {"job background read", EMEL_STRATEGY_READ, 0, JOB_BACKGROUND, 0, 32, 0, 0},
+    {"job step mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, JOB_STEP, 0, 32, 0, 0},
+    {"job background read direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, JOB_BACKGROUND, 0, 4096, 2, 0},
+    /* The ring engine: its calls and each of its completions fail, shorten or are interrupted. */
+    {"read ring", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0, 1},
+    {"read ring direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 32, 0, 1},
+    {"read ring batch threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 2, 1},
+    {"job step read ring", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0, 1},
 };
 
 /* The errnos each operation can really return, and the codes a failure of it
@@ -115,7 +121,16 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK}},
     /* the clock reads 0 once (errno unused): only rates and timeouts see it */
     [FP_CLOCK_NS] = {{EINVAL}, {EMEL_OK}},
+    /* no io_uring (old kernel, seccomp, io_uring_disabled) or none to be had: pread lanes */
+    [FP_RING_OPEN] = {{ENOSYS, EPERM, ENOMEM, EMFILE}, {EMEL_OK}},
+    [FP_RING_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
+    [FP_RING_READ] = {{EBUSY, ENOMEM, EINTR, EAGAIN}, {EMEL_OK, EMEL_READ_FAILED}},
+    [FP_RING_WAIT] = {{EINTR, EBUSY, ENOMEM, EBADR}, {EMEL_OK, EMEL_READ_FAILED}},
 };
+
+/* What a ring's completion can say instead of the bytes (errno; 0 with a
+ * length below: a short one), and the codes that may end the load. */
+static const int completion_errs[] = {EIO, EINTR, EAGAIN, ENOSPC};
 
 typedef struct tally {
   long runs, leaks, inconsistent, wrong_error, no_recovery;
@@ -321,7 +336,9 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
 static emel_status full_load(fault_platform *fp, const scenario *s, unsigned cancel_at, unsigned *units,
                              int *inconsistent) {
   /* several chunks per tensor: faults land mid-transfer */
-  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads,
+                                                    .ring_request = 16u << 10);
+  fp->no_ring = !s->ring;
   if (s->threads) rc.min_parallel_bytes = 1; /* every window spread over the lanes */
   emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp->ops, .read = &rc);
   emel_model *m;
@@ -365,11 +382,13 @@ static int code_allowed(fp_op op, emel_status code) {
   return 0;
 }
 
+/* op FP_OP_COUNT: the k-th completion of a ring, not a call. */
 static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t short_len, tally *t) {
   if (!sampled(t, s->mode >= JOB_STEP ? JOB_STRIDE : 1)) return;
   fault_platform fp;
   fault_platform_init(&fp);
-  if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
+  if (op == FP_OP_COUNT) fault_platform_ring_completion(&fp, k, 1, err, short_len);
+  else if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
   else if (short_len >= 0) fault_platform_short_readv(&fp, k, 1, short_len);
   else fault_platform_fail(&fp, op, k, err);
   int inconsistent = 0;
@@ -378,9 +397,9 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   int64_t outstanding = fault_platform_outstanding(&fp);
   if (outstanding != 0) {
     t->leaks++;
-    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld)\n", s->name,
-            fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
-            (long long)fp.live_maps, (long long)fp.live_allocs);
+    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld rings %lld)\n",
+            s->name, fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
+            (long long)fp.live_maps, (long long)fp.live_allocs, (long long)fp.live_rings);
   }
   if (inconsistent) {
     t->inconsistent++;
@@ -388,9 +407,14 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   }
   /* EINTR is retried and a short transfer continued; a transfer of nothing is
    * an end of file where the file said there was more. */
-  int expect_ok = short_len > 0 || (err == EINTR && (op == FP_PREAD || op == FP_PREADV));
-  int named = short_len == 0 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
-                             : code_allowed(op, code);
+  const int ring_retry = (err == EINTR || err == EAGAIN) && (op == FP_RING_READ || op == FP_OP_COUNT);
+  int expect_ok = short_len > 0 || ring_retry || (err == EINTR && (op == FP_PREAD || op == FP_PREADV || op == FP_RING_WAIT));
+  int named = short_len == 0                 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
+              : op == FP_OP_COUNT ? code == EMEL_READ_FAILED
+                                             : code_allowed(op, code);
+  /* A direct read starts at the block holding the span: 7 bytes may end before
+   * the span's first byte, which is the end of the file (as with pread). */
+  if (short_len > 0 && (s->flags & EMEL_LOAD_DIRECT) && code == EMEL_READ_UNEXPECTED_EOF) expect_ok = 0, named = 1;
   if (expect_ok ? code != EMEL_OK : !named && code != EMEL_OK) {
     t->wrong_error++;
     fprintf(stderr, "WRONG ERROR %s: %s call %llu errno %d short %lld ended with %s\n", s->name, fp_op_name(op),
@@ -476,6 +500,14 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
         }
       }
     }
+    for (uint64_t k = 1; k <= clean.completions; k++) { /* each ring completion: failed, interrupted, short */
+      for (size_t e = 0; e < sizeof completion_errs / sizeof *completion_errs; e++)
+        run_one(s, FP_OP_COUNT, k, completion_errs[e], -1, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 0, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 7, &t);
+    }
+    /* Guards against a ring scenario that silently read with pread (a sweep of nothing). */
+    if (s->ring) ck_assert_msg(clean.calls[FP_RING_READ] > 0 && clean.completions > 0, "%s: no ring reads", s->name);
     uint64_t calls = 0;
     for (int op = 0; op < FP_OP_COUNT; op++) calls += clean.calls[op];
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -501,6 +501,7 @@ static int read_ring_chunk(io_read_ctx *m) {
   read_lane *lane = m->lane;
   int r = ring_fill(m);
   if (r == 0) r = ring_reap(m, ring_req_at(lane, 0));
+  if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
   if (r < 0) return chunk_outcome(m, r, 1);
   ring_req *q = ring_req_at(lane, 0);
   const uint64_t pos = m->run_start + m->done, end = q->off + q->len;
