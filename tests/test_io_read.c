@@ -1294,6 +1294,46 @@ START_TEST(test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_i
 }
 END_TEST
 
+/* Guards against a lane's ring that idles between runs (each tensor its own
+ * run: one run's reads in flight at a time is one pread's depth) and against
+ * reads made ahead for the next run leaking into, or failing, another run:
+ * a failed read fails only the run it was made for, and nothing is in flight
+ * once the batch returned. */
+START_TEST(test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs) {
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 1, .direct_threads = 1, .ring_depth = 16,
+                                                   .ring_request = 4096);
+  attach(&c);
+  enum { R = 6 };
+  emel_io_request rs[R];
+  emel_io_result res[R];
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < R; k++) {
+      rs[k] = req(32 + (uint64_t)k * 30000, 8192 + 96); /* direct: a run each, 3 block reads */
+      rs[k].flags = EMEL_LOAD_DIRECT;
+    }
+    const uint64_t reads = stats().ring_reads;
+    if (pass == 1) fault_platform_ring_completion(&fp, fp.completions + 5, 1, EIO, 0);
+    emel_io_acquire_batch(io, rs, res, R);
+    int failed = 0;
+    for (int k = 0; k < R; k++) {
+      if (res[k].error.code != EMEL_OK) {
+        ck_assert_int_eq(res[k].error.code, EMEL_READ_FAILED);
+        ck_assert_int_eq(res[k].error.os_errno, EIO);
+        failed++;
+        continue;
+      }
+      assert_bytes(&res[k], rs[k].offset, rs[k].size);
+      release(&res[k]);
+    }
+    ck_assert_int_eq(failed, pass);
+    if (pass == 0) ck_assert_uint_ge(stats().ring_reads - reads, (uint64_t)R * 3); /* 3 or 4 blocks each */
+    if (pass == 0) ck_assert_int_gt(fp.ring_peak_in_flight, 4); /* more than one run's reads at once */
+    fault_platform_clear_faults(&fp);
+  }
+  ck_assert_uint_eq(stats().ring_opens, 1);
+}
+END_TEST
+
 /* Guards against settings that cannot work being taken silently. */
 START_TEST(test_ring_settings_out_of_range_are_refused) {
   emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.ring_depth = EMEL_IO_READ_MAX_RING_DEPTH + 1);
@@ -1373,6 +1413,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(ring, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(ring, test_an_interrupted_completion_is_asked_again_within_the_budget);
   tcase_add_test(ring, test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_is_replaced);
+  tcase_add_test(ring, test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs);
   tcase_add_test(ring, test_ring_settings_out_of_range_are_refused);
   tcase_add_test(ring, test_a_direct_load_at_an_odd_multiple_of_32_is_direct_into_a_64_aligned_buffer);
   suite_add_tcase(s, tc);

@@ -318,10 +318,18 @@ static int fp_ring_read(void *u, void *ring, int fd, void *buf, size_t len, uint
   int r = injected(fp, FP_RING_READ, NULL);
   if (r <= 0) return r;
   before_read(fp);
-  if (fr->real) return fp->real->ring_read(fp->real->user, fr->real, fd, buf, len, offset, tag);
-  if (fr->queued == fr->depth) return -EBUSY;
-  fr->done[fr->queued++] = (emel_ring_completion){.tag = tag, .res = fp->real->pread(fp->real->user, fd, buf, len, offset)};
-  return 0;
+  if (fr->real) r = fp->real->ring_read(fp->real->user, fr->real, fd, buf, len, offset, tag);
+  else if (fr->queued == fr->depth) r = -EBUSY;
+  else {
+    fr->done[fr->queued++] = (emel_ring_completion){.tag = tag, .res = fp->real->pread(fp->real->user, fd, buf, len, offset)};
+    r = 0;
+  }
+  if (r == 0) {
+    locked(fp);
+    if (++fp->ring_in_flight > fp->ring_peak_in_flight) fp->ring_peak_in_flight = fp->ring_in_flight;
+    unlocked(fp);
+  }
+  return r;
 }
 
 /* The nth completion's injected result, if any. */
@@ -353,6 +361,7 @@ static int fp_ring_wait(void *u, void *ring, unsigned min, emel_ring_completion 
     fr->queued -= (unsigned)n;
   }
   for (int i = 0; i < n; i++) out[i].res = completion_result(fp, out[i].res);
+  if (n > 0) add(fp, &fp->ring_in_flight, -n);
   return n;
 }
 

@@ -78,6 +78,7 @@ typedef struct fault_platform {
   uint64_t completions;
   fp_fault completion_fault;
   int emulated_rings;  /* rings emulated with pread because the machine has no io_uring */
+  int64_t ring_in_flight, ring_peak_in_flight; /* reads queued and not yet returned, over every ring */
   int no_ring;         /* non-zero: ring_open fails with ENOSYS, as on a machine without io_uring
                           (tests of the pread lanes' routes set it) */
   /* fault_platform_before_read: reads counted over pread and preadv */

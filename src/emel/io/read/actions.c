@@ -352,12 +352,16 @@ static int read_buffered_chunk(io_read_ctx *m) {
 
 /* ---- the ring engine ---- */
 
+/* Whether transfer `r` reads through the ring (choose_engine's rule). */
+static int ring_eligible(const io_read *self, const io_read_ctx *r) {
+  return self->ring_depth > 0 && !(r->run[0].mode == READ_DIRECT && !r->run[0].slack);
+}
+
 io_read_event emel_read_choose_engine(io_read_ctx *m) {
-  const read_member *first = &m->run[0];
   m->engine = ENGINE_PREAD;
   /* A caller's buffer has no room for whole blocks: its direct head and tail
    * go through the bounce, one synchronous pread at a time. */
-  if (m->self->ring_depth == 0 || (first->mode == READ_DIRECT && !first->slack)) return IO_READ_EV_PREAD_ENGINE;
+  if (!ring_eligible(m->self, m)) return IO_READ_EV_PREAD_ENGINE;
   switch (m->lane->ring_state) {
   case LANE_RING_OPEN: return IO_READ_EV_RING_ENGINE;
   case LANE_RING_UNTRIED: return IO_READ_EV_RING_WANTED;
@@ -385,92 +389,31 @@ io_read_event emel_read_open_ring(io_read_ctx *m) {
 
 void emel_read_count_ring_fallback(io_read_ctx *m) { m->lane->stats.ring_fallbacks++; }
 
-/* The reads of this transfer, none asked for yet. A direct one reads whole
- * blocks from the block holding the span's first byte (the owned buffer has
- * room for them), the others exactly the run. */
-void emel_read_start_ring_transfer(io_read_ctx *m) {
-  read_lane *lane = m->lane;
-  const uint64_t block = m->self->block;
-  m->engine = ENGINE_RING;
-  lane->head = lane->count = lane->in_flight = 0;
+/* The lane's next transfer after `r` in this window, or NULL: a batch lane
+ * transfers its runs in window order (transfer_lane), one request alone has
+ * none. Only read here: the window's runs were planned before any lane ran. */
+static const io_read_ctx *next_run_of_lane(const io_read_ctx *r) {
+  const io_read *self = r->self;
+  const uintptr_t at = (uintptr_t)r, runs = (uintptr_t)self->runs; /* r may be a lone request's, on a stack */
+  if (at < runs || at >= runs + self->run_count * sizeof *self->runs) return NULL;
+  for (size_t k = (size_t)(r - self->runs) + 1; k < self->run_count; k++)
+    if (self->run_lane[k] == r->lane->index) return &self->runs[k];
+  return NULL;
+}
+
+/* Where the reads of transfer `r` begin and end: direct ones in whole blocks
+ * from the block holding the span's first byte (the owned buffer has room for
+ * them), the others exactly the run. */
+static void ring_fill_from(read_lane *lane, const io_read_ctx *r) {
+  const uint64_t block = r->self->block;
+  lane->fill_run = r;
   lane->fill_member = 0;
-  lane->fill_at = m->run_start;
-  lane->fill_end = m->run_end;
-  if (m->run[0].mode == READ_DIRECT) {
-    lane->fill_at -= m->run_start % block;
-    lane->fill_end = (m->run_end + block - 1) / block * block;
+  lane->fill_at = r->run_start;
+  lane->fill_end = r->run_end;
+  if (r->run[0].mode == READ_DIRECT) {
+    lane->fill_at -= r->run_start % block;
+    lane->fill_end = (r->run_end + block - 1) / block * block;
   }
-  lane->stats.ring_runs++;
-}
-
-static ring_req *ring_req_at(read_lane *lane, uint32_t k) {
-  return &lane->reqs[(lane->head + k) % lane->self->ring_depth];
-}
-
-static int ring_send(io_read_ctx *m, ring_req *q) {
-  const emel_platform_ops *p = &m->self->platform;
-  read_lane *lane = m->lane;
-  const int r = p->ring_read(p->user, lane->ring, m->run[0].fd, q->dst, (size_t)q->len, q->off,
-                             (uint64_t)(q - lane->reqs));
-  if (r < 0) return r;
-  q->state = REQ_IN_FLIGHT;
-  lane->in_flight++;
-  lane->stats.ring_reads++;
-  lane->stats.preads++;
-  return 0;
-}
-
-/* Makes the next read of the transfer: into the member holding fill_at, up
- * to its end (buffered) or in whole blocks (direct); a gap between members is
- * an entry done at once (its bytes are nobody's). */
-static void ring_make_next(io_read_ctx *m, ring_req *q) {
-  read_lane *lane = m->lane;
-  const io_read *self = m->self;
-  const uint64_t at = lane->fill_at;
-  q->state = REQ_TO_SEND;
-  q->res = 0;
-  q->off = at;
-  if (m->run[0].mode == READ_DIRECT) {
-    const uint64_t first = m->run_start - m->run_start % self->block;
-    q->len = lane->fill_end - at < self->ring_direct_request ? lane->fill_end - at : self->ring_direct_request;
-    q->dst = (unsigned char *)m->run[0].data - (m->run_start - first) + (at - first);
-  } else {
-    while (member_end(&m->run[lane->fill_member]) <= at) lane->fill_member++;
-    const read_member *x = &m->run[lane->fill_member];
-    if (at < member_offset(x)) {
-      q->len = member_offset(x) - at;
-      q->dst = NULL;
-      q->state = REQ_DONE;
-      q->res = (int64_t)q->len;
-    } else {
-      q->len = member_end(x) - at < self->ring_request ? member_end(x) - at : self->ring_request;
-      q->dst = (unsigned char *)x->data + (at - member_offset(x));
-    }
-  }
-  lane->fill_at += q->len;
-}
-
-/* Sends what waits to be sent (the head again after a short or interrupted
- * read) and makes new reads until ring_depth are in the circle. */
-static int ring_fill(io_read_ctx *m) {
-  read_lane *lane = m->lane;
-  for (uint32_t k = 0; k < lane->count; k++) {
-    ring_req *q = ring_req_at(lane, k);
-    if (q->state == REQ_TO_SEND) {
-      const int r = ring_send(m, q);
-      if (r < 0) return r;
-    }
-  }
-  while (lane->count < m->self->ring_depth && lane->fill_at < lane->fill_end) {
-    ring_req *q = ring_req_at(lane, lane->count);
-    ring_make_next(m, q);
-    lane->count++;
-    if (q->state == REQ_TO_SEND) {
-      const int r = ring_send(m, q);
-      if (r < 0) return r;
-    }
-  }
-  return 0;
 }
 
 /* Takes completions until `until` is done (NULL: until nothing is in flight). */
@@ -488,6 +431,115 @@ static int ring_reap(io_read_ctx *m, const ring_req *until) {
       q->res = c->res;
       lane->in_flight--;
       if (c->res > 0) lane->stats.bytes_read += (uint64_t)c->res;
+    }
+  }
+  return 0;
+}
+
+/* Before a transfer that ended early rests: every read still in flight
+ * completes (its buffer may be freed at settlement). A ring that cannot be
+ * waited for is closed, which cancels and waits for its reads; the lane opens
+ * another on its next transfer. */
+static void ring_drain(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  for (uint32_t tries = 0; lane->in_flight > 0;) {
+    const int r = ring_reap(m, NULL);
+    if (r == 0) break;
+    if (r == -EINTR && ++tries <= EMEL_IO_READ_MAX_EINTR) continue;
+    const emel_platform_ops *p = &m->self->platform;
+    (void)p->ring_close(p->user, lane->ring); /* gone either way */
+    lane->ring = NULL;
+    lane->ring_state = LANE_RING_UNTRIED;
+    lane->in_flight = 0;
+  }
+  lane->head = lane->count = 0;
+}
+
+/* This transfer's reads: some may be in flight already, made while the
+ * lane's previous transfer ended (see ring_fill); else none is yet. */
+void emel_read_start_ring_transfer(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  m->engine = ENGINE_RING;
+  lane->stats.ring_runs++;
+  if (lane->count > 0 && lane->reqs[lane->head].run == m) return;
+  ring_drain(m); /* never more than nothing: reads in flight are this transfer's (above) */
+  ring_fill_from(lane, m);
+}
+
+static ring_req *ring_req_at(read_lane *lane, uint32_t k) {
+  return &lane->reqs[(lane->head + k) % lane->self->ring_depth];
+}
+
+static int ring_send(io_read_ctx *m, ring_req *q) {
+  const emel_platform_ops *p = &m->self->platform;
+  read_lane *lane = m->lane;
+  const int r = p->ring_read(p->user, lane->ring, q->fd, q->dst, (size_t)q->len, q->off, (uint64_t)(q - lane->reqs));
+  if (r < 0) return r;
+  q->state = REQ_IN_FLIGHT;
+  lane->in_flight++;
+  lane->stats.ring_reads++;
+  lane->stats.preads++;
+  return 0;
+}
+
+/* Makes the next read of the fill transfer: into the member holding fill_at,
+ * up to its end (buffered) or in whole blocks (direct); a gap between members
+ * is an entry done at once (its bytes are nobody's). */
+static void ring_make_next(read_lane *lane, ring_req *q) {
+  const io_read_ctx *r = lane->fill_run;
+  const io_read *self = r->self;
+  const uint64_t at = lane->fill_at;
+  q->run = r;
+  q->fd = r->run[0].fd;
+  q->state = REQ_TO_SEND;
+  q->res = 0;
+  q->off = at;
+  if (r->run[0].mode == READ_DIRECT) {
+    const uint64_t first = r->run_start - r->run_start % self->block;
+    q->len = lane->fill_end - at < self->ring_direct_request ? lane->fill_end - at : self->ring_direct_request;
+    q->dst = (unsigned char *)r->run[0].data - (r->run_start - first) + (at - first);
+  } else {
+    while (member_end(&r->run[lane->fill_member]) <= at) lane->fill_member++;
+    const read_member *x = &r->run[lane->fill_member];
+    if (at < member_offset(x)) {
+      q->len = member_offset(x) - at;
+      q->dst = NULL;
+      q->state = REQ_DONE;
+      q->res = (int64_t)q->len;
+    } else {
+      q->len = member_end(x) - at < self->ring_request ? member_end(x) - at : self->ring_request;
+      q->dst = (unsigned char *)x->data + (at - member_offset(x));
+    }
+  }
+  lane->fill_at += q->len;
+}
+
+/* Sends what waits to be sent (the head again after a short or interrupted
+ * read) and makes new reads until ring_depth are in the circle: this
+ * transfer's, then the lane's next ones'. */
+static int ring_fill(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  for (uint32_t k = 0; k < lane->count; k++) {
+    ring_req *q = ring_req_at(lane, k);
+    if (q->state == REQ_TO_SEND) {
+      const int r = ring_send(m, q);
+      if (r < 0) return r;
+    }
+  }
+  while (lane->count < m->self->ring_depth) {
+    if (lane->fill_at == lane->fill_end) {
+      /* This transfer is all asked for: read ahead into the lane's next one,
+       * whose buffers are ready, so the device never waits between runs. */
+      const io_read_ctx *next = next_run_of_lane(lane->fill_run);
+      if (!next || !ring_eligible(m->self, next)) break;
+      ring_fill_from(lane, next);
+    }
+    ring_req *q = ring_req_at(lane, lane->count);
+    ring_make_next(lane, q);
+    lane->count++;
+    if (q->state == REQ_TO_SEND) {
+      const int r = ring_send(m, q);
+      if (r < 0) return r;
     }
   }
   return 0;
@@ -528,24 +580,8 @@ static int read_ring_chunk(io_read_ctx *m) {
   return chunk_outcome(m, (int64_t)usable, need);
 }
 
-/* Before a transfer that ended early rests: every read still in flight
- * completes (its buffer may be freed at settlement). A ring that cannot be
- * waited for is closed, which cancels and waits for its reads; the lane opens
- * another on its next transfer. */
 void emel_read_drain_ring(io_read_ctx *m) {
-  if (m->engine != ENGINE_RING) return;
-  read_lane *lane = m->lane;
-  for (uint32_t tries = 0; lane->in_flight > 0;) {
-    const int r = ring_reap(m, NULL);
-    if (r == 0) break;
-    if (r == -EINTR && ++tries <= EMEL_IO_READ_MAX_EINTR) continue;
-    const emel_platform_ops *p = &m->self->platform;
-    (void)p->ring_close(p->user, lane->ring); /* gone either way */
-    lane->ring = NULL;
-    lane->ring_state = LANE_RING_UNTRIED;
-    lane->in_flight = 0;
-  }
-  lane->count = 0;
+  if (m->engine == ENGINE_RING) ring_drain(m);
 }
 
 io_read_event emel_read_chunk(io_read_ctx *m) {

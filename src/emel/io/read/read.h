@@ -19,9 +19,13 @@ enum ring_req_state { REQ_TO_SEND = 0, REQ_IN_FLIGHT = 1, REQ_DONE = 2 };
 
 /* One read of a ring transfer: a contiguous file range and where it lands. A
  * gap between coalesced spans is an entry DONE at once, read by no one. */
+typedef struct io_read_ctx io_read_ctx;
+
 typedef struct ring_req {
   uint64_t off, len;
   unsigned char *dst; /* NULL: a gap */
+  const io_read_ctx *run; /* the transfer it belongs to (the lane's next runs are read ahead) */
+  int fd;
   int state;
   int64_t res;
 } ring_req;
@@ -85,6 +89,7 @@ typedef struct read_lane {
   ring_req *reqs;               /* ring_depth entries */
   emel_ring_completion *cqes;   /* ring_depth entries */
   uint32_t head, count, in_flight;
+  const io_read_ctx *fill_run;  /* the transfer whose reads are being made (this one or a later one of the lane) */
   uint64_t fill_at, fill_end;
   size_t fill_member;           /* buffered: the run member holding fill_at (or the next one) */
 } read_lane;
