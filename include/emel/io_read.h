@@ -17,10 +17,17 @@
  *   opened keeps serving the opened (indexed) inode.
  * - Only regular files: a FIFO, directory, device or socket is refused with
  *   EMEL_NOT_A_REGULAR_FILE when opened, before any read (opening never blocks).
- * - Transfers are a loop of chunked preads straight into the destination; no
- *   second buffer except a one-page aligned bounce for the unaligned head and
- *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a
- *   coalesced batch.
+ * - Transfers are a loop of chunks straight into the destination; no second
+ *   buffer except a one-page aligned bounce for the unaligned head and tail of
+ *   a direct (O_DIRECT) read into a caller's buffer, and a small scratch for
+ *   padding gaps of a coalesced batch read with preadv.
+ * - The ring engine: each lane has a ring (platform ops ring_*, io_uring by
+ *   default) keeping ring_depth reads of ring_request bytes in flight, into
+ *   its current run's buffers and ahead into its next runs'; a chunk is the
+ *   completion of the read at the transfer's position. Where no ring opens
+ *   (ENOSYS, EPERM, ...) the lane reads with pread from then on: counted in
+ *   ring_fallbacks, with ring_errno. EMEL_IO_READ_NO_RING: pread lanes only.
+ *   A transfer that ends early waits for its lane's reads in flight first.
  * - Request flags: EMEL_LOAD_DIRECT (O_DIRECT; falls back to buffered reads
  *   where the filesystem refuses it or the destination cannot be aligned with
  *   the file; both are counted in the stats), EMEL_LOAD_DROP_CACHE
@@ -56,9 +63,11 @@
  *   the live count, buffer allocation and release, file descriptors and
  *   sizes, the results, the strategy's stats.
  * - A lane writes only its own runs' machine contexts and destination
- *   buffers, and its own bounce block, gap scratch and counters (merged into
- *   the stats after the join). Runs never overlap in memory: each member has
- *   its own slot and buffer.
+ *   buffers (its ring's reads too: only into its own runs'), and its own
+ *   bounce block, gap scratch, ring and counters (merged into the stats after
+ *   the join). Runs never overlap in memory: each member has its own slot and
+ *   buffer. Reads ahead look up the window's plan (runs, lane of each run),
+ *   written before any lane started.
  * - Workers read, never write: the members, the config, the descriptors
  *   and the identity each file had when opened (pread/preadv are positional
  *   and fstat reads nothing shared, so one descriptor serves every thread).
