@@ -32,6 +32,9 @@
 #ifdef EMEL_HAVE_URING
 #include <liburing.h>
 #endif
+#ifdef EMEL_HAVE_MEMCHECK_H
+#include <valgrind/memcheck.h> /* client requests: no-ops outside valgrind */
+#endif
 
 /* Opening never waits on what the path is: with O_NONBLOCK a FIFO without a
  * writer or a terminal waiting for carrier opens at once, and the caller
@@ -390,24 +393,52 @@ static uint64_t os_clock_ns(void *user) {
  * queued or sent and not yet returned by ring_wait, so that close can wait for
  * them: the kernel must never write a buffer the caller freed. */
 #ifdef EMEL_HAVE_URING
+/* One read in flight: the caller's tag, and its buffer (memcheck is told the
+ * kernel wrote it: valgrind cannot see io_uring's writes). */
+typedef struct os_ring_slot {
+  uint64_t tag;
+  void *buf;
+  unsigned next_free;
+} os_ring_slot;
+
 typedef struct os_ring {
   struct io_uring ring;
-  unsigned inflight;
+  unsigned inflight, depth, free_head; /* free_head: slot + 1; 0: every slot in flight */
+  os_ring_slot slots[];
 } os_ring;
 
-enum { OS_RING_CANCEL_TAG = 0 }; /* the cancel's own completion; reads carry tag + 1 */
+enum { OS_RING_CANCEL_TAG = 0 }; /* the cancel's own completion; a read's is its slot + 1 */
 
 static int os_ring_open(void *user, unsigned depth, void **out) {
   (void)user;
-  os_ring *r = calloc(1, sizeof *r);
+  if (depth == 0) depth = 1;
+  if (depth > 65536) return -EINVAL;
+  os_ring *r = calloc(1, sizeof *r + depth * sizeof r->slots[0]);
   if (!r) return -ENOMEM;
-  int e = io_uring_queue_init(depth ? depth : 1, &r->ring, 0);
+  int e = io_uring_queue_init(depth, &r->ring, 0);
   if (e < 0) {
     free(r);
     return e; /* -ENOSYS: no io_uring; -EPERM: forbidden (seccomp, io_uring_disabled) */
   }
+  r->depth = depth;
+  for (unsigned i = 0; i < depth; i++) r->slots[i].next_free = i + 2 <= depth ? i + 2 : 0;
+  r->free_head = 1;
   *out = r;
   return 0;
+}
+
+/* A completion's slot back to the free list; its tag and how much was written. */
+static uint64_t os_ring_complete(os_ring *r, uint64_t data, int res) {
+  os_ring_slot *s = &r->slots[data - 1];
+#ifdef EMEL_HAVE_MEMCHECK_H
+  if (res > 0) VALGRIND_MAKE_MEM_DEFINED(s->buf, (size_t)res);
+#else
+  (void)res;
+#endif
+  s->next_free = r->free_head;
+  r->free_head = (unsigned)data;
+  r->inflight--;
+  return s->tag;
 }
 
 static int os_ring_close(void *user, void *ring) {
@@ -434,7 +465,7 @@ static int os_ring_close(void *user, void *ring) {
     }
     while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
       if (io_uring_cqe_get_data64(cqe) == OS_RING_CANCEL_TAG) cancel_pending = 0;
-      else r->inflight--;
+      else (void)os_ring_complete(r, io_uring_cqe_get_data64(cqe), cqe->res);
       io_uring_cqe_seen(&r->ring, cqe);
     }
   }
@@ -447,7 +478,8 @@ static int os_ring_close(void *user, void *ring) {
 static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
   (void)user;
   os_ring *r = ring;
-  if (len > UINT32_MAX || offset > (uint64_t)INT64_MAX || tag == UINT64_MAX) return -EINVAL;
+  if (len > UINT32_MAX || offset > (uint64_t)INT64_MAX) return -EINVAL;
+  if (r->free_head == 0) return -EBUSY; /* more in flight than the depth asked for */
   struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
   if (!sqe) { /* the submission queue is full: send it */
     int e = io_uring_submit(&r->ring);
@@ -455,8 +487,12 @@ static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, u
     sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
   }
+  const unsigned slot = r->free_head;
+  r->free_head = r->slots[slot - 1].next_free;
+  r->slots[slot - 1].tag = tag;
+  r->slots[slot - 1].buf = buf;
   io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
-  io_uring_sqe_set_data64(sqe, tag + 1);
+  io_uring_sqe_set_data64(sqe, slot);
   r->inflight++;
   return 0;
 }
@@ -469,12 +505,11 @@ static int os_ring_wait(void *user, void *ring, unsigned min, emel_ring_completi
   unsigned n = 0;
   struct io_uring_cqe *cqe;
   while (n < max && io_uring_peek_cqe(&r->ring, &cqe) == 0) {
-    const uint64_t tag = io_uring_cqe_get_data64(cqe);
-    if (tag != OS_RING_CANCEL_TAG) {
-      out[n].tag = tag - 1;
+    const uint64_t data = io_uring_cqe_get_data64(cqe);
+    if (data != OS_RING_CANCEL_TAG) {
+      out[n].tag = os_ring_complete(r, data, cqe->res);
       out[n].res = cqe->res;
       n++;
-      r->inflight--;
     }
     io_uring_cqe_seen(&r->ring, cqe);
   }
