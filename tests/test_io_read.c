@@ -1287,6 +1287,15 @@ START_TEST(test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_i
   release(&a);
   ck_assert_uint_eq(fp.calls[FP_RING_OPEN], 2);
   ck_assert_int_eq(fp.live_rings, 1);
+  /* Guards against a spin (a hang) on a wait that returns no completion although one was
+   * asked for: a broken op, READ_FAILED with EPROTO, and the ring replaced. */
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fp.calls[FP_RING_WAIT] + 1, 1000, 0);
+  assert_refused(req(1000, 100000), EMEL_READ_FAILED, EPROTO);
+  ck_assert_int_eq(fp.live_rings, 0);
+  fault_platform_clear_faults(&fp);
+  a = acquire(req(1000, 100000));
+  assert_bytes(&a, 1000, 100000);
+  release(&a);
   /* A storm of interrupted waits: the retry budget, then the drain's, then the ring goes too. */
   fault_platform_fail_many(&fp, FP_RING_WAIT, fp.calls[FP_RING_WAIT] + 1, 1000, EINTR);
   assert_refused(req(1000, 100000), EMEL_READ_FAILED, EINTR);

@@ -423,6 +423,7 @@ static int ring_reap(io_read_ctx *m, const ring_req *until) {
   while (lane->in_flight > 0 && (!until || until->state == REQ_IN_FLIGHT)) {
     const int n = p->ring_wait(p->user, lane->ring, 1, lane->cqes, m->self->ring_depth);
     if (n < 0) return n;
+    if (n == 0) return -EPROTO; /* a wait for one that returned none: a broken op, not a reason to spin */
     for (int i = 0; i < n && i < (int)m->self->ring_depth; i++) {
       const emel_ring_completion *c = &lane->cqes[i];
       if (c->tag >= m->self->ring_depth || lane->reqs[c->tag].state != REQ_IN_FLIGHT) continue; /* not ours */
