@@ -112,6 +112,25 @@ r = run(["--verify", good])
 check("--verify reports its own time and rate after the load's",
       r.returncode == 0 and re.search(r"\(mapped, not read\), strategy mmap, verified \(xxh3 per tensor\) in [0-9.]+ s "
                                       r"\([0-9.]+ GB/s\)", r.stdout), r.stdout)
+# Guards against a read load that fell back from io_uring to pread without a
+# word: read_io says how the read strategy read, and why not with the ring.
+for args, env, want in ((["--strategy", "read"], {}, ("io_uring", "pread", "mixed")),
+                        (["--strategy", "read", "--direct"], {}, ("io_uring", "pread", "mixed")),
+                        (["--strategy", "read"], {"EMEL_LOAD_TEST_RING_ERRNO": "38"}, ("pread",))):
+    r = run(["--json"] + args + [good], env=env)
+    try:
+        io = json.loads(r.stdout)["read_io"]
+        ok = io["engine"] in want and io["reads"] >= 1 and io["ring_reads"] <= io["reads"]
+        if env:
+            ok = ok and io["ring_fallbacks"] >= 1 and io["ring_errno"] == 38 and io["ring_reads"] == 0
+        check(f"JSON {' '.join(args)} {env}: read_io names the engine ({want})", ok, r.stdout[:400])
+    except (ValueError, KeyError, TypeError) as e:
+        check(f"JSON {' '.join(args)} {env}: read_io", False, f"{e}: {r.stdout[:300]}")
+r = run(["--strategy", "read", good], env={"EMEL_LOAD_TEST_RING_ERRNO": "38"})
+check("the summary says a read load fell back to pread, and why",
+      r.returncode == 0 and re.search(r"strategy read, pread \(no io_uring: [^)]+\)$", r.stdout.strip()), r.stdout)
+r = run(["--json", good])
+check("read_io is null for mmap", r.returncode == 0 and json.loads(r.stdout).get("read_io", 0) is None, r.stdout[:300])
 for args, mapped_only in ((["--strategy", "mmap"], True), (["--strategy", "mmap", "--populate"], False),
                           (["--strategy", "read"], False)):
     r = run(["--json", "--verify"] + args + [good])

@@ -89,6 +89,24 @@ static const scenario scenarios[] = {
     {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
 };
 
+/* The read strategy's ring engine (io_uring, or the fault platform's emulation):
+ * its calls and each of its completions fail, shorten or are interrupted. The
+ * read scenarios above use the pread lanes, as on a machine without io_uring. */
+static const scenario ring_scenarios[] = {
+    {"read ring", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0},
+    {"read ring direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 32, 0},
+    {"read ring batch threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 2},
+    {"job step read ring", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0},
+};
+
+enum { SCENARIOS = sizeof scenarios / sizeof *scenarios, RING_SCENARIOS = sizeof ring_scenarios / sizeof *ring_scenarios };
+
+static const scenario *scenario_at(size_t i) { return i < SCENARIOS ? &scenarios[i] : &ring_scenarios[i - SCENARIOS]; }
+
+static int uses_ring(const scenario *s) {
+  return (uintptr_t)s >= (uintptr_t)ring_scenarios && (uintptr_t)s < (uintptr_t)(ring_scenarios + RING_SCENARIOS);
+}
+
 /* The errnos each operation can really return, and the codes a failure of it
  * may end a load with (EMEL_OK: the library retried or the call was advice). */
 typedef struct op_faults {
@@ -126,7 +144,17 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK, EMEL_STAGED_HANDOFF_FAILED}},
     /* the clock reads 0 once (errno unused): only rates and timeouts see it */
     [FP_CLOCK_NS] = {{EINVAL}, {EMEL_OK}},
+    /* no io_uring (old kernel, seccomp, io_uring_disabled) or none to be had: pread lanes */
+    [FP_RING_OPEN] = {{ENOSYS, EPERM, ENOMEM, EMFILE}, {EMEL_OK}},
+    [FP_RING_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
+    [FP_RING_READ] = {{EBUSY, ENOMEM, EINTR, EAGAIN}, {EMEL_OK, EMEL_READ_FAILED}},
+    [FP_RING_WAIT] = {{EINTR, EBUSY, ENOMEM, EBADR}, {EMEL_OK, EMEL_READ_FAILED}},
 };
+
+/* What a ring's completion can say instead of its bytes (besides a short
+ * one and an empty one): a failure ends the load READ_FAILED, an interruption
+ * is asked again. */
+static const int completion_errs[] = {EIO, EINTR, EAGAIN, ENOSPC};
 
 typedef struct tally {
   long runs, leaks, inconsistent, wrong_error, no_recovery;
@@ -350,7 +378,9 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
 static emel_status full_load(fault_platform *fp, const scenario *s, unsigned cancel_at, unsigned *units,
                              int *inconsistent) {
   /* several chunks per tensor: faults land mid-transfer */
-  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads,
+                                                    .ring_request = 16u << 10);
+  fp->no_ring = !uses_ring(s);
   if (s->threads) rc.min_parallel_bytes = 1; /* every window spread over the lanes */
   emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp->ops, .read = &rc);
   emel_model *m;
@@ -404,11 +434,13 @@ static int code_allowed(fp_op op, emel_status code) {
   return 0;
 }
 
+/* op FP_OP_COUNT: the k-th completion of a ring, not a call. */
 static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t short_len, tally *t) {
   if (!sampled(t, s->mode >= JOB_STEP ? JOB_STRIDE : 1)) return;
   fault_platform fp;
   fault_platform_init(&fp);
-  if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
+  if (op == FP_OP_COUNT) fault_platform_ring_completion(&fp, k, 1, err, short_len);
+  else if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
   else if (short_len >= 0) fault_platform_short_readv(&fp, k, 1, short_len);
   else fault_platform_fail(&fp, op, k, err);
   int inconsistent = 0;
@@ -417,9 +449,9 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   int64_t outstanding = fault_platform_outstanding(&fp);
   if (outstanding != 0) {
     t->leaks++;
-    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld)\n", s->name,
-            fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
-            (long long)fp.live_maps, (long long)fp.live_allocs);
+    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld rings %lld)\n",
+            s->name, fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
+            (long long)fp.live_maps, (long long)fp.live_allocs, (long long)fp.live_rings);
   }
   if (inconsistent) {
     t->inconsistent++;
@@ -427,9 +459,14 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   }
   /* EINTR is retried and a short transfer continued; a transfer of nothing is
    * an end of file where the file said there was more. */
-  int expect_ok = short_len > 0 || (err == EINTR && (op == FP_PREAD || op == FP_PREADV));
-  int named = short_len == 0 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
-                             : code_allowed(op, code);
+  const int ring_retry = (err == EINTR || err == EAGAIN) && (op == FP_RING_READ || op == FP_OP_COUNT);
+  int expect_ok = short_len > 0 || ring_retry || (err == EINTR && (op == FP_PREAD || op == FP_PREADV || op == FP_RING_WAIT));
+  int named = short_len == 0                 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
+              : op == FP_OP_COUNT ? code == EMEL_READ_FAILED
+                                             : code_allowed(op, code);
+  /* A direct read starts at the block holding the span: 7 bytes may end before
+   * the span's first byte, which is the end of the file (as with pread). */
+  if (short_len > 0 && (s->flags & EMEL_LOAD_DIRECT) && code == EMEL_READ_UNEXPECTED_EOF) expect_ok = 0, named = 1;
   if (expect_ok ? code != EMEL_OK : !named && code != EMEL_OK) {
     t->wrong_error++;
     fprintf(stderr, "WRONG ERROR %s: %s call %llu errno %d short %lld ended with %s\n", s->name, fp_op_name(op),
@@ -516,8 +553,8 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
             (unsigned long long)sweep_seed);
   /* EMEL_SWEEP_ONLY=NAME: that scenario alone (to repeat one finding). */
   const char *only = getenv("EMEL_SWEEP_ONLY");
-  for (size_t si = 0; si < sizeof scenarios / sizeof *scenarios; si++) {
-    const scenario *s = &scenarios[si];
+  for (size_t si = 0; si < SCENARIOS + RING_SCENARIOS; si++) {
+    const scenario *s = scenario_at(si);
     if (only && *only && strcmp(only, s->name) != 0) continue;
     fault_platform clean;
     fault_platform_init(&clean);
@@ -555,6 +592,14 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
         }
       }
     }
+    for (uint64_t k = 1; k <= clean.completions; k++) { /* each ring completion: failed, interrupted, short */
+      for (size_t e = 0; e < sizeof completion_errs / sizeof *completion_errs; e++)
+        run_one(s, FP_OP_COUNT, k, completion_errs[e], -1, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 0, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 7, &t);
+    }
+    /* Guards against a ring scenario that silently read with pread (a sweep of nothing). */
+    if (uses_ring(s)) ck_assert_msg(clean.calls[FP_RING_READ] > 0 && clean.completions > 0, "%s: no ring reads", s->name);
     uint64_t calls = 0;
     for (int op = 0; op < FP_OP_COUNT; op++) calls += clean.calls[op];
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -45,7 +45,7 @@ run
 grep -q '^cmake -S ' "$log" || fail "the run after a failed configure did not configure"
 
 run
-allowed=" cmake make gcc libc6-dev pkg-config libxxhash-dev "
+allowed=" cmake make gcc libc6-dev pkg-config libxxhash-dev liburing-dev "
 asked=$(sed -n 's/^dpkg-query //p' "$log" | tr '\n' ' ')
 [ -n "$asked" ] || fail "tools/run checked no packages"
 for p in $asked; do

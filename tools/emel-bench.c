@@ -780,6 +780,9 @@ static int direct_sweep(const char *path, int runs) {
     int kind; /* 0 emel direct, 1 emel buffered, 2 fio */
     uint32_t lanes, threads;
     size_t chunk;
+    int ring; /* 0: the pread lanes (EMEL_IO_READ_NO_RING); 1: the ring engine */
+    uint32_t ring_depth;
+    size_t request;
     const char *bs;
     int depth;
     double secs[MAX_RUNS];
@@ -789,15 +792,35 @@ static int direct_sweep(const char *path, int runs) {
   int n = 0;
   const uint32_t lanes[] = {1, 2, 4, 8, 16, 32};
   const size_t chunks[] = {(size_t)1 << 20, (size_t)4 << 20, (size_t)32 << 20};
-  v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  /* The defaults (the ring engine where io_uring is), then the pread lanes as before it. */
+  v[n].kind = 1, v[n].ring = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  v[n].kind = 0, v[n].ring = 1, snprintf(v[n].name, sizeof v[n].name, "direct_default"), n++;
+  v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_pread_default"), n++;
   /* Buffered at more copy lanes: does a lane's read wait for the device, then fault? */
-  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_lanes8"), n++;
+  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_pread_lanes8"), n++;
   for (size_t i = 0; i < sizeof lanes / sizeof *lanes; i++)
     v[n].kind = 0, v[n].lanes = lanes[i],
-    snprintf(v[n].name, sizeof v[n].name, "direct_lanes%u_chunk8m", lanes[i]), n++;
-  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++)
-    v[n].kind = 0, v[n].chunk = chunks[i],
-    snprintf(v[n].name, sizeof v[n].name, "direct_default_lanes_chunk%zum", chunks[i] >> 20), n++;
+    snprintf(v[n].name, sizeof v[n].name, "direct_pread_lanes%u_chunk8m", lanes[i]), n++;
+  (void)chunks;
+  /* The ring: lanes x depth x request size (direct), and buffered. */
+  const struct {
+    uint32_t lanes, depth;
+    size_t request;
+  } rings[] = {{1, 32, 1u << 20}, {1, 8, 4u << 20}, {2, 8, 4u << 20}, {2, 16, 1u << 20}, {4, 8, 4u << 20},
+               {8, 4, 4u << 20}, {8, 8, 4u << 20}, {8, 32, 1u << 20}, {1, 64, 256u << 10}};
+  for (size_t i = 0; i < sizeof rings / sizeof *rings; i++)
+    v[n].kind = 0, v[n].ring = 1, v[n].lanes = rings[i].lanes, v[n].ring_depth = rings[i].depth,
+    v[n].request = rings[i].request,
+    snprintf(v[n].name, sizeof v[n].name, "direct_ring_lanes%u_qd%u_req%zuk", rings[i].lanes, rings[i].depth,
+             rings[i].request >> 10), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 1, v[n].ring_depth = 32,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes1_qd32_req1024k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 2, v[n].ring_depth = 8, v[n].request = 4u << 20,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes2_qd8_req4096k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 8, v[n].ring_depth = 8,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes8_qd8_req1024k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 4, v[n].ring_depth = 16, v[n].request = 256u << 10,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes4_qd16_req256k"), n++;
   const char *engine = fio_engine(path);
   const struct {
     const char *bs;
@@ -806,6 +829,14 @@ static int direct_sweep(const char *path, int runs) {
   for (size_t i = 0; engine && i < sizeof fios / sizeof *fios; i++)
     v[n].kind = 2, v[n].bs = fios[i].bs, v[n].depth = fios[i].depth,
     snprintf(v[n].name, sizeof v[n].name, "fio_bs%s_qd%d", fios[i].bs, fios[i].depth), n++;
+  /* EMEL_BENCH_SWEEP_ONLY=SUBSTRING: only the variants whose name holds it (the machine is shared). */
+  const char *only = getenv("EMEL_BENCH_SWEEP_ONLY");
+  if (only && *only) {
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+      if (strstr(v[i].name, only) || (v[i].kind == 2 && v[i].depth == 32 && !strcmp(v[i].bs, "4M"))) v[kept++] = v[i];
+    n = kept;
+  }
   const int e = drop_caches();
   if (e < 0) die("drop_caches not permitted", strerror(-e));
   uint64_t bytes = 0, fio_bytes = 0;
@@ -820,7 +851,9 @@ static int direct_sweep(const char *path, int runs) {
         continue;
       }
       emel_io_read_config rc =
-          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads);
+          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads,
+                                   .ring_depth = x->ring_depth, .ring_request = x->request,
+                                   .flags = x->ring ? 0 : EMEL_IO_READ_NO_RING);
       load_timing t = time_emel_with(path, EMEL_STRATEGY_READ, x->kind == 0 ? EMEL_LOAD_DIRECT : 0, &rc, &x->st);
       x->secs[r] = t.load;
       bytes = t.bytes;
@@ -830,9 +863,11 @@ static int direct_sweep(const char *path, int runs) {
   for (int i = 0; i < n; i++) {
     printf("%s_gbps: %.2f", v[i].name, gbps(v[i].kind == 2 ? fio_bytes : bytes, median(v[i].secs, runs)));
     if (v[i].kind != 2)
-      printf("  (preads %llu, direct %llu, unaligned %llu, fallbacks %llu, runs %llu)", (unsigned long long)v[i].st.preads,
-             (unsigned long long)v[i].st.direct_reads, (unsigned long long)v[i].st.direct_unaligned,
-             (unsigned long long)v[i].st.direct_fallbacks, (unsigned long long)v[i].st.runs);
+      printf("  (preads %llu, ring reads %llu, ring fallbacks %llu, direct %llu, unaligned %llu, fallbacks %llu, runs %llu)",
+             (unsigned long long)v[i].st.preads, (unsigned long long)v[i].st.ring_reads,
+             (unsigned long long)v[i].st.ring_fallbacks, (unsigned long long)v[i].st.direct_reads,
+             (unsigned long long)v[i].st.direct_unaligned, (unsigned long long)v[i].st.direct_fallbacks,
+             (unsigned long long)v[i].st.runs);
     printf("\n");
   }
   return 0;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli_text.h"
+#include "emel/io_read.h"
 #include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/model.h"
@@ -139,6 +140,39 @@ static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice)
   (void)user;
   slow_down();
   return stop_requested() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
+}
+
+/* The ring reads as pread does: refused once interrupted (so the load stops),
+ * slowed by the test hook. Closing and waiting go on, as close does. */
+static int ring_refusal; /* test hook EMEL_LOAD_TEST_RING_ERRNO=N: no ring opens (errno N), as without io_uring */
+
+static int op_ring_open(void *user, unsigned depth, void **ring) {
+  (void)user;
+  if (ring_refusal > 0) return -ring_refusal;
+  return stop_requested() ? -ECANCELED : base_ops.ring_open(base_ops.user, depth, ring);
+}
+
+static int op_ring_close(void *user, void *ring) {
+  (void)user;
+  return base_ops.ring_close(base_ops.user, ring);
+}
+
+static int op_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user;
+  slow_down();
+  return stop_requested() ? -ECANCELED : base_ops.ring_read(base_ops.user, ring, fd, buf, len, offset, tag);
+}
+
+static int op_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user;
+  return base_ops.ring_wait(base_ops.user, ring, min, out, max);
+}
+
+/* How the read strategy read: its ring (io_uring), or pread where no ring
+ * could be opened (ring_errno says why) or none was asked for. */
+static const char *read_engine(const emel_io_read_stats *st) {
+  if (st->ring_runs == 0) return "pread";
+  return st->ring_fallbacks ? "mixed" : "io_uring";
 }
 
 static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
@@ -419,7 +453,7 @@ static int load_error(const char *file, emel_status code, const char *detail) {
 }
 
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
-                       double seconds, double verify_seconds, int mapped_only) {
+                       double seconds, double verify_seconds, int mapped_only, const emel_io_read_stats *rs) {
   const emel_gguf *g = emel_model_index(model);
   emel_tensors *tensors = emel_model_tensors(model);
   size_t n = emel_gguf_tensor_count(g);
@@ -436,7 +470,18 @@ static void print_json(const options *o, emel_model *model, const uint64_t *hash
   printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f", n, total, seconds);
   /* seconds is the load alone; hashing is timed apart. mapped_only: the load
    * read no byte (a plain mmap), so bytes / seconds is no throughput. */
-  printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s,\"tensors\":[", verify_seconds, mapped_only ? "true" : "false");
+  printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s", verify_seconds, mapped_only ? "true" : "false");
+  /* read_io: how the read strategy read (null for mmap). A ring that could not
+   * be opened (no io_uring) is reported as O_DIRECT's fallback is. */
+  if (rs)
+    printf(",\"read_io\":{\"engine\":\"%s\",\"ring_reads\":%" PRIu64 ",\"reads\":%" PRIu64
+           ",\"ring_fallbacks\":%" PRIu64 ",\"ring_errno\":%" PRIu64 ",\"direct_reads\":%" PRIu64
+           ",\"direct_fallbacks\":%" PRIu64 ",\"direct_unaligned\":%" PRIu64 "}",
+           read_engine(rs), rs->ring_reads, rs->preads, rs->ring_fallbacks, rs->ring_errno, rs->direct_reads,
+           rs->direct_fallbacks, rs->direct_unaligned);
+  else
+    printf(",\"read_io\":null");
+  printf(",\"tensors\":[");
   for (size_t i = 0; i < n && !stop_requested(); i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
     printf("%s{", i ? "," : "");
@@ -678,13 +723,17 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE"), *slow = getenv("EMEL_LOAD_TEST_SLOW_MS");
   slow_ms = slow ? strtol(slow, NULL, 10) : 0;
+  const char *ring_errno = getenv("EMEL_LOAD_TEST_RING_ERRNO");
+  ring_refusal = ring_errno ? (int)strtol(ring_errno, NULL, 10) : 0;
   for (int p = PHASE_INDEX; pause_at && p <= PHASE_OUTPUT; p++)
     if (strcmp(pause_at, phase_names[p]) == 0) atomic_store(&pause_phase, p);
 
   base_ops = *emel_platform_default();
   emel_platform_ops ops = EMEL_PLATFORM_OPS_INIT(.open = op_open, .close = op_close, .pread = op_pread,
                                                  .preadv = op_preadv, .map = op_map, .unmap = op_unmap,
-                                                 .advise = op_advise); /* NULL entries: the defaults */
+                                                 .advise = op_advise, .ring_open = op_ring_open,
+                                                 .ring_close = op_ring_close, .ring_read = op_ring_read,
+                                                 .ring_wait = op_ring_wait); /* NULL entries: the defaults */
   emel_model_config config = EMEL_MODEL_CONFIG_INIT(.platform = &ops);
   emel_model *model;
   emel_error err;
@@ -767,7 +816,11 @@ int main(int argc, char **argv) {
    * the page-table setup's, not a throughput. */
   const int mapped_only = o.strategy == EMEL_STRATEGY_MMAP && !(o.flags & EMEL_LOAD_POPULATE);
   errno = 0; /* so a write error emel_cli_finish_stdout no longer sees keeps its reason */
-  if (rc == 0 && o.json) print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only);
+  emel_io_read_stats read_stats;
+  const int read_known = o.strategy == EMEL_STRATEGY_READ &&
+                         emel_io_read_stats_of(emel_model_io(model), &read_stats, NULL) == EMEL_OK;
+  if (rc == 0 && o.json)
+    print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only, read_known ? &read_stats : NULL);
   if (rc == 0 && !o.json && !o.quiet) {
     char rate[64] = "mapped, not read", checked[160] = "";
     if (!mapped_only) snprintf(rate, sizeof rate, "%.2f GB/s", seconds > 0 ? (double)total / seconds / 1e9 : 0);
@@ -777,16 +830,21 @@ int main(int argc, char **argv) {
     else if (o.verify)
       snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
                verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
-    char shard[96] = "";
+    char shard[96] = "", engine[96] = "";
+    if (read_known && read_stats.ring_fallbacks)
+      snprintf(engine, sizeof engine, ", %s (no io_uring: %s)", read_engine(&read_stats),
+               strerror((int)read_stats.ring_errno));
+    else if (read_known)
+      snprintf(engine, sizeof engine, ", %s", read_engine(&read_stats));
     if (staged && o.budget % (1u << 20) == 0) snprintf(shard, sizeof shard, ", budget %" PRIu64 " MiB", o.budget >> 20);
     else if (staged) snprintf(shard, sizeof shard, ", budget %" PRIu64 " bytes", o.budget);
     if (o.shard_count)
       snprintf(shard + strlen(shard), sizeof shard - strlen(shard), ", shard %" PRIu32 "/%" PRIu32, o.shard_rank,
                o.shard_count);
     emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
-    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s\n", n, total, seconds,
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s%s\n", n, total, seconds,
            rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
-           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", shard, checked);
+           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", engine, shard, checked);
   }
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;
