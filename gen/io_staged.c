@@ -18,7 +18,8 @@
  * stopping the reader joins it and settles every member (granted when all its
  * bytes were consumed, else its error).
  * FILL runs once per window on the reader: wait for a free buffer (the
- * backpressure: a full ring stalls the reader), read the window in chunks
+ * backpressure: a full ring stalls the reader), choose pread or the ring
+ * (several reads of the window in flight), read the window in chunks
  * (short reads continue, interruptions retry within a budget), look at the
  * file again, then publish the window or its failure.
  * RELEASE returns a live residency (calling the consumer's release); a stale
@@ -29,7 +30,7 @@
 #include "emel/io/staged/staged.h"
 
 
-#line 262 "statecharts/io_staged.rl"
+#line 288 "statecharts/io_staged.rl"
 
 
 static void io_staged_exec(void *ctx, int event) {
@@ -38,119 +39,121 @@ static void io_staged_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 37 "gen/io_staged.c"
+#line 38 "gen/io_staged.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr6:
-#line 122 "statecharts/io_staged.rl"
+#line 133 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr8:
-#line 123 "statecharts/io_staged.rl"
+#line 134 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_STAGED_NO_CONSUMER); }
 	goto st1;
 tr10:
-#line 124 "statecharts/io_staged.rl"
+#line 135 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr12:
-#line 125 "statecharts/io_staged.rl"
+#line 136 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr14:
-#line 126 "statecharts/io_staged.rl"
+#line 137 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr20:
-#line 127 "statecharts/io_staged.rl"
+#line 138 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr22:
-#line 131 "statecharts/io_staged.rl"
+#line 142 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr24:
-#line 132 "statecharts/io_staged.rl"
+#line 143 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr26:
-#line 100 "statecharts/io_staged.rl"
+#line 106 "statecharts/io_staged.rl"
 	{ emel_staged_close_fresh_descriptor(m); }
-#line 128 "statecharts/io_staged.rl"
+#line 139 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_FILE_CHANGED); }
 	goto st1;
 tr27:
-#line 100 "statecharts/io_staged.rl"
+#line 106 "statecharts/io_staged.rl"
 	{ emel_staged_close_fresh_descriptor(m); }
-#line 129 "statecharts/io_staged.rl"
+#line 140 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_STAT_FAILED); }
 	goto st1;
 tr28:
-#line 100 "statecharts/io_staged.rl"
+#line 106 "statecharts/io_staged.rl"
 	{ emel_staged_close_fresh_descriptor(m); }
-#line 130 "statecharts/io_staged.rl"
+#line 141 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
 	goto st1;
 tr37:
-#line 111 "statecharts/io_staged.rl"
+#line 117 "statecharts/io_staged.rl"
 	{ emel_staged_settle_stream(m); }
 	goto st1;
 tr38:
-#line 110 "statecharts/io_staged.rl"
+#line 116 "statecharts/io_staged.rl"
 	{ emel_staged_count_join_failure(m); }
-#line 111 "statecharts/io_staged.rl"
+#line 117 "statecharts/io_staged.rl"
 	{ emel_staged_settle_stream(m); }
 	goto st1;
 tr39:
-#line 134 "statecharts/io_staged.rl"
+#line 145 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_STAGED_HANDOFF_FAILED); }
-#line 119 "statecharts/io_staged.rl"
+#line 130 "statecharts/io_staged.rl"
 	{ emel_staged_publish_failure(m); }
-	goto st1;
-tr45:
-#line 135 "statecharts/io_staged.rl"
-	{ emel_staged_refuse(m, EMEL_READ_FAILED); }
-#line 119 "statecharts/io_staged.rl"
-	{ emel_staged_publish_failure(m); }
-	goto st1;
-tr47:
-#line 118 "statecharts/io_staged.rl"
-	{ emel_staged_publish_window(m); }
 	goto st1;
 tr48:
-#line 128 "statecharts/io_staged.rl"
-	{ emel_staged_refuse(m, EMEL_FILE_CHANGED); }
-#line 119 "statecharts/io_staged.rl"
-	{ emel_staged_publish_failure(m); }
-	goto st1;
-tr49:
-#line 129 "statecharts/io_staged.rl"
-	{ emel_staged_refuse(m, EMEL_STAT_FAILED); }
-#line 119 "statecharts/io_staged.rl"
+#line 123 "statecharts/io_staged.rl"
+	{ emel_staged_drain_ring(m); }
+#line 146 "statecharts/io_staged.rl"
+	{ emel_staged_refuse(m, EMEL_READ_FAILED); }
+#line 130 "statecharts/io_staged.rl"
 	{ emel_staged_publish_failure(m); }
 	goto st1;
 tr50:
-#line 136 "statecharts/io_staged.rl"
-	{ emel_staged_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
-#line 119 "statecharts/io_staged.rl"
-	{ emel_staged_publish_failure(m); }
+#line 129 "statecharts/io_staged.rl"
+	{ emel_staged_publish_window(m); }
 	goto st1;
 tr51:
-#line 121 "statecharts/io_staged.rl"
-	{ emel_staged_release_residency(m); }
+#line 139 "statecharts/io_staged.rl"
+	{ emel_staged_refuse(m, EMEL_FILE_CHANGED); }
+#line 130 "statecharts/io_staged.rl"
+	{ emel_staged_publish_failure(m); }
 	goto st1;
 tr52:
-#line 137 "statecharts/io_staged.rl"
+#line 140 "statecharts/io_staged.rl"
+	{ emel_staged_refuse(m, EMEL_STAT_FAILED); }
+#line 130 "statecharts/io_staged.rl"
+	{ emel_staged_publish_failure(m); }
+	goto st1;
+tr53:
+#line 147 "statecharts/io_staged.rl"
+	{ emel_staged_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+#line 130 "statecharts/io_staged.rl"
+	{ emel_staged_publish_failure(m); }
+	goto st1;
+tr55:
+#line 132 "statecharts/io_staged.rl"
+	{ emel_staged_release_residency(m); }
+	goto st1;
+tr56:
+#line 148 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 118 "gen/io_staged.c"
+#line 120 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 3: goto tr2;
@@ -162,28 +165,28 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 90 "statecharts/io_staged.rl"
+#line 96 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 135 "gen/io_staged.c"
+#line 137 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 6: goto tr5;
 		case 7: goto tr6;
 	}
 	goto st0;
 tr5:
-#line 91 "statecharts/io_staged.rl"
+#line 97 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_consumer(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 147 "gen/io_staged.c"
+#line 149 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 8: goto tr7;
 		case 9: goto tr8;
@@ -191,56 +194,56 @@ case 3:
 	}
 	goto st0;
 tr7:
-#line 92 "statecharts/io_staged.rl"
+#line 98 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_file_index(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 160 "gen/io_staged.c"
+#line 162 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 11: goto tr9;
 		case 12: goto tr10;
 	}
 	goto st0;
 tr9:
-#line 93 "statecharts/io_staged.rl"
+#line 99 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_path(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 172 "gen/io_staged.c"
+#line 174 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 13: goto tr11;
 		case 14: goto tr12;
 	}
 	goto st0;
 tr11:
-#line 94 "statecharts/io_staged.rl"
+#line 100 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_span(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 184 "gen/io_staged.c"
+#line 186 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 15: goto tr13;
 		case 16: goto tr14;
 	}
 	goto st0;
 tr13:
-#line 95 "statecharts/io_staged.rl"
+#line 101 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 196 "gen/io_staged.c"
+#line 198 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 17: goto tr15;
 		case 18: goto tr16;
@@ -248,20 +251,20 @@ case 7:
 	}
 	goto st0;
 tr15:
-#line 97 "statecharts/io_staged.rl"
+#line 103 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_open_buffered(m)); }
 	goto st8;
 tr17:
-#line 98 "statecharts/io_staged.rl"
+#line 104 "statecharts/io_staged.rl"
 	{ emel_staged_count_direct_fallback(m); }
-#line 97 "statecharts/io_staged.rl"
+#line 103 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 213 "gen/io_staged.c"
+#line 215 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 20: goto tr18;
 		case 21: goto tr19;
@@ -269,28 +272,28 @@ case 8:
 	}
 	goto st0;
 tr18:
-#line 101 "statecharts/io_staged.rl"
+#line 107 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_check_span_in_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 226 "gen/io_staged.c"
+#line 228 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 28: goto tr21;
 		case 29: goto tr22;
 	}
 	goto st0;
 tr21:
-#line 102 "statecharts/io_staged.rl"
+#line 108 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_reserve_slot(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 238 "gen/io_staged.c"
+#line 240 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 30: goto st11;
 		case 31: goto tr24;
@@ -304,14 +307,14 @@ case 11:
 		goto st1;
 	goto st0;
 tr19:
-#line 99 "statecharts/io_staged.rl"
+#line 105 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_identify_file(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 257 "gen/io_staged.c"
+#line 259 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 24: goto tr18;
 		case 25: goto tr26;
@@ -320,14 +323,14 @@ case 12:
 	}
 	goto st0;
 tr16:
-#line 96 "statecharts/io_staged.rl"
+#line 102 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_open_direct(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 271 "gen/io_staged.c"
+#line 273 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 20: goto tr18;
 		case 21: goto tr19;
@@ -336,34 +339,34 @@ case 13:
 	}
 	goto st0;
 tr2:
-#line 103 "statecharts/io_staged.rl"
+#line 109 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_start_reader(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 285 "gen/io_staged.c"
+#line 287 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 32: goto tr29;
 		case 33: goto tr30;
 	}
 	goto st0;
 tr29:
-#line 105 "statecharts/io_staged.rl"
+#line 111 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_await_window(m)); }
 	goto st15;
 tr30:
-#line 104 "statecharts/io_staged.rl"
+#line 110 "statecharts/io_staged.rl"
 	{ emel_staged_count_inline_stream(m); }
-#line 105 "statecharts/io_staged.rl"
+#line 111 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_await_window(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 301 "gen/io_staged.c"
+#line 303 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 34: goto tr31;
 		case 35: goto tr32;
@@ -371,74 +374,74 @@ case 15:
 	}
 	goto st0;
 tr31:
-#line 107 "statecharts/io_staged.rl"
+#line 113 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_consume_window(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 314 "gen/io_staged.c"
+#line 316 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 37: goto tr34;
 		case 38: goto tr35;
 	}
 	goto st0;
 tr34:
-#line 108 "statecharts/io_staged.rl"
+#line 114 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_free_window(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 326 "gen/io_staged.c"
+#line 328 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 39: goto tr29;
 		case 40: goto tr36;
 	}
 	goto st0;
 tr32:
-#line 106 "statecharts/io_staged.rl"
+#line 112 "statecharts/io_staged.rl"
 	{ emel_staged_take_window_error(m); }
-#line 109 "statecharts/io_staged.rl"
+#line 115 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_stop_reader(m)); }
 	goto st18;
 tr33:
-#line 134 "statecharts/io_staged.rl"
+#line 145 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_STAGED_HANDOFF_FAILED); }
-#line 109 "statecharts/io_staged.rl"
+#line 115 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_stop_reader(m)); }
 	goto st18;
 tr35:
-#line 133 "statecharts/io_staged.rl"
+#line 144 "statecharts/io_staged.rl"
 	{ emel_staged_refuse(m, EMEL_STAGED_CONSUMER_FAILED); }
-#line 109 "statecharts/io_staged.rl"
+#line 115 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_stop_reader(m)); }
 	goto st18;
 tr36:
-#line 109 "statecharts/io_staged.rl"
+#line 115 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_stop_reader(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 350 "gen/io_staged.c"
+#line 352 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 41: goto tr37;
 		case 42: goto tr38;
 	}
 	goto st0;
 tr3:
-#line 112 "statecharts/io_staged.rl"
+#line 118 "statecharts/io_staged.rl"
 	{ EMEL_REPORT(m, emel_staged_await_free_buffer(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 362 "gen/io_staged.c"
+#line 364 "gen/io_staged.c"
 	switch( (*p) ) {
 		case 36: goto tr39;
 		case 43: goto tr40;
@@ -446,98 +449,143 @@ case 19:
 	}
 	goto st0;
 tr40:
-#line 113 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_read_chunk(m)); }
+#line 119 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_choose_engine(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 375 "gen/io_staged.c"
+#line 377 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 45: goto tr41;
-		case 46: goto tr42;
-		case 47: goto tr43;
-		case 48: goto tr44;
-		case 49: goto tr45;
+		case 56: goto tr41;
+		case 57: goto tr42;
+		case 58: goto tr43;
 	}
 	goto st0;
 tr41:
-#line 115 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_advance_window(m)); }
+#line 124 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_read_chunk(m)); }
 	goto st21;
 tr42:
-#line 114 "statecharts/io_staged.rl"
-	{ emel_staged_count_short_read(m); }
-#line 115 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_advance_window(m)); }
+#line 122 "statecharts/io_staged.rl"
+	{ emel_staged_start_ring_window(m); }
+#line 124 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_read_chunk(m)); }
+	goto st21;
+tr54:
+#line 121 "statecharts/io_staged.rl"
+	{ emel_staged_count_ring_fallback(m); }
+#line 124 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_read_chunk(m)); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 394 "gen/io_staged.c"
+#line 398 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 52: goto tr40;
-		case 53: goto tr46;
+		case 45: goto tr44;
+		case 46: goto tr45;
+		case 47: goto tr46;
+		case 48: goto tr47;
+		case 49: goto tr48;
 	}
 	goto st0;
-tr46:
-#line 117 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_recheck_file(m)); }
+tr44:
+#line 126 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_advance_window(m)); }
+	goto st22;
+tr45:
+#line 125 "statecharts/io_staged.rl"
+	{ emel_staged_count_short_read(m); }
+#line 126 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_advance_window(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 406 "gen/io_staged.c"
+#line 417 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 24: goto tr47;
-		case 25: goto tr48;
-		case 26: goto tr49;
+		case 52: goto tr41;
+		case 53: goto tr49;
 	}
 	goto st0;
-tr43:
-#line 116 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_check_retry_budget(m)); }
+tr49:
+#line 123 "statecharts/io_staged.rl"
+	{ emel_staged_drain_ring(m); }
+#line 128 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_recheck_file(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 419 "gen/io_staged.c"
+#line 430 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 50: goto tr40;
-		case 51: goto tr45;
+		case 24: goto tr50;
+		case 25: goto tr51;
+		case 26: goto tr52;
 	}
 	goto st0;
-tr44:
-#line 117 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_recheck_file(m)); }
+tr46:
+#line 127 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_check_retry_budget(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 431 "gen/io_staged.c"
+#line 443 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 24: goto tr50;
-		case 25: goto tr48;
-		case 26: goto tr49;
+		case 50: goto tr41;
+		case 51: goto tr48;
 	}
 	goto st0;
-tr4:
-#line 120 "statecharts/io_staged.rl"
-	{ EMEL_REPORT(m, emel_staged_check_handle(m)); }
+tr47:
+#line 123 "statecharts/io_staged.rl"
+	{ emel_staged_drain_ring(m); }
+#line 128 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_recheck_file(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 444 "gen/io_staged.c"
+#line 456 "gen/io_staged.c"
 	switch( (*p) ) {
-		case 54: goto tr51;
-		case 55: goto tr52;
+		case 24: goto tr53;
+		case 25: goto tr51;
+		case 26: goto tr52;
+	}
+	goto st0;
+tr43:
+#line 120 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_open_ring(m)); }
+	goto st26;
+st26:
+	if ( ++p == pe )
+		goto _test_eof26;
+case 26:
+#line 469 "gen/io_staged.c"
+	switch( (*p) ) {
+		case 59: goto tr42;
+		case 60: goto tr54;
+	}
+	goto st0;
+tr4:
+#line 131 "statecharts/io_staged.rl"
+	{ EMEL_REPORT(m, emel_staged_check_handle(m)); }
+	goto st27;
+st27:
+	if ( ++p == pe )
+		goto _test_eof27;
+case 27:
+#line 481 "gen/io_staged.c"
+	switch( (*p) ) {
+		case 54: goto tr55;
+		case 55: goto tr56;
 	}
 	goto st0;
 	}
@@ -566,12 +614,14 @@ case 25:
 	_test_eof23:  m->core.cs = 23; goto _test_eof; 
 	_test_eof24:  m->core.cs = 24; goto _test_eof; 
 	_test_eof25:  m->core.cs = 25; goto _test_eof; 
+	_test_eof26:  m->core.cs = 26; goto _test_eof; 
+	_test_eof27:  m->core.cs = 27; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 270 "statecharts/io_staged.rl"
+#line 296 "statecharts/io_staged.rl"
 EMEL_GENERATED_EXEC_END
 }
 

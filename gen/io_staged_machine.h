@@ -64,13 +64,18 @@ typedef enum io_staged_event {
   IO_STAGED_EV_WINDOW_COMPLETE = 53,
   IO_STAGED_EV_HANDLE_LIVE = 54,
   IO_STAGED_EV_HANDLE_STALE = 55,
+  IO_STAGED_EV_PREAD_ENGINE = 56,
+  IO_STAGED_EV_RING_ENGINE = 57,
+  IO_STAGED_EV_RING_WANTED = 58,
+  IO_STAGED_EV_RING_OPENED = 59,
+  IO_STAGED_EV_RING_UNAVAILABLE = 60,
 } io_staged_event;
 
 #define io_staged_START_STATE 1
 #define io_staged_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
-#define io_staged_STATE_COUNT 26
-#define io_staged_EVENT_COUNT 56
-#define io_staged_TRANSITION_COUNT 65
+#define io_staged_STATE_COUNT 28
+#define io_staged_EVENT_COUNT 61
+#define io_staged_TRANSITION_COUNT 70
 
 #define io_staged_state_idle 1
 #define io_staged_state_checking_request 2
@@ -91,12 +96,14 @@ typedef enum io_staged_event {
 #define io_staged_state_freeing 17
 #define io_staged_state_stopping 18
 #define io_staged_state_awaiting_buffer 19
-#define io_staged_state_reading_chunk 20
-#define io_staged_state_advancing 21
-#define io_staged_state_checking_file_after_window 22
-#define io_staged_state_retrying 23
-#define io_staged_state_checking_file_at_end 24
-#define io_staged_state_checking_handle 25
+#define io_staged_state_choosing_engine 20
+#define io_staged_state_reading_chunk 21
+#define io_staged_state_advancing 22
+#define io_staged_state_checking_file_after_window 23
+#define io_staged_state_retrying 24
+#define io_staged_state_checking_file_at_end 25
+#define io_staged_state_opening_ring 26
+#define io_staged_state_checking_handle 27
 
 /* The state `event` leads to from `state`, or io_staged_ERROR_STATE when
  * the state does not accept it. */
@@ -127,7 +134,7 @@ static inline int io_staged_target(int state, int event) {
     break;
   case io_staged_state_awaiting_buffer:
     switch (event) {
-    case IO_STAGED_EV_BUFFER_FREE: return io_staged_state_reading_chunk;
+    case IO_STAGED_EV_BUFFER_FREE: return io_staged_state_choosing_engine;
     case IO_STAGED_EV_STOP_REQUESTED: return io_staged_state_idle;
     case IO_STAGED_EV_HANDOFF_FAILED: return io_staged_state_idle;
     default: break;
@@ -156,13 +163,11 @@ static inline int io_staged_target(int state, int event) {
     default: break;
     }
     break;
-  case io_staged_state_reading_chunk:
+  case io_staged_state_choosing_engine:
     switch (event) {
-    case IO_STAGED_EV_CHUNK_READ: return io_staged_state_advancing;
-    case IO_STAGED_EV_CHUNK_SHORT: return io_staged_state_advancing;
-    case IO_STAGED_EV_CHUNK_INTERRUPTED: return io_staged_state_retrying;
-    case IO_STAGED_EV_CHUNK_END_OF_FILE: return io_staged_state_checking_file_at_end;
-    case IO_STAGED_EV_CHUNK_FAILED: return io_staged_state_idle;
+    case IO_STAGED_EV_PREAD_ENGINE: return io_staged_state_reading_chunk;
+    case IO_STAGED_EV_RING_ENGINE: return io_staged_state_reading_chunk;
+    case IO_STAGED_EV_RING_WANTED: return io_staged_state_opening_ring;
     default: break;
     }
     break;
@@ -184,6 +189,37 @@ static inline int io_staged_target(int state, int event) {
     switch (event) {
     case IO_STAGED_EV_READER_STOPPED: return io_staged_state_idle;
     case IO_STAGED_EV_READER_JOIN_FAILED: return io_staged_state_idle;
+    default: break;
+    }
+    break;
+  case io_staged_state_reading_chunk:
+    switch (event) {
+    case IO_STAGED_EV_CHUNK_READ: return io_staged_state_advancing;
+    case IO_STAGED_EV_CHUNK_SHORT: return io_staged_state_advancing;
+    case IO_STAGED_EV_CHUNK_INTERRUPTED: return io_staged_state_retrying;
+    case IO_STAGED_EV_CHUNK_END_OF_FILE: return io_staged_state_checking_file_at_end;
+    case IO_STAGED_EV_CHUNK_FAILED: return io_staged_state_idle;
+    default: break;
+    }
+    break;
+  case io_staged_state_opening_ring:
+    switch (event) {
+    case IO_STAGED_EV_RING_OPENED: return io_staged_state_reading_chunk;
+    case IO_STAGED_EV_RING_UNAVAILABLE: return io_staged_state_reading_chunk;
+    default: break;
+    }
+    break;
+  case io_staged_state_checking_path:
+    switch (event) {
+    case IO_STAGED_EV_PATH_VALID: return io_staged_state_checking_span;
+    case IO_STAGED_EV_PATH_INVALID: return io_staged_state_idle;
+    default: break;
+    }
+    break;
+  case io_staged_state_freeing:
+    switch (event) {
+    case IO_STAGED_EV_WINDOWS_LEFT: return io_staged_state_awaiting_window;
+    case IO_STAGED_EV_ALL_CONSUMED: return io_staged_state_stopping;
     default: break;
     }
     break;
@@ -209,17 +245,10 @@ static inline int io_staged_target(int state, int event) {
     default: break;
     }
     break;
-  case io_staged_state_checking_path:
+  case io_staged_state_checking_span:
     switch (event) {
-    case IO_STAGED_EV_PATH_VALID: return io_staged_state_checking_span;
-    case IO_STAGED_EV_PATH_INVALID: return io_staged_state_idle;
-    default: break;
-    }
-    break;
-  case io_staged_state_freeing:
-    switch (event) {
-    case IO_STAGED_EV_WINDOWS_LEFT: return io_staged_state_awaiting_window;
-    case IO_STAGED_EV_ALL_CONSUMED: return io_staged_state_stopping;
+    case IO_STAGED_EV_SPAN_VALID: return io_staged_state_choosing_io_mode;
+    case IO_STAGED_EV_SPAN_OVERFLOWS: return io_staged_state_idle;
     default: break;
     }
     break;
@@ -228,13 +257,6 @@ static inline int io_staged_target(int state, int event) {
     case IO_STAGED_EV_FILE_UNCHANGED: return io_staged_state_idle;
     case IO_STAGED_EV_FILE_CHANGED: return io_staged_state_idle;
     case IO_STAGED_EV_STAT_FAILED: return io_staged_state_idle;
-    default: break;
-    }
-    break;
-  case io_staged_state_checking_span:
-    switch (event) {
-    case IO_STAGED_EV_SPAN_VALID: return io_staged_state_choosing_io_mode;
-    case IO_STAGED_EV_SPAN_OVERFLOWS: return io_staged_state_idle;
     default: break;
     }
     break;
@@ -339,6 +361,11 @@ io_staged_event emel_staged_stop_reader(io_staged_ctx *m);
 void emel_staged_count_join_failure(io_staged_ctx *m);
 void emel_staged_settle_stream(io_staged_ctx *m);
 io_staged_event emel_staged_await_free_buffer(io_staged_ctx *m);
+io_staged_event emel_staged_choose_engine(io_staged_ctx *m);
+io_staged_event emel_staged_open_ring(io_staged_ctx *m);
+void emel_staged_count_ring_fallback(io_staged_ctx *m);
+void emel_staged_start_ring_window(io_staged_ctx *m);
+void emel_staged_drain_ring(io_staged_ctx *m);
 io_staged_event emel_staged_read_chunk(io_staged_ctx *m);
 void emel_staged_count_short_read(io_staged_ctx *m);
 io_staged_event emel_staged_advance_window(io_staged_ctx *m);
@@ -354,14 +381,14 @@ extern const emel_machine_desc emel_io_staged_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_staged_state_names[26] = {NULL, "idle", "checking_request", "checking_consumer", "checking_file_index", "checking_path", "checking_span", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "prepared", "identifying", "opening_direct", "starting_reader", "awaiting_window", "consuming", "freeing", "stopping", "awaiting_buffer", "reading_chunk", "advancing", "checking_file_after_window", "retrying", "checking_file_at_end", "checking_handle"};
-static const char *const io_staged_event_names[56] = {NULL, "PREPARE", "JOIN_STREAM", "STREAM", "FILL", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "CONSUMER_VALID", "CONSUMER_MISSING", "CONSUMER_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "BUFFERED_IO", "DIRECT_IO", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "FILE_CHANGED", "STAT_FAILED", "NOT_A_REGULAR_FILE", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "READER_STARTED", "READER_INLINE", "WINDOW_READY", "WINDOW_FAILED", "HANDOFF_FAILED", "CONSUMED", "CONSUMER_FAILED", "WINDOWS_LEFT", "ALL_CONSUMED", "READER_STOPPED", "READER_JOIN_FAILED", "BUFFER_FREE", "STOP_REQUESTED", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "WINDOW_COMPLETE", "HANDLE_LIVE", "HANDLE_STALE"};
-static const unsigned char io_staged_resting[26] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-static const emel_transition io_staged_transitions[65] = {
+static const char *const io_staged_state_names[28] = {NULL, "idle", "checking_request", "checking_consumer", "checking_file_index", "checking_path", "checking_span", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "prepared", "identifying", "opening_direct", "starting_reader", "awaiting_window", "consuming", "freeing", "stopping", "awaiting_buffer", "choosing_engine", "reading_chunk", "advancing", "checking_file_after_window", "retrying", "checking_file_at_end", "opening_ring", "checking_handle"};
+static const char *const io_staged_event_names[61] = {NULL, "PREPARE", "JOIN_STREAM", "STREAM", "FILL", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "CONSUMER_VALID", "CONSUMER_MISSING", "CONSUMER_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "BUFFERED_IO", "DIRECT_IO", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "FILE_CHANGED", "STAT_FAILED", "NOT_A_REGULAR_FILE", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "READER_STARTED", "READER_INLINE", "WINDOW_READY", "WINDOW_FAILED", "HANDOFF_FAILED", "CONSUMED", "CONSUMER_FAILED", "WINDOWS_LEFT", "ALL_CONSUMED", "READER_STOPPED", "READER_JOIN_FAILED", "BUFFER_FREE", "STOP_REQUESTED", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "WINDOW_COMPLETE", "HANDLE_LIVE", "HANDLE_STALE", "PREAD_ENGINE", "RING_ENGINE", "RING_WANTED", "RING_OPENED", "RING_UNAVAILABLE"};
+static const unsigned char io_staged_resting[28] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const emel_transition io_staged_transitions[70] = {
     {1, 1, 2}, /* idle PREPARE -> checking_request */
     {1, 3, 14}, /* idle STREAM -> starting_reader */
     {1, 4, 19}, /* idle FILL -> awaiting_buffer */
-    {1, 5, 25}, /* idle RELEASE -> checking_handle */
+    {1, 5, 27}, /* idle RELEASE -> checking_handle */
     {2, 6, 3}, /* checking_request REQUEST_VALID -> checking_consumer */
     {2, 7, 1}, /* checking_request REQUEST_INVALID -> idle */
     {3, 8, 4}, /* checking_consumer CONSUMER_VALID -> checking_file_index */
@@ -403,26 +430,31 @@ static const emel_transition io_staged_transitions[65] = {
     {17, 40, 18}, /* freeing ALL_CONSUMED -> stopping */
     {18, 41, 1}, /* stopping READER_STOPPED -> idle */
     {18, 42, 1}, /* stopping READER_JOIN_FAILED -> idle */
-    {19, 43, 20}, /* awaiting_buffer BUFFER_FREE -> reading_chunk */
+    {19, 43, 20}, /* awaiting_buffer BUFFER_FREE -> choosing_engine */
     {19, 44, 1}, /* awaiting_buffer STOP_REQUESTED -> idle */
     {19, 36, 1}, /* awaiting_buffer HANDOFF_FAILED -> idle */
-    {20, 45, 21}, /* reading_chunk CHUNK_READ -> advancing */
-    {20, 46, 21}, /* reading_chunk CHUNK_SHORT -> advancing */
-    {20, 47, 23}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
-    {20, 48, 24}, /* reading_chunk CHUNK_END_OF_FILE -> checking_file_at_end */
-    {20, 49, 1}, /* reading_chunk CHUNK_FAILED -> idle */
-    {23, 50, 20}, /* retrying RETRY_ALLOWED -> reading_chunk */
-    {23, 51, 1}, /* retrying RETRIES_EXHAUSTED -> idle */
-    {21, 52, 20}, /* advancing CHUNK_DUE -> reading_chunk */
-    {21, 53, 22}, /* advancing WINDOW_COMPLETE -> checking_file_after_window */
-    {24, 24, 1}, /* checking_file_at_end FILE_UNCHANGED -> idle */
-    {24, 25, 1}, /* checking_file_at_end FILE_CHANGED -> idle */
-    {24, 26, 1}, /* checking_file_at_end STAT_FAILED -> idle */
-    {22, 24, 1}, /* checking_file_after_window FILE_UNCHANGED -> idle */
-    {22, 25, 1}, /* checking_file_after_window FILE_CHANGED -> idle */
-    {22, 26, 1}, /* checking_file_after_window STAT_FAILED -> idle */
-    {25, 54, 1}, /* checking_handle HANDLE_LIVE -> idle */
-    {25, 55, 1}, /* checking_handle HANDLE_STALE -> idle */
+    {20, 56, 21}, /* choosing_engine PREAD_ENGINE -> reading_chunk */
+    {20, 57, 21}, /* choosing_engine RING_ENGINE -> reading_chunk */
+    {20, 58, 26}, /* choosing_engine RING_WANTED -> opening_ring */
+    {26, 59, 21}, /* opening_ring RING_OPENED -> reading_chunk */
+    {26, 60, 21}, /* opening_ring RING_UNAVAILABLE -> reading_chunk */
+    {21, 45, 22}, /* reading_chunk CHUNK_READ -> advancing */
+    {21, 46, 22}, /* reading_chunk CHUNK_SHORT -> advancing */
+    {21, 47, 24}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
+    {21, 48, 25}, /* reading_chunk CHUNK_END_OF_FILE -> checking_file_at_end */
+    {21, 49, 1}, /* reading_chunk CHUNK_FAILED -> idle */
+    {24, 50, 21}, /* retrying RETRY_ALLOWED -> reading_chunk */
+    {24, 51, 1}, /* retrying RETRIES_EXHAUSTED -> idle */
+    {22, 52, 21}, /* advancing CHUNK_DUE -> reading_chunk */
+    {22, 53, 23}, /* advancing WINDOW_COMPLETE -> checking_file_after_window */
+    {25, 24, 1}, /* checking_file_at_end FILE_UNCHANGED -> idle */
+    {25, 25, 1}, /* checking_file_at_end FILE_CHANGED -> idle */
+    {25, 26, 1}, /* checking_file_at_end STAT_FAILED -> idle */
+    {23, 24, 1}, /* checking_file_after_window FILE_UNCHANGED -> idle */
+    {23, 25, 1}, /* checking_file_after_window FILE_CHANGED -> idle */
+    {23, 26, 1}, /* checking_file_after_window STAT_FAILED -> idle */
+    {27, 54, 1}, /* checking_handle HANDLE_LIVE -> idle */
+    {27, 55, 1}, /* checking_handle HANDLE_STALE -> idle */
 };
 #endif
 

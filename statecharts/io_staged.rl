@@ -14,7 +14,8 @@
  * stopping the reader joins it and settles every member (granted when all its
  * bytes were consumed, else its error).
  * FILL runs once per window on the reader: wait for a free buffer (the
- * backpressure: a full ring stalls the reader), read the window in chunks
+ * backpressure: a full ring stalls the reader), choose pread or the ring
+ * (several reads of the window in flight), read the window in chunks
  * (short reads continue, interruptions retry within a budget), look at the
  * file again, then publish the window or its failure.
  * RELEASE returns a live residency (calling the consumer's release); a stale
@@ -86,6 +87,11 @@
   export WINDOW_COMPLETE = 53;
   export HANDLE_LIVE = 54;
   export HANDLE_STALE = 55;
+  export PREAD_ENGINE = 56;
+  export RING_ENGINE = 57;
+  export RING_WANTED = 58;
+  export RING_OPENED = 59;
+  export RING_UNAVAILABLE = 60;
 
   action check_request { EMEL_REPORT(m, emel_staged_check_request(m)); }
   action check_consumer { EMEL_REPORT(m, emel_staged_check_consumer(m)); }
@@ -110,6 +116,11 @@
   action count_join_failure { emel_staged_count_join_failure(m); }
   action settle_stream { emel_staged_settle_stream(m); }
   action await_free_buffer { EMEL_REPORT(m, emel_staged_await_free_buffer(m)); }
+  action choose_engine { EMEL_REPORT(m, emel_staged_choose_engine(m)); }
+  action open_ring { EMEL_REPORT(m, emel_staged_open_ring(m)); }
+  action count_ring_fallback { emel_staged_count_ring_fallback(m); }
+  action start_ring_window { emel_staged_start_ring_window(m); }
+  action drain_ring { emel_staged_drain_ring(m); }
   action read_chunk { EMEL_REPORT(m, emel_staged_read_chunk(m)); }
   action count_short_read { emel_staged_count_short_read(m); }
   action advance_window { EMEL_REPORT(m, emel_staged_advance_window(m)); }
@@ -223,24 +234,39 @@
     ),
     # ---- one window, on the reader ----
     awaiting_buffer: (
-        BUFFER_FREE @read_chunk -> reading_chunk
+        BUFFER_FREE @choose_engine -> choosing_engine
       | STOP_REQUESTED -> idle
       | HANDOFF_FAILED @refuse_handoff_failed @publish_failure -> idle
     ),
+    # pread, or the reader's ring (opened on the first window that wants it;
+    # where the platform has none, pread from then on, counted)
+    choosing_engine: (
+        PREAD_ENGINE @read_chunk -> reading_chunk
+      | RING_ENGINE @start_ring_window @read_chunk -> reading_chunk
+      | RING_WANTED @open_ring -> opening_ring
+    ),
+    opening_ring: (
+        RING_OPENED @start_ring_window @read_chunk -> reading_chunk
+      | RING_UNAVAILABLE @count_ring_fallback @read_chunk -> reading_chunk
+    ),
+    # one chunk: a pread, or the ring's completion of the read at the window's
+    # position (the next ones kept in flight); every way out of the window
+    # first waits for the reads still in flight (drain_ring): the kernel must
+    # not write a buffer the consumer is given
     reading_chunk: (
         CHUNK_READ @advance_window -> advancing
       | CHUNK_SHORT @count_short_read @advance_window -> advancing
       | CHUNK_INTERRUPTED @check_retry_budget -> retrying
-      | CHUNK_END_OF_FILE @recheck_file -> checking_file_at_end
-      | CHUNK_FAILED @refuse_read_failed @publish_failure -> idle
+      | CHUNK_END_OF_FILE @drain_ring @recheck_file -> checking_file_at_end
+      | CHUNK_FAILED @drain_ring @refuse_read_failed @publish_failure -> idle
     ),
     retrying: (
         RETRY_ALLOWED @read_chunk -> reading_chunk
-      | RETRIES_EXHAUSTED @refuse_read_failed @publish_failure -> idle
+      | RETRIES_EXHAUSTED @drain_ring @refuse_read_failed @publish_failure -> idle
     ),
     advancing: (
         CHUNK_DUE @read_chunk -> reading_chunk
-      | WINDOW_COMPLETE @recheck_file -> checking_file_after_window
+      | WINDOW_COMPLETE @drain_ring @recheck_file -> checking_file_after_window
     ),
     # the file ended early: truncated under the load, or (unchanged) a device that lies
     checking_file_at_end: (

@@ -89,14 +89,19 @@ static const scenario scenarios[] = {
     {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
 };
 
-/* The read strategy's ring engine (io_uring, or the fault platform's emulation):
- * its calls and each of its completions fail, shorten or are interrupted. The
- * read scenarios above use the pread lanes, as on a machine without io_uring. */
+/* The ring engine of the read strategy and of the staged reader (io_uring, or
+ * the fault platform's emulation): its calls and each of its completions fail,
+ * shorten or are interrupted. The scenarios above read with pread, as on a
+ * machine without io_uring. */
 static const scenario ring_scenarios[] = {
     {"read ring", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0},
     {"read ring direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 32, 0},
     {"read ring batch threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 2},
     {"job step read ring", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0},
+    /* the staged reader's ring: 3 reads of a 12 KiB window in flight */
+    {"staged ring", EMEL_STRATEGY_STAGED, 0, LOAD_EACH, 0, 32, 0},
+    {"staged ring direct", EMEL_STRATEGY_STAGED, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0},
+    {"staged ring batch", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 1, 32, 0},
 };
 
 enum { SCENARIOS = sizeof scenarios / sizeof *scenarios, RING_SCENARIOS = sizeof ring_scenarios / sizeof *ring_scenarios };
@@ -389,7 +394,7 @@ static emel_status full_load(fault_platform *fp, const scenario *s, unsigned can
   if (first != EMEL_OK) return first;
   consumer_calls = 0;
   if (s->strategy == EMEL_STRATEGY_STAGED) {
-    emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = 64u << 10, .buffers = 4);
+    emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = 64u << 10, .buffers = 4, .ring_request = 4096);
     first = emel_io_staged_attach(emel_model_io(m), &sc, NULL);
     if (first != EMEL_OK) {
       emel_model_close(m);

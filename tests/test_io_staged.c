@@ -98,6 +98,7 @@ static void setup(void) {
   main_thread = pthread_self();
   fail_waits_on = 0;
   fault_platform_init(&fp);
+  fp.no_ring = 1; /* the pread routes; the ring tests below clear it */
   ops = fp.ops;
   ops.event_wait = wrapped_wait;
   page = (size_t)sysconf(_SC_PAGESIZE);
@@ -735,6 +736,185 @@ START_TEST(test_the_other_strategies_refuse_a_consumer) {
 }
 END_TEST
 
+
+/* ---- the ring engine (io_uring, or the fault platform's emulation where the
+ * machine has none) ---- */
+
+/* Windows of 15 pages read in page-sized ring reads, 8 in flight. */
+static void attach_ring(uint32_t threads) {
+  fp.no_ring = 0;
+  emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.budget = 32 * page, .buffers = 2, .threads = threads,
+                                                       .ring_depth = 8, .ring_request = page);
+  ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_OK);
+}
+
+/* Guards against a staged reader with one synchronous read in flight (the
+ * device idles between reads) and against ring reads that lose, reorder or
+ * over-read bytes: several reads of a window are in flight at once, the
+ * bytes delivered are the file's, buffered and direct, threaded and inline. */
+START_TEST(test_the_reader_keeps_several_ring_reads_of_a_window_in_flight) {
+  for (uint32_t threads = 0; threads <= 1; threads++) {
+    teardown();
+    setup();
+    attach_ring(threads);
+    const uint64_t off = 1000, size = FILE_BYTES - 1000;
+    emel_io_result res = acquire(req(0, off, size));
+    assert_delivered(&res, 0, off, size);
+    release(&res);
+    emel_io_staged_stats s = stats();
+    ck_assert_uint_eq(s.ring_opens, 1);
+    ck_assert_uint_eq(s.ring_fallbacks, 0);
+    ck_assert_uint_eq(s.ring_windows, s.windows);
+    ck_assert_uint_ge(s.ring_reads, (size + page - 1) / page);
+    ck_assert_uint_eq(s.preads, s.ring_reads);
+    ck_assert_uint_eq(s.bytes_read, size);
+    ck_assert_int_gt(fp.ring_peak_in_flight, 1);
+    ck_assert_int_le(fp.ring_peak_in_flight, 8);
+    const uint64_t spans[][2] = {{0, 4096}, {1, 9000}, {4095, FILE_BYTES - 4095}, {8192, 123}};
+    for (size_t i = 0; i < 4; i++) {
+      memset(sinks, 0, sizeof sinks);
+      emel_io_request r = req(0, spans[i][0], spans[i][1]);
+      r.flags |= EMEL_LOAD_DIRECT;
+      res = acquire(r);
+      assert_delivered(&res, 0, spans[i][0], spans[i][1]);
+      release(&res);
+    }
+    ck_assert_uint_eq(stats().ring_opens, 1); /* the reader's ring is kept across loads */
+    ck_assert_int_eq(fp.live_rings, 1);
+    ck_assert_int_eq(fp.ring_in_flight, 0); /* nothing in flight between loads */
+  }
+}
+END_TEST
+
+/* Guards against a load that fails (or a reader that asks for the ring every
+ * window) where the kernel has no io_uring: ENOSYS / EPERM / ENOMEM at
+ * ring_open mean pread, reported in the stats; EMEL_IO_STAGED_NO_RING never asks. */
+START_TEST(test_a_ring_that_cannot_be_opened_falls_back_to_pread_and_reports_it) {
+  static const int errs[] = {ENOSYS, EPERM, ENOMEM};
+  for (size_t k = 0; k < sizeof errs / sizeof errs[0]; k++) {
+    teardown();
+    setup();
+    attach_ring(0);
+    fault_platform_fail(&fp, FP_RING_OPEN, 1, errs[k]);
+    for (int n = 0; n < 2; n++) {
+      memset(sinks, 0, sizeof sinks);
+      emel_io_result res = acquire(req(0, 1000, 30000));
+      assert_delivered(&res, 0, 1000, 30000);
+      release(&res);
+    }
+    emel_io_staged_stats s = stats();
+    ck_assert_uint_eq(s.ring_fallbacks, 1);
+    ck_assert_uint_eq(s.ring_errno, (uint64_t)errs[k]);
+    ck_assert_uint_eq(s.ring_windows, 0);
+    ck_assert_uint_eq(s.ring_reads, 0);
+    ck_assert_uint_eq(fp.calls[FP_RING_OPEN], 1);
+    ck_assert_uint_gt(fp.calls[FP_PREAD], 0);
+  }
+  teardown();
+  setup();
+  fp.no_ring = 0;
+  emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.budget = 32 * page, .buffers = 2,
+                                                       .flags = EMEL_IO_STAGED_NO_RING);
+  ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_OK);
+  emel_io_result res = acquire(req(0, 1000, 30000));
+  assert_delivered(&res, 0, 1000, 30000);
+  release(&res);
+  ck_assert_uint_eq(fp.calls[FP_RING_OPEN], 0);
+  ck_assert_uint_eq(stats().ring_fallbacks, 0);
+}
+END_TEST
+
+/* Guards against a buffer given to the consumer (or its ring freed) while the
+ * kernel still writes it, and against a failed read taken for bytes: a failed
+ * completion, ring_read or ring_wait fails the load READ_FAILED with its
+ * errno after the reads in flight completed; the next load succeeds. */
+START_TEST(test_a_failed_completion_or_ring_call_fails_the_load_with_its_errno_and_the_next_one_works) {
+  attach_ring(0);
+  for (uint64_t nth = 1; nth <= 10; nth++) {
+    memset(sinks, 0, sizeof sinks);
+    fault_platform_ring_completion(&fp, fp.completions + nth, 1, EIO, 0);
+    assert_refused(req(0, 1000, 100000), EMEL_READ_FAILED, EIO);
+    ck_assert_int_eq(fp.ring_in_flight, 0);
+    fault_platform_clear_faults(&fp);
+    memset(sinks, 0, sizeof sinks);
+    emel_io_result res = acquire(req(0, 1000, 100000));
+    assert_delivered(&res, 0, 1000, 100000);
+    release(&res);
+  }
+  fault_platform_fail(&fp, FP_RING_READ, fp.calls[FP_RING_READ] + 3, EBUSY);
+  assert_refused(req(0, 1000, 100000), EMEL_READ_FAILED, EBUSY);
+  fault_platform_fail(&fp, FP_RING_WAIT, fp.calls[FP_RING_WAIT] + 2, EIO);
+  assert_refused(req(0, 1000, 100000), EMEL_READ_FAILED, EIO);
+  ck_assert_int_eq(fp.ring_in_flight, 0);
+  fault_platform_clear_faults(&fp);
+  memset(sinks, 0, sizeof sinks);
+  emel_io_result res = acquire(req(0, 1000, 100000));
+  assert_delivered(&res, 0, 1000, 100000);
+  release(&res);
+}
+END_TEST
+
+/* Guards against a short completion taken for the whole read (bytes left
+ * unread) or for the end of the file: the rest is asked for again (direct:
+ * from its block); a completion of 0 bytes is the end of the file. */
+START_TEST(test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end) {
+  attach_ring(0);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 5, 0, 1000);
+  emel_io_result res = acquire(req(0, 1000, 100000));
+  assert_delivered(&res, 0, 1000, 100000);
+  release(&res);
+  ck_assert_uint_eq(stats().short_reads, 5);
+  for (int64_t cut = 1; cut < 9000; cut += 4093) {
+    memset(sinks, 0, sizeof sinks);
+    fault_platform_ring_completion(&fp, fp.completions + 2, 1, 0, cut);
+    emel_io_request r = req(0, 96, 30000);
+    r.flags |= EMEL_LOAD_DIRECT;
+    res = acquire(r);
+    assert_delivered(&res, 0, 96, 30000);
+    release(&res);
+  }
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1, 0, 0);
+  assert_refused(req(0, 1000, 100000), EMEL_READ_UNEXPECTED_EOF, 0);
+  ck_assert_int_eq(fp.ring_in_flight, 0);
+}
+END_TEST
+
+/* Guards against an interrupted completion (-EINTR, or -EAGAIN) failing the
+ * load, and against a storm of them hanging it: each asks again within the
+ * pread path's budget, as does an interrupted ring_wait. */
+START_TEST(test_an_interrupted_completion_is_asked_again_within_the_budget) {
+  attach_ring(0);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1, EINTR, 0);
+  emel_io_result res = acquire(req(0, 1000, 30000));
+  assert_delivered(&res, 0, 1000, 30000);
+  release(&res);
+  memset(sinks, 0, sizeof sinks);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1, EAGAIN, 0);
+  res = acquire(req(0, 1000, 30000));
+  assert_delivered(&res, 0, 1000, 30000);
+  release(&res);
+  ck_assert_uint_eq(stats().eintr_retries, 2);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+  assert_refused(req(0, 0, 4096), EMEL_READ_FAILED, EINTR);
+  fault_platform_clear_faults(&fp);
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fp.calls[FP_RING_WAIT] + 1, 2, EINTR);
+  memset(sinks, 0, sizeof sinks);
+  res = acquire(req(0, 1000, 30000));
+  assert_delivered(&res, 0, 1000, 30000);
+  release(&res);
+  ck_assert_int_eq(fp.ring_in_flight, 0);
+}
+END_TEST
+
+/* Guards against a ring config that cannot work being accepted. */
+START_TEST(test_a_ring_config_out_of_range_is_refused) {
+  emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.ring_depth = EMEL_IO_STAGED_MAX_RING_DEPTH + 1);
+  ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_INVALID_ARGUMENT);
+  c = (emel_io_staged_config)EMEL_IO_STAGED_CONFIG_INIT(.flags = 1u << 7);
+  ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_INVALID_ARGUMENT);
+}
+END_TEST
+
 START_TEST(test_the_generated_queries_agree_with_the_transition_table) {
   machine_check_queries(&emel_io_staged_desc, io_staged_target, io_staged_accepts, io_staged_rests);
 }
@@ -777,6 +957,12 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_a_load_job_delivers_through_the_staged_strategy_and_cancels_between_tensors);
   tcase_add_test(tc, test_attach_refuses_bad_configs_a_second_staged_strategy_and_reports_out_of_memory);
   tcase_add_test(tc, test_the_other_strategies_refuse_a_consumer);
+  tcase_add_test(tc, test_the_reader_keeps_several_ring_reads_of_a_window_in_flight);
+  tcase_add_test(tc, test_a_ring_that_cannot_be_opened_falls_back_to_pread_and_reports_it);
+  tcase_add_test(tc, test_a_failed_completion_or_ring_call_fails_the_load_with_its_errno_and_the_next_one_works);
+  tcase_add_test(tc, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
+  tcase_add_test(tc, test_an_interrupted_completion_is_asked_again_within_the_budget);
+  tcase_add_test(tc, test_a_ring_config_out_of_range_is_refused);
   tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
   suite_add_tcase(s, tc);

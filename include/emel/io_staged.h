@@ -41,7 +41,13 @@
  * reads each window itself before consuming it (counted: inline_streams):
  * same bytes, no overlap.
  *
- * Reads: buffered preads, or O_DIRECT with EMEL_LOAD_DIRECT (the buffers are
+ * Reads: the reader keeps ring_depth reads of ring_request bytes of a window
+ * in flight through the platform's ring (ops.ring_*, io_uring by default);
+ * where no ring opens (ENOSYS, EPERM: an old kernel, seccomp), or with
+ * EMEL_IO_STAGED_NO_RING, it reads each window with pread instead (counted:
+ * ring_fallbacks, ring_errno). A short, failed or interrupted completion takes
+ * the route a pread's would. Reads are
+ * buffered, or O_DIRECT with EMEL_LOAD_DIRECT (the buffers are
  * block-aligned; a filesystem refusing O_DIRECT falls back to buffered reads,
  * counted). Each window is read whole (short reads continue, a run of
  * EMEL_IO_STAGED_MAX_EINTR interruptions is EMEL_READ_FAILED), and the file
@@ -79,7 +85,14 @@ enum {
   EMEL_IO_STAGED_DEFAULT_RESIDENCIES = 16384,
   EMEL_IO_STAGED_MAX_EINTR = 16,
   EMEL_IO_STAGED_BATCH_WINDOW = 256,         /* requests validated and streamed at once */
-  EMEL_IO_STAGED_WAIT_MS = 100               /* longest single wait for the other side (re-checked after) */
+  EMEL_IO_STAGED_WAIT_MS = 100,              /* longest single wait for the other side (re-checked after) */
+  EMEL_IO_STAGED_DEFAULT_RING_DEPTH = 8,     /* reads the reader keeps in flight (README Performance) */
+  EMEL_IO_STAGED_MAX_RING_DEPTH = 256,
+  EMEL_IO_STAGED_DEFAULT_RING_REQUEST = 2u << 20 /* bytes per ring read: a default window is 8 of them */
+};
+
+enum {
+  EMEL_IO_STAGED_NO_RING = 1u << 0 /* emel_io_staged_config.flags: read each window with pread, never the ring */
 };
 
 /* Returns 0, or a non-zero code of the consumer's own (kept in emel_error.os_errno). */
@@ -108,6 +121,11 @@ typedef struct emel_io_staged_config {
   uint32_t buffers;   /* EMEL_IO_STAGED_MIN_BUFFERS..EMEL_IO_STAGED_MAX_BUFFERS; 0: 4 */
   uint32_t max_residencies; /* live DELIVERED/EXTERNAL residencies; 0: EMEL_IO_STAGED_DEFAULT_RESIDENCIES */
   uint32_t threads;   /* 1: no reader thread (the caller reads, then consumes); 0 or 2: a reader thread */
+  uint32_t ring_depth;  /* reads kept in flight on the reader's ring; 0: EMEL_IO_STAGED_DEFAULT_RING_DEPTH;
+                           at most EMEL_IO_STAGED_MAX_RING_DEPTH */
+  size_t ring_request;  /* bytes per ring read (rounded down to whole pages, at least one); 0:
+                           EMEL_IO_STAGED_DEFAULT_RING_REQUEST */
+  uint32_t flags;       /* EMEL_IO_STAGED_NO_RING */
 } emel_io_staged_config;
 
 #define EMEL_IO_STAGED_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_staged_config, __VA_ARGS__)
@@ -129,6 +147,11 @@ typedef struct emel_io_staged_stats {
   uint64_t thread_join_failures;
   uint64_t huge_page_refusals; /* ring buffers whose huge-page advice was refused */
   uint64_t ring_bytes;       /* the ring's total: the most the strategy reads into at once */
+  uint64_t ring_windows;     /* windows whose reads went through the platform's ring (io_uring) */
+  uint64_t ring_reads;       /* reads sent to the ring (each is also one of `preads`) */
+  uint64_t ring_opens;       /* rings opened (the reader keeps one until destroy) */
+  uint64_t ring_fallbacks;   /* rings that could not be opened (no io_uring: ENOSYS, EPERM, ...): pread instead */
+  uint64_t ring_errno;       /* the errno of the last ring that could not be opened (0: none) */
 } emel_io_staged_stats;
 
 /* Creates the staged strategy (its ring is allocated here, once) and attaches
