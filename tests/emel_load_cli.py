@@ -617,6 +617,22 @@ check("staged: JSON says the strategy and options.budget in bytes",
 r = run(["--strategy", "read", "--json", good])
 check("other strategies: options.budget is null", r.returncode == 0 and json.loads(r.stdout)["options"]["budget"] is None,
       r.stdout[:200])
+# Guards against a staged load that read through io_uring or fell back to
+# pread without a word: read_io and the summary say which, as for read.
+for env, want in (({}, ("io_uring", "pread", "mixed")), ({"EMEL_LOAD_TEST_RING_ERRNO": "38"}, ("pread",))):
+    r = run(["--strategy", "staged", "--json", good], env=env)
+    try:
+        io = json.loads(r.stdout)["read_io"]
+        ok = io["engine"] in want and io["reads"] >= 1 and io["ring_reads"] <= io["reads"]
+        if env:
+            ok = ok and io["ring_fallbacks"] == 1 and io["ring_errno"] == 38 and io["ring_reads"] == 0
+        check(f"staged JSON {env}: read_io names the engine ({want})", ok, r.stdout[:400])
+    except (ValueError, KeyError, TypeError) as e:
+        check(f"staged JSON {env}: read_io", False, f"{e}: {r.stdout[:300]}")
+r = run(["--strategy", "staged", good], env={"EMEL_LOAD_TEST_RING_ERRNO": "38"})
+check("the summary says a staged load fell back to pread, and why",
+      r.returncode == 0 and re.search(r"strategy staged, budget 64 MiB, pread \(no io_uring: [^)]+\)$", r.stdout.strip()),
+      r.stdout)
 r = run(["--strategy", "staged", good])
 check("staged: the summary names the strategy and the default budget",
       r.returncode == 0 and "strategy staged, budget 64 MiB" in r.stdout, r.stdout)

@@ -168,11 +168,32 @@ static int op_ring_wait(void *user, void *ring, unsigned min, emel_ring_completi
   return base_ops.ring_wait(base_ops.user, ring, min, out, max);
 }
 
-/* How the read strategy read: its ring (io_uring), or pread where no ring
- * could be opened (ring_errno says why) or none was asked for. */
-static const char *read_engine(const emel_io_read_stats *st) {
-  if (st->ring_runs == 0) return "pread";
-  return st->ring_fallbacks ? "mixed" : "io_uring";
+/* How the read or staged strategy read (read_io): its ring (io_uring), or
+ * pread where no ring could be opened (ring_errno says why) or none was asked for. */
+typedef struct io_summary {
+  const char *engine;
+  uint64_t ring_reads, reads, ring_fallbacks, ring_errno, direct_reads, direct_fallbacks, direct_unaligned;
+} io_summary;
+
+static const char *engine_of(uint64_t ring_transfers, uint64_t ring_fallbacks) {
+  if (ring_transfers == 0) return "pread";
+  return ring_fallbacks ? "mixed" : "io_uring";
+}
+
+static int io_summary_of(emel_model *model, emel_strategy strategy, io_summary *out) {
+  emel_io_read_stats rs;
+  emel_io_staged_stats ss;
+  if (strategy == EMEL_STRATEGY_READ && emel_io_read_stats_of(emel_model_io(model), &rs, NULL) == EMEL_OK) {
+    *out = (io_summary){engine_of(rs.ring_runs, rs.ring_fallbacks), rs.ring_reads, rs.preads, rs.ring_fallbacks,
+                        rs.ring_errno, rs.direct_reads, rs.direct_fallbacks, rs.direct_unaligned};
+    return 1;
+  }
+  if (strategy == EMEL_STRATEGY_STAGED && emel_io_staged_stats_of(emel_model_io(model), &ss, NULL) == EMEL_OK) {
+    *out = (io_summary){engine_of(ss.ring_windows, ss.ring_fallbacks), ss.ring_reads, ss.preads, ss.ring_fallbacks,
+                        ss.ring_errno, ss.direct_reads, ss.direct_fallbacks, 0};
+    return 1;
+  }
+  return 0;
 }
 
 static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
@@ -453,7 +474,7 @@ static int load_error(const char *file, emel_status code, const char *detail) {
 }
 
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
-                       double seconds, double verify_seconds, int mapped_only, const emel_io_read_stats *rs) {
+                       double seconds, double verify_seconds, int mapped_only, const io_summary *rs) {
   const emel_gguf *g = emel_model_index(model);
   emel_tensors *tensors = emel_model_tensors(model);
   size_t n = emel_gguf_tensor_count(g);
@@ -471,13 +492,13 @@ static void print_json(const options *o, emel_model *model, const uint64_t *hash
   /* seconds is the load alone; hashing is timed apart. mapped_only: the load
    * read no byte (a plain mmap), so bytes / seconds is no throughput. */
   printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s", verify_seconds, mapped_only ? "true" : "false");
-  /* read_io: how the read strategy read (null for mmap). A ring that could not
-   * be opened (no io_uring) is reported as O_DIRECT's fallback is. */
+  /* read_io: how the read or staged strategy read (null for mmap). A ring that
+   * could not be opened (no io_uring) is reported as O_DIRECT's fallback is. */
   if (rs)
     printf(",\"read_io\":{\"engine\":\"%s\",\"ring_reads\":%" PRIu64 ",\"reads\":%" PRIu64
            ",\"ring_fallbacks\":%" PRIu64 ",\"ring_errno\":%" PRIu64 ",\"direct_reads\":%" PRIu64
            ",\"direct_fallbacks\":%" PRIu64 ",\"direct_unaligned\":%" PRIu64 "}",
-           read_engine(rs), rs->ring_reads, rs->preads, rs->ring_fallbacks, rs->ring_errno, rs->direct_reads,
+           rs->engine, rs->ring_reads, rs->reads, rs->ring_fallbacks, rs->ring_errno, rs->direct_reads,
            rs->direct_fallbacks, rs->direct_unaligned);
   else
     printf(",\"read_io\":null");
@@ -816,9 +837,8 @@ int main(int argc, char **argv) {
    * the page-table setup's, not a throughput. */
   const int mapped_only = o.strategy == EMEL_STRATEGY_MMAP && !(o.flags & EMEL_LOAD_POPULATE);
   errno = 0; /* so a write error emel_cli_finish_stdout no longer sees keeps its reason */
-  emel_io_read_stats read_stats;
-  const int read_known = o.strategy == EMEL_STRATEGY_READ &&
-                         emel_io_read_stats_of(emel_model_io(model), &read_stats, NULL) == EMEL_OK;
+  io_summary read_stats;
+  const int read_known = io_summary_of(model, o.strategy, &read_stats);
   if (rc == 0 && o.json)
     print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only, read_known ? &read_stats : NULL);
   if (rc == 0 && !o.json && !o.quiet) {
@@ -830,21 +850,21 @@ int main(int argc, char **argv) {
     else if (o.verify)
       snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
                verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
-    char shard[96] = "", engine[96] = "";
+    char shard[96] = "", engine[96] = "", budget[64] = "";
     if (read_known && read_stats.ring_fallbacks)
-      snprintf(engine, sizeof engine, ", %s (no io_uring: %s)", read_engine(&read_stats),
+      snprintf(engine, sizeof engine, ", %s (no io_uring: %s)", read_stats.engine,
                strerror((int)read_stats.ring_errno));
     else if (read_known)
-      snprintf(engine, sizeof engine, ", %s", read_engine(&read_stats));
-    if (staged && o.budget % (1u << 20) == 0) snprintf(shard, sizeof shard, ", budget %" PRIu64 " MiB", o.budget >> 20);
-    else if (staged) snprintf(shard, sizeof shard, ", budget %" PRIu64 " bytes", o.budget);
+      snprintf(engine, sizeof engine, ", %s", read_stats.engine);
+    if (staged && o.budget % (1u << 20) == 0) snprintf(budget, sizeof budget, ", budget %" PRIu64 " MiB", o.budget >> 20);
+    else if (staged) snprintf(budget, sizeof budget, ", budget %" PRIu64 " bytes", o.budget);
     if (o.shard_count)
       snprintf(shard + strlen(shard), sizeof shard - strlen(shard), ", shard %" PRIu32 "/%" PRIu32, o.shard_rank,
                o.shard_count);
     emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
-    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s%s\n", n, total, seconds,
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s%s%s\n", n, total, seconds,
            rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
-           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", engine, shard, checked);
+           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", budget, engine, shard, checked);
   }
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;
