@@ -13,13 +13,16 @@
  * reference was taken drops it again, unmapping the file when it was the last.
  * Release unlocks what the request locked, then either unmaps the file (last
  * reference) or drops the pages only this tensor covered.
+ * A batch with populate maps each tensor (MAP, its populate deferred), runs
+ * every populate on lanes at once (POPULATE_BATCH), then finishes each
+ * tensor (FINISH_POPULATE) through the populate routes a lone one takes.
  */
 /* The tables of gen/io_mmap_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
 #include "emel/io/mmap/mmap.h"
 
 
-#line 307 "statecharts/io_mmap.rl"
+#line 344 "statecharts/io_mmap.rl"
 
 
 static void io_mmap_exec(void *ctx, int event) {
@@ -28,604 +31,657 @@ static void io_mmap_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 27 "gen/io_mmap.c"
+#line 30 "gen/io_mmap.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
-tr5:
-#line 127 "statecharts/io_mmap.rl"
+tr7:
+#line 145 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_INVALID_REQUEST); }
 	goto st1;
-tr7:
-#line 128 "statecharts/io_mmap.rl"
+tr9:
+#line 146 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
-tr9:
-#line 129 "statecharts/io_mmap.rl"
+tr11:
+#line 147 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_INVALID_PATH); }
 	goto st1;
-tr11:
-#line 130 "statecharts/io_mmap.rl"
+tr13:
+#line 148 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
-tr13:
-#line 131 "statecharts/io_mmap.rl"
+tr15:
+#line 149 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_MMAP_UNSUPPORTED); }
 	goto st1;
-tr15:
-#line 132 "statecharts/io_mmap.rl"
+tr17:
+#line 150 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
-tr19:
-#line 133 "statecharts/io_mmap.rl"
+tr21:
+#line 151 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
-tr25:
-#line 106 "statecharts/io_mmap.rl"
+tr24:
+#line 112 "statecharts/io_mmap.rl"
+	{ emel_mmap_defer_populate(m); }
+	goto st1;
+tr28:
+#line 124 "statecharts/io_mmap.rl"
 	{ emel_mmap_grant_mapping(m); }
 	goto st1;
-tr29:
-#line 110 "statecharts/io_mmap.rl"
+tr32:
+#line 128 "statecharts/io_mmap.rl"
 	{ emel_mmap_forget_file_mapping(m); }
 	goto st1;
-tr35:
-#line 134 "statecharts/io_mmap.rl"
+tr38:
+#line 152 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_OPEN_FAILED); }
 	goto st1;
-tr37:
-#line 135 "statecharts/io_mmap.rl"
+tr40:
+#line 153 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_STAT_FAILED); }
-#line 97 "statecharts/io_mmap.rl"
-	{ emel_mmap_close_file(m); }
-	goto st1;
-tr38:
-#line 136 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_FILE_CHANGED); }
-#line 97 "statecharts/io_mmap.rl"
-	{ emel_mmap_close_file(m); }
-	goto st1;
-tr39:
-#line 137 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
-#line 97 "statecharts/io_mmap.rl"
+#line 108 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
 	goto st1;
 tr41:
-#line 133 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
-#line 97 "statecharts/io_mmap.rl"
+#line 154 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_FILE_CHANGED); }
+#line 108 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
 	goto st1;
-tr43:
-#line 138 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_MMAP_FAILED); }
-#line 97 "statecharts/io_mmap.rl"
+tr42:
+#line 155 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_NOT_A_REGULAR_FILE); }
+#line 108 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
+	goto st1;
+tr44:
+#line 151 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_SPAN_BEYOND_EOF); }
+#line 108 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
 	goto st1;
 tr46:
-#line 143 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
-	goto st1;
-tr48:
-#line 147 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
+#line 156 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_FAILED); }
+#line 108 "statecharts/io_mmap.rl"
+	{ emel_mmap_close_file(m); }
 	goto st1;
 tr49:
-#line 125 "statecharts/io_mmap.rl"
+#line 161 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_INVALID_HANDLE); }
+	goto st1;
+tr51:
+#line 165 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_RANGE_INVALID); }
+	goto st1;
+tr52:
+#line 143 "statecharts/io_mmap.rl"
 	{ emel_mmap_succeed(m); }
 	goto st1;
-tr50:
-#line 148 "statecharts/io_mmap.rl"
+tr53:
+#line 166 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
-	goto st1;
-tr55:
-#line 144 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
 	goto st1;
 tr58:
-#line 119 "statecharts/io_mmap.rl"
-	{ emel_mmap_free_slot(m); }
-	goto st1;
-tr59:
-#line 110 "statecharts/io_mmap.rl"
-	{ emel_mmap_forget_file_mapping(m); }
-#line 119 "statecharts/io_mmap.rl"
-	{ emel_mmap_free_slot(m); }
-	goto st1;
-tr60:
-#line 145 "statecharts/io_mmap.rl"
-	{ emel_mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+#line 162 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_UNLOCK_FAILED); }
 	goto st1;
 tr61:
-#line 146 "statecharts/io_mmap.rl"
+#line 137 "statecharts/io_mmap.rl"
+	{ emel_mmap_free_slot(m); }
+	goto st1;
+tr62:
+#line 128 "statecharts/io_mmap.rl"
+	{ emel_mmap_forget_file_mapping(m); }
+#line 137 "statecharts/io_mmap.rl"
+	{ emel_mmap_free_slot(m); }
+	goto st1;
+tr63:
+#line 163 "statecharts/io_mmap.rl"
+	{ emel_mmap_fail(m, EMEL_MMAP_UNMAP_FAILED); }
+	goto st1;
+tr64:
+#line 164 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_MMAP_ADVISE_FAILED); }
+	goto st1;
+tr67:
+#line 117 "statecharts/io_mmap.rl"
+	{ emel_mmap_count_join_failure(m); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 114 "gen/io_mmap.c"
+#line 123 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 2: goto tr2;
 		case 3: goto tr3;
+		case 59: goto tr4;
+		case 60: goto tr5;
 	}
 	goto st0;
 st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 83 "statecharts/io_mmap.rl"
+#line 94 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 130 "gen/io_mmap.c"
+#line 141 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 4: goto tr4;
-		case 5: goto tr5;
+		case 4: goto tr6;
+		case 5: goto tr7;
 	}
 	goto st0;
-tr4:
-#line 84 "statecharts/io_mmap.rl"
+tr6:
+#line 95 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 142 "gen/io_mmap.c"
+#line 153 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 6: goto tr6;
-		case 7: goto tr7;
+		case 6: goto tr8;
+		case 7: goto tr9;
 	}
 	goto st0;
-tr6:
-#line 85 "statecharts/io_mmap.rl"
+tr8:
+#line 96 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 154 "gen/io_mmap.c"
+#line 165 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 8: goto tr8;
-		case 9: goto tr9;
+		case 8: goto tr10;
+		case 9: goto tr11;
 	}
 	goto st0;
-tr8:
-#line 86 "statecharts/io_mmap.rl"
+tr10:
+#line 97 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 166 "gen/io_mmap.c"
+#line 177 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 10: goto tr10;
-		case 11: goto tr11;
+		case 10: goto tr12;
+		case 11: goto tr13;
 	}
 	goto st0;
-tr10:
-#line 87 "statecharts/io_mmap.rl"
+tr12:
+#line 98 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_platform(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 178 "gen/io_mmap.c"
+#line 189 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 12: goto tr12;
-		case 13: goto tr13;
+		case 12: goto tr14;
+		case 13: goto tr15;
 	}
 	goto st0;
-tr12:
-#line 88 "statecharts/io_mmap.rl"
+tr14:
+#line 99 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_pool(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 190 "gen/io_mmap.c"
+#line 201 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 14: goto tr14;
-		case 15: goto tr15;
+		case 14: goto tr16;
+		case 15: goto tr17;
 	}
 	goto st0;
-tr14:
-#line 89 "statecharts/io_mmap.rl"
+tr16:
+#line 100 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_file_mapped(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 202 "gen/io_mmap.c"
+#line 213 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 16: goto tr16;
-		case 17: goto tr17;
+		case 16: goto tr18;
+		case 17: goto tr19;
 	}
 	goto st0;
-tr16:
-#line 90 "statecharts/io_mmap.rl"
+tr18:
+#line 101 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 214 "gen/io_mmap.c"
+#line 225 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 18: goto tr18;
-		case 19: goto tr19;
+		case 18: goto tr20;
+		case 19: goto tr21;
 	}
 	goto st0;
-tr18:
-#line 98 "statecharts/io_mmap.rl"
+tr20:
+#line 109 "statecharts/io_mmap.rl"
 	{ emel_mmap_take_file_reference(m); }
-#line 99 "statecharts/io_mmap.rl"
+#line 110 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
-tr42:
-#line 95 "statecharts/io_mmap.rl"
+tr45:
+#line 106 "statecharts/io_mmap.rl"
 	{ emel_mmap_adopt_mapping(m); }
-#line 96 "statecharts/io_mmap.rl"
+#line 107 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
-#line 98 "statecharts/io_mmap.rl"
+#line 109 "statecharts/io_mmap.rl"
 	{ emel_mmap_take_file_reference(m); }
-#line 99 "statecharts/io_mmap.rl"
+#line 110 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_populate(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 233 "gen/io_mmap.c"
+#line 244 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 26: goto tr20;
-		case 27: goto tr21;
+		case 26: goto tr22;
+		case 27: goto tr23;
+		case 58: goto tr24;
 	}
 	goto st0;
-tr20:
-#line 100 "statecharts/io_mmap.rl"
+tr5:
+#line 118 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_take_lane_populate(m)); }
+	goto st11;
+tr22:
+#line 111 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 245 "gen/io_mmap.c"
+#line 260 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 28: goto tr21;
-		case 29: goto tr22;
-		case 57: goto tr23;
+		case 28: goto tr23;
+		case 29: goto tr25;
+		case 57: goto tr26;
 	}
 	goto st0;
-tr21:
-#line 104 "statecharts/io_mmap.rl"
+tr23:
+#line 122 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_lock(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 258 "gen/io_mmap.c"
+#line 273 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 30: goto tr24;
-		case 31: goto tr25;
+		case 30: goto tr27;
+		case 31: goto tr28;
 	}
 	goto st0;
-tr24:
-#line 105 "statecharts/io_mmap.rl"
+tr27:
+#line 123 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_lock_pages(m)); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 270 "gen/io_mmap.c"
+#line 285 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 32: goto tr25;
-		case 33: goto tr26;
+		case 32: goto tr28;
+		case 33: goto tr29;
 	}
 	goto st0;
-tr22:
-#line 139 "statecharts/io_mmap.rl"
+tr25:
+#line 157 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_MMAP_POPULATE_FAILED); }
-#line 108 "statecharts/io_mmap.rl"
+#line 126 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
-tr26:
-#line 142 "statecharts/io_mmap.rl"
+tr29:
+#line 160 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail(m, EMEL_MMAP_LOCK_FAILED); }
-#line 108 "statecharts/io_mmap.rl"
+#line 126 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
-tr31:
-#line 140 "statecharts/io_mmap.rl"
+tr34:
+#line 158 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
-#line 108 "statecharts/io_mmap.rl"
+#line 126 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
-tr32:
-#line 140 "statecharts/io_mmap.rl"
+tr35:
+#line 158 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail_after_fault(m, EMEL_MMAP_POPULATE_FAILED); }
-#line 103 "statecharts/io_mmap.rl"
+#line 121 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
-#line 108 "statecharts/io_mmap.rl"
+#line 126 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
-tr33:
-#line 141 "statecharts/io_mmap.rl"
+tr36:
+#line 159 "statecharts/io_mmap.rl"
 	{ emel_mmap_fail_after_fault(m, EMEL_FILE_CHANGED); }
-#line 103 "statecharts/io_mmap.rl"
+#line 121 "statecharts/io_mmap.rl"
 	{ emel_mmap_close_file(m); }
-#line 108 "statecharts/io_mmap.rl"
+#line 126 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_file_reference(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 301 "gen/io_mmap.c"
+#line 316 "gen/io_mmap.c"
 	switch( (*p) ) {
 		case 34: goto st1;
-		case 35: goto tr28;
+		case 35: goto tr31;
 	}
 	goto st0;
-tr28:
-#line 109 "statecharts/io_mmap.rl"
+tr31:
+#line 127 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 313 "gen/io_mmap.c"
+#line 328 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 36: goto tr29;
+		case 36: goto tr32;
 		case 37: goto st1;
 	}
 	goto st0;
-tr23:
-#line 101 "statecharts/io_mmap.rl"
+tr26:
+#line 119 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 325 "gen/io_mmap.c"
+#line 340 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 20: goto tr30;
-		case 21: goto tr31;
+		case 20: goto tr33;
+		case 21: goto tr34;
 	}
 	goto st0;
-tr30:
-#line 102 "statecharts/io_mmap.rl"
+tr33:
+#line 120 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 337 "gen/io_mmap.c"
+#line 352 "gen/io_mmap.c"
 	if ( (*p) == 55 )
-		goto tr33;
+		goto tr36;
 	if ( 22 <= (*p) && (*p) <= 23 )
-		goto tr32;
+		goto tr35;
 	goto st0;
-tr17:
-#line 92 "statecharts/io_mmap.rl"
+tr19:
+#line 103 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_open_file(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 349 "gen/io_mmap.c"
+#line 364 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 20: goto tr34;
-		case 21: goto tr35;
+		case 20: goto tr37;
+		case 21: goto tr38;
 	}
 	goto st0;
-tr34:
-#line 93 "statecharts/io_mmap.rl"
+tr37:
+#line 104 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_identify_file(m)); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 361 "gen/io_mmap.c"
+#line 376 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 22: goto tr36;
-		case 23: goto tr37;
-		case 55: goto tr38;
-		case 56: goto tr39;
+		case 22: goto tr39;
+		case 23: goto tr40;
+		case 55: goto tr41;
+		case 56: goto tr42;
 	}
 	goto st0;
-tr36:
-#line 90 "statecharts/io_mmap.rl"
+tr39:
+#line 101 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_bounds(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 375 "gen/io_mmap.c"
+#line 390 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 18: goto tr40;
-		case 19: goto tr41;
+		case 18: goto tr43;
+		case 19: goto tr44;
 	}
 	goto st0;
-tr40:
-#line 94 "statecharts/io_mmap.rl"
+tr43:
+#line 105 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_map_file(m)); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 387 "gen/io_mmap.c"
+#line 402 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 24: goto tr42;
-		case 25: goto tr43;
+		case 24: goto tr45;
+		case 25: goto tr46;
 	}
 	goto st0;
 tr2:
-#line 121 "statecharts/io_mmap.rl"
+#line 139 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_advice(m)); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 399 "gen/io_mmap.c"
+#line 414 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 49: goto tr44;
-		case 50: goto tr5;
+		case 49: goto tr47;
+		case 50: goto tr7;
 	}
 	goto st0;
-tr44:
-#line 122 "statecharts/io_mmap.rl"
+tr47:
+#line 140 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 411 "gen/io_mmap.c"
+#line 426 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 38: goto tr45;
-		case 39: goto tr46;
+		case 38: goto tr48;
+		case 39: goto tr49;
 	}
 	goto st0;
-tr45:
-#line 123 "statecharts/io_mmap.rl"
+tr48:
+#line 141 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_advise_range(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 423 "gen/io_mmap.c"
+#line 438 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 51: goto tr47;
-		case 52: goto tr48;
+		case 51: goto tr50;
+		case 52: goto tr51;
 	}
 	goto st0;
-tr47:
-#line 124 "statecharts/io_mmap.rl"
+tr50:
+#line 142 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_advise_pages(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 435 "gen/io_mmap.c"
+#line 450 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 53: goto tr49;
-		case 54: goto tr50;
+		case 53: goto tr52;
+		case 54: goto tr53;
 	}
 	goto st0;
 tr3:
-#line 112 "statecharts/io_mmap.rl"
+#line 130 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_handle(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 447 "gen/io_mmap.c"
+#line 462 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 38: goto tr51;
-		case 39: goto tr46;
+		case 38: goto tr54;
+		case 39: goto tr49;
 	}
 	goto st0;
-tr51:
-#line 113 "statecharts/io_mmap.rl"
+tr54:
+#line 131 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_slot_locked(m)); }
 	goto st27;
 st27:
 	if ( ++p == pe )
 		goto _test_eof27;
 case 27:
-#line 459 "gen/io_mmap.c"
+#line 474 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 40: goto tr52;
-		case 41: goto tr53;
+		case 40: goto tr55;
+		case 41: goto tr56;
 	}
 	goto st0;
-tr52:
-#line 114 "statecharts/io_mmap.rl"
+tr55:
+#line 132 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_unlock_pages(m)); }
 	goto st28;
 st28:
 	if ( ++p == pe )
 		goto _test_eof28;
 case 28:
-#line 471 "gen/io_mmap.c"
+#line 486 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 42: goto tr54;
-		case 43: goto tr55;
+		case 42: goto tr57;
+		case 43: goto tr58;
 	}
 	goto st0;
-tr53:
-#line 116 "statecharts/io_mmap.rl"
+tr56:
+#line 134 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
 	goto st29;
-tr54:
-#line 115 "statecharts/io_mmap.rl"
+tr57:
+#line 133 "statecharts/io_mmap.rl"
 	{ emel_mmap_mark_unlocked(m); }
-#line 116 "statecharts/io_mmap.rl"
+#line 134 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_check_references(m)); }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 487 "gen/io_mmap.c"
+#line 502 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 44: goto tr56;
-		case 45: goto tr57;
-		case 46: goto tr58;
+		case 44: goto tr59;
+		case 45: goto tr60;
+		case 46: goto tr61;
 	}
 	goto st0;
-tr56:
-#line 117 "statecharts/io_mmap.rl"
+tr59:
+#line 135 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_unmap_file(m)); }
 	goto st30;
 st30:
 	if ( ++p == pe )
 		goto _test_eof30;
 case 30:
-#line 500 "gen/io_mmap.c"
+#line 515 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 36: goto tr59;
-		case 37: goto tr60;
+		case 36: goto tr62;
+		case 37: goto tr63;
 	}
 	goto st0;
-tr57:
-#line 118 "statecharts/io_mmap.rl"
+tr60:
+#line 136 "statecharts/io_mmap.rl"
 	{ EMEL_REPORT(m, emel_mmap_drop_own_pages(m)); }
 	goto st31;
 st31:
 	if ( ++p == pe )
 		goto _test_eof31;
 case 31:
-#line 512 "gen/io_mmap.c"
+#line 527 "gen/io_mmap.c"
 	switch( (*p) ) {
-		case 47: goto tr58;
-		case 48: goto tr61;
+		case 47: goto tr61;
+		case 48: goto tr64;
+	}
+	goto st0;
+tr4:
+#line 113 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_start_populate_lanes(m)); }
+	goto st32;
+st32:
+	if ( ++p == pe )
+		goto _test_eof32;
+case 32:
+#line 539 "gen/io_mmap.c"
+	switch( (*p) ) {
+		case 61: goto tr65;
+		case 62: goto tr66;
+	}
+	goto st0;
+tr65:
+#line 115 "statecharts/io_mmap.rl"
+	{ emel_mmap_populate_own_ranges(m); }
+#line 116 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_join_populate_lanes(m)); }
+	goto st33;
+tr66:
+#line 114 "statecharts/io_mmap.rl"
+	{ emel_mmap_count_inline_lanes(m); }
+#line 115 "statecharts/io_mmap.rl"
+	{ emel_mmap_populate_own_ranges(m); }
+#line 116 "statecharts/io_mmap.rl"
+	{ EMEL_REPORT(m, emel_mmap_join_populate_lanes(m)); }
+	goto st33;
+st33:
+	if ( ++p == pe )
+		goto _test_eof33;
+case 33:
+#line 557 "gen/io_mmap.c"
+	switch( (*p) ) {
+		case 63: goto st1;
+		case 64: goto tr67;
 	}
 	goto st0;
 	}
@@ -660,12 +716,14 @@ case 31:
 	_test_eof29:  m->core.cs = 29; goto _test_eof; 
 	_test_eof30:  m->core.cs = 30; goto _test_eof; 
 	_test_eof31:  m->core.cs = 31; goto _test_eof; 
+	_test_eof32:  m->core.cs = 32; goto _test_eof; 
+	_test_eof33:  m->core.cs = 33; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 315 "statecharts/io_mmap.rl"
+#line 352 "statecharts/io_mmap.rl"
 EMEL_GENERATED_EXEC_END
 }
 

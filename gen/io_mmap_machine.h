@@ -66,13 +66,20 @@ typedef enum io_mmap_event {
   IO_MMAP_EV_FILE_CHANGED = 55,
   IO_MMAP_EV_NOT_A_REGULAR_FILE = 56,
   IO_MMAP_EV_POPULATE_FAULTED = 57,
+  IO_MMAP_EV_POPULATE_DEFERRED = 58,
+  IO_MMAP_EV_POPULATE_BATCH = 59,
+  IO_MMAP_EV_FINISH_POPULATE = 60,
+  IO_MMAP_EV_LANES_STARTED = 61,
+  IO_MMAP_EV_SOME_LANES_INLINE = 62,
+  IO_MMAP_EV_LANES_JOINED = 63,
+  IO_MMAP_EV_LANE_JOIN_FAILED = 64,
 } io_mmap_event;
 
 #define io_mmap_START_STATE 1
 #define io_mmap_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
-#define io_mmap_STATE_COUNT 32
-#define io_mmap_EVENT_COUNT 58
-#define io_mmap_TRANSITION_COUNT 68
+#define io_mmap_STATE_COUNT 34
+#define io_mmap_EVENT_COUNT 65
+#define io_mmap_TRANSITION_COUNT 75
 
 #define io_mmap_state_ready 1
 #define io_mmap_state_checking_request 2
@@ -105,6 +112,8 @@ typedef enum io_mmap_event {
 #define io_mmap_state_checking_references 29
 #define io_mmap_state_unmapping 30
 #define io_mmap_state_dropping_pages 31
+#define io_mmap_state_starting_populate_lanes 32
+#define io_mmap_state_joining_populate_lanes 33
 
 /* The state `event` leads to from `state`, or io_mmap_ERROR_STATE when
  * the state does not accept it. */
@@ -115,6 +124,8 @@ static inline int io_mmap_target(int state, int event) {
     case IO_MMAP_EV_MAP: return io_mmap_state_checking_request;
     case IO_MMAP_EV_RELEASE: return io_mmap_state_checking_release_handle;
     case IO_MMAP_EV_ADVISE: return io_mmap_state_checking_advice;
+    case IO_MMAP_EV_POPULATE_BATCH: return io_mmap_state_starting_populate_lanes;
+    case IO_MMAP_EV_FINISH_POPULATE: return io_mmap_state_populating;
     default: break;
     }
     break;
@@ -139,6 +150,21 @@ static inline int io_mmap_target(int state, int event) {
     default: break;
     }
     break;
+  case io_mmap_state_starting_populate_lanes:
+    switch (event) {
+    case IO_MMAP_EV_LANES_STARTED: return io_mmap_state_joining_populate_lanes;
+    case IO_MMAP_EV_SOME_LANES_INLINE: return io_mmap_state_joining_populate_lanes;
+    default: break;
+    }
+    break;
+  case io_mmap_state_populating:
+    switch (event) {
+    case IO_MMAP_EV_POPULATED: return io_mmap_state_choosing_lock;
+    case IO_MMAP_EV_POPULATE_FAILED: return io_mmap_state_dropping_after_failure;
+    case IO_MMAP_EV_POPULATE_FAULTED: return io_mmap_state_reopening_after_fault;
+    default: break;
+    }
+    break;
   case io_mmap_state_checking_file_index:
     switch (event) {
     case IO_MMAP_EV_FILE_INDEX_VALID: return io_mmap_state_checking_path;
@@ -157,6 +183,34 @@ static inline int io_mmap_target(int state, int event) {
     switch (event) {
     case IO_MMAP_EV_HANDLE_VALID: return io_mmap_state_checking_advise_range;
     case IO_MMAP_EV_HANDLE_INVALID: return io_mmap_state_ready;
+    default: break;
+    }
+    break;
+  case io_mmap_state_joining_populate_lanes:
+    switch (event) {
+    case IO_MMAP_EV_LANES_JOINED: return io_mmap_state_ready;
+    case IO_MMAP_EV_LANE_JOIN_FAILED: return io_mmap_state_ready;
+    default: break;
+    }
+    break;
+  case io_mmap_state_choosing_lock:
+    switch (event) {
+    case IO_MMAP_EV_LOCK_REQUESTED: return io_mmap_state_locking;
+    case IO_MMAP_EV_LOCK_NOT_REQUESTED: return io_mmap_state_ready;
+    default: break;
+    }
+    break;
+  case io_mmap_state_dropping_after_failure:
+    switch (event) {
+    case IO_MMAP_EV_REFERENCE_KEPT: return io_mmap_state_ready;
+    case IO_MMAP_EV_LAST_REFERENCE_DROPPED: return io_mmap_state_unmapping_after_failure;
+    default: break;
+    }
+    break;
+  case io_mmap_state_reopening_after_fault:
+    switch (event) {
+    case IO_MMAP_EV_OPEN_OK: return io_mmap_state_checking_file_shrank;
+    case IO_MMAP_EV_OPEN_FAILED: return io_mmap_state_dropping_after_failure;
     default: break;
     }
     break;
@@ -186,6 +240,28 @@ static inline int io_mmap_target(int state, int event) {
     switch (event) {
     case IO_MMAP_EV_RANGE_VALID: return io_mmap_state_advising;
     case IO_MMAP_EV_RANGE_INVALID: return io_mmap_state_ready;
+    default: break;
+    }
+    break;
+  case io_mmap_state_locking:
+    switch (event) {
+    case IO_MMAP_EV_LOCKED: return io_mmap_state_ready;
+    case IO_MMAP_EV_LOCK_FAILED: return io_mmap_state_dropping_after_failure;
+    default: break;
+    }
+    break;
+  case io_mmap_state_unmapping_after_failure:
+    switch (event) {
+    case IO_MMAP_EV_UNMAPPED: return io_mmap_state_ready;
+    case IO_MMAP_EV_UNMAP_FAILED: return io_mmap_state_ready;
+    default: break;
+    }
+    break;
+  case io_mmap_state_checking_file_shrank:
+    switch (event) {
+    case IO_MMAP_EV_FILE_CHANGED: return io_mmap_state_dropping_after_failure;
+    case IO_MMAP_EV_FILE_UNCHANGED: return io_mmap_state_dropping_after_failure;
+    case IO_MMAP_EV_SIZE_FAILED: return io_mmap_state_dropping_after_failure;
     default: break;
     }
     break;
@@ -255,6 +331,7 @@ static inline int io_mmap_target(int state, int event) {
   case io_mmap_state_choosing_populate:
     switch (event) {
     case IO_MMAP_EV_POPULATE_REQUESTED: return io_mmap_state_populating;
+    case IO_MMAP_EV_POPULATE_DEFERRED: return io_mmap_state_ready;
     case IO_MMAP_EV_POPULATE_NOT_REQUESTED: return io_mmap_state_choosing_lock;
     default: break;
     }
@@ -268,21 +345,6 @@ static inline int io_mmap_target(int state, int event) {
     default: break;
     }
     break;
-  case io_mmap_state_populating:
-    switch (event) {
-    case IO_MMAP_EV_POPULATED: return io_mmap_state_choosing_lock;
-    case IO_MMAP_EV_POPULATE_FAILED: return io_mmap_state_dropping_after_failure;
-    case IO_MMAP_EV_POPULATE_FAULTED: return io_mmap_state_reopening_after_fault;
-    default: break;
-    }
-    break;
-  case io_mmap_state_choosing_lock:
-    switch (event) {
-    case IO_MMAP_EV_LOCK_REQUESTED: return io_mmap_state_locking;
-    case IO_MMAP_EV_LOCK_NOT_REQUESTED: return io_mmap_state_ready;
-    default: break;
-    }
-    break;
   case io_mmap_state_checking_bounds:
     switch (event) {
     case IO_MMAP_EV_SPAN_INSIDE_FILE: return io_mmap_state_mapping;
@@ -290,46 +352,10 @@ static inline int io_mmap_target(int state, int event) {
     default: break;
     }
     break;
-  case io_mmap_state_dropping_after_failure:
-    switch (event) {
-    case IO_MMAP_EV_REFERENCE_KEPT: return io_mmap_state_ready;
-    case IO_MMAP_EV_LAST_REFERENCE_DROPPED: return io_mmap_state_unmapping_after_failure;
-    default: break;
-    }
-    break;
-  case io_mmap_state_reopening_after_fault:
-    switch (event) {
-    case IO_MMAP_EV_OPEN_OK: return io_mmap_state_checking_file_shrank;
-    case IO_MMAP_EV_OPEN_FAILED: return io_mmap_state_dropping_after_failure;
-    default: break;
-    }
-    break;
-  case io_mmap_state_locking:
-    switch (event) {
-    case IO_MMAP_EV_LOCKED: return io_mmap_state_ready;
-    case IO_MMAP_EV_LOCK_FAILED: return io_mmap_state_dropping_after_failure;
-    default: break;
-    }
-    break;
   case io_mmap_state_mapping:
     switch (event) {
     case IO_MMAP_EV_MAP_OK: return io_mmap_state_choosing_populate;
     case IO_MMAP_EV_MAP_FAILED: return io_mmap_state_ready;
-    default: break;
-    }
-    break;
-  case io_mmap_state_unmapping_after_failure:
-    switch (event) {
-    case IO_MMAP_EV_UNMAPPED: return io_mmap_state_ready;
-    case IO_MMAP_EV_UNMAP_FAILED: return io_mmap_state_ready;
-    default: break;
-    }
-    break;
-  case io_mmap_state_checking_file_shrank:
-    switch (event) {
-    case IO_MMAP_EV_FILE_CHANGED: return io_mmap_state_dropping_after_failure;
-    case IO_MMAP_EV_FILE_UNCHANGED: return io_mmap_state_dropping_after_failure;
-    case IO_MMAP_EV_SIZE_FAILED: return io_mmap_state_dropping_after_failure;
     default: break;
     }
     break;
@@ -372,6 +398,13 @@ void emel_mmap_close_file(io_mmap_ctx *m);
 void emel_mmap_take_file_reference(io_mmap_ctx *m);
 io_mmap_event emel_mmap_check_populate(io_mmap_ctx *m);
 io_mmap_event emel_mmap_populate_pages(io_mmap_ctx *m);
+void emel_mmap_defer_populate(io_mmap_ctx *m);
+io_mmap_event emel_mmap_start_populate_lanes(io_mmap_ctx *m);
+void emel_mmap_count_inline_lanes(io_mmap_ctx *m);
+void emel_mmap_populate_own_ranges(io_mmap_ctx *m);
+io_mmap_event emel_mmap_join_populate_lanes(io_mmap_ctx *m);
+void emel_mmap_count_join_failure(io_mmap_ctx *m);
+io_mmap_event emel_mmap_take_lane_populate(io_mmap_ctx *m);
 io_mmap_event emel_mmap_check_file_shrank(io_mmap_ctx *m);
 io_mmap_event emel_mmap_check_lock(io_mmap_ctx *m);
 io_mmap_event emel_mmap_lock_pages(io_mmap_ctx *m);
@@ -397,13 +430,15 @@ extern const emel_machine_desc emel_io_mmap_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_mmap_state_names[32] = {NULL, "ready", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_platform", "checking_pool", "checking_file", "checking_shared_bounds", "choosing_populate", "populating", "choosing_lock", "locking", "dropping_after_failure", "unmapping_after_failure", "reopening_after_fault", "checking_file_shrank", "opening", "identifying", "checking_bounds", "mapping", "checking_advice", "checking_advise_handle", "checking_advise_range", "advising", "checking_release_handle", "choosing_unlock", "unlocking", "checking_references", "unmapping", "dropping_pages"};
-static const char *const io_mmap_event_names[58] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED", "NOT_A_REGULAR_FILE", "POPULATE_FAULTED"};
-static const unsigned char io_mmap_resting[32] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-static const emel_transition io_mmap_transitions[68] = {
+static const char *const io_mmap_state_names[34] = {NULL, "ready", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_platform", "checking_pool", "checking_file", "checking_shared_bounds", "choosing_populate", "populating", "choosing_lock", "locking", "dropping_after_failure", "unmapping_after_failure", "reopening_after_fault", "checking_file_shrank", "opening", "identifying", "checking_bounds", "mapping", "checking_advice", "checking_advise_handle", "checking_advise_range", "advising", "checking_release_handle", "choosing_unlock", "unlocking", "checking_references", "unmapping", "dropping_pages", "starting_populate_lanes", "joining_populate_lanes"};
+static const char *const io_mmap_event_names[65] = {NULL, "MAP", "ADVISE", "RELEASE", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "MAPPING_SUPPORTED", "MAPPING_UNSUPPORTED", "SLOT_AVAILABLE", "POOL_FULL", "FILE_MAPPED", "FILE_NOT_MAPPED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "OPEN_OK", "OPEN_FAILED", "FILE_UNCHANGED", "SIZE_FAILED", "MAP_OK", "MAP_FAILED", "POPULATE_REQUESTED", "POPULATE_NOT_REQUESTED", "POPULATED", "POPULATE_FAILED", "LOCK_REQUESTED", "LOCK_NOT_REQUESTED", "LOCKED", "LOCK_FAILED", "REFERENCE_KEPT", "LAST_REFERENCE_DROPPED", "UNMAPPED", "UNMAP_FAILED", "HANDLE_VALID", "HANDLE_INVALID", "SLOT_LOCKED", "SLOT_NOT_LOCKED", "UNLOCKED", "UNLOCK_FAILED", "LAST_REFERENCE", "PAGES_OF_ITS_OWN", "NO_PAGES_OF_ITS_OWN", "PAGES_DROPPED", "DROP_FAILED", "ADVICE_VALID", "ADVICE_INVALID", "RANGE_VALID", "RANGE_INVALID", "ADVISED", "ADVISE_FAILED", "FILE_CHANGED", "NOT_A_REGULAR_FILE", "POPULATE_FAULTED", "POPULATE_DEFERRED", "POPULATE_BATCH", "FINISH_POPULATE", "LANES_STARTED", "SOME_LANES_INLINE", "LANES_JOINED", "LANE_JOIN_FAILED"};
+static const unsigned char io_mmap_resting[34] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const emel_transition io_mmap_transitions[75] = {
     {1, 1, 2}, /* ready MAP -> checking_request */
     {1, 3, 26}, /* ready RELEASE -> checking_release_handle */
     {1, 2, 22}, /* ready ADVISE -> checking_advice */
+    {1, 59, 32}, /* ready POPULATE_BATCH -> starting_populate_lanes */
+    {1, 60, 11}, /* ready FINISH_POPULATE -> populating */
     {2, 4, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 5, 1}, /* checking_request REQUEST_INVALID -> ready */
     {3, 6, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -431,6 +466,7 @@ static const emel_transition io_mmap_transitions[68] = {
     {21, 24, 10}, /* mapping MAP_OK -> choosing_populate */
     {21, 25, 1}, /* mapping MAP_FAILED -> ready */
     {10, 26, 11}, /* choosing_populate POPULATE_REQUESTED -> populating */
+    {10, 58, 1}, /* choosing_populate POPULATE_DEFERRED -> ready */
     {10, 27, 12}, /* choosing_populate POPULATE_NOT_REQUESTED -> choosing_lock */
     {11, 28, 12}, /* populating POPULATED -> choosing_lock */
     {11, 29, 14}, /* populating POPULATE_FAILED -> dropping_after_failure */
@@ -444,6 +480,10 @@ static const emel_transition io_mmap_transitions[68] = {
     {12, 31, 1}, /* choosing_lock LOCK_NOT_REQUESTED -> ready */
     {13, 32, 1}, /* locking LOCKED -> ready */
     {13, 33, 14}, /* locking LOCK_FAILED -> dropping_after_failure */
+    {32, 61, 33}, /* starting_populate_lanes LANES_STARTED -> joining_populate_lanes */
+    {32, 62, 33}, /* starting_populate_lanes SOME_LANES_INLINE -> joining_populate_lanes */
+    {33, 63, 1}, /* joining_populate_lanes LANES_JOINED -> ready */
+    {33, 64, 1}, /* joining_populate_lanes LANE_JOIN_FAILED -> ready */
     {14, 34, 1}, /* dropping_after_failure REFERENCE_KEPT -> ready */
     {14, 35, 15}, /* dropping_after_failure LAST_REFERENCE_DROPPED -> unmapping_after_failure */
     {15, 36, 1}, /* unmapping_after_failure UNMAPPED -> ready */

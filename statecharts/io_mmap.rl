@@ -9,6 +9,9 @@
  * reference was taken drops it again, unmapping the file when it was the last.
  * Release unlocks what the request locked, then either unmaps the file (last
  * reference) or drops the pages only this tensor covered.
+ * A batch with populate maps each tensor (MAP, its populate deferred), runs
+ * every populate on lanes at once (POPULATE_BATCH), then finishes each
+ * tensor (FINISH_POPULATE) through the populate routes a lone one takes.
  */
 /* The tables of gen/io_mmap_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
@@ -78,6 +81,14 @@
   export FILE_CHANGED = 55;
   export NOT_A_REGULAR_FILE = 56;
   export POPULATE_FAULTED = 57;
+  # a batch's populates on lanes
+  export POPULATE_DEFERRED = 58;
+  export POPULATE_BATCH = 59;
+  export FINISH_POPULATE = 60;
+  export LANES_STARTED = 61;
+  export SOME_LANES_INLINE = 62;
+  export LANES_JOINED = 63;
+  export LANE_JOIN_FAILED = 64;
 
   # map: validation, no OS call
   action check_request { EMEL_REPORT(m, emel_mmap_check_request(m)); }
@@ -98,6 +109,13 @@
   action take_file_reference { emel_mmap_take_file_reference(m); }
   action check_populate { EMEL_REPORT(m, emel_mmap_check_populate(m)); }
   action populate_pages { EMEL_REPORT(m, emel_mmap_populate_pages(m)); }
+  action defer_populate { emel_mmap_defer_populate(m); }
+  action start_populate_lanes { EMEL_REPORT(m, emel_mmap_start_populate_lanes(m)); }
+  action count_inline_lanes { emel_mmap_count_inline_lanes(m); }
+  action populate_own_ranges { emel_mmap_populate_own_ranges(m); }
+  action join_populate_lanes { EMEL_REPORT(m, emel_mmap_join_populate_lanes(m)); }
+  action count_join_failure { emel_mmap_count_join_failure(m); }
+  action take_lane_populate { EMEL_REPORT(m, emel_mmap_take_lane_populate(m)); }
   action reopen_after_fault { EMEL_REPORT(m, emel_mmap_open_file(m)); }
   action check_file_shrank { EMEL_REPORT(m, emel_mmap_check_file_shrank(m)); }
   action close_after_fault { emel_mmap_close_file(m); }
@@ -152,6 +170,8 @@
         MAP @check_request -> checking_request
       | RELEASE @check_release_handle -> checking_release_handle
       | ADVISE @check_advice -> checking_advice
+      | POPULATE_BATCH @start_populate_lanes -> starting_populate_lanes
+      | FINISH_POPULATE @take_lane_populate -> populating
     ),
 
     # ---- map: validation before any OS call ----
@@ -215,10 +235,15 @@
     ),
 
     # ---- map: options ----
+    # in a batch the populate is left to the lanes (POPULATE_BATCH): the tensor
+    # keeps its file reference and a reserved slot until its FINISH_POPULATE
     choosing_populate: (
         POPULATE_REQUESTED @populate_pages -> populating
+      | POPULATE_DEFERRED @defer_populate -> ready
       | POPULATE_NOT_REQUESTED @check_lock -> choosing_lock
     ),
+    # FINISH_POPULATE enters here with its lane's outcome: the routes of a
+    # populate on the calling thread
     populating: (
         POPULATED @check_lock -> choosing_lock
       | POPULATE_FAILED @refuse_populate_failed @drop_file_reference -> dropping_after_failure
@@ -244,6 +269,18 @@
     locking: (
         LOCKED @grant_mapping -> ready
       | LOCK_FAILED @refuse_lock_failed @drop_file_reference -> dropping_after_failure
+    ),
+
+    # ---- a batch's populates: lanes 1.. on threads, lane 0 (and any lane
+    # whose thread did not start) here; every lane is joined before the
+    # tensors are finished one by one (FINISH_POPULATE) ----
+    starting_populate_lanes: (
+        LANES_STARTED @populate_own_ranges @join_populate_lanes -> joining_populate_lanes
+      | SOME_LANES_INLINE @count_inline_lanes @populate_own_ranges @join_populate_lanes -> joining_populate_lanes
+    ),
+    joining_populate_lanes: (
+        LANES_JOINED -> ready
+      | LANE_JOIN_FAILED @count_join_failure -> ready
     ),
 
     # ---- map: undo the reference this request took ----

@@ -87,6 +87,8 @@ static const scenario scenarios[] = {
     {"staged failing consumer", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 1, 32, 0},
     /* ...and a load job over it (a tensor a unit), cancelled after each unit too */
     {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
+    /* a batch's populates on lanes (threads), two files */
+    {"mmap+populate batch lanes", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_TENSOR_BATCH, 1, 32, 0},
 };
 
 /* The ring engine of the read strategy and of the staged reader (io_uring, or
@@ -577,6 +579,9 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
       ck_assert_int_eq(fault_platform_outstanding(&clean), 0);
       for (unsigned k = 1; k <= units; k++) run_cancel(s, k, &t);
     }
+    /* Guards against an mmap batch whose populates never reached a lane's thread (a sweep of nothing). */
+    if (s->strategy == EMEL_STRATEGY_MMAP && s->mode == LOAD_TENSOR_BATCH)
+      ck_assert_msg(clean.calls[FP_THREAD_START] > 0, "%s: no populate lanes", s->name);
     /* Guards against a staged scenario that never reaches its consumer. */
     if (s->strategy == EMEL_STRATEGY_STAGED) {
       ck_assert_uint_gt(consumer_calls, 10);

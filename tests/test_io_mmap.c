@@ -716,6 +716,162 @@ START_TEST(test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evict
 }
 END_TEST
 
+
+/* ---- a batch's populates on lanes ---- */
+
+enum { BATCH = 5 };
+
+static uint64_t batch_offset(int i) { return (uint64_t)i * page + 8 * (uint64_t)i; }
+
+static void map_batch(emel_io_result *res, unsigned flags) {
+  emel_io_request rs[BATCH];
+  for (int i = 0; i < BATCH; i++) rs[i] = request(batch_offset(i), page - 100, flags);
+  emel_io_acquire_batch(io, rs, res, BATCH);
+}
+
+static emel_io_mmap_stats mmap_stats(void) {
+  emel_io_mmap_stats st;
+  ck_assert_int_eq(emel_io_mmap_stats_of(io, &st, NULL), EMEL_OK);
+  return st;
+}
+
+static void reopen_io(const emel_io_mmap_config *mc) {
+  emel_io_destroy(io);
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
+  ck_assert_int_eq(emel_io_create(&io, &ic, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_mmap_attach(io, mc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_add_file(io, path, strlen(path), &file, NULL), EMEL_OK);
+}
+
+/* Guards against a batch that populates one tensor after another on the
+ * calling thread (a cold model then reads from one place at a time): its
+ * populates run on lanes at once, each tensor's range once, and every tensor
+ * is granted with the file's bytes. */
+START_TEST(test_a_batch_populates_its_tensors_on_lanes_at_once) {
+  emel_io_result res[BATCH];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < BATCH; i++) assert_bytes(&res[i], batch_offset(i), page - 100);
+  emel_io_mmap_stats st = mmap_stats();
+  ck_assert_uint_eq(st.populate_batches, 1);
+  ck_assert_uint_eq(st.populate_ranges, BATCH);
+  ck_assert_uint_eq(st.populate_threads, EMEL_IO_MMAP_DEFAULT_POPULATE_LANES - 1);
+  ck_assert_uint_eq(st.inline_lanes, 0);
+  ck_assert_uint_eq(fp.calls[FP_ADVISE], BATCH);
+  ck_assert_uint_eq(fp.calls[FP_THREAD_START], EMEL_IO_MMAP_DEFAULT_POPULATE_LANES - 1);
+  ck_assert_int_eq(fp.live_threads, 0);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), BATCH);
+  for (int i = 0; i < BATCH; i++) release_ok(res[i]);
+  ck_assert_uint_eq(fp.live_maps, 0);
+  /* One lane: the populates one by one on the calling thread, as before. */
+  emel_io_mmap_config mc = EMEL_IO_MMAP_CONFIG_INIT(.populate_lanes = 1);
+  reopen_io(&mc);
+  const uint64_t started = fp.calls[FP_THREAD_START];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < BATCH; i++) assert_bytes(&res[i], batch_offset(i), page - 100);
+  ck_assert_uint_eq(mmap_stats().populate_batches, 0);
+  ck_assert_uint_eq(fp.calls[FP_THREAD_START], started);
+  for (int i = 0; i < BATCH; i++) release_ok(res[i]);
+  mc.populate_lanes = EMEL_IO_MMAP_MAX_POPULATE_LANES + 1;
+  emel_io_config ic = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
+  emel_io *other;
+  ck_assert_int_eq(emel_io_create(&other, &ic, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_mmap_attach(other, &mc, NULL), EMEL_INVALID_ARGUMENT);
+  emel_io_destroy(other);
+}
+END_TEST
+
+/* Guards against a batch that fails (or loses a lane's tensors) when a
+ * thread cannot start, and against a failed join taken for a failed load:
+ * the calling thread populates the lane (counted); a failed join is counted. */
+START_TEST(test_a_lane_without_its_thread_is_populated_by_the_caller_and_a_failed_join_is_counted) {
+  fault_platform_fail(&fp, FP_THREAD_START, 2, EAGAIN);
+  emel_io_result res[BATCH];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < BATCH; i++) assert_bytes(&res[i], batch_offset(i), page - 100);
+  emel_io_mmap_stats st = mmap_stats();
+  ck_assert_uint_eq(st.inline_lanes, 1);
+  ck_assert_uint_eq(st.populate_threads, EMEL_IO_MMAP_DEFAULT_POPULATE_LANES - 2);
+  ck_assert_uint_eq(fp.calls[FP_ADVISE], BATCH);
+  for (int i = 0; i < BATCH; i++) release_ok(res[i]);
+  fault_platform_fail(&fp, FP_THREAD_JOIN, fp.calls[FP_THREAD_JOIN] + 1, EDEADLK);
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < BATCH; i++) assert_bytes(&res[i], batch_offset(i), page - 100);
+  ck_assert_uint_eq(mmap_stats().thread_join_failures, 1);
+  for (int i = 0; i < BATCH; i++) release_ok(res[i]);
+}
+END_TEST
+
+/* Guards against a lane's failure lost, given to the wrong tensor, or
+ * leaving a reference, slot or mapping behind: the tensor whose populate
+ * failed takes the lone populate's route with its errno, the others are
+ * granted, and a file no tensor holds any more is unmapped. */
+START_TEST(test_a_lane_whose_populate_fails_fails_that_tensor_alone_with_its_errno) {
+  static const int errs[] = {ENOMEM, EIO, EFAULT, EAGAIN};
+  for (size_t e = 0; e < sizeof errs / sizeof *errs; e++) {
+    for (uint64_t nth = 1; nth <= BATCH; nth++) {
+      fault_platform_fail(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + nth, errs[e]);
+      emel_io_result res[BATCH];
+      map_batch(res, EMEL_LOAD_POPULATE);
+      int failed = 0;
+      for (int i = 0; i < BATCH; i++) {
+        if (res[i].error.code == EMEL_OK) {
+          assert_bytes(&res[i], batch_offset(i), page - 100);
+          continue;
+        }
+        failed++;
+        assert_refused(res[i], EMEL_MMAP_POPULATE_FAILED, errs[e]);
+      }
+      ck_assert_int_eq(failed, 1);
+      ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), BATCH - 1);
+      for (int i = 0; i < BATCH; i++)
+        if (res[i].error.code == EMEL_OK) release_ok(res[i]);
+      ck_assert_uint_eq(fp.live_maps, 0);
+      fault_platform_clear_faults(&fp);
+    }
+  }
+  /* Every populate failing: nothing is held, the file is unmapped. */
+  fault_platform_fail_many(&fp, FP_ADVISE, fp.calls[FP_ADVISE] + 1, BATCH, ENOMEM);
+  emel_io_result res[BATCH];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < BATCH; i++) assert_refused(res[i], EMEL_MMAP_POPULATE_FAILED, ENOMEM);
+  ck_assert_uint_eq(fp.live_maps, 0);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
+}
+END_TEST
+
+/* Guards against a file truncated under a batch read as a plain failure (or
+ * a SIGBUS): the tensors past the new end are FILE_CHANGED with the fault's
+ * errno, found on their lane, those before it are granted. */
+START_TEST(test_a_file_truncated_under_a_batch_is_file_changed_for_the_tensors_past_its_end) {
+  emel_io_result keep = map(0, 10, 0); /* keeps the mapping of the full size */
+  ck_assert_int_eq(truncate(path, (off_t)(2 * page)), 0);
+  emel_io_result res[BATCH];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  assert_bytes(&res[0], 0, page - 100);
+  for (int i = 2; i < BATCH; i++) {
+    ck_assert_msg(res[i].error.code == EMEL_FILE_CHANGED, "tensor %d: %s", i, emel_status_name(res[i].error.code));
+    ck_assert(res[i].error.os_errno == EFAULT || res[i].error.os_errno == EIO);
+  }
+  for (int i = 0; i < 2; i++) release_ok(res[i]);
+  release_ok(keep);
+  ck_assert_uint_eq(fp.live_maps, 0);
+}
+END_TEST
+
+/* Guards against the deferred tensors' slots counted twice or not at all:
+ * a batch larger than the pool is refused POOL_EXHAUSTED past the pool's
+ * size, the others granted. */
+START_TEST(test_a_batch_larger_than_the_pool_is_pool_exhausted_past_it) {
+  emel_io_mmap_config mc = EMEL_IO_MMAP_CONFIG_INIT(.max_mappings = 3);
+  reopen_io(&mc);
+  emel_io_result res[BATCH];
+  map_batch(res, EMEL_LOAD_POPULATE);
+  for (int i = 0; i < 3; i++) assert_bytes(&res[i], batch_offset(i), page - 100);
+  for (int i = 3; i < BATCH; i++) assert_refused(res[i], EMEL_POOL_EXHAUSTED, 0);
+  for (int i = 0; i < 3; i++) release_ok(res[i]);
+}
+END_TEST
+
 Suite *io_mmap_suite(void) {
   Suite *s = suite_create("io_mmap");
   TCase *tc = tcase_create("mmap");
@@ -760,6 +916,11 @@ Suite *io_mmap_suite(void) {
   tcase_add_test(tc, test_a_tensor_loaded_with_mmap_is_resident_with_the_files_bytes_and_evicts);
   tcase_add_test(tc, test_a_failed_mmap_load_leaves_the_tensor_bound_and_the_pool_unchanged);
   tcase_add_test(tc, test_a_refused_mmap_evict_keeps_the_tensor_resident_and_a_retry_evicts);
+  tcase_add_test(tc, test_a_batch_populates_its_tensors_on_lanes_at_once);
+  tcase_add_test(tc, test_a_lane_without_its_thread_is_populated_by_the_caller_and_a_failed_join_is_counted);
+  tcase_add_test(tc, test_a_lane_whose_populate_fails_fails_that_tensor_alone_with_its_errno);
+  tcase_add_test(tc, test_a_file_truncated_under_a_batch_is_file_changed_for_the_tensors_past_its_end);
+  tcase_add_test(tc, test_a_batch_larger_than_the_pool_is_pool_exhausted_past_it);
   suite_add_tcase(s, tc);
   return s;
 }

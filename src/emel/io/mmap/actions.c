@@ -50,8 +50,9 @@ io_mmap_event emel_mmap_check_platform(io_mmap_ctx *m) {
   return os(m)->can_map(os(m)->user) ? IO_MMAP_EV_MAPPING_SUPPORTED : IO_MMAP_EV_MAPPING_UNSUPPORTED;
 }
 
+/* Slots reserved by a batch's deferred tensors are taken already. */
 io_mmap_event emel_mmap_check_pool(io_mmap_ctx *m) {
-  return m->s->free_count > 0 ? IO_MMAP_EV_SLOT_AVAILABLE : IO_MMAP_EV_POOL_FULL;
+  return m->s->free_count > m->s->reserved ? IO_MMAP_EV_SLOT_AVAILABLE : IO_MMAP_EV_POOL_FULL;
 }
 
 io_mmap_event emel_mmap_check_file_mapped(io_mmap_ctx *m) {
@@ -124,8 +125,108 @@ void emel_mmap_take_file_reference(io_mmap_ctx *m) {
   m->pages_len = (size_t)(offset + m->request->size - first_page);
 }
 
+/* A locked tensor is populated and locked at once, as alone: mlock after a
+ * populate on another lane would only read the pages a second time. */
 io_mmap_event emel_mmap_check_populate(io_mmap_ctx *m) {
-  return m->request->flags & EMEL_LOAD_POPULATE ? IO_MMAP_EV_POPULATE_REQUESTED : IO_MMAP_EV_POPULATE_NOT_REQUESTED;
+  if (!(m->request->flags & EMEL_LOAD_POPULATE)) return IO_MMAP_EV_POPULATE_NOT_REQUESTED;
+  return m->defer && !(m->request->flags & EMEL_LOAD_LOCK) ? IO_MMAP_EV_POPULATE_DEFERRED
+                                                          : IO_MMAP_EV_POPULATE_REQUESTED;
+}
+
+void emel_mmap_defer_populate(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  s->deferred[s->deferred_count++] = (mmap_deferred){.request = m->request, .result = m->result, .file = m->file,
+                                                     .data = m->data, .pages = m->pages, .pages_len = m->pages_len};
+  s->reserved++;
+}
+
+/* ---- a batch's populates on lanes ---- */
+
+static int populate_errno(const emel_platform_ops *p, const mmap_deferred *d) {
+  const int r = p->advise(p->user, d->pages, d->pages_len, EMEL_ADVISE_POPULATE_READ);
+  return r < 0 ? -r : 0;
+}
+
+static void populate_lane(mmap_lane *lane) {
+  for (size_t i = lane->first; i < lane->end; i++)
+    lane->s->deferred[i].populate_errno = populate_errno(lane->s->platform, &lane->s->deferred[i]);
+}
+
+static void *populate_lane_main(void *arg) {
+  populate_lane(arg);
+  return NULL;
+}
+
+/* The deferred tensors split in file order, about the same bytes a lane (a
+ * lane reads on from where its last tensor ended); lanes 1.. start threads. */
+io_mmap_event emel_mmap_start_populate_lanes(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  const emel_platform_ops *p = s->platform;
+  const size_t n = s->deferred_count;
+  const uint32_t lanes = n < s->lanes ? (uint32_t)n : s->lanes;
+  uint64_t total = 0, seen = 0;
+  for (size_t i = 0; i < n; i++) total += s->deferred[i].pages_len;
+  size_t at = 0;
+  for (uint32_t k = 0; k < lanes; k++) {
+    mmap_lane *lane = &s->lane_table[k];
+    *lane = (mmap_lane){.s = s, .first = at};
+    if (k + 1 == lanes) {
+      at = n; /* the rest */
+    } else { /* at least one tensor, and one left for each lane after */
+      const uint64_t until = total / lanes * (k + 1);
+      do seen += s->deferred[at++].pages_len;
+      while (at < n - (lanes - 1 - k) && seen < until);
+    }
+    lane->end = at;
+  }
+  s->lanes_inline = 0;
+  for (uint32_t k = 1; k < lanes; k++) {
+    mmap_lane *lane = &s->lane_table[k];
+    lane->started = p->thread_start(p->user, populate_lane_main, lane, &lane->thread) == 0;
+    if (lane->started) s->stats.populate_threads++;
+    else s->lanes_inline++;
+  }
+  for (uint32_t k = lanes; k < s->lanes; k++) s->lane_table[k] = (mmap_lane){.s = s};
+  s->stats.populate_batches++;
+  s->stats.populate_ranges += n;
+  return s->lanes_inline ? IO_MMAP_EV_SOME_LANES_INLINE : IO_MMAP_EV_LANES_STARTED;
+}
+
+void emel_mmap_count_inline_lanes(io_mmap_ctx *m) { m->s->stats.inline_lanes += m->s->lanes_inline; }
+
+void emel_mmap_populate_own_ranges(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  for (uint32_t k = 0; k < s->lanes; k++)
+    if (k == 0 || !s->lane_table[k].started) populate_lane(&s->lane_table[k]);
+}
+
+/* A join that fails still returns once the thread is gone (platform.h): its
+ * outcomes are written either way. */
+io_mmap_event emel_mmap_join_populate_lanes(io_mmap_ctx *m) {
+  mmap_strategy *s = m->s;
+  const emel_platform_ops *p = s->platform;
+  int failures = 0;
+  for (uint32_t k = 1; k < s->lanes; k++) {
+    mmap_lane *lane = &s->lane_table[k];
+    if (!lane->started) continue;
+    if (p->thread_join(p->user, lane->thread) != 0) failures++;
+    lane->started = 0;
+  }
+  s->lanes_inline = (uint32_t)failures; /* reused for the count that follows */
+  return failures ? IO_MMAP_EV_LANE_JOIN_FAILED : IO_MMAP_EV_LANES_JOINED;
+}
+
+void emel_mmap_count_join_failure(io_mmap_ctx *m) { m->s->stats.thread_join_failures += m->s->lanes_inline; }
+
+/* A deferred tensor's lane outcome, reported as populate_pages would have:
+ * its reserved slot is the grant's to take again. */
+io_mmap_event emel_mmap_take_lane_populate(io_mmap_ctx *m) {
+  m->s->reserved--;
+  m->os_errno = m->member->populate_errno;
+  if (m->os_errno == 0) return IO_MMAP_EV_POPULATED;
+  if (m->os_errno != EFAULT && m->os_errno != EIO) return IO_MMAP_EV_POPULATE_FAILED;
+  m->fault_errno = m->os_errno;
+  return IO_MMAP_EV_POPULATE_FAULTED;
 }
 
 /* MADV_POPULATE_READ reports a page that an access would have taken SIGBUS

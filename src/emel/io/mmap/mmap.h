@@ -92,6 +92,27 @@ typedef struct mmap_slot {
   size_t pages_len;
 } mmap_slot;
 
+/* A tensor of a batch mapped with its populate left to the lanes: what its
+ * FINISH_POPULATE needs, and the lane's outcome (0 or the errno). */
+typedef struct mmap_deferred {
+  const emel_io_request *request;
+  emel_io_result *result;
+  mmap_file *file;
+  char *data, *pages;
+  size_t pages_len;
+  int populate_errno;
+} mmap_deferred;
+
+/* One populate lane: deferred tensors [first, end). Lane 0, and a lane whose
+ * thread did not start, run on the calling thread. A lane writes only its
+ * tensors' populate_errno. */
+typedef struct mmap_lane {
+  struct mmap_strategy *s;
+  size_t first, end;
+  uintptr_t thread;
+  int started;
+} mmap_lane;
+
 typedef struct mmap_strategy {
   int cs; /* the machine's state: `ready` between requests */
   const emel_platform_ops *platform;
@@ -103,6 +124,15 @@ typedef struct mmap_strategy {
   uint32_t file_capacity;
   mmap_file *file_table;
   size_t live;
+  /* batches: populates deferred to the lanes (EMEL_IO_MMAP_BATCH_WINDOW), the
+   * slots they will take (kept out of check_pool's reach) */
+  uint32_t lanes;
+  mmap_lane *lane_table;
+  mmap_deferred *deferred;
+  size_t deferred_count;
+  uint32_t reserved;
+  uint32_t lanes_inline; /* of the current POPULATE_BATCH, for its count */
+  emel_io_mmap_stats stats;
 } mmap_strategy;
 
 /* The context of one request: the strategy plus the request's inputs and
@@ -115,6 +145,8 @@ struct io_mmap_ctx {
   emel_io_handle handle;
   uint64_t advise_offset, advise_len;
   emel_map_advice advice;
+  int defer;              /* MAP in a batch: leave the populate to the lanes */
+  mmap_deferred *member;  /* FINISH_POPULATE: the tensor whose lane populated it */
   /* scratch between an action and the next */
   mmap_file *file;
   mmap_slot *slot;
