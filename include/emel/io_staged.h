@@ -131,8 +131,8 @@ typedef struct emel_io_staged_config {
 #define EMEL_IO_STAGED_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_staged_config, __VA_ARGS__)
 
 typedef struct emel_io_staged_stats {
-  uint64_t bytes_read;       /* bytes delivered by pread (direct: whole blocks around the spans) */
-  uint64_t preads;
+  uint64_t bytes_read;       /* bytes delivered by pread or the ring (direct: whole blocks around the spans) */
+  uint64_t preads;           /* reads made: pread calls and ring reads */
   uint64_t windows;          /* windows handed to consumers */
   uint64_t eintr_retries;
   uint64_t short_reads;
