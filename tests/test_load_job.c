@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -833,6 +834,90 @@ START_TEST(every_platform_call_of_a_job_failed_once) {
 }
 END_TEST
 
+
+/* Guards against a cancel that arrives after the last unit (here from the
+ * last tensor's ready callback) turning a job whose every tensor is resident
+ * into CANCELLED: a cancel stops the next unit, and there is none. */
+static emel_job *self_cancelling;
+
+static void cancel_on_last(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)user;
+  (void)view;
+  if (index == FILE_ORDER[N - 1]) emel_job_cancel(self_cancelling);
+}
+
+START_TEST(cancel_after_the_last_unit_completes_the_job) {
+  for (int background = 0; background < 2; background++) {
+    emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_ready = cancel_on_last);
+    self_cancelling = new_job(&c);
+    if (background) {
+      ck_assert_int_eq(emel_job_start(self_cancelling, NULL), EMEL_OK);
+      ck_assert_int_eq(emel_job_wait(self_cancelling, -1), EMEL_JOB_COMPLETED);
+    } else {
+      while (emel_job_poll(self_cancelling, NULL) < EMEL_JOB_COMPLETED)
+        (void)emel_job_step(self_cancelling, 0, NULL, NULL);
+    }
+    ck_assert_int_eq(emel_job_poll(self_cancelling, NULL), EMEL_JOB_COMPLETED);
+    ck_assert_int_eq(emel_job_result(self_cancelling, NULL), EMEL_OK);
+    ck_assert_int_eq(emel_job_step(self_cancelling, 0, NULL, NULL), background ? EMEL_INVALID_ARGUMENT : EMEL_OK);
+    ck_assert_uint_eq(check_settled(self_cancelling, EMEL_OK), N);
+    emel_job_destroy(self_cancelling);
+    ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  }
+}
+END_TEST
+
+/* Guards against emel_job_wait returning a running job as soon as one
+ * event_wait failed (not EINTR): it keeps looking, a slice at a time. */
+static void slow_first(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)user;
+  (void)index;
+  (void)view;
+  if (atomic_fetch_add(&first_ready, 1) == 0) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  }
+}
+
+START_TEST(wait_keeps_waiting_after_a_failed_event_wait) {
+  atomic_store(&first_ready, 0);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_ready = slow_first);
+  emel_job *job = new_job(&c);
+  ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+  fault_platform_fail(&fp, FP_EVENT_WAIT, fp.calls[FP_EVENT_WAIT] + 1, ENOMEM);
+  ck_assert_int_eq(emel_job_wait(job, 10000), EMEL_JOB_COMPLETED);
+  emel_job_destroy(job);
+  fault_platform_clear_faults(&fp);
+}
+END_TEST
+
+/* Guards against a populated mmap job naming a file cut short after indexing
+ * MMAP_POPULATE_FAILED where a populated batch load (the same case: the file
+ * is mapped already, a populate faults) says FILE_CHANGED. */
+START_TEST(a_file_cut_under_a_populated_job_is_file_changed) {
+  emel_load_options plain = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
+  emel_load_options populate = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
+  ck_assert_int_eq(emel_tensors_load(t, 3, &plain, NULL, NULL), EMEL_OK); /* keeps the file mapped */
+  ck_assert_int_eq(truncate(path, 100000), 0); /* tensor 1 (300000 bytes at 0) is cut; tensor 4 is gone */
+  emel_status st[1];
+  const uint32_t four[] = {4};
+  ck_assert_int_ne(emel_tensors_load_batch(t, four, 1, &populate, st, NULL), EMEL_OK);
+  ck_assert_int_eq(st[0], EMEL_FILE_CHANGED);
+  const uint32_t one[] = {1};
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = one, .count = 1, .options = &populate, .chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  emel_error e;
+  emel_status s;
+  while ((s = emel_job_step(job, 0, NULL, &e)) == EMEL_OK && emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {}
+  ck_assert_int_eq(s, EMEL_FILE_CHANGED);
+  ck_assert_int_eq(e.os_errno, EFAULT);
+  ck_assert_int_eq(emel_tensors_last_error(t, 1).code, EMEL_FILE_CHANGED);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -857,6 +942,9 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, big_pieces_use_the_read_lanes_and_huge_pages);
   tcase_add_test(tc, every_platform_call_of_a_job_failed_once);
   tcase_add_test(tc, a_piece_is_never_larger_than_the_chunk);
+  tcase_add_test(tc, cancel_after_the_last_unit_completes_the_job);
+  tcase_add_test(tc, wait_keeps_waiting_after_a_failed_event_wait);
+  tcase_add_test(tc, a_file_cut_under_a_populated_job_is_file_changed);
   suite_add_tcase(s, tc);
   return s;
 }

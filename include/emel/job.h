@@ -33,7 +33,8 @@
  * the event descriptor, nothing else). Callbacks run on the thread that drives
  * the job (the caller of emel_job_step, or the job's thread).
  *
- * Cancel: seen before the next unit, so within one chunk of work. Afterwards
+ * Cancel: seen before the next unit, so within one chunk of work; a cancel
+ * after the last unit finds none left, and the job completes. Afterwards
  * every tensor of the job is either resident (ready before the cancel) or
  * back to bound/evicted with EMEL_CANCELLED as its last error
  * (emel_tensors_last_error); a partly read tensor's buffer is freed.
@@ -148,7 +149,8 @@ EMEL_API emel_job_state emel_job_poll(emel_job *job, emel_job_progress *progress
 /* Blocks until the job finished or timeout_ms passed (< 0: no limit) and
  * returns its state. A job not started in the background is not waited for.
  * The state is looked at every 100 ms at least (a wakeup lost to a failed
- * event_signal costs no more); a failed event_wait returns early. */
+ * event_signal costs no more); after a failed event_wait (not EINTR) the
+ * waiter sleeps the slice without the descriptor and looks again. */
 EMEL_API emel_job_state emel_job_wait(emel_job *job, int timeout_ms);
 
 /* A descriptor that becomes readable after each unit of work and when the job

@@ -4,6 +4,7 @@
 #include "job.h"
 #include "emel/model/tensor/job_access.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum { PIECE_MIN = 64u << 10 }; /* a budget smaller than this still moves this much (at most a chunk) of a big tensor */
@@ -34,8 +35,10 @@ load_job_event emel_job_begin(load_job_ctx *m) {
 }
 
 load_job_event emel_job_pick_unit(load_job_ctx *m) {
-  if (atomic_load(&m->cancel)) return LOAD_JOB_EV_CANCEL_SEEN;
+  /* The end first: a cancel stops the next unit, and with none left every
+   * tensor is settled already (reporting CANCELLED would deny resident ones). */
   if (m->next >= m->count) return LOAD_JOB_EV_NO_UNITS_LEFT;
+  if (atomic_load(&m->cancel)) return LOAD_JOB_EV_CANCEL_SEEN;
   const uint64_t left = m->budget > m->moved ? m->budget - m->moved : 0;
   const uint64_t limit = left < m->chunk ? left : m->chunk;
   const uint64_t first = emel_job_size_at(m, m->next);
@@ -102,8 +105,13 @@ static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel
   emel_error e;
   if (emel_io_advise(m->io, m->mapping.handle, m->piece_offset, m->piece_len, EMEL_ADVISE_POPULATE_READ, &e) !=
       EMEL_OK) {
-    /* Named as a populated load's failure is, with the advice's errno. */
-    if (e.code == EMEL_MMAP_ADVISE_FAILED) e.code = EMEL_MMAP_POPULATE_FAILED;
+    /* Named as a populated load's failure is, with the advice's errno: a
+     * fault (EFAULT, EIO) in a file that shrank or was replaced is
+     * FILE_CHANGED, as the mmap strategy says of a populate that faults. */
+    if (e.code == EMEL_MMAP_ADVISE_FAILED) {
+      const int fault = e.os_errno == EFAULT || e.os_errno == EIO;
+      e.code = fault && emel_tensors_job_file_changed(m->t, index) ? EMEL_FILE_CHANGED : EMEL_MMAP_POPULATE_FAILED;
+    }
     m->unit_error = e;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;

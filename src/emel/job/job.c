@@ -326,8 +326,11 @@ emel_job_state emel_job_wait(emel_job *job, int timeout_ms) {
       if (spent >= (uint64_t)timeout_ms) return st;
       if ((uint64_t)timeout_ms - spent < (uint64_t)left) left = (int)((uint64_t)timeout_ms - spent);
     }
+    /* A failed wait (other than EINTR) is no answer: the state is looked at
+     * anyway, so the slice is slept without the descriptor (no fd: poll(2)
+     * just sleeps) and the job looked at again, until it ends or time is up. */
     const int r = m->platform.event_wait(m->platform.user, fd, left);
-    if (r < 0 && r != -EINTR) return (emel_job_state)atomic_load_explicit(&m->state, memory_order_acquire);
+    if (r < 0 && r != -EINTR) (void)m->platform.event_wait(m->platform.user, -1, left);
   }
 }
 

@@ -32,6 +32,11 @@ emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const
  * error without changing its state. */
 void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno);
 
+/* Non-zero when tensor `index`'s file is now shorter than its span or no
+ * longer the file indexed (looked at through a descriptor of its own): what
+ * a fault in its mapped pages means FILE_CHANGED for, as the strategies say. */
+int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index);
+
 /* The table's platform ops (the job allocates and signals through them) and boundary. */
 const emel_platform_ops *emel_tensors_platform(const emel_tensors *t);
 emel_io *emel_tensors_io(const emel_tensors *t);

@@ -576,6 +576,10 @@ void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, in
   t->records[index].last_error = (emel_error){.code = code, .os_errno = os_errno};
 }
 
+int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index) {
+  return t && index < t->count && file_shrank(t, &t->records[index]);
+}
+
 const emel_platform_ops *emel_tensors_platform(const emel_tensors *t) { return &t->platform; }
 
 emel_io *emel_tensors_io(const emel_tensors *t) { return t->io; }
