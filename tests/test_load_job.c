@@ -138,8 +138,8 @@ static unsigned check_settled(const emel_job *job, emel_status why) {
   for (uint32_t i = 0; i < N; i++) {
     const emel_tensor_state s = emel_tensors_state(t, i);
     if (s == EMEL_TENSOR_RESIDENT) {
-      /* A bigger one read in pieces lives in a buffer the table owns; mapped ones all hold a mapping. */
-      through_io += SIZE[i] <= CHUNK || loop_options.strategy == EMEL_STRATEGY_MMAP;
+      /* A job reads into buffers the table owns (read in parts over the lanes); mapped ones all hold a mapping. */
+      through_io += loop_options.strategy == EMEL_STRATEGY_MMAP;
       emel_tensor_view v;
       ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
       check_bytes(i, &v);
@@ -625,11 +625,14 @@ START_TEST(held_tensors_are_busy_to_loads_from_outside) {
   emel_job_config targeted = EMEL_JOB_CONFIG_INIT(.options = &target);
   ck_assert_int_eq(emel_job_create(&other, t, &targeted, &e), EMEL_INVALID_ARGUMENT);
   ck_assert_str_eq(e.detail, "emel_load_options.target");
-  /* Guards: a shard in a job's options ignored, so the chunked path loaded whole tensors. */
-  emel_load_options sharded = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ, .shard_rank = 0, .shard_count = 2);
+  /* A rank outside its count would fail every tensor: refused, named as a load names it. */
+  emel_load_options sharded = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ, .shard_rank = 2, .shard_count = 2);
   emel_job_config sliced = EMEL_JOB_CONFIG_INIT(.options = &sharded);
-  ck_assert_int_eq(emel_job_create(&other, t, &sliced, &e), EMEL_INVALID_ARGUMENT);
-  ck_assert_str_eq(e.detail, "emel_load_options.shard_count");
+  ck_assert_int_eq(emel_job_create(&other, t, &sliced, &e), EMEL_INVALID_SHARD);
+  ck_assert_str_eq(e.detail, "emel_load_options.shard_rank");
+  emel_job_config many = EMEL_JOB_CONFIG_INIT(.threads = EMEL_IO_READ_MAX_THREADS + 1);
+  ck_assert_int_eq(emel_job_create(&other, t, &many, &e), EMEL_INVALID_ARGUMENT);
+  ck_assert_str_eq(e.detail, "emel_job_config.threads");
   ck_assert_int_eq(emel_job_create(&other, t, &(emel_job_config){0}, &e), EMEL_STRUCT_SIZE_UNKNOWN);
   fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + 1, ENOMEM);
   ck_assert_int_eq(emel_job_create(&other, t, NULL, &e), EMEL_OUT_OF_MEMORY);
@@ -918,6 +921,91 @@ START_TEST(a_file_cut_under_a_populated_job_is_file_changed) {
 }
 END_TEST
 
+
+/* One tensor of `size` bytes in a file of its own, on a boundary whose read
+ * strategy has 2 copy lanes (and 8 direct ones: 8 lanes in all). */
+typedef struct big_model {
+  char path[300];
+  emel_io *io;
+  emel_tensors *t;
+} big_model;
+
+static void big_open(big_model *b, uint64_t size) {
+  snprintf(b->path, sizeof b->path, "%s.big", path);
+  FILE *f = fopen(b->path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (uint64_t i = 0; i < size; i++) fputc(byte_at(i), f);
+  ck_assert_int_eq(fclose(f), 0);
+  fp.cpu_count = 2;
+  emel_io_config c = EMEL_IO_CONFIG_INIT(.platform = &fp.ops);
+  ck_assert_int_eq(emel_io_create(&b->io, &c, NULL), EMEL_OK);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 2);
+  ck_assert_int_eq(emel_io_read_attach(b->io, &rc, NULL), EMEL_OK);
+  uint32_t file;
+  ck_assert_int_eq(emel_io_add_file(b->io, b->path, strlen(b->path), &file, NULL), EMEL_OK);
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = b->io, .capacity = 1);
+  ck_assert_int_eq(emel_tensors_create(&b->t, &tc, NULL), EMEL_OK);
+  emel_tensor_span span = {.n_dims = 1, .dims = {size, 1, 1, 1}, .file_index = file, .size = size};
+  ck_assert_int_eq(emel_tensors_add(b->t, "big", 3, &span, NULL, NULL), EMEL_OK);
+}
+
+static void big_close(big_model *b) {
+  emel_tensors_destroy(b->t);
+  emel_io_destroy(b->io);
+  unlink(b->path);
+}
+
+/* Loads the tensor through a job with `threads`; returns the worker threads the read strategy started. */
+static uint64_t big_job_threads(big_model *b, uint32_t threads, uint64_t *parallel_windows) {
+  emel_io_read_stats before, after;
+  ck_assert_int_eq(emel_io_read_stats_of(b->io, &before, NULL), EMEL_OK);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = threads);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b->t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < v.size; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(b->t, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_stats_of(b->io, &after, NULL), EMEL_OK);
+  if (parallel_windows) *parallel_windows = after.parallel_windows - before.parallel_windows;
+  return after.threads_started - before.threads_started;
+}
+
+/* Guards against a job's window of whole tensors going to the table's batch,
+ * where each tensor is one lane's: a window of one 6 MiB tensor (below the
+ * 8 MiB chunk) was read by one thread while the batch load of a whole model
+ * kept both lanes busy (job_vs_batch 0.63). */
+START_TEST(a_window_of_whole_tensors_uses_the_lanes) {
+  big_model b;
+  big_open(&b, 6u << 20);
+  uint64_t parallel = 0;
+  ck_assert_uint_eq(big_job_threads(&b, 0, &parallel), 1); /* the strategy's 2 copy lanes */
+  ck_assert_uint_eq(parallel, 1);
+  big_close(&b);
+}
+END_TEST
+
+/* emel_job_config.threads: the threads that transfer each read unit (the
+ * driving one, and threads - 1 lanes), one per MiB at most, at most the
+ * strategy's lanes. */
+START_TEST(threads_sets_the_lanes_of_read_units) {
+  big_model b;
+  big_open(&b, 6u << 20);
+  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
+  ck_assert_uint_eq(big_job_threads(&b, 3, NULL), 2);
+  ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 5);
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 5); /* 6 MiB: a lane per MiB at most */
+  big_close(&b);
+  big_open(&b, 12u << 20); /* two units: 8 MiB, then 4 MiB */
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7 + 3); /* the strategy has 8 lanes */
+  big_close(&b);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -945,6 +1033,8 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, cancel_after_the_last_unit_completes_the_job);
   tcase_add_test(tc, wait_keeps_waiting_after_a_failed_event_wait);
   tcase_add_test(tc, a_file_cut_under_a_populated_job_is_file_changed);
+  tcase_add_test(tc, a_window_of_whole_tensors_uses_the_lanes);
+  tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   suite_add_tcase(s, tc);
   return s;
 }

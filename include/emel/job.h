@@ -117,6 +117,14 @@ typedef struct emel_job_config {
   emel_job_progress_fn on_progress; /* optional */
   uint32_t progress_interval_ms;    /* at most one on_progress per interval; 0: after every unit */
   void *user;                 /* passed to the callbacks */
+  /* Threads that transfer each read unit: the driving thread (the job's own,
+   * or the caller of emel_job_step) and threads - 1 of the read strategy's
+   * lanes, one per MiB of the unit at most; 1: the driving thread alone.
+   * 0: the strategy's lanes (emel_io_read_config.threads, or .direct_threads
+   * with EMEL_LOAD_DIRECT). At most the lanes the strategy has (the larger of
+   * the two) are used; more than EMEL_IO_READ_MAX_THREADS is refused. mmap
+   * units ignore it (a populate is one madvise). */
+  uint32_t threads;
 } emel_job_config;
 
 #define EMEL_JOB_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_job_config, __VA_ARGS__)

@@ -4,6 +4,7 @@
  * every read and every failure route is the machine's). The concurrency
  * rules are in include/emel/io_read.h. */
 #include "read.h"
+#include "lanes.h"
 #include "emel/report.h"
 #include "emel/util/struct_size.h"
 
@@ -84,7 +85,11 @@ static uint64_t run_bytes(const io_read_ctx *run) { return run->run_end - run->r
 /* Lanes for a window of `bytes`: each gets at least min_parallel bytes. */
 static uint32_t lanes_for(const io_read *self, uint64_t bytes, size_t members, int direct) {
   uint64_t n = bytes / self->min_parallel;
-  const uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  if (self->forced_lanes) { /* a load job sized its parts to the lanes it chose */
+    n = self->forced_lanes;
+    most = self->lane_count;
+  }
   if (n > most) n = most;
   if (n > members) n = members;
   return n > 1 ? (uint32_t)n : 1;
@@ -367,4 +372,15 @@ static emel_status unreported_io_read_stats_of(const emel_io *io, emel_io_read_s
 
 emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats, emel_error *err) {
   return emel_report(err, unreported_io_read_stats_of(io, stats));
+}
+
+uint32_t emel_io_read_lanes(const emel_io *io, int direct) {
+  const io_read *self = emel_io_strategy_self(io, EMEL_STRATEGY_READ, &read_ops);
+  if (!self) return 0;
+  return direct < 0 ? self->lane_count : direct ? self->direct_lanes : self->copy_lanes;
+}
+
+void emel_io_read_force_lanes(emel_io *io, uint32_t lanes) {
+  io_read *self = emel_io_strategy_self(io, EMEL_STRATEGY_READ, &read_ops);
+  if (self) self->forced_lanes = lanes;
 }

@@ -82,6 +82,7 @@ struct io_read {
   uint32_t lane_count;  /* the larger of copy_lanes and direct_lanes */
   uint32_t copy_lanes;  /* lanes of a buffered window (config.threads) */
   uint32_t direct_lanes; /* lanes of a window with direct runs (config.direct_threads) */
+  uint32_t forced_lanes; /* a load job's choice for its batches (lanes.h); 0: lanes_for decides */
   read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
   io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
   uint32_t *run_lane;  /* which lane transfers each run */
