@@ -44,8 +44,9 @@
  *
  * Parallel batches (config.threads; one thread per core by default): when a
  * window holds at least min_parallel_bytes per thread, its runs are cut to
- * about a quarter of a thread's share and handed out largest first to the
- * least loaded lane; the calling thread is lane 0, each other lane a thread
+ * about a quarter of a thread's share and taken largest first, each lane
+ * taking the next run when done with its last (a lane that starts late or
+ * runs slow takes fewer); the calling thread is lane 0, each other lane a thread
  * started with ops.thread_start (buffered: one copy per core; direct: the
  * copy is the device's, so direct_threads lanes keep more reads in flight,
  * measured 4.0 -> 4.8 GB/s cold from 2 to 8 lanes here). Concurrency rules:
@@ -57,7 +58,8 @@
  *   sizes, the results, the strategy's stats.
  * - A lane writes only its own runs' machine contexts and destination
  *   buffers, and its own bounce block, gap scratch and counters (merged into
- *   the stats after the join). Runs never overlap in memory: each member has
+ *   the stats after the join); which runs are its own is decided by one
+ *   atomic counter, which hands each run out once. Runs never overlap in memory: each member has
  *   its own slot and buffer.
  * - Workers read, never write: the members, the config, the descriptors
  *   and the identity each file had when opened (pread/preadv are positional

@@ -3,6 +3,7 @@
  * only through the tensor table and the io boundary. */
 #include "job.h"
 #include "emel/io/read/lanes.h"
+#include "emel/io_read.h"
 #include "emel/model/tensor/job_access.h"
 
 #include <errno.h>
@@ -162,10 +163,12 @@ static uint32_t unit_lanes(const load_job_ctx *m, uint64_t bytes) {
   return lanes > 1 ? (uint32_t)lanes : 1;
 }
 
-/* A part per lane (each a run of its own: one read, one look at the file);
- * a tensor smaller than that is one part. */
+/* EMEL_IO_READ_RUNS_PER_LANE parts per lane, as the strategy cuts a
+ * window's runs: the lanes take them in turn, so a lane that starts late
+ * takes fewer. A tensor smaller than a part is one. */
 static uint64_t part_size(uint64_t unit_bytes, uint32_t lanes) {
-  const uint64_t even = (unit_bytes + lanes - 1) / lanes;
+  const uint64_t cut = (uint64_t)lanes * EMEL_IO_READ_RUNS_PER_LANE;
+  const uint64_t even = (unit_bytes + cut - 1) / cut;
   return even > JOB_PART_MIN ? even : JOB_PART_MIN;
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "emel/io_read.h"
 #include "emel/job.h"
 #include "emel/platform.h"
 #include "emel/machine/machine.h"
@@ -12,11 +13,11 @@
 /* What became of each tensor of the job (load_job_ctx.done, by position). */
 enum { JOB_PENDING = 0, JOB_READY = 1, JOB_FAILED = 2, JOB_CANCELLED = 3 };
 
-/* Read units go to the boundary in parts, about one per lane and at least
- * JOB_PART_MIN bytes (at most JOB_PARTS lanes, so JOB_PARTS parts beyond one
- * per tensor), so the read strategy's lanes share even a single tensor. */
+/* Read units go to the boundary in parts, a few per lane and at least
+ * JOB_PART_MIN bytes (at most JOB_PARTS lanes), so the read strategy's lanes
+ * share even a single tensor. */
 enum { JOB_PARTS = 16, JOB_PART_MIN = 1u << 20 };
-enum { JOB_MAX_REQUESTS = EMEL_TENSOR_BATCH_WINDOW + JOB_PARTS };
+enum { JOB_MAX_REQUESTS = EMEL_TENSOR_BATCH_WINDOW + JOB_PARTS * EMEL_IO_READ_RUNS_PER_LANE };
 
 /* The job is the machine's context: it rests between units with its cursor. */
 struct load_job_ctx {

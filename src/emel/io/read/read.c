@@ -127,7 +127,10 @@ static int larger_first(const void *a, const void *b) {
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Largest run first to the least loaded of `lanes` lanes (balanced within one run). */
+/* Largest run first to the least loaded of `lanes` lanes (balanced within
+ * one run): which lanes have work (so a thread is started for them). The
+ * lanes then take the runs in that order, each the next one when it is done
+ * with its own (transfer_lane). */
 static void assign_lanes(io_read *self, uint32_t lanes) {
   run_order order[EMEL_IO_READ_BATCH_WINDOW];
   for (uint32_t l = 0; l < self->lane_count; l++) self->lanes[l].load = 0;
@@ -138,19 +141,28 @@ static void assign_lanes(io_read *self, uint32_t lanes) {
     for (uint32_t l = 1; l < lanes; l++)
       if (self->lanes[l].load < self->lanes[best].load) best = l;
     self->lanes[best].load += order[k].bytes;
-    self->run_lane[order[k].index] = best;
-    self->runs[order[k].index].lane = &self->lanes[best];
+    self->run_lane[k] = (uint32_t)order[k].index;
   }
+  atomic_store_explicit(&self->next_run, 0, memory_order_relaxed); /* published by thread_start */
 }
 
-/* A lane's share of the window: TRANSFER_RUN of each of its runs. The runs
- * then rest in transferred / transfer_failed until the calling thread settles
- * them. Runs on a worker thread (see the rules in io_read.h). */
+/* A lane's share of the window: TRANSFER_RUN of each run it takes, the next
+ * untaken one (largest first) until none is left, so lanes that start late or
+ * run slow take less and the window ends when its last run does, not when a
+ * fixed share of a delayed lane does. The runs then rest in transferred /
+ * transfer_failed until the calling thread settles them. Runs on a worker
+ * thread (see the rules in io_read.h): a run is one lane's (the counter hands
+ * each out once), and its lane is set before its transfer. */
 static void *transfer_lane(void *arg) {
   read_lane *lane = arg;
   io_read *self = lane->self;
-  for (size_t r = 0; r < self->run_count; r++)
-    if (self->run_lane[r] == lane->index) dispatch(&self->runs[r], IO_READ_EV_TRANSFER_RUN);
+  for (;;) {
+    const size_t k = atomic_fetch_add_explicit(&self->next_run, 1, memory_order_relaxed);
+    if (k >= self->run_count) break;
+    io_read_ctx *run = &self->runs[self->run_lane[k]];
+    run->lane = lane;
+    dispatch(run, IO_READ_EV_TRANSFER_RUN);
+  }
   return NULL;
 }
 
@@ -309,6 +321,7 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
   io_read *self = p.alloc(p.user, sizeof *self, _Alignof(io_read));
   if (!self) return EMEL_OUT_OF_MEMORY;
   memset(self, 0, sizeof *self);
+  atomic_init(&self->next_run, 0);
   self->platform = p;
   self->io = io;
   self->files = emel_io_files_of(io);

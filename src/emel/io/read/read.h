@@ -3,6 +3,8 @@
 #ifndef EMEL_IO_READ_INTERNAL_H
 #define EMEL_IO_READ_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "emel/io.h"
 #include "emel/io_strategy.h"
 #include "emel/io_read.h"
@@ -85,7 +87,9 @@ struct io_read {
   uint32_t forced_lanes; /* a load job's choice for its batches (lanes.h); 0: lanes_for decides */
   read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
   io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
-  uint32_t *run_lane;  /* which lane transfers each run */
+  uint32_t *run_lane;  /* the runs, largest first: the order lanes take them in */
+  atomic_size_t next_run; /* the next of run_lane a lane takes (lanes pull runs, so a
+                             lane that starts late on a busy machine takes fewer) */
   size_t run_count;
   emel_io_read_stats stats;
   int broken; /* an action defect broke a machine of this strategy: every request is EMEL_INTERNAL */
