@@ -1085,6 +1085,32 @@ START_TEST(lanes_take_runs_so_a_late_lane_holds_nothing_back) {
 }
 END_TEST
 
+
+/* Guards against a cooperative job slower than a background one (step_overhead
+ * 0.52): 8 MiB budgets cut a 12 MiB tensor's pieces at 8 and 4 MiB, and the
+ * read strategy's min_parallel_bytes (4 MiB a lane) gave each piece under
+ * 8 MiB one lane; budget-cut pieces and windows were mostly such. Every unit
+ * of at least 2 MiB now uses the lanes (a lane per MiB at most). */
+START_TEST(budget_cut_pieces_still_use_the_lanes) {
+  big_model b;
+  big_open(&b, 12u << 20);
+  emel_io_read_stats before, after;
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &before, NULL), EMEL_OK);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b.t, NULL, NULL), EMEL_OK);
+  int steps = 0;
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {
+    ck_assert_int_eq(emel_job_step(job, 8u << 20, NULL, NULL), EMEL_OK);
+    steps++;
+  }
+  ck_assert_int_eq(steps, 2);
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &after, NULL), EMEL_OK);
+  ck_assert_uint_eq(after.parallel_windows - before.parallel_windows, 2); /* the 8 and the 4 MiB piece */
+  emel_job_destroy(job);
+  big_close(&b);
+}
+END_TEST
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -1115,6 +1141,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, a_window_of_whole_tensors_uses_the_lanes);
   tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
+  tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
   suite_add_tcase(s, tc);
   return s;
 }
