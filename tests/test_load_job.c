@@ -721,7 +721,8 @@ START_TEST(big_pieces_use_the_read_lanes_and_huge_pages) {
   ck_assert_int_eq(emel_tensors_add(bt, "big", 3, &span, NULL, NULL), EMEL_OK);
   fault_platform_forget_advices(&fp);
   const uint64_t threads_before = fp.calls[FP_THREAD_START];
-  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 4 << 20);
+  /* 2 MiB chunks on 2 lanes: units of 4 MiB. */
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 2 << 20);
   emel_job *job;
   ck_assert_int_eq(emel_job_create(&job, bt, &jc, NULL), EMEL_OK);
   ck_assert_int_eq(emel_job_step(job, 4 << 20, NULL, NULL), EMEL_OK); /* the first 4 MiB piece */
@@ -1004,8 +1005,9 @@ START_TEST(threads_sets_the_lanes_of_read_units) {
   ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 5);
   ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 5); /* 6 MiB: a lane per MiB at most */
   big_close(&b);
-  big_open(&b, 12u << 20); /* two units: 8 MiB, then 4 MiB */
-  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7 + 3); /* the strategy has 8 lanes */
+  big_open(&b, 12u << 20); /* one unit (a chunk on each of 8 lanes, the strategy's all) */
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7);
+  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0); /* 8 MiB, then 4 MiB, both on the driving thread */
   big_close(&b);
 }
 END_TEST
@@ -1087,13 +1089,13 @@ END_TEST
 
 
 /* Guards against a cooperative job slower than a background one (step_overhead
- * 0.52): 8 MiB budgets cut a 12 MiB tensor's pieces at 8 and 4 MiB, and the
+ * 0.52): 8 MiB budgets cut a big tensor's pieces at 8 and 4 MiB, and the
  * read strategy's min_parallel_bytes (4 MiB a lane) gave each piece under
  * 8 MiB one lane; budget-cut pieces and windows were mostly such. Every unit
  * of at least 2 MiB now uses the lanes (a lane per MiB at most). */
 START_TEST(budget_cut_pieces_still_use_the_lanes) {
   big_model b;
-  big_open(&b, 12u << 20);
+  big_open(&b, 20u << 20);
   emel_io_read_stats before, after;
   ck_assert_int_eq(emel_io_read_stats_of(b.io, &before, NULL), EMEL_OK);
   emel_job *job;
@@ -1103,10 +1105,35 @@ START_TEST(budget_cut_pieces_still_use_the_lanes) {
     ck_assert_int_eq(emel_job_step(job, 8u << 20, NULL, NULL), EMEL_OK);
     steps++;
   }
-  ck_assert_int_eq(steps, 2);
+  ck_assert_int_eq(steps, 3);
   ck_assert_int_eq(emel_io_read_stats_of(b.io, &after, NULL), EMEL_OK);
-  ck_assert_uint_eq(after.parallel_windows - before.parallel_windows, 2); /* the 8 and the 4 MiB piece */
+  ck_assert_uint_eq(after.parallel_windows - before.parallel_windows, 3); /* 8, 8 and 4 MiB pieces */
   emel_job_destroy(job);
+  big_close(&b);
+}
+END_TEST
+
+
+/* Guards against read units of one chunk whatever the lanes: each unit's
+ * fork and join (and the wait for the last run) was paid once per chunk, a
+ * fifth of a job's time with two lanes. A unit moves a chunk on each lane
+ * (the cancel still waits for one chunk's time on one thread), so a 16 MiB
+ * tensor on 2 lanes is one unit, and on 1 lane two. */
+START_TEST(a_unit_moves_a_chunk_on_each_lane) {
+  big_model b;
+  big_open(&b, 16u << 20);
+  for (uint32_t threads = 1; threads <= 2; threads++) {
+    progress_calls = 0;
+    /* on_progress after every unit, and once for the end. */
+    emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = threads, .on_progress = on_progress);
+    emel_job *job;
+    ck_assert_int_eq(emel_job_create(&job, b.t, &jc, NULL), EMEL_OK);
+    ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+    ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+    ck_assert_uint_eq(progress_calls, threads == 1 ? 2 + 1 : 1 + 1);
+    emel_job_destroy(job);
+    ck_assert_int_eq(emel_tensors_evict_all(b.t, NULL), EMEL_OK);
+  }
   big_close(&b);
 }
 END_TEST
@@ -1142,6 +1169,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
   tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
+  tcase_add_test(tc, a_unit_moves_a_chunk_on_each_lane);
   suite_add_tcase(s, tc);
   return s;
 }
