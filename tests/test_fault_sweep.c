@@ -233,18 +233,17 @@ static void count_unit(void *user, const emel_job_progress *p) {
 }
 
 /* The lanes a scenario's job units use (emel_job_config.threads): the
- * scenario's read lanes, else 1, so that what a unit is does not depend on
- * the machine's cores. */
+ * scenario's read lanes, else 1, so that how a unit is cut does not depend
+ * on the machine's cores. */
 static uint32_t job_threads(const scenario *s) { return s->threads ? s->threads : 1; }
 
 /* Whether tensor i's bytes are held through the boundary: a read job reads
  * into buffers the table owns, except an O_DIRECT window of whole tensors
- * (a table batch), each at most a unit (a chunk on each lane). */
+ * (a table batch), each at most a chunk. */
 static int through_io(const scenario *s, emel_tensors *t, uint32_t i) {
   emel_tensor_info info;
   if (s->mode < JOB_STEP || s->strategy != EMEL_STRATEGY_READ) return 1;
-  return (s->flags & EMEL_LOAD_DIRECT) && emel_tensors_info(t, i, &info) &&
-         info.span.size <= (uint64_t)JOB_CHUNK * job_threads(s);
+  return (s->flags & EMEL_LOAD_DIRECT) && emel_tensors_info(t, i, &info) && info.span.size <= JOB_CHUNK;
 }
 
 /* States, views and residencies agree; a job's tensors are ready exactly when

@@ -721,8 +721,7 @@ START_TEST(big_pieces_use_the_read_lanes_and_huge_pages) {
   ck_assert_int_eq(emel_tensors_add(bt, "big", 3, &span, NULL, NULL), EMEL_OK);
   fault_platform_forget_advices(&fp);
   const uint64_t threads_before = fp.calls[FP_THREAD_START];
-  /* 2 MiB chunks on 2 lanes: units of 4 MiB. */
-  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 2 << 20);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.chunk_bytes = 4 << 20);
   emel_job *job;
   ck_assert_int_eq(emel_job_create(&job, bt, &jc, NULL), EMEL_OK);
   ck_assert_int_eq(emel_job_step(job, 4 << 20, NULL, NULL), EMEL_OK); /* the first 4 MiB piece */
@@ -1005,9 +1004,9 @@ START_TEST(threads_sets_the_lanes_of_read_units) {
   ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 5);
   ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 5); /* 6 MiB: a lane per MiB at most */
   big_close(&b);
-  big_open(&b, 12u << 20); /* one unit (a chunk on each of 8 lanes, the strategy's all) */
-  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7);
-  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0); /* 8 MiB, then 4 MiB, both on the driving thread */
+  big_open(&b, 12u << 20); /* two units: 8 MiB, then 4 MiB */
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7 + 3); /* the strategy has 8 lanes */
+  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
   big_close(&b);
 }
 END_TEST
@@ -1114,29 +1113,6 @@ START_TEST(budget_cut_pieces_still_use_the_lanes) {
 END_TEST
 
 
-/* Guards against read units of one chunk whatever the lanes: each unit's
- * fork and join (and the wait for the last run) was paid once per chunk, a
- * fifth of a job's time with two lanes. A unit moves a chunk on each lane
- * (the cancel still waits for one chunk's time on one thread), so a 16 MiB
- * tensor on 2 lanes is one unit, and on 1 lane two. */
-START_TEST(a_unit_moves_a_chunk_on_each_lane) {
-  big_model b;
-  big_open(&b, 16u << 20);
-  for (uint32_t threads = 1; threads <= 2; threads++) {
-    progress_calls = 0;
-    /* on_progress after every unit, and once for the end. */
-    emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = threads, .on_progress = on_progress);
-    emel_job *job;
-    ck_assert_int_eq(emel_job_create(&job, b.t, &jc, NULL), EMEL_OK);
-    ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
-    ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
-    ck_assert_uint_eq(progress_calls, threads == 1 ? 2 + 1 : 1 + 1);
-    emel_job_destroy(job);
-    ck_assert_int_eq(emel_tensors_evict_all(b.t, NULL), EMEL_OK);
-  }
-  big_close(&b);
-}
-END_TEST
 
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
@@ -1169,7 +1145,6 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
   tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
-  tcase_add_test(tc, a_unit_moves_a_chunk_on_each_lane);
   suite_add_tcase(s, tc);
   return s;
 }

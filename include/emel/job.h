@@ -6,9 +6,8 @@
  * tensor's slice). It moves created -> running -> completed,
  * cancelled or failed (statecharts/load_job.rl), a unit of work at a time: a
  * window of whole tensors of at most a chunk's bytes, or the next chunk of a
- * tensor larger than that (read: a chunk on each lane the unit uses, read
- * into the tensors' final buffers in parts spread over the read strategy's
- * lanes, config.threads; mmap with
+ * tensor larger than a chunk (read: read into the tensors' final buffers in
+ * parts spread over the read strategy's lanes, config.threads; mmap with
  * EMEL_LOAD_POPULATE: mapped whole, pre-faulted a chunk at a
  * time). Tensors become resident one by one, in file order
  * unless a priority list moves some to the front, and each is reported ready
@@ -36,7 +35,7 @@
  * the event descriptor, nothing else). Callbacks run on the thread that drives
  * the job (the caller of emel_job_step, or the job's thread).
  *
- * Cancel: seen before the next unit, so within one chunk of work (per lane); a cancel
+ * Cancel: seen before the next unit, so within one chunk of work; a cancel
  * after the last unit finds none left, and the job completes. Afterwards
  * every tensor of the job is either resident (ready before the cancel) or
  * back to bound/evicted with EMEL_CANCELLED as its last error
@@ -78,7 +77,7 @@ enum {
   EMEL_JOB_CONTINUE_ON_FAILURE = 1u << 0 /* a tensor's failure is its own; the job goes on */
 };
 
-enum { EMEL_JOB_DEFAULT_CHUNK = 8u << 20 }; /* bytes per unit of work and lane: the cancel latency */
+enum { EMEL_JOB_DEFAULT_CHUNK = 8u << 20 }; /* bytes per unit of work: the cancel latency */
 
 /* What a job has done. Filled by the library up to the caller's struct_size
  * (EMEL_JOB_PROGRESS_INIT sets it), so it can grow. */
@@ -115,8 +114,7 @@ typedef struct emel_job_config {
                                        shard loads each tensor's slice */
   const uint32_t *priority;   /* tensors of the job to load first, in this order; the rest follow */
   size_t priority_count;      /* in file order (file, then offset) */
-  uint64_t chunk_bytes;       /* bytes per unit of work (read: on each lane the unit uses, in
-                                 parallel); 0: EMEL_JOB_DEFAULT_CHUNK */
+  uint64_t chunk_bytes;       /* bytes per unit of work; 0: EMEL_JOB_DEFAULT_CHUNK */
   unsigned flags;             /* EMEL_JOB_* */
   emel_job_ready_fn on_ready; /* optional */
   emel_job_progress_fn on_progress; /* optional */

@@ -34,7 +34,6 @@
 #include "emel/io.h"
 #include "emel/io_mmap.h"
 #include "emel/io_read.h"
-#include "emel/io_strategy.h"
 #include "emel/job.h"
 #include "emel/tensor.h"
 #include "fault_platform.h"
@@ -704,17 +703,10 @@ static void job_settle(harness *h) {
     if (ts == EMEL_TENSOR_RESIDENT) {
       REQUIRE(vs == EMEL_OK && v.size == h->tensors[i].span.size);
       /* A read job reads into buffers the table adopts (no io residency),
-       * except O_DIRECT windows of whole tensors, which go through a batch;
-       * a unit is a chunk on each lane (O_DIRECT: the strategy's direct lanes,
-       * 4 per core as emel_io_read_config.direct_threads defaults). */
-      if (!h->adopted[i]) {
-        const emel_platform_ops *p = emel_io_platform(h->io);
-        const uint64_t cores = (uint64_t)p->cpu_count(p->user);
-        uint64_t lanes = cores > 1 ? cores * EMEL_IO_READ_DIRECT_LANES_PER_THREAD : 1;
-        if (lanes > EMEL_IO_READ_MAX_THREADS) lanes = EMEL_IO_READ_MAX_THREADS;
+       * except O_DIRECT windows of whole tensors, which go through a batch. */
+      if (!h->adopted[i])
         h->adopted[i] = h->job_options.strategy == EMEL_STRATEGY_READ &&
-                        (h->tensors[i].span.size > h->job_chunk * lanes || !(h->job_options.flags & EMEL_LOAD_DIRECT));
-      }
+                        (h->tensors[i].span.size > h->job_chunk || !(h->job_options.flags & EMEL_LOAD_DIRECT));
       if (!h->job_seen[i]) /* loaded by the job: locked as its options say */
         h->locked[i] = h->job_options.strategy == EMEL_STRATEGY_MMAP && (h->job_options.flags & EMEL_LOAD_LOCK);
       h->job_seen[i] = 1;

@@ -13,14 +13,13 @@ enum { PIECE_MIN = 64u << 10 }; /* a budget smaller than this still moves this m
 
 uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos) { return m->slices[pos].size; }
 
-/* A tensor larger than a unit is moved a unit at a time, so that it never
- * delays a cancel by more than a chunk's time (read: a chunk on each lane the
- * unit uses, in parallel): read into its final buffer, or (mmap
+/* A tensor larger than a chunk is moved chunk by chunk, so that it never
+ * delays a cancel by more than a chunk: read into its final buffer, or (mmap
  * with EMEL_LOAD_POPULATE) mapped whole, then pre-faulted a chunk at a time.
  * Mapping alone moves no bytes; a locked mapping (EMEL_LOAD_LOCK) is one
  * unit, since unlocking a piece would unlock the tensor's pages. */
 static int in_pieces(const load_job_ctx *m, uint64_t size) {
-  if (size <= m->unit_max) return 0;
+  if (size <= m->chunk) return 0;
   if (m->options.strategy == EMEL_STRATEGY_READ) return 1;
   return m->options.strategy == EMEL_STRATEGY_MMAP && (m->options.flags & EMEL_LOAD_POPULATE) &&
          !(m->options.flags & EMEL_LOAD_LOCK);
@@ -40,7 +39,7 @@ load_job_event emel_job_pick_unit(load_job_ctx *m) {
   if (m->next >= m->count) return LOAD_JOB_EV_NO_UNITS_LEFT;
   if (atomic_load(&m->cancel)) return LOAD_JOB_EV_CANCEL_SEEN;
   const uint64_t left = m->budget > m->moved ? m->budget - m->moved : 0;
-  const uint64_t limit = left < m->unit_max ? left : m->unit_max;
+  const uint64_t limit = left < m->chunk ? left : m->chunk;
   const uint64_t first = emel_job_size_at(m, m->next);
   if (in_pieces(m, first)) {
     m->unit_count = 0;

@@ -5,7 +5,6 @@
 #include "emel/model/tensor/job_access.h"
 #include "emel/report.h"
 #include "emel/io_read.h"
-#include "emel/io/read/lanes.h"
 #include "emel/util/struct_size.h"
 
 #include <errno.h>
@@ -175,19 +174,6 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   m->flags = c.flags;
   m->chunk = c.chunk_bytes ? c.chunk_bytes : EMEL_JOB_DEFAULT_CHUNK;
   m->threads = c.threads;
-  /* A read unit moves a chunk on each lane it uses, in parallel: the cancel
-   * waits for a chunk's time on one thread, and a unit's fork and join are
-   * paid once per lanes chunks (a unit of one chunk over two lanes lost a
-   * fifth of its time to them). */
-  uint64_t lanes = 1;
-  if (options.strategy == EMEL_STRATEGY_READ) {
-    const emel_io *io = emel_tensors_io(t);
-    const uint32_t has = io ? emel_io_read_lanes(io, -1) : 0;
-    lanes = c.threads ? c.threads : (io ? emel_io_read_lanes(io, (options.flags & EMEL_LOAD_DIRECT) != 0) : 1u);
-    if (lanes > has) lanes = has;
-    if (lanes < 1) lanes = 1;
-  }
-  m->unit_max = m->chunk > UINT64_MAX / lanes ? UINT64_MAX : m->chunk * lanes;
   m->on_ready = c.on_ready;
   m->on_progress = c.on_progress;
   m->interval_ns = (uint64_t)c.progress_interval_ms * 1000000u;

@@ -28,7 +28,6 @@ struct load_job_ctx {
   emel_load_options options;
   unsigned flags;
   uint64_t chunk;
-  uint64_t unit_max;      /* bytes of a unit at most: a chunk on each of the read lanes it uses */
   uint32_t threads;       /* lanes of the job's read units (emel_job_config.threads); 0: the strategy's */
   emel_job_ready_fn on_ready;
   emel_job_progress_fn on_progress;
