@@ -13,8 +13,9 @@
  * machine then rests in `prepared`: READ_NOW transfers that one request at
  * once; READ_WITH_RUN leaves it to a batch, whose TRANSFER_RUN reads a run of
  * prepared members coalesced in file order.
- * The transfer is a loop of chunks: each read reports how it went and the
- * chart decides (continue, retry an interruption within a budget, or fail).
+ * The transfer is a loop of chunks: each read (a pread, or a completion of
+ * the lane's ring) reports how it went and the chart decides (continue, retry
+ * an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
  * it (and the buffer) on that route. An early end of file and a finished
  * transfer look at the file again: one that changed under the load (truncated,
@@ -31,7 +32,7 @@
 #include "emel/io/read/read.h"
 
 
-#line 270 "statecharts/io_read.rl"
+#line 298 "statecharts/io_read.rl"
 
 
 static void io_read_exec(void *ctx, int event) {
@@ -40,95 +41,95 @@ static void io_read_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 39 "gen/io_read.c"
+#line 40 "gen/io_read.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr5:
-#line 125 "statecharts/io_read.rl"
+#line 137 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_INVALID_REQUEST); }
 	goto st1;
 tr7:
-#line 126 "statecharts/io_read.rl"
+#line 138 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_INVALID_FILE_INDEX); }
 	goto st1;
 tr9:
-#line 127 "statecharts/io_read.rl"
+#line 139 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_INVALID_PATH); }
 	goto st1;
 tr11:
-#line 128 "statecharts/io_read.rl"
+#line 140 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_SPAN_OVERFLOW); }
 	goto st1;
 tr13:
-#line 129 "statecharts/io_read.rl"
+#line 141 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_READ_TARGET_TOO_SMALL); }
 	goto st1;
 tr20:
-#line 130 "statecharts/io_read.rl"
+#line 142 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_OPEN_FAILED); }
 	goto st1;
 tr22:
-#line 134 "statecharts/io_read.rl"
+#line 146 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_SPAN_BEYOND_EOF); }
 	goto st1;
 tr24:
-#line 135 "statecharts/io_read.rl"
+#line 147 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_POOL_EXHAUSTED); }
 	goto st1;
 tr28:
-#line 113 "statecharts/io_read.rl"
+#line 119 "statecharts/io_read.rl"
 	{ emel_read_release_slot(m); }
-#line 136 "statecharts/io_read.rl"
+#line 148 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_READ_ALLOC_FAILED); }
 	goto st1;
-tr42:
-#line 122 "statecharts/io_read.rl"
+tr45:
+#line 134 "statecharts/io_read.rl"
 	{ emel_read_grant_run(m); }
 	goto st1;
-tr44:
-#line 118 "statecharts/io_read.rl"
+tr47:
+#line 130 "statecharts/io_read.rl"
 	{ emel_read_discard_run(m); }
-	goto st1;
-tr45:
-#line 118 "statecharts/io_read.rl"
-	{ emel_read_discard_run(m); }
-#line 105 "statecharts/io_read.rl"
-	{ emel_read_forget_file(m); }
 	goto st1;
 tr48:
-#line 103 "statecharts/io_read.rl"
-	{ emel_read_close_fresh_descriptor(m); }
-#line 131 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
-	goto st1;
-tr49:
-#line 103 "statecharts/io_read.rl"
-	{ emel_read_close_fresh_descriptor(m); }
-#line 132 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
-	goto st1;
-tr50:
-#line 103 "statecharts/io_read.rl"
-	{ emel_read_close_fresh_descriptor(m); }
-#line 133 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
-	goto st1;
-tr51:
-#line 124 "statecharts/io_read.rl"
-	{ emel_read_release_residency(m); }
+#line 130 "statecharts/io_read.rl"
+	{ emel_read_discard_run(m); }
+#line 111 "statecharts/io_read.rl"
+	{ emel_read_forget_file(m); }
 	goto st1;
 tr52:
-#line 139 "statecharts/io_read.rl"
+#line 109 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 143 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
+	goto st1;
+tr53:
+#line 109 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 144 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
+	goto st1;
+tr54:
+#line 109 "statecharts/io_read.rl"
+	{ emel_read_close_fresh_descriptor(m); }
+#line 145 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_NOT_A_REGULAR_FILE); }
+	goto st1;
+tr55:
+#line 136 "statecharts/io_read.rl"
+	{ emel_read_release_residency(m); }
+	goto st1;
+tr56:
+#line 151 "statecharts/io_read.rl"
 	{ emel_read_refuse(m, EMEL_INVALID_HANDLE); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 104 "gen/io_read.c"
+#line 105 "gen/io_read.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 2: goto tr2;
@@ -139,84 +140,84 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 92 "statecharts/io_read.rl"
+#line 98 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_request(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 120 "gen/io_read.c"
+#line 121 "gen/io_read.c"
 	switch( (*p) ) {
 		case 7: goto tr4;
 		case 8: goto tr5;
 	}
 	goto st0;
 tr4:
-#line 93 "statecharts/io_read.rl"
+#line 99 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_file_index(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 132 "gen/io_read.c"
+#line 133 "gen/io_read.c"
 	switch( (*p) ) {
 		case 9: goto tr6;
 		case 10: goto tr7;
 	}
 	goto st0;
 tr6:
-#line 94 "statecharts/io_read.rl"
+#line 100 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_path(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 144 "gen/io_read.c"
+#line 145 "gen/io_read.c"
 	switch( (*p) ) {
 		case 11: goto tr8;
 		case 12: goto tr9;
 	}
 	goto st0;
 tr8:
-#line 95 "statecharts/io_read.rl"
+#line 101 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_span(m)); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 156 "gen/io_read.c"
+#line 157 "gen/io_read.c"
 	switch( (*p) ) {
 		case 13: goto tr10;
 		case 14: goto tr11;
 	}
 	goto st0;
 tr10:
-#line 96 "statecharts/io_read.rl"
+#line 102 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_target(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 168 "gen/io_read.c"
+#line 169 "gen/io_read.c"
 	if ( (*p) == 17 )
 		goto tr13;
 	if ( 15 <= (*p) && (*p) <= 16 )
 		goto tr12;
 	goto st0;
 tr12:
-#line 97 "statecharts/io_read.rl"
+#line 103 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_choose_io_mode(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 180 "gen/io_read.c"
+#line 181 "gen/io_read.c"
 	switch( (*p) ) {
 		case 18: goto tr14;
 		case 19: goto tr15;
@@ -225,26 +226,26 @@ case 7:
 	}
 	goto st0;
 tr14:
-#line 99 "statecharts/io_read.rl"
+#line 105 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr16:
-#line 101 "statecharts/io_read.rl"
+#line 107 "statecharts/io_read.rl"
 	{ emel_read_count_direct_unaligned(m); }
-#line 99 "statecharts/io_read.rl"
+#line 105 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 tr17:
-#line 100 "statecharts/io_read.rl"
+#line 106 "statecharts/io_read.rl"
 	{ emel_read_count_direct_fallback(m); }
-#line 99 "statecharts/io_read.rl"
+#line 105 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_open_buffered(m)); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 202 "gen/io_read.c"
+#line 203 "gen/io_read.c"
 	switch( (*p) ) {
 		case 22: goto tr18;
 		case 23: goto tr19;
@@ -252,272 +253,319 @@ case 8:
 	}
 	goto st0;
 tr18:
-#line 106 "statecharts/io_read.rl"
+#line 112 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_span_in_file(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 215 "gen/io_read.c"
+#line 216 "gen/io_read.c"
 	switch( (*p) ) {
 		case 28: goto tr21;
 		case 29: goto tr22;
 	}
 	goto st0;
 tr21:
-#line 107 "statecharts/io_read.rl"
+#line 113 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_reserve_slot(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 227 "gen/io_read.c"
+#line 228 "gen/io_read.c"
 	switch( (*p) ) {
 		case 30: goto tr23;
 		case 31: goto tr24;
 	}
 	goto st0;
 tr23:
-#line 108 "statecharts/io_read.rl"
+#line 114 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_choose_storage(m)); }
 	goto st11;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 239 "gen/io_read.c"
+#line 240 "gen/io_read.c"
 	switch( (*p) ) {
 		case 32: goto tr25;
 		case 33: goto tr26;
 	}
 	goto st0;
 tr25:
-#line 109 "statecharts/io_read.rl"
+#line 115 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_allocate_buffer(m)); }
 	goto st12;
 tr26:
-#line 110 "statecharts/io_read.rl"
+#line 116 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_adopt_target(m)); }
 	goto st12;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 254 "gen/io_read.c"
+#line 255 "gen/io_read.c"
 	switch( (*p) ) {
 		case 34: goto st13;
 		case 35: goto tr28;
 		case 51: goto tr29;
 	}
 	goto st0;
-tr47:
-#line 112 "statecharts/io_read.rl"
+tr51:
+#line 118 "statecharts/io_read.rl"
 	{ emel_read_count_huge_page_refusal(m); }
 	goto st13;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 267 "gen/io_read.c"
+#line 268 "gen/io_read.c"
 	switch( (*p) ) {
 		case 4: goto tr30;
 		case 5: goto st1;
 	}
 	goto st0;
 tr2:
-#line 115 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_chunk(m)); }
+#line 121 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_choose_engine(m)); }
 	goto st14;
 tr30:
-#line 114 "statecharts/io_read.rl"
+#line 120 "statecharts/io_read.rl"
 	{ emel_read_start_single_run(m); }
-#line 115 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_chunk(m)); }
+#line 121 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_choose_engine(m)); }
 	goto st14;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 283 "gen/io_read.c"
+#line 284 "gen/io_read.c"
 	switch( (*p) ) {
-		case 38: goto tr33;
-		case 39: goto tr34;
-		case 40: goto tr35;
+		case 56: goto tr32;
+		case 57: goto tr33;
+		case 58: goto tr34;
 	}
-	if ( 36 <= (*p) && (*p) <= 37 )
-		goto tr32;
 	goto st0;
 tr32:
-#line 116 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_advance_transfer(m)); }
+#line 127 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
+	goto st15;
+tr33:
+#line 124 "statecharts/io_read.rl"
+	{ emel_read_start_ring_transfer(m); }
+#line 127 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
+	goto st15;
+tr50:
+#line 123 "statecharts/io_read.rl"
+	{ emel_read_count_ring_fallback(m); }
+#line 127 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_chunk(m)); }
 	goto st15;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 298 "gen/io_read.c"
+#line 305 "gen/io_read.c"
 	switch( (*p) ) {
-		case 43: goto tr2;
-		case 44: goto tr36;
+		case 38: goto tr36;
+		case 39: goto tr37;
+		case 40: goto tr38;
 	}
+	if ( 36 <= (*p) && (*p) <= 37 )
+		goto tr35;
 	goto st0;
-tr36:
-#line 104 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
+tr35:
+#line 128 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_advance_transfer(m)); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 310 "gen/io_read.c"
+#line 320 "gen/io_read.c"
 	switch( (*p) ) {
-		case 26: goto tr37;
-		case 27: goto tr38;
-		case 54: goto tr39;
+		case 43: goto tr32;
+		case 44: goto tr39;
 	}
 	goto st0;
-tr37:
-#line 119 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_check_cache_policy(m)); }
+tr39:
+#line 126 "statecharts/io_read.rl"
+	{ emel_read_place_data(m); }
+#line 110 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st17;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 323 "gen/io_read.c"
+#line 333 "gen/io_read.c"
 	switch( (*p) ) {
-		case 45: goto st18;
-		case 46: goto tr41;
+		case 26: goto tr40;
+		case 27: goto tr41;
+		case 54: goto tr42;
 	}
 	goto st0;
-tr43:
-#line 121 "statecharts/io_read.rl"
-	{ emel_read_count_cache_drop_failure(m); }
+tr40:
+#line 131 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_cache_policy(m)); }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 335 "gen/io_read.c"
-	if ( (*p) == 6 )
-		goto tr42;
+#line 346 "gen/io_read.c"
+	switch( (*p) ) {
+		case 45: goto st19;
+		case 46: goto tr44;
+	}
 	goto st0;
-tr41:
-#line 120 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_drop_cache(m)); }
+tr46:
+#line 133 "statecharts/io_read.rl"
+	{ emel_read_count_cache_drop_failure(m); }
 	goto st19;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 345 "gen/io_read.c"
-	switch( (*p) ) {
-		case 47: goto st18;
-		case 48: goto tr43;
-	}
+#line 358 "gen/io_read.c"
+	if ( (*p) == 6 )
+		goto tr45;
 	goto st0;
-tr35:
-#line 137 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_READ_FAILED); }
-	goto st20;
-tr38:
-#line 131 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
-	goto st20;
-tr46:
-#line 138 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
+tr44:
+#line 132 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_drop_cache(m)); }
 	goto st20;
 st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 363 "gen/io_read.c"
-	if ( (*p) == 6 )
-		goto tr44;
+#line 368 "gen/io_read.c"
+	switch( (*p) ) {
+		case 47: goto st19;
+		case 48: goto tr46;
+	}
 	goto st0;
-tr39:
-#line 132 "statecharts/io_read.rl"
-	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
+tr38:
+#line 125 "statecharts/io_read.rl"
+	{ emel_read_drain_ring(m); }
+#line 149 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_FAILED); }
+	goto st21;
+tr41:
+#line 143 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_STAT_FAILED); }
+	goto st21;
+tr49:
+#line 150 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_READ_UNEXPECTED_EOF); }
 	goto st21;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 373 "gen/io_read.c"
+#line 387 "gen/io_read.c"
 	if ( (*p) == 6 )
-		goto tr45;
+		goto tr47;
 	goto st0;
-tr33:
-#line 117 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
+tr42:
+#line 144 "statecharts/io_read.rl"
+	{ emel_read_refuse(m, EMEL_FILE_CHANGED); }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 383 "gen/io_read.c"
-	switch( (*p) ) {
-		case 41: goto tr2;
-		case 42: goto tr35;
-	}
+#line 397 "gen/io_read.c"
+	if ( (*p) == 6 )
+		goto tr48;
 	goto st0;
-tr34:
-#line 104 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
+tr36:
+#line 129 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 395 "gen/io_read.c"
+#line 407 "gen/io_read.c"
 	switch( (*p) ) {
-		case 26: goto tr46;
-		case 27: goto tr38;
-		case 54: goto tr39;
+		case 41: goto tr32;
+		case 42: goto tr38;
 	}
 	goto st0;
-tr29:
-#line 111 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
+tr37:
+#line 125 "statecharts/io_read.rl"
+	{ emel_read_drain_ring(m); }
+#line 110 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_recheck_file(m)); }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 408 "gen/io_read.c"
+#line 420 "gen/io_read.c"
 	switch( (*p) ) {
-		case 52: goto st13;
-		case 53: goto tr47;
+		case 26: goto tr49;
+		case 27: goto tr41;
+		case 54: goto tr42;
 	}
 	goto st0;
-tr19:
-#line 102 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_identify_file(m)); }
+tr34:
+#line 122 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_open_ring(m)); }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 420 "gen/io_read.c"
+#line 433 "gen/io_read.c"
 	switch( (*p) ) {
-		case 26: goto tr18;
-		case 27: goto tr48;
-		case 54: goto tr49;
-		case 55: goto tr50;
+		case 59: goto tr33;
+		case 60: goto tr50;
 	}
 	goto st0;
-tr15:
-#line 98 "statecharts/io_read.rl"
-	{ EMEL_REPORT(m, emel_read_open_direct(m)); }
+tr29:
+#line 117 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_advise_huge_pages(m)); }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 434 "gen/io_read.c"
+#line 445 "gen/io_read.c"
+	switch( (*p) ) {
+		case 52: goto st13;
+		case 53: goto tr51;
+	}
+	goto st0;
+tr19:
+#line 108 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_identify_file(m)); }
+	goto st27;
+st27:
+	if ( ++p == pe )
+		goto _test_eof27;
+case 27:
+#line 457 "gen/io_read.c"
+	switch( (*p) ) {
+		case 26: goto tr18;
+		case 27: goto tr52;
+		case 54: goto tr53;
+		case 55: goto tr54;
+	}
+	goto st0;
+tr15:
+#line 104 "statecharts/io_read.rl"
+	{ EMEL_REPORT(m, emel_read_open_direct(m)); }
+	goto st28;
+st28:
+	if ( ++p == pe )
+		goto _test_eof28;
+case 28:
+#line 471 "gen/io_read.c"
 	switch( (*p) ) {
 		case 22: goto tr18;
 		case 23: goto tr19;
@@ -526,17 +574,17 @@ case 26:
 	}
 	goto st0;
 tr3:
-#line 123 "statecharts/io_read.rl"
+#line 135 "statecharts/io_read.rl"
 	{ EMEL_REPORT(m, emel_read_check_handle(m)); }
-	goto st27;
-st27:
+	goto st29;
+st29:
 	if ( ++p == pe )
-		goto _test_eof27;
-case 27:
-#line 448 "gen/io_read.c"
+		goto _test_eof29;
+case 29:
+#line 485 "gen/io_read.c"
 	switch( (*p) ) {
-		case 49: goto tr51;
-		case 50: goto tr52;
+		case 49: goto tr55;
+		case 50: goto tr56;
 	}
 	goto st0;
 	}
@@ -567,12 +615,14 @@ case 27:
 	_test_eof25:  m->core.cs = 25; goto _test_eof; 
 	_test_eof26:  m->core.cs = 26; goto _test_eof; 
 	_test_eof27:  m->core.cs = 27; goto _test_eof; 
+	_test_eof28:  m->core.cs = 28; goto _test_eof; 
+	_test_eof29:  m->core.cs = 29; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 278 "statecharts/io_read.rl"
+#line 306 "statecharts/io_read.rl"
 EMEL_GENERATED_EXEC_END
 }
 

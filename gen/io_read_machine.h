@@ -64,13 +64,18 @@ typedef enum io_read_event {
   IO_READ_EV_HUGE_PAGE_ADVICE_REFUSED = 53,
   IO_READ_EV_FILE_CHANGED = 54,
   IO_READ_EV_NOT_A_REGULAR_FILE = 55,
+  IO_READ_EV_PREAD_ENGINE = 56,
+  IO_READ_EV_RING_ENGINE = 57,
+  IO_READ_EV_RING_WANTED = 58,
+  IO_READ_EV_RING_OPENED = 59,
+  IO_READ_EV_RING_UNAVAILABLE = 60,
 } io_read_event;
 
 #define io_read_START_STATE 1
 #define io_read_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
-#define io_read_STATE_COUNT 28
-#define io_read_EVENT_COUNT 56
-#define io_read_TRANSITION_COUNT 66
+#define io_read_STATE_COUNT 30
+#define io_read_EVENT_COUNT 61
+#define io_read_TRANSITION_COUNT 71
 
 #define io_read_state_idle 1
 #define io_read_state_checking_request 2
@@ -85,20 +90,22 @@ typedef enum io_read_event {
 #define io_read_state_choosing_storage 11
 #define io_read_state_placing_storage 12
 #define io_read_state_prepared 13
-#define io_read_state_reading_chunk 14
-#define io_read_state_advancing 15
-#define io_read_state_checking_file_after_transfer 16
-#define io_read_state_finishing 17
-#define io_read_state_transferred 18
-#define io_read_state_dropping_cache 19
-#define io_read_state_transfer_failed 20
-#define io_read_state_transfer_found_file_changed 21
-#define io_read_state_retrying 22
-#define io_read_state_checking_file_at_end 23
-#define io_read_state_advising_huge_pages 24
-#define io_read_state_identifying 25
-#define io_read_state_opening_direct 26
-#define io_read_state_checking_handle 27
+#define io_read_state_choosing_engine 14
+#define io_read_state_reading_chunk 15
+#define io_read_state_advancing 16
+#define io_read_state_checking_file_after_transfer 17
+#define io_read_state_finishing 18
+#define io_read_state_transferred 19
+#define io_read_state_dropping_cache 20
+#define io_read_state_transfer_failed 21
+#define io_read_state_transfer_found_file_changed 22
+#define io_read_state_retrying 23
+#define io_read_state_checking_file_at_end 24
+#define io_read_state_opening_ring 25
+#define io_read_state_advising_huge_pages 26
+#define io_read_state_identifying 27
+#define io_read_state_opening_direct 28
+#define io_read_state_checking_handle 29
 
 /* The state `event` leads to from `state`, or io_read_ERROR_STATE when
  * the state does not accept it. */
@@ -107,7 +114,7 @@ static inline int io_read_target(int state, int event) {
   case io_read_state_idle:
     switch (event) {
     case IO_READ_EV_PREPARE: return io_read_state_checking_request;
-    case IO_READ_EV_TRANSFER_RUN: return io_read_state_reading_chunk;
+    case IO_READ_EV_TRANSFER_RUN: return io_read_state_choosing_engine;
     case IO_READ_EV_RELEASE: return io_read_state_checking_handle;
     default: break;
     }
@@ -119,13 +126,11 @@ static inline int io_read_target(int state, int event) {
     default: break;
     }
     break;
-  case io_read_state_reading_chunk:
+  case io_read_state_choosing_engine:
     switch (event) {
-    case IO_READ_EV_CHUNK_READ: return io_read_state_advancing;
-    case IO_READ_EV_CHUNK_SHORT: return io_read_state_advancing;
-    case IO_READ_EV_CHUNK_INTERRUPTED: return io_read_state_retrying;
-    case IO_READ_EV_CHUNK_END_OF_FILE: return io_read_state_checking_file_at_end;
-    case IO_READ_EV_CHUNK_FAILED: return io_read_state_transfer_failed;
+    case IO_READ_EV_PREAD_ENGINE: return io_read_state_reading_chunk;
+    case IO_READ_EV_RING_ENGINE: return io_read_state_reading_chunk;
+    case IO_READ_EV_RING_WANTED: return io_read_state_opening_ring;
     default: break;
     }
     break;
@@ -140,6 +145,30 @@ static inline int io_read_target(int state, int event) {
     switch (event) {
     case IO_READ_EV_FILE_INDEX_VALID: return io_read_state_checking_path;
     case IO_READ_EV_FILE_INDEX_INVALID: return io_read_state_idle;
+    default: break;
+    }
+    break;
+  case io_read_state_reading_chunk:
+    switch (event) {
+    case IO_READ_EV_CHUNK_READ: return io_read_state_advancing;
+    case IO_READ_EV_CHUNK_SHORT: return io_read_state_advancing;
+    case IO_READ_EV_CHUNK_INTERRUPTED: return io_read_state_retrying;
+    case IO_READ_EV_CHUNK_END_OF_FILE: return io_read_state_checking_file_at_end;
+    case IO_READ_EV_CHUNK_FAILED: return io_read_state_transfer_failed;
+    default: break;
+    }
+    break;
+  case io_read_state_opening_ring:
+    switch (event) {
+    case IO_READ_EV_RING_OPENED: return io_read_state_reading_chunk;
+    case IO_READ_EV_RING_UNAVAILABLE: return io_read_state_reading_chunk;
+    default: break;
+    }
+    break;
+  case io_read_state_checking_path:
+    switch (event) {
+    case IO_READ_EV_PATH_VALID: return io_read_state_checking_span;
+    case IO_READ_EV_PATH_INVALID: return io_read_state_idle;
     default: break;
     }
     break;
@@ -171,10 +200,10 @@ static inline int io_read_target(int state, int event) {
     default: break;
     }
     break;
-  case io_read_state_checking_path:
+  case io_read_state_checking_span:
     switch (event) {
-    case IO_READ_EV_PATH_VALID: return io_read_state_checking_span;
-    case IO_READ_EV_PATH_INVALID: return io_read_state_idle;
+    case IO_READ_EV_SPAN_VALID: return io_read_state_checking_target;
+    case IO_READ_EV_SPAN_OVERFLOWS: return io_read_state_idle;
     default: break;
     }
     break;
@@ -192,10 +221,11 @@ static inline int io_read_target(int state, int event) {
     default: break;
     }
     break;
-  case io_read_state_checking_span:
+  case io_read_state_checking_target:
     switch (event) {
-    case IO_READ_EV_SPAN_VALID: return io_read_state_checking_target;
-    case IO_READ_EV_SPAN_OVERFLOWS: return io_read_state_idle;
+    case IO_READ_EV_TARGET_FITS: return io_read_state_choosing_io_mode;
+    case IO_READ_EV_NO_TARGET: return io_read_state_choosing_io_mode;
+    case IO_READ_EV_TARGET_TOO_SMALL: return io_read_state_idle;
     default: break;
     }
     break;
@@ -206,11 +236,12 @@ static inline int io_read_target(int state, int event) {
     default: break;
     }
     break;
-  case io_read_state_checking_target:
+  case io_read_state_choosing_io_mode:
     switch (event) {
-    case IO_READ_EV_TARGET_FITS: return io_read_state_choosing_io_mode;
-    case IO_READ_EV_NO_TARGET: return io_read_state_choosing_io_mode;
-    case IO_READ_EV_TARGET_TOO_SMALL: return io_read_state_idle;
+    case IO_READ_EV_BUFFERED_IO: return io_read_state_opening_buffered;
+    case IO_READ_EV_DIRECT_IO: return io_read_state_opening_direct;
+    case IO_READ_EV_DIRECT_UNALIGNED: return io_read_state_opening_buffered;
+    case IO_READ_EV_DIRECT_KNOWN_REFUSED: return io_read_state_opening_buffered;
     default: break;
     }
     break;
@@ -224,15 +255,6 @@ static inline int io_read_target(int state, int event) {
     switch (event) {
     case IO_READ_EV_CACHE_DROPPED: return io_read_state_transferred;
     case IO_READ_EV_CACHE_DROP_FAILED: return io_read_state_transferred;
-    default: break;
-    }
-    break;
-  case io_read_state_choosing_io_mode:
-    switch (event) {
-    case IO_READ_EV_BUFFERED_IO: return io_read_state_opening_buffered;
-    case IO_READ_EV_DIRECT_IO: return io_read_state_opening_direct;
-    case IO_READ_EV_DIRECT_UNALIGNED: return io_read_state_opening_buffered;
-    case IO_READ_EV_DIRECT_KNOWN_REFUSED: return io_read_state_opening_buffered;
     default: break;
     }
     break;
@@ -293,7 +315,7 @@ static inline int io_read_target(int state, int event) {
     break;
   case io_read_state_prepared:
     switch (event) {
-    case IO_READ_EV_READ_NOW: return io_read_state_reading_chunk;
+    case IO_READ_EV_READ_NOW: return io_read_state_choosing_engine;
     case IO_READ_EV_READ_WITH_RUN: return io_read_state_idle;
     default: break;
     }
@@ -355,6 +377,12 @@ io_read_event emel_read_advise_huge_pages(io_read_ctx *m);
 void emel_read_count_huge_page_refusal(io_read_ctx *m);
 void emel_read_release_slot(io_read_ctx *m);
 void emel_read_start_single_run(io_read_ctx *m);
+io_read_event emel_read_choose_engine(io_read_ctx *m);
+io_read_event emel_read_open_ring(io_read_ctx *m);
+void emel_read_count_ring_fallback(io_read_ctx *m);
+void emel_read_start_ring_transfer(io_read_ctx *m);
+void emel_read_drain_ring(io_read_ctx *m);
+void emel_read_place_data(io_read_ctx *m);
 io_read_event emel_read_chunk(io_read_ctx *m);
 io_read_event emel_read_advance_transfer(io_read_ctx *m);
 io_read_event emel_read_check_retry_budget(io_read_ctx *m);
@@ -371,13 +399,13 @@ extern const emel_machine_desc emel_io_read_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const io_read_state_names[28] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "reading_chunk", "advancing", "checking_file_after_transfer", "finishing", "transferred", "dropping_cache", "transfer_failed", "transfer_found_file_changed", "retrying", "checking_file_at_end", "advising_huge_pages", "identifying", "opening_direct", "checking_handle"};
-static const char *const io_read_event_names[56] = {NULL, "PREPARE", "TRANSFER_RUN", "RELEASE", "READ_NOW", "READ_WITH_RUN", "SETTLE_RUN", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "FILE_CHANGED", "NOT_A_REGULAR_FILE"};
-static const unsigned char io_read_resting[28] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0};
-static const emel_transition io_read_transitions[66] = {
+static const char *const io_read_state_names[30] = {NULL, "idle", "checking_request", "checking_file_index", "checking_path", "checking_span", "checking_target", "choosing_io_mode", "opening_buffered", "checking_span_in_file", "reserving_slot", "choosing_storage", "placing_storage", "prepared", "choosing_engine", "reading_chunk", "advancing", "checking_file_after_transfer", "finishing", "transferred", "dropping_cache", "transfer_failed", "transfer_found_file_changed", "retrying", "checking_file_at_end", "opening_ring", "advising_huge_pages", "identifying", "opening_direct", "checking_handle"};
+static const char *const io_read_event_names[61] = {NULL, "PREPARE", "TRANSFER_RUN", "RELEASE", "READ_NOW", "READ_WITH_RUN", "SETTLE_RUN", "REQUEST_VALID", "REQUEST_INVALID", "FILE_INDEX_VALID", "FILE_INDEX_INVALID", "PATH_VALID", "PATH_INVALID", "SPAN_VALID", "SPAN_OVERFLOWS", "TARGET_FITS", "NO_TARGET", "TARGET_TOO_SMALL", "BUFFERED_IO", "DIRECT_IO", "DIRECT_UNALIGNED", "DIRECT_KNOWN_REFUSED", "FILE_ALREADY_OPEN", "FILE_OPENED", "DIRECT_REFUSED", "OPEN_FAILED", "FILE_UNCHANGED", "STAT_FAILED", "SPAN_INSIDE_FILE", "SPAN_BEYOND_EOF", "SLOT_RESERVED", "POOL_EXHAUSTED", "OWNED_STORAGE", "EXTERNAL_STORAGE", "STORAGE_READY", "ALLOC_FAILED", "CHUNK_READ", "CHUNK_SHORT", "CHUNK_INTERRUPTED", "CHUNK_END_OF_FILE", "CHUNK_FAILED", "RETRY_ALLOWED", "RETRIES_EXHAUSTED", "CHUNK_DUE", "TRANSFER_COMPLETE", "KEEP_CACHE", "DROP_CACHE", "CACHE_DROPPED", "CACHE_DROP_FAILED", "HANDLE_LIVE", "HANDLE_STALE", "HUGE_BUFFER_READY", "HUGE_PAGES_ADVISED", "HUGE_PAGE_ADVICE_REFUSED", "FILE_CHANGED", "NOT_A_REGULAR_FILE", "PREAD_ENGINE", "RING_ENGINE", "RING_WANTED", "RING_OPENED", "RING_UNAVAILABLE"};
+static const unsigned char io_read_resting[30] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+static const emel_transition io_read_transitions[71] = {
     {1, 1, 2}, /* idle PREPARE -> checking_request */
-    {1, 2, 14}, /* idle TRANSFER_RUN -> reading_chunk */
-    {1, 3, 27}, /* idle RELEASE -> checking_handle */
+    {1, 2, 14}, /* idle TRANSFER_RUN -> choosing_engine */
+    {1, 3, 29}, /* idle RELEASE -> checking_handle */
     {2, 7, 3}, /* checking_request REQUEST_VALID -> checking_file_index */
     {2, 8, 1}, /* checking_request REQUEST_INVALID -> idle */
     {3, 9, 4}, /* checking_file_index FILE_INDEX_VALID -> checking_path */
@@ -390,20 +418,20 @@ static const emel_transition io_read_transitions[66] = {
     {6, 16, 7}, /* checking_target NO_TARGET -> choosing_io_mode */
     {6, 17, 1}, /* checking_target TARGET_TOO_SMALL -> idle */
     {7, 18, 8}, /* choosing_io_mode BUFFERED_IO -> opening_buffered */
-    {7, 19, 26}, /* choosing_io_mode DIRECT_IO -> opening_direct */
+    {7, 19, 28}, /* choosing_io_mode DIRECT_IO -> opening_direct */
     {7, 20, 8}, /* choosing_io_mode DIRECT_UNALIGNED -> opening_buffered */
     {7, 21, 8}, /* choosing_io_mode DIRECT_KNOWN_REFUSED -> opening_buffered */
-    {26, 22, 9}, /* opening_direct FILE_ALREADY_OPEN -> checking_span_in_file */
-    {26, 23, 25}, /* opening_direct FILE_OPENED -> identifying */
-    {26, 24, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
-    {26, 25, 1}, /* opening_direct OPEN_FAILED -> idle */
+    {28, 22, 9}, /* opening_direct FILE_ALREADY_OPEN -> checking_span_in_file */
+    {28, 23, 27}, /* opening_direct FILE_OPENED -> identifying */
+    {28, 24, 8}, /* opening_direct DIRECT_REFUSED -> opening_buffered */
+    {28, 25, 1}, /* opening_direct OPEN_FAILED -> idle */
     {8, 22, 9}, /* opening_buffered FILE_ALREADY_OPEN -> checking_span_in_file */
-    {8, 23, 25}, /* opening_buffered FILE_OPENED -> identifying */
+    {8, 23, 27}, /* opening_buffered FILE_OPENED -> identifying */
     {8, 25, 1}, /* opening_buffered OPEN_FAILED -> idle */
-    {25, 26, 9}, /* identifying FILE_UNCHANGED -> checking_span_in_file */
-    {25, 54, 1}, /* identifying FILE_CHANGED -> idle */
-    {25, 27, 1}, /* identifying STAT_FAILED -> idle */
-    {25, 55, 1}, /* identifying NOT_A_REGULAR_FILE -> idle */
+    {27, 26, 9}, /* identifying FILE_UNCHANGED -> checking_span_in_file */
+    {27, 54, 1}, /* identifying FILE_CHANGED -> idle */
+    {27, 27, 1}, /* identifying STAT_FAILED -> idle */
+    {27, 55, 1}, /* identifying NOT_A_REGULAR_FILE -> idle */
     {9, 28, 10}, /* checking_span_in_file SPAN_INSIDE_FILE -> reserving_slot */
     {9, 29, 1}, /* checking_span_in_file SPAN_BEYOND_EOF -> idle */
     {10, 30, 11}, /* reserving_slot SLOT_RESERVED -> choosing_storage */
@@ -411,36 +439,41 @@ static const emel_transition io_read_transitions[66] = {
     {11, 32, 12}, /* choosing_storage OWNED_STORAGE -> placing_storage */
     {11, 33, 12}, /* choosing_storage EXTERNAL_STORAGE -> placing_storage */
     {12, 34, 13}, /* placing_storage STORAGE_READY -> prepared */
-    {12, 51, 24}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
+    {12, 51, 26}, /* placing_storage HUGE_BUFFER_READY -> advising_huge_pages */
     {12, 35, 1}, /* placing_storage ALLOC_FAILED -> idle */
-    {24, 52, 13}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
-    {24, 53, 13}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
-    {13, 4, 14}, /* prepared READ_NOW -> reading_chunk */
+    {26, 52, 13}, /* advising_huge_pages HUGE_PAGES_ADVISED -> prepared */
+    {26, 53, 13}, /* advising_huge_pages HUGE_PAGE_ADVICE_REFUSED -> prepared */
+    {13, 4, 14}, /* prepared READ_NOW -> choosing_engine */
     {13, 5, 1}, /* prepared READ_WITH_RUN -> idle */
-    {14, 36, 15}, /* reading_chunk CHUNK_READ -> advancing */
-    {14, 37, 15}, /* reading_chunk CHUNK_SHORT -> advancing */
-    {14, 38, 22}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
-    {14, 39, 23}, /* reading_chunk CHUNK_END_OF_FILE -> checking_file_at_end */
-    {14, 40, 20}, /* reading_chunk CHUNK_FAILED -> transfer_failed */
-    {22, 41, 14}, /* retrying RETRY_ALLOWED -> reading_chunk */
-    {22, 42, 20}, /* retrying RETRIES_EXHAUSTED -> transfer_failed */
-    {15, 43, 14}, /* advancing CHUNK_DUE -> reading_chunk */
-    {15, 44, 16}, /* advancing TRANSFER_COMPLETE -> checking_file_after_transfer */
-    {23, 26, 20}, /* checking_file_at_end FILE_UNCHANGED -> transfer_failed */
-    {23, 54, 21}, /* checking_file_at_end FILE_CHANGED -> transfer_found_file_changed */
-    {23, 27, 20}, /* checking_file_at_end STAT_FAILED -> transfer_failed */
-    {16, 26, 17}, /* checking_file_after_transfer FILE_UNCHANGED -> finishing */
-    {16, 54, 21}, /* checking_file_after_transfer FILE_CHANGED -> transfer_found_file_changed */
-    {16, 27, 20}, /* checking_file_after_transfer STAT_FAILED -> transfer_failed */
-    {17, 45, 18}, /* finishing KEEP_CACHE -> transferred */
-    {17, 46, 19}, /* finishing DROP_CACHE -> dropping_cache */
-    {19, 47, 18}, /* dropping_cache CACHE_DROPPED -> transferred */
-    {19, 48, 18}, /* dropping_cache CACHE_DROP_FAILED -> transferred */
-    {18, 6, 1}, /* transferred SETTLE_RUN -> idle */
-    {20, 6, 1}, /* transfer_failed SETTLE_RUN -> idle */
-    {21, 6, 1}, /* transfer_found_file_changed SETTLE_RUN -> idle */
-    {27, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
-    {27, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
+    {14, 56, 15}, /* choosing_engine PREAD_ENGINE -> reading_chunk */
+    {14, 57, 15}, /* choosing_engine RING_ENGINE -> reading_chunk */
+    {14, 58, 25}, /* choosing_engine RING_WANTED -> opening_ring */
+    {25, 59, 15}, /* opening_ring RING_OPENED -> reading_chunk */
+    {25, 60, 15}, /* opening_ring RING_UNAVAILABLE -> reading_chunk */
+    {15, 36, 16}, /* reading_chunk CHUNK_READ -> advancing */
+    {15, 37, 16}, /* reading_chunk CHUNK_SHORT -> advancing */
+    {15, 38, 23}, /* reading_chunk CHUNK_INTERRUPTED -> retrying */
+    {15, 39, 24}, /* reading_chunk CHUNK_END_OF_FILE -> checking_file_at_end */
+    {15, 40, 21}, /* reading_chunk CHUNK_FAILED -> transfer_failed */
+    {23, 41, 15}, /* retrying RETRY_ALLOWED -> reading_chunk */
+    {23, 42, 21}, /* retrying RETRIES_EXHAUSTED -> transfer_failed */
+    {16, 43, 15}, /* advancing CHUNK_DUE -> reading_chunk */
+    {16, 44, 17}, /* advancing TRANSFER_COMPLETE -> checking_file_after_transfer */
+    {24, 26, 21}, /* checking_file_at_end FILE_UNCHANGED -> transfer_failed */
+    {24, 54, 22}, /* checking_file_at_end FILE_CHANGED -> transfer_found_file_changed */
+    {24, 27, 21}, /* checking_file_at_end STAT_FAILED -> transfer_failed */
+    {17, 26, 18}, /* checking_file_after_transfer FILE_UNCHANGED -> finishing */
+    {17, 54, 22}, /* checking_file_after_transfer FILE_CHANGED -> transfer_found_file_changed */
+    {17, 27, 21}, /* checking_file_after_transfer STAT_FAILED -> transfer_failed */
+    {18, 45, 19}, /* finishing KEEP_CACHE -> transferred */
+    {18, 46, 20}, /* finishing DROP_CACHE -> dropping_cache */
+    {20, 47, 19}, /* dropping_cache CACHE_DROPPED -> transferred */
+    {20, 48, 19}, /* dropping_cache CACHE_DROP_FAILED -> transferred */
+    {19, 6, 1}, /* transferred SETTLE_RUN -> idle */
+    {21, 6, 1}, /* transfer_failed SETTLE_RUN -> idle */
+    {22, 6, 1}, /* transfer_found_file_changed SETTLE_RUN -> idle */
+    {29, 49, 1}, /* checking_handle HANDLE_LIVE -> idle */
+    {29, 50, 1}, /* checking_handle HANDLE_STALE -> idle */
 };
 #endif
 

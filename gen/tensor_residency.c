@@ -17,13 +17,22 @@
  * Both first cut the shard the options ask for (the whole tensor when they
  * ask for none): an invalid shard is refused, an empty slice (more ranks than
  * rows) is resident with no bytes and never asks the boundary.
+ * A table's residency budget (owned bytes): LOAD checks it before asking the
+ * boundary (budgeting): it fits, or fits once the table evicts its
+ * least-recently-used evictable tensors (making_room; a victim's refused
+ * release fails the load), or is refused with BUDGET_EXCEEDED, nothing evicted.
+ * A batch is admitted by the table for the whole window before it acquires
+ * anything (one tensor's machine cannot see the window); a tensor it could not
+ * admit adopts BUDGET_EXCEEDED as its outcome in `loading`.
+ * EVICT of a pinned tensor is refused (checking_pin) unless the table is
+ * being destroyed.
  */
 /* The tables of gen/tensor_residency_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
 #include "emel/model/tensor/residency.h"
 
 
-#line 123 "statecharts/tensor_residency.rl"
+#line 159 "statecharts/tensor_residency.rl"
 
 
 static void tensor_residency_exec(void *ctx, int event) {
@@ -32,29 +41,29 @@ static void tensor_residency_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 31 "gen/tensor_residency.c"
+#line 40 "gen/tensor_residency.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
 	switch (  m->core.cs )
 	{
 tr2:
-#line 61 "statecharts/tensor_residency.rl"
+#line 82 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
 	goto st1;
 tr3:
-#line 63 "statecharts/tensor_residency.rl"
+#line 84 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st1;
 tr5:
-#line 47 "statecharts/tensor_residency.rl"
+#line 63 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse_span(m); }
 	goto st1;
 st1:
 	if ( ++p == pe )
 		goto _test_eof1;
 case 1:
-#line 49 "gen/tensor_residency.c"
+#line 58 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr0;
 		case 4: goto tr3;
@@ -67,48 +76,56 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 45 "statecharts/tensor_residency.rl"
+#line 61 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, emel_tensor_check_span(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 67 "gen/tensor_residency.c"
+#line 76 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 5: goto tr4;
 		case 6: goto tr5;
 	}
 	goto st0;
 tr9:
-#line 63 "statecharts/tensor_residency.rl"
+#line 84 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
 	goto st3;
 tr4:
-#line 46 "statecharts/tensor_residency.rl"
+#line 62 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_span(m); }
 	goto st3;
 tr6:
-#line 62 "statecharts/tensor_residency.rl"
+#line 83 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st3;
 tr12:
-#line 50 "statecharts/tensor_residency.rl"
+#line 66 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse_external(m); }
 	goto st3;
-tr22:
-#line 53 "statecharts/tensor_residency.rl"
+tr24:
+#line 69 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse_shard(m); }
 	goto st3;
-tr24:
-#line 57 "statecharts/tensor_residency.rl"
+tr27:
+#line 79 "statecharts/tensor_residency.rl"
+	{ emel_tensor_refuse_budget(m); }
+	goto st3;
+tr29:
+#line 73 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_load_error(m); }
+	goto st3;
+tr30:
+#line 80 "statecharts/tensor_residency.rl"
+	{ emel_tensor_record_room_error(m); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 94 "gen/tensor_residency.c"
+#line 109 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr6;
 		case 2: goto tr7;
@@ -118,48 +135,52 @@ case 3:
 	}
 	goto st0;
 tr7:
-#line 48 "statecharts/tensor_residency.rl"
+#line 64 "statecharts/tensor_residency.rl"
 	{ EMEL_REPORT(m, emel_tensor_check_external(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 109 "gen/tensor_residency.c"
+#line 124 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 7: goto tr11;
 		case 8: goto tr12;
 	}
 	goto st0;
 tr13:
-#line 62 "statecharts/tensor_residency.rl"
+#line 83 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
 	goto st5;
 tr11:
-#line 49 "statecharts/tensor_residency.rl"
+#line 65 "statecharts/tensor_residency.rl"
 	{ emel_tensor_adopt_external(m); }
 	goto st5;
 tr14:
-#line 64 "statecharts/tensor_residency.rl"
+#line 85 "statecharts/tensor_residency.rl"
 	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
 	goto st5;
 tr17:
-#line 60 "statecharts/tensor_residency.rl"
+#line 87 "statecharts/tensor_residency.rl"
+	{ emel_tensor_refuse(m, EMEL_TENSOR_PINNED); }
+	goto st5;
+tr19:
+#line 76 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_release_error(m); }
 	goto st5;
-tr21:
-#line 52 "statecharts/tensor_residency.rl"
+tr23:
+#line 68 "statecharts/tensor_residency.rl"
 	{ emel_tensor_adopt_empty_shard(m); }
 	goto st5;
-tr23:
-#line 56 "statecharts/tensor_residency.rl"
+tr28:
+#line 72 "statecharts/tensor_residency.rl"
 	{ emel_tensor_record_residency(m); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 136 "gen/tensor_residency.c"
+#line 154 "gen/tensor_residency.c"
 	switch( (*p) ) {
 		case 1: goto tr13;
 		case 4: goto tr15;
@@ -169,90 +190,134 @@ case 5:
 		goto tr14;
 	goto st0;
 tr15:
-#line 58 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_release_residency(m)); }
+#line 81 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_check_pin(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 151 "gen/tensor_residency.c"
+#line 169 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 11: goto tr16;
-		case 12: goto tr17;
+		case 22: goto tr16;
+		case 23: goto tr17;
 	}
 	goto st0;
-tr18:
-#line 62 "statecharts/tensor_residency.rl"
-	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
-	goto st7;
 tr16:
-#line 59 "statecharts/tensor_residency.rl"
-	{ emel_tensor_forget_residency(m); }
-	goto st7;
-tr19:
-#line 65 "statecharts/tensor_residency.rl"
-	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
+#line 74 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_release_residency(m)); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 169 "gen/tensor_residency.c"
+#line 181 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 1: goto tr18;
-		case 2: goto tr7;
-		case 3: goto tr8;
-		case 4: goto tr19;
-		case 13: goto tr10;
+		case 11: goto tr18;
+		case 12: goto tr19;
 	}
 	goto st0;
-tr8:
-#line 51 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
+tr20:
+#line 83 "statecharts/tensor_residency.rl"
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
+	goto st8;
+tr18:
+#line 75 "statecharts/tensor_residency.rl"
+	{ emel_tensor_forget_residency(m); }
+	goto st8;
+tr21:
+#line 86 "statecharts/tensor_residency.rl"
+	{ emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 184 "gen/tensor_residency.c"
+#line 199 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 14: goto tr20;
-		case 15: goto tr21;
-		case 16: goto tr22;
+		case 1: goto tr20;
+		case 2: goto tr7;
+		case 3: goto tr8;
+		case 4: goto tr21;
+		case 13: goto tr10;
 	}
 	goto st0;
-tr20:
-#line 54 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_request_residency(m)); }
-	goto st9;
-tr25:
-#line 55 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
+tr8:
+#line 67 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 200 "gen/tensor_residency.c"
+#line 214 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 9: goto tr23;
-		case 10: goto tr24;
+		case 14: goto tr22;
+		case 15: goto tr23;
+		case 16: goto tr24;
 	}
 	goto st0;
-tr10:
-#line 51 "statecharts/tensor_residency.rl"
-	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
+tr22:
+#line 77 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_check_budget(m)); }
 	goto st10;
 st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 212 "gen/tensor_residency.c"
+#line 227 "gen/tensor_residency.c"
 	switch( (*p) ) {
-		case 14: goto tr25;
-		case 15: goto tr21;
-		case 16: goto tr22;
+		case 17: goto tr25;
+		case 18: goto tr26;
+		case 19: goto tr27;
+	}
+	goto st0;
+tr25:
+#line 70 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_request_residency(m)); }
+	goto st11;
+tr31:
+#line 71 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_check_batch_result(m)); }
+	goto st11;
+st11:
+	if ( ++p == pe )
+		goto _test_eof11;
+case 11:
+#line 243 "gen/tensor_residency.c"
+	switch( (*p) ) {
+		case 9: goto tr28;
+		case 10: goto tr29;
+		case 19: goto tr27;
+	}
+	goto st0;
+tr26:
+#line 78 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_make_room(m)); }
+	goto st12;
+st12:
+	if ( ++p == pe )
+		goto _test_eof12;
+case 12:
+#line 256 "gen/tensor_residency.c"
+	switch( (*p) ) {
+		case 20: goto tr25;
+		case 21: goto tr30;
+	}
+	goto st0;
+tr10:
+#line 67 "statecharts/tensor_residency.rl"
+	{ EMEL_REPORT(m, emel_tensor_cut_shard(m)); }
+	goto st13;
+st13:
+	if ( ++p == pe )
+		goto _test_eof13;
+case 13:
+#line 268 "gen/tensor_residency.c"
+	switch( (*p) ) {
+		case 14: goto tr31;
+		case 15: goto tr23;
+		case 16: goto tr24;
 	}
 	goto st0;
 	}
@@ -266,12 +331,15 @@ case 10:
 	_test_eof8:  m->core.cs = 8; goto _test_eof; 
 	_test_eof9:  m->core.cs = 9; goto _test_eof; 
 	_test_eof10:  m->core.cs = 10; goto _test_eof; 
+	_test_eof11:  m->core.cs = 11; goto _test_eof; 
+	_test_eof12:  m->core.cs = 12; goto _test_eof; 
+	_test_eof13:  m->core.cs = 13; goto _test_eof; 
 
 	_test_eof: {}
 	_out: {}
 	}
 
-#line 131 "statecharts/tensor_residency.rl"
+#line 167 "statecharts/tensor_residency.rl"
 EMEL_GENERATED_EXEC_END
 }
 

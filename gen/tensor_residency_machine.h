@@ -25,24 +25,34 @@ typedef enum tensor_residency_event {
   TENSOR_RESIDENCY_EV_SHARD_CUT = 14,
   TENSOR_RESIDENCY_EV_SHARD_EMPTY = 15,
   TENSOR_RESIDENCY_EV_SHARD_INVALID = 16,
+  TENSOR_RESIDENCY_EV_BUDGET_FITS = 17,
+  TENSOR_RESIDENCY_EV_BUDGET_SHORT = 18,
+  TENSOR_RESIDENCY_EV_BUDGET_EXCEEDED = 19,
+  TENSOR_RESIDENCY_EV_ROOM_MADE = 20,
+  TENSOR_RESIDENCY_EV_ROOM_REFUSED = 21,
+  TENSOR_RESIDENCY_EV_EVICTION_ALLOWED = 22,
+  TENSOR_RESIDENCY_EV_EVICTION_PINNED = 23,
 } tensor_residency_event;
 
 #define tensor_residency_START_STATE 1
 #define tensor_residency_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
-#define tensor_residency_STATE_COUNT 11
-#define tensor_residency_EVENT_COUNT 17
-#define tensor_residency_TRANSITION_COUNT 34
+#define tensor_residency_STATE_COUNT 14
+#define tensor_residency_EVENT_COUNT 24
+#define tensor_residency_TRANSITION_COUNT 42
 
 #define tensor_residency_state_unbound 1
 #define tensor_residency_state_checking_span 2
 #define tensor_residency_state_bound 3
 #define tensor_residency_state_checking_external 4
 #define tensor_residency_state_resident 5
-#define tensor_residency_state_releasing 6
-#define tensor_residency_state_evicted 7
-#define tensor_residency_state_cutting_shard 8
-#define tensor_residency_state_loading 9
-#define tensor_residency_state_cutting_batch_shard 10
+#define tensor_residency_state_checking_pin 6
+#define tensor_residency_state_releasing 7
+#define tensor_residency_state_evicted 8
+#define tensor_residency_state_cutting_shard 9
+#define tensor_residency_state_budgeting 10
+#define tensor_residency_state_loading 11
+#define tensor_residency_state_making_room 12
+#define tensor_residency_state_cutting_batch_shard 13
 
 /* The state `event` leads to from `state`, or tensor_residency_ERROR_STATE when
  * the state does not accept it. */
@@ -77,7 +87,7 @@ static inline int tensor_residency_target(int state, int event) {
     break;
   case tensor_residency_state_cutting_shard:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_SHARD_CUT: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_SHARD_CUT: return tensor_residency_state_budgeting;
     case TENSOR_RESIDENCY_EV_SHARD_EMPTY: return tensor_residency_state_resident;
     case TENSOR_RESIDENCY_EV_SHARD_INVALID: return tensor_residency_state_bound;
     default: break;
@@ -98,20 +108,43 @@ static inline int tensor_residency_target(int state, int event) {
     default: break;
     }
     break;
-  case tensor_residency_state_loading:
+  case tensor_residency_state_budgeting:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED: return tensor_residency_state_resident;
-    case TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED: return tensor_residency_state_bound;
+    case TENSOR_RESIDENCY_EV_BUDGET_FITS: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_BUDGET_SHORT: return tensor_residency_state_making_room;
+    case TENSOR_RESIDENCY_EV_BUDGET_EXCEEDED: return tensor_residency_state_bound;
     default: break;
     }
     break;
   case tensor_residency_state_resident:
     switch (event) {
-    case TENSOR_RESIDENCY_EV_EVICT: return tensor_residency_state_releasing;
+    case TENSOR_RESIDENCY_EV_EVICT: return tensor_residency_state_checking_pin;
     case TENSOR_RESIDENCY_EV_LOAD: return tensor_residency_state_resident;
     case TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY: return tensor_residency_state_resident;
     case TENSOR_RESIDENCY_EV_BIND_EXTERNAL: return tensor_residency_state_resident;
     case TENSOR_RESIDENCY_EV_BIND_SPAN: return tensor_residency_state_resident;
+    default: break;
+    }
+    break;
+  case tensor_residency_state_loading:
+    switch (event) {
+    case TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED: return tensor_residency_state_resident;
+    case TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED: return tensor_residency_state_bound;
+    case TENSOR_RESIDENCY_EV_BUDGET_EXCEEDED: return tensor_residency_state_bound;
+    default: break;
+    }
+    break;
+  case tensor_residency_state_making_room:
+    switch (event) {
+    case TENSOR_RESIDENCY_EV_ROOM_MADE: return tensor_residency_state_loading;
+    case TENSOR_RESIDENCY_EV_ROOM_REFUSED: return tensor_residency_state_bound;
+    default: break;
+    }
+    break;
+  case tensor_residency_state_checking_pin:
+    switch (event) {
+    case TENSOR_RESIDENCY_EV_EVICTION_ALLOWED: return tensor_residency_state_releasing;
+    case TENSOR_RESIDENCY_EV_EVICTION_PINNED: return tensor_residency_state_resident;
     default: break;
     }
     break;
@@ -174,16 +207,21 @@ void emel_tensor_record_load_error(tensor_residency_ctx *m);
 tensor_residency_event emel_tensor_release_residency(tensor_residency_ctx *m);
 void emel_tensor_forget_residency(tensor_residency_ctx *m);
 void emel_tensor_record_release_error(tensor_residency_ctx *m);
+tensor_residency_event emel_tensor_check_budget(tensor_residency_ctx *m);
+tensor_residency_event emel_tensor_make_room(tensor_residency_ctx *m);
+void emel_tensor_refuse_budget(tensor_residency_ctx *m);
+void emel_tensor_record_room_error(tensor_residency_ctx *m);
+tensor_residency_event emel_tensor_check_pin(tensor_residency_ctx *m);
 void emel_tensor_refuse(tensor_residency_ctx *m, emel_status code);
 
 extern const emel_machine_desc emel_tensor_residency_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const tensor_residency_state_names[11] = {NULL, "unbound", "checking_span", "bound", "checking_external", "resident", "releasing", "evicted", "cutting_shard", "loading", "cutting_batch_shard"};
-static const char *const tensor_residency_event_names[17] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED", "ADOPT_RESIDENCY", "SHARD_CUT", "SHARD_EMPTY", "SHARD_INVALID"};
-static const unsigned char tensor_residency_resting[11] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0};
-static const emel_transition tensor_residency_transitions[34] = {
+static const char *const tensor_residency_state_names[14] = {NULL, "unbound", "checking_span", "bound", "checking_external", "resident", "checking_pin", "releasing", "evicted", "cutting_shard", "budgeting", "loading", "making_room", "cutting_batch_shard"};
+static const char *const tensor_residency_event_names[24] = {NULL, "BIND_SPAN", "BIND_EXTERNAL", "LOAD", "EVICT", "SPAN_VALID", "SPAN_INVALID", "EXTERNAL_FITS", "EXTERNAL_TOO_SMALL", "RESIDENCY_GRANTED", "RESIDENCY_REFUSED", "RESIDENCY_RELEASED", "RELEASE_REFUSED", "ADOPT_RESIDENCY", "SHARD_CUT", "SHARD_EMPTY", "SHARD_INVALID", "BUDGET_FITS", "BUDGET_SHORT", "BUDGET_EXCEEDED", "ROOM_MADE", "ROOM_REFUSED", "EVICTION_ALLOWED", "EVICTION_PINNED"};
+static const unsigned char tensor_residency_resting[14] = {0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0};
+static const emel_transition tensor_residency_transitions[42] = {
     {1, 1, 2}, /* unbound BIND_SPAN -> checking_span */
     {1, 2, 1}, /* unbound BIND_EXTERNAL -> unbound */
     {1, 3, 1}, /* unbound LOAD -> unbound */
@@ -191,33 +229,41 @@ static const emel_transition tensor_residency_transitions[34] = {
     {1, 4, 1}, /* unbound EVICT -> unbound */
     {2, 5, 3}, /* checking_span SPAN_VALID -> bound */
     {2, 6, 1}, /* checking_span SPAN_INVALID -> unbound */
-    {3, 3, 8}, /* bound LOAD -> cutting_shard */
-    {3, 13, 10}, /* bound ADOPT_RESIDENCY -> cutting_batch_shard */
+    {3, 3, 9}, /* bound LOAD -> cutting_shard */
+    {3, 13, 13}, /* bound ADOPT_RESIDENCY -> cutting_batch_shard */
     {3, 2, 4}, /* bound BIND_EXTERNAL -> checking_external */
     {3, 1, 3}, /* bound BIND_SPAN -> bound */
     {3, 4, 3}, /* bound EVICT -> bound */
-    {8, 14, 9}, /* cutting_shard SHARD_CUT -> loading */
-    {8, 15, 5}, /* cutting_shard SHARD_EMPTY -> resident */
-    {8, 16, 3}, /* cutting_shard SHARD_INVALID -> bound */
-    {10, 14, 9}, /* cutting_batch_shard SHARD_CUT -> loading */
-    {10, 15, 5}, /* cutting_batch_shard SHARD_EMPTY -> resident */
-    {10, 16, 3}, /* cutting_batch_shard SHARD_INVALID -> bound */
-    {9, 9, 5}, /* loading RESIDENCY_GRANTED -> resident */
-    {9, 10, 3}, /* loading RESIDENCY_REFUSED -> bound */
+    {9, 14, 10}, /* cutting_shard SHARD_CUT -> budgeting */
+    {9, 15, 5}, /* cutting_shard SHARD_EMPTY -> resident */
+    {9, 16, 3}, /* cutting_shard SHARD_INVALID -> bound */
+    {10, 17, 11}, /* budgeting BUDGET_FITS -> loading */
+    {10, 18, 12}, /* budgeting BUDGET_SHORT -> making_room */
+    {10, 19, 3}, /* budgeting BUDGET_EXCEEDED -> bound */
+    {12, 20, 11}, /* making_room ROOM_MADE -> loading */
+    {12, 21, 3}, /* making_room ROOM_REFUSED -> bound */
+    {13, 14, 11}, /* cutting_batch_shard SHARD_CUT -> loading */
+    {13, 15, 5}, /* cutting_batch_shard SHARD_EMPTY -> resident */
+    {13, 16, 3}, /* cutting_batch_shard SHARD_INVALID -> bound */
+    {11, 9, 5}, /* loading RESIDENCY_GRANTED -> resident */
+    {11, 10, 3}, /* loading RESIDENCY_REFUSED -> bound */
+    {11, 19, 3}, /* loading BUDGET_EXCEEDED -> bound */
     {4, 7, 5}, /* checking_external EXTERNAL_FITS -> resident */
     {4, 8, 3}, /* checking_external EXTERNAL_TOO_SMALL -> bound */
-    {5, 4, 6}, /* resident EVICT -> releasing */
+    {5, 4, 6}, /* resident EVICT -> checking_pin */
     {5, 3, 5}, /* resident LOAD -> resident */
     {5, 13, 5}, /* resident ADOPT_RESIDENCY -> resident */
     {5, 2, 5}, /* resident BIND_EXTERNAL -> resident */
     {5, 1, 5}, /* resident BIND_SPAN -> resident */
-    {6, 11, 7}, /* releasing RESIDENCY_RELEASED -> evicted */
-    {6, 12, 5}, /* releasing RELEASE_REFUSED -> resident */
-    {7, 3, 8}, /* evicted LOAD -> cutting_shard */
-    {7, 13, 10}, /* evicted ADOPT_RESIDENCY -> cutting_batch_shard */
-    {7, 2, 4}, /* evicted BIND_EXTERNAL -> checking_external */
-    {7, 1, 7}, /* evicted BIND_SPAN -> evicted */
-    {7, 4, 7}, /* evicted EVICT -> evicted */
+    {6, 22, 7}, /* checking_pin EVICTION_ALLOWED -> releasing */
+    {6, 23, 5}, /* checking_pin EVICTION_PINNED -> resident */
+    {7, 11, 8}, /* releasing RESIDENCY_RELEASED -> evicted */
+    {7, 12, 5}, /* releasing RELEASE_REFUSED -> resident */
+    {8, 3, 9}, /* evicted LOAD -> cutting_shard */
+    {8, 13, 13}, /* evicted ADOPT_RESIDENCY -> cutting_batch_shard */
+    {8, 2, 4}, /* evicted BIND_EXTERNAL -> checking_external */
+    {8, 1, 8}, /* evicted BIND_SPAN -> evicted */
+    {8, 4, 8}, /* evicted EVICT -> evicted */
 };
 #endif
 

@@ -9,8 +9,9 @@
  * machine then rests in `prepared`: READ_NOW transfers that one request at
  * once; READ_WITH_RUN leaves it to a batch, whose TRANSFER_RUN reads a run of
  * prepared members coalesced in file order.
- * The transfer is a loop of chunks: each read reports how it went and the
- * chart decides (continue, retry an interruption within a budget, or fail).
+ * The transfer is a loop of chunks: each read (a pread, or a completion of
+ * the lane's ring) reports how it went and the chart decides (continue, retry
+ * an interruption within a budget, or fail).
  * Every failure has its own route; a failure after the slot was taken releases
  * it (and the buffer) on that route. An early end of file and a finished
  * transfer look at the file again: one that changed under the load (truncated,
@@ -88,6 +89,11 @@
   export HUGE_PAGE_ADVICE_REFUSED = 53;
   export FILE_CHANGED = 54;
   export NOT_A_REGULAR_FILE = 55;
+  export PREAD_ENGINE = 56;
+  export RING_ENGINE = 57;
+  export RING_WANTED = 58;
+  export RING_OPENED = 59;
+  export RING_UNAVAILABLE = 60;
 
   action check_request { EMEL_REPORT(m, emel_read_check_request(m)); }
   action check_file_index { EMEL_REPORT(m, emel_read_check_file_index(m)); }
@@ -112,6 +118,12 @@
   action count_huge_page_refusal { emel_read_count_huge_page_refusal(m); }
   action release_slot { emel_read_release_slot(m); }
   action start_single_run { emel_read_start_single_run(m); }
+  action choose_engine { EMEL_REPORT(m, emel_read_choose_engine(m)); }
+  action open_ring { EMEL_REPORT(m, emel_read_open_ring(m)); }
+  action count_ring_fallback { emel_read_count_ring_fallback(m); }
+  action start_ring_transfer { emel_read_start_ring_transfer(m); }
+  action drain_ring { emel_read_drain_ring(m); }
+  action place_data { emel_read_place_data(m); }
   action read_chunk { EMEL_REPORT(m, emel_read_chunk(m)); }
   action advance_transfer { EMEL_REPORT(m, emel_read_advance_transfer(m)); }
   action check_retry_budget { EMEL_REPORT(m, emel_read_check_retry_budget(m)); }
@@ -141,7 +153,7 @@
   main := (
     start: idle: (
         PREPARE @check_request -> checking_request
-      | TRANSFER_RUN @read_chunk -> reading_chunk
+      | TRANSFER_RUN @choose_engine -> choosing_engine
       | RELEASE @check_handle -> checking_handle
     ),
     checking_request: (
@@ -214,23 +226,39 @@
     # rests: the member holds its slot and storage; the caller reads it now
     # (one request) or with the run it joins (a batch: TRANSFER_RUN later)
     prepared: (
-        READ_NOW @start_single_run @read_chunk -> reading_chunk
+        READ_NOW @start_single_run @choose_engine -> choosing_engine
       | READ_WITH_RUN -> idle
     ),
+    # pread lanes, or the lane's ring (opened on its first transfer; where the
+    # platform has none, the lane reads with pread from then on, counted)
+    choosing_engine: (
+        PREAD_ENGINE @read_chunk -> reading_chunk
+      | RING_ENGINE @start_ring_transfer @read_chunk -> reading_chunk
+      | RING_WANTED @open_ring -> opening_ring
+    ),
+    opening_ring: (
+        RING_OPENED @start_ring_transfer @read_chunk -> reading_chunk
+      | RING_UNAVAILABLE @count_ring_fallback @read_chunk -> reading_chunk
+    ),
+    # one chunk: a pread, or the ring's completion of the read at the transfer's
+    # position (the ring keeps the next ones in flight); a transfer that ends
+    # early first waits for every read still in flight (drain_ring): the kernel
+    # must not write a buffer the settlement frees
     reading_chunk: (
         CHUNK_READ @advance_transfer -> advancing
       | CHUNK_SHORT @advance_transfer -> advancing
       | CHUNK_INTERRUPTED @check_retry_budget -> retrying
-      | CHUNK_END_OF_FILE @recheck_file -> checking_file_at_end
-      | CHUNK_FAILED @refuse_read_failed -> transfer_failed
+      | CHUNK_END_OF_FILE @drain_ring @recheck_file -> checking_file_at_end
+      | CHUNK_FAILED @drain_ring @refuse_read_failed -> transfer_failed
     ),
     retrying: (
         RETRY_ALLOWED @read_chunk -> reading_chunk
-      | RETRIES_EXHAUSTED @refuse_read_failed -> transfer_failed
+      | RETRIES_EXHAUSTED @drain_ring @refuse_read_failed -> transfer_failed
     ),
+    # every read consumed: nothing is in flight
     advancing: (
         CHUNK_DUE @read_chunk -> reading_chunk
-      | TRANSFER_COMPLETE @recheck_file -> checking_file_after_transfer
+      | TRANSFER_COMPLETE @place_data @recheck_file -> checking_file_after_transfer
     ),
     # the file ended early: truncated under the load, or (unchanged) a device that lies
     checking_file_at_end: (

@@ -13,6 +13,15 @@
  * Both first cut the shard the options ask for (the whole tensor when they
  * ask for none): an invalid shard is refused, an empty slice (more ranks than
  * rows) is resident with no bytes and never asks the boundary.
+ * A table's residency budget (owned bytes): LOAD checks it before asking the
+ * boundary (budgeting): it fits, or fits once the table evicts its
+ * least-recently-used evictable tensors (making_room; a victim's refused
+ * release fails the load), or is refused with BUDGET_EXCEEDED, nothing evicted.
+ * A batch is admitted by the table for the whole window before it acquires
+ * anything (one tensor's machine cannot see the window); a tensor it could not
+ * admit adopts BUDGET_EXCEEDED as its outcome in `loading`.
+ * EVICT of a pinned tensor is refused (checking_pin) unless the table is
+ * being destroyed.
  */
 /* The tables of gen/tensor_residency_machine.h are defined in this translation unit. */
 #define EMEL_MACHINE_TABLES
@@ -41,6 +50,13 @@
   export SHARD_CUT = 14;
   export SHARD_EMPTY = 15;
   export SHARD_INVALID = 16;
+  export BUDGET_FITS = 17;
+  export BUDGET_SHORT = 18;
+  export BUDGET_EXCEEDED = 19;
+  export ROOM_MADE = 20;
+  export ROOM_REFUSED = 21;
+  export EVICTION_ALLOWED = 22;
+  export EVICTION_PINNED = 23;
 
   action check_span { EMEL_REPORT(m, emel_tensor_check_span(m)); }
   action record_span { emel_tensor_record_span(m); }
@@ -58,11 +74,17 @@
   action release_residency { EMEL_REPORT(m, emel_tensor_release_residency(m)); }
   action forget_residency { emel_tensor_forget_residency(m); }
   action record_release_error { emel_tensor_record_release_error(m); }
+  action check_budget { EMEL_REPORT(m, emel_tensor_check_budget(m)); }
+  action make_room { EMEL_REPORT(m, emel_tensor_make_room(m)); }
+  action refuse_budget { emel_tensor_refuse_budget(m); }
+  action record_room_error { emel_tensor_record_room_error(m); }
+  action check_pin { EMEL_REPORT(m, emel_tensor_check_pin(m)); }
   action refuse_not_bound { emel_tensor_refuse(m, EMEL_TENSOR_NOT_BOUND); }
   action refuse_already_bound { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_BOUND); }
   action refuse_not_resident { emel_tensor_refuse(m, EMEL_TENSOR_NOT_RESIDENT); }
   action refuse_already_resident { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_RESIDENT); }
   action refuse_already_evicted { emel_tensor_refuse(m, EMEL_TENSOR_ALREADY_EVICTED); }
+  action refuse_pinned { emel_tensor_refuse(m, EMEL_TENSOR_PINNED); }
 
   main := (
     start: unbound: (
@@ -84,9 +106,18 @@
       | EVICT @refuse_not_resident -> bound
     ),
     cutting_shard: (
-        SHARD_CUT @request_residency -> loading
+        SHARD_CUT @check_budget -> budgeting
       | SHARD_EMPTY @adopt_empty_shard -> resident
       | SHARD_INVALID @refuse_shard -> bound
+    ),
+    budgeting: (
+        BUDGET_FITS @request_residency -> loading
+      | BUDGET_SHORT @make_room -> making_room
+      | BUDGET_EXCEEDED @refuse_budget -> bound
+    ),
+    making_room: (
+        ROOM_MADE @request_residency -> loading
+      | ROOM_REFUSED @record_room_error -> bound
     ),
     cutting_batch_shard: (
         SHARD_CUT @check_batch_result -> loading
@@ -96,17 +127,22 @@
     loading: (
         RESIDENCY_GRANTED @record_residency -> resident
       | RESIDENCY_REFUSED @record_load_error -> bound
+      | BUDGET_EXCEEDED @refuse_budget -> bound
     ),
     checking_external: (
         EXTERNAL_FITS @adopt_external -> resident
       | EXTERNAL_TOO_SMALL @refuse_external -> bound
     ),
     resident: (
-        EVICT @release_residency -> releasing
+        EVICT @check_pin -> checking_pin
       | LOAD @refuse_already_resident -> resident
       | ADOPT_RESIDENCY @refuse_already_resident -> resident
       | BIND_EXTERNAL @refuse_already_resident -> resident
       | BIND_SPAN @refuse_already_bound -> resident
+    ),
+    checking_pin: (
+        EVICTION_ALLOWED @release_residency -> releasing
+      | EVICTION_PINNED @refuse_pinned -> resident
     ),
     releasing: (
         RESIDENCY_RELEASED @forget_residency -> evicted

@@ -74,7 +74,27 @@ for key in ("fio_cold_gbps", "read_direct_cold_gbps", "read_buffered_cold_gbps",
             "read_cold_vs_fio", "read_buffered_cold_vs_fio", "mmap_cold_vs_fio", "read_cold_vs_cat_cold"):
     check(k.get(key, "").startswith("skipped (not asked"), "%s says skipped when --cold is not given: %r"
           % (key, k.get(key)))
-check(k.get("staged_cold_vs_fio") == "skipped (no staged strategy)", "staged_cold_vs_fio: %r" % k.get("staged_cold_vs_fio"))
+
+# 1b. The staged strategy's figures (issue 12), its own run: the three ratios
+#     tools/bench greps, the peak memory of the default 64 MiB ring, and cold
+#     lines that say why they are skipped. Guards against a figure missing
+#     (tools/bench would end) or the ring's peak reading as the model's.
+r = subprocess.run([bench, "--staged", "--runs", "1", model], capture_output=True, text=True, timeout=300)
+check(r.returncode == 0, "--staged exits 0: %r" % r.stderr)
+k = keys(r.stdout)
+for key in ("staged_vs_read", "staged_gbps", "staged_read_gbps", "staged_peak_rss_mib"):
+    check(number(k.get(key)) is not None and number(k.get(key)) > 0, "%s is a positive number: %r" % (key, k.get(key)))
+check(number(k.get("staged_ring_mib")) == 64, "staged_ring_mib: %r" % k.get("staged_ring_mib"))
+for key in ("staged_cold_vs_direct", "staged_cold_vs_fio", "staged_direct_cold_gbps"):
+    check(k.get(key, "").startswith("skipped (not asked"), "%s says skipped without --cold: %r" % (key, k.get(key)))
+env = fake_fio(["libaio"])
+drop = os.path.join(work, "drop_caches")
+open(drop, "w").close()
+env["EMEL_BENCH_DROP_CACHES"] = drop
+r = subprocess.run([bench, "--staged", "--runs", "2", "--cold", model], capture_output=True, text=True, env=env, timeout=300)
+k = keys(r.stdout)
+for key in ("staged_cold_vs_direct", "staged_cold_vs_fio", "staged_direct_cold_gbps", "staged_read_direct_cold_gbps"):
+    check(number(k.get(key)) is not None and number(k.get(key)) > 0, "--staged --cold: %s is a number: %r" % (key, k.get(key)))
 
 # 2. fio's figure is its JSON's read bw_bytes, from the first engine that runs:
 #    io_uring, else libaio, else psync (said to be synchronous). Guards against

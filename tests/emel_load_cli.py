@@ -112,6 +112,25 @@ r = run(["--verify", good])
 check("--verify reports its own time and rate after the load's",
       r.returncode == 0 and re.search(r"\(mapped, not read\), strategy mmap, verified \(xxh3 per tensor\) in [0-9.]+ s "
                                       r"\([0-9.]+ GB/s\)", r.stdout), r.stdout)
+# Guards against a read load that fell back from io_uring to pread without a
+# word: read_io says how the read strategy read, and why not with the ring.
+for args, env, want in ((["--strategy", "read"], {}, ("io_uring", "pread", "mixed")),
+                        (["--strategy", "read", "--direct"], {}, ("io_uring", "pread", "mixed")),
+                        (["--strategy", "read"], {"EMEL_LOAD_TEST_RING_ERRNO": "38"}, ("pread",))):
+    r = run(["--json"] + args + [good], env=env)
+    try:
+        io = json.loads(r.stdout)["read_io"]
+        ok = io["engine"] in want and io["reads"] >= 1 and io["ring_reads"] <= io["reads"]
+        if env:
+            ok = ok and io["ring_fallbacks"] >= 1 and io["ring_errno"] == 38 and io["ring_reads"] == 0
+        check(f"JSON {' '.join(args)} {env}: read_io names the engine ({want})", ok, r.stdout[:400])
+    except (ValueError, KeyError, TypeError) as e:
+        check(f"JSON {' '.join(args)} {env}: read_io", False, f"{e}: {r.stdout[:300]}")
+r = run(["--strategy", "read", good], env={"EMEL_LOAD_TEST_RING_ERRNO": "38"})
+check("the summary says a read load fell back to pread, and why",
+      r.returncode == 0 and re.search(r"strategy read, pread \(no io_uring: [^)]+\)$", r.stdout.strip()), r.stdout)
+r = run(["--json", good])
+check("read_io is null for mmap", r.returncode == 0 and json.loads(r.stdout).get("read_io", 0) is None, r.stdout[:300])
 for args, mapped_only in ((["--strategy", "mmap"], True), (["--strategy", "mmap", "--populate"], False),
                           (["--strategy", "read"], False)):
     r = run(["--json", "--verify"] + args + [good])
@@ -397,6 +416,7 @@ def interrupt_in(phase, args):
 
 
 for phase, args in (("index", [good]), ("load", ["--strategy", "read", good]), ("load", ["--strategy", "mmap", good]),
+                    ("load", ["--strategy", "staged", good]),
                     ("verify", ["--verify", good]), ("output", ["--json", good])):
     code, err, took = interrupt_in(phase, args)
     check(f"SIGINT while in {phase} ({' '.join(args[:-1]) or 'defaults'}): exit 130 promptly, everything released",
@@ -524,7 +544,7 @@ with open(shard_path, "rb") as f:
     shard_file = f.read()
 if XXHSUM is None:
     print("note: xxhsum not found: --shard hashes are not compared with an independent XXH3")
-for strategy in ("mmap", "read"):
+for strategy in ("mmap", "read", "staged"):
     for n in (1, 2, 3, 5):
         for k in range(n):
             r = run(["--strategy", strategy, "--shard", f"{k}/{n}", "--json", "--verify", shard_path])
@@ -574,6 +594,66 @@ r = run(["--shard", "1/2", "--expect", whole, shard_path])
 check("--shard --expect with a whole-tensor manifest: exit 1, the summary says the manifest needs the same --shard",
       r.returncode == 1 and "TENSOR_HASH_MISMATCH" in r.stderr and "the same --shard" in r.stderr, r.stderr)
 
+# ---- --strategy staged: the consumer's streamed hashes, the budget, the memory bound ----
+# Guards: a streamed XXH3 that differs from the resident bytes' (a window hashed
+# twice, out of order, or the ring's slack), --budget taken by other strategies
+# or silently ignored, and a ring that grows with the model.
+def hashes_of(args):
+    r = run(args + ["--json", "--verify"])
+    return (r.returncode, {t["name"]: (t["bytes"], t["xxh3"]) for t in json.loads(r.stdout)["tensors"]}
+            if r.returncode == 0 else r.stderr)
+
+
+for path in (good, shard_path):
+    base = hashes_of(["--strategy", "read", path])
+    for extra in ([], ["--budget", "32K"], ["--direct", "--budget", "1M"], ["--budget", "64MiB"]):
+        got = hashes_of(["--strategy", "staged"] + extra + [path])
+        check(f"staged {' '.join(extra)} on {os.path.basename(path)}: the same bytes and XXH3 as read",
+              got[0] == 0 and got == base, str(got)[:300])
+r = run(["--strategy", "staged", "--json", "--budget", "2M", good])
+d = json.loads(r.stdout) if r.returncode == 0 else {}
+check("staged: JSON says the strategy and options.budget in bytes",
+      d.get("strategy") == "staged" and d.get("options", {}).get("budget") == 2 << 20, str(d.get("options")))
+r = run(["--strategy", "read", "--json", good])
+check("other strategies: options.budget is null", r.returncode == 0 and json.loads(r.stdout)["options"]["budget"] is None,
+      r.stdout[:200])
+r = run(["--strategy", "staged", good])
+check("staged: the summary names the strategy and the default budget",
+      r.returncode == 0 and "strategy staged, budget 64 MiB" in r.stdout, r.stdout)
+for bad in ("0", "x", "1T", "-1", "18446744073709551616", "99999999999G", ""):
+    r = run(["--strategy", "staged", "--budget", bad, good])
+    check(f"--budget '{bad}': usage error (exit 2) naming it", r.returncode == 2 and "--budget" in r.stderr, r.stderr)
+r = run(["--strategy", "read", "--budget", "8M", good])
+check("--budget without --strategy staged: usage error", r.returncode == 2 and "goes with --strategy staged" in r.stderr,
+      r.stderr)
+r = run(["--strategy", "staged", "--budget", "4K", good])
+check("a budget too small for the ring: exit 1 with INVALID_ARGUMENT",
+      r.returncode == 1 and "INVALID_ARGUMENT" in r.stderr and "--budget" in r.stderr, r.stderr)
+
+# Peak RSS of a staged load of 256 MiB with an 8 MiB ring stays near the ring,
+# where read holds the whole model (measured as the child's own ru_maxrss).
+big = os.path.join(WORK, "staged-256m.gguf")
+with open(big, "wb") as f:
+    f.write(model(tensors=[(f"blk.{i}.weight", [1 << 20], 0, i << 22) for i in range(64)], data=b""))
+    f.truncate(f.tell() + (64 << 22))
+RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True);"
+       "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def peak_rss_mib(args):
+    r = subprocess.run([sys.executable, "-c", RSS, EMEL_LOAD] + args + [big], capture_output=True, text=True,
+                       timeout=60)
+    code, kib = r.stdout.split()
+    return int(code), int(kib) / 1024
+
+
+code, staged_mib = peak_rss_mib(["--strategy", "staged", "--budget", "8M", "--verify"])
+code_read, read_mib = peak_rss_mib(["--strategy", "read"])
+print(f"peak RSS, 256 MiB model: staged --budget 8M {staged_mib:.1f} MiB, read {read_mib:.1f} MiB")
+if os.environ.get("EMEL_SANITIZED") != "1":  # sanitizers' shadow memory is not the loader's
+    check(f"staged --budget 8M on 256 MiB: peak RSS {staged_mib:.1f} MiB <= 8 + 24 MiB (read: {read_mib:.1f} MiB)",
+          code == 0 and code_read == 0 and staged_mib <= 32 and read_mib > 200, f"exit {code}/{code_read}")
+
 # ---- not a regular file: refused at once by name (a FIFO used to block the open forever) ----
 fifo = os.path.join(WORK, "fifo.gguf")
 if os.path.exists(fifo):
@@ -581,7 +661,7 @@ if os.path.exists(fifo):
 os.mkfifo(fifo)
 specials = {"a FIFO without a writer": fifo, "a directory": WORK, "a character device": "/dev/zero"}
 for what, path in specials.items():
-    for strategy in ("mmap", "read"):
+    for strategy in ("mmap", "read", "staged"):
         try:
             r = subprocess.run([EMEL_LOAD, "--strategy", strategy, path], capture_output=True, text=True, timeout=5)
         except subprocess.TimeoutExpired:
@@ -671,7 +751,7 @@ check(f"the bar on a terminal: bytes, rate and ETA, >= 10 updates a second ({len
 # next read; it now cancels the job (emel_job_cancel from the handler). The
 # 100 ms target is a benchmark figure: the test requires well under 1 s and
 # prints what it measured.
-for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], SHARD_HALF):
+for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], ["--strategy", "staged"], SHARD_HALF):
     p = subprocess.Popen([EMEL_LOAD] + strategy + ["--progress=json", slow_model], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=dict(os.environ, **SLOW))
     err, started, deadline = b"", False, time.time() + 10

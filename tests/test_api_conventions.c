@@ -119,6 +119,7 @@ START_TEST(test_a_batch_error_names_its_first_failing_tensor_with_its_errno) {
 
   fault_platform_fail_many(&fp, FP_PREAD, fp.calls[FP_PREAD] + 1, 1000, EIO);
   fault_platform_fail_many(&fp, FP_PREADV, fp.calls[FP_PREADV] + 1, 1000, EIO);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EIO, 0); /* and through the ring */
   ck_assert_int_eq(emel_tensors_load_batch(t, idx, 3, &read, st, &err), EMEL_READ_FAILED);
   ck_assert_int_eq(err.os_errno, EIO);
   ck_assert_uint_eq(err.tensor, 4); /* tensor 3, first in the batch */

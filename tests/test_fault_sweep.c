@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/model.h"
 #include "fault_platform.h"
@@ -78,7 +79,33 @@ static const scenario scenarios[] = {
     {"job background read", EMEL_STRATEGY_READ, 0, JOB_BACKGROUND, 0, 32, 0},
     {"job step mmap+populate", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, JOB_STEP, 0, 32, 0},
     {"job background read direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, JOB_BACKGROUND, 0, 4096, 2},
+    /* a ring of 4 x 16 KiB: a tensor is a few windows, the reader overlaps the consumer */
+    {"staged", EMEL_STRATEGY_STAGED, 0, LOAD_EACH, 0, 32, 0},
+    {"staged+direct", EMEL_STRATEGY_STAGED, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 4096, 0},
+    {"staged batch", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 0, 32, 0},
+    /* ...whose consumer's k-th call also fails, for every k (split: two files) */
+    {"staged failing consumer", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 1, 32, 0},
+    /* ...and a load job over it (a tensor a unit), cancelled after each unit too */
+    {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
 };
+
+/* The read strategy's ring engine (io_uring, or the fault platform's emulation):
+ * its calls and each of its completions fail, shorten or are interrupted. The
+ * read scenarios above use the pread lanes, as on a machine without io_uring. */
+static const scenario ring_scenarios[] = {
+    {"read ring", EMEL_STRATEGY_READ, 0, LOAD_EACH, 0, 32, 0},
+    {"read ring direct", EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, LOAD_EACH, 0, 32, 0},
+    {"read ring batch threads", EMEL_STRATEGY_READ, EMEL_LOAD_DROP_CACHE, LOAD_TENSOR_BATCH, 1, 32, 2},
+    {"job step read ring", EMEL_STRATEGY_READ, 0, JOB_STEP, 0, 32, 0},
+};
+
+enum { SCENARIOS = sizeof scenarios / sizeof *scenarios, RING_SCENARIOS = sizeof ring_scenarios / sizeof *ring_scenarios };
+
+static const scenario *scenario_at(size_t i) { return i < SCENARIOS ? &scenarios[i] : &ring_scenarios[i - SCENARIOS]; }
+
+static int uses_ring(const scenario *s) {
+  return (uintptr_t)s >= (uintptr_t)ring_scenarios && (uintptr_t)s < (uintptr_t)(ring_scenarios + RING_SCENARIOS);
+}
 
 /* The errnos each operation can really return, and the codes a failure of it
  * may end a load with (EMEL_OK: the library retried or the call was advice). */
@@ -88,7 +115,8 @@ typedef struct op_faults {
 } op_faults;
 
 static const op_faults faults_of[FP_OP_COUNT] = {
-    [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO}, {EMEL_OPEN_FAILED}},
+    /* EINVAL: a filesystem without O_DIRECT (direct loads fall back to buffered reads) */
+    [FP_OPEN] = {{EACCES, EMFILE, ENOMEM, EIO, EINVAL}, {EMEL_OPEN_FAILED}},
     [FP_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
     /* fstat at the index, at every open and after every read transfer */
     [FP_FILE_IDENTITY] = {{EIO, ENOMEM, EOVERFLOW}, {EMEL_STAT_FAILED}},
@@ -112,10 +140,21 @@ static const op_faults faults_of[FP_OP_COUNT] = {
     [FP_EVENT_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
     /* a lost wakeup or a failed wait: emel_job_wait returns, the caller waits again */
     [FP_EVENT_SIGNAL] = {{EAGAIN, EINVAL}, {EMEL_OK}},
-    [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK}},
+    /* ...; the staging ring's handoff cannot go on without its wait */
+    [FP_EVENT_WAIT] = {{EINTR, ENOMEM, EINVAL}, {EMEL_OK, EMEL_STAGED_HANDOFF_FAILED}},
     /* the clock reads 0 once (errno unused): only rates and timeouts see it */
     [FP_CLOCK_NS] = {{EINVAL}, {EMEL_OK}},
+    /* no io_uring (old kernel, seccomp, io_uring_disabled) or none to be had: pread lanes */
+    [FP_RING_OPEN] = {{ENOSYS, EPERM, ENOMEM, EMFILE}, {EMEL_OK}},
+    [FP_RING_CLOSE] = {{EIO, EINTR}, {EMEL_OK}},
+    [FP_RING_READ] = {{EBUSY, ENOMEM, EINTR, EAGAIN}, {EMEL_OK, EMEL_READ_FAILED}},
+    [FP_RING_WAIT] = {{EINTR, EBUSY, ENOMEM, EBADR}, {EMEL_OK, EMEL_READ_FAILED}},
 };
+
+/* What a ring's completion can say instead of its bytes (besides a short
+ * one and an empty one): a failure ends the load READ_FAILED, an interruption
+ * is asked again. */
+static const int completion_errs[] = {EIO, EINTR, EAGAIN, ENOSPC};
 
 typedef struct tally {
   long runs, leaks, inconsistent, wrong_error, no_recovery;
@@ -187,7 +226,8 @@ static int consistent(emel_model *m) {
     resident += st == EMEL_TENSOR_RESIDENT;
   }
   emel_io *io = emel_model_io(m);
-  size_t live = emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ);
+  size_t live = emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ) +
+                emel_io_live(io, EMEL_STRATEGY_STAGED);
   return resident == emel_tensors_resident_count(t) && live == resident;
 }
 
@@ -219,6 +259,21 @@ static emel_status load_batch(emel_model *m, const scenario *s, int *inconsisten
   if (emel_io_live(io, s->strategy) != 0) *inconsistent = 1;
   return first;
 }
+
+/* The staged scenarios' consumer: counts its calls, fails the fail_at-th
+ * (0: none) with a code of its own, which the load must keep. */
+enum { CONSUMER_CODE = 77 };
+static unsigned consumer_calls, consumer_fail_at;
+static uint64_t consumer_bytes;
+
+static int sweep_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  (void)user, (void)tensor, (void)offset, (void)data;
+  if (++consumer_calls == consumer_fail_at) return CONSUMER_CODE;
+  consumer_bytes += bytes;
+  return 0;
+}
+
+static const emel_staged_consumer sweep_consumer = EMEL_STAGED_CONSUMER_INIT(.consume = sweep_consume);
 
 /* The k-th unit's progress callback cancels the job (0: never): a cancel
  * after every unit, the same in both driving modes. */
@@ -261,7 +316,8 @@ static int job_consistent(const scenario *s, emel_model *m, emel_job *job, int f
     live += st == EMEL_TENSOR_RESIDENT && through_io(s, t, i);
   }
   emel_io *io = emel_model_io(m);
-  return live == emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ);
+  return live == emel_io_live(io, EMEL_STRATEGY_MMAP) + emel_io_live(io, EMEL_STRATEGY_READ) +
+                     emel_io_live(io, EMEL_STRATEGY_STAGED);
 }
 
 /* Drives a job to its end (bounded: a job that never ends fails the run).
@@ -293,6 +349,7 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
                             int *inconsistent) {
   emel_tensors *t = emel_model_tensors(m);
   emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = s->strategy, .flags = s->flags);
+  if (s->strategy == EMEL_STRATEGY_STAGED) lo.consumer = &sweep_consumer;
   job_watch w = {.cancel_at = cancel_at};
   emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &lo, .chunk_bytes = JOB_CHUNK, .on_progress = count_unit,
                                             .user = &w, .threads = job_threads(s));
@@ -328,13 +385,24 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
 static emel_status full_load(fault_platform *fp, const scenario *s, unsigned cancel_at, unsigned *units,
                              int *inconsistent) {
   /* several chunks per tensor: faults land mid-transfer */
-  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads,
+                                                    .ring_request = 16u << 10);
+  fp->no_ring = !uses_ring(s);
   if (s->threads) rc.min_parallel_bytes = 1; /* every window spread over the lanes */
   emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp->ops, .read = &rc);
   emel_model *m;
   emel_error err;
   emel_status first = emel_model_open(&m, path_of(s), &cfg, &err);
   if (first != EMEL_OK) return first;
+  consumer_calls = 0;
+  if (s->strategy == EMEL_STRATEGY_STAGED) {
+    emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = 64u << 10, .buffers = 4);
+    first = emel_io_staged_attach(emel_model_io(m), &sc, NULL);
+    if (first != EMEL_OK) {
+      emel_model_close(m);
+      return first;
+    }
+  }
   if (s->mode == LOAD_BATCH) {
     first = load_batch(m, s, inconsistent);
   } else if (s->mode >= JOB_STEP) {
@@ -345,6 +413,7 @@ static emel_status full_load(fault_platform *fp, const scenario *s, unsigned can
   } else {
     emel_tensors *t = emel_model_tensors(m);
     emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = s->strategy, .flags = s->flags);
+    if (s->strategy == EMEL_STRATEGY_STAGED) lo.consumer = &sweep_consumer;
     if (s->mode == LOAD_TENSOR_BATCH) {
       emel_status st[32];
       const uint32_t n = emel_tensors_count(t);
@@ -372,11 +441,13 @@ static int code_allowed(fp_op op, emel_status code) {
   return 0;
 }
 
+/* op FP_OP_COUNT: the k-th completion of a ring, not a call. */
 static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t short_len, tally *t) {
   if (!sampled(t, s->mode >= JOB_STEP ? JOB_STRIDE : 1)) return;
   fault_platform fp;
   fault_platform_init(&fp);
-  if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
+  if (op == FP_OP_COUNT) fault_platform_ring_completion(&fp, k, 1, err, short_len);
+  else if (short_len >= 0 && op == FP_PREAD) fault_platform_short_read(&fp, k, 1, short_len);
   else if (short_len >= 0) fault_platform_short_readv(&fp, k, 1, short_len);
   else fault_platform_fail(&fp, op, k, err);
   int inconsistent = 0;
@@ -385,9 +456,9 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   int64_t outstanding = fault_platform_outstanding(&fp);
   if (outstanding != 0) {
     t->leaks++;
-    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld)\n", s->name,
-            fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
-            (long long)fp.live_maps, (long long)fp.live_allocs);
+    fprintf(stderr, "LEAK %s: %s call %llu errno %d: %lld outstanding (fds %lld maps %lld allocs %lld rings %lld)\n",
+            s->name, fp_op_name(op), (unsigned long long)k, err, (long long)outstanding, (long long)fp.open_fds,
+            (long long)fp.live_maps, (long long)fp.live_allocs, (long long)fp.live_rings);
   }
   if (inconsistent) {
     t->inconsistent++;
@@ -395,9 +466,14 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
   }
   /* EINTR is retried and a short transfer continued; a transfer of nothing is
    * an end of file where the file said there was more. */
-  int expect_ok = short_len > 0 || (err == EINTR && (op == FP_PREAD || op == FP_PREADV));
-  int named = short_len == 0 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
-                             : code_allowed(op, code);
+  const int ring_retry = (err == EINTR || err == EAGAIN) && (op == FP_RING_READ || op == FP_OP_COUNT);
+  int expect_ok = short_len > 0 || ring_retry || (err == EINTR && (op == FP_PREAD || op == FP_PREADV || op == FP_RING_WAIT));
+  int named = short_len == 0                 ? code == EMEL_READ_UNEXPECTED_EOF || code == EMEL_GGUF_TRUNCATED
+              : op == FP_OP_COUNT ? code == EMEL_READ_FAILED
+                                             : code_allowed(op, code);
+  /* A direct read starts at the block holding the span: 7 bytes may end before
+   * the span's first byte, which is the end of the file (as with pread). */
+  if (short_len > 0 && (s->flags & EMEL_LOAD_DIRECT) && code == EMEL_READ_UNEXPECTED_EOF) expect_ok = 0, named = 1;
   if (expect_ok ? code != EMEL_OK : !named && code != EMEL_OK) {
     t->wrong_error++;
     fprintf(stderr, "WRONG ERROR %s: %s call %llu errno %d short %lld ended with %s\n", s->name, fp_op_name(op),
@@ -411,6 +487,38 @@ static void run_one(const scenario *s, fp_op op, uint64_t k, int err, int64_t sh
     t->no_recovery++;
     fprintf(stderr, "NO RECOVERY %s after %s call %llu errno %d: %s\n", s->name, fp_op_name(op), (unsigned long long)k,
             err, emel_status_name(code));
+  }
+}
+
+/* The consumer fails its k-th call: the load ends with STAGED_CONSUMER_FAILED
+ * keeping the consumer's code, nothing leaks, and the next load succeeds. */
+static void run_consumer_fault(const scenario *s, unsigned k, tally *t) {
+  if (!sampled(t, 1)) return;
+  fault_platform fp;
+  fault_platform_init(&fp);
+  int inconsistent = 0;
+  consumer_fail_at = k;
+  const emel_status code = full_load(&fp, s, 0, NULL, &inconsistent);
+  consumer_fail_at = 0;
+  t->runs++;
+  if (fault_platform_outstanding(&fp) != 0) {
+    t->leaks++;
+    fprintf(stderr, "LEAK %s: consumer call %u failed: %lld outstanding\n", s->name, k,
+            (long long)fault_platform_outstanding(&fp));
+  }
+  if (inconsistent) {
+    t->inconsistent++;
+    fprintf(stderr, "INCONSISTENT %s: consumer call %u failed\n", s->name, k);
+  }
+  if (code != EMEL_STAGED_CONSUMER_FAILED) {
+    t->wrong_error++;
+    fprintf(stderr, "WRONG ERROR %s: consumer call %u failed, the load ended with %s\n", s->name, k,
+            emel_status_name(code));
+  }
+  inconsistent = 0;
+  if (full_load(&fp, s, 0, NULL, &inconsistent) != EMEL_OK || inconsistent || fault_platform_outstanding(&fp) != 0) {
+    t->no_recovery++;
+    fprintf(stderr, "NO RECOVERY %s after consumer call %u failed\n", s->name, k);
   }
 }
 
@@ -453,8 +561,8 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
             (unsigned long long)sweep_seed);
   /* EMEL_SWEEP_ONLY=NAME: that scenario alone (to repeat one finding). */
   const char *only = getenv("EMEL_SWEEP_ONLY");
-  for (size_t si = 0; si < sizeof scenarios / sizeof *scenarios; si++) {
-    const scenario *s = &scenarios[si];
+  for (size_t si = 0; si < SCENARIOS + RING_SCENARIOS; si++) {
+    const scenario *s = scenario_at(si);
     if (only && *only && strcmp(only, s->name) != 0) continue;
     fault_platform clean;
     fault_platform_init(&clean);
@@ -465,12 +573,20 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
     /* Guards against a sweep blind to jobs: the fault platform counts (so
      * fails) the job's own ops, and its big tensors move in pieces. */
     if (s->mode >= JOB_STEP) {
-      ck_assert_uint_gt(units, 20);
+      ck_assert_uint_gt(units, s->strategy == EMEL_STRATEGY_STAGED ? 9 : 20); /* staged: a tensor a unit */
       ck_assert_uint_gt(clean.calls[FP_CLOCK_NS], 0);
       if (s->mode == JOB_BACKGROUND) ck_assert_uint_eq(clean.calls[FP_EVENT_OPEN], 1);
       if (s->mode == JOB_BACKGROUND) ck_assert_uint_ge(clean.calls[FP_EVENT_SIGNAL], units);
       ck_assert_int_eq(fault_platform_outstanding(&clean), 0);
       for (unsigned k = 1; k <= units; k++) run_cancel(s, k, units, &t);
+    }
+    /* Guards against a staged scenario that never reaches its consumer. */
+    if (s->strategy == EMEL_STRATEGY_STAGED) {
+      ck_assert_uint_gt(consumer_calls, 10);
+      ck_assert_uint_gt(clean.calls[FP_THREAD_START], 0);
+      const unsigned calls = consumer_calls;
+      const int consumer_faults = strcmp(s->name, "staged failing consumer") == 0;
+      for (unsigned k = 1; consumer_faults && k <= calls; k++) run_consumer_fault(s, k, &t);
     }
     long before = t.runs;
     struct timespec t0, t1;
@@ -484,6 +600,14 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
         }
       }
     }
+    for (uint64_t k = 1; k <= clean.completions; k++) { /* each ring completion: failed, interrupted, short */
+      for (size_t e = 0; e < sizeof completion_errs / sizeof *completion_errs; e++)
+        run_one(s, FP_OP_COUNT, k, completion_errs[e], -1, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 0, &t);
+      run_one(s, FP_OP_COUNT, k, 0, 7, &t);
+    }
+    /* Guards against a ring scenario that silently read with pread (a sweep of nothing). */
+    if (uses_ring(s)) ck_assert_msg(clean.calls[FP_RING_READ] > 0 && clean.completions > 0, "%s: no ring reads", s->name);
     uint64_t calls = 0;
     for (int op = 0; op < FP_OP_COUNT; op++) calls += clean.calls[op];
     clock_gettime(CLOCK_MONOTONIC, &t1);

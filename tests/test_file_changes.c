@@ -111,7 +111,8 @@ static void replace_by_rename(void) {
 static void put_back(void) { ck_assert_int_eq(rename(aside, path), 0); }
 
 static emel_model *open_model(uint32_t threads) {
-  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = threads);
+  /* Ring reads as large as the preads: the nth read is at the same place with either engine. */
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = threads, .ring_request = 16u << 10);
   if (threads > 1) rc.min_parallel_bytes = 1;
   emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
   emel_model *m;
@@ -274,6 +275,7 @@ START_TEST(test_an_early_end_of_file_that_cannot_be_checked_is_stat_failed) {
   write_model("read-eof-stat");
   emel_model *m = open_model(1);
   fault_platform_short_read(&fp, fp.calls[FP_PREAD] + 1, 1, 0);           /* the load's first read: nothing */
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1, 0, 0);       /* (or its ring's first completion) */
   fault_platform_fail(&fp, FP_FILE_IDENTITY, fp.calls[FP_FILE_IDENTITY] + 2, EIO); /* the look after it fails */
   ck_assert_int_eq(load(m, 0, EMEL_STRATEGY_READ, NULL), EMEL_STAT_FAILED);
   ck_assert_int_eq(emel_tensors_state(emel_model_tensors(m), 0), EMEL_TENSOR_BOUND);

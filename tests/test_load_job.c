@@ -67,6 +67,9 @@ static void make_table(void) {
 static void setup(void) {
   loop_options = (emel_load_options)EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
   fault_platform_init(&fp);
+  /* These tests count and fail preads (one per 4096-byte unit): the pread lanes,
+   * as on a machine without io_uring. The fault sweep fails a job's ring calls. */
+  fp.no_ring = 1;
   snprintf(path, sizeof path, "%s/load_job_%d.bin", EMEL_TEST_WORKDIR, (int)getpid());
   uint64_t at[N], off = 0;
   for (int slot = 0; slot < N; slot++) {
@@ -1086,6 +1089,57 @@ START_TEST(lanes_take_runs_so_a_late_lane_holds_nothing_back) {
 }
 END_TEST
 
+static int counting_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  count_reader();
+  return fp.ops.ring_read(user, ring, fd, buf, len, offset, tag);
+}
+
+/* Guards against the ring engine's read-ahead and the lanes' shared counter
+ * disagreeing (the merge of the two): the read-ahead into a lane's "next
+ * runs" assumed a fixed share of runs per lane, while lanes now take runs in
+ * turn. A lane now takes its next run from the counter before reading ahead
+ * into it, and transfers every run it took. Here the driver keeps its ring
+ * full across the job's parts (more than one read in flight: the job's unit
+ * gets the ring's depth) and takes them all before the late lane starts;
+ * every part is read exactly once (no run twice, none skipped), the bytes are
+ * right, and nothing is in flight afterwards. */
+START_TEST(ring_lanes_read_ahead_only_into_runs_they_took) {
+  fp.no_ring = 0;
+  emel_platform_ops ops = fp.ops;
+  ops.thread_start = late_thread_start;
+  ops.pread = counting_pread;
+  ops.preadv = counting_preadv;
+  ops.ring_read = counting_ring_read;
+  big_model b;
+  big_open_with(&b, 8u << 20, &ops);
+  driver = pthread_self();
+  atomic_store(&driver_reads, 0);
+  atomic_store(&other_reads, 0);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = 2);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b.t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < v.size; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  emel_io_read_stats st;
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &st, NULL), EMEL_OK);
+  ck_assert_uint_ge(st.ring_opens, 1);
+  ck_assert_uint_eq(st.ring_fallbacks, 0);
+  /* 8 parts of 1 MiB, each one ring read (under the 4 MiB request size): 8 reads in all. */
+  ck_assert_uint_eq(st.ring_reads, 8);
+  ck_assert_uint_eq(atomic_load(&driver_reads) + atomic_load(&other_reads), 8);
+  ck_assert_uint_ge(atomic_load(&driver_reads), 6);
+  ck_assert_int_gt(fp.ring_peak_in_flight, 1); /* read ahead into the parts it took */
+  ck_assert_int_le(fp.ring_peak_in_flight, 2 * EMEL_IO_READ_DEFAULT_RING_DEPTH); /* each lane within its depth */
+  ck_assert_int_eq(fp.ring_in_flight, 0);
+  big_close(&b);
+}
+END_TEST
+
 
 /* Guards against a cooperative job slower than a background one (step_overhead
  * 0.52): 8 MiB budgets cut a big tensor's pieces at 8 and 4 MiB, and the
@@ -1144,6 +1198,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, a_window_of_whole_tensors_uses_the_lanes);
   tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
+  tcase_add_test(tc, ring_lanes_read_ahead_only_into_runs_they_took);
   tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
   suite_add_tcase(s, tc);
   return s;

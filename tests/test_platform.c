@@ -71,6 +71,30 @@ START_TEST(test_overriding_one_entry_keeps_the_defaults_for_the_rest) {
 }
 END_TEST
 
+/* Guards against the default ring reading behind a caller's own file layer
+ * (its descriptors are not the kernel's, or its pread is how it reads): a
+ * table that replaces open, pread or preadv and not the ring gets a ring that
+ * never opens, so the read strategy falls back to the caller's pread. */
+START_TEST(test_a_callers_file_layer_never_meets_the_default_ring) {
+  const emel_platform_ops *d = emel_platform_default();
+  emel_platform_ops resolved;
+  void *ring = NULL;
+  emel_platform_ops mine = EMEL_PLATFORM_OPS_INIT(.open = failing_open, .close = passing_close);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &mine, NULL), EMEL_OK);
+  ck_assert_int_eq(resolved.ring_open(resolved.user, 4, &ring), -ENOSYS);
+  ck_assert_ptr_null(ring);
+  emel_platform_ops copied = *d; /* a copy of the defaults, then one with its own file layer */
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &copied, NULL), EMEL_OK);
+  ck_assert(resolved.ring_open == d->ring_open); /* every file op the default: the default ring */
+  copied.open = failing_open;
+  copied.close = passing_close;
+  ck_assert_int_eq(emel_platform_resolve(&resolved, &copied, NULL), EMEL_OK);
+  ck_assert_int_eq(resolved.ring_open(resolved.user, 4, &ring), -ENOSYS);
+  ck_assert_int_eq(emel_platform_resolve(&resolved, NULL, NULL), EMEL_OK);
+  ck_assert(resolved.ring_open == d->ring_open);
+}
+END_TEST
+
 /* Guards against the caller's alloc paired with the POSIX free (or a caller's
  * open with the POSIX close): every pair of the list, each member alone. */
 START_TEST(test_an_op_given_without_its_pair_is_refused_by_name) {
@@ -158,7 +182,8 @@ START_TEST(test_the_ops_list_names_every_member_once) {
                                          "unmap",     "advise",      "fadvise",      "lock",      "unlock",
                                          "alloc",     "free",        "page_size",    "can_map",   "thread_start",
                                          "thread_join", "cpu_count", "file_identity", "guard",    "random",
-                                         "event_open", "event_close", "event_signal", "event_wait", "clock_ns"};
+                                         "event_open", "event_close", "event_signal", "event_wait", "clock_ns",
+                                         "ring_open", "ring_close", "ring_read", "ring_wait"};
   const size_t n = sizeof expected / sizeof expected[0];
   for (size_t i = 0; i < n; i++) ck_assert_str_eq(emel_platform_op_name(i), expected[i]);
   ck_assert_ptr_null(emel_platform_op_name(n));
@@ -557,6 +582,48 @@ static int has_flag(const vma_info *v, const char *flag) {
 
 /* Mutations caught: `return 0` (or p) instead of -errno from a failed mmap
  * (NULL versus MAP_FAILED), a writable or shared mapping, the offset ignored. */
+/* The default ring: several reads in flight, completions by tag with what a
+ * pread would return, and a close with reads still in flight that returns
+ * only once they are done (guards against freeing a buffer the kernel still
+ * writes). Skipped where the kernel refuses io_uring (the library then falls
+ * back to pread, tested in test_io_read). */
+START_TEST(test_the_default_ring_reads_at_offsets_and_closes_with_reads_in_flight) {
+  void *ring = NULL;
+  int r = d->ring_open(d->user, 8, &ring);
+  if (r == -ENOSYS || r == -EPERM) {
+    fprintf(stderr, "skipped: no io_uring here: %s\n", strerror(-r));
+    return;
+  }
+  ck_assert_int_eq(r, 0);
+  int fd = open_ok(EMEL_OPEN_READ);
+  static unsigned char buf[3][300];
+  const uint64_t at[3] = {4096 + 7, 0, sizeof file_bytes - 50};
+  for (int k = 0; k < 3; k++) ck_assert_int_eq(d->ring_read(d->user, ring, fd, buf[k], sizeof buf[k], at[k], 10 + k), 0);
+  emel_ring_completion c[8];
+  int got = 0;
+  while (got < 3) {
+    int n = d->ring_wait(d->user, ring, 1, c + got, 8 - got);
+    if (n == -EINTR) continue;
+    ck_assert_int_gt(n, 0);
+    got += n;
+  }
+  ck_assert_int_eq(got, 3);
+  for (int i = 0; i < 3; i++) {
+    const int k = (int)c[i].tag - 10;
+    ck_assert(k >= 0 && k < 3);
+    const int64_t want = k == 2 ? 50 : 300; /* short at the end, as pread */
+    ck_assert_int_eq(c[i].res, want);
+    ck_assert_mem_eq(buf[k], file_bytes + at[k], (size_t)want);
+  }
+  ck_assert_int_eq(d->ring_wait(d->user, ring, 0, c, 8), 0); /* nothing left, nothing waited for */
+  ck_assert_int_eq(d->ring_read(d->user, ring, fd, buf[0], (size_t)UINT32_MAX + 1, 0, 1), -EINVAL);
+  for (int k = 0; k < 3; k++) ck_assert_int_eq(d->ring_read(d->user, ring, fd, buf[k], sizeof buf[k], 0, k), 0);
+  ck_assert_int_eq(d->ring_close(d->user, ring), 0); /* waits for the three */
+  ck_assert_mem_eq(buf[2], file_bytes, sizeof buf[2]);
+  ck_assert_int_eq(d->close(d->user, fd), 0);
+}
+END_TEST
+
 START_TEST(test_map_maps_read_only_private_bytes_and_reports_failure_as_negative_errno) {
   size_t page = d->page_size(d->user);
   ck_assert_uint_eq(page, (size_t)sysconf(_SC_PAGESIZE));
@@ -945,6 +1012,7 @@ static Suite *platform_suite(void) {
   TCase *tc = tcase_create("ops");
   tcase_add_test(tc, test_overriding_one_entry_keeps_the_defaults_for_the_rest);
   tcase_add_test(tc, test_an_op_given_without_its_pair_is_refused_by_name);
+  tcase_add_test(tc, test_a_callers_file_layer_never_meets_the_default_ring);
   tcase_add_test(tc, test_struct_size_decides_which_ops_are_read);
   tcase_add_test(tc, test_the_ops_list_names_every_member_once);
   tcase_add_test(tc, test_event_descriptor_and_clock);
@@ -964,6 +1032,7 @@ static Suite *platform_suite(void) {
   tcase_add_test(real, test_open_flags_are_what_the_contract_says);
   tcase_add_test(real, test_file_identity_describes_every_kind_of_file);
   tcase_add_test(real, test_pread_and_preadv_return_the_bytes_at_the_offset);
+  tcase_add_test(real, test_the_default_ring_reads_at_offsets_and_closes_with_reads_in_flight);
   tcase_add_test(real, test_map_maps_read_only_private_bytes_and_reports_failure_as_negative_errno);
   tcase_add_test(real, test_advise_and_lock_reach_the_mapping_as_asked);
   tcase_add_test(real, test_fadvise_reaches_the_page_cache_as_asked);

@@ -72,6 +72,8 @@ static const struct {
     {"TENSOR_HASH_MISMATCH", 210},
     {"INVALID_SHARD", 211},
     {"TENSOR_BUSY", 212},
+    {"BUDGET_EXCEEDED", 213},
+    {"TENSOR_PINNED", 214},
     {"MMAP_UNSUPPORTED", 300},
     {"MMAP_FAILED", 301},
     {"MMAP_LOCK_FAILED", 302},
@@ -108,6 +110,11 @@ static const struct {
     {"GGUF_NESTING_TOO_DEEP", 521},
     {"GGUF_EMPTY_KEY", 522},
     {"GGUF_LIMIT_EXCEEDED", 523},
+    {"STAGED_CONSUMER_FAILED", 600},
+    {"STAGED_NO_CONSUMER", 601},
+    {"STAGED_NO_BYTES", 602},
+    {"STAGED_HANDOFF_FAILED", 603},
+    {"STAGED_STREAM_STOPPED", 604},
 };
 
 START_TEST(test_codes_keep_their_published_numbers) {

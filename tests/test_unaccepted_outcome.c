@@ -23,8 +23,10 @@
 #include "emel/io.h"
 #include "emel/io/mmap/mmap.h"
 #include "emel/io/read/read.h"
+#include "emel/io/staged/staged.h"
 #include "emel/io_mmap.h"
 #include "emel/io_read.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/job/job.h"
 #include "emel/model/tensor/residency.h"
@@ -33,7 +35,8 @@
 
 /* ---- the wrapped actions: armed[] names the one that reports `bogus` ---- */
 
-enum { W_MMAP_IDENTIFY, W_MMAP_CHECK_LOCK, W_READ_CHOOSE_STORAGE, W_READ_RECHECK_FILE, W_TENSOR_REQUEST, W_JOB_TRANSFER, W_COUNT };
+enum { W_MMAP_IDENTIFY, W_MMAP_CHECK_LOCK, W_READ_CHOOSE_STORAGE, W_READ_RECHECK_FILE, W_TENSOR_REQUEST, W_JOB_TRANSFER,
+       W_STAGED_RESERVE, W_STAGED_RECHECK, W_STAGED_FREE, W_COUNT };
 static int armed[W_COUNT];
 static int bogus;
 
@@ -61,6 +64,15 @@ WRAP(io_read_event, emel_read_choose_storage, io_read_ctx, W_READ_CHOOSE_STORAGE
 WRAP(io_read_event, emel_read_recheck_file, io_read_ctx, W_READ_RECHECK_FILE)
 WRAP(tensor_residency_event, emel_tensor_request_residency, tensor_residency_ctx, W_TENSOR_REQUEST)
 WRAP(load_job_event, emel_job_transfer_unit, load_job_ctx, W_JOB_TRANSFER)
+io_staged_event __real_emel_staged_reserve_slot(io_staged_ctx *m);
+io_staged_event __real_emel_staged_recheck_file(io_staged_ctx *m);
+io_staged_event __real_emel_staged_free_window(io_staged_ctx *m);
+io_staged_event __wrap_emel_staged_reserve_slot(io_staged_ctx *m);
+io_staged_event __wrap_emel_staged_recheck_file(io_staged_ctx *m);
+io_staged_event __wrap_emel_staged_free_window(io_staged_ctx *m);
+WRAP(io_staged_event, emel_staged_reserve_slot, io_staged_ctx, W_STAGED_RESERVE)
+WRAP(io_staged_event, emel_staged_recheck_file, io_staged_ctx, W_STAGED_RECHECK)
+WRAP(io_staged_event, emel_staged_free_window, io_staged_ctx, W_STAGED_FREE)
 
 static void arm(int which, int outcome) {
   memset(armed, 0, sizeof armed);
@@ -190,6 +202,54 @@ START_TEST(test_read_outcome_refused_in_a_batch_run_breaks_the_strategy) {
 }
 END_TEST
 
+/* ---- io_staged ---- */
+
+static int staged_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  (void)user, (void)tensor, (void)offset, (void)bytes, (void)data;
+  return 0;
+}
+
+static const emel_staged_consumer staged_consumer = EMEL_STAGED_CONSUMER_INIT(.consume = staged_consume);
+
+static emel_io_result staged_acquire(uint64_t offset, uint64_t size) {
+  emel_io_request r = {.file_index = file, .offset = offset, .size = size, .strategy = EMEL_STRATEGY_STAGED,
+                       .flags = EMEL_LOAD_CONSUMER, .target = (void *)&staged_consumer};
+  emel_io_result res;
+  emel_io_acquire(io, &r, &res);
+  return res;
+}
+
+/* Guards: a staged defect anywhere (PREPARE on the calling thread, a FILL on
+ * the reader, the stream mid-way with the reader running) breaks the
+ * strategy; the reader is always joined, and destroy releases the rest. */
+START_TEST(test_staged_outcome_refused_anywhere_breaks_the_strategy_and_joins_the_reader) {
+  static const struct {
+    int which, bogus;
+  } defects[] = {{W_STAGED_RESERVE, IO_STAGED_EV_CHUNK_READ},
+                 {W_STAGED_RECHECK, IO_STAGED_EV_HANDLE_LIVE},
+                 {W_STAGED_FREE, IO_STAGED_EV_SPAN_VALID}};
+  for (size_t d = 0; d < sizeof defects / sizeof *defects; d++) {
+    emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.budget = 4 * 4096, .buffers = 2);
+    ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_OK);
+    emel_io_result first = staged_acquire(0, 100);
+    ck_assert_int_eq(first.error.code, EMEL_OK);
+    arm(defects[d].which, defects[d].bogus);
+    emel_io_result res = staged_acquire(0, FILE_BYTES);
+    ck_assert_msg(res.error.code == EMEL_INTERNAL, "defect %zu: %s", d, emel_status_name(res.error.code));
+    ck_assert_int_eq(fp.live_threads, 0);
+    disarm();
+    ck_assert_int_eq(staged_acquire(0, 100).error.code, EMEL_INTERNAL);
+    ck_assert_int_eq(emel_io_release(io, first.handle, NULL), EMEL_INTERNAL);
+    /* The other strategies of the boundary are other instances: they still work. */
+    res = acquire(EMEL_STRATEGY_READ, 0, 100);
+    ck_assert_int_eq(res.error.code, EMEL_OK);
+    ck_assert_int_eq(emel_io_release(io, res.handle, NULL), EMEL_OK);
+    teardown();
+    setup();
+  }
+}
+END_TEST
+
 /* ---- tensor_residency ---- */
 
 START_TEST(test_tensor_outcome_refused_while_loading_breaks_that_tensor) {
@@ -270,6 +330,7 @@ static Suite *unaccepted_outcome_suite(void) {
   tcase_add_test(tc, test_read_outcome_refused_in_a_batch_run_breaks_the_strategy);
   tcase_add_test(tc, test_tensor_outcome_refused_while_loading_breaks_that_tensor);
   tcase_add_test(tc, test_job_outcome_refused_mid_tensor_breaks_the_job);
+  tcase_add_test(tc, test_staged_outcome_refused_anywhere_breaks_the_strategy_and_joins_the_reader);
   suite_add_tcase(s, tc);
   return s;
 }

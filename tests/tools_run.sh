@@ -45,7 +45,7 @@ run
 grep -q '^cmake -S ' "$log" || fail "the run after a failed configure did not configure"
 
 run
-allowed=" cmake make gcc libc6-dev pkg-config libxxhash-dev "
+allowed=" cmake make gcc libc6-dev pkg-config libxxhash-dev liburing-dev "
 asked=$(sed -n 's/^dpkg-query //p' "$log" | tr '\n' ' ')
 [ -n "$asked" ] || fail "tools/run checked no packages"
 for p in $asked; do
@@ -54,9 +54,10 @@ done
 grep -q '^cmake -S ' "$log" && fail "a second run configured again"
 # Guards: a no-op make on every run (half a second of CPU, more than the load).
 grep -q '^cmake --build ' "$log" && fail "a second run with nothing changed built again"
-[ "$(grep -c '^emel-load' "$log")" -eq 2 ] || fail "no argument: expected one mmap and one read load"
+[ "$(grep -c '^emel-load' "$log")" -eq 3 ] || fail "no argument: expected one mmap, one read and one staged load"
 grep -qx 'emel-load --strategy mmap --populate --verify' "$log" || fail "no mmap load"
 grep -qx 'emel-load --strategy read --verify' "$log" || fail "no read load"
+grep -qx 'emel-load --strategy staged --verify' "$log" || fail "no staged load"
 
 run --json some.gguf
 grep -qx 'emel-load --json some.gguf' "$log" || fail "arguments not passed to emel-load"

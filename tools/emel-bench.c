@@ -17,6 +17,9 @@
  *                                           (only the hostile-names figure, open_colliding_vs_random)
  *   emel-bench --jobs [--runs R] MODEL.gguf (only the load job figures: job_vs_batch,
  *                                           first_tensor_vs_all, cancel_latency_ms_p99, step_overhead)
+ *   emel-bench --staged [--runs R] [--cold] MODEL.gguf
+ *                                           (only the staged strategy's figures: staged_vs_read,
+ *                                            staged_peak_rss_mib, staged_cold_vs_direct, staged_cold_vs_fio)
  *
  * Every contender runs R times, in rotating order, page cache warm; figures
  * are medians. References: cat, memcpy between resident buffers (one lane per
@@ -45,6 +48,7 @@
 #include <unistd.h>
 
 #include "emel/io_read.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/model.h"
 #include "fnv_names.h"
@@ -333,11 +337,41 @@ static long status_kib(const char *key) {
   return v;
 }
 
+/* The staged contenders' consumers: a copy into a destination the caller
+ * faulted in beforehand (what a runtime copying into its own memory does), or
+ * nothing (the peak-memory child: the ring is all the load holds). */
+typedef struct staged_dest {
+  unsigned char *base; /* NULL: consume nothing */
+  const emel_tensors *tensors;
+} staged_dest;
+
+static int staged_copy(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  const staged_dest *d = user;
+  if (!d->base) return 0;
+  emel_tensor_info info;
+  emel_tensors_info(d->tensors, tensor, &info);
+  memcpy(d->base + info.span.offset + offset, data, bytes);
+  return 0;
+}
+
+/* Attaches the staged strategy (default ring: 64 MiB) to a model's boundary. */
+static void attach_staged(emel_model *model) {
+  emel_error e;
+  if (emel_io_staged_attach(emel_model_io(model), NULL, &e) != EMEL_OK) die("emel_io_staged_attach", emel_status_name(e.code));
+}
+
 /* Child: load every tensor, report VmHWM and RssAnon (KiB) and the tensor bytes. */
 static int rss_child(const char *strategy, const char *path) {
-  emel_strategy s = !strcmp(strategy, "mmap") ? EMEL_STRATEGY_MMAP : EMEL_STRATEGY_READ;
-  const emel_load_options o = options_for(s, 0);
+  const int staged = !strcmp(strategy, "staged");
+  emel_strategy s = staged ? EMEL_STRATEGY_STAGED : !strcmp(strategy, "mmap") ? EMEL_STRATEGY_MMAP : EMEL_STRATEGY_READ;
+  emel_load_options o = options_for(s, 0);
   emel_model *model = open_model(path);
+  staged_dest none = {NULL, NULL};
+  const emel_staged_consumer consumer = EMEL_STAGED_CONSUMER_INIT(.consume = staged_copy, .user = &none);
+  if (staged) {
+    attach_staged(model);
+    o.consumer = &consumer;
+  }
   load_timing t = {0};
   load_every_tensor(model, &o, &t);
   printf("%ld %ld %llu\n", status_kib("VmHWM"), status_kib("RssAnon"), (unsigned long long)t.bytes);
@@ -648,7 +682,8 @@ static void usage(void) {
                   "       emel-bench --write-small N OUT.gguf\n"
                   "       emel-bench --write-names colliding|random N OUT.gguf\n"
                   "       emel-bench --open-names [--runs R] COLLIDING.gguf RANDOM.gguf\n"
-                  "       emel-bench --jobs [--runs R] MODEL.gguf\n");
+                  "       emel-bench --jobs [--runs R] MODEL.gguf\n"
+                  "       emel-bench --staged [--runs R] [--cold] MODEL.gguf\n");
   exit(2);
 }
 
@@ -745,6 +780,9 @@ static int direct_sweep(const char *path, int runs) {
     int kind; /* 0 emel direct, 1 emel buffered, 2 fio */
     uint32_t lanes, threads;
     size_t chunk;
+    int ring; /* 0: the pread lanes (EMEL_IO_READ_NO_RING); 1: the ring engine */
+    uint32_t ring_depth;
+    size_t request;
     const char *bs;
     int depth;
     double secs[MAX_RUNS];
@@ -754,15 +792,35 @@ static int direct_sweep(const char *path, int runs) {
   int n = 0;
   const uint32_t lanes[] = {1, 2, 4, 8, 16, 32};
   const size_t chunks[] = {(size_t)1 << 20, (size_t)4 << 20, (size_t)32 << 20};
-  v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  /* The defaults (the ring engine where io_uring is), then the pread lanes as before it. */
+  v[n].kind = 1, v[n].ring = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_default"), n++;
+  v[n].kind = 0, v[n].ring = 1, snprintf(v[n].name, sizeof v[n].name, "direct_default"), n++;
+  v[n].kind = 1, snprintf(v[n].name, sizeof v[n].name, "buffered_pread_default"), n++;
   /* Buffered at more copy lanes: does a lane's read wait for the device, then fault? */
-  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_lanes8"), n++;
+  v[n].kind = 1, v[n].threads = 8, snprintf(v[n].name, sizeof v[n].name, "buffered_pread_lanes8"), n++;
   for (size_t i = 0; i < sizeof lanes / sizeof *lanes; i++)
     v[n].kind = 0, v[n].lanes = lanes[i],
-    snprintf(v[n].name, sizeof v[n].name, "direct_lanes%u_chunk8m", lanes[i]), n++;
-  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++)
-    v[n].kind = 0, v[n].chunk = chunks[i],
-    snprintf(v[n].name, sizeof v[n].name, "direct_default_lanes_chunk%zum", chunks[i] >> 20), n++;
+    snprintf(v[n].name, sizeof v[n].name, "direct_pread_lanes%u_chunk8m", lanes[i]), n++;
+  (void)chunks;
+  /* The ring: lanes x depth x request size (direct), and buffered. */
+  const struct {
+    uint32_t lanes, depth;
+    size_t request;
+  } rings[] = {{1, 32, 1u << 20}, {1, 8, 4u << 20}, {2, 8, 4u << 20}, {2, 16, 1u << 20}, {4, 8, 4u << 20},
+               {8, 4, 4u << 20}, {8, 8, 4u << 20}, {8, 32, 1u << 20}, {1, 64, 256u << 10}};
+  for (size_t i = 0; i < sizeof rings / sizeof *rings; i++)
+    v[n].kind = 0, v[n].ring = 1, v[n].lanes = rings[i].lanes, v[n].ring_depth = rings[i].depth,
+    v[n].request = rings[i].request,
+    snprintf(v[n].name, sizeof v[n].name, "direct_ring_lanes%u_qd%u_req%zuk", rings[i].lanes, rings[i].depth,
+             rings[i].request >> 10), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 1, v[n].ring_depth = 32,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes1_qd32_req1024k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 2, v[n].ring_depth = 8, v[n].request = 4u << 20,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes2_qd8_req4096k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 8, v[n].ring_depth = 8,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes8_qd8_req1024k"), n++;
+  v[n].kind = 1, v[n].ring = 1, v[n].threads = 4, v[n].ring_depth = 16, v[n].request = 256u << 10,
+  snprintf(v[n].name, sizeof v[n].name, "buffered_ring_lanes4_qd16_req256k"), n++;
   const char *engine = fio_engine(path);
   const struct {
     const char *bs;
@@ -771,6 +829,14 @@ static int direct_sweep(const char *path, int runs) {
   for (size_t i = 0; engine && i < sizeof fios / sizeof *fios; i++)
     v[n].kind = 2, v[n].bs = fios[i].bs, v[n].depth = fios[i].depth,
     snprintf(v[n].name, sizeof v[n].name, "fio_bs%s_qd%d", fios[i].bs, fios[i].depth), n++;
+  /* EMEL_BENCH_SWEEP_ONLY=SUBSTRING: only the variants whose name holds it (the machine is shared). */
+  const char *only = getenv("EMEL_BENCH_SWEEP_ONLY");
+  if (only && *only) {
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+      if (strstr(v[i].name, only) || (v[i].kind == 2 && v[i].depth == 32 && !strcmp(v[i].bs, "4M"))) v[kept++] = v[i];
+    n = kept;
+  }
   const int e = drop_caches();
   if (e < 0) die("drop_caches not permitted", strerror(-e));
   uint64_t bytes = 0, fio_bytes = 0;
@@ -785,7 +851,9 @@ static int direct_sweep(const char *path, int runs) {
         continue;
       }
       emel_io_read_config rc =
-          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads);
+          EMEL_IO_READ_CONFIG_INIT(.direct_threads = x->lanes, .chunk_size = x->chunk, .threads = x->threads,
+                                   .ring_depth = x->ring_depth, .ring_request = x->request,
+                                   .flags = x->ring ? 0 : EMEL_IO_READ_NO_RING);
       load_timing t = time_emel_with(path, EMEL_STRATEGY_READ, x->kind == 0 ? EMEL_LOAD_DIRECT : 0, &rc, &x->st);
       x->secs[r] = t.load;
       bytes = t.bytes;
@@ -795,9 +863,11 @@ static int direct_sweep(const char *path, int runs) {
   for (int i = 0; i < n; i++) {
     printf("%s_gbps: %.2f", v[i].name, gbps(v[i].kind == 2 ? fio_bytes : bytes, median(v[i].secs, runs)));
     if (v[i].kind != 2)
-      printf("  (preads %llu, direct %llu, unaligned %llu, fallbacks %llu, runs %llu)", (unsigned long long)v[i].st.preads,
-             (unsigned long long)v[i].st.direct_reads, (unsigned long long)v[i].st.direct_unaligned,
-             (unsigned long long)v[i].st.direct_fallbacks, (unsigned long long)v[i].st.runs);
+      printf("  (preads %llu, ring reads %llu, ring fallbacks %llu, direct %llu, unaligned %llu, fallbacks %llu, runs %llu)",
+             (unsigned long long)v[i].st.preads, (unsigned long long)v[i].st.ring_reads,
+             (unsigned long long)v[i].st.ring_fallbacks, (unsigned long long)v[i].st.direct_reads,
+             (unsigned long long)v[i].st.direct_unaligned, (unsigned long long)v[i].st.direct_fallbacks,
+             (unsigned long long)v[i].st.runs);
     printf("\n");
   }
   return 0;
@@ -867,6 +937,84 @@ static void cold_figures(int asked, const char *path, uint64_t size, int runs, c
   snprintf(vs_cat, vs_cat_len, "%.2f", rate[K_DIRECT] / rate[K_CAT]);
 }
 
+/* One staged load as an embedder runs it: open, attach the ring, every
+ * tensor through the consumer (dest: its copy target, prefaulted). */
+static load_timing time_staged(const char *path, unsigned flags, unsigned char *dest) {
+  load_timing t = {0};
+  double t0 = now();
+  emel_model *model = open_model(path);
+  attach_staged(model);
+  staged_dest d = {dest, emel_model_tensors(model)};
+  const emel_staged_consumer consumer = EMEL_STAGED_CONSUMER_INIT(.consume = staged_copy, .user = &d);
+  emel_load_options o = options_for(EMEL_STRATEGY_STAGED, flags);
+  o.consumer = &consumer;
+  load_every_tensor(model, &o, &t);
+  t.load = now() - t0;
+  emel_model_close(model);
+  return t;
+}
+
+/* The staged strategy's figures (issue 12): warm, staged copying into a
+ * prefaulted destination over the read strategy; its peak memory (a child,
+ * default 64 MiB ring); cold, staged --direct over read --direct and fio. */
+static int staged_figures(const char *path, int runs, int cold, const char *self) {
+  const uint64_t size = file_bytes(path);
+  long hwm, anon;
+  uint64_t bytes;
+  measure_rss(self, "staged", path, &hwm, &anon, &bytes);
+  region dest = region_new(size, 1);
+  touch(dest.p, size); /* prefaulted: the copy is timed, not the destination's first touch */
+  (void)time_cat(path);
+  double secs[2][MAX_RUNS];
+  uint64_t got[2] = {0, 0};
+  for (int r = 0; r < runs; r++)
+    for (int k = 0; k < 2; k++) {
+      const int c = (k + r) % 2;
+      const load_timing t = c ? time_staged(path, 0, dest.p) : time_emel(path, EMEL_STRATEGY_READ, 0);
+      secs[c][r] = t.load;
+      got[c] = t.bytes;
+    }
+  region_free(&dest);
+  const double read_rate = gbps(got[0], median(secs[0], runs)), staged_rate = gbps(got[1], median(secs[1], runs));
+  printf("file: %s\nstaged_ring_mib: %u\nstaged_gbps: %.2f\nstaged_read_gbps: %.2f\n", path,
+         EMEL_IO_STAGED_DEFAULT_BUDGET >> 20, staged_rate, read_rate);
+  char why[128] = "";
+  const int e = cold ? drop_caches() : 0;
+  if (!cold) snprintf(why, sizeof why, "skipped (not asked: pass --cold)");
+  else if (e < 0) snprintf(why, sizeof why, "skipped (drop_caches not permitted: %s)", strerror(-e));
+  double cold_rate[3] = {0, 0, 0}; /* read --direct, staged --direct, fio */
+  const char *engine = NULL;
+  if (!*why) {
+    engine = fio_engine(path);
+    double csecs[3][MAX_RUNS];
+    uint64_t cbytes[3] = {0, 0, 0};
+    for (int r = 0; r < runs; r++)
+      for (int k = 0; k < 3; k++) {
+        const int c = (k + r) % 3;
+        if (c == 2 && !engine) continue;
+        if (drop_caches() < 0) die("drop_caches", NULL);
+        if (c == 2) {
+          double g;
+          if (run_fio(path, engine, "4M", 32, 0, &g, &cbytes[c]) != 0) die("fio failed", path);
+          csecs[c][r] = (double)cbytes[c] / (g * 1e9);
+          continue;
+        }
+        const load_timing t = c ? time_staged(path, EMEL_LOAD_DIRECT, NULL) : time_emel(path, EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT);
+        csecs[c][r] = t.load;
+        cbytes[c] = t.bytes;
+      }
+    for (int c = 0; c < 3; c++)
+      if (c < 2 || engine) cold_rate[c] = gbps(cbytes[c], median(csecs[c], runs));
+  }
+  if (*why) printf("staged_direct_cold_gbps: %s\nstaged_read_direct_cold_gbps: %s\n", why, why);
+  else printf("staged_direct_cold_gbps: %.2f\nstaged_read_direct_cold_gbps: %.2f\n", cold_rate[1], cold_rate[0]);
+  printf("staged_vs_read: %.2f\nstaged_peak_rss_mib: %.1f\n", staged_rate / read_rate, hwm / 1024.0);
+  if (*why) printf("staged_cold_vs_direct: %s\nstaged_cold_vs_fio: %s\n", why, why);
+  else if (!engine) printf("staged_cold_vs_direct: %.2f\nstaged_cold_vs_fio: skipped (no fio)\n", cold_rate[1] / cold_rate[0]);
+  else printf("staged_cold_vs_direct: %.2f\nstaged_cold_vs_fio: %.2f\n", cold_rate[1] / cold_rate[0], cold_rate[1] / cold_rate[2]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "--rss-child")) return rss_child(argv[2], argv[3]);
   if (argc == 4 && !strcmp(argv[1], "--write-small")) return write_small(argv[2], argv[3]);
@@ -905,6 +1053,20 @@ int main(int argc, char **argv) {
     if (runs < 1 || runs > MAX_RUNS) usage();
     job_figures(argv[argc - 1], runs);
     return 0;
+  }
+  if (argc >= 3 && !strcmp(argv[1], "--staged")) {
+    int runs = 5, cold = 0, i = 2;
+    for (; i < argc - 1; i++) {
+      if (!strcmp(argv[i], "--runs") && i + 1 < argc - 1) runs = atoi(argv[++i]);
+      else if (!strcmp(argv[i], "--cold")) cold = 1;
+      else usage();
+    }
+    if (runs < 1 || runs > MAX_RUNS) usage();
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) die("readlink /proc/self/exe", strerror(errno));
+    self[n] = '\0';
+    return staged_figures(argv[argc - 1], runs, cold, self);
   }
   args a = parse(argc, argv);
   if (a.direct_sweep) return direct_sweep(a.model, a.runs);
@@ -1007,6 +1169,5 @@ int main(int argc, char **argv) {
   if (growth >= 0) printf("per_tensor_growth: %.2f\n", growth);
   else printf("per_tensor_growth: n/a (pass --small1k and --small100k)\n");
   printf("read_cold_vs_cat_cold: %s\n", cold);
-  printf("staged_cold_vs_fio: skipped (no staged strategy)\n");
   return 0;
 }

@@ -3,8 +3,8 @@
  * background, reports what it did and how fast, optionally hashes the bytes,
  * releases all.
  *
- *   emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]
- *             [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]
+ *   emel-load [--strategy mmap|read|staged] [--populate] [--direct] [--budget SIZE] [--shard K/N]
+ *             [--verify] [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]
  *             [--version] [FILE]
  *
  * Exit status: 0 loaded; 1 the model cannot be loaded (one line on stderr:
@@ -31,10 +31,14 @@
 #include <unistd.h>
 
 #include "cli_text.h"
+#include "emel/io_read.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/model.h"
 #include "emel/version.h"
 #include "manifest.h"
+
+#include <xxhash.h>
 
 #ifndef EMEL_SAMPLE_MODEL
 #define EMEL_SAMPLE_MODEL ""
@@ -138,6 +142,39 @@ static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice)
   return stop_requested() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
 }
 
+/* The ring reads as pread does: refused once interrupted (so the load stops),
+ * slowed by the test hook. Closing and waiting go on, as close does. */
+static int ring_refusal; /* test hook EMEL_LOAD_TEST_RING_ERRNO=N: no ring opens (errno N), as without io_uring */
+
+static int op_ring_open(void *user, unsigned depth, void **ring) {
+  (void)user;
+  if (ring_refusal > 0) return -ring_refusal;
+  return stop_requested() ? -ECANCELED : base_ops.ring_open(base_ops.user, depth, ring);
+}
+
+static int op_ring_close(void *user, void *ring) {
+  (void)user;
+  return base_ops.ring_close(base_ops.user, ring);
+}
+
+static int op_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user;
+  slow_down();
+  return stop_requested() ? -ECANCELED : base_ops.ring_read(base_ops.user, ring, fd, buf, len, offset, tag);
+}
+
+static int op_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user;
+  return base_ops.ring_wait(base_ops.user, ring, min, out, max);
+}
+
+/* How the read strategy read: its ring (io_uring), or pread where no ring
+ * could be opened (ring_errno says why) or none was asked for. */
+static const char *read_engine(const emel_io_read_stats *st) {
+  if (st->ring_runs == 0) return "pread";
+  return st->ring_fallbacks ? "mixed" : "io_uring";
+}
+
 static void enter_phase(phase p) { atomic_store(&current_phase, (int)p); }
 
 /* --progress: AUTO is the bar when stderr is a terminal (none under --quiet). */
@@ -151,18 +188,22 @@ typedef struct options {
   const char *file;
   const char *expect; /* --expect MANIFEST: implies verify */
   uint32_t shard_rank, shard_count; /* --shard K/N; count 0: whole tensors */
+  uint64_t budget; /* --budget: the staging ring's bytes (staged); 0: the library's default */
 } options;
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: emel-load [--strategy mmap|read] [--populate] [--direct] [--shard K/N] [--verify]\n"
-          "                 [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]\n"
-          "                 [--version] [FILE]\n"
+          "usage: emel-load [--strategy mmap|read|staged] [--populate] [--direct] [--budget SIZE]\n"
+          "                 [--shard K/N] [--verify] [--expect MANIFEST.json] [--json] [--quiet]\n"
+          "                 [--progress=bar|json|none] [--version] [FILE]\n"
           "  Makes every tensor of the GGUF model FILE resident, reports, then releases all.\n"
           "  With no FILE, loads the bundled sample model.\n"
-          "  --strategy S  mmap (default: map the file, zero copy) or read (copy into owned buffers)\n"
+          "  --strategy S  mmap (default: map the file, zero copy), read (copy into owned buffers) or\n"
+          "                staged (hand each tensor window by window to a consumer through a bounded ring)\n"
           "  --populate    mmap: pre-fault every tensor's pages\n"
-          "  --direct      read: O_DIRECT, falling back to buffered reads where refused\n"
+          "  --direct      read, staged: O_DIRECT, falling back to buffered reads where refused\n"
+          "  --budget SIZE staged: the staging ring's total bytes (K, M, G suffixes: KiB, MiB, GiB;\n"
+          "                default 64M): the most the load holds at once\n"
           "  --shard K/N   load only rank K's slice of N (0 <= K < N) of every tensor's outermost dimension\n"
           "  --verify      XXH3-64 of each tensor's resident bytes\n"
           "  --expect M    --verify, and compare each hash with the manifest M (--json --verify output)\n"
@@ -214,6 +255,27 @@ static int parse_u32(const char *s, const char *end, uint32_t *out) {
   return 0;
 }
 
+/* --budget SIZE: decimal bytes with an optional K, M or G (KiB, MiB, GiB; a
+ * trailing "iB" or "B" is allowed), above 0 and without overflow. */
+static int parse_size(const char *arg, uint64_t *out) {
+  uint64_t v = 0;
+  const char *s = arg;
+  if (*s < '0' || *s > '9') return -1;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (UINT64_MAX - 9) / 10) return -1;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  unsigned shift = 0;
+  if (*s == 'K' || *s == 'k') shift = 10, s++;
+  else if (*s == 'M' || *s == 'm') shift = 20, s++;
+  else if (*s == 'G' || *s == 'g') shift = 30, s++;
+  if (shift && strcmp(s, "iB") == 0) s += 2;
+  else if (strcmp(s, "B") == 0) s++;
+  if (*s != '\0' || v == 0 || v > (UINT64_MAX >> shift)) return -1;
+  *out = v << shift;
+  return 0;
+}
+
 /* --shard K/N: the library's own rule (EMEL_INVALID_SHARD) checked before
  * anything is opened, as a usage error; N = 0 is refused here too, though the
  * library reads a count of 0 as "whole tensors". */
@@ -241,7 +303,7 @@ static int parse(int argc, char **argv, options *o) {
       {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},           {"expect", required_argument, NULL, 'e'},
       {"version", no_argument, NULL, 'V'},         {"shard", required_argument, NULL, 'S'},
-      {"progress", required_argument, NULL, 'P'},
+      {"progress", required_argument, NULL, 'P'}, {"budget", required_argument, NULL, 'B'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->strategy = EMEL_STRATEGY_MMAP;
@@ -252,8 +314,9 @@ static int parse(int argc, char **argv, options *o) {
     case 's':
       if (strcmp(optarg, "mmap") == 0) o->strategy = EMEL_STRATEGY_MMAP;
       else if (strcmp(optarg, "read") == 0) o->strategy = EMEL_STRATEGY_READ;
+      else if (strcmp(optarg, "staged") == 0) o->strategy = EMEL_STRATEGY_STAGED;
       else {
-        fprintf(stderr, "emel-load: unknown strategy '%s' (mmap or read)\n", optarg);
+        fprintf(stderr, "emel-load: unknown strategy '%s' (mmap, read or staged)\n", optarg);
         return 2;
       }
       break;
@@ -262,6 +325,13 @@ static int parse(int argc, char **argv, options *o) {
       if (parse_shard(optarg, o) != 0) return 2;
       break;
     case 'd': o->flags |= EMEL_LOAD_DIRECT; break;
+    case 'B':
+      if (parse_size(optarg, &o->budget) != 0) {
+        fprintf(stderr, "emel-load: --budget '%s': expected a size in bytes, with an optional K, M or G (1024-based)\n",
+                optarg);
+        return 2;
+      }
+      break;
     case 'v': o->verify = 1; break;
     case 'e': o->expect = optarg, o->verify = 1; break;
     case 'j': o->json = 1; break;
@@ -293,8 +363,12 @@ static int parse(int argc, char **argv, options *o) {
     fprintf(stderr, "emel-load: --populate goes with --strategy mmap\n");
     return 2;
   }
-  if ((o->flags & EMEL_LOAD_DIRECT) && o->strategy != EMEL_STRATEGY_READ) {
-    fprintf(stderr, "emel-load: --direct goes with --strategy read\n");
+  if ((o->flags & EMEL_LOAD_DIRECT) && o->strategy != EMEL_STRATEGY_READ && o->strategy != EMEL_STRATEGY_STAGED) {
+    fprintf(stderr, "emel-load: --direct goes with --strategy read or staged\n");
+    return 2;
+  }
+  if (o->budget && o->strategy != EMEL_STRATEGY_STAGED) {
+    fprintf(stderr, "emel-load: --budget goes with --strategy staged\n");
     return 2;
   }
   if (optind < argc && argv[optind][0] == '\0') {
@@ -379,21 +453,35 @@ static int load_error(const char *file, emel_status code, const char *detail) {
 }
 
 static void print_json(const options *o, emel_model *model, const uint64_t *hashes, uint64_t total,
-                       double seconds, double verify_seconds, int mapped_only) {
+                       double seconds, double verify_seconds, int mapped_only, const emel_io_read_stats *rs) {
   const emel_gguf *g = emel_model_index(model);
   emel_tensors *tensors = emel_model_tensors(model);
   size_t n = emel_gguf_tensor_count(g);
   putchar('{');
   emel_cli_json_name(stdout, "file", o->file, strlen(o->file), ":", ",");
-  printf(",\"strategy\":\"%s\",\"options\":{\"populate\":%s,\"direct\":%s,\"verify\":%s}",
+  printf(",\"strategy\":\"%s\",\"options\":{\"populate\":%s,\"direct\":%s,\"verify\":%s",
          emel_strategy_name(o->strategy), (o->flags & EMEL_LOAD_POPULATE) ? "true" : "false",
          (o->flags & EMEL_LOAD_DIRECT) ? "true" : "false", o->verify ? "true" : "false");
+  /* The staging ring's bytes (null for the other strategies). */
+  if (o->strategy == EMEL_STRATEGY_STAGED) printf(",\"budget\":%" PRIu64 "}", o->budget);
+  else printf(",\"budget\":null}");
   if (o->shard_count) printf(",\"shard\":{\"rank\":%" PRIu32 ",\"count\":%" PRIu32 "}", o->shard_rank, o->shard_count);
   else printf(",\"shard\":null");
   printf(",\"tensor_count\":%zu,\"total_bytes\":%" PRIu64 ",\"seconds\":%.6f", n, total, seconds);
   /* seconds is the load alone; hashing is timed apart. mapped_only: the load
    * read no byte (a plain mmap), so bytes / seconds is no throughput. */
-  printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s,\"tensors\":[", verify_seconds, mapped_only ? "true" : "false");
+  printf(",\"verify_seconds\":%.6f,\"mapped_only\":%s", verify_seconds, mapped_only ? "true" : "false");
+  /* read_io: how the read strategy read (null for mmap). A ring that could not
+   * be opened (no io_uring) is reported as O_DIRECT's fallback is. */
+  if (rs)
+    printf(",\"read_io\":{\"engine\":\"%s\",\"ring_reads\":%" PRIu64 ",\"reads\":%" PRIu64
+           ",\"ring_fallbacks\":%" PRIu64 ",\"ring_errno\":%" PRIu64 ",\"direct_reads\":%" PRIu64
+           ",\"direct_fallbacks\":%" PRIu64 ",\"direct_unaligned\":%" PRIu64 "}",
+           read_engine(rs), rs->ring_reads, rs->preads, rs->ring_fallbacks, rs->ring_errno, rs->direct_reads,
+           rs->direct_fallbacks, rs->direct_unaligned);
+  else
+    printf(",\"read_io\":null");
+  printf(",\"tensors\":[");
   for (size_t i = 0; i < n && !stop_requested(); i++) {
     const emel_gguf_tensor *t = emel_gguf_tensor_at(g, i);
     printf("%s{", i ? "," : "");
@@ -481,12 +569,32 @@ static int compare_with_manifest(const options *o, emel_tensors *tensors, uint32
   return 1;
 }
 
+/* The built-in consumer of --strategy staged: with --verify, each tensor's
+ * XXH3-64 streamed window by window (a tensor's windows come in order and one
+ * tensor at a time, so one state serves all), equal to what emel_tensors_hash
+ * gives the other strategies' bytes; without it the windows are only read. */
+typedef struct staged_sink {
+  uint64_t *hashes; /* NULL: no --verify */
+  XXH3_state_t *state;
+} staged_sink;
+
+static int staged_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  staged_sink *sink = user;
+  if (!sink->hashes) return 0;
+  if (offset == 0 && XXH3_64bits_reset(sink->state) != XXH_OK) return EMEL_INTERNAL;
+  if (XXH3_64bits_update(sink->state, data, (size_t)bytes) != XXH_OK) return EMEL_INTERNAL;
+  sink->hashes[tensor] = XXH3_64bits_digest(sink->state); /* so far: the last window's is the tensor's */
+  return 0;
+}
+
 /* A failed tensor's error line: its name and the OS error. Returns 1. */
 static int tensor_error(const options *o, emel_tensors *tensors, uint32_t index, emel_status code, int os_errno) {
   emel_tensor_info info;
   emel_tensors_info(tensors, index, &info);
   char detail[400];
-  snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, os_errno ? ": " : "", os_errno ? strerror(os_errno) : "");
+  /* A consumer's failure carries its own code in os_errno, not an errno. */
+  const int is_errno = os_errno && code != EMEL_STAGED_CONSUMER_FAILED;
+  snprintf(detail, sizeof detail, " (tensor %s%s%s)", info.name, is_errno ? ": " : "", is_errno ? strerror(os_errno) : "");
   return load_error(o->file, code, detail);
 }
 
@@ -571,13 +679,17 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE"), *slow = getenv("EMEL_LOAD_TEST_SLOW_MS");
   slow_ms = slow ? strtol(slow, NULL, 10) : 0;
+  const char *ring_errno = getenv("EMEL_LOAD_TEST_RING_ERRNO");
+  ring_refusal = ring_errno ? (int)strtol(ring_errno, NULL, 10) : 0;
   for (int p = PHASE_INDEX; pause_at && p <= PHASE_OUTPUT; p++)
     if (strcmp(pause_at, phase_names[p]) == 0) atomic_store(&pause_phase, p);
 
   base_ops = *emel_platform_default();
   emel_platform_ops ops = EMEL_PLATFORM_OPS_INIT(.open = op_open, .close = op_close, .pread = op_pread,
                                                  .preadv = op_preadv, .map = op_map, .unmap = op_unmap,
-                                                 .advise = op_advise); /* NULL entries: the defaults */
+                                                 .advise = op_advise, .ring_open = op_ring_open,
+                                                 .ring_close = op_ring_close, .ring_read = op_ring_read,
+                                                 .ring_wait = op_ring_wait); /* NULL entries: the defaults */
   emel_model_config config = EMEL_MODEL_CONFIG_INIT(.platform = &ops);
   emel_model *model;
   emel_error err;
@@ -593,23 +705,44 @@ int main(int argc, char **argv) {
   emel_tensors *tensors = emel_model_tensors(model);
   uint32_t n = emel_tensors_count(tensors);
   uint64_t *hashes = o.verify ? calloc(n ? n : 1, sizeof *hashes) : NULL;
-  if (o.verify && !hashes) {
+  const int staged = o.strategy == EMEL_STRATEGY_STAGED;
+  staged_sink sink = {.hashes = hashes, .state = staged && hashes ? XXH3_createState() : NULL};
+  if ((o.verify && !hashes) || (staged && hashes && !sink.state)) {
+    XXH3_freeState(sink.state);
+    free(hashes);
     emel_model_close(model);
     manifest_free(&expected);
     return load_error(o.file, EMEL_OUT_OF_MEMORY, "");
   }
+  /* An empty slice is never consumed: its hash is that of no bytes, as emel_tensors_hash gives. */
+  for (uint32_t i = 0; hashes && i < n; i++) hashes[i] = XXH3_64bits(NULL, 0);
+  if (staged) { /* the model attaches mmap and read; the staging ring is emel-load's choice */
+    if (!o.budget) o.budget = EMEL_IO_STAGED_DEFAULT_BUDGET;
+    emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = o.budget);
+    emel_status s = emel_io_staged_attach(emel_model_io(model), &sc, &err);
+    if (s != EMEL_OK) {
+      XXH3_freeState(sink.state);
+      free(hashes);
+      emel_model_close(model);
+      manifest_free(&expected);
+      return load_error(o.file, s, s == EMEL_INVALID_ARGUMENT ? " (--budget: each of the ring's 4 buffers needs two pages)" : "");
+    }
+  }
+  const emel_staged_consumer consumer = EMEL_STAGED_CONSUMER_INIT(.consume = staged_consume, .user = &sink);
   uint64_t total = 0;
   progress bar = {.mode = o.progress, .start = now()};
   if (bar.mode == PROGRESS_AUTO) bar.mode = !o.quiet && isatty(2) ? PROGRESS_BAR : PROGRESS_NONE;
   emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags,
-                                                .shard_rank = o.shard_rank, .shard_count = o.shard_count);
+                                                .shard_rank = o.shard_rank, .shard_count = o.shard_count,
+                                                .consumer = staged ? &consumer : NULL);
   /* Test hook: deliver SIGINT to ourselves after N tensors, so the release-all
    * route on interruption is tested deterministically. */
   const char *sigint_after = getenv("EMEL_LOAD_TEST_SIGINT_AFTER");
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
   enter_phase(PHASE_LOAD);
-  rc = load_with_job(&o, tensors, &lo, &bar, raise_at); /* under --shard too: the job loads the slices */
+  /* Under --shard too: the job loads the slices. A staged job consumes on its own thread, one tensor a unit. */
+  rc = load_with_job(&o, tensors, &lo, &bar, raise_at);
   for (uint32_t i = 0; i < n && rc == 0; i++) { /* what was loaded */
     emel_tensor_view v;
     if (emel_tensors_view(tensors, i, &v, NULL) == EMEL_OK) total += v.size;
@@ -621,7 +754,8 @@ int main(int argc, char **argv) {
   const char *cut = getenv("EMEL_LOAD_TEST_TRUNCATE_BEFORE_VERIFY");
   if (cut && hashes && rc == 0 && truncate(o.file, (off_t)strtoll(cut, NULL, 10)) != 0) perror("emel-load: test truncate");
   double verify_start = now();
-  if (hashes && rc == 0 && !stop_requested()) rc = hash_all(&o, tensors, n, hashes);
+  /* Staged: the consumer hashed each window as it went by (the library keeps no bytes to hash). */
+  if (hashes && !staged && rc == 0 && !stop_requested()) rc = hash_all(&o, tensors, n, hashes);
   double verify_seconds = hashes ? now() - verify_start : 0;
   enter_phase(PHASE_OUTPUT);
   if (stop_requested()) rc = 130;
@@ -630,19 +764,35 @@ int main(int argc, char **argv) {
    * the page-table setup's, not a throughput. */
   const int mapped_only = o.strategy == EMEL_STRATEGY_MMAP && !(o.flags & EMEL_LOAD_POPULATE);
   errno = 0; /* so a write error emel_cli_finish_stdout no longer sees keeps its reason */
-  if (rc == 0 && o.json) print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only);
+  emel_io_read_stats read_stats;
+  const int read_known = o.strategy == EMEL_STRATEGY_READ &&
+                         emel_io_read_stats_of(emel_model_io(model), &read_stats, NULL) == EMEL_OK;
+  if (rc == 0 && o.json)
+    print_json(&o, model, hashes, total, seconds, verify_seconds, mapped_only, read_known ? &read_stats : NULL);
   if (rc == 0 && !o.json && !o.quiet) {
     char rate[64] = "mapped, not read", checked[160] = "";
     if (!mapped_only) snprintf(rate, sizeof rate, "%.2f GB/s", seconds > 0 ? (double)total / seconds / 1e9 : 0);
-    if (o.verify)
+    if (o.verify && staged) /* hashed by the consumer as the windows went by: no time of its own */
+      snprintf(checked, sizeof checked, ", verified (xxh3 per tensor, streamed while loading)%s",
+               o.expect ? ", matches the manifest" : "");
+    else if (o.verify)
       snprintf(checked, sizeof checked, ", verified (xxh3 per tensor) in %.3f s (%.2f GB/s)%s", verify_seconds,
                verify_seconds > 0 ? (double)total / verify_seconds / 1e9 : 0, o.expect ? ", matches the manifest" : "");
-    char shard[64] = "";
-    if (o.shard_count) snprintf(shard, sizeof shard, ", shard %" PRIu32 "/%" PRIu32, o.shard_rank, o.shard_count);
+    char shard[96] = "", engine[96] = "";
+    if (read_known && read_stats.ring_fallbacks)
+      snprintf(engine, sizeof engine, ", %s (no io_uring: %s)", read_engine(&read_stats),
+               strerror((int)read_stats.ring_errno));
+    else if (read_known)
+      snprintf(engine, sizeof engine, ", %s", read_engine(&read_stats));
+    if (staged && o.budget % (1u << 20) == 0) snprintf(shard, sizeof shard, ", budget %" PRIu64 " MiB", o.budget >> 20);
+    else if (staged) snprintf(shard, sizeof shard, ", budget %" PRIu64 " bytes", o.budget);
+    if (o.shard_count)
+      snprintf(shard + strlen(shard), sizeof shard - strlen(shard), ", shard %" PRIu32 "/%" PRIu32, o.shard_rank,
+               o.shard_count);
     emel_cli_text(stdout, o.file, strlen(o.file)); /* one line, whatever the name holds */
-    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s\n", n, total, seconds,
+    printf(": %" PRIu32 " tensors, %" PRIu64 " bytes in %.3f s (%s), strategy %s%s%s%s%s%s\n", n, total, seconds,
            rate, emel_strategy_name(o.strategy), (o.flags & EMEL_LOAD_POPULATE) ? ", populate" : "",
-           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", shard, checked);
+           (o.flags & EMEL_LOAD_DIRECT) ? ", direct" : "", engine, shard, checked);
   }
   if (rc == 0 && prints && emel_cli_finish_stdout("emel-load")) rc = 1;
   if (atomic_load(&interrupted)) rc = 130;
@@ -650,6 +800,7 @@ int main(int argc, char **argv) {
   emel_status released = emel_tensors_evict_all(tensors, NULL);
   emel_model_close(model);
   free(hashes);
+  XXH3_freeState(sink.state);
   manifest_free(&expected);
   if (rc == 0 && released != EMEL_OK) rc = load_error(o.file, released, " (while releasing)");
   if (rc == 130) fprintf(stderr, "emel-load: interrupted; everything released\n");

@@ -8,7 +8,7 @@
  *
  * The boundary knows strategies only through emel_io_strategy_ops (the
  * plug-in interface, in emel/io_strategy.h: only a strategy's author needs
- * it); each strategy module (io/mmap, io/read) attaches itself with its own
+ * it); each strategy module (io/mmap, io/read, io/staged) attaches itself with its own
  * emel_io_*_attach() and never sees another strategy.
  *
  * Not thread-safe per instance; separate instances share nothing.
@@ -31,6 +31,7 @@ typedef enum emel_strategy {
   EMEL_STRATEGY_NONE = 0, /* caller-owned storage: no strategy involved */
   EMEL_STRATEGY_MMAP = 1,
   EMEL_STRATEGY_READ = 2,
+  EMEL_STRATEGY_STAGED = 3, /* bytes handed to a consumer through a bounded staging ring (emel/io_staged.h) */
   EMEL_STRATEGY_COUNT
 } emel_strategy;
 
@@ -38,7 +39,8 @@ typedef enum emel_residency {
   EMEL_RESIDENCY_NONE = 0,
   EMEL_RESIDENCY_MAPPED = 1,  /* bytes mapped from the file (read-only) */
   EMEL_RESIDENCY_OWNED = 2,   /* bytes copied into a library-owned buffer */
-  EMEL_RESIDENCY_EXTERNAL = 3 /* bytes in caller-owned storage */
+  EMEL_RESIDENCY_EXTERNAL = 3, /* bytes in caller-owned storage */
+  EMEL_RESIDENCY_DELIVERED = 4 /* staged: the bytes went to a consumer; the library holds none (data NULL) */
 } emel_residency;
 
 /* Request options; a strategy refuses options it does not know with
@@ -47,7 +49,10 @@ enum {
   EMEL_LOAD_POPULATE = 1u << 0,   /* mmap: pre-fault the tensor's pages */
   EMEL_LOAD_LOCK = 1u << 1,       /* mmap: mlock the tensor's pages */
   EMEL_LOAD_DIRECT = 1u << 2,     /* read: O_DIRECT, falling back to buffered reads */
-  EMEL_LOAD_DROP_CACHE = 1u << 3  /* read: drop the file's page-cache pages after the copy */
+  EMEL_LOAD_DROP_CACHE = 1u << 3, /* read: drop the file's page-cache pages after the copy */
+  /* staged: `target` points at the request's emel_staged_consumer (emel/io_staged.h),
+   * not at storage; target_size is ignored. Other strategies refuse it. */
+  EMEL_LOAD_CONSUMER = 1u << 4
 };
 
 /* Limits declared up front (bounded resources). */
@@ -63,7 +68,8 @@ typedef struct emel_io_request {
   uint64_t size;        /* bytes */
   emel_strategy strategy;
   unsigned flags;       /* EMEL_LOAD_* */
-  void *target;         /* optional caller buffer (read strategy): external residency */
+  void *target;         /* optional caller buffer (read strategy): external residency;
+                           with EMEL_LOAD_CONSUMER (staged), the request's emel_staged_consumer */
   uint64_t target_size;
 } emel_io_request;
 

@@ -17,10 +17,18 @@
  *   opened keeps serving the opened (indexed) inode.
  * - Only regular files: a FIFO, directory, device or socket is refused with
  *   EMEL_NOT_A_REGULAR_FILE when opened, before any read (opening never blocks).
- * - Transfers are a loop of chunked preads straight into the destination; no
- *   second buffer except a one-page aligned bounce for the unaligned head and
- *   tail of a direct (O_DIRECT) read, and a small scratch for padding gaps of a
- *   coalesced batch.
+ * - Transfers are a loop of chunks straight into the destination; no second
+ *   buffer except a one-page aligned bounce for the unaligned head and tail of
+ *   a direct (O_DIRECT) read into a caller's buffer, and a small scratch for
+ *   padding gaps of a coalesced batch read with preadv.
+ * - The ring engine: each lane has a ring (platform ops ring_*, io_uring by
+ *   default) keeping ring_depth reads of ring_request bytes in flight, into
+ *   its current run's buffers and ahead into its next runs' (runs it took
+ *   from the window's counter before reading into them); a chunk is the
+ *   completion of the read at the transfer's position. Where no ring opens
+ *   (ENOSYS, EPERM, ...) the lane reads with pread from then on: counted in
+ *   ring_fallbacks, with ring_errno. EMEL_IO_READ_NO_RING: pread lanes only.
+ *   A transfer that ends early waits for its lane's reads in flight first.
  * - Request flags: EMEL_LOAD_DIRECT (O_DIRECT; falls back to buffered reads
  *   where the filesystem refuses it or the destination cannot be aligned with
  *   the file; both are counted in the stats), EMEL_LOAD_DROP_CACHE
@@ -57,10 +65,15 @@
  *   the live count, buffer allocation and release, file descriptors and
  *   sizes, the results, the strategy's stats.
  * - A lane writes only its own runs' machine contexts and destination
- *   buffers, and its own bounce block, gap scratch and counters (merged into
- *   the stats after the join); which runs are its own is decided by one
- *   atomic counter, which hands each run out once. Runs never overlap in memory: each member has
- *   its own slot and buffer.
+ *   buffers (its ring's reads too: only into its own runs'), and its own
+ *   bounce block, gap scratch, ring and counters (merged into the stats after
+ *   the join); which runs are its own is decided by one atomic counter, which
+ *   hands each run out once. A lane reads ahead only into runs it has taken
+ *   from that counter already (it takes its next run before reading ahead
+ *   into it, and transfers every run it took), so no run is read by two
+ *   lanes. Runs never overlap in memory: each member has its own slot and
+ *   buffer. The window's plan (its runs, the order lanes take them in) is
+ *   written before any lane started.
  * - Workers read, never write: the members, the config, the descriptors
  *   and the identity each file had when opened (pread/preadv are positional
  *   and fstat reads nothing shared, so one descriptor serves every thread).
@@ -95,7 +108,15 @@ enum {
   EMEL_IO_READ_MAX_THREADS = 64,
   EMEL_IO_READ_DEFAULT_MIN_PARALLEL = 4u << 20,
   EMEL_IO_READ_RUNS_PER_LANE = 4,    /* runs a thread's share is cut into, for balance */
-  EMEL_IO_READ_DIRECT_LANES_PER_THREAD = 4
+  EMEL_IO_READ_DIRECT_LANES_PER_THREAD = 4,
+  EMEL_IO_READ_DEFAULT_RING_DEPTH = 8,       /* reads in flight per lane's ring (measured: README Performance) */
+  EMEL_IO_READ_MAX_RING_DEPTH = 4096,
+  EMEL_IO_READ_DEFAULT_RING_REQUEST = 4u << 20 /* bytes per ring read (the device splits at 4 MiB here) */
+};
+
+/* emel_io_read_config.flags */
+enum {
+  EMEL_IO_READ_NO_RING = 1u << 0 /* transfers use the pread lanes only, never the platform's ring */
 };
 
 typedef struct emel_io_read_config {
@@ -110,6 +131,11 @@ typedef struct emel_io_read_config {
   uint32_t direct_threads; /* lanes of a window with direct runs (the device, not the cores, is the
                               limit: more reads in flight); 0: EMEL_IO_READ_DIRECT_LANES_PER_THREAD
                               per lane of `threads` (1 when threads is 1); at most EMEL_IO_READ_MAX_THREADS */
+  uint32_t ring_depth;  /* reads a lane keeps in flight on its ring; 0: EMEL_IO_READ_DEFAULT_RING_DEPTH;
+                           at most EMEL_IO_READ_MAX_RING_DEPTH */
+  size_t ring_request;  /* bytes per ring read (direct: rounded down to whole blocks); 0:
+                           EMEL_IO_READ_DEFAULT_RING_REQUEST; at most 1 GiB */
+  uint32_t flags;       /* EMEL_IO_READ_NO_RING */
 } emel_io_read_config;
 
 #define EMEL_IO_READ_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_io_read_config, __VA_ARGS__)
@@ -133,6 +159,12 @@ typedef struct emel_io_read_stats {
   uint64_t threads_started;     /* worker threads started (lane 0 is the caller's) */
   uint64_t thread_start_failures; /* lanes whose thread did not start: the caller did their work */
   uint64_t thread_join_failures;  /* joins reported as failed */
+  uint64_t ring_runs;           /* transfers whose reads went through a ring (io_uring) */
+  uint64_t ring_reads;          /* reads sent to a ring (each is also one of `preads`) */
+  uint64_t ring_opens;          /* rings opened (one per lane that needed one) */
+  uint64_t ring_fallbacks;      /* lanes whose ring could not be opened (no io_uring: ENOSYS, EPERM, ...):
+                                   their transfers used pread instead, as without a ring */
+  uint64_t ring_errno;          /* the errno of the last ring that could not be opened (0: none) */
 } emel_io_read_stats;
 
 /* Creates the read strategy with the io's platform ops and file table and

@@ -1,7 +1,7 @@
 /* The strategy plug-in interface of the io boundary: what a loading strategy
  * implements (emel_io_strategy_ops) and what the boundary gives it (the table
  * of model files, the platform ops). The strategies shipped (emel/io_mmap.h,
- * emel/io_read.h) are built on it; an embedder needs it only to write its
+ * emel/io_read.h, emel/io_staged.h) are built on it; an embedder needs it only to write its
  * own. Everything else a caller uses is in emel/io.h.
  */
 #ifndef EMEL_IO_STRATEGY_H

@@ -57,6 +57,13 @@ typedef struct emel_iovec {
 /* Pieces per preadv call: callers split longer lists (POSIX guarantees IOV_MAX >= 16). */
 enum { EMEL_PLATFORM_IOV_MAX = 16 };
 
+/* One finished read of a ring (ring_wait): the tag given to ring_read and what
+ * the read returned (bytes, 0 at end of file, or -errno). */
+typedef struct emel_ring_completion {
+  uint64_t tag;
+  int64_t res;
+} emel_ring_completion;
+
 /* What kind of file a descriptor refers to (st_mode). Only regular files are
  * loaded: the others have no fixed size and bytes to map or read (a FIFO or a
  * terminal can block forever, /dev/zero never ends, a directory has no bytes),
@@ -165,7 +172,21 @@ typedef struct emel_file_identity {
    * descriptor, only the wait (as poll(2)); a job's waiter sleeps so after a failure. */ \
   X(EVENT_WAIT, event_wait, int, (void *user, int fd, int timeout_ms), event_wait)        \
   /* A monotonic clock in nanoseconds (CLOCK_MONOTONIC): progress rates and intervals. */ \
-  X(CLOCK_NS, clock_ns, uint64_t, (void *user), clock_ns)
+  X(CLOCK_NS, clock_ns, uint64_t, (void *user), clock_ns)                                 \
+  /* A queue of positional reads kept in flight together (io_uring; the four ring ops  \
+   * are replaced together). 0 and *ring set, or -errno: -ENOSYS / -EPERM (no io_uring: \
+   * old kernel, seccomp, built without liburing), anything else: the caller reads with  \
+   * pread instead. `depth`: reads in flight at most. */                                 \
+  X(RING_OPEN, ring_open, int, (void *user, unsigned depth, void **ring), ring_close)      \
+  /* Cancels what is still in flight and returns once the kernel writes no buffer of it  \
+   * any more; the ring is gone either way (0 or -errno). */                              \
+  X(RING_CLOSE, ring_close, int, (void *user, void *ring), ring_open)                     \
+  /* Queues one read of `len` bytes at `offset` into `buf` (sent by the next ring_wait); \
+   * its completion carries `tag`. 0 or -errno. `buf` stays the kernel's until then. */  \
+  X(RING_READ, ring_read, int, (void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag), ring_wait) \
+  /* Sends what was queued, waits for at least `min` completions and returns up to `max` \
+   * of them in out[]: their count, or -errno (-EINTR: nothing was lost, call again). */ \
+  X(RING_WAIT, ring_wait, int, (void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max), ring_read)
 
 /* Callers fill this in; set struct_size with EMEL_PLATFORM_OPS_INIT (it tells
  * a newer library which members this caller knows: those after it are NULL,

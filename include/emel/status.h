@@ -2,7 +2,7 @@
  *
  * Codes are stable: a code's number never changes once released, so callers may
  * log or compare them. Numbers are grouped by module (1xx io boundary and
- * machines, 2xx tensor residency, 3xx mmap, 4xx read, 5xx gguf). Each failure
+ * machines, 2xx tensor residency, 3xx mmap, 4xx read, 5xx gguf, 6xx staged). Each failure
  * that comes from an OS call also keeps the call's errno in emel_error.os_errno.
  */
 #ifndef EMEL_STATUS_H
@@ -54,6 +54,8 @@ extern "C" {
   X(TENSOR_HASH_MISMATCH, 210, "the tensor's bytes do not have the expected hash")       \
   X(INVALID_SHARD, 211, "the shard is invalid: its rank is not below its count, or the tensor's type and dims do not give its size") \
   X(TENSOR_BUSY, 212, "a running load job holds the tensor (destroy the job first)")    \
+  X(BUDGET_EXCEEDED, 213, "the load does not fit the tensor table's residency budget (even after evicting every unpinned tensor the policy allows)") \
+  X(TENSOR_PINNED, 214, "the tensor is pinned: unpin it before evicting it")            \
   /* io/mmap */                                                                          \
   X(MMAP_UNSUPPORTED, 300, "memory mapping is not supported on this platform")           \
   X(MMAP_FAILED, 301, "mapping the file failed")                                         \
@@ -92,7 +94,13 @@ extern "C" {
   X(GGUF_KEY_TYPE_MISMATCH, 520, "the metadata value has another type")                  \
   X(GGUF_NESTING_TOO_DEEP, 521, "arrays are nested deeper than the index allows")        \
   X(GGUF_EMPTY_KEY, 522, "a metadata key is empty")                                     \
-  X(GGUF_LIMIT_EXCEEDED, 523, "a tensor, key/value or split file count exceeds the index's limit (emel_gguf_config)")
+  X(GGUF_LIMIT_EXCEEDED, 523, "a tensor, key/value or split file count exceeds the index's limit (emel_gguf_config)") \
+  /* io/staged */                                                                        \
+  X(STAGED_CONSUMER_FAILED, 600, "the staged load's consumer returned an error (its code is in emel_error.os_errno)") \
+  X(STAGED_NO_CONSUMER, 601, "a staged load needs a consumer (emel_load_options.consumer)") \
+  X(STAGED_NO_BYTES, 602, "the tensor's bytes were delivered to a consumer: the library holds none to read") \
+  X(STAGED_HANDOFF_FAILED, 603, "waiting for the staging ring's reader or consumer failed") \
+  X(STAGED_STREAM_STOPPED, 604, "an earlier tensor of the same staged load failed, so this one was not delivered")
 
 typedef enum emel_status {
 #define EMEL_STATUS_ENUM_(name, number, message) EMEL_##name = number,

@@ -62,7 +62,8 @@ typedef struct emel_tensor_info {
  * resident, that is until emel_tensors_evict (or evict_all) of this tensor or
  * emel_tensors_destroy of its table (emel_model_evict / emel_model_close for a
  * model's). Loads, failures and evictions of other tensors never move or free
- * it. A later load of the same tensor may give another `data`. Mapped bytes
+ * it, except that under an EMEL_BUDGET_EVICT_LRU budget a load of another
+ * tensor may evict this one (emel_tensors_pin keeps it). A later load of the same tensor may give another `data`. Mapped bytes
  * (EMEL_RESIDENCY_MAPPED) are read-only. External bytes stay the caller's. */
 typedef struct emel_tensor_view {
   void *data;
@@ -93,6 +94,11 @@ typedef struct emel_load_options {
    * read; its hash is XXH3 of no bytes). */
   uint32_t shard_rank;
   uint32_t shard_count;
+  /* The staged strategy's consumer (emel/io_staged.h: the contract), required
+   * with EMEL_STRATEGY_STAGED and refused (EMEL_INVALID_REQUEST) by the
+   * others; with it, `target` must be NULL (the consumer has its own). It
+   * reaches the strategy as the request's target with EMEL_LOAD_CONSUMER. */
+  const struct emel_staged_consumer *consumer;
 } emel_load_options;
 
 /* `emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);`
@@ -117,6 +123,28 @@ EMEL_API emel_status emel_tensor_shard_cut(const emel_tensor_span *span, uint32_
 
 typedef struct emel_tensors emel_tensors;
 
+/* What a load that would take a table's owned residency over its budget does. */
+typedef enum emel_budget_policy {
+  EMEL_BUDGET_FAIL = 0,     /* the load fails with EMEL_BUDGET_EXCEEDED, nothing evicted */
+  EMEL_BUDGET_EVICT_LRU = 1 /* first evicts least-recently-used unpinned tensors, if that makes room */
+} emel_budget_policy;
+
+/* A table's residency, as emel_tensors_stats_get reports it: filled up to the
+ * caller's struct_size (EMEL_TENSORS_STATS_INIT sets it), so it can grow. */
+typedef struct emel_tensors_stats {
+  size_t struct_size;
+  uint64_t budget_bytes;         /* 0: no budget */
+  emel_budget_policy budget_policy;
+  uint64_t owned_bytes;          /* view.size of every resident tensor of residency owned */
+  uint64_t reserved_bytes;       /* owned bytes a running load job has allocated but not yet handed over */
+  uint64_t evictable_bytes;      /* owned bytes of resident tensors the LRU may evict (unpinned, not held by a job) */
+  uint32_t resident;             /* emel_tensors_resident_count */
+  uint32_t pinned;               /* tensors with a pin count above 0, resident or not */
+  uint64_t budget_evictions;     /* tensors the LRU policy evicted since the table was created */
+} emel_tensors_stats;
+
+#define EMEL_TENSORS_STATS_INIT(...) EMEL_STRUCT_INIT_(emel_tensors_stats, __VA_ARGS__)
+
 typedef struct emel_tensors_config {
   size_t struct_size;  /* sizeof(emel_tensors_config): EMEL_TENSORS_CONFIG_INIT sets it */
   emel_io *io;         /* the boundary loads go through (used until the table is destroyed:
@@ -124,6 +152,10 @@ typedef struct emel_tensors_config {
   uint32_t capacity;   /* tensors; 1..EMEL_TENSOR_MAX_CAPACITY */
   size_t name_bytes;   /* total bytes for names (NULs included); 0: capacity * 64 */
   const emel_platform_ops *platform; /* for the table's own memory; NULL: the io's, or defaults */
+  /* Residency budget (see emel_tensors_set_budget): bytes of owned residency
+   * the table may hold (0: no budget), and what a load over it does. */
+  uint64_t budget_bytes;
+  emel_budget_policy budget_policy;
 } emel_tensors_config;
 
 #define EMEL_TENSORS_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_tensors_config, __VA_ARGS__)
@@ -171,12 +203,15 @@ EMEL_API emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *in
  * its size, without any strategy (external residency). The caller fills it. */
 EMEL_API emel_status emel_tensors_bind_external(emel_tensors *t, uint32_t index, void *data, uint64_t size, emel_error *err);
 
-/* Releases a resident tensor's bytes (an external buffer stays its owner's). */
+/* Releases a resident tensor's bytes (an external buffer stays its owner's).
+ * A pinned tensor is refused with EMEL_TENSOR_PINNED and stays resident. */
 EMEL_API emel_status emel_tensors_evict(emel_tensors *t, uint32_t index, emel_error *err);
 
-/* Evicts every resident tensor; returns the first failure, EMEL_OK if none. */
+/* Evicts every resident tensor but pinned ones (EMEL_TENSOR_PINNED); returns
+ * the first failure, EMEL_OK if none. */
 EMEL_API emel_status emel_tensors_evict_all(emel_tensors *t, emel_error *err);
 
+/* A resident tensor's view; marks it most recently used (see the budget below). */
 EMEL_API emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor_view *view, emel_error *err);
 
 /* XXH3-64 of a resident tensor's bytes (what `xxhsum -H3` prints for them).
@@ -190,6 +225,53 @@ EMEL_API emel_status emel_tensors_hash(emel_tensors *t, uint32_t index, uint64_t
 /* emel_tensors_hash, compared: EMEL_OK when the bytes hash to expected_xxh3,
  * EMEL_TENSOR_HASH_MISMATCH when they do not, else the hash's error. */
 EMEL_API emel_status emel_tensors_verify(emel_tensors *t, uint32_t index, uint64_t expected_xxh3, emel_error *err);
+/* ---- Residency budget ----
+ * The budget limits a table's OWNED residency: the bytes of tensors whose
+ * view.residency is EMEL_RESIDENCY_OWNED (the read strategy's buffers, a load
+ * job's), counted as view.size. Mapped bytes (page cache the kernel may drop)
+ * and external ones (the caller's storage) do not count. A load that would
+ * make the owned bytes exceed the budget (a read load without a target,
+ * emel_tensors_load or a batch, or a load job's) is checked before anything
+ * is acquired: it fits (owned + size <= budget: exactly the remaining budget
+ * fits), or under EMEL_BUDGET_EVICT_LRU the least-recently-used evictable
+ * tensors are evicted first, oldest first, until it fits, or it fails with
+ * EMEL_BUDGET_EXCEEDED (the tensor stays bound or evicted, last error set)
+ * and nothing is evicted: eviction happens only when it makes room. A tensor
+ * larger than the budget is always EMEL_BUDGET_EXCEEDED.
+ * Evictable: resident, owned, not pinned, not held by a load job, and not a
+ * tensor of the batch being loaded (a batch never evicts its own tensors, those
+ * it loads nor those already resident among its indices, to fit another).
+ * "Used" (most recently) means: loaded, viewed (emel_tensors_view), hashed or
+ * touched (emel_tensors_touch). Each is O(1): an intrusive list in the table.
+ * If evicting a victim fails (its release is refused), the load fails with that
+ * release's error and the victim stays resident with its error recorded. */
+
+/* Sets (bytes 0: removes) the budget and its policy; also for a model's table
+ * (emel_model_tensors). Nothing is evicted now: a budget below what is owned
+ * already only constrains later loads. EMEL_INVALID_ARGUMENT for an unknown policy. */
+EMEL_API emel_status emel_tensors_set_budget(emel_tensors *t, uint64_t budget_bytes, emel_budget_policy policy,
+                                             emel_error *err);
+
+/* Pins a declared tensor (in any state; counted: n pins need n unpins). A
+ * pinned tensor is never evicted by the budget's LRU, and emel_tensors_evict
+ * (and evict_all) refuse it with EMEL_TENSOR_PINNED; only emel_tensors_destroy
+ * (emel_model_close) releases it anyway. */
+EMEL_API emel_status emel_tensors_pin(emel_tensors *t, uint32_t index, emel_error *err);
+/* Undoes one pin; EMEL_INVALID_ARGUMENT (detail "the tensor is not pinned") if none is left. */
+EMEL_API emel_status emel_tensors_unpin(emel_tensors *t, uint32_t index, emel_error *err);
+/* The tensor's pin count (0 for an unknown index). */
+EMEL_API uint32_t emel_tensors_pin_count(const emel_tensors *t, uint32_t index);
+
+/* Marks a resident tensor most recently used (EMEL_TENSOR_NOT_RESIDENT otherwise). */
+EMEL_API emel_status emel_tensors_touch(emel_tensors *t, uint32_t index, emel_error *err);
+
+/* Fills *stats up to its struct_size (NULL table or stats: EMEL_INVALID_ARGUMENT;
+ * a struct_size below its first member or above this library's: EMEL_STRUCT_SIZE_UNKNOWN). */
+EMEL_API emel_status emel_tensors_stats_get(const emel_tensors *t, emel_tensors_stats *stats, emel_error *err);
+
+/* The owned bytes counted against the budget (emel_tensors_stats.owned_bytes). */
+EMEL_API uint64_t emel_tensors_resident_bytes(const emel_tensors *t);
+
 EMEL_API emel_tensor_state emel_tensors_state(const emel_tensors *t, uint32_t index);
 EMEL_API const emel_tensor_info *emel_tensors_info(const emel_tensors *t, uint32_t index, emel_tensor_info *out);
 /* The error of the last failed load, bind, hash or release of this tensor,

@@ -73,6 +73,15 @@ function(expect_pkgconfig_consumer prefix name)
   run(${C_COMPILER} -std=c11 ${SOURCE_DIR}/tests/consumer/main.c ${flags} -o ${WORK_DIR}/${name})
   get_filename_component(libdir "${pcdir}" DIRECTORY)
   expect_consumer_output(${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${libdir} ${WORK_DIR}/${name})
+  # Static: libemel-io.a with what `pkg-config --static` adds (Libs.private: -luring
+  # when built with liburing). Guards against a .pc a static link fails with.
+  run(${PKG_CONFIG} --static --cflags --libs emel-io)
+  string(STRIP "${last_output}" flags)
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  list(REMOVE_ITEM flags -lemel-io)
+  run(${C_COMPILER} -std=c11 ${SOURCE_DIR}/tests/consumer/main.c ${libdir}/libemel-io.a ${flags}
+      -o ${WORK_DIR}/${name}_static)
+  expect_consumer_output(${WORK_DIR}/${name}_static)
 endfunction()
 expect_pkgconfig_consumer(${prefix} consumer_pkgconfig)
 file(RENAME ${prefix} ${WORK_DIR}/moved)

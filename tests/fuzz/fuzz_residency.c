@@ -123,6 +123,12 @@ typedef struct harness {
   unsigned char job_holds[MAX_TENSORS];
   unsigned char adopted[MAX_TENSORS];
   unsigned char job_seen[MAX_TENSORS]; /* resident through the current job, already noted */
+  /* The residency budget (RP_BUDGET_OPS): the table's budget, each tensor's
+   * pins, and the owned bytes (plus reservations) after the last operation. */
+  int budget_ops;
+  uint64_t budget;
+  uint32_t pins[MAX_TENSORS];
+  uint64_t used_before;
 } harness;
 
 /* The job's own allocations while it exists: itself and six arrays. */
@@ -214,6 +220,31 @@ static int error_explained(const harness *h, emel_error e) {
 
 static int job_finished(const harness *h) { return h->job && emel_job_poll(h->job, NULL) >= EMEL_JOB_COMPLETED; }
 
+/* The budget's accounts agree with the tensors; the owned bytes stay within
+ * the budget, or (a budget set below them) never grow while above it. */
+static void check_budget(harness *h, int partial) {
+  emel_tensors_stats st = EMEL_TENSORS_STATS_INIT();
+  REQUIRE(emel_tensors_stats_get(h->t, &st, NULL) == EMEL_OK);
+  uint64_t owned = 0, evictable = 0;
+  uint32_t pinned = 0;
+  for (int i = 0; i < h->n_tensors; i++) {
+    REQUIRE(emel_tensors_pin_count(h->t, (uint32_t)i) == h->pins[i]);
+    pinned += h->pins[i] > 0;
+    emel_tensor_view v;
+    if (emel_tensors_state(h->t, (uint32_t)i) != EMEL_TENSOR_RESIDENT) continue;
+    REQUIRE(emel_tensors_view(h->t, (uint32_t)i, &v, NULL) == EMEL_OK);
+    if (v.residency != EMEL_RESIDENCY_OWNED) continue;
+    owned += v.size;
+    if (h->pins[i] == 0 && !(h->job && h->job_holds[i])) evictable += v.size;
+  }
+  REQUIRE(st.owned_bytes == owned && emel_tensors_resident_bytes(h->t) == owned);
+  REQUIRE(st.evictable_bytes == evictable && st.pinned == pinned && st.budget_bytes == h->budget);
+  REQUIRE(st.reserved_bytes == 0 || partial); /* only a job between the pieces of a tensor reserves */
+  const uint64_t used = st.owned_bytes + st.reserved_bytes;
+  REQUIRE(h->budget == 0 || used <= h->budget || used <= h->used_before);
+  h->used_before = used;
+}
+
 static void check(harness *h) {
   size_t live[EMEL_STRATEGY_COUNT] = {0}, owned = 0, locked = 0;
   /* A job between the pieces of a tensor holds its buffer or mapping. */
@@ -261,6 +292,7 @@ static void check(harness *h) {
     }
   }
   REQUIRE(resident == emel_tensors_resident_count(h->t));
+  check_budget(h, partial);
   for (int k = 0; k < h->n_held; k++) {
     const held *x = &h->held[k];
     live[x->handle.strategy]++;
@@ -306,6 +338,7 @@ static void build(harness *h, reader *r) {
   h->chunk = b2 & RP_SMALL_CHUNKS ? (size_t)512 << ((b3 >> 4) & 3) : 0;
   h->read_alignment = b2 & RP_ALIGN_4096 ? 4096 : 0;
   h->huge_page = b2 & RP_SMALL_HUGE_PAGES ? 4096 : 0;
+  h->budget_ops = (b2 & RP_BUDGET_OPS) != 0;
 
   uint8_t file_bytes[MAX_FILES];
   for (int f = 0; f < h->n_files; f++) file_bytes[f] = next(r);
@@ -423,8 +456,20 @@ static void op_load(harness *h, reader *r) {
   target_of(next(r), mt->storage, mt->span.size, &o.target, &o.target_size);
   emel_tensor_state before = emel_tensors_state(h->t, i);
   uint32_t live_before = (uint32_t)emel_io_live(h->io, o.strategy);
+  emel_tensors_stats budget = EMEL_TENSORS_STATS_INIT();
+  REQUIRE(emel_tensors_stats_get(h->t, &budget, NULL) == EMEL_OK);
   emel_tensor_view v;
   emel_status s = emel_tensors_load(h->t, i, &o, &v, NULL);
+  if (s == EMEL_BUDGET_EXCEEDED) { /* only when it truly does not fit, even after the evictions allowed */
+    const uint64_t need = mt->span.size, room = budget.owned_bytes + need -
+                                                 (budget.budget_policy == EMEL_BUDGET_EVICT_LRU ? budget.evictable_bytes : 0);
+    REQUIRE(o.strategy == EMEL_STRATEGY_READ && !o.target && budget.budget_bytes > 0 &&
+            (need > budget.budget_bytes || room > budget.budget_bytes));
+  }
+  emel_tensors_stats after = EMEL_TENSORS_STATS_INIT();
+  REQUIRE(emel_tensors_stats_get(h->t, &after, NULL) == EMEL_OK);
+  if (after.budget_evictions != budget.budget_evictions) /* evicted only to make room it needed */
+    REQUIRE(budget.owned_bytes + budget.reserved_bytes + mt->span.size > budget.budget_bytes);
   REQUIRE(named(s));
   if (h->job && h->job_holds[i]) { /* the job's: refused, untouched */
     REQUIRE(s == EMEL_TENSOR_BUSY || (before == EMEL_TENSOR_RESIDENT && s == EMEL_TENSOR_ALREADY_RESIDENT));
@@ -448,7 +493,8 @@ static void op_load(harness *h, reader *r) {
   REQUIRE(error_explained(h, e));
   emel_io_request q = {.file_index = mt->span.file_index, .offset = mt->span.offset, .size = mt->span.size,
                        .strategy = o.strategy, .flags = o.flags, .target = o.target, .target_size = o.target_size};
-  REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy) || h->sizes_changed);
+  REQUIRE(fired_any(h) || !request_valid(h, &q) || live_before >= pool_of(h, o.strategy) || h->sizes_changed ||
+          (s == EMEL_BUDGET_EXCEEDED && h->budget > 0));
 }
 
 /* emel_tensors_load_batch over up to 16 indices (repeats allowed): each tensor
@@ -494,7 +540,9 @@ static void op_evict(harness *h, reader *r) {
             emel_tensors_state(h->t, i) == before);
     return;
   }
-  if (before == EMEL_TENSOR_RESIDENT) {
+  if (before == EMEL_TENSOR_RESIDENT && h->pins[i] > 0) { /* refused by name, kept */
+    REQUIRE(s == EMEL_TENSOR_PINNED && emel_tensors_state(h->t, i) == EMEL_TENSOR_RESIDENT);
+  } else if (before == EMEL_TENSOR_RESIDENT) {
     REQUIRE(s == EMEL_OK || fired_any(h));
     REQUIRE(emel_tensors_state(h->t, i) == (s == EMEL_OK ? EMEL_TENSOR_EVICTED : EMEL_TENSOR_RESIDENT));
     if (s != EMEL_OK) REQUIRE(error_explained(h, emel_tensors_last_error(h->t, i)));
@@ -507,7 +555,9 @@ static void op_evict(harness *h, reader *r) {
 static void op_evict_all(harness *h) {
   emel_status s = emel_tensors_evict_all(h->t, NULL);
   REQUIRE(named(s));
-  REQUIRE(s == EMEL_OK || fired_any(h) || (h->job && s == EMEL_TENSOR_BUSY));
+  int any_pinned = 0;
+  for (int i = 0; i < h->n_tensors; i++) any_pinned |= h->pins[i] > 0;
+  REQUIRE(s == EMEL_OK || fired_any(h) || (h->job && s == EMEL_TENSOR_BUSY) || (any_pinned && s == EMEL_TENSOR_PINNED));
   for (int i = 0; h->job && i < h->n_tensors; i++)
     if (h->job_holds[i]) REQUIRE(emel_tensors_state(h->t, (uint32_t)i) != EMEL_TENSOR_RESIDENT || emel_job_tensor_ready(h->job, (uint32_t)i));
 }
@@ -863,8 +913,38 @@ static void op_fault(harness *h, reader *r) {
   fault_platform_fail_many(&h->fp, op, nth, count, errnos[(b & 15) % 10]);
 }
 
+/* ---- the residency budget (RP_BUDGET_OPS) ---- */
+
+static void op_budget(harness *h, reader *r) {
+  const uint64_t bytes = (uint64_t)next16(r) << (next(r) & 3);
+  const emel_budget_policy policy = next(r) & 1 ? EMEL_BUDGET_EVICT_LRU : EMEL_BUDGET_FAIL;
+  REQUIRE(emel_tensors_set_budget(h->t, bytes, policy, NULL) == EMEL_OK);
+  h->budget = bytes;
+}
+
+static void op_pin(harness *h, reader *r, int pin) {
+  const uint32_t i = next(r) % (uint32_t)h->n_tensors;
+  const emel_status s = pin ? emel_tensors_pin(h->t, i, NULL) : emel_tensors_unpin(h->t, i, NULL);
+  if (!pin && h->pins[i] == 0) {
+    REQUIRE(s == EMEL_INVALID_ARGUMENT);
+    return;
+  }
+  REQUIRE(s == EMEL_OK);
+  h->pins[i] = pin ? h->pins[i] + 1 : h->pins[i] - 1;
+}
+
+static void op_touch(harness *h, reader *r) {
+  const uint32_t i = next(r) % (uint32_t)h->n_tensors;
+  const int resident = emel_tensors_state(h->t, i) == EMEL_TENSOR_RESIDENT;
+  REQUIRE(emel_tensors_touch(h->t, i, NULL) == (resident ? EMEL_OK : EMEL_TENSOR_NOT_RESIDENT));
+}
+
 static void run_op(harness *h, reader *r) {
-  uint8_t op = next(r) % RP_OP_COUNT;
+  uint8_t op = next(r) % (h->budget_ops ? RP_OP_COUNT_BUDGET : RP_OP_COUNT);
+  /* A pinned tensor stays resident whatever the operation (but a table's destroy). */
+  unsigned char pinned_resident[MAX_TENSORS];
+  for (int i = 0; i < h->n_tensors; i++)
+    pinned_resident[i] = h->pins[i] > 0 && emel_tensors_state(h->t, (uint32_t)i) == EMEL_TENSOR_RESIDENT;
   op_begin(h);
   switch (op) {
   case RP_LOAD: op_load(h, r); break;
@@ -878,6 +958,10 @@ static void run_op(harness *h, reader *r) {
   case RP_CLEAR: fault_platform_clear_faults(&h->fp); break;
   case RP_CUT_FILE: op_cut_file(h, r); break;
   case RP_LOAD_BATCH: op_load_batch(h, r); break;
+  case RP_BUDGET: op_budget(h, r); break;
+  case RP_PIN: op_pin(h, r, 1); break;
+  case RP_UNPIN: op_pin(h, r, 0); break;
+  case RP_TOUCH: op_touch(h, r); break;
   case RP_JOB:
     fault_platform_forget_advices(&h->fp);
     op_job(h, r);
@@ -887,6 +971,8 @@ static void run_op(harness *h, reader *r) {
   default: op_evict_all(h); break;
   }
   h->unmap_failed |= fired_op(h, FP_UNMAP);
+  for (int i = 0; i < h->n_tensors; i++)
+    if (pinned_resident[i]) REQUIRE(emel_tensors_state(h->t, (uint32_t)i) == EMEL_TENSOR_RESIDENT);
   check(h);
 }
 

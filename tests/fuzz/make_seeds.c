@@ -566,6 +566,30 @@ static void residency_jobs(void) {
   rp_emit(&p, "job_holds_its_tensors");
 }
 
+/* The residency budget (RP_BUDGET_OPS): a budget the first three tensors fill
+ * exactly (100 + 800 + 1500), LRU evictions after views and touches, pins
+ * (an evict refused, an unpin too many), batches and jobs over the budget. */
+static void residency_budget(void) {
+  rprog p = shape(2, 6, 1, 0, RP_BUDGET_OPS, 0, 0, 0);
+  RP(&p, RP_BUDGET, 2400 & 0xff, 2400 >> 8, 0, 1);
+  RP(&p, RP_LOAD, 0, RP_READ, 0, 0, RP_LOAD, 1, RP_READ, 0, 0, RP_LOAD, 2, RP_READ, 0, 0);
+  RP(&p, RP_TOUCH, 0, RP_PIN, 1, RP_LOAD, 3, RP_READ, 0, 0, RP_EVICT, 1, RP_UNPIN, 1, RP_UNPIN, 1);
+  RP(&p, RP_LOAD, 4, RP_MMAP, 0, 0, RP_LOAD, 5, RP_READ, 0, RP_TARGET, RP_TOUCH, 5, RP_PIN, 3, RP_PIN, 3);
+  RP(&p, RP_LOAD_BATCH, 2, RP_READ, 0, 0, 1, 2, RP_EVICT_ALL, RP_UNPIN, 3, RP_UNPIN, 3, RP_EVICT_ALL);
+  RP(&p, RP_LOAD_BATCH, 5, RP_READ, 0, 0, 1, 2, 3, 4, 5, RP_EVICT_ALL);
+  rp_emit(&p, "budget_evict_lru_and_pins");
+
+  p = shape(2, 6, 1, 0, RP_BUDGET_OPS, 0, 0, 0);
+  RP(&p, RP_BUDGET, 3000 & 0xff, 3000 >> 8, 0, 0);
+  RP(&p, RP_LOAD, 2, RP_READ, 0, 0, RP_LOAD, 3, RP_READ, 0, 0, RP_LOAD, 0, RP_READ, 0, 0, RP_EVICT_ALL);
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL | RP_JOB_CONTINUE, RP_READ, 0, 0, 0, RP_JOB, RP_JOB_STEP_ALL);
+  RP(&p, RP_BUDGET, 3000 & 0xff, 3000 >> 8, 0, 1, RP_LOAD, 0, RP_READ, 0, 0, RP_JOB, RP_JOB_DESTROY);
+  RP(&p, RP_LOAD, 0, RP_READ, 0, 0, RP_PIN, 0, RP_EVICT_ALL);
+  RP(&p, RP_JOB, RP_JOB_CREATE, RP_JOB_ALL | RP_JOB_CONTINUE, RP_READ, 0, 2, 0, RP_JOB, RP_JOB_STEP_ALL);
+  RP(&p, RP_BUDGET, 100, 0, 0, 1, RP_JOB, RP_JOB_DESTROY, RP_LOAD, 5, RP_READ, 0, 0, RP_EVICT, 0);
+  rp_emit(&p, "budget_fail_then_jobs");
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--residency") == 0) {
     out_dir = argv[2];
@@ -575,6 +599,7 @@ int main(int argc, char **argv) {
     residency_shapes();
     residency_faults();
     residency_jobs();
+    residency_budget();
     return failed;
   }
   if (argc < 2) {

@@ -7,6 +7,8 @@
  *           | RP_NO_MAP (the platform cannot map)
  *   CONFIG  RP_NO_MMAP | RP_NO_READ | RP_SMALL_POOLS | RP_SMALL_CHUNKS | RP_ALIGN_4096
  *           | RP_SMALL_HUGE_PAGES (read buffers of 4096+ bytes get huge-page advice)
+ *           | RP_BUDGET_OPS (the residency budget's operations join the opcodes;
+ *             without it programs decode as before the budget existed)
  *   PARAMS  mmap pool - 1 (bits 0-1), read pool - 1 (bits 2-3) with RP_SMALL_POOLS;
  *           chunk 512 << (bits 4-5) with RP_SMALL_CHUNKS
  *   file    low 3 bits 5: missing, 6: NUL in its path; RP_TRUNCATE cuts
@@ -23,6 +25,9 @@
  *   JOB sub: CREATE shape strategy flags chunk i... [priority]   STEP budget/512
  *            START how (bit 0: cancel at once, bit 1: wait 1 ms at a time)
  *            CANCEL   WAIT   DESTROY   STEP_ALL (no budget limit)
+ * With RP_BUDGET_OPS also (opcode mod RP_OP_COUNT_BUDGET):
+ *   BUDGET bytes16 scale policy (budget = bytes16 << (scale & 3); policy bit 0: evict LRU)
+ *   PIN i      UNPIN i      TOUCH i
  * See fuzz_residency.c for each argument. */
 #ifndef EMEL_FUZZ_RESIDENCY_PROGRAM_H
 #define EMEL_FUZZ_RESIDENCY_PROGRAM_H
@@ -35,6 +40,7 @@ enum {
   RP_SMALL_CHUNKS = 1 << 3,
   RP_ALIGN_4096 = 1 << 4,
   RP_SMALL_HUGE_PAGES = 1 << 5,
+  RP_BUDGET_OPS = 1 << 6,
   RP_TRUNCATE = 1 << 3,
   RP_UNBOUND = 7 << 2
 };
@@ -59,7 +65,9 @@ enum { RP_EIO, RP_ENOMEM, RP_EMFILE, RP_EACCES, RP_EINTR, RP_EAGAIN, RP_EINVAL, 
 
 enum {
   RP_LOAD, RP_EVICT, RP_BIND_EXTERNAL, RP_BIND, RP_ACQUIRE, RP_RELEASE, RP_ADVISE, RP_FAULT, RP_CLEAR,
-  RP_EVICT_ALL, RP_CUT_FILE, RP_LOAD_BATCH, RP_JOB, RP_OP_COUNT
+  RP_EVICT_ALL, RP_CUT_FILE, RP_LOAD_BATCH, RP_JOB, RP_OP_COUNT,
+  /* only with RP_BUDGET_OPS */
+  RP_BUDGET = RP_OP_COUNT, RP_PIN, RP_UNPIN, RP_TOUCH, RP_OP_COUNT_BUDGET
 };
 
 /* JOB sub-operations (mod RP_JOB_OP_COUNT) */

@@ -1,5 +1,7 @@
 #include "fault_platform.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void locked(fault_platform *fp) { pthread_mutex_lock(&fp->lock); }
@@ -264,6 +266,105 @@ static uint64_t fp_clock_ns(void *u) {
   return injected(fp, FP_CLOCK_NS, NULL) <= 0 ? 0 : fp->real->clock_ns(fp->real->user);
 }
 
+/* Rings. Where the machine has no io_uring (seccomp, an old kernel) a ring is
+ * emulated with the real pread, each read done when queued and its
+ * completion kept for ring_wait: the strategy's ring routes are tested on any
+ * machine. An injected ring_open fault is what tests of the fallback use. */
+typedef struct fp_ring {
+  void *real;                 /* the real ring, or NULL: emulated */
+  unsigned depth, queued;
+  emel_ring_completion *done; /* emulated: completions not yet returned */
+} fp_ring;
+
+static int fp_ring_open(void *u, unsigned depth, void **ring) {
+  fault_platform *fp = u;
+  int r = injected(fp, FP_RING_OPEN, NULL);
+  if (r <= 0) return r;
+  if (fp->no_ring) return -ENOSYS;
+  fp_ring *fr = calloc(1, sizeof *fr);
+  if (!fr) return -ENOMEM;
+  fr->depth = depth ? depth : 1;
+  if (fp->real->ring_open(fp->real->user, depth, &fr->real) < 0) {
+    fr->real = NULL;
+    fr->done = calloc(fr->depth, sizeof *fr->done);
+    if (!fr->done) {
+      free(fr);
+      return -ENOMEM;
+    }
+    locked(fp);
+    fp->emulated_rings++;
+    unlocked(fp);
+  }
+  add(fp, &fp->live_rings, 1);
+  *ring = fr;
+  return 0;
+}
+
+static int fp_ring_close(void *u, void *ring) {
+  fault_platform *fp = u;
+  fp_ring *fr = ring;
+  int r = injected(fp, FP_RING_CLOSE, NULL);
+  /* As close: the ring is gone either way (the real close waits for its reads). */
+  int real = fr->real ? fp->real->ring_close(fp->real->user, fr->real) : 0;
+  free(fr->done);
+  free(fr);
+  add(fp, &fp->live_rings, -1);
+  return r <= 0 ? r : real;
+}
+
+static int fp_ring_read(void *u, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  fault_platform *fp = u;
+  fp_ring *fr = ring;
+  int r = injected(fp, FP_RING_READ, NULL);
+  if (r <= 0) return r;
+  before_read(fp);
+  if (fr->real) r = fp->real->ring_read(fp->real->user, fr->real, fd, buf, len, offset, tag);
+  else if (fr->queued == fr->depth) r = -EBUSY;
+  else {
+    fr->done[fr->queued++] = (emel_ring_completion){.tag = tag, .res = fp->real->pread(fp->real->user, fd, buf, len, offset)};
+    r = 0;
+  }
+  if (r == 0) {
+    locked(fp);
+    if (++fp->ring_in_flight > fp->ring_peak_in_flight) fp->ring_peak_in_flight = fp->ring_in_flight;
+    unlocked(fp);
+  }
+  return r;
+}
+
+/* The nth completion's injected result, if any. */
+static int64_t completion_result(fault_platform *fp, int64_t res) {
+  locked(fp);
+  const uint64_t n = ++fp->completions;
+  const fp_fault *f = &fp->completion_fault;
+  if (f->first != 0 && n >= f->first && n < f->first + f->count) {
+    if (f->err != 0) res = -f->err;
+    else if (res > f->short_len) res = f->short_len;
+  }
+  unlocked(fp);
+  return res;
+}
+
+/* A failed wait returns at once: nothing sent, nothing taken. */
+static int fp_ring_wait(void *u, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  fault_platform *fp = u;
+  fp_ring *fr = ring;
+  int r = injected(fp, FP_RING_WAIT, NULL);
+  if (r <= 0) return r;
+  int n;
+  if (fr->real) {
+    n = fp->real->ring_wait(fp->real->user, fr->real, min, out, max);
+  } else {
+    n = (int)(fr->queued < max ? fr->queued : max);
+    memcpy(out, fr->done, (size_t)n * sizeof *out);
+    memmove(fr->done, fr->done + n, (size_t)(fr->queued - (unsigned)n) * sizeof *out);
+    fr->queued -= (unsigned)n;
+  }
+  for (int i = 0; i < n; i++) out[i].res = completion_result(fp, out[i].res);
+  if (n > 0) add(fp, &fp->ring_in_flight, -n);
+  return n;
+}
+
 void fault_platform_init(fault_platform *fp) {
   memset(fp, 0, sizeof *fp);
   pthread_mutex_init(&fp->lock, NULL);
@@ -296,6 +397,16 @@ void fault_platform_init(fault_platform *fp) {
   fp->ops.event_signal = fp_event_signal;
   fp->ops.event_wait = fp_event_wait;
   fp->ops.clock_ns = fp_clock_ns;
+  fp->ops.ring_open = fp_ring_open;
+  fp->ops.ring_close = fp_ring_close;
+  fp->ops.ring_read = fp_ring_read;
+  fp->ops.ring_wait = fp_ring_wait;
+}
+
+void fault_platform_ring_completion(fault_platform *fp, uint64_t nth, uint64_t count, int err, int64_t len) {
+  locked(fp);
+  fp->completion_fault = (fp_fault){.first = nth, .count = count, .err = err, .short_len = len};
+  unlocked(fp);
 }
 
 void fault_platform_fail_many(fault_platform *fp, fp_op op, uint64_t nth, uint64_t count, int err) {
@@ -342,6 +453,7 @@ void fault_platform_clear_faults(fault_platform *fp) {
     memset(&fp->faults[i], 0, sizeof fp->faults[i]);
     fp->faults[i].short_len = -1;
   }
+  memset(&fp->completion_fault, 0, sizeof fp->completion_fault);
   fp->before_read = NULL;
   fp->before_read_at = 0;
 }
@@ -367,7 +479,7 @@ void fault_platform_forget_advices(fault_platform *fp) {
 
 int64_t fault_platform_outstanding(const fault_platform *fp) {
   return fp->open_fds + fp->live_maps + (fp->locked_bytes != 0) + fp->live_allocs + fp->live_threads +
-         fp->live_events;
+         fp->live_events + fp->live_rings;
 }
 
 const char *fp_op_name(fp_op op) {

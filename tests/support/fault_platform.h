@@ -73,6 +73,14 @@ typedef struct fault_platform {
   int64_t peak_alloc_bytes;
   int64_t live_threads;
   int64_t live_events; /* event_open descriptors not yet closed */
+  int64_t live_rings;  /* ring_open rings not yet closed */
+  /* ring completions (fault_platform_ring_completion): counted over every ring */
+  uint64_t completions;
+  fp_fault completion_fault;
+  int emulated_rings;  /* rings emulated with pread because the machine has no io_uring */
+  int64_t ring_in_flight, ring_peak_in_flight; /* reads queued and not yet returned, over every ring */
+  int no_ring;         /* non-zero: ring_open fails with ENOSYS, as on a machine without io_uring
+                          (tests of the pread lanes' routes set it) */
   /* fault_platform_before_read: reads counted over pread and preadv */
   uint64_t reads, before_read_at;
   void (*before_read)(void *);
@@ -100,6 +108,11 @@ void fault_platform_touch(fault_platform *fp, uint64_t nth, uint64_t count, int6
 /* Called (under no lock) before the nth pread/preadv runs, once: lets a test
  * change the file in the middle of a transfer. */
 void fault_platform_before_read(fault_platform *fp, uint64_t nth, void (*fn)(void *), void *arg);
+/* From the nth completion a ring returns (1-based, over every ring), `count`
+ * completions report -err instead of what happened (err 0: at most `len`
+ * bytes, a short read). EINTR / EAGAIN make them interrupted. The read itself
+ * ran as asked. */
+void fault_platform_ring_completion(fault_platform *fp, uint64_t nth, uint64_t count, int err, int64_t len);
 /* Clears the faults, keeps counters. */
 void fault_platform_clear_faults(fault_platform *fp);
 
@@ -112,7 +125,7 @@ size_t fault_platform_advices(fault_platform *fp, fp_op op, fp_advice *out, size
 void fault_platform_forget_advices(fault_platform *fp);
 
 /* Outstanding fds + mappings + locked ranges + allocations + threads + event
- * descriptors: 0 when nothing leaked. */
+ * descriptors + rings: 0 when nothing leaked. */
 int64_t fault_platform_outstanding(const fault_platform *fp);
 
 const char *fp_op_name(fp_op op);

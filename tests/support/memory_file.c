@@ -1,6 +1,7 @@
 #include "memory_file.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { FD_BASE = 1000 }; /* far from 0-2 and real descriptors, so mix-ups show */
@@ -179,6 +180,49 @@ static int mf_random(void *u, void *buf, size_t len) {
   return 0;
 }
 
+/* A ring emulated over mf_pread: each read is done when queued and its
+ * completion kept for ring_wait, so the read strategy's ring engine runs on
+ * in-memory files too (with pread's O_DIRECT checks). */
+typedef struct mf_ring {
+  unsigned depth, queued;
+  emel_ring_completion done[];
+} mf_ring;
+
+static int mf_ring_open(void *u, unsigned depth, void **ring) {
+  memory_file *mf = u;
+  if (depth == 0 || depth > 4096) return bad(mf, EINVAL);
+  mf_ring *r = calloc(1, sizeof *r + depth * sizeof r->done[0]);
+  if (!r) return -ENOMEM;
+  r->depth = depth;
+  mf->live_rings++;
+  *ring = r;
+  return 0;
+}
+
+static int mf_ring_close(void *u, void *ring) {
+  memory_file *mf = u;
+  free(ring);
+  mf->live_rings--;
+  return 0;
+}
+
+static int mf_ring_read(void *u, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  mf_ring *r = ring;
+  if (r->queued == r->depth) return bad(u, EBUSY); /* more in flight than the depth asked for */
+  r->done[r->queued++] = (emel_ring_completion){.tag = tag, .res = mf_pread(u, fd, buf, len, offset)};
+  return 0;
+}
+
+static int mf_ring_wait(void *u, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  mf_ring *r = ring;
+  if (min > r->queued) return bad(u, EDEADLK); /* would wait forever */
+  const unsigned n = r->queued < max ? r->queued : max;
+  memcpy(out, r->done, n * sizeof *out);
+  memmove(r->done, r->done + n, (r->queued - n) * sizeof *out);
+  r->queued -= n;
+  return (int)n;
+}
+
 void memory_file_init(memory_file *mf) {
   memset(mf, 0, sizeof *mf);
   mf->real = emel_platform_default();
@@ -200,6 +244,10 @@ void memory_file_init(memory_file *mf) {
   mf->ops.free = mf_free;
   mf->ops.can_map = mf_can_map;
   mf->ops.random = mf_random;
+  mf->ops.ring_open = mf_ring_open;
+  mf->ops.ring_close = mf_ring_close;
+  mf->ops.ring_read = mf_ring_read;
+  mf->ops.ring_wait = mf_ring_wait;
 }
 
 int memory_file_add(memory_file *mf, const char *path, const uint8_t *data, size_t size) {
@@ -210,5 +258,5 @@ int memory_file_add(memory_file *mf, const char *path, const uint8_t *data, size
 
 int64_t memory_file_outstanding(const memory_file *mf) {
   return mf->open_fds + mf->live_maps + (mf->locked_bytes != 0) + mf->live_allocs + (mf->alloc_bytes != 0) +
-         mf->bad_calls;
+         mf->bad_calls + mf->live_rings;
 }

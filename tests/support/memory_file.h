@@ -54,6 +54,7 @@ typedef struct memory_file {
   /* counters */
   uint64_t opens, preads, maps_made; /* preads counts preadv calls too */
   int64_t bad_calls; /* calls with an unknown fd, mapping or size: a bug in the caller */
+  int64_t live_rings; /* emulated rings not yet closed */
   int64_t open_fds;
   int64_t live_maps;
   int64_t locked_bytes;

@@ -23,6 +23,7 @@ extern const emel_machine_desc emel_io_read_desc, io_read_switch_desc;
 extern const emel_machine_desc emel_io_mmap_desc, io_mmap_switch_desc;
 extern const emel_machine_desc emel_tensor_residency_desc, tensor_residency_switch_desc;
 extern const emel_machine_desc emel_load_job_desc, load_job_switch_desc;
+extern const emel_machine_desc emel_io_staged_desc, io_staged_switch_desc;
 
 typedef struct bench_machine {
   const emel_machine_desc *generated, *hand;
@@ -92,6 +93,7 @@ int main(void) {
       {&emel_io_mmap_desc, &io_mmap_switch_desc},
       {&emel_tensor_residency_desc, &tensor_residency_switch_desc},
       {&emel_load_job_desc, &load_job_switch_desc},
+      {&emel_io_staged_desc, &io_staged_switch_desc},
   };
   static int tape[TAPE_EVENTS];
   for (size_t i = 0; i < sizeof machines / sizeof machines[0]; i++) {

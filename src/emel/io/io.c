@@ -239,6 +239,7 @@ const char *emel_strategy_name(emel_strategy strategy) {
   case EMEL_STRATEGY_NONE: return "none";
   case EMEL_STRATEGY_MMAP: return "mmap";
   case EMEL_STRATEGY_READ: return "read";
+  case EMEL_STRATEGY_STAGED: return "staged";
   case EMEL_STRATEGY_COUNT: break;
   }
   return "unknown";
@@ -250,6 +251,7 @@ const char *emel_residency_name(emel_residency residency) {
   case EMEL_RESIDENCY_MAPPED: return "mapped";
   case EMEL_RESIDENCY_OWNED: return "owned";
   case EMEL_RESIDENCY_EXTERNAL: return "external";
+  case EMEL_RESIDENCY_DELIVERED: return "delivered";
   }
   return "unknown";
 }

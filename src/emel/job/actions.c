@@ -75,6 +75,8 @@ static void free_buffer(load_job_ctx *m) {
   m->buffer = NULL;
   m->buffer_size = 0;
   m->piece_offset = 0;
+  emel_tensors_job_unreserve(m->t, m->reserved);
+  m->reserved = 0;
 }
 
 static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
@@ -207,8 +209,18 @@ static load_job_event transfer_piece(load_job_ctx *m) {
   emel_tensors_info(m->t, index, &info);
   if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info, slice);
   if (!m->buffer) {
+    /* The table's residency budget admits the buffer before it is allocated. */
+    int os_errno = 0;
+    const emel_status admitted = emel_tensors_job_reserve(m->t, slice->size, &os_errno);
+    if (admitted != EMEL_OK) {
+      m->unit_error = (emel_error){.code = admitted, .os_errno = os_errno};
+      return LOAD_JOB_EV_UNIT_FAILED;
+    }
+    m->reserved = slice->size;
     m->buffer = take_buffer(m, slice->size);
     if (!m->buffer) {
+      emel_tensors_job_unreserve(m->t, m->reserved);
+      m->reserved = 0;
       m->unit_error = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
       return LOAD_JOB_EV_UNIT_FAILED;
     }
@@ -246,8 +258,18 @@ static load_job_event transfer_window(load_job_ctx *m) {
       (void)emel_tensors_job_load_batch(m->t, &index, 1, &m->options, &m->unit_statuses[k]);
       continue;
     }
+    /* The table's residency budget admits each buffer before it is allocated
+     * (reserved until the table adopts it, which charges it, or it is freed). */
+    int os_errno = 0;
+    const emel_status admitted = emel_tensors_job_reserve(m->t, slice->size, &os_errno);
+    if (admitted != EMEL_OK) {
+      m->unit_statuses[k] = admitted;
+      emel_tensors_job_note(m->t, index, admitted, os_errno);
+      continue;
+    }
     m->unit_buffers[k] = take_buffer(m, slice->size);
     if (!m->unit_buffers[k]) {
+      emel_tensors_job_unreserve(m->t, slice->size);
       m->unit_statuses[k] = EMEL_READ_ALLOC_FAILED;
       emel_tensors_job_note(m->t, index, EMEL_READ_ALLOC_FAILED, 0);
       continue;
@@ -271,6 +293,7 @@ static load_job_event transfer_window(load_job_ctx *m) {
         emel_tensors_job_note(m->t, index, s, 0);
       }
     }
+    if (buffer) emel_tensors_job_unreserve(m->t, m->unit_buffer_sizes[k]); /* adopted: the tensor's charge replaces it */
     if (s != EMEL_OK) {
       if (buffer) m->platform.free(m->platform.user, buffer, m->unit_buffer_sizes[k]);
       failed = 1;
@@ -334,6 +357,8 @@ void emel_job_adopt_buffer(load_job_ctx *m) {
     atomic_fetch_add(&m->bytes_done, m->piece_len);
     m->buffer = NULL;
     m->buffer_size = 0;
+    emel_tensors_job_unreserve(m->t, m->reserved); /* the tensor's charge replaces it */
+    m->reserved = 0;
     m->has_mapping = 0;
     m->piece_offset = 0;
     mark_ready(m, pos, 0);

@@ -40,6 +40,7 @@ static void free_job(emel_job *job) {
   const emel_platform_ops p = m->platform;
   /* A half-moved tensor's buffer or mapping, left by a job whose machine broke mid-tensor. */
   if (m->buffer) p.free(p.user, m->buffer, m->buffer_size);
+  emel_tensors_job_unreserve(m->t, m->reserved);
   if (m->has_mapping) (void)emel_io_release(m->io, m->mapping.handle, NULL);
   if (m->holding) {
     for (uint32_t i = 0; i < m->count; i++) (void)emel_tensors_job_hold(m->t, m->order[i], 0);

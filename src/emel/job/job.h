@@ -52,6 +52,7 @@ struct load_job_ctx {
   uint64_t piece_len;
   void *buffer;           /* read: tensor `next`'s final buffer while it is read in pieces */
   size_t buffer_size;
+  uint64_t reserved;      /* budget bytes the table reserved for `buffer` (job_access.h) */
   emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
   int has_mapping;
   emel_error unit_error;  /* a piece's failure */

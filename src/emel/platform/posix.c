@@ -29,6 +29,12 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#ifdef EMEL_HAVE_URING
+#include <liburing.h>
+#endif
+#ifdef EMEL_HAVE_MEMCHECK_H
+#include <valgrind/memcheck.h> /* client requests: no-ops outside valgrind */
+#endif
 
 /* Opening never waits on what the path is: with O_NONBLOCK a FIFO without a
  * writer or a terminal waiting for carrier opens at once, and the caller
@@ -382,6 +388,164 @@ static uint64_t os_clock_ns(void *user) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The ring: io_uring through liburing where the build has it. A ring is used
+ * by one thread at a time (a read strategy lane). `inflight` counts reads
+ * queued or sent and not yet returned by ring_wait, so that close can wait for
+ * them: the kernel must never write a buffer the caller freed. */
+#ifdef EMEL_HAVE_URING
+/* One read in flight: the caller's tag, and its buffer (memcheck is told the
+ * kernel wrote it: valgrind cannot see io_uring's writes). */
+typedef struct os_ring_slot {
+  uint64_t tag;
+  void *buf;
+  unsigned next_free;
+} os_ring_slot;
+
+typedef struct os_ring {
+  struct io_uring ring;
+  unsigned inflight, depth, free_head; /* free_head: slot + 1; 0: every slot in flight */
+  os_ring_slot slots[];
+} os_ring;
+
+enum { OS_RING_CANCEL_TAG = 0 }; /* the cancel's own completion; a read's is its slot + 1 */
+
+static int os_ring_open(void *user, unsigned depth, void **out) {
+  (void)user;
+  if (depth == 0) depth = 1;
+  if (depth > 65536) return -EINVAL;
+  os_ring *r = calloc(1, sizeof *r + depth * sizeof r->slots[0]);
+  if (!r) return -ENOMEM;
+  int e = io_uring_queue_init(depth, &r->ring, 0);
+  if (e < 0) {
+    free(r);
+    return e; /* -ENOSYS: no io_uring; -EPERM: forbidden (seccomp, io_uring_disabled) */
+  }
+  r->depth = depth;
+  for (unsigned i = 0; i < depth; i++) r->slots[i].next_free = i + 2 <= depth ? i + 2 : 0;
+  r->free_head = 1;
+  *out = r;
+  return 0;
+}
+
+/* A completion's slot back to the free list; its tag and how much was written. */
+static uint64_t os_ring_complete(os_ring *r, uint64_t data, int res) {
+  os_ring_slot *s = &r->slots[data - 1];
+#ifdef EMEL_HAVE_MEMCHECK_H
+  if (res > 0) VALGRIND_MAKE_MEM_DEFINED(s->buf, (size_t)res);
+#else
+  (void)res;
+#endif
+  s->next_free = r->free_head;
+  r->free_head = (unsigned)data;
+  r->inflight--;
+  return s->tag;
+}
+
+static int os_ring_close(void *user, void *ring) {
+  (void)user;
+  os_ring *r = ring;
+  int cancel_pending = 0;
+  if (r->inflight > 0) {
+    /* Regular-file reads always complete; the cancel (5.19+) only makes it sooner. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe && io_uring_submit(&r->ring) >= 0) sqe = io_uring_get_sqe(&r->ring);
+    if (sqe) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, OS_RING_CANCEL_TAG);
+      cancel_pending = 1;
+    }
+  }
+  int rc = 0;
+  while (r->inflight > 0 || cancel_pending) {
+    struct io_uring_cqe *cqe;
+    int e = io_uring_submit_and_wait(&r->ring, 1);
+    if (e < 0 && e != -EINTR) {
+      rc = e; /* cannot wait: leak the ring rather than free memory the kernel may write */
+      break;
+    }
+    while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+      if (io_uring_cqe_get_data64(cqe) == OS_RING_CANCEL_TAG) cancel_pending = 0;
+      else (void)os_ring_complete(r, io_uring_cqe_get_data64(cqe), cqe->res);
+      io_uring_cqe_seen(&r->ring, cqe);
+    }
+  }
+  if (rc != 0) return rc;
+  io_uring_queue_exit(&r->ring);
+  free(r);
+  return 0;
+}
+
+static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user;
+  os_ring *r = ring;
+  if (len > UINT32_MAX || offset > (uint64_t)INT64_MAX) return -EINVAL;
+  if (r->free_head == 0) return -EBUSY; /* more in flight than the depth asked for */
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+  if (!sqe) { /* the submission queue is full: send it */
+    int e = io_uring_submit(&r->ring);
+    if (e < 0) return e;
+    sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+  }
+  const unsigned slot = r->free_head;
+  r->free_head = r->slots[slot - 1].next_free;
+  r->slots[slot - 1].tag = tag;
+  r->slots[slot - 1].buf = buf;
+  io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+  io_uring_sqe_set_data64(sqe, slot);
+  r->inflight++;
+  return 0;
+}
+
+static int os_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user;
+  os_ring *r = ring;
+  if (min > r->inflight) min = r->inflight; /* never wait for what cannot come */
+  int e = io_uring_submit_and_wait(&r->ring, min);
+  unsigned n = 0;
+  struct io_uring_cqe *cqe;
+  while (n < max && io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+    const uint64_t data = io_uring_cqe_get_data64(cqe);
+    if (data != OS_RING_CANCEL_TAG) {
+      out[n].tag = os_ring_complete(r, data, cqe->res);
+      out[n].res = cqe->res;
+      n++;
+    }
+    io_uring_cqe_seen(&r->ring, cqe);
+  }
+  if (n == 0 && e < 0) return e;
+  return (int)n;
+}
+#else
+static int os_ring_open(void *user, unsigned depth, void **out) {
+  (void)user, (void)depth, (void)out;
+  return -ENOSYS; /* built without liburing */
+}
+
+static int os_ring_close(void *user, void *ring) {
+  (void)user, (void)ring;
+  return 0;
+}
+
+static int os_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  (void)user, (void)ring, (void)fd, (void)buf, (void)len, (void)offset, (void)tag;
+  return -ENOSYS;
+}
+
+static int os_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
+  (void)user, (void)ring, (void)min, (void)out, (void)max;
+  return -ENOSYS;
+}
+#endif
+
+/* A caller's own file layer (open, pread or preadv replaced) with the default
+ * ring: the ring would read the caller's descriptors behind its back, so it is
+ * one that never opens and every read goes through the caller's pread. */
+static int no_ring_open(void *user, unsigned depth, void **out) {
+  (void)user, (void)depth, (void)out;
+  return -ENOSYS;
+}
+
 /* Every op of the list is os_<name> (posix_ would meet libc: posix_fadvise). */
 static const emel_platform_ops posix_ops = {
     .struct_size = sizeof(emel_platform_ops),
@@ -411,6 +575,8 @@ emel_status emel_platform_resolve(emel_platform_ops *out, const emel_platform_op
   if (!out->name) out->name = posix_ops.name;
   EMEL_PLATFORM_OPS_LIST(EMEL_FILL_)
 #undef EMEL_FILL_
+  if ((out->open != os_open || out->pread != os_pread || out->preadv != os_preadv) && out->ring_open == os_ring_open)
+    out->ring_open = no_ring_open; /* its pair, the default close, is then never called */
   return emel_report_error(err, e);
 }
 

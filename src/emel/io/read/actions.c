@@ -73,13 +73,13 @@ io_read_event emel_read_check_target(io_read_ctx *m) {
 
 /* Direct reads go straight into the destination only when the destination
  * and the file agree modulo the block: then every block-aligned file position
- * lands on a block-aligned address. An owned buffer can be placed so (see
- * emel_read_allocate_buffer) when the span's offset keeps the buffer's alignment. */
+ * lands on a block-aligned address. An owned buffer is always placed so (see
+ * emel_read_allocate_buffer), whatever the span's offset. */
 static int direct_alignable(const io_read_ctx *m) {
   const emel_io_request *r = request_of(m);
   const size_t block = m->self->block;
   if (r->target) return (uintptr_t)r->target % block == r->offset % block;
-  return r->offset % m->self->alignment == 0;
+  return 1;
 }
 
 io_read_event emel_read_choose_io_mode(io_read_ctx *m) {
@@ -186,12 +186,16 @@ io_read_event emel_read_allocate_buffer(io_read_ctx *m) {
   io_read *self = m->self;
   const emel_io_request *r = request_of(m);
   read_slot *s = slot_of(m, m->member);
-  size_t size = (size_t)r->size, align = self->alignment, shift = 0;
+  size_t size = (size_t)r->size, align = self->alignment, shift = 0, lower = 0;
   if (m->member->mode == READ_DIRECT) {
-    /* Place the data so that it agrees with the file modulo the block, in
-     * whole blocks: the head and tail blocks are then read in place. */
+    /* Read the data where it agrees with the file modulo the block, in whole
+     * blocks: the head and tail blocks are then read in place. GGUF aligns
+     * tensors to 32 only: where that placement breaks the buffer's alignment,
+     * the data moves down `lower` (< alignment) bytes once every block is in
+     * (emel_read_place_data), still cheaper than reading through the cache. */
     if (align < self->block) align = self->block;
     shift = (size_t)(r->offset % self->block);
+    lower = shift % self->alignment;
     if (size > SIZE_MAX - 2 * self->block) return IO_READ_EV_ALLOC_FAILED;
     size = (shift + size + self->block - 1) / self->block * self->block;
     m->member->slack = 1;
@@ -202,8 +206,9 @@ io_read_event emel_read_allocate_buffer(io_read_ctx *m) {
   if (!base) return IO_READ_EV_ALLOC_FAILED;
   s->base = base;
   s->alloc_size = size;
-  s->data = (unsigned char *)base + shift;
-  m->member->data = s->data;
+  s->data = (unsigned char *)base + shift - lower;
+  m->member->data = (unsigned char *)base + shift; /* where the transfer writes */
+  m->member->lower = lower;
   return huge ? IO_READ_EV_HUGE_BUFFER_READY : IO_READ_EV_STORAGE_READY;
 }
 
@@ -345,8 +350,259 @@ static int read_buffered_chunk(io_read_ctx *m) {
   return chunk_outcome(m, got, asked);
 }
 
+/* ---- the ring engine ---- */
+
+/* Whether transfer `r` reads through the ring (choose_engine's rule). */
+static int ring_eligible(const io_read *self, const io_read_ctx *r) {
+  return self->ring_depth > 0 && !(r->run[0].mode == READ_DIRECT && !r->run[0].slack);
+}
+
+io_read_event emel_read_choose_engine(io_read_ctx *m) {
+  m->engine = ENGINE_PREAD;
+  /* A caller's buffer has no room for whole blocks: its direct head and tail
+   * go through the bounce, one synchronous pread at a time. */
+  if (!ring_eligible(m->self, m)) return IO_READ_EV_PREAD_ENGINE;
+  switch (m->lane->ring_state) {
+  case LANE_RING_OPEN: return IO_READ_EV_RING_ENGINE;
+  case LANE_RING_UNTRIED: return IO_READ_EV_RING_WANTED;
+  default: return IO_READ_EV_PREAD_ENGINE;
+  }
+}
+
+/* Any refusal is final for the lane: an ENOSYS or EPERM will not change, and
+ * a transient one (ENOMEM) costs only the ring's speed, never the load. */
+io_read_event emel_read_open_ring(io_read_ctx *m) {
+  const emel_platform_ops *p = &m->self->platform;
+  read_lane *lane = m->lane;
+  void *ring = NULL;
+  const int r = p->ring_open(p->user, m->self->ring_depth, &ring);
+  if (r < 0) {
+    lane->ring_state = LANE_RING_REFUSED;
+    lane->stats.ring_errno = (uint64_t)-r;
+    return IO_READ_EV_RING_UNAVAILABLE;
+  }
+  lane->ring = ring;
+  lane->ring_state = LANE_RING_OPEN;
+  lane->stats.ring_opens++;
+  return IO_READ_EV_RING_OPENED;
+}
+
+void emel_read_count_ring_fallback(io_read_ctx *m) { m->lane->stats.ring_fallbacks++; }
+
+/* The lane's next transfer after `r` in this window, or NULL: a batch lane
+ * transfers the runs it took from the window's counter in the order it took
+ * them (transfer_lane); when `r` is the last it took, the next is taken from
+ * the counter now, before any read is made into it, so it is this lane's
+ * alone and the lane transfers it next. One request alone has none. */
+static const io_read_ctx *next_run_of_lane(read_lane *lane, const io_read_ctx *r) {
+  const io_read *self = r->self;
+  const uintptr_t at = (uintptr_t)r, runs = (uintptr_t)self->runs; /* r may be a lone request's, on a stack */
+  if (at < runs || at >= runs + self->run_count * sizeof *self->runs) return NULL;
+  if (r->lane_next) return r->lane_next;
+  if (r != lane->last_taken) return NULL; /* not a run of this lane's chain (never: defensive) */
+  io_read_ctx *next = emel_read_take_run(lane);
+  if (next && !lane->taken_ahead) lane->taken_ahead = next;
+  return next;
+}
+
+/* Where the reads of transfer `r` begin and end: direct ones in whole blocks
+ * from the block holding the span's first byte (the owned buffer has room for
+ * them), the others exactly the run. */
+static void ring_fill_from(read_lane *lane, const io_read_ctx *r) {
+  const uint64_t block = r->self->block;
+  lane->fill_run = r;
+  lane->fill_member = 0;
+  lane->fill_at = r->run_start;
+  lane->fill_end = r->run_end;
+  if (r->run[0].mode == READ_DIRECT) {
+    lane->fill_at -= r->run_start % block;
+    lane->fill_end = (r->run_end + block - 1) / block * block;
+  }
+}
+
+/* Takes completions until `until` is done (NULL: until nothing is in flight). */
+static int ring_reap(io_read_ctx *m, const ring_req *until) {
+  const emel_platform_ops *p = &m->self->platform;
+  read_lane *lane = m->lane;
+  while (lane->in_flight > 0 && (!until || until->state == REQ_IN_FLIGHT)) {
+    const int n = p->ring_wait(p->user, lane->ring, 1, lane->cqes, m->self->ring_depth);
+    if (n < 0) return n;
+    if (n == 0) return -EPROTO; /* a wait for one that returned none: a broken op, not a reason to spin */
+    for (int i = 0; i < n && i < (int)m->self->ring_depth; i++) {
+      const emel_ring_completion *c = &lane->cqes[i];
+      if (c->tag >= m->self->ring_depth || lane->reqs[c->tag].state != REQ_IN_FLIGHT) continue; /* not ours */
+      ring_req *q = &lane->reqs[c->tag];
+      q->state = REQ_DONE;
+      q->res = c->res;
+      lane->in_flight--;
+      if (c->res > 0) lane->stats.bytes_read += (uint64_t)c->res;
+    }
+  }
+  return 0;
+}
+
+/* Before a transfer that ended early rests: every read still in flight
+ * completes (its buffer may be freed at settlement). A ring that cannot be
+ * waited for is closed, which cancels and waits for its reads; the lane opens
+ * another on its next transfer. */
+static void ring_drain(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  for (uint32_t tries = 0; lane->in_flight > 0;) {
+    const int r = ring_reap(m, NULL);
+    if (r == 0) break;
+    if (r == -EINTR && ++tries <= EMEL_IO_READ_MAX_EINTR) continue;
+    const emel_platform_ops *p = &m->self->platform;
+    (void)p->ring_close(p->user, lane->ring); /* gone either way */
+    lane->ring = NULL;
+    lane->ring_state = LANE_RING_UNTRIED;
+    lane->in_flight = 0;
+  }
+  lane->head = lane->count = 0;
+}
+
+/* This transfer's reads: some may be in flight already, made while the
+ * lane's previous transfer ended (see ring_fill); else none is yet. */
+void emel_read_start_ring_transfer(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  m->engine = ENGINE_RING;
+  lane->stats.ring_runs++;
+  if (lane->count > 0 && lane->reqs[lane->head].run == m) return;
+  ring_drain(m); /* never more than nothing: reads in flight are this transfer's (above) */
+  ring_fill_from(lane, m);
+}
+
+static ring_req *ring_req_at(read_lane *lane, uint32_t k) {
+  return &lane->reqs[(lane->head + k) % lane->self->ring_depth];
+}
+
+static int ring_send(io_read_ctx *m, ring_req *q) {
+  const emel_platform_ops *p = &m->self->platform;
+  read_lane *lane = m->lane;
+  const int r = p->ring_read(p->user, lane->ring, q->fd, q->dst, (size_t)q->len, q->off, (uint64_t)(q - lane->reqs));
+  if (r < 0) return r;
+  q->state = REQ_IN_FLIGHT;
+  lane->in_flight++;
+  lane->stats.ring_reads++;
+  lane->stats.preads++;
+  return 0;
+}
+
+/* Makes the next read of the fill transfer: into the member holding fill_at,
+ * up to its end (buffered) or in whole blocks (direct); a gap between members
+ * is an entry done at once (its bytes are nobody's). */
+static void ring_make_next(read_lane *lane, ring_req *q) {
+  const io_read_ctx *r = lane->fill_run;
+  const io_read *self = r->self;
+  const uint64_t at = lane->fill_at;
+  q->run = r;
+  q->fd = r->run[0].fd;
+  q->state = REQ_TO_SEND;
+  q->res = 0;
+  q->off = at;
+  if (r->run[0].mode == READ_DIRECT) {
+    const uint64_t first = r->run_start - r->run_start % self->block;
+    q->len = lane->fill_end - at < self->ring_direct_request ? lane->fill_end - at : self->ring_direct_request;
+    q->dst = (unsigned char *)r->run[0].data - (r->run_start - first) + (at - first);
+  } else {
+    while (member_end(&r->run[lane->fill_member]) <= at) lane->fill_member++;
+    const read_member *x = &r->run[lane->fill_member];
+    if (at < member_offset(x)) {
+      q->len = member_offset(x) - at;
+      q->dst = NULL;
+      q->state = REQ_DONE;
+      q->res = (int64_t)q->len;
+    } else {
+      q->len = member_end(x) - at < self->ring_request ? member_end(x) - at : self->ring_request;
+      q->dst = (unsigned char *)x->data + (at - member_offset(x));
+    }
+  }
+  lane->fill_at += q->len;
+}
+
+/* Sends what waits to be sent (the head again after a short or interrupted
+ * read) and makes new reads until ring_depth are in the circle: this
+ * transfer's, then the lane's next ones'. */
+static int ring_fill(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  for (uint32_t k = 0; k < lane->count; k++) {
+    ring_req *q = ring_req_at(lane, k);
+    if (q->state == REQ_TO_SEND) {
+      const int r = ring_send(m, q);
+      if (r < 0) return r;
+    }
+  }
+  while (lane->count < m->self->ring_depth) {
+    if (lane->fill_at == lane->fill_end) {
+      /* This transfer is all asked for: read ahead into the lane's next one,
+       * whose buffers are ready, so the device never waits between runs. */
+      const io_read_ctx *next = next_run_of_lane(lane, lane->fill_run);
+      if (!next || !ring_eligible(m->self, next)) break;
+      ring_fill_from(lane, next);
+    }
+    ring_req *q = ring_req_at(lane, lane->count);
+    ring_make_next(lane, q);
+    lane->count++;
+    if (q->state == REQ_TO_SEND) {
+      const int r = ring_send(m, q);
+      if (r < 0) return r;
+    }
+  }
+  return 0;
+}
+
+/* One chunk of a ring transfer: the completion of the read at the transfer's
+ * position, the reads after it kept in flight. A short read asks again for
+ * the rest (direct: from its block), an interrupted one (-EINTR, -EAGAIN) for
+ * all of it; the chart decides, as for a pread. */
+static int read_ring_chunk(io_read_ctx *m) {
+  read_lane *lane = m->lane;
+  int r = ring_fill(m);
+  if (r == 0) r = ring_reap(m, ring_req_at(lane, 0));
+  if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
+  if (r < 0) return chunk_outcome(m, r, 1);
+  ring_req *q = ring_req_at(lane, 0);
+  const uint64_t pos = m->run_start + m->done, end = q->off + q->len;
+  const uint64_t need = (end < m->run_end ? end : m->run_end) - pos;
+  if (q->res == -EINTR || q->res == -EAGAIN) {
+    q->state = REQ_TO_SEND;
+    m->last_got = -EINTR;
+    return IO_READ_EV_CHUNK_INTERRUPTED;
+  }
+  if (q->res <= 0) return chunk_outcome(m, q->res, need);
+  const uint64_t got_end = q->off + (uint64_t)q->res;
+  if (got_end <= pos) return chunk_outcome(m, 0, need); /* the file ends before our byte */
+  const uint64_t usable = (got_end < m->run_end ? got_end : m->run_end) - pos;
+  if (usable >= need) {
+    lane->head = (lane->head + 1) % m->self->ring_depth;
+    lane->count--;
+  } else {
+    const uint64_t from = m->run[0].mode == READ_DIRECT ? got_end - got_end % m->self->block : got_end;
+    q->dst += from - q->off;
+    q->len = end - from;
+    q->off = from;
+    q->state = REQ_TO_SEND;
+  }
+  return chunk_outcome(m, (int64_t)usable, need);
+}
+
+void emel_read_drain_ring(io_read_ctx *m) {
+  if (m->engine == ENGINE_RING) ring_drain(m);
+}
+
 io_read_event emel_read_chunk(io_read_ctx *m) {
+  if (m->engine == ENGINE_RING) return read_ring_chunk(m);
   return m->run[0].mode == READ_DIRECT ? read_direct_chunk(m) : read_buffered_chunk(m);
+}
+
+/* A direct transfer wrote the data where it agrees with the file modulo the
+ * block; the buffer's alignment wants it `lower` bytes lower (see
+ * emel_read_allocate_buffer). One move, inside the run's own buffer. */
+void emel_read_place_data(io_read_ctx *m) {
+  read_member *x = &m->run[0];
+  if (x->lower == 0) return;
+  unsigned char *to = (unsigned char *)x->data - x->lower;
+  memmove(to, x->data, (size_t)x->request->size);
+  x->data = to;
 }
 
 io_read_event emel_read_advance_transfer(io_read_ctx *m) {

@@ -42,6 +42,11 @@ static void merge_lane(io_read *self, read_lane *lane) {
   to->short_reads += from->short_reads;
   to->cache_drops += from->cache_drops;
   to->cache_drop_failures += from->cache_drop_failures;
+  to->ring_runs += from->ring_runs;
+  to->ring_reads += from->ring_reads;
+  to->ring_opens += from->ring_opens;
+  to->ring_fallbacks += from->ring_fallbacks;
+  if (from->ring_errno) to->ring_errno = from->ring_errno;
   memset(from, 0, sizeof *from);
 }
 
@@ -146,23 +151,38 @@ static void assign_lanes(io_read *self, uint32_t lanes) {
   atomic_store_explicit(&self->next_run, 0, memory_order_relaxed); /* published by thread_start */
 }
 
+io_read_ctx *emel_read_take_run(read_lane *lane) {
+  io_read *self = lane->self;
+  const size_t k = atomic_fetch_add_explicit(&self->next_run, 1, memory_order_relaxed);
+  if (k >= self->run_count) return NULL;
+  io_read_ctx *run = &self->runs[self->run_lane[k]];
+  run->lane = lane;
+  run->lane_next = NULL;
+  if (lane->last_taken) lane->last_taken->lane_next = run;
+  lane->last_taken = run;
+  return run;
+}
+
 /* A lane's share of the window: TRANSFER_RUN of each run it takes, the next
  * untaken one (largest first) until none is left, so lanes that start late or
  * run slow take less and the window ends when its last run does, not when a
- * fixed share of a delayed lane does. The runs then rest in transferred /
- * transfer_failed until the calling thread settles them. Runs on a worker
- * thread (see the rules in io_read.h): a run is one lane's (the counter hands
- * each out once), and its lane is set before its transfer. */
+ * fixed share of a delayed lane does. A run the lane's ring took ahead (to
+ * read into it while the current one ends, see ring_fill) is the lane's next
+ * one: every run the lane took, it transfers, so none is skipped and none is
+ * read twice. The runs then rest in transferred / transfer_failed until the
+ * calling thread settles them. Runs on a worker thread (see the rules in
+ * io_read.h): a run is one lane's (the counter hands each out once), and its
+ * lane is set before its transfer or any read ahead into it. */
 static void *transfer_lane(void *arg) {
   read_lane *lane = arg;
-  io_read *self = lane->self;
+  lane->last_taken = lane->taken_ahead = NULL;
   for (;;) {
-    const size_t k = atomic_fetch_add_explicit(&self->next_run, 1, memory_order_relaxed);
-    if (k >= self->run_count) break;
-    io_read_ctx *run = &self->runs[self->run_lane[k]];
-    run->lane = lane;
+    io_read_ctx *run = lane->taken_ahead;
+    if (run) lane->taken_ahead = run->lane_next;
+    else if (!(run = emel_read_take_run(lane))) break;
     dispatch(run, IO_READ_EV_TRANSFER_RUN);
   }
+  lane->last_taken = lane->taken_ahead = NULL;
   return NULL;
 }
 
@@ -270,8 +290,12 @@ static void read_destroy(void *opaque) {
   }
   if (self->lanes) {
     for (uint32_t l = 0; l < self->lane_count; l++) {
-      if (self->lanes[l].bounce) p.free(p.user, self->lanes[l].bounce, self->block);
-      if (self->lanes[l].gap_scratch) p.free(p.user, self->lanes[l].gap_scratch, EMEL_IO_READ_MAX_GAP);
+      read_lane *lane = &self->lanes[l];
+      if (lane->ring) (void)p.ring_close(p.user, lane->ring); /* nothing in flight between transfers */
+      if (lane->bounce) p.free(p.user, lane->bounce, self->block);
+      if (lane->gap_scratch) p.free(p.user, lane->gap_scratch, EMEL_IO_READ_MAX_GAP);
+      if (lane->reqs) p.free(p.user, lane->reqs, (size_t)self->ring_depth * sizeof *lane->reqs);
+      if (lane->cqes) p.free(p.user, lane->cqes, (size_t)self->ring_depth * sizeof *lane->cqes);
     }
     p.free(p.user, self->lanes, (size_t)self->lane_count * sizeof *self->lanes);
   }
@@ -317,6 +341,13 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
                                                     : 1;
   if (direct_lanes > EMEL_IO_READ_MAX_THREADS) direct_lanes = EMEL_IO_READ_MAX_THREADS;
   const int lanes = copy_lanes > direct_lanes ? copy_lanes : direct_lanes;
+  if (config->ring_depth > EMEL_IO_READ_MAX_RING_DEPTH || config->ring_request > (size_t)1 << 30 ||
+      (config->flags & ~(uint32_t)EMEL_IO_READ_NO_RING))
+    return EMEL_INVALID_ARGUMENT;
+  const uint32_t ring_depth = config->flags & EMEL_IO_READ_NO_RING ? 0
+                              : config->ring_depth                ? config->ring_depth
+                                                                  : EMEL_IO_READ_DEFAULT_RING_DEPTH;
+  const size_t ring_request = config->ring_request ? config->ring_request : EMEL_IO_READ_DEFAULT_RING_REQUEST;
 
   io_read *self = p.alloc(p.user, sizeof *self, _Alignof(io_read));
   if (!self) return EMEL_OUT_OF_MEMORY;
@@ -332,6 +363,9 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
   self->alignment = alignment;
   self->huge_page = huge_page < block ? block : huge_page;
   self->block = block;
+  self->ring_depth = ring_depth;
+  self->ring_request = ring_request;
+  self->ring_direct_request = ring_request < block ? block : ring_request - ring_request % block;
   self->slots = p.alloc(p.user, (size_t)self->slot_capacity * sizeof *self->slots, _Alignof(read_slot));
   self->file_state = p.alloc(p.user, (size_t)self->file_capacity * sizeof *self->file_state, _Alignof(read_file));
   self->min_parallel = config->min_parallel_bytes ? config->min_parallel_bytes : EMEL_IO_READ_DEFAULT_MIN_PARALLEL;
@@ -352,6 +386,11 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
       lane->bounce = p.alloc(p.user, block, block);
       lane->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
       lanes_ready = lanes_ready && lane->bounce && lane->gap_scratch;
+      if (ring_depth > 0) {
+        lane->reqs = p.alloc(p.user, (size_t)ring_depth * sizeof *lane->reqs, _Alignof(ring_req));
+        lane->cqes = p.alloc(p.user, (size_t)ring_depth * sizeof *lane->cqes, _Alignof(emel_ring_completion));
+        lanes_ready = lanes_ready && lane->reqs && lane->cqes;
+      }
     }
   }
   if (self->slots) memset(self->slots, 0, (size_t)self->slot_capacity * sizeof *self->slots);

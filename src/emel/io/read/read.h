@@ -13,6 +13,25 @@
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
 
+enum read_engine { ENGINE_PREAD = 0, ENGINE_RING = 1 };
+
+enum lane_ring_state { LANE_RING_UNTRIED = 0, LANE_RING_OPEN = 1, LANE_RING_REFUSED = 2 };
+
+enum ring_req_state { REQ_TO_SEND = 0, REQ_IN_FLIGHT = 1, REQ_DONE = 2 };
+
+/* One read of a ring transfer: a contiguous file range and where it lands. A
+ * gap between coalesced spans is an entry DONE at once, read by no one. */
+typedef struct io_read_ctx io_read_ctx;
+
+typedef struct ring_req {
+  uint64_t off, len;
+  unsigned char *dst; /* NULL: a gap */
+  const io_read_ctx *run; /* the transfer it belongs to (the lane's next runs are read ahead) */
+  int fd;
+  int state;
+  int64_t res;
+} ring_req;
+
 enum read_slot_state { SLOT_FREE = 0, SLOT_RESERVED = 1, SLOT_LIVE = 2 };
 
 /* One residency of the fixed pool. Reserved while its request is prepared
@@ -47,6 +66,7 @@ typedef struct read_member {
   int fd;
   void *data;
   int slack; /* owned direct buffer: the blocks around the span are ours, so reads need no bounce */
+  size_t lower; /* bytes the data moves down after a direct transfer (see emel_read_place_data) */
 } read_member;
 
 typedef struct io_read io_read;
@@ -62,6 +82,26 @@ typedef struct read_lane {
   uint64_t load;              /* bytes assigned in the current window */
   uintptr_t thread;
   int started;                /* a thread runs this lane (else the calling thread does) */
+  /* The lane's ring (one thread at a time uses a lane, so it needs no lock).
+   * reqs[] is a circle in file order: head is the read at the transfer's
+   * position, head + count the next one to be made; fill_at..fill_end is
+   * what is not yet asked for. Between transfers nothing is in flight. */
+  void *ring;
+  int ring_state;
+  ring_req *reqs;               /* ring_depth entries */
+  emel_ring_completion *cqes;   /* ring_depth entries */
+  uint32_t head, count, in_flight;
+  const io_read_ctx *fill_run;  /* the transfer whose reads are being made (this one or a later one of the lane) */
+  uint64_t fill_at, fill_end;
+  size_t fill_member;           /* buffered: the run member holding fill_at (or the next one) */
+  /* The runs the lane took from the window's counter: a chain through
+   * io_read_ctx.lane_next from the run being transferred to `last_taken`.
+   * The read-ahead takes the lane's next run from the counter before making
+   * any read into it (emel_read_take_run), so a run is read by one lane only;
+   * `taken_ahead` is the first of them not yet transferred (transfer_lane
+   * transfers it next). Reset at each window. */
+  io_read_ctx *last_taken;
+  io_read_ctx *taken_ahead;
 } read_lane;
 
 struct io_read {
@@ -80,6 +120,9 @@ struct io_read {
   size_t huge_page;   /* owned buffers at least this large: aligned to it and huge-page advised */
   size_t block;       /* direct I/O alignment of offsets, lengths and memory: the page size */
   size_t min_parallel; /* bytes per thread below which a window is not split */
+  uint32_t ring_depth;  /* reads in flight per lane ring; 0: no ring (EMEL_IO_READ_NO_RING) */
+  size_t ring_request;  /* bytes per buffered ring read */
+  size_t ring_direct_request; /* the same in whole blocks (direct) */
   read_lane *lanes;    /* lane_count lanes; lane 0 is the calling thread's */
   uint32_t lane_count;  /* the larger of copy_lanes and direct_lanes */
   uint32_t copy_lanes;  /* lanes of a buffered window (config.threads) */
@@ -87,7 +130,7 @@ struct io_read {
   uint32_t forced_lanes; /* a load job's choice for its batches (lanes.h); 0: lanes_for decides */
   read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
   io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
-  uint32_t *run_lane;  /* the runs, largest first: the order lanes take them in */
+  uint32_t *run_lane;  /* the runs, largest first: the order lanes take them in (by next_run) */
   atomic_size_t next_run; /* the next of run_lane a lane takes (lanes pull runs, so a
                              lane that starts late on a busy machine takes fewer) */
   size_t run_count;
@@ -101,7 +144,8 @@ struct io_read {
 struct io_read_ctx {
   emel_machine core;
   io_read *self;
-  read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses */
+  read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses (set when a lane takes the run) */
+  io_read_ctx *lane_next; /* the run its lane took after this one (NULL: none yet) */
   /* PREPARE (then READ_NOW): the member being prepared */
   read_member *member;
   /* TRANSFER_RUN: members in file order, all of one file and one mode */
@@ -113,10 +157,16 @@ struct io_read_ctx {
   uint64_t last_len;  /* bytes the last chunk asked for */
   int64_t last_got;   /* what it returned (or -errno) */
   uint32_t retries;   /* consecutive interrupted reads */
+  int engine;         /* enum read_engine of this transfer */
   /* RELEASE */
   emel_io_handle handle;
   /* outcome of the request */
   emel_error error;
 };
+
+/* The next run of the window for `lane`, taken from the counter (each run
+ * once): chained after the lane's last taken run, its lane set; NULL when
+ * every run is taken. On the lane's thread (read.c). */
+io_read_ctx *emel_read_take_run(read_lane *lane);
 
 #endif

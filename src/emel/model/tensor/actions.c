@@ -130,7 +130,43 @@ emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, c
       .target = o->target,
       .target_size = o->target_size,
   };
+  if (o->consumer) { /* emel_io_request has no room of its own for it (no struct_size): see io_staged.h */
+    req.flags |= EMEL_LOAD_CONSUMER;
+    req.target = (void *)o->consumer; /* the strategy only reads it */
+    req.target_size = 0;
+  }
   return req;
+}
+
+uint64_t emel_tensor_owned_need(const emel_load_options *o, const emel_tensor_slice *slice) {
+  return o->strategy == EMEL_STRATEGY_READ && !o->target ? slice->size : 0;
+}
+
+tensor_residency_event emel_tensor_check_budget(tensor_residency_ctx *m) {
+  m->need = emel_tensor_owned_need(m->options, &m->slice);
+  switch (emel_tensors_budget_verdict(m->table, m->need)) {
+  case BUDGET_VERDICT_FITS: return TENSOR_RESIDENCY_EV_BUDGET_FITS;
+  case BUDGET_VERDICT_SHORT: return TENSOR_RESIDENCY_EV_BUDGET_SHORT;
+  case BUDGET_VERDICT_EXCEEDED: break;
+  }
+  return TENSOR_RESIDENCY_EV_BUDGET_EXCEEDED;
+}
+
+tensor_residency_event emel_tensor_make_room(tensor_residency_ctx *m) {
+  m->room_error = emel_tensors_make_room(m->table, m->need);
+  return m->room_error.code == EMEL_OK ? TENSOR_RESIDENCY_EV_ROOM_MADE : TENSOR_RESIDENCY_EV_ROOM_REFUSED;
+}
+
+void emel_tensor_refuse_budget(tensor_residency_ctx *m) { set_error(m, EMEL_BUDGET_EXCEEDED, 0); }
+
+/* The load fails with the victim's release error: the reason there is no room. */
+void emel_tensor_record_room_error(tensor_residency_ctx *m) {
+  set_error(m, m->room_error.code, m->room_error.os_errno);
+}
+
+tensor_residency_event emel_tensor_check_pin(tensor_residency_ctx *m) {
+  return m->tensor->pins > 0 && !m->force ? TENSOR_RESIDENCY_EV_EVICTION_PINNED
+                                          : TENSOR_RESIDENCY_EV_EVICTION_ALLOWED;
 }
 
 tensor_residency_event emel_tensor_request_residency(tensor_residency_ctx *m) {
@@ -147,6 +183,8 @@ tensor_residency_event emel_tensor_request_residency(tensor_residency_ctx *m) {
 /* The batch acquired this tensor's span already: its result is the outcome. */
 tensor_residency_event emel_tensor_check_batch_result(tensor_residency_ctx *m) {
   m->result = *m->batch_result;
+  /* The table did not admit it to the window: nothing was asked of the boundary. */
+  if (m->result.error.code == EMEL_BUDGET_EXCEEDED) return TENSOR_RESIDENCY_EV_BUDGET_EXCEEDED;
   return m->result.error.code == EMEL_OK ? TENSOR_RESIDENCY_EV_RESIDENCY_GRANTED : TENSOR_RESIDENCY_EV_RESIDENCY_REFUSED;
 }
 

@@ -39,6 +39,15 @@ void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, in
  * a fault in its mapped pages means FILE_CHANGED for, as the strategies say. */
 int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index);
 
+/* The residency budget for a buffer the job allocates itself (a tensor read
+ * in pieces): admits `bytes` as a load would (evicting LRU tensors if the
+ * policy allows) and reserves them until the job hands the buffer to the
+ * table (emel_tensors_job_adopt charges it) and gives the reservation back
+ * with emel_tensors_job_unreserve, as it does when it frees the buffer.
+ * EMEL_BUDGET_EXCEEDED, or a victim's release error (with its errno). */
+emel_status emel_tensors_job_reserve(emel_tensors *t, uint64_t bytes, int *os_errno);
+void emel_tensors_job_unreserve(emel_tensors *t, uint64_t bytes);
+
 /* The table's platform ops (the job allocates and signals through them) and boundary. */
 const emel_platform_ops *emel_tensors_platform(const emel_tensors *t);
 emel_io *emel_tensors_io(const emel_tensors *t);

@@ -21,6 +21,13 @@ typedef struct tensor_record {
   void *owned;
   size_t owned_size;
   unsigned char held; /* a load job holds it: loads from outside are EMEL_TENSOR_BUSY */
+  /* Residency budget (tensors.c): the owned bytes this tensor counts, its
+   * pins, and its links in the table's LRU list (of evictable tensors only). */
+  unsigned char in_lru;
+  unsigned char in_batch; /* a member of the batch being loaded: not evictable by it */
+  uint32_t pins;
+  uint32_t lru_newer, lru_older; /* record indices; meaningful while in_lru */
+  uint64_t charged;
 } tensor_record;
 
 /* The context of one dispatch: the record's state plus the request's inputs
@@ -31,6 +38,8 @@ struct tensor_residency_ctx {
   uint32_t index;
   emel_io *io;
   const emel_platform_ops *platform; /* the table's: frees an adopted job buffer */
+  emel_tensors *table;                /* for the budget: its accounts and its LRU victims */
+  int force;                          /* the table is being destroyed: EVICT ignores pins */
   /* inputs */
   const emel_tensor_span *span;
   const emel_load_options *options;
@@ -42,6 +51,8 @@ struct tensor_residency_ctx {
   emel_tensor_slice slice; /* the shard LOAD / ADOPT_RESIDENCY cut (the whole span without one) */
   emel_io_result result;
   emel_error release_error;
+  uint64_t need;            /* owned bytes the load would add to the budget's account */
+  emel_error room_error;    /* why making room failed */
   /* output: the request's status and, for a failure of an OS call, its errno */
   emel_status status;
   int os_errno;
@@ -50,6 +61,17 @@ struct tensor_residency_ctx {
 /* The io request that makes `slice` of tensor `index` (record r) resident with options o. */
 emel_io_request emel_tensor_io_request(const tensor_record *r, uint32_t index, const emel_load_options *o,
                                        const emel_tensor_slice *slice);
+
+/* The budget (tensors.c), asked by the machine's actions. */
+typedef enum budget_verdict { BUDGET_VERDICT_FITS, BUDGET_VERDICT_SHORT, BUDGET_VERDICT_EXCEEDED } budget_verdict;
+/* Whether `need` more owned bytes fit: now, after evicting LRU victims, or not at all. */
+budget_verdict emel_tensors_budget_verdict(const emel_tensors *t, uint64_t need);
+/* Evicts LRU victims, oldest first, until `need` fits (call after a SHORT
+ * verdict). EMEL_OK, or the refused release's error (that victim stays resident). */
+emel_error emel_tensors_make_room(emel_tensors *t, uint64_t need);
+/* The owned bytes a load with options o of `slice` would add: the read
+ * strategy without a target is the only load that owns its bytes. */
+uint64_t emel_tensor_owned_need(const emel_load_options *o, const emel_tensor_slice *slice);
 
 /* emel_tensor_shard_cut without the error report. */
 emel_status emel_tensor_cut(const emel_tensor_span *span, uint32_t rank, uint32_t count, emel_tensor_slice *slice);

@@ -33,10 +33,20 @@ struct emel_tensors {
   emel_io_result *batch_results;
   uint32_t *batch_of;
   int as_job; /* a load job is calling: the tensors it holds are not busy to it */
+  int destroying; /* EVICT ignores pins */
+  /* Residency budget: owned bytes charged by resident tensors, reserved by a
+   * batch window being admitted or a load job's buffer, and held by the
+   * evictable ones, which form the LRU list (newest ... oldest). */
+  uint64_t budget, owned_bytes, reserved_bytes, lru_bytes, budget_evictions;
+  emel_budget_policy policy;
+  uint32_t lru_newest, lru_oldest, pinned;
 };
+
+#define LRU_NONE UINT32_MAX
 
 #define BATCH_NOT_ASKED UINT32_MAX
 #define BATCH_REPEAT (1u << 31) /* batch_of: this entry repeats an earlier request */
+#define BATCH_OVER_BUDGET (UINT32_MAX - 1) /* batch_of: the budget did not admit it, nothing asked */
 
 /* The owner is the records array (allocated once, never moved). */
 static const char *record_name_of(const void *owner, uint32_t index, size_t *len) {
@@ -67,6 +77,8 @@ static emel_status create(emel_tensors **out, const emel_tensors_config *given, 
   *refused = "emel_tensors_config.platform";
   const emel_tensors_config *config = &taken;
   if (config->capacity == 0 || config->capacity > EMEL_TENSOR_MAX_CAPACITY) return EMEL_INVALID_ARGUMENT;
+  if (config->budget_policy != EMEL_BUDGET_FAIL && config->budget_policy != EMEL_BUDGET_EVICT_LRU)
+    return EMEL_INVALID_ARGUMENT;
   emel_platform_ops p;
   emel_status resolved = emel_platform_resolve(
       &p, config->platform ? config->platform : (config->io ? emel_io_platform(config->io) : NULL), NULL);
@@ -77,6 +89,9 @@ static emel_status create(emel_tensors **out, const emel_tensors_config *given, 
   t->platform = p;
   t->io = config->io;
   t->capacity = config->capacity;
+  t->budget = config->budget_bytes;
+  t->policy = config->budget_policy;
+  t->lru_newest = t->lru_oldest = LRU_NONE;
   t->records = p.alloc(p.user, (size_t)t->capacity * sizeof *t->records, _Alignof(tensor_record));
   emel_status s = t->records ? EMEL_OK : EMEL_OUT_OF_MEMORY;
   if (shared) {
@@ -120,7 +135,8 @@ emel_status emel_tensors_create_shared(emel_tensors **out, const emel_tensors_co
 
 void emel_tensors_destroy(emel_tensors *t) {
   if (!t) return;
-  t->as_job = 1; /* destruction releases every tensor, held ones too */
+  t->as_job = 1; /* destruction releases every tensor, held and pinned ones too */
+  t->destroying = 1;
   (void)emel_tensors_evict_all(t, NULL);
   emel_io *io = t->io;
   free_table(t);
@@ -229,6 +245,49 @@ static emel_status resident_bytes(const tensor_record *r) {
   return is_resident(r) ? EMEL_OK : EMEL_TENSOR_NOT_RESIDENT;
 }
 
+/* ---- the budget's accounts and LRU list (O(1) each) ---- */
+
+static void lru_unlink(emel_tensors *t, uint32_t i) {
+  tensor_record *r = &t->records[i];
+  if (r->lru_newer != LRU_NONE) t->records[r->lru_newer].lru_older = r->lru_older;
+  else t->lru_newest = r->lru_older;
+  if (r->lru_older != LRU_NONE) t->records[r->lru_older].lru_newer = r->lru_newer;
+  else t->lru_oldest = r->lru_newer;
+  r->in_lru = 0;
+  t->lru_bytes -= r->charged;
+}
+
+static void lru_push_newest(emel_tensors *t, uint32_t i) {
+  tensor_record *r = &t->records[i];
+  r->lru_newer = LRU_NONE;
+  r->lru_older = t->lru_newest;
+  if (t->lru_newest != LRU_NONE) t->records[t->lru_newest].lru_newer = i;
+  else t->lru_oldest = i;
+  t->lru_newest = i;
+  r->in_lru = 1;
+  t->lru_bytes += r->charged;
+}
+
+/* A use: the tensor becomes the last the LRU would evict. */
+static void lru_touch(emel_tensors *t, uint32_t i) {
+  if (!t->records[i].in_lru || t->lru_newest == i) return;
+  lru_unlink(t, i);
+  lru_push_newest(t, i);
+}
+
+/* Brings tensor i's charge and LRU membership up to date after anything that
+ * can change them (its state, residency, pins, job hold, batch membership).
+ * A tensor that stays evictable with the same charge keeps its place. */
+static void account(emel_tensors *t, uint32_t i) {
+  tensor_record *r = &t->records[i];
+  const uint64_t charge = is_resident(r) && r->view.residency == EMEL_RESIDENCY_OWNED ? r->view.size : 0;
+  const int evictable = charge > 0 && r->pins == 0 && !r->held && !r->in_batch;
+  if (r->in_lru && (!evictable || charge != r->charged)) lru_unlink(t, i);
+  t->owned_bytes = t->owned_bytes - r->charged + charge;
+  r->charged = charge;
+  if (evictable && !r->in_lru) lru_push_newest(t, i);
+}
+
 /* Runs one request through the tensor's machine and returns its status. */
 static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_residency_ctx *m) {
   tensor_record *r = &t->records[index];
@@ -241,13 +300,52 @@ static emel_status dispatch(emel_tensors *t, uint32_t index, int event, tensor_r
   m->index = index;
   m->io = t->io;
   m->platform = &t->platform;
+  m->table = t;
+  m->force = t->destroying;
   m->status = EMEL_OK;
   m->os_errno = 0;
   emel_status s = emel_machine_dispatch(&m->core, &emel_tensor_residency_desc, m, event);
   r->cs = m->core.cs;
   if (s != EMEL_OK) m->os_errno = 0;
   t->resident += (uint32_t)is_resident(r) - (uint32_t)was_resident;
+  account(t, index);
   return s != EMEL_OK ? s : m->status;
+}
+
+budget_verdict emel_tensors_budget_verdict(const emel_tensors *t, uint64_t need) {
+  if (t->budget == 0 || need == 0) return BUDGET_VERDICT_FITS;
+  if (need > t->budget) return BUDGET_VERDICT_EXCEEDED;
+  const uint64_t room = t->budget - need, used = t->owned_bytes + t->reserved_bytes;
+  if (used <= room) return BUDGET_VERDICT_FITS; /* exactly the remaining budget fits */
+  if (t->policy != EMEL_BUDGET_EVICT_LRU) return BUDGET_VERDICT_EXCEEDED;
+  /* Checked before evicting anything: no eviction for a load that fails anyway. */
+  return used - t->lru_bytes <= room ? BUDGET_VERDICT_SHORT : BUDGET_VERDICT_EXCEEDED;
+}
+
+emel_error emel_tensors_make_room(emel_tensors *t, uint64_t need) {
+  while (t->owned_bytes + t->reserved_bytes > t->budget - need) {
+    const uint32_t victim = t->lru_oldest;
+    if (victim == LRU_NONE) return (emel_error){.code = EMEL_BUDGET_EXCEEDED}; /* never after SHORT */
+    tensor_residency_ctx m = {.status = EMEL_OK};
+    const emel_status s = dispatch(t, victim, TENSOR_RESIDENCY_EV_EVICT, &m);
+    /* A refused release leaves the victim resident (and oldest): stop, or this would spin. */
+    if (s != EMEL_OK) return tensor_error(t, victim, s, m.os_errno);
+    t->budget_evictions++;
+  }
+  return (emel_error){.code = EMEL_OK};
+}
+
+/* Admits `need` owned bytes (making room if the policy allows) and reserves
+ * them; the caller gives them back once the tensor holding them is charged. */
+static emel_error reserve(emel_tensors *t, uint64_t need) {
+  emel_error e = {.code = EMEL_OK};
+  switch (emel_tensors_budget_verdict(t, need)) {
+  case BUDGET_VERDICT_FITS: break;
+  case BUDGET_VERDICT_SHORT: e = emel_tensors_make_room(t, need); break;
+  case BUDGET_VERDICT_EXCEEDED: e.code = EMEL_BUDGET_EXCEEDED; break;
+  }
+  if (e.code == EMEL_OK) t->reserved_bytes += need;
+  return e;
 }
 
 emel_status emel_tensors_bind(emel_tensors *t, uint32_t index, const emel_tensor_span *span, emel_error *err) {
@@ -274,6 +372,7 @@ emel_status emel_tensors_load(emel_tensors *t, uint32_t index, const emel_load_o
   if (emel_struct_take(&options, sizeof options, given) != EMEL_OK)
     return emel_report_error(err, (emel_error){.code = EMEL_STRUCT_SIZE_UNKNOWN,
                                                .detail = "emel_load_options.struct_size"});
+  if (options.consumer && options.target) return emel_report(err, EMEL_INVALID_ARGUMENT);
   if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
   tensor_residency_ctx m = {.options = &options};
   emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_LOAD, &m);
@@ -306,6 +405,7 @@ static uint32_t asked_for(const emel_tensors *t, uint32_t asked, uint32_t index)
 static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t base, size_t n,
                               const emel_load_options *options, emel_status *statuses) {
   uint32_t asked = 0;
+  uint64_t window_reserved = 0;
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
     t->batch_of[k] = BATCH_NOT_ASKED;
@@ -322,6 +422,16 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
     if (emel_tensor_cut(&t->records[index].span, options->shard_rank, options->shard_count, &slice) != EMEL_OK ||
         slice.size == 0)
       continue;
+    /* The budget admits each tensor of the window before any is acquired,
+     * evicting LRU tensors outside the batch if the policy allows. One it
+     * cannot admit is not asked: its machine adopts BUDGET_EXCEEDED (also
+     * when a victim's release failed: the victim's last error tells). */
+    const uint64_t need = emel_tensor_owned_need(options, &slice);
+    if (reserve(t, need).code != EMEL_OK) {
+      t->batch_of[k] = BATCH_OVER_BUDGET;
+      continue;
+    }
+    window_reserved += need;
     t->batch_requests[asked] = emel_tensor_io_request(&t->records[index], index, options, &slice);
     t->batch_of[k] = asked++;
   }
@@ -331,13 +441,18 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
     for (uint32_t i = 0; i < asked; i++)
       t->batch_results[i] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
   }
+  /* Adoption charges what was reserved (a refused result, nothing). */
+  t->reserved_bytes -= window_reserved;
   /* Never adopted: the machine refuses first, or settles an invalid or empty shard. */
   const emel_io_result not_asked = {.error = {.code = EMEL_INTERNAL}};
+  const emel_io_result over_budget = {.error = {.code = EMEL_BUDGET_EXCEEDED}};
   emel_error first = {.code = EMEL_OK};
   for (size_t k = 0; k < n; k++) {
     const uint32_t index = indices ? indices[base + k] : (uint32_t)(base + k);
     const uint32_t of = t->batch_of[k];
-    const emel_io_result *result = of == BATCH_NOT_ASKED ? &not_asked : &t->batch_results[of & ~BATCH_REPEAT];
+    const emel_io_result *result = of == BATCH_NOT_ASKED     ? &not_asked
+                                   : of == BATCH_OVER_BUDGET ? &over_budget
+                                                             : &t->batch_results[of & ~BATCH_REPEAT];
     emel_status s = EMEL_TENSOR_UNKNOWN;
     int os_errno = 0;
     if (index < t->count) {
@@ -354,6 +469,15 @@ static emel_error load_window(emel_tensors *t, const uint32_t *indices, size_t b
   return first;
 }
 
+static void batch_members(emel_tensors *t, const uint32_t *indices, size_t count, int member) {
+  for (size_t k = 0; k < count; k++) {
+    const uint32_t index = indices ? indices[k] : (uint32_t)k;
+    if (index >= t->count || t->records[index].in_batch == member) continue;
+    t->records[index].in_batch = (unsigned char)member;
+    account(t, index);
+  }
+}
+
 emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, size_t count,
                                     const emel_load_options *given, emel_status *statuses, emel_error *err) {
   if (!t || !given) return emel_report(err, EMEL_INVALID_ARGUMENT);
@@ -362,12 +486,17 @@ emel_status emel_tensors_load_batch(emel_tensors *t, const uint32_t *indices, si
     return emel_report_error(err, (emel_error){.code = EMEL_STRUCT_SIZE_UNKNOWN,
                                                .detail = "emel_load_options.struct_size"});
   if (options.target) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  /* The batch's own tensors (resident already, or made resident by an
+   * earlier window) are out of the LRU until it ends: a batch never evicts
+   * one of its tensors to fit another. Then they are the most recently used. */
+  batch_members(t, indices, count, 1);
   emel_error first = {.code = EMEL_OK};
   for (size_t base = 0; base < count; base += EMEL_TENSOR_BATCH_WINDOW) {
     const size_t n = count - base < EMEL_TENSOR_BATCH_WINDOW ? count - base : EMEL_TENSOR_BATCH_WINDOW;
     const emel_error e = load_window(t, indices, base, n, &options, statuses);
     if (first.code == EMEL_OK) first = e;
   }
+  batch_members(t, indices, count, 0);
   return emel_report_error(err, first);
 }
 
@@ -406,6 +535,9 @@ emel_status emel_tensors_view(const emel_tensors *t, uint32_t index, emel_tensor
   const emel_status s = resident_bytes(&t->records[index]);
   if (s != EMEL_OK) return report_tensor(err, t, index, s, 0);
   *view = t->records[index].view;
+  /* A view is a use. The LRU order is bookkeeping, not the table's contents;
+   * every table is allocated non-const, so the cast is defined. */
+  lru_touch((emel_tensors *)t, index);
   return emel_report(err, EMEL_OK);
 }
 
@@ -449,6 +581,8 @@ static emel_status hash(emel_tensors *t, uint32_t index, uint64_t *xxh3) {
   const emel_status s = resident_bytes(r);
   if (s != EMEL_OK) return s;
   if ((uint64_t)(size_t)r->view.size != r->view.size) return EMEL_INVALID_ARGUMENT; /* never: it is resident */
+  if (r->view.residency == EMEL_RESIDENCY_DELIVERED) return EMEL_STAGED_NO_BYTES; /* a consumer has them */
+  lru_touch(t, index); /* reading the bytes is a use */
   hash_job job = {r->view.data, (size_t)r->view.size, 0};
   if (r->view.residency != EMEL_RESIDENCY_MAPPED) { /* memory the process owns cannot fault */
     hash_bytes(&job);
@@ -504,6 +638,67 @@ uint32_t emel_tensors_count(const emel_tensors *t) { return t ? t->count : 0; }
 
 uint32_t emel_tensors_resident_count(const emel_tensors *t) { return t ? t->resident : 0; }
 
+uint64_t emel_tensors_resident_bytes(const emel_tensors *t) { return t ? t->owned_bytes : 0; }
+
+emel_status emel_tensors_set_budget(emel_tensors *t, uint64_t budget_bytes, emel_budget_policy policy,
+                                    emel_error *err) {
+  if (!t || (policy != EMEL_BUDGET_FAIL && policy != EMEL_BUDGET_EVICT_LRU))
+    return emel_report(err, EMEL_INVALID_ARGUMENT);
+  t->budget = budget_bytes;
+  t->policy = policy;
+  return emel_report(err, EMEL_OK);
+}
+
+emel_status emel_tensors_pin(emel_tensors *t, uint32_t index, emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
+  tensor_record *r = &t->records[index];
+  if (r->pins == UINT32_MAX) return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "the tensor's pin count is at its maximum");
+  if (r->pins++ == 0) t->pinned++;
+  account(t, index);
+  return emel_report(err, EMEL_OK);
+}
+
+emel_status emel_tensors_unpin(emel_tensors *t, uint32_t index, emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
+  tensor_record *r = &t->records[index];
+  if (r->pins == 0) return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "the tensor is not pinned");
+  if (--r->pins == 0) t->pinned--;
+  account(t, index); /* unpinned and resident: evictable again, as the newest */
+  return emel_report(err, EMEL_OK);
+}
+
+uint32_t emel_tensors_pin_count(const emel_tensors *t, uint32_t index) {
+  return t && index < t->count ? t->records[index].pins : 0;
+}
+
+emel_status emel_tensors_touch(emel_tensors *t, uint32_t index, emel_error *err) {
+  if (!t) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (index >= t->count) return emel_report(err, EMEL_TENSOR_UNKNOWN);
+  const emel_status s = resident_bytes(&t->records[index]);
+  if (s != EMEL_OK) return report_tensor(err, t, index, s, 0);
+  lru_touch(t, index);
+  return emel_report(err, EMEL_OK);
+}
+
+emel_status emel_tensors_stats_get(const emel_tensors *t, emel_tensors_stats *out, emel_error *err) {
+  if (!t || !out) return emel_report(err, EMEL_INVALID_ARGUMENT);
+  if (out->struct_size < sizeof(size_t) || out->struct_size > sizeof *out)
+    return emel_report_detail(err, EMEL_STRUCT_SIZE_UNKNOWN, "emel_tensors_stats.struct_size");
+  const emel_tensors_stats s = {.struct_size = out->struct_size,
+                                .budget_bytes = t->budget,
+                                .budget_policy = t->policy,
+                                .owned_bytes = t->owned_bytes,
+                                .reserved_bytes = t->reserved_bytes,
+                                .evictable_bytes = t->lru_bytes,
+                                .resident = t->resident,
+                                .pinned = t->pinned,
+                                .budget_evictions = t->budget_evictions};
+  memcpy(out, &s, out->struct_size); /* up to what the caller's header knew */
+  return emel_report(err, EMEL_OK);
+}
+
 const char *emel_tensor_state_name(emel_tensor_state state) {
   switch (state) {
   case EMEL_TENSOR_UNBOUND: return "unbound";
@@ -522,6 +717,7 @@ emel_status emel_tensors_job_hold(emel_tensors *t, uint32_t index, int held) {
   tensor_record *r = &t->records[index];
   if (held && r->held) return EMEL_TENSOR_BUSY;
   r->held = held ? 1 : 0;
+  account(t, index); /* a held tensor is the job's: out of the LRU until handed back */
   return EMEL_OK;
 }
 
@@ -559,6 +755,7 @@ emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, 
     r->view.row_begin = slice->row_begin;
     r->view.row_end = slice->row_end;
   }
+  account(t, index); /* owned now: charged (the job gives back its reservation) */
   if (view) *view = r->view;
   return EMEL_OK;
 }
@@ -582,6 +779,16 @@ void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, in
 
 int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index) {
   return t && index < t->count && file_shrank(t, &t->records[index]);
+}
+
+emel_status emel_tensors_job_reserve(emel_tensors *t, uint64_t bytes, int *os_errno) {
+  const emel_error e = reserve(t, bytes);
+  *os_errno = e.os_errno;
+  return e.code;
+}
+
+void emel_tensors_job_unreserve(emel_tensors *t, uint64_t bytes) {
+  if (t) t->reserved_bytes -= bytes;
 }
 
 const emel_platform_ops *emel_tensors_platform(const emel_tensors *t) { return &t->platform; }
