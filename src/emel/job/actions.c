@@ -134,6 +134,25 @@ static void *take_buffer(load_job_ctx *m, uint64_t size) {
   return buffer;
 }
 
+/* A buffer the job reads a tensor's bytes into itself: the table's residency
+ * budget admits (and reserves) `size` first; the reservation is given back
+ * when the buffer cannot be had. NULL with *e set (BUDGET_EXCEEDED or a
+ * victim's release error, or READ_ALLOC_FAILED). */
+static void *take_reserved_buffer(load_job_ctx *m, uint64_t size, emel_error *e) {
+  int os_errno = 0;
+  const emel_status admitted = emel_tensors_job_reserve(m->t, size, &os_errno);
+  if (admitted != EMEL_OK) {
+    *e = (emel_error){.code = admitted, .os_errno = os_errno};
+    return NULL;
+  }
+  void *buffer = take_buffer(m, size);
+  if (!buffer) {
+    emel_tensors_job_unreserve(m->t, size);
+    *e = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
+  }
+  return buffer;
+}
+
 /* Parts of `bytes` of file (from `offset`) into `dst`, for window member
  * `member`: each at least JOB_PART_MIN bytes, a unit cut into about
  * JOB_PARTS of them at most. */
@@ -209,21 +228,9 @@ static load_job_event transfer_piece(load_job_ctx *m) {
   emel_tensors_info(m->t, index, &info);
   if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info, slice);
   if (!m->buffer) {
-    /* The table's residency budget admits the buffer before it is allocated. */
-    int os_errno = 0;
-    const emel_status admitted = emel_tensors_job_reserve(m->t, slice->size, &os_errno);
-    if (admitted != EMEL_OK) {
-      m->unit_error = (emel_error){.code = admitted, .os_errno = os_errno};
-      return LOAD_JOB_EV_UNIT_FAILED;
-    }
+    m->buffer = take_reserved_buffer(m, slice->size, &m->unit_error);
+    if (!m->buffer) return LOAD_JOB_EV_UNIT_FAILED;
     m->reserved = slice->size;
-    m->buffer = take_buffer(m, slice->size);
-    if (!m->buffer) {
-      emel_tensors_job_unreserve(m->t, m->reserved);
-      m->reserved = 0;
-      m->unit_error = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
-      return LOAD_JOB_EV_UNIT_FAILED;
-    }
     m->buffer_size = (size_t)slice->size;
   }
   uint32_t n = 0;
@@ -258,20 +265,12 @@ static load_job_event transfer_window(load_job_ctx *m) {
       (void)emel_tensors_job_load_batch(m->t, &index, 1, &m->options, &m->unit_statuses[k]);
       continue;
     }
-    /* The table's residency budget admits each buffer before it is allocated
-     * (reserved until the table adopts it, which charges it, or it is freed). */
-    int os_errno = 0;
-    const emel_status admitted = emel_tensors_job_reserve(m->t, slice->size, &os_errno);
-    if (admitted != EMEL_OK) {
-      m->unit_statuses[k] = admitted;
-      emel_tensors_job_note(m->t, index, admitted, os_errno);
-      continue;
-    }
-    m->unit_buffers[k] = take_buffer(m, slice->size);
+    /* Reserved until the table adopts the buffer (which charges it) or it is freed. */
+    emel_error e;
+    m->unit_buffers[k] = take_reserved_buffer(m, slice->size, &e);
     if (!m->unit_buffers[k]) {
-      emel_tensors_job_unreserve(m->t, slice->size);
-      m->unit_statuses[k] = EMEL_READ_ALLOC_FAILED;
-      emel_tensors_job_note(m->t, index, EMEL_READ_ALLOC_FAILED, 0);
+      m->unit_statuses[k] = e.code;
+      emel_tensors_job_note(m->t, index, e.code, e.os_errno);
       continue;
     }
     m->unit_buffer_sizes[k] = (size_t)slice->size;
