@@ -1343,6 +1343,37 @@ START_TEST(test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_ru
 }
 END_TEST
 
+/* Guards against the read-ahead and the lanes' shared counter disagreeing:
+ * two lanes take runs in turn while each reads ahead into the next run it
+ * took (taken from the counter before any read into it), so every run is
+ * read exactly once (no run twice, none skipped: the reads add up), the bytes
+ * land right, each lane stays within its ring's depth, and nothing is in
+ * flight once the batch returned. */
+START_TEST(test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own) {
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .ring_depth = 8, .ring_request = 4096,
+                                                   .min_parallel_bytes = 1);
+  attach(&c);
+  enum { R = 12 };
+  emel_io_request rs[R];
+  emel_io_result res[R];
+  for (int pass = 0; pass < 20; pass++) {
+    for (int k = 0; k < R; k++) rs[k] = req(100 + (uint64_t)k * 16000, 8192); /* a run each (7808 apart), 2 reads */
+    const emel_io_read_stats before = stats();
+    emel_io_acquire_batch(io, rs, res, R);
+    for (int k = 0; k < R; k++) {
+      assert_bytes(&res[k], rs[k].offset, rs[k].size);
+      release(&res[k]);
+    }
+    const emel_io_read_stats after = stats();
+    ck_assert_uint_eq(after.ring_reads - before.ring_reads, (uint64_t)R * 2);
+    ck_assert_uint_eq(after.ring_runs - before.ring_runs, R);
+    ck_assert_int_eq(fp.ring_in_flight, 0);
+  }
+  ck_assert_int_gt(fp.ring_peak_in_flight, 2); /* more than one run's reads at once */
+  ck_assert_int_le(fp.ring_peak_in_flight, 2 * 8);
+}
+END_TEST
+
 /* Guards against settings that cannot work being taken silently. */
 START_TEST(test_ring_settings_out_of_range_are_refused) {
   emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.ring_depth = EMEL_IO_READ_MAX_RING_DEPTH + 1);
@@ -1423,6 +1454,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(ring, test_an_interrupted_completion_is_asked_again_within_the_budget);
   tcase_add_test(ring, test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_is_replaced);
   tcase_add_test(ring, test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs);
+  tcase_add_test(ring, test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own);
   tcase_add_test(ring, test_ring_settings_out_of_range_are_refused);
   tcase_add_test(ring, test_a_direct_load_at_an_odd_multiple_of_32_is_direct_into_a_64_aligned_buffer);
   suite_add_tcase(s, tc);

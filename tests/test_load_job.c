@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -140,8 +141,8 @@ static unsigned check_settled(const emel_job *job, emel_status why) {
   for (uint32_t i = 0; i < N; i++) {
     const emel_tensor_state s = emel_tensors_state(t, i);
     if (s == EMEL_TENSOR_RESIDENT) {
-      /* A bigger one read in pieces lives in a buffer the table owns; mapped ones all hold a mapping. */
-      through_io += SIZE[i] <= CHUNK || loop_options.strategy == EMEL_STRATEGY_MMAP;
+      /* A job reads into buffers the table owns (read in parts over the lanes); mapped ones all hold a mapping. */
+      through_io += loop_options.strategy == EMEL_STRATEGY_MMAP;
       emel_tensor_view v;
       ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
       check_bytes(i, &v);
@@ -627,11 +628,14 @@ START_TEST(held_tensors_are_busy_to_loads_from_outside) {
   emel_job_config targeted = EMEL_JOB_CONFIG_INIT(.options = &target);
   ck_assert_int_eq(emel_job_create(&other, t, &targeted, &e), EMEL_INVALID_ARGUMENT);
   ck_assert_str_eq(e.detail, "emel_load_options.target");
-  /* Guards: a shard in a job's options ignored, so the chunked path loaded whole tensors. */
-  emel_load_options sharded = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ, .shard_rank = 0, .shard_count = 2);
+  /* A rank outside its count would fail every tensor: refused, named as a load names it. */
+  emel_load_options sharded = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ, .shard_rank = 2, .shard_count = 2);
   emel_job_config sliced = EMEL_JOB_CONFIG_INIT(.options = &sharded);
-  ck_assert_int_eq(emel_job_create(&other, t, &sliced, &e), EMEL_INVALID_ARGUMENT);
-  ck_assert_str_eq(e.detail, "emel_load_options.shard_count");
+  ck_assert_int_eq(emel_job_create(&other, t, &sliced, &e), EMEL_INVALID_SHARD);
+  ck_assert_str_eq(e.detail, "emel_load_options.shard_rank");
+  emel_job_config many = EMEL_JOB_CONFIG_INIT(.threads = EMEL_IO_READ_MAX_THREADS + 1);
+  ck_assert_int_eq(emel_job_create(&other, t, &many, &e), EMEL_INVALID_ARGUMENT);
+  ck_assert_str_eq(e.detail, "emel_job_config.threads");
   ck_assert_int_eq(emel_job_create(&other, t, &(emel_job_config){0}, &e), EMEL_STRUCT_SIZE_UNKNOWN);
   fault_platform_fail(&fp, FP_ALLOC, fp.calls[FP_ALLOC] + 1, ENOMEM);
   ck_assert_int_eq(emel_job_create(&other, t, NULL, &e), EMEL_OUT_OF_MEMORY);
@@ -836,6 +840,334 @@ START_TEST(every_platform_call_of_a_job_failed_once) {
 }
 END_TEST
 
+
+/* Guards against a cancel that arrives after the last unit (here from the
+ * last tensor's ready callback) turning a job whose every tensor is resident
+ * into CANCELLED: a cancel stops the next unit, and there is none. */
+static emel_job *self_cancelling;
+
+static void cancel_on_last(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)user;
+  (void)view;
+  if (index == FILE_ORDER[N - 1]) emel_job_cancel(self_cancelling);
+}
+
+START_TEST(cancel_after_the_last_unit_completes_the_job) {
+  for (int background = 0; background < 2; background++) {
+    emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_ready = cancel_on_last);
+    self_cancelling = new_job(&c);
+    if (background) {
+      ck_assert_int_eq(emel_job_start(self_cancelling, NULL), EMEL_OK);
+      ck_assert_int_eq(emel_job_wait(self_cancelling, -1), EMEL_JOB_COMPLETED);
+    } else {
+      while (emel_job_poll(self_cancelling, NULL) < EMEL_JOB_COMPLETED)
+        (void)emel_job_step(self_cancelling, 0, NULL, NULL);
+    }
+    ck_assert_int_eq(emel_job_poll(self_cancelling, NULL), EMEL_JOB_COMPLETED);
+    ck_assert_int_eq(emel_job_result(self_cancelling, NULL), EMEL_OK);
+    ck_assert_int_eq(emel_job_step(self_cancelling, 0, NULL, NULL), background ? EMEL_INVALID_ARGUMENT : EMEL_OK);
+    ck_assert_uint_eq(check_settled(self_cancelling, EMEL_OK), N);
+    emel_job_destroy(self_cancelling);
+    ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  }
+}
+END_TEST
+
+/* Guards against emel_job_wait returning a running job as soon as one
+ * event_wait failed (not EINTR): it keeps looking, a slice at a time. */
+static void slow_first(void *user, uint32_t index, const emel_tensor_view *view) {
+  (void)user;
+  (void)index;
+  (void)view;
+  if (atomic_fetch_add(&first_ready, 1) == 0) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  }
+}
+
+START_TEST(wait_keeps_waiting_after_a_failed_event_wait) {
+  atomic_store(&first_ready, 0);
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.chunk_bytes = CHUNK, .on_ready = slow_first);
+  emel_job *job = new_job(&c);
+  ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+  fault_platform_fail(&fp, FP_EVENT_WAIT, fp.calls[FP_EVENT_WAIT] + 1, ENOMEM);
+  ck_assert_int_eq(emel_job_wait(job, 10000), EMEL_JOB_COMPLETED);
+  emel_job_destroy(job);
+  fault_platform_clear_faults(&fp);
+}
+END_TEST
+
+/* Guards against a populated mmap job naming a file cut short after indexing
+ * MMAP_POPULATE_FAILED where a populated batch load (the same case: the file
+ * is mapped already, a populate faults) says FILE_CHANGED. */
+START_TEST(a_file_cut_under_a_populated_job_is_file_changed) {
+  emel_load_options plain = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP);
+  emel_load_options populate = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_MMAP, .flags = EMEL_LOAD_POPULATE);
+  ck_assert_int_eq(emel_tensors_load(t, 3, &plain, NULL, NULL), EMEL_OK); /* keeps the file mapped */
+  ck_assert_int_eq(truncate(path, 100000), 0); /* tensor 1 (300000 bytes at 0) is cut; tensor 4 is gone */
+  emel_status st[1];
+  const uint32_t four[] = {4};
+  ck_assert_int_ne(emel_tensors_load_batch(t, four, 1, &populate, st, NULL), EMEL_OK);
+  ck_assert_int_eq(st[0], EMEL_FILE_CHANGED);
+  const uint32_t one[] = {1};
+  emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = one, .count = 1, .options = &populate, .chunk_bytes = CHUNK);
+  emel_job *job = new_job(&c);
+  emel_error e;
+  emel_status s;
+  while ((s = emel_job_step(job, 0, NULL, &e)) == EMEL_OK && emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {}
+  ck_assert_int_eq(s, EMEL_FILE_CHANGED);
+  ck_assert_int_eq(e.os_errno, EFAULT);
+  ck_assert_int_eq(emel_tensors_last_error(t, 1).code, EMEL_FILE_CHANGED);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_MMAP), 0);
+}
+END_TEST
+
+
+/* One tensor of `size` bytes in a file of its own, on a boundary whose read
+ * strategy has 2 copy lanes (and 8 direct ones: 8 lanes in all). */
+typedef struct big_model {
+  char path[300];
+  emel_io *io;
+  emel_tensors *t;
+} big_model;
+
+static void big_open_with(big_model *b, uint64_t size, const emel_platform_ops *ops);
+
+static void big_open(big_model *b, uint64_t size) { big_open_with(b, size, &fp.ops); }
+
+static void big_open_with(big_model *b, uint64_t size, const emel_platform_ops *ops) {
+  snprintf(b->path, sizeof b->path, "%s.big", path);
+  FILE *f = fopen(b->path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (uint64_t i = 0; i < size; i++) fputc(byte_at(i), f);
+  ck_assert_int_eq(fclose(f), 0);
+  fp.cpu_count = 2;
+  emel_io_config c = EMEL_IO_CONFIG_INIT(.platform = ops);
+  ck_assert_int_eq(emel_io_create(&b->io, &c, NULL), EMEL_OK);
+  emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.threads = 2);
+  ck_assert_int_eq(emel_io_read_attach(b->io, &rc, NULL), EMEL_OK);
+  uint32_t file;
+  ck_assert_int_eq(emel_io_add_file(b->io, b->path, strlen(b->path), &file, NULL), EMEL_OK);
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = b->io, .capacity = 1);
+  ck_assert_int_eq(emel_tensors_create(&b->t, &tc, NULL), EMEL_OK);
+  emel_tensor_span span = {.n_dims = 1, .dims = {size, 1, 1, 1}, .file_index = file, .size = size};
+  ck_assert_int_eq(emel_tensors_add(b->t, "big", 3, &span, NULL, NULL), EMEL_OK);
+}
+
+static void big_close(big_model *b) {
+  emel_tensors_destroy(b->t);
+  emel_io_destroy(b->io);
+  unlink(b->path);
+}
+
+/* Loads the tensor through a job with `threads`; returns the worker threads the read strategy started. */
+static uint64_t big_job_threads(big_model *b, uint32_t threads, uint64_t *parallel_windows) {
+  emel_io_read_stats before, after;
+  ck_assert_int_eq(emel_io_read_stats_of(b->io, &before, NULL), EMEL_OK);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = threads);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b->t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < v.size; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  ck_assert_int_eq(emel_tensors_evict_all(b->t, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_io_read_stats_of(b->io, &after, NULL), EMEL_OK);
+  if (parallel_windows) *parallel_windows = after.parallel_windows - before.parallel_windows;
+  return after.threads_started - before.threads_started;
+}
+
+/* Guards against a job's window of whole tensors going to the table's batch,
+ * where each tensor is one lane's: a window of one 6 MiB tensor (below the
+ * 8 MiB chunk) was read by one thread while the batch load of a whole model
+ * kept both lanes busy (job_vs_batch 0.63). */
+START_TEST(a_window_of_whole_tensors_uses_the_lanes) {
+  big_model b;
+  big_open(&b, 6u << 20);
+  uint64_t parallel = 0;
+  ck_assert_uint_eq(big_job_threads(&b, 0, &parallel), 1); /* the strategy's 2 copy lanes */
+  ck_assert_uint_eq(parallel, 1);
+  big_close(&b);
+}
+END_TEST
+
+/* emel_job_config.threads: the threads that transfer each read unit (the
+ * driving one, and threads - 1 lanes), one per MiB at most, at most the
+ * strategy's lanes. */
+START_TEST(threads_sets_the_lanes_of_read_units) {
+  big_model b;
+  big_open(&b, 6u << 20);
+  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
+  ck_assert_uint_eq(big_job_threads(&b, 3, NULL), 2);
+  ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 5);
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 5); /* 6 MiB: a lane per MiB at most */
+  big_close(&b);
+  big_open(&b, 12u << 20); /* two units: 8 MiB, then 4 MiB */
+  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7 + 3); /* the strategy has 8 lanes */
+  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
+  big_close(&b);
+}
+END_TEST
+
+
+/* A platform whose worker threads start 1 s late (a busy machine), and
+ * which counts the reads the first thread (lane 0, the job's driver) makes. */
+static pthread_t driver;
+static atomic_uint driver_reads, other_reads;
+
+typedef struct late_start {
+  void *(*fn)(void *);
+  void *arg;
+} late_start;
+
+static late_start late_starts[16];
+static atomic_uint late_count;
+
+static void *start_late(void *arg) {
+  late_start *l = arg;
+  struct timespec ts = {1, 0};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return l->fn(l->arg);
+}
+
+static int late_thread_start(void *user, void *(*fn)(void *), void *arg, uintptr_t *thread) {
+  late_start *l = &late_starts[atomic_fetch_add(&late_count, 1) % 16];
+  *l = (late_start){fn, arg};
+  return fp.ops.thread_start(user, start_late, l, thread);
+}
+
+static void count_reader(void) {
+  if (pthread_equal(pthread_self(), driver)) atomic_fetch_add(&driver_reads, 1);
+  else atomic_fetch_add(&other_reads, 1);
+}
+
+static int64_t counting_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
+  count_reader();
+  return fp.ops.pread(user, fd, buf, len, offset);
+}
+
+static int64_t counting_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
+  count_reader();
+  return fp.ops.preadv(user, fd, iov, iovcnt, offset);
+}
+
+/* Guards against a unit's runs dealt to the lanes in fixed shares: a lane
+ * whose thread starts late (a busy machine) held the whole unit back by its
+ * share, so a job of small units ran at the pace of its slowest lane. Lanes
+ * now take the next run when done: here the driving thread takes them all
+ * before the late lane starts. */
+START_TEST(lanes_take_runs_so_a_late_lane_holds_nothing_back) {
+  emel_platform_ops ops = fp.ops;
+  ops.thread_start = late_thread_start;
+  ops.pread = counting_pread;
+  ops.preadv = counting_preadv;
+  big_model b;
+  big_open_with(&b, 8u << 20, &ops);
+  driver = pthread_self();
+  atomic_store(&driver_reads, 0);
+  atomic_store(&other_reads, 0);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = 2);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b.t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < v.size; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  /* 8 MiB in 8 runs of 1 MiB over 2 lanes: a fixed share gave the late lane 4
+   * (a driver slowed by valgrind may leave it one or two). */
+  ck_assert_uint_eq(atomic_load(&driver_reads) + atomic_load(&other_reads), 8);
+  ck_assert_uint_ge(atomic_load(&driver_reads), 6);
+  big_close(&b);
+}
+END_TEST
+
+static int counting_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
+  count_reader();
+  return fp.ops.ring_read(user, ring, fd, buf, len, offset, tag);
+}
+
+/* Guards against the ring engine's read-ahead and the lanes' shared counter
+ * disagreeing (the merge of the two): the read-ahead into a lane's "next
+ * runs" assumed a fixed share of runs per lane, while lanes now take runs in
+ * turn. A lane now takes its next run from the counter before reading ahead
+ * into it, and transfers every run it took. Here the driver keeps its ring
+ * full across the job's parts (more than one read in flight: the job's unit
+ * gets the ring's depth) and takes them all before the late lane starts;
+ * every part is read exactly once (no run twice, none skipped), the bytes are
+ * right, and nothing is in flight afterwards. */
+START_TEST(ring_lanes_read_ahead_only_into_runs_they_took) {
+  fp.no_ring = 0;
+  emel_platform_ops ops = fp.ops;
+  ops.thread_start = late_thread_start;
+  ops.pread = counting_pread;
+  ops.preadv = counting_preadv;
+  ops.ring_read = counting_ring_read;
+  big_model b;
+  big_open_with(&b, 8u << 20, &ops);
+  driver = pthread_self();
+  atomic_store(&driver_reads, 0);
+  atomic_store(&other_reads, 0);
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.threads = 2);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b.t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_poll(job, NULL), EMEL_JOB_COMPLETED);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_job_view(job, 0, &v, NULL), EMEL_OK);
+  for (uint64_t i = 0; i < v.size; i++)
+    if (((const unsigned char *)v.data)[i] != byte_at(i)) ck_abort_msg("byte %llu differs", (unsigned long long)i);
+  emel_job_destroy(job);
+  emel_io_read_stats st;
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &st, NULL), EMEL_OK);
+  ck_assert_uint_ge(st.ring_opens, 1);
+  ck_assert_uint_eq(st.ring_fallbacks, 0);
+  /* 8 parts of 1 MiB, each one ring read (under the 4 MiB request size): 8 reads in all. */
+  ck_assert_uint_eq(st.ring_reads, 8);
+  ck_assert_uint_eq(atomic_load(&driver_reads) + atomic_load(&other_reads), 8);
+  ck_assert_uint_ge(atomic_load(&driver_reads), 6);
+  ck_assert_int_gt(fp.ring_peak_in_flight, 1); /* read ahead into the parts it took */
+  ck_assert_int_le(fp.ring_peak_in_flight, 2 * EMEL_IO_READ_DEFAULT_RING_DEPTH); /* each lane within its depth */
+  ck_assert_int_eq(fp.ring_in_flight, 0);
+  big_close(&b);
+}
+END_TEST
+
+
+/* Guards against a cooperative job slower than a background one (step_overhead
+ * 0.52): 8 MiB budgets cut a big tensor's pieces at 8 and 4 MiB, and the
+ * read strategy's min_parallel_bytes (4 MiB a lane) gave each piece under
+ * 8 MiB one lane; budget-cut pieces and windows were mostly such. Every unit
+ * of at least 2 MiB now uses the lanes (a lane per MiB at most). */
+START_TEST(budget_cut_pieces_still_use_the_lanes) {
+  big_model b;
+  big_open(&b, 20u << 20);
+  emel_io_read_stats before, after;
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &before, NULL), EMEL_OK);
+  emel_job *job;
+  ck_assert_int_eq(emel_job_create(&job, b.t, NULL, NULL), EMEL_OK);
+  int steps = 0;
+  while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) {
+    ck_assert_int_eq(emel_job_step(job, 8u << 20, NULL, NULL), EMEL_OK);
+    steps++;
+  }
+  ck_assert_int_eq(steps, 3);
+  ck_assert_int_eq(emel_io_read_stats_of(b.io, &after, NULL), EMEL_OK);
+  ck_assert_uint_eq(after.parallel_windows - before.parallel_windows, 3); /* 8, 8 and 4 MiB pieces */
+  emel_job_destroy(job);
+  big_close(&b);
+}
+END_TEST
+
+
+
 static Suite *load_job_suite(void) {
   Suite *s = suite_create("load_job");
   TCase *tc = tcase_create("core");
@@ -860,6 +1192,14 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, big_pieces_use_the_read_lanes_and_huge_pages);
   tcase_add_test(tc, every_platform_call_of_a_job_failed_once);
   tcase_add_test(tc, a_piece_is_never_larger_than_the_chunk);
+  tcase_add_test(tc, cancel_after_the_last_unit_completes_the_job);
+  tcase_add_test(tc, wait_keeps_waiting_after_a_failed_event_wait);
+  tcase_add_test(tc, a_file_cut_under_a_populated_job_is_file_changed);
+  tcase_add_test(tc, a_window_of_whole_tensors_uses_the_lanes);
+  tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
+  tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
+  tcase_add_test(tc, ring_lanes_read_ahead_only_into_runs_they_took);
+  tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -384,6 +384,30 @@ START_TEST(test_a_load_job_respects_the_budget_and_its_held_tensors_are_not_evic
   ck_assert_uint_eq(st.owned_bytes, 300);
   ck_assert_uint_eq(st.reserved_bytes, 0);
   emel_job_destroy(job);
+  /* A window of whole tensors, which a read job reads into buffers of its
+   * own: each is admitted before its buffer is allocated (under FAIL, no room:
+   * BUDGET_EXCEEDED with nothing allocated, nothing left reserved). */
+  ck_assert_int_eq(emel_tensors_set_budget(t, 300, EMEL_BUDGET_FAIL, NULL), EMEL_OK);
+  const uint32_t just_a[] = {a};
+  jc = (emel_job_config)EMEL_JOB_CONFIG_INIT(.indices = just_a, .count = 1);
+  ck_assert_int_eq(emel_job_create(&job, t, &jc, NULL), EMEL_OK);
+  const int64_t before_window = fault_platform_outstanding(&fp);
+  ck_assert_int_eq(run_job(job), EMEL_BUDGET_EXCEEDED);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), before_window);
+  ck_assert_int_eq(emel_tensors_last_error(t, a).code, EMEL_BUDGET_EXCEEDED);
+  st = stats();
+  ck_assert_uint_eq(st.owned_bytes, 300);
+  ck_assert_uint_eq(st.reserved_bytes, 0);
+  emel_job_destroy(job);
+  /* Room again: the window's tensor is charged once, its reservation given back. */
+  ck_assert_int_eq(emel_tensors_set_budget(t, 400, EMEL_BUDGET_FAIL, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_create(&job, t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(run_job(job), EMEL_OK);
+  ck_assert(resident(a));
+  st = stats();
+  ck_assert_uint_eq(st.owned_bytes, 400);
+  ck_assert_uint_eq(st.reserved_bytes, 0);
+  emel_job_destroy(job);
 }
 END_TEST
 

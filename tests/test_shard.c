@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "check_main.h"
+#include "emel/job.h"
 #include "emel/model.h"
 #include "fault_platform.h"
 #include "gguf_writer.h"
@@ -192,6 +193,63 @@ END_TEST
 START_TEST(test_mmap_batch_slices_are_the_right_bytes) { load_every_slice_in_batches(EMEL_STRATEGY_MMAP, 0); }
 END_TEST
 
+
+/* Every slice through load jobs: `chunk` bytes per unit (small: every tensor
+ * in pieces), stepped a unit at a time or in the background. */
+static void load_every_slice_in_jobs(emel_strategy strategy, unsigned flags, uint64_t chunk, int background) {
+  emel_model *m = open_model();
+  emel_tensors *t = emel_model_tensors(m);
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+    for (uint32_t k = 0; k < counts[c]; k++) {
+      const emel_load_options o =
+          EMEL_LOAD_OPTIONS_INIT(.strategy = strategy, .flags = flags, .shard_rank = k, .shard_count = counts[c]);
+      const emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &o, .chunk_bytes = chunk);
+      emel_job *job;
+      ck_assert_int_eq(emel_job_create(&job, t, &jc, NULL), EMEL_OK);
+      uint64_t slices = 0;
+      for (uint32_t i = 0; i < SHAPES; i++) slices += expected(t, i, k, counts[c]).size;
+      emel_job_progress p = EMEL_JOB_PROGRESS_INIT();
+      (void)emel_job_poll(job, &p);
+      ck_assert_uint_eq(p.bytes_total, slices); /* the slices' bytes, not the spans' */
+      if (background) {
+        ck_assert_int_eq(emel_job_start(job, NULL), EMEL_OK);
+        ck_assert_int_eq(emel_job_wait(job, -1), EMEL_JOB_COMPLETED);
+      } else {
+        while (emel_job_poll(job, NULL) < EMEL_JOB_COMPLETED) ck_assert_int_eq(emel_job_step(job, 0, NULL, NULL), EMEL_OK);
+      }
+      ck_assert_int_eq(emel_job_poll(job, &p), EMEL_JOB_COMPLETED);
+      ck_assert_int_eq(emel_job_result(job, NULL), EMEL_OK);
+      ck_assert_uint_eq(p.bytes_done, slices);
+      for (uint32_t i = 0; i < SHAPES; i++) {
+        emel_tensor_view v, jv;
+        ck_assert_int_eq(emel_tensors_view(t, i, &v, NULL), EMEL_OK);
+        check_slice(t, i, k, counts[c], &v);
+        ck_assert_int_eq(emel_job_view(job, i, &jv, NULL), EMEL_OK);
+        ck_assert_mem_eq(&jv, &v, sizeof v);
+      }
+      emel_job_destroy(job);
+      ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+    }
+  }
+  ck_assert_uint_eq(emel_io_live(emel_model_io(m), strategy), 0);
+  emel_model_close(m);
+}
+
+/* Guards against a job that refused shards, or loaded whole spans (or read
+ * a big tensor's pieces from the span's start) where its options ask for a
+ * slice, and against progress counting span bytes: read in windows and in
+ * pieces, populated mmap in pieces, plain mmap, direct read, and in the
+ * background. */
+START_TEST(test_job_slices_are_the_right_bytes) {
+  load_every_slice_in_jobs(EMEL_STRATEGY_READ, 0, 0, 0);
+  load_every_slice_in_jobs(EMEL_STRATEGY_READ, 0, 64, 0);
+  load_every_slice_in_jobs(EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, 64, 0);
+  load_every_slice_in_jobs(EMEL_STRATEGY_MMAP, 0, 0, 0);
+  load_every_slice_in_jobs(EMEL_STRATEGY_READ, EMEL_LOAD_DIRECT, 64, 0);
+  load_every_slice_in_jobs(EMEL_STRATEGY_READ, 0, 100, 1);
+}
+END_TEST
+
 /* Guards against a load without a shard reporting no rows: the view of a
  * whole tensor holds every row. */
 START_TEST(test_a_whole_load_reports_every_row) {
@@ -360,6 +418,7 @@ static Suite *shard_suite(void) {
   tcase_add_test(tc, test_read_direct_slices_are_the_right_bytes);
   tcase_add_test(tc, test_read_batch_slices_are_the_right_bytes);
   tcase_add_test(tc, test_mmap_batch_slices_are_the_right_bytes);
+  tcase_add_test(tc, test_job_slices_are_the_right_bytes);
   tcase_add_test(tc, test_a_whole_load_reports_every_row);
   tcase_add_test(tc, test_an_invalid_shard_is_refused_by_name);
   tcase_add_test(tc, test_shard_cut_needs_a_span_its_type_describes);

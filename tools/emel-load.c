@@ -1,7 +1,7 @@
-/* emel-load: makes every tensor of a GGUF model resident with one strategy
- * (through a load job run in the background, or, with --shard, which jobs do
- * not take yet, in batches: emel_tensors_load_batch), reports what it did and
- * how fast, optionally hashes the bytes, releases all.
+/* emel-load: makes every tensor of a GGUF model (or, with --shard, its
+ * slice) resident with one strategy through a load job run in the
+ * background, reports what it did and how fast, optionally hashes the bytes,
+ * releases all.
  *
  *   emel-load [--strategy mmap|read|staged] [--populate] [--direct] [--budget SIZE] [--shard K/N]
  *             [--verify] [--expect MANIFEST.json] [--json] [--quiet] [--progress=bar|json|none]
@@ -619,50 +619,6 @@ static int tensor_error(const options *o, emel_tensors *tensors, uint32_t index,
   return load_error(o->file, code, detail);
 }
 
-/* --shard: jobs load whole tensors only, so slices go in batches of
- * consecutive tensors (emel_tensors_load_batch: coalesced, one thread per
- * core for the read strategy), cut at batch_bytes so the progress moves and
- * an interruption is seen between batches (and inside one, through the ops). */
-static int load_in_batches(const options *o, emel_tensors *tensors, uint32_t n, const emel_load_options *lo,
-                           progress *bar, long raise_at, uint64_t all) {
-  enum { LOAD_BATCH_TENSORS = EMEL_TENSOR_BATCH_WINDOW };
-  const uint64_t batch_bytes = 512ull << 20;
-  uint32_t indices[LOAD_BATCH_TENSORS];
-  emel_status statuses[LOAD_BATCH_TENSORS];
-  emel_job_progress jp = EMEL_JOB_PROGRESS_INIT(.bytes_total = all, .tensors_total = n);
-  int rc = 0;
-  for (uint32_t i = 0; i < n && !atomic_load(&interrupted) && rc == 0;) {
-    uint32_t count = 0;
-    uint64_t bytes = 0;
-    while (i + count < n && count < LOAD_BATCH_TENSORS && (count == 0 || bytes < batch_bytes)) {
-      emel_tensor_info info;
-      bytes += emel_tensors_info(tensors, i + count, &info)->span.size;
-      indices[count] = i + count;
-      count++;
-    }
-    (void)emel_tensors_load_batch(tensors, indices, count, lo, statuses, NULL);
-    for (uint32_t k = 0; k < count && rc == 0 && !atomic_load(&interrupted); k++) {
-      if (statuses[k] != EMEL_OK) {
-        progress_end(bar);
-        rc = tensor_error(o, tensors, indices[k], statuses[k], emel_tensors_last_error(tensors, indices[k]).os_errno);
-        break;
-      }
-      emel_tensor_view v;
-      if (emel_tensors_view(tensors, indices[k], &v, NULL) == EMEL_OK) jp.bytes_done += v.size;
-      jp.tensors_done++;
-    }
-    double seconds = now() - bar->start;
-    jp.elapsed_ns = (uint64_t)(seconds * 1e9);
-    jp.bytes_per_second = seconds > 0 ? (double)jp.bytes_done / seconds : 0;
-    progress_show(bar, &jp, 0);
-    if (raise_at > (long)i && raise_at <= (long)(i + count)) raise(SIGINT);
-    i += count;
-  }
-  progress_show(bar, &jp, 1);
-  progress_end(bar);
-  return rc;
-}
-
 /* Every tensor through one load job on a thread of its own (in units of
  * EMEL_JOB_DEFAULT_CHUNK: the read strategy's lanes still copy in parallel),
  * while this thread waits on its descriptor with poll(2), waking at least
@@ -794,14 +750,7 @@ int main(int argc, char **argv) {
     }
   }
   const emel_staged_consumer consumer = EMEL_STAGED_CONSUMER_INIT(.consume = staged_consume, .user = &sink);
-  uint64_t total = 0, all = 0;
-  for (uint32_t i = 0; i < n; i++) { /* what the load will bring: the slices under --shard */
-    emel_tensor_info info;
-    emel_tensor_slice slice = {.size = 0};
-    if (emel_tensor_shard_cut(&emel_tensors_info(tensors, i, &info)->span, o.shard_rank, o.shard_count, &slice,
-                              NULL) == EMEL_OK)
-      all += slice.size;
-  }
+  uint64_t total = 0;
   progress bar = {.mode = o.progress, .start = now()};
   if (bar.mode == PROGRESS_AUTO) bar.mode = !o.quiet && isatty(2) ? PROGRESS_BAR : PROGRESS_NONE;
   emel_load_options lo = EMEL_LOAD_OPTIONS_INIT(.strategy = o.strategy, .flags = o.flags,
@@ -813,9 +762,8 @@ int main(int argc, char **argv) {
   long raise_at = sigint_after ? strtol(sigint_after, NULL, 10) : -1;
   double start = now();
   enter_phase(PHASE_LOAD);
-  /* Jobs take no slices: those go in batches. A staged job consumes on its own thread, one tensor a unit. */
-  if (o.shard_count) rc = load_in_batches(&o, tensors, n, &lo, &bar, raise_at, all);
-  else rc = load_with_job(&o, tensors, &lo, &bar, raise_at);
+  /* Under --shard too: the job loads the slices. A staged job consumes on its own thread, one tensor a unit. */
+  rc = load_with_job(&o, tensors, &lo, &bar, raise_at);
   for (uint32_t i = 0; i < n && rc == 0; i++) { /* what was loaded */
     emel_tensor_view v;
     if (emel_tensors_view(tensors, i, &v, NULL) == EMEL_OK) total += v.size;

@@ -23,7 +23,8 @@
  *   padding gaps of a coalesced batch read with preadv.
  * - The ring engine: each lane has a ring (platform ops ring_*, io_uring by
  *   default) keeping ring_depth reads of ring_request bytes in flight, into
- *   its current run's buffers and ahead into its next runs'; a chunk is the
+ *   its current run's buffers and ahead into its next runs' (runs it took
+ *   from the window's counter before reading into them); a chunk is the
  *   completion of the read at the transfer's position. Where no ring opens
  *   (ENOSYS, EPERM, ...) the lane reads with pread from then on: counted in
  *   ring_fallbacks, with ring_errno. EMEL_IO_READ_NO_RING: pread lanes only.
@@ -51,8 +52,9 @@
  *
  * Parallel batches (config.threads; one thread per core by default): when a
  * window holds at least min_parallel_bytes per thread, its runs are cut to
- * about a quarter of a thread's share and handed out largest first to the
- * least loaded lane; the calling thread is lane 0, each other lane a thread
+ * about a quarter of a thread's share and taken largest first, each lane
+ * taking the next run when done with its last (a lane that starts late or
+ * runs slow takes fewer); the calling thread is lane 0, each other lane a thread
  * started with ops.thread_start (buffered: one copy per core; direct: the
  * copy is the device's, so direct_threads lanes keep more reads in flight,
  * measured 4.0 -> 4.8 GB/s cold from 2 to 8 lanes here). Concurrency rules:
@@ -65,8 +67,12 @@
  * - A lane writes only its own runs' machine contexts and destination
  *   buffers (its ring's reads too: only into its own runs'), and its own
  *   bounce block, gap scratch, ring and counters (merged into the stats after
- *   the join). Runs never overlap in memory: each member has its own slot and
- *   buffer. Reads ahead look up the window's plan (runs, lane of each run),
+ *   the join); which runs are its own is decided by one atomic counter, which
+ *   hands each run out once. A lane reads ahead only into runs it has taken
+ *   from that counter already (it takes its next run before reading ahead
+ *   into it, and transfers every run it took), so no run is read by two
+ *   lanes. Runs never overlap in memory: each member has its own slot and
+ *   buffer. The window's plan (its runs, the order lanes take them in) is
  *   written before any lane started.
  * - Workers read, never write: the members, the config, the descriptors
  *   and the identity each file had when opened (pread/preadv are positional

@@ -2,11 +2,13 @@
  * progress, tensor by tensor.
  *
  * A job owns a set of tensors of one table (emel_tensors, or a model's) and
- * one set of load options. It moves created -> running -> completed,
+ * one set of load options (a shard too: then everything below is about each
+ * tensor's slice). It moves created -> running -> completed,
  * cancelled or failed (statecharts/load_job.rl), a unit of work at a time: a
  * window of whole tensors of at most a chunk's bytes, or the next chunk of a
- * tensor larger than a chunk (read: each chunk read into the tensor's final
- * buffer; mmap with EMEL_LOAD_POPULATE: mapped whole, pre-faulted a chunk at a
+ * tensor larger than a chunk (read: read into the tensors' final buffers in
+ * parts spread over the read strategy's lanes, config.threads; mmap with
+ * EMEL_LOAD_POPULATE: mapped whole, pre-faulted a chunk at a
  * time). Tensors become resident one by one, in file order
  * unless a priority list moves some to the front, and each is reported ready
  * (emel_job_tensor_ready, the on_ready callback) as soon as its bytes are in.
@@ -15,8 +17,8 @@
  *  - cooperative: emel_job_step(job, budget_bytes, ...) does about
  *    budget_bytes of transfer on the calling thread, then returns;
  *  - background: emel_job_start(job) runs it on a thread of its own (started
- *    through the platform op thread_start; the read strategy's batch lanes
- *    still copy in parallel); poll with emel_job_poll, block with
+ *    through the platform op thread_start; the read strategy's lanes still
+ *    copy each read unit in parallel); poll with emel_job_poll, block with
  *    emel_job_wait, or watch emel_job_fd in an event loop.
  *
  * Threads. While a job runs in the background, its table (and the table's io
@@ -33,7 +35,8 @@
  * the event descriptor, nothing else). Callbacks run on the thread that drives
  * the job (the caller of emel_job_step, or the job's thread).
  *
- * Cancel: seen before the next unit, so within one chunk of work. Afterwards
+ * Cancel: seen before the next unit, so within one chunk of work; a cancel
+ * after the last unit finds none left, and the job completes. Afterwards
  * every tensor of the job is either resident (ready before the cancel) or
  * back to bound/evicted with EMEL_CANCELLED as its last error
  * (emel_tensors_last_error); a partly read tensor's buffer is freed.
@@ -82,7 +85,7 @@ typedef struct emel_job_progress {
   size_t struct_size;
   emel_job_state state;
   uint64_t bytes_done;  /* bytes transferred into tensors that are or will be resident */
-  uint64_t bytes_total; /* every tensor of the job */
+  uint64_t bytes_total; /* every tensor of the job (each one's slice under a shard) */
   uint32_t tensors_done; /* ready */
   uint32_t tensors_failed;
   uint32_t tensors_total;
@@ -107,7 +110,8 @@ typedef struct emel_job_config {
   size_t struct_size;         /* sizeof(emel_job_config): EMEL_JOB_CONFIG_INIT sets it */
   const uint32_t *indices;    /* the job's tensors (table indices, each once); NULL: every tensor */
   size_t count;               /* entries of indices (ignored when it is NULL) */
-  const emel_load_options *options; /* NULL: the read strategy, no flags; target and shard_count must be 0 */
+  const emel_load_options *options; /* NULL: the read strategy, no flags; target must be NULL; a
+                                       shard loads each tensor's slice */
   const uint32_t *priority;   /* tensors of the job to load first, in this order; the rest follow */
   size_t priority_count;      /* in file order (file, then offset) */
   uint64_t chunk_bytes;       /* bytes per unit of work; 0: EMEL_JOB_DEFAULT_CHUNK */
@@ -116,6 +120,14 @@ typedef struct emel_job_config {
   emel_job_progress_fn on_progress; /* optional */
   uint32_t progress_interval_ms;    /* at most one on_progress per interval; 0: after every unit */
   void *user;                 /* passed to the callbacks */
+  /* Threads that transfer each read unit: the driving thread (the job's own,
+   * or the caller of emel_job_step) and threads - 1 of the read strategy's
+   * lanes, one per MiB of the unit at most; 1: the driving thread alone.
+   * 0: the strategy's lanes (emel_io_read_config.threads, or .direct_threads
+   * with EMEL_LOAD_DIRECT). At most the lanes the strategy has (the larger of
+   * the two) are used; more than EMEL_IO_READ_MAX_THREADS is refused. mmap
+   * units ignore it (a populate is one madvise). */
+  uint32_t threads;
 } emel_job_config;
 
 #define EMEL_JOB_CONFIG_INIT(...) EMEL_STRUCT_INIT_(emel_job_config, __VA_ARGS__)
@@ -125,9 +137,10 @@ typedef struct emel_job_config {
  * tensor in err->tensor where one is at fault: EMEL_TENSOR_UNKNOWN,
  * EMEL_TENSOR_NOT_BOUND, EMEL_TENSOR_ALREADY_RESIDENT, EMEL_TENSOR_BUSY,
  * EMEL_INVALID_ARGUMENT (an index twice, a priority outside the job, a
- * target buffer, a shard: jobs load whole tensors for now; err->detail names
- * the member), EMEL_STRUCT_SIZE_UNKNOWN,
- * EMEL_OUT_OF_MEMORY. `config` may be NULL: every tensor, read strategy. */
+ * target buffer, threads above EMEL_IO_READ_MAX_THREADS; err->detail names
+ * the member), EMEL_INVALID_SHARD (a shard rank not below its count; a tensor
+ * that cannot be cut fails when the job reaches it, as a load would),
+ * EMEL_STRUCT_SIZE_UNKNOWN, EMEL_OUT_OF_MEMORY. `config` may be NULL: every tensor, read strategy. */
 EMEL_API emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_config *config, emel_error *err);
 
 /* Cooperative driving: does units of work until about budget_bytes moved (at
@@ -148,7 +161,8 @@ EMEL_API emel_job_state emel_job_poll(emel_job *job, emel_job_progress *progress
 /* Blocks until the job finished or timeout_ms passed (< 0: no limit) and
  * returns its state. A job not started in the background is not waited for.
  * The state is looked at every 100 ms at least (a wakeup lost to a failed
- * event_signal costs no more); a failed event_wait returns early. */
+ * event_signal costs no more); after a failed event_wait (not EINTR) the
+ * waiter sleeps the slice without the descriptor and looks again. */
 EMEL_API emel_job_state emel_job_wait(emel_job *job, int timeout_ms);
 
 /* A descriptor that becomes readable after each unit of work and when the job

@@ -168,7 +168,8 @@ typedef struct emel_file_identity {
    * is cancelled from signal handlers): the default is one write(2). */                 \
   X(EVENT_SIGNAL, event_signal, int, (void *user, int fd), event_signal)                  \
   /* Waits up to timeout_ms (< 0: forever) for the descriptor to be readable, then       \
-   * drains it: 1 signalled, 0 timed out, or -errno (-EINTR included). */                \
+   * drains it: 1 signalled, 0 timed out, or -errno (-EINTR included). fd -1: no         \
+   * descriptor, only the wait (as poll(2)); a job's waiter sleeps so after a failure. */ \
   X(EVENT_WAIT, event_wait, int, (void *user, int fd, int timeout_ms), event_wait)        \
   /* A monotonic clock in nanoseconds (CLOCK_MONOTONIC): progress rates and intervals. */ \
   X(CLOCK_NS, clock_ns, uint64_t, (void *user), clock_ns)                                 \

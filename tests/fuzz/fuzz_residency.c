@@ -131,8 +131,8 @@ typedef struct harness {
   uint64_t used_before;
 } harness;
 
-/* The job's own allocations while it exists: itself and five arrays. */
-enum { JOB_ALLOCS = 6 };
+/* The job's own allocations while it exists: itself and six arrays. */
+enum { JOB_ALLOCS = 7 };
 
 typedef struct reader {
   const uint8_t *p;
@@ -752,8 +752,11 @@ static void job_settle(harness *h) {
     REQUIRE(named(vs));
     if (ts == EMEL_TENSOR_RESIDENT) {
       REQUIRE(vs == EMEL_OK && v.size == h->tensors[i].span.size);
+      /* A read job reads into buffers the table adopts (no io residency),
+       * except O_DIRECT windows of whole tensors, which go through a batch. */
       if (!h->adopted[i])
-        h->adopted[i] = h->job_options.strategy == EMEL_STRATEGY_READ && h->tensors[i].span.size > h->job_chunk;
+        h->adopted[i] = h->job_options.strategy == EMEL_STRATEGY_READ &&
+                        (h->tensors[i].span.size > h->job_chunk || !(h->job_options.flags & EMEL_LOAD_DIRECT));
       if (!h->job_seen[i]) /* loaded by the job: locked as its options say */
         h->locked[i] = h->job_options.strategy == EMEL_STRATEGY_MMAP && (h->job_options.flags & EMEL_LOAD_LOCK);
       h->job_seen[i] = 1;

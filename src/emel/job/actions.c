@@ -2,16 +2,16 @@
  * outcome; statecharts/load_job.rl decides what follows. They reach the bytes
  * only through the tensor table and the io boundary. */
 #include "job.h"
+#include "emel/io/read/lanes.h"
+#include "emel/io_read.h"
 #include "emel/model/tensor/job_access.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum { PIECE_MIN = 64u << 10 }; /* a budget smaller than this still moves this much (at most a chunk) of a big tensor */
 
-uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos) {
-  emel_tensor_info info;
-  return emel_tensors_info(m->t, m->order[pos], &info) ? info.span.size : 0;
-}
+uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos) { return m->slices[pos].size; }
 
 /* A tensor larger than a chunk is moved chunk by chunk, so that it never
  * delays a cancel by more than a chunk: read into its final buffer, or (mmap
@@ -34,8 +34,10 @@ load_job_event emel_job_begin(load_job_ctx *m) {
 }
 
 load_job_event emel_job_pick_unit(load_job_ctx *m) {
-  if (atomic_load(&m->cancel)) return LOAD_JOB_EV_CANCEL_SEEN;
+  /* The end first: a cancel stops the next unit, and with none left every
+   * tensor is settled already (reporting CANCELLED would deny resident ones). */
   if (m->next >= m->count) return LOAD_JOB_EV_NO_UNITS_LEFT;
+  if (atomic_load(&m->cancel)) return LOAD_JOB_EV_CANCEL_SEEN;
   const uint64_t left = m->budget > m->moved ? m->budget - m->moved : 0;
   const uint64_t limit = left < m->chunk ? left : m->chunk;
   const uint64_t first = emel_job_size_at(m, m->next);
@@ -89,9 +91,10 @@ static emel_io_result acquire(load_job_ctx *m, const emel_io_request *req) {
  * (Not through a residency of its own over them: releasing it would advise
  * DONTNEED on the pages just populated, and a refused release would leave it
  * held by nobody.) */
-static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel_tensor_info *info) {
-  emel_io_request req = {.tensor = index, .file_index = info->span.file_index, .offset = info->span.offset,
-                         .size = info->span.size, .strategy = EMEL_STRATEGY_MMAP,
+static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel_tensor_info *info,
+                                     const emel_tensor_slice *slice) {
+  emel_io_request req = {.tensor = index, .file_index = info->span.file_index, .offset = slice->offset,
+                         .size = slice->size, .strategy = EMEL_STRATEGY_MMAP,
                          .flags = m->options.flags & ~(unsigned)EMEL_LOAD_POPULATE};
   if (!m->has_mapping) {
     m->mapping = acquire(m, &req);
@@ -104,89 +107,207 @@ static load_job_event populate_piece(load_job_ctx *m, uint32_t index, const emel
   emel_error e;
   if (emel_io_advise(m->io, m->mapping.handle, m->piece_offset, m->piece_len, EMEL_ADVISE_POPULATE_READ, &e) !=
       EMEL_OK) {
-    /* Named as a populated load's failure is, with the advice's errno. */
-    if (e.code == EMEL_MMAP_ADVISE_FAILED) e.code = EMEL_MMAP_POPULATE_FAILED;
+    /* Named as a populated load's failure is, with the advice's errno: a
+     * fault (EFAULT, EIO) in a file that shrank or was replaced is
+     * FILE_CHANGED, as the mmap strategy says of a populate that faults. */
+    if (e.code == EMEL_MMAP_ADVISE_FAILED) {
+      const int fault = e.os_errno == EFAULT || e.os_errno == EIO;
+      e.code = fault && emel_tensors_job_file_changed(m->t, index) ? EMEL_FILE_CHANGED : EMEL_MMAP_POPULATE_FAILED;
+    }
     m->unit_error = e;
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
   }
   m->moved += m->piece_len;
-  return m->piece_offset + m->piece_len == info->span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
+  return m->piece_offset + m->piece_len == slice->size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
+}
+
+/* A tensor's final buffer: aligned as the read strategy aligns its owned
+ * buffers, and advised for transparent huge pages as it advises them (a
+ * refusal only costs speed). NULL when it cannot be had. */
+static void *take_buffer(load_job_ctx *m, uint64_t size) {
+  const size_t huge = 2u << 20;
+  const size_t align = size >= huge ? huge : 64;
+  void *buffer = (uint64_t)(size_t)size == size ? m->platform.alloc(m->platform.user, (size_t)size, align) : NULL;
+  if (buffer && align == huge)
+    (void)m->platform.advise(m->platform.user, buffer, (size_t)size & ~(huge - 1), EMEL_ADVISE_HUGEPAGE);
+  return buffer;
+}
+
+/* A buffer the job reads a tensor's bytes into itself: the table's residency
+ * budget admits (and reserves) `size` first; the reservation is given back
+ * when the buffer cannot be had. NULL with *e set (BUDGET_EXCEEDED or a
+ * victim's release error, or READ_ALLOC_FAILED). */
+static void *take_reserved_buffer(load_job_ctx *m, uint64_t size, emel_error *e) {
+  int os_errno = 0;
+  const emel_status admitted = emel_tensors_job_reserve(m->t, size, &os_errno);
+  if (admitted != EMEL_OK) {
+    *e = (emel_error){.code = admitted, .os_errno = os_errno};
+    return NULL;
+  }
+  void *buffer = take_buffer(m, size);
+  if (!buffer) {
+    emel_tensors_job_unreserve(m->t, size);
+    *e = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
+  }
+  return buffer;
+}
+
+/* Parts of `bytes` of file (from `offset`) into `dst`, for window member
+ * `member`: each at least JOB_PART_MIN bytes, a unit cut into about
+ * JOB_PARTS of them at most. */
+static void add_parts(load_job_ctx *m, uint32_t *n, uint32_t member, uint32_t index, uint32_t file,
+                      uint64_t offset, uint64_t bytes, unsigned char *dst, uint64_t part) {
+  for (uint64_t at = 0; at < bytes; at += part) {
+    const uint64_t len = min_u64(part, bytes - at);
+    m->part_member[*n] = member;
+    m->parts[(*n)++] = (emel_io_request){
+        .tensor = index,
+        .file_index = file,
+        .offset = offset + at,
+        .size = len,
+        .strategy = EMEL_STRATEGY_READ,
+        .flags = m->options.flags,
+        .target = dst + at,
+        .target_size = len,
+    };
+  }
+}
+
+/* The lanes a read unit of `bytes` uses: the job's threads, else the read
+ * strategy's, one per JOB_PART_MIN at most. */
+static uint32_t unit_lanes(const load_job_ctx *m, uint64_t bytes) {
+  const int direct = (m->options.flags & EMEL_LOAD_DIRECT) != 0;
+  uint64_t lanes = m->threads ? m->threads : (m->io ? emel_io_read_lanes(m->io, direct) : 1);
+  if (lanes > bytes / JOB_PART_MIN) lanes = bytes / JOB_PART_MIN;
+  if (lanes > JOB_PARTS) lanes = JOB_PARTS;
+  return lanes > 1 ? (uint32_t)lanes : 1;
+}
+
+/* EMEL_IO_READ_RUNS_PER_LANE parts per lane, as the strategy cuts a
+ * window's runs: the lanes take them in turn, so a lane that starts late
+ * takes fewer. A tensor smaller than a part is one. */
+static uint64_t part_size(uint64_t unit_bytes, uint32_t lanes) {
+  const uint64_t cut = (uint64_t)lanes * EMEL_IO_READ_RUNS_PER_LANE;
+  const uint64_t even = (unit_bytes + cut - 1) / cut;
+  return even > JOB_PART_MIN ? even : JOB_PART_MIN;
+}
+
+/* The parts go to the boundary as one batch on the lanes the job chose
+ * (emel_job_config.threads, else the read strategy's), a lane per
+ * JOB_PART_MIN at most. Afterwards the boundary's slots for them go back
+ * (the bytes are in the job's buffers) and each member's first failure is
+ * in unit_statuses (with the tensor's last error). */
+static void read_parts(load_job_ctx *m, uint32_t n, uint32_t lanes, uint32_t members) {
+  if (!m->io) {
+    for (uint32_t k = 0; k < n; k++) m->part_results[k] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
+  } else {
+    emel_io_read_force_lanes(m->io, lanes);
+    emel_io_acquire_batch(m->io, m->parts, m->part_results, n);
+    emel_io_read_force_lanes(m->io, 0);
+  }
+  emel_error first[EMEL_TENSOR_BATCH_WINDOW];
+  for (uint32_t k = 0; k < members; k++) first[k] = (emel_error){.code = EMEL_OK};
+  for (uint32_t k = 0; k < n; k++) {
+    emel_error *f = &first[m->part_member[k]];
+    if (m->part_results[k].error.code == EMEL_OK) (void)emel_io_release(m->io, m->part_results[k].handle, NULL);
+    else if (f->code == EMEL_OK) *f = m->part_results[k].error;
+  }
+  for (uint32_t k = 0; k < members; k++) {
+    if (first[k].code == EMEL_OK) continue;
+    m->unit_statuses[k] = first[k].code;
+    m->unit_error = first[k];
+    emel_tensors_job_note(m->t, m->order[m->next + k], first[k].code, first[k].os_errno);
+  }
 }
 
 static load_job_event transfer_piece(load_job_ctx *m) {
   const uint32_t index = m->order[m->next];
+  const emel_tensor_slice *slice = &m->slices[m->next];
   emel_tensor_info info;
   emel_tensors_info(m->t, index, &info);
-  if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info);
+  if (m->options.strategy == EMEL_STRATEGY_MMAP) return populate_piece(m, index, &info, slice);
   if (!m->buffer) {
-    /* The table's residency budget admits the buffer before it is allocated. */
-    int os_errno = 0;
-    const emel_status admitted = emel_tensors_job_reserve(m->t, info.span.size, &os_errno);
-    if (admitted != EMEL_OK) {
-      m->unit_error = (emel_error){.code = admitted, .os_errno = os_errno};
-      return LOAD_JOB_EV_UNIT_FAILED;
-    }
-    m->reserved = info.span.size;
-    /* Aligned as the read strategy aligns its owned buffers, and advised for
-     * transparent huge pages as it advises them (a refusal only costs speed). */
-    const size_t huge = 2u << 20;
-    const size_t align = info.span.size >= huge ? huge : 64;
-    m->buffer_size = (size_t)info.span.size;
-    m->buffer = (uint64_t)m->buffer_size == info.span.size
-                    ? m->platform.alloc(m->platform.user, m->buffer_size, align)
-                    : NULL;
-    if (!m->buffer) {
-      m->buffer_size = 0;
-      emel_tensors_job_unreserve(m->t, m->reserved);
-      m->reserved = 0;
-      m->unit_error = (emel_error){.code = EMEL_READ_ALLOC_FAILED};
-      return LOAD_JOB_EV_UNIT_FAILED;
-    }
-    if (align == huge)
-      (void)m->platform.advise(m->platform.user, m->buffer, m->buffer_size & ~(huge - 1), EMEL_ADVISE_HUGEPAGE);
+    m->buffer = take_reserved_buffer(m, slice->size, &m->unit_error);
+    if (!m->buffer) return LOAD_JOB_EV_UNIT_FAILED;
+    m->reserved = slice->size;
+    m->buffer_size = (size_t)slice->size;
   }
-  /* The piece in parts, one batch: the read strategy spreads them over its lanes. */
-  uint64_t parts = m->piece_len / JOB_PART_MIN;
-  if (parts > JOB_PIECE_PARTS) parts = JOB_PIECE_PARTS;
-  if (parts < 1) parts = 1;
-  const uint64_t part = (m->piece_len + parts - 1) / parts;
   uint32_t n = 0;
-  for (uint64_t at = 0; at < m->piece_len; at += part, n++) {
-    const uint64_t len = min_u64(part, m->piece_len - at);
-    m->parts[n] = (emel_io_request){
-        .tensor = index,
-        .file_index = info.span.file_index,
-        .offset = info.span.offset + m->piece_offset + at,
-        .size = len,
-        .strategy = EMEL_STRATEGY_READ,
-        .flags = m->options.flags,
-        .target = (unsigned char *)m->buffer + m->piece_offset + at,
-        .target_size = len,
-    };
-  }
-  if (m->io) {
-    emel_io_acquire_batch(m->io, m->parts, m->part_results, n);
-  } else {
-    for (uint32_t k = 0; k < n; k++) m->part_results[k] = (emel_io_result){.error = {.code = EMEL_UNKNOWN_STRATEGY}};
-  }
-  /* The bytes are in the job's buffer: the boundary's slots for them go back. */
-  emel_error first = {.code = EMEL_OK};
-  for (uint32_t k = 0; k < n; k++) {
-    if (m->part_results[k].error.code == EMEL_OK) (void)emel_io_release(m->io, m->part_results[k].handle, NULL);
-    else if (first.code == EMEL_OK) first = m->part_results[k].error;
-  }
-  if (first.code != EMEL_OK) {
-    m->unit_error = first;
+  const uint32_t lanes = unit_lanes(m, m->piece_len);
+  add_parts(m, &n, 0, index, info.span.file_index, slice->offset + m->piece_offset, m->piece_len,
+            (unsigned char *)m->buffer + m->piece_offset, part_size(m->piece_len, lanes));
+  m->unit_statuses[0] = EMEL_OK;
+  read_parts(m, n, lanes, 1);
+  if (m->unit_statuses[0] != EMEL_OK) {
     free_buffer(m);
     return LOAD_JOB_EV_UNIT_FAILED;
   }
   m->moved += m->piece_len;
-  return m->piece_offset + m->piece_len == info.span.size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
+  return m->piece_offset + m->piece_len == slice->size ? LOAD_JOB_EV_TENSOR_FILLED : LOAD_JOB_EV_PIECE_LOADED;
+}
+
+/* Read, a window of whole tensors (whole slices): each read into its final
+ * buffer in parts, the parts of all of them one batch over the lanes (the
+ * table's batch would give each tensor to one lane, and a window of a few
+ * big tensors to one lane in all), then each adopted by the table. An empty
+ * or uncut slice goes through the table, which settles it without I/O. */
+static load_job_event transfer_window(load_job_ctx *m) {
+  const uint32_t lanes = unit_lanes(m, m->unit_bytes);
+  const uint64_t part = part_size(m->unit_bytes, lanes);
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < m->unit_count; k++) {
+    const uint32_t index = m->order[m->next + k];
+    const emel_tensor_slice *slice = &m->slices[m->next + k];
+    m->unit_statuses[k] = EMEL_OK;
+    m->unit_buffers[k] = NULL;
+    if (slice->size == 0) {
+      (void)emel_tensors_job_load_batch(m->t, &index, 1, &m->options, &m->unit_statuses[k]);
+      continue;
+    }
+    /* Reserved until the table adopts the buffer (which charges it) or it is freed. */
+    emel_error e;
+    m->unit_buffers[k] = take_reserved_buffer(m, slice->size, &e);
+    if (!m->unit_buffers[k]) {
+      m->unit_statuses[k] = e.code;
+      emel_tensors_job_note(m->t, index, e.code, e.os_errno);
+      continue;
+    }
+    m->unit_buffer_sizes[k] = (size_t)slice->size;
+    emel_tensor_info info;
+    emel_tensors_info(m->t, index, &info);
+    add_parts(m, &n, k, index, info.span.file_index, slice->offset, slice->size, m->unit_buffers[k], part);
+  }
+  read_parts(m, n, lanes, m->unit_count);
+  int failed = 0;
+  for (uint32_t k = 0; k < m->unit_count; k++) {
+    void *buffer = m->unit_buffers[k];
+    m->unit_buffers[k] = NULL;
+    const uint32_t index = m->order[m->next + k];
+    emel_status s = m->unit_statuses[k];
+    if (buffer && s == EMEL_OK) {
+      s = emel_tensors_job_adopt(m->t, index, buffer, m->unit_buffer_sizes[k], &m->slices[m->next + k], NULL);
+      if (s != EMEL_OK) { /* never for a held, bound tensor: a broken tensor machine */
+        m->unit_statuses[k] = s;
+        emel_tensors_job_note(m->t, index, s, 0);
+      }
+    }
+    if (buffer) emel_tensors_job_unreserve(m->t, m->unit_buffer_sizes[k]); /* adopted: the tensor's charge replaces it */
+    if (s != EMEL_OK) {
+      if (buffer) m->platform.free(m->platform.user, buffer, m->unit_buffer_sizes[k]);
+      failed = 1;
+    }
+  }
+  m->moved += m->unit_bytes;
+  return failed ? LOAD_JOB_EV_UNIT_FAILED : LOAD_JOB_EV_UNIT_LOADED;
 }
 
 load_job_event emel_job_transfer_unit(load_job_ctx *m) {
   if (m->unit_count == 0) return transfer_piece(m);
+  /* Direct reads keep the table's batch: the strategy places owned buffers
+   * for O_DIRECT, which a job's buffer would not be. */
+  if (m->options.strategy == EMEL_STRATEGY_READ && !(m->options.flags & EMEL_LOAD_DIRECT))
+    return transfer_window(m);
   const emel_status s =
       emel_tensors_job_load_batch(m->t, &m->order[m->next], m->unit_count, &m->options, m->unit_statuses);
   m->moved += m->unit_bytes;
@@ -227,8 +348,9 @@ void emel_job_record_piece(load_job_ctx *m) {
 void emel_job_adopt_buffer(load_job_ctx *m) {
   const uint32_t pos = m->next;
   const emel_status s = m->has_mapping
-                            ? emel_tensors_job_adopt_result(m->t, m->order[pos], &m->mapping, NULL)
-                            : emel_tensors_job_adopt(m->t, m->order[pos], m->buffer, m->buffer_size, NULL);
+                            ? emel_tensors_job_adopt_result(m->t, m->order[pos], &m->mapping, &m->options, NULL)
+                            : emel_tensors_job_adopt(m->t, m->order[pos], m->buffer, m->buffer_size,
+                                                     &m->slices[pos], NULL);
   if (s == EMEL_OK) {
     /* The table owns the buffer or mapping now; the earlier pieces were counted already. */
     atomic_fetch_add(&m->bytes_done, m->piece_len);

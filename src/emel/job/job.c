@@ -4,6 +4,7 @@
 #include "job.h"
 #include "emel/model/tensor/job_access.h"
 #include "emel/report.h"
+#include "emel/io_read.h"
 #include "emel/util/struct_size.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@ static void free_job(emel_job *job) {
   give(&p, m->order, m->count, sizeof *m->order);
   give(&p, m->pos_of, m->table_count, sizeof *m->pos_of);
   give(&p, m->views, m->count, sizeof *m->views);
+  give(&p, m->slices, m->count, sizeof *m->slices);
   give(&p, m->statuses, m->count, sizeof *m->statuses);
   give(&p, (void *)m->done, m->count, sizeof *m->done);
   p.free(p.user, job, sizeof *job);
@@ -120,6 +122,14 @@ static emel_error fill(load_job_ctx *m, const emel_job_config *c) {
     m->pos_of[m->order[pos]] = pos + 1;
     atomic_init(&m->done[pos], JOB_PENDING);
     m->statuses[pos] = EMEL_OK;
+    /* The bytes it loads: its shard's slice. One that cannot be cut (its
+     * type and dims disagree with its size) is left to the table, which
+     * refuses it with INVALID_SHARD when the job reaches it. */
+    emel_tensor_info info;
+    emel_tensors_info(m->t, m->order[pos], &info);
+    if (emel_tensor_shard_cut(&info.span, m->options.shard_rank, m->options.shard_count, &m->slices[pos], NULL) !=
+        EMEL_OK)
+      m->slices[pos] = (emel_tensor_slice){0};
     m->bytes_total += emel_job_size_at(m, pos);
   }
   /* Hold last: a refusal above leaves no tensor held. */
@@ -144,8 +154,11 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
     return emel_report_detail(err, EMEL_STRUCT_SIZE_UNKNOWN, "emel_load_options.struct_size");
   if (!c.options) options.strategy = EMEL_STRATEGY_READ;
   if (options.target) return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "emel_load_options.target");
-  /* A job cuts big tensors into chunks of their whole span; slices are not cut yet. */
-  if (options.shard_count) return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "emel_load_options.shard_count");
+  /* A rank outside the count would fail every tensor alike: refused here, as a load would name it. */
+  if (options.shard_count ? options.shard_rank >= options.shard_count : options.shard_rank != 0)
+    return emel_report_detail(err, EMEL_INVALID_SHARD, "emel_load_options.shard_rank");
+  if (c.threads > EMEL_IO_READ_MAX_THREADS)
+    return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "emel_job_config.threads");
   const uint32_t table_count = emel_tensors_count(t);
   const size_t count = c.indices ? c.count : table_count;
   if (count > table_count) return emel_report_detail(err, EMEL_INVALID_ARGUMENT, "emel_job_config.count");
@@ -161,6 +174,7 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   m->options = options;
   m->flags = c.flags;
   m->chunk = c.chunk_bytes ? c.chunk_bytes : EMEL_JOB_DEFAULT_CHUNK;
+  m->threads = c.threads;
   m->on_ready = c.on_ready;
   m->on_progress = c.on_progress;
   m->interval_ns = (uint64_t)c.progress_interval_ms * 1000000u;
@@ -179,10 +193,11 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   m->order = take(p, count, sizeof *m->order, _Alignof(uint32_t));
   m->pos_of = take(p, table_count, sizeof *m->pos_of, _Alignof(uint32_t));
   m->views = take(p, count, sizeof *m->views, _Alignof(emel_tensor_view));
+  m->slices = take(p, count, sizeof *m->slices, _Alignof(emel_tensor_slice));
   m->statuses = take(p, count, sizeof *m->statuses, _Alignof(emel_status));
   m->done = take(p, count, sizeof *m->done, _Alignof(atomic_uchar));
   emel_error e = {.code = EMEL_OUT_OF_MEMORY};
-  if (m->order && m->pos_of && m->views && m->statuses && m->done) e = fill(m, &c);
+  if (m->order && m->pos_of && m->views && m->slices && m->statuses && m->done) e = fill(m, &c);
   if (e.code != EMEL_OK) {
     free_job(job); /* fill holds nothing when it refuses */
     return emel_report_error(err, e);
@@ -327,8 +342,11 @@ emel_job_state emel_job_wait(emel_job *job, int timeout_ms) {
       if (spent >= (uint64_t)timeout_ms) return st;
       if ((uint64_t)timeout_ms - spent < (uint64_t)left) left = (int)((uint64_t)timeout_ms - spent);
     }
+    /* A failed wait (other than EINTR) is no answer: the state is looked at
+     * anyway, so the slice is slept without the descriptor (no fd: poll(2)
+     * just sleeps) and the job looked at again, until it ends or time is up. */
     const int r = m->platform.event_wait(m->platform.user, fd, left);
-    if (r < 0 && r != -EINTR) return (emel_job_state)atomic_load_explicit(&m->state, memory_order_acquire);
+    if (r < 0 && r != -EINTR) (void)m->platform.event_wait(m->platform.user, -1, left);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "emel/io_read.h"
 #include "emel/job.h"
 #include "emel/platform.h"
 #include "emel/machine/machine.h"
@@ -12,8 +13,11 @@
 /* What became of each tensor of the job (load_job_ctx.done, by position). */
 enum { JOB_PENDING = 0, JOB_READY = 1, JOB_FAILED = 2, JOB_CANCELLED = 3 };
 
-/* A read piece is cut into at most this many parts of at least JOB_PART_MIN bytes. */
-enum { JOB_PIECE_PARTS = 8, JOB_PART_MIN = 1u << 20 };
+/* Read units go to the boundary in parts, a few per lane and at least
+ * JOB_PART_MIN bytes (at most JOB_PARTS lanes), so the read strategy's lanes
+ * share even a single tensor. */
+enum { JOB_PARTS = 16, JOB_PART_MIN = 1u << 20 };
+enum { JOB_MAX_REQUESTS = EMEL_TENSOR_BATCH_WINDOW + JOB_PARTS * EMEL_IO_READ_RUNS_PER_LANE };
 
 /* The job is the machine's context: it rests between units with its cursor. */
 struct load_job_ctx {
@@ -24,6 +28,7 @@ struct load_job_ctx {
   emel_load_options options;
   unsigned flags;
   uint64_t chunk;
+  uint32_t threads;       /* lanes of the job's read units (emel_job_config.threads); 0: the strategy's */
   emel_job_ready_fn on_ready;
   emel_job_progress_fn on_progress;
   uint64_t interval_ns;
@@ -34,6 +39,8 @@ struct load_job_ctx {
   uint32_t table_count;
   uint32_t *pos_of;       /* table index -> position + 1; 0: not the job's */
   emel_tensor_view *views;
+  emel_tensor_slice *slices; /* the bytes each position loads: its shard's slice, or the whole span
+                                (size 0: empty or not cut; such a tensor goes through the table) */
   emel_status *statuses;  /* a failed tensor's code (written before done[] says so) */
   atomic_uchar *done;     /* JOB_* */
   uint64_t bytes_total;
@@ -49,10 +56,14 @@ struct load_job_ctx {
   emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
   int has_mapping;
   emel_error unit_error;  /* a piece's failure */
-  /* A read piece as parts the boundary takes as one batch, so the read
-   * strategy's lanes copy it in parallel. */
-  emel_io_request parts[JOB_PIECE_PARTS];
-  emel_io_result part_results[JOB_PIECE_PARTS];
+  /* A read unit as parts the boundary takes as one batch, so the read
+   * strategy's lanes copy it in parallel: each part's window member, and
+   * each member's final buffer while the unit is read. */
+  emel_io_request parts[JOB_MAX_REQUESTS];
+  emel_io_result part_results[JOB_MAX_REQUESTS];
+  uint32_t part_member[JOB_MAX_REQUESTS];
+  void *unit_buffers[EMEL_TENSOR_BATCH_WINDOW];
+  size_t unit_buffer_sizes[EMEL_TENSOR_BATCH_WINDOW];
   emel_status unit_statuses[EMEL_TENSOR_BATCH_WINDOW];
   /* the current emel_job_step's budget (UINT64_MAX in the background) */
   uint64_t budget, moved;
@@ -79,7 +90,7 @@ struct emel_job {
   load_job_ctx m;
 };
 
-/* The span size of position `pos`. */
+/* The bytes position `pos` loads (its slice's). */
 uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos);
 
 #endif

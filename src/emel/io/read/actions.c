@@ -390,15 +390,19 @@ io_read_event emel_read_open_ring(io_read_ctx *m) {
 void emel_read_count_ring_fallback(io_read_ctx *m) { m->lane->stats.ring_fallbacks++; }
 
 /* The lane's next transfer after `r` in this window, or NULL: a batch lane
- * transfers its runs in window order (transfer_lane), one request alone has
- * none. Only read here: the window's runs were planned before any lane ran. */
-static const io_read_ctx *next_run_of_lane(const io_read_ctx *r) {
+ * transfers the runs it took from the window's counter in the order it took
+ * them (transfer_lane); when `r` is the last it took, the next is taken from
+ * the counter now, before any read is made into it, so it is this lane's
+ * alone and the lane transfers it next. One request alone has none. */
+static const io_read_ctx *next_run_of_lane(read_lane *lane, const io_read_ctx *r) {
   const io_read *self = r->self;
   const uintptr_t at = (uintptr_t)r, runs = (uintptr_t)self->runs; /* r may be a lone request's, on a stack */
   if (at < runs || at >= runs + self->run_count * sizeof *self->runs) return NULL;
-  for (size_t k = (size_t)(r - self->runs) + 1; k < self->run_count; k++)
-    if (self->run_lane[k] == r->lane->index) return &self->runs[k];
-  return NULL;
+  if (r->lane_next) return r->lane_next;
+  if (r != lane->last_taken) return NULL; /* not a run of this lane's chain (never: defensive) */
+  io_read_ctx *next = emel_read_take_run(lane);
+  if (next && !lane->taken_ahead) lane->taken_ahead = next;
+  return next;
 }
 
 /* Where the reads of transfer `r` begin and end: direct ones in whole blocks
@@ -531,7 +535,7 @@ static int ring_fill(io_read_ctx *m) {
     if (lane->fill_at == lane->fill_end) {
       /* This transfer is all asked for: read ahead into the lane's next one,
        * whose buffers are ready, so the device never waits between runs. */
-      const io_read_ctx *next = next_run_of_lane(lane->fill_run);
+      const io_read_ctx *next = next_run_of_lane(lane, lane->fill_run);
       if (!next || !ring_eligible(m->self, next)) break;
       ring_fill_from(lane, next);
     }

@@ -4,6 +4,7 @@
  * every read and every failure route is the machine's). The concurrency
  * rules are in include/emel/io_read.h. */
 #include "read.h"
+#include "lanes.h"
 #include "emel/report.h"
 #include "emel/util/struct_size.h"
 
@@ -89,7 +90,11 @@ static uint64_t run_bytes(const io_read_ctx *run) { return run->run_end - run->r
 /* Lanes for a window of `bytes`: each gets at least min_parallel bytes. */
 static uint32_t lanes_for(const io_read *self, uint64_t bytes, size_t members, int direct) {
   uint64_t n = bytes / self->min_parallel;
-  const uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  uint32_t most = direct ? self->direct_lanes : self->copy_lanes;
+  if (self->forced_lanes) { /* a load job sized its parts to the lanes it chose */
+    n = self->forced_lanes;
+    most = self->lane_count;
+  }
   if (n > most) n = most;
   if (n > members) n = members;
   return n > 1 ? (uint32_t)n : 1;
@@ -127,7 +132,10 @@ static int larger_first(const void *a, const void *b) {
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Largest run first to the least loaded of `lanes` lanes (balanced within one run). */
+/* Largest run first to the least loaded of `lanes` lanes (balanced within
+ * one run): which lanes have work (so a thread is started for them). The
+ * lanes then take the runs in that order, each the next one when it is done
+ * with its own (transfer_lane). */
 static void assign_lanes(io_read *self, uint32_t lanes) {
   run_order order[EMEL_IO_READ_BATCH_WINDOW];
   for (uint32_t l = 0; l < self->lane_count; l++) self->lanes[l].load = 0;
@@ -138,19 +146,43 @@ static void assign_lanes(io_read *self, uint32_t lanes) {
     for (uint32_t l = 1; l < lanes; l++)
       if (self->lanes[l].load < self->lanes[best].load) best = l;
     self->lanes[best].load += order[k].bytes;
-    self->run_lane[order[k].index] = best;
-    self->runs[order[k].index].lane = &self->lanes[best];
+    self->run_lane[k] = (uint32_t)order[k].index;
   }
+  atomic_store_explicit(&self->next_run, 0, memory_order_relaxed); /* published by thread_start */
 }
 
-/* A lane's share of the window: TRANSFER_RUN of each of its runs. The runs
- * then rest in transferred / transfer_failed until the calling thread settles
- * them. Runs on a worker thread (see the rules in io_read.h). */
+io_read_ctx *emel_read_take_run(read_lane *lane) {
+  io_read *self = lane->self;
+  const size_t k = atomic_fetch_add_explicit(&self->next_run, 1, memory_order_relaxed);
+  if (k >= self->run_count) return NULL;
+  io_read_ctx *run = &self->runs[self->run_lane[k]];
+  run->lane = lane;
+  run->lane_next = NULL;
+  if (lane->last_taken) lane->last_taken->lane_next = run;
+  lane->last_taken = run;
+  return run;
+}
+
+/* A lane's share of the window: TRANSFER_RUN of each run it takes, the next
+ * untaken one (largest first) until none is left, so lanes that start late or
+ * run slow take less and the window ends when its last run does, not when a
+ * fixed share of a delayed lane does. A run the lane's ring took ahead (to
+ * read into it while the current one ends, see ring_fill) is the lane's next
+ * one: every run the lane took, it transfers, so none is skipped and none is
+ * read twice. The runs then rest in transferred / transfer_failed until the
+ * calling thread settles them. Runs on a worker thread (see the rules in
+ * io_read.h): a run is one lane's (the counter hands each out once), and its
+ * lane is set before its transfer or any read ahead into it. */
 static void *transfer_lane(void *arg) {
   read_lane *lane = arg;
-  io_read *self = lane->self;
-  for (size_t r = 0; r < self->run_count; r++)
-    if (self->run_lane[r] == lane->index) dispatch(&self->runs[r], IO_READ_EV_TRANSFER_RUN);
+  lane->last_taken = lane->taken_ahead = NULL;
+  for (;;) {
+    io_read_ctx *run = lane->taken_ahead;
+    if (run) lane->taken_ahead = run->lane_next;
+    else if (!(run = emel_read_take_run(lane))) break;
+    dispatch(run, IO_READ_EV_TRANSFER_RUN);
+  }
+  lane->last_taken = lane->taken_ahead = NULL;
   return NULL;
 }
 
@@ -320,6 +352,7 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
   io_read *self = p.alloc(p.user, sizeof *self, _Alignof(io_read));
   if (!self) return EMEL_OUT_OF_MEMORY;
   memset(self, 0, sizeof *self);
+  atomic_init(&self->next_run, 0);
   self->platform = p;
   self->io = io;
   self->files = emel_io_files_of(io);
@@ -391,4 +424,15 @@ static emel_status unreported_io_read_stats_of(const emel_io *io, emel_io_read_s
 
 emel_status emel_io_read_stats_of(const emel_io *io, emel_io_read_stats *stats, emel_error *err) {
   return emel_report(err, unreported_io_read_stats_of(io, stats));
+}
+
+uint32_t emel_io_read_lanes(const emel_io *io, int direct) {
+  const io_read *self = emel_io_strategy_self(io, EMEL_STRATEGY_READ, &read_ops);
+  if (!self) return 0;
+  return direct < 0 ? self->lane_count : direct ? self->direct_lanes : self->copy_lanes;
+}
+
+void emel_io_read_force_lanes(emel_io *io, uint32_t lanes) {
+  io_read *self = emel_io_strategy_self(io, EMEL_STRATEGY_READ, &read_ops);
+  if (self) self->forced_lanes = lanes;
 }

@@ -3,6 +3,8 @@
 #ifndef EMEL_IO_READ_INTERNAL_H
 #define EMEL_IO_READ_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "emel/io.h"
 #include "emel/io_strategy.h"
 #include "emel/io_read.h"
@@ -92,6 +94,14 @@ typedef struct read_lane {
   const io_read_ctx *fill_run;  /* the transfer whose reads are being made (this one or a later one of the lane) */
   uint64_t fill_at, fill_end;
   size_t fill_member;           /* buffered: the run member holding fill_at (or the next one) */
+  /* The runs the lane took from the window's counter: a chain through
+   * io_read_ctx.lane_next from the run being transferred to `last_taken`.
+   * The read-ahead takes the lane's next run from the counter before making
+   * any read into it (emel_read_take_run), so a run is read by one lane only;
+   * `taken_ahead` is the first of them not yet transferred (transfer_lane
+   * transfers it next). Reset at each window. */
+  io_read_ctx *last_taken;
+  io_read_ctx *taken_ahead;
 } read_lane;
 
 struct io_read {
@@ -117,9 +127,12 @@ struct io_read {
   uint32_t lane_count;  /* the larger of copy_lanes and direct_lanes */
   uint32_t copy_lanes;  /* lanes of a buffered window (config.threads) */
   uint32_t direct_lanes; /* lanes of a window with direct runs (config.direct_threads) */
+  uint32_t forced_lanes; /* a load job's choice for its batches (lanes.h); 0: lanes_for decides */
   read_member *batch;  /* EMEL_IO_READ_BATCH_WINDOW members, sorted by (file, offset) */
   io_read_ctx *runs;   /* EMEL_IO_READ_BATCH_WINDOW run machines of the current window */
-  uint32_t *run_lane;  /* which lane transfers each run */
+  uint32_t *run_lane;  /* the runs, largest first: the order lanes take them in (by next_run) */
+  atomic_size_t next_run; /* the next of run_lane a lane takes (lanes pull runs, so a
+                             lane that starts late on a busy machine takes fewer) */
   size_t run_count;
   emel_io_read_stats stats;
   int broken; /* an action defect broke a machine of this strategy: every request is EMEL_INTERNAL */
@@ -131,7 +144,8 @@ struct io_read {
 struct io_read_ctx {
   emel_machine core;
   io_read *self;
-  read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses */
+  read_lane *lane;    /* TRANSFER_RUN: whose scratch and counters the transfer uses (set when a lane takes the run) */
+  io_read_ctx *lane_next; /* the run its lane took after this one (NULL: none yet) */
   /* PREPARE (then READ_NOW): the member being prepared */
   read_member *member;
   /* TRANSFER_RUN: members in file order, all of one file and one mode */
@@ -149,5 +163,10 @@ struct io_read_ctx {
   /* outcome of the request */
   emel_error error;
 };
+
+/* The next run of the window for `lane`, taken from the counter (each run
+ * once): chained after the lane's last taken run, its lane set; NULL when
+ * every run is taken. On the lane's thread (read.c). */
+io_read_ctx *emel_read_take_run(read_lane *lane);
 
 #endif

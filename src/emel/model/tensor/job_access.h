@@ -18,19 +18,26 @@ emel_status emel_tensors_job_load_batch(emel_tensors *t, const uint32_t *indices
 emel_status emel_tensors_job_evict(emel_tensors *t, uint32_t index);
 
 /* Makes a bound or evicted tensor resident in `data` (alloc_size bytes from the
- * table's platform alloc, the tensor's bytes already in it): residency owned,
- * strategy read, freed by the table when the tensor is released. */
+ * table's platform alloc, the tensor's bytes, or its `slice`'s when not NULL,
+ * already in it): residency owned, strategy read, freed by the table when the
+ * tensor is released. */
 emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, size_t alloc_size,
-                                   emel_tensor_view *view);
+                                   const emel_tensor_slice *slice, emel_tensor_view *view);
 
 /* Makes a bound or evicted tensor resident with a residency the job acquired
- * from the boundary itself (ADOPT_RESIDENCY, as a batch does). */
+ * from the boundary itself under `options` (ADOPT_RESIDENCY, as a batch does:
+ * it cuts the options' shard slice, the one acquired). */
 emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
-                                          emel_tensor_view *view);
+                                          const emel_load_options *options, emel_tensor_view *view);
 
 /* Records `code` (EMEL_CANCELLED, a piece's failure) as the tensor's last
  * error without changing its state. */
 void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno);
+
+/* Non-zero when tensor `index`'s file is now shorter than its span or no
+ * longer the file indexed (looked at through a descriptor of its own): what
+ * a fault in its mapped pages means FILE_CHANGED for, as the strategies say. */
+int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index);
 
 /* The residency budget for a buffer the job allocates itself (a tensor read
  * in pieces): admits `bytes` as a load would (evicting LRU tensors if the

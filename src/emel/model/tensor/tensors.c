@@ -737,7 +737,7 @@ emel_status emel_tensors_job_evict(emel_tensors *t, uint32_t index) {
 }
 
 emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, size_t alloc_size,
-                                   emel_tensor_view *view) {
+                                   const emel_tensor_slice *slice, emel_tensor_view *view) {
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   tensor_record *r = &t->records[index];
   t->as_job = 1;
@@ -750,18 +750,22 @@ emel_status emel_tensors_job_adopt(emel_tensors *t, uint32_t index, void *data, 
   r->owned_size = alloc_size;
   r->view.residency = EMEL_RESIDENCY_OWNED;
   r->view.strategy = EMEL_STRATEGY_READ;
+  if (slice) { /* a shard's slice: its bytes and rows, as a sliced load reports them */
+    r->view.size = slice->size;
+    r->view.row_begin = slice->row_begin;
+    r->view.row_end = slice->row_end;
+  }
   account(t, index); /* owned now: charged (the job gives back its reservation) */
   if (view) *view = r->view;
   return EMEL_OK;
 }
 
 emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const emel_io_result *result,
-                                          emel_tensor_view *view) {
+                                          const emel_load_options *options, emel_tensor_view *view) {
   if (index >= t->count) return EMEL_TENSOR_UNKNOWN;
   t->as_job = 1;
-  /* The whole tensor (jobs take no shard): ADOPT_RESIDENCY cuts the slice first. */
-  const emel_load_options whole = EMEL_LOAD_OPTIONS_INIT(.strategy = result->handle.strategy);
-  tensor_residency_ctx m = {.options = &whole, .batch_result = result};
+  /* The job's own options: ADOPT_RESIDENCY cuts their slice again, the one the job acquired. */
+  tensor_residency_ctx m = {.options = options, .batch_result = result};
   const emel_status s = dispatch(t, index, TENSOR_RESIDENCY_EV_ADOPT_RESIDENCY, &m);
   t->as_job = 0;
   if (s == EMEL_OK && view) *view = t->records[index].view;
@@ -771,6 +775,10 @@ emel_status emel_tensors_job_adopt_result(emel_tensors *t, uint32_t index, const
 void emel_tensors_job_note(emel_tensors *t, uint32_t index, emel_status code, int os_errno) {
   if (!t || index >= t->count) return;
   t->records[index].last_error = (emel_error){.code = code, .os_errno = os_errno};
+}
+
+int emel_tensors_job_file_changed(const emel_tensors *t, uint32_t index) {
+  return t && index < t->count && file_shrank(t, &t->records[index]);
 }
 
 emel_status emel_tensors_job_reserve(emel_tensors *t, uint64_t bytes, int *os_errno) {
