@@ -13,7 +13,9 @@
  * at a time, or on its own thread), fail each of its calls (the job's own
  * event and clock ops too) and also cancel it after each of its units; then
  * a next job over what it left must load it. Their fault runs are sampled
- * one in JOB_STRIDE; EMEL_SWEEP_ONLY=NAME runs one scenario.
+ * one in JOB_STRIDE; EMEL_SWEEP_ONLY=NAME runs one scenario, and
+ * EMEL_SWEEP_CALLS=1 prints each scenario's clean load's calls per op (what a
+ * scenario's runs are made of, when one grows slow).
  * Prints "fault runs: N, leaks: 0, inconsistent: 0".
  *
  * Sampling: EMEL_SWEEP_STRIDE=S (default 1, every run) makes each run happen
@@ -395,6 +397,7 @@ static emel_status full_load(fault_platform *fp, const scenario *s, unsigned can
   emel_io_read_config rc = EMEL_IO_READ_CONFIG_INIT(.chunk_size = 16u << 10, .threads = s->threads,
                                                     .ring_request = 16u << 10);
   fp->no_ring = !uses_ring(s);
+  fp->wait_cap_ms = 2; /* lost wakeups: see fault_platform.h */
   if (s->threads) rc.min_parallel_bytes = 1; /* every window spread over the lanes */
   emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp->ops, .read = &rc);
   emel_model *m;
@@ -577,6 +580,9 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
     unsigned units = 0;
     ck_assert_msg(full_load(&clean, s, 0, &units, &inconsistent) == EMEL_OK, "%s: clean load failed", s->name);
     ck_assert_int_eq(inconsistent, 0);
+    if (getenv("EMEL_SWEEP_CALLS"))
+      for (int op = 0; op < FP_OP_COUNT; op++)
+        if (clean.calls[op]) printf("  %s %s: %llu\n", s->name, fp_op_name((fp_op)op), (unsigned long long)clean.calls[op]);
     /* Guards against a sweep blind to jobs: the fault platform counts (so
      * fails) the job's own ops, and its big tensors move in pieces. */
     if (s->mode >= JOB_STEP) {

@@ -256,6 +256,7 @@ static int fp_event_signal(void *u, int fd) {
 static int fp_event_wait(void *u, int fd, int timeout_ms) {
   fault_platform *fp = u;
   int r = injected(fp, FP_EVENT_WAIT, NULL);
+  if (fp->wait_cap_ms > 0 && (timeout_ms < 0 || timeout_ms > fp->wait_cap_ms)) timeout_ms = fp->wait_cap_ms;
   return r <= 0 ? r : fp->real->event_wait(fp->real->user, fd, timeout_ms);
 }
 

@@ -79,6 +79,10 @@ typedef struct fault_platform {
   fp_fault completion_fault;
   int emulated_rings;  /* rings emulated with pread because the machine has no io_uring */
   int64_t ring_in_flight, ring_peak_in_flight; /* reads queued and not yet returned, over every ring */
+  /* > 0: event waits last at most this long. A wakeup lost to an injected
+   * event_signal fault then costs this, not the library's bound (100 ms): the
+   * sweep injects hundreds of them, and waits too long would dominate it. */
+  int wait_cap_ms;
   int no_ring;         /* non-zero: ring_open fails with ENOSYS, as on a machine without io_uring
                           (tests of the pread lanes' routes set it) */
   /* fault_platform_before_read: reads counted over pread and preadv */
