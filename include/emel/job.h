@@ -181,8 +181,10 @@ EMEL_API int emel_job_tensor_ready(const emel_job *job, uint32_t index);
  * its failure's code, EMEL_CANCELLED, or EMEL_TENSOR_UNKNOWN (not the job's). Any thread. */
 EMEL_API emel_status emel_job_view(const emel_job *job, uint32_t index, emel_tensor_view *view, emel_error *err);
 
-/* The outcome of a finished job: EMEL_OK (every tensor loaded), EMEL_CANCELLED,
- * or the first failure (err: its tensor, errno and file). EMEL_OK while it runs. */
+/* The outcome of a finished job: EMEL_OK (every tensor loaded), EMEL_CANCELLED
+ * (a cancelled job, also one that had tolerated failures before: those stay
+ * reported against their tensors), or the first failure (err: its tensor,
+ * errno and file). EMEL_OK while it runs. */
 EMEL_API emel_status emel_job_result(const emel_job *job, emel_error *err);
 
 /* Cancels a running job, joins its thread, hands its tensors back to the

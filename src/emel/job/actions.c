@@ -434,7 +434,9 @@ void emel_job_release_unfinished(load_job_ctx *m) {
   free_buffer(m);
   for (uint32_t pos = m->next; pos < m->count; pos++) cancel_position(m, pos);
   m->next = m->count;
-  if (m->result.code == EMEL_OK) m->result = (emel_error){.code = EMEL_CANCELLED};
+  /* Cancelled is the outcome, as the state says, also after failures a
+   * continuing job tolerated: those stay reported against their tensors. */
+  m->result = (emel_error){.code = EMEL_CANCELLED};
   finish(m);
 }
 
