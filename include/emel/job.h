@@ -167,7 +167,9 @@ EMEL_API emel_job_state emel_job_wait(emel_job *job, int timeout_ms);
 
 /* A descriptor that becomes readable after each unit of work and when the job
  * finishes (an eventfd; read it, or let emel_job_wait drain it). -1 until
- * emel_job_start. Owned by the job. */
+ * emel_job_start. Owned by the job. Until this is first called, the units do
+ * not signal it (only the end does), so a job only waited for never wakes
+ * its waiter per unit. */
 EMEL_API int emel_job_fd(const emel_job *job);
 
 /* Asks the job to stop before its next unit. Any thread, async-signal-safe;

@@ -184,6 +184,7 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   atomic_init(&m->cancel, 0);
   atomic_init(&m->state, EMEL_JOB_CREATED);
   atomic_init(&m->fd, -1);
+  atomic_init(&m->fd_watched, 0);
   atomic_init(&m->bytes_done, 0);
   atomic_init(&m->tensors_done, 0);
   atomic_init(&m->tensors_failed, 0);
@@ -255,8 +256,12 @@ static emel_status dispatch_step(load_job_ctx *m) {
   const emel_job_state st = state_of(m->core.cs);
   if (s != EMEL_OK && m->result.code == EMEL_OK) m->result = (emel_error){.code = s};
   atomic_store_explicit(&m->state, st, memory_order_release);
+  /* The end always wakes the descriptor; a unit only when the caller watches
+   * it (emel_job_fd): emel_job_wait waits for the end, and a waiter woken per
+   * unit takes a core from the lanes (measured: ~5 % of a 2-core load). */
   const int fd = atomic_load(&m->fd);
-  if (fd >= 0) (void)m->platform.event_signal(m->platform.user, fd);
+  if (fd >= 0 && (finished(st) || atomic_load_explicit(&m->fd_watched, memory_order_relaxed)))
+    (void)m->platform.event_signal(m->platform.user, fd);
   if (m->on_progress) {
     const uint64_t now = after;
     if (finished(st) || now - m->last_progress_ns >= m->interval_ns || !m->last_progress_ns) {
@@ -350,7 +355,12 @@ emel_job_state emel_job_wait(emel_job *job, int timeout_ms) {
   }
 }
 
-int emel_job_fd(const emel_job *job) { return job ? atomic_load(&job->m.fd) : -1; }
+int emel_job_fd(const emel_job *job) {
+  if (!job) return -1;
+  /* The job is the caller's (allocated, never const itself): marking it watched is allowed. */
+  atomic_store_explicit(&((emel_job *)job)->m.fd_watched, 1, memory_order_relaxed);
+  return atomic_load(&job->m.fd);
+}
 
 void emel_job_cancel(emel_job *job) {
   if (!job) return;

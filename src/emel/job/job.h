@@ -74,6 +74,7 @@ struct load_job_ctx {
   atomic_int cancel;
   atomic_int state;       /* emel_job_state */
   atomic_int fd;
+  atomic_int fd_watched;  /* emel_job_fd was asked: progress wakes the descriptor too */
   atomic_uint_fast64_t bytes_done;
   atomic_uint tensors_done, tensors_failed;
   atomic_uint_fast64_t begun_ns, ended_ns;
