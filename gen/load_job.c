@@ -11,7 +11,10 @@
  * next chunk of a tensor larger than a chunk) or sees the cancel flag or the
  * end; transfer_unit moves its bytes through the tensor table and io boundary
  * (the strategies know nothing of jobs). A cancel is seen at the next pick, so
- * within one chunk of work. A failure is judged by the job's policy: tolerated
+ * within one chunk of work; a staged unit (whole tensors, the ring bounding
+ * what it holds) also sees it at its next window, where the job's wrapper of
+ * the consumer refuses the delivery: the unit ends cut (UNIT_CANCELLED), not
+ * failed. A failure is judged by the job's policy: tolerated
  * (recorded against its tensor, the job goes on) or fatal (every tensor of the
  * job is released). A finished job answers STEP with its outcome.
  */
@@ -20,7 +23,7 @@
 #include "emel/job/job.h"
 
 
-#line 87 "statecharts/load_job.rl"
+#line 93 "statecharts/load_job.rl"
 
 
 static void load_job_exec(void *ctx, int event) {
@@ -29,7 +32,7 @@ static void load_job_exec(void *ctx, int event) {
   const int *pe = p + 1;
 EMEL_GENERATED_EXEC_BEGIN
   
-#line 28 "gen/load_job.c"
+#line 31 "gen/load_job.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -43,26 +46,26 @@ st0:
  m->core.cs = 0;
 	goto _out;
 tr0:
-#line 37 "statecharts/load_job.rl"
+#line 41 "statecharts/load_job.rl"
 	{ EMEL_REPORT(m, emel_job_begin(m)); }
 	goto st2;
 st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 47 "gen/load_job.c"
+#line 50 "gen/load_job.c"
 	if ( (*p) == 2 )
 		goto tr2;
 	goto st0;
 tr2:
-#line 38 "statecharts/load_job.rl"
+#line 42 "statecharts/load_job.rl"
 	{ EMEL_REPORT(m, emel_job_pick_unit(m)); }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 57 "gen/load_job.c"
+#line 60 "gen/load_job.c"
 	switch( (*p) ) {
 		case 3: goto tr3;
 		case 4: goto tr4;
@@ -70,106 +73,113 @@ case 3:
 	}
 	goto st0;
 tr3:
-#line 39 "statecharts/load_job.rl"
+#line 43 "statecharts/load_job.rl"
 	{ EMEL_REPORT(m, emel_job_transfer_unit(m)); }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 70 "gen/load_job.c"
+#line 73 "gen/load_job.c"
 	switch( (*p) ) {
 		case 6: goto tr6;
 		case 7: goto tr7;
 		case 8: goto tr8;
 		case 9: goto tr9;
+		case 12: goto tr10;
 	}
 	goto st0;
 tr6:
-#line 40 "statecharts/load_job.rl"
+#line 44 "statecharts/load_job.rl"
 	{ emel_job_publish_unit(m); }
 	goto st5;
 tr7:
-#line 41 "statecharts/load_job.rl"
+#line 45 "statecharts/load_job.rl"
 	{ emel_job_record_piece(m); }
 	goto st5;
 tr8:
-#line 42 "statecharts/load_job.rl"
+#line 46 "statecharts/load_job.rl"
 	{ emel_job_adopt_buffer(m); }
 	goto st5;
-tr10:
-#line 44 "statecharts/load_job.rl"
+tr11:
+#line 48 "statecharts/load_job.rl"
 	{ emel_job_record_failures(m); }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 93 "gen/load_job.c"
+#line 97 "gen/load_job.c"
 	if ( (*p) == 1 )
 		goto tr2;
 	goto st0;
 tr9:
-#line 43 "statecharts/load_job.rl"
+#line 47 "statecharts/load_job.rl"
 	{ EMEL_REPORT(m, emel_job_judge_failure(m)); }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 103 "gen/load_job.c"
+#line 107 "gen/load_job.c"
 	switch( (*p) ) {
-		case 10: goto tr10;
-		case 11: goto tr11;
+		case 10: goto tr11;
+		case 11: goto tr12;
 	}
 	goto st0;
-tr11:
-#line 45 "statecharts/load_job.rl"
+tr12:
+#line 49 "statecharts/load_job.rl"
 	{ emel_job_release_all(m); }
 	goto st7;
-tr12:
-#line 50 "statecharts/load_job.rl"
+tr13:
+#line 55 "statecharts/load_job.rl"
 	{ emel_job_report_failed(m); }
 	goto st7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 118 "gen/load_job.c"
+#line 122 "gen/load_job.c"
 	if ( (*p) == 1 )
-		goto tr12;
+		goto tr13;
 	goto st0;
-tr4:
-#line 47 "statecharts/load_job.rl"
-	{ emel_job_finish(m); }
+tr5:
+#line 50 "statecharts/load_job.rl"
+	{ emel_job_release_unfinished(m); }
 	goto st8;
-tr13:
-#line 48 "statecharts/load_job.rl"
-	{ emel_job_report_completed(m); }
+tr10:
+#line 51 "statecharts/load_job.rl"
+	{ emel_job_settle_cut_unit(m); }
+#line 50 "statecharts/load_job.rl"
+	{ emel_job_release_unfinished(m); }
+	goto st8;
+tr14:
+#line 54 "statecharts/load_job.rl"
+	{ emel_job_report_cancelled(m); }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 131 "gen/load_job.c"
+#line 139 "gen/load_job.c"
 	if ( (*p) == 1 )
-		goto tr13;
+		goto tr14;
 	goto st0;
-tr5:
-#line 46 "statecharts/load_job.rl"
-	{ emel_job_release_unfinished(m); }
+tr4:
+#line 52 "statecharts/load_job.rl"
+	{ emel_job_finish(m); }
 	goto st9;
-tr14:
-#line 49 "statecharts/load_job.rl"
-	{ emel_job_report_cancelled(m); }
+tr15:
+#line 53 "statecharts/load_job.rl"
+	{ emel_job_report_completed(m); }
 	goto st9;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 144 "gen/load_job.c"
+#line 152 "gen/load_job.c"
 	if ( (*p) == 1 )
-		goto tr14;
+		goto tr15;
 	goto st0;
 	}
 	_test_eof2:  m->core.cs = 2; goto _test_eof; 
@@ -185,7 +195,7 @@ case 9:
 	_out: {}
 	}
 
-#line 95 "statecharts/load_job.rl"
+#line 101 "statecharts/load_job.rl"
 EMEL_GENERATED_EXEC_END
 }
 

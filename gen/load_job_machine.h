@@ -20,13 +20,14 @@ typedef enum load_job_event {
   LOAD_JOB_EV_UNIT_FAILED = 9,
   LOAD_JOB_EV_FAILURE_TOLERATED = 10,
   LOAD_JOB_EV_FAILURE_FATAL = 11,
+  LOAD_JOB_EV_UNIT_CANCELLED = 12,
 } load_job_event;
 
 #define load_job_START_STATE 1
 #define load_job_ERROR_STATE 0 /* Ragel's error state: a broken instance rests here */
 #define load_job_STATE_COUNT 10
-#define load_job_EVENT_COUNT 12
-#define load_job_TRANSITION_COUNT 15
+#define load_job_EVENT_COUNT 13
+#define load_job_TRANSITION_COUNT 16
 
 #define load_job_state_created 1
 #define load_job_state_beginning 2
@@ -35,8 +36,8 @@ typedef enum load_job_event {
 #define load_job_state_running 5
 #define load_job_state_judging 6
 #define load_job_state_failed 7
-#define load_job_state_completed 8
-#define load_job_state_cancelled 9
+#define load_job_state_cancelled 8
+#define load_job_state_completed 9
 
 /* The state `event` leads to from `state`, or load_job_ERROR_STATE when
  * the state does not accept it. */
@@ -68,6 +69,7 @@ static inline int load_job_target(int state, int event) {
     case LOAD_JOB_EV_PIECE_LOADED: return load_job_state_running;
     case LOAD_JOB_EV_TENSOR_FILLED: return load_job_state_running;
     case LOAD_JOB_EV_UNIT_FAILED: return load_job_state_judging;
+    case LOAD_JOB_EV_UNIT_CANCELLED: return load_job_state_cancelled;
     default: break;
     }
     break;
@@ -139,6 +141,7 @@ load_job_event emel_job_judge_failure(load_job_ctx *m);
 void emel_job_record_failures(load_job_ctx *m);
 void emel_job_release_all(load_job_ctx *m);
 void emel_job_release_unfinished(load_job_ctx *m);
+void emel_job_settle_cut_unit(load_job_ctx *m);
 void emel_job_finish(load_job_ctx *m);
 void emel_job_report_completed(load_job_ctx *m);
 void emel_job_report_cancelled(load_job_ctx *m);
@@ -148,24 +151,25 @@ extern const emel_machine_desc emel_load_job_desc;
 
 /* The tables are defined once, in the spec's translation unit. */
 #ifdef EMEL_MACHINE_TABLES
-static const char *const load_job_state_names[10] = {NULL, "created", "beginning", "picking", "transferring", "running", "judging", "failed", "completed", "cancelled"};
-static const char *const load_job_event_names[12] = {NULL, "STEP", "JOB_BEGUN", "UNIT_CHOSEN", "NO_UNITS_LEFT", "CANCEL_SEEN", "UNIT_LOADED", "PIECE_LOADED", "TENSOR_FILLED", "UNIT_FAILED", "FAILURE_TOLERATED", "FAILURE_FATAL"};
+static const char *const load_job_state_names[10] = {NULL, "created", "beginning", "picking", "transferring", "running", "judging", "failed", "cancelled", "completed"};
+static const char *const load_job_event_names[13] = {NULL, "STEP", "JOB_BEGUN", "UNIT_CHOSEN", "NO_UNITS_LEFT", "CANCEL_SEEN", "UNIT_LOADED", "PIECE_LOADED", "TENSOR_FILLED", "UNIT_FAILED", "FAILURE_TOLERATED", "FAILURE_FATAL", "UNIT_CANCELLED"};
 static const unsigned char load_job_resting[10] = {0, 1, 0, 0, 0, 1, 0, 1, 1, 1};
-static const emel_transition load_job_transitions[15] = {
+static const emel_transition load_job_transitions[16] = {
     {1, 1, 2}, /* created STEP -> beginning */
     {2, 2, 3}, /* beginning JOB_BEGUN -> picking */
     {5, 1, 3}, /* running STEP -> picking */
     {3, 3, 4}, /* picking UNIT_CHOSEN -> transferring */
-    {3, 4, 8}, /* picking NO_UNITS_LEFT -> completed */
-    {3, 5, 9}, /* picking CANCEL_SEEN -> cancelled */
+    {3, 4, 9}, /* picking NO_UNITS_LEFT -> completed */
+    {3, 5, 8}, /* picking CANCEL_SEEN -> cancelled */
     {4, 6, 5}, /* transferring UNIT_LOADED -> running */
     {4, 7, 5}, /* transferring PIECE_LOADED -> running */
     {4, 8, 5}, /* transferring TENSOR_FILLED -> running */
     {4, 9, 6}, /* transferring UNIT_FAILED -> judging */
+    {4, 12, 8}, /* transferring UNIT_CANCELLED -> cancelled */
     {6, 10, 5}, /* judging FAILURE_TOLERATED -> running */
     {6, 11, 7}, /* judging FAILURE_FATAL -> failed */
-    {8, 1, 8}, /* completed STEP -> completed */
-    {9, 1, 9}, /* cancelled STEP -> cancelled */
+    {9, 1, 9}, /* completed STEP -> completed */
+    {8, 1, 8}, /* cancelled STEP -> cancelled */
     {7, 1, 7}, /* failed STEP -> failed */
 };
 #endif

@@ -7,7 +7,10 @@
  * next chunk of a tensor larger than a chunk) or sees the cancel flag or the
  * end; transfer_unit moves its bytes through the tensor table and io boundary
  * (the strategies know nothing of jobs). A cancel is seen at the next pick, so
- * within one chunk of work. A failure is judged by the job's policy: tolerated
+ * within one chunk of work; a staged unit (whole tensors, the ring bounding
+ * what it holds) also sees it at its next window, where the job's wrapper of
+ * the consumer refuses the delivery: the unit ends cut (UNIT_CANCELLED), not
+ * failed. A failure is judged by the job's policy: tolerated
  * (recorded against its tensor, the job goes on) or fatal (every tensor of the
  * job is released). A finished job answers STEP with its outcome.
  */
@@ -33,6 +36,7 @@
   export UNIT_FAILED = 9;
   export FAILURE_TOLERATED = 10;
   export FAILURE_FATAL = 11;
+  export UNIT_CANCELLED = 12;
 
   action begin_job { EMEL_REPORT(m, emel_job_begin(m)); }
   action pick_unit { EMEL_REPORT(m, emel_job_pick_unit(m)); }
@@ -44,6 +48,7 @@
   action record_failures { emel_job_record_failures(m); }
   action release_all { emel_job_release_all(m); }
   action release_unfinished { emel_job_release_unfinished(m); }
+  action settle_cut_unit { emel_job_settle_cut_unit(m); }
   action finish_job { emel_job_finish(m); }
   action report_completed { emel_job_report_completed(m); }
   action report_cancelled { emel_job_report_cancelled(m); }
@@ -69,6 +74,7 @@
       | PIECE_LOADED @record_piece -> running
       | TENSOR_FILLED @adopt_buffer -> running
       | UNIT_FAILED @judge_failure -> judging
+      | UNIT_CANCELLED @settle_cut_unit @release_unfinished -> cancelled
     ),
     judging: (
         FAILURE_TOLERATED @record_failures -> running

@@ -790,4 +790,44 @@ for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], [
           started and p.returncode == 130 and took < 1.0 and "everything released" in text and out == b"",
           f"started {started}, exit {p.returncode} after {took:.3f} s: {text[-300:]}")
 
+# Guards: a staged job saw emel_job_cancel only between tensors, so Ctrl-C
+# during a big tensor waited for the rest of its delivery (seconds for a 500
+# MiB token embedding) wherever the I/O itself was not refused. With
+# EMEL_LOAD_TEST_CANCEL_ONLY an interruption refuses no I/O and the slowed
+# reads stay slow, so only the job's cancel can stop the load; the ring is
+# refused (pread: one slowed read per 16 MiB window, whatever the kernel). A
+# 1 GiB tensor takes about 2 s here; the cancel must cut it within a window
+# (the one being consumed, and the one the reader is reading: 30 ms each).
+# Measured on an idle run: about 40 ms; the bound is generous for a loaded
+# machine and sanitizers, and still far below the 1.5 s the rest would take.
+big_model = os.path.join(WORK, "one-big-tensor.gguf")
+with open(big_model, "wb") as f:
+    f.write(model(tensors=[("small.weight", [1024], 0, 0), ("token_embd.weight", [1 << 28], 0, 1 << 12)], data=b""))
+    f.truncate(f.tell() + (1 << 12) + (1 << 30))
+p = subprocess.Popen([EMEL_LOAD, "--strategy", "staged", "--progress=json", big_model], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env=dict(os.environ, EMEL_LOAD_TEST_SLOW_MS="30",
+                                                      EMEL_LOAD_TEST_CANCEL_ONLY="1", EMEL_LOAD_TEST_RING_ERRNO="38"))
+err, started, deadline = b"", False, time.time() + 10
+while not started and time.time() < deadline and p.poll() is None:
+    if select.select([p.stderr], [], [], 0.2)[0]:
+        err += os.read(p.stderr.fileno(), 4096)
+        started = any(o["done_tensors"] == 1 for o in progress_lines(err.decode(errors="replace")))
+time.sleep(0.3)  # inside the big tensor's delivery
+sent = time.time()
+p.send_signal(signal.SIGINT)
+try:
+    out, rest = p.communicate(timeout=10)
+    took = time.time() - sent
+except subprocess.TimeoutExpired:
+    p.kill()
+    out, rest = p.communicate()
+    took = float("inf")
+text = (err + rest).decode(errors="replace")
+last = progress_lines(text)[-1] if progress_lines(text) else {}
+print(f"cancel latency (staged, inside a 1 GiB tensor, cancel only): {took * 1e3:.1f} ms from SIGINT to exit")
+check(f"SIGINT inside a big tensor's staged delivery: the job's cancel cuts it, exit 130 in {took * 1e3:.0f} ms "
+      "(< 500 ms), released", started and p.returncode == 130 and took < 0.5 and "everything released" in text
+      and out == b"" and last.get("done_tensors") == 1,
+      f"started {started}, exit {p.returncode} after {took:.3f} s: {text[-300:]}")
+
 finish()

@@ -87,7 +87,8 @@ static const scenario scenarios[] = {
     {"staged batch", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 0, 32, 0},
     /* ...whose consumer's k-th call also fails, for every k (split: two files) */
     {"staged failing consumer", EMEL_STRATEGY_STAGED, 0, LOAD_TENSOR_BATCH, 1, 32, 0},
-    /* ...and a load job over it (a tensor a unit), cancelled after each unit too */
+    /* ...and a load job over it (a tensor a unit), cancelled after each unit
+     * too, and by its consumer at each window (inside a tensor's delivery) */
     {"job step staged", EMEL_STRATEGY_STAGED, 0, JOB_STEP, 0, 32, 0},
     /* a batch's populates on lanes (threads), two files */
     {"mmap+populate batch lanes", EMEL_STRATEGY_MMAP, EMEL_LOAD_POPULATE, LOAD_TENSOR_BATCH, 1, 32, 0},
@@ -275,10 +276,19 @@ enum { CONSUMER_CODE = 77 };
 static unsigned consumer_calls, consumer_fail_at;
 static uint64_t consumer_bytes;
 
+/* A job scenario's consumer may also cancel the job at its
+ * consumer_cancel_at-th call (inside a tensor's delivery, or at its end),
+ * and counts the windows it is still given afterwards (there must be none). */
+static emel_job *cancelling_job;
+static unsigned consumer_cancel_at, windows_after_cancel;
+
 static int sweep_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
   (void)user, (void)tensor, (void)offset, (void)data;
-  if (++consumer_calls == consumer_fail_at) return CONSUMER_CODE;
+  ++consumer_calls;
+  if (cancelling_job && consumer_cancel_at && consumer_calls > consumer_cancel_at) windows_after_cancel++;
+  if (consumer_calls == consumer_fail_at) return CONSUMER_CODE;
   consumer_bytes += bytes;
+  if (cancelling_job && consumer_calls == consumer_cancel_at) emel_job_cancel(cancelling_job);
   return 0;
 }
 
@@ -365,7 +375,9 @@ static emel_status job_load(fault_platform *fp, const scenario *s, emel_model *m
   emel_error e;
   emel_status first = emel_job_create(&w.job, t, &jc, &e);
   if (first != EMEL_OK) return first;
+  cancelling_job = w.job;
   first = drive_job(s, w.job, inconsistent);
+  cancelling_job = NULL;
   const emel_job_state st = emel_job_poll(w.job, NULL);
   if (st < EMEL_JOB_COMPLETED) *inconsistent = 1;
   if (st == EMEL_JOB_CANCELLED && emel_job_result(w.job, NULL) != EMEL_CANCELLED) *inconsistent = 1;
@@ -563,6 +575,38 @@ static void run_cancel(const scenario *s, unsigned k, unsigned units, tally *t) 
   }
 }
 
+/* The staged job's consumer cancels it at its k-th window: the next window
+ * is refused (none delivered after the cancel), the job ends cancelled with
+ * the tensors delivered wholly before it ready and the cut one and the rest
+ * recorded CANCELLED (job_consistent), nothing leaks, and the next job loads
+ * the rest. At the last window there is nothing left to cut: it completes.
+ * Guards against a staged job that saw its cancel only between tensors. */
+static void run_consumer_cancel(const scenario *s, unsigned k, unsigned calls, tally *t) {
+  if (!sampled(t, 1)) return; /* every window: a few dozen runs */
+  fault_platform fp;
+  fault_platform_init(&fp);
+  int inconsistent = 0;
+  consumer_cancel_at = k;
+  windows_after_cancel = 0;
+  const emel_status code = full_load(&fp, s, 0, NULL, &inconsistent);
+  consumer_cancel_at = 0;
+  t->runs++;
+  if (fault_platform_outstanding(&fp) != 0) {
+    t->leaks++;
+    fprintf(stderr, "LEAK %s: cancel at window %u: %lld outstanding\n", s->name, k,
+            (long long)fault_platform_outstanding(&fp));
+  }
+  if (inconsistent || windows_after_cancel) {
+    t->inconsistent++;
+    fprintf(stderr, "INCONSISTENT %s: cancel at window %u (%u windows delivered after it)\n", s->name, k,
+            windows_after_cancel);
+  }
+  if (code != (k == calls ? EMEL_OK : EMEL_CANCELLED)) {
+    t->wrong_error++;
+    fprintf(stderr, "WRONG ERROR %s: cancel at window %u ended with %s\n", s->name, k, emel_status_name(code));
+  }
+}
+
 START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_succeeds) {
   write_models();
   tally t = {0, 0, 0, 0, 0, 0, 0.0};
@@ -608,6 +652,7 @@ START_TEST(test_every_injected_fault_ends_named_leaks_nothing_and_the_next_load_
       const unsigned calls = consumer_calls;
       const int consumer_faults = strcmp(s->name, "staged failing consumer") == 0;
       for (unsigned k = 1; consumer_faults && k <= calls; k++) run_consumer_fault(s, k, &t);
+      for (unsigned k = 1; s->mode >= JOB_STEP && k <= calls; k++) run_consumer_cancel(s, k, calls, &t);
     }
     long before = t.runs;
     struct timespec t0, t1;

@@ -693,6 +693,84 @@ START_TEST(test_a_load_job_delivers_through_the_staged_strategy_and_cancels_betw
 }
 END_TEST
 
+/* A consumer that cancels the job at its cancel_at-th window (counting every
+ * window of the job): the job must refuse the next window, not deliver the
+ * rest of the unit. */
+static emel_job *cancel_job;
+static int cancel_at, windows_seen;
+
+static int consume_then_cancel(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  const int r = consume(user, tensor, offset, bytes, data);
+  if (++windows_seen == cancel_at) emel_job_cancel(cancel_job);
+  return r;
+}
+
+/* Guards against a staged job that saw its cancel only at its next unit: a
+ * tensor (a unit of its own, or one of a unit of several) was delivered to
+ * its end, window after window, after the cancel (for a 500 MiB tensor,
+ * seconds of Ctrl-C). Now the window after the cancel is refused: the tensors
+ * delivered wholly before it are resident and ready, the cut one and the rest
+ * are bound with EMEL_CANCELLED, nothing is half-resident or left in the
+ * strategy, and the next job loads them. For every window k, driven in one
+ * step (one unit of 3 tensors), a tensor a step, and in the background. */
+START_TEST(test_a_cancel_cuts_a_staged_job_within_one_window) {
+  attach_small(0); /* windows of one page: a tensor of 16000 bytes is 4 */
+  const int per_tensor = (int)((16000 + page - 1) / page), total = 3 * per_tensor;
+  emel_tensors *t;
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
+  for (int i = 0; i < 3; i++) {
+    emel_tensor_span span = {.type = 0, .n_dims = 1, .dims = {4000, 1, 1, 1}, .file_index = file0,
+                             .offset = (uint64_t)i * 16000, .size = 16000};
+    char name[2] = {(char)('a' + i), 0};
+    ck_assert_int_eq(emel_tensors_add(t, name, 1, &span, NULL, NULL), EMEL_OK);
+  }
+  consumer.consume = consume_then_cancel;
+  emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_STAGED, .consumer = &consumer);
+  for (int mode = 0; mode < 3; mode++) {
+    for (cancel_at = 1; cancel_at <= total; cancel_at++) {
+      memset(sinks, 0, sizeof sinks);
+      windows_seen = 0;
+      emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &o);
+      ck_assert_int_eq(emel_job_create(&cancel_job, t, &jc, NULL), EMEL_OK);
+      if (mode == 2 && emel_job_start(cancel_job, NULL) == EMEL_OK) (void)emel_job_wait(cancel_job, -1);
+      while (emel_job_poll(cancel_job, NULL) < EMEL_JOB_COMPLETED)
+        (void)emel_job_step(cancel_job, mode == 0 ? UINT64_MAX : 0, NULL, NULL);
+      const int whole = cancel_at / per_tensor; /* tensors delivered to their end before the cancel */
+      ck_assert_msg(windows_seen == cancel_at, "mode %d, cancel at window %d: %d windows delivered", mode, cancel_at,
+                    windows_seen);
+      ck_assert_int_eq(emel_job_poll(cancel_job, NULL), cancel_at == total ? EMEL_JOB_COMPLETED : EMEL_JOB_CANCELLED);
+      ck_assert_int_eq(emel_job_result(cancel_job, NULL), cancel_at == total ? EMEL_OK : EMEL_CANCELLED);
+      for (uint32_t i = 0; i < 3; i++) {
+        const int ready = (int)i < whole;
+        ck_assert_int_eq(emel_job_tensor_ready(cancel_job, i), ready);
+        const emel_tensor_state st = emel_tensors_state(t, i);
+        ck_assert(ready ? st == EMEL_TENSOR_RESIDENT : st == EMEL_TENSOR_BOUND || st == EMEL_TENSOR_EVICTED);
+        emel_tensor_view v;
+        ck_assert_int_eq(emel_job_view(cancel_job, i, &v, NULL), ready ? EMEL_OK : EMEL_CANCELLED);
+        if (ready) ck_assert_int_eq(memcmp(sinks[i].bytes, expect + i * 16000, 16000), 0);
+        else ck_assert_int_eq(emel_tensors_last_error(t, i).code, EMEL_CANCELLED);
+        ck_assert_int_eq(sinks[i].out_of_order, 0);
+      }
+      emel_job_destroy(cancel_job);
+      ck_assert_uint_eq(emel_io_live(io, EMEL_STRATEGY_STAGED), (uint64_t)whole);
+      ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+      ck_assert_int_eq(sinks[0].released + sinks[1].released + sinks[2].released, whole);
+    }
+  }
+  /* The table is whole again: a job that is not cancelled loads every tensor. */
+  memset(sinks, 0, sizeof sinks);
+  cancel_at = 0;
+  emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &o);
+  ck_assert_int_eq(emel_job_create(&cancel_job, t, &jc, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_job_step(cancel_job, UINT64_MAX, NULL, NULL), EMEL_OK);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 3);
+  emel_job_destroy(cancel_job);
+  emel_tensors_destroy(t);
+  ck_assert_int_eq(fp.live_threads, 0);
+}
+END_TEST
+
 START_TEST(test_attach_refuses_bad_configs_a_second_staged_strategy_and_reports_out_of_memory) {
   emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.buffers = 1);
   ck_assert_int_eq(emel_io_staged_attach(io, &c, NULL), EMEL_INVALID_ARGUMENT);
@@ -955,6 +1033,7 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_after_a_failed_member_the_later_ones_are_stream_stopped_and_the_earlier_ones_granted);
   tcase_add_test(tc, test_a_tensor_loads_delivered_refuses_a_hash_and_its_eviction_calls_release);
   tcase_add_test(tc, test_a_load_job_delivers_through_the_staged_strategy_and_cancels_between_tensors);
+  tcase_add_test(tc, test_a_cancel_cuts_a_staged_job_within_one_window);
   tcase_add_test(tc, test_attach_refuses_bad_configs_a_second_staged_strategy_and_reports_out_of_memory);
   tcase_add_test(tc, test_the_other_strategies_refuse_a_consumer);
   tcase_add_test(tc, test_the_reader_keeps_several_ring_reads_of_a_window_in_flight);

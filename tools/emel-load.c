@@ -94,34 +94,43 @@ static int stop_requested(void) {
  * phase first waits N ms (less once interrupted), so a test has a load that
  * takes seconds, to watch its progress and interrupt it, without a big file. */
 static long slow_ms;
+/* Test hook (EMEL_LOAD_TEST_CANCEL_ONLY=1): in the load phase an interruption
+ * neither refuses I/O nor shortens the waits above (a slow disk stays slow),
+ * so only the job's cancel (emel_job_cancel from the handler) stops the load. */
+static int cancel_only;
+
+static int io_refused(void) {
+  if (cancel_only && atomic_load(&current_phase) == PHASE_LOAD) return (void)stop_requested(), 0; /* pauses still */
+  return stop_requested();
+}
 
 static void slow_down(void) {
   if (slow_ms <= 0 || atomic_load(&current_phase) != PHASE_LOAD) return;
   struct timespec tick = {0, 1000 * 1000};
-  for (long i = 0; i < slow_ms && !atomic_load(&interrupted); i++) nanosleep(&tick, NULL);
+  for (long i = 0; i < slow_ms && (cancel_only || !atomic_load(&interrupted)); i++) nanosleep(&tick, NULL);
 }
 
 static int op_open(void *user, const char *path, unsigned flags) {
   (void)user;
-  return stop_requested() ? -ECANCELED : base_ops.open(base_ops.user, path, flags);
+  return io_refused() ? -ECANCELED : base_ops.open(base_ops.user, path, flags);
 }
 
 static int64_t op_pread(void *user, int fd, void *buf, size_t len, uint64_t offset) {
   (void)user;
   slow_down();
-  return stop_requested() ? -ECANCELED : base_ops.pread(base_ops.user, fd, buf, len, offset);
+  return io_refused() ? -ECANCELED : base_ops.pread(base_ops.user, fd, buf, len, offset);
 }
 
 static int64_t op_preadv(void *user, int fd, const emel_iovec *iov, int iovcnt, uint64_t offset) {
   (void)user;
   slow_down();
-  return stop_requested() ? -ECANCELED : base_ops.preadv(base_ops.user, fd, iov, iovcnt, offset);
+  return io_refused() ? -ECANCELED : base_ops.preadv(base_ops.user, fd, iov, iovcnt, offset);
 }
 
 static int op_map(void *user, int fd, uint64_t offset, size_t len, void **addr) {
   (void)user;
   slow_down();
-  return stop_requested() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, addr);
+  return io_refused() ? -ECANCELED : base_ops.map(base_ops.user, fd, offset, len, addr);
 }
 
 /* Releasing goes on when interrupted; these exist because a platform table
@@ -139,7 +148,7 @@ static int op_unmap(void *user, void *addr, size_t len) {
 static int op_advise(void *user, void *addr, size_t len, emel_map_advice advice) {
   (void)user;
   slow_down();
-  return stop_requested() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
+  return io_refused() ? -ECANCELED : base_ops.advise(base_ops.user, addr, len, advice);
 }
 
 /* The ring reads as pread does: refused once interrupted (so the load stops),
@@ -149,7 +158,7 @@ static int ring_refusal; /* test hook EMEL_LOAD_TEST_RING_ERRNO=N: no ring opens
 static int op_ring_open(void *user, unsigned depth, void **ring) {
   (void)user;
   if (ring_refusal > 0) return -ring_refusal;
-  return stop_requested() ? -ECANCELED : base_ops.ring_open(base_ops.user, depth, ring);
+  return io_refused() ? -ECANCELED : base_ops.ring_open(base_ops.user, depth, ring);
 }
 
 static int op_ring_close(void *user, void *ring) {
@@ -160,7 +169,7 @@ static int op_ring_close(void *user, void *ring) {
 static int op_ring_read(void *user, void *ring, int fd, void *buf, size_t len, uint64_t offset, uint64_t tag) {
   (void)user;
   slow_down();
-  return stop_requested() ? -ECANCELED : base_ops.ring_read(base_ops.user, ring, fd, buf, len, offset, tag);
+  return io_refused() ? -ECANCELED : base_ops.ring_read(base_ops.user, ring, fd, buf, len, offset, tag);
 }
 
 static int op_ring_wait(void *user, void *ring, unsigned min, emel_ring_completion *out, unsigned max) {
@@ -700,6 +709,7 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   const char *pause_at = getenv("EMEL_LOAD_TEST_PAUSE"), *slow = getenv("EMEL_LOAD_TEST_SLOW_MS");
   slow_ms = slow ? strtol(slow, NULL, 10) : 0;
+  cancel_only = getenv("EMEL_LOAD_TEST_CANCEL_ONLY") != NULL;
   const char *ring_errno = getenv("EMEL_LOAD_TEST_RING_ERRNO");
   ring_refusal = ring_errno ? (int)strtol(ring_errno, NULL, 10) : 0;
   for (int p = PHASE_INDEX; pause_at && p <= PHASE_OUTPUT; p++)

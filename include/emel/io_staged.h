@@ -9,7 +9,9 @@
  * - consume(user, tensor, offset_in_tensor, bytes, data) is called once per
  *   window, for each tensor in order of offset_in_tensor (0, then each window
  *   after the last), always from the thread that called the load (a load
- *   job's thread when the job runs in the background). `tensor`
+ *   job's thread when the job runs in the background; a load job passes a
+ *   wrapper of the consumer, which refuses the next window once the job is
+ *   cancelled: see job.h). `tensor`
  *   is emel_io_request.tensor (the tensor's index in its table). `data` is
  *   valid only during the call: copy or convert it before returning.
  * - It returns 0 to go on, or any non-zero code of its own: the load then

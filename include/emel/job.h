@@ -36,7 +36,12 @@
  * the job (the caller of emel_job_step, or the job's thread).
  *
  * Cancel: seen before the next unit, so within one chunk of work; a cancel
- * after the last unit finds none left, and the job completes. Afterwards
+ * after the last unit finds none left, and the job completes. A staged
+ * job's unit is whole tensors: it sees the cancel at the next window instead
+ * (the job gives the strategy a wrapper of the consumer, with the caller's
+ * release, user and target, that refuses the next window once cancelled), so
+ * within one staging window, which may be larger than a chunk; the tensors
+ * delivered wholly before it are ready, the cut one is cancelled like the rest. Afterwards
  * every tensor of the job is either resident (ready before the cancel) or
  * back to bound/evicted with EMEL_CANCELLED as its last error
  * (emel_tensors_last_error); a partly read tensor's buffer is freed.

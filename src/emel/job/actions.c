@@ -5,6 +5,7 @@
 #include "emel/io/read/lanes.h"
 #include "emel/io_read.h"
 #include "emel/model/tensor/job_access.h"
+#include "emel/util/struct_size.h"
 
 #include <errno.h>
 #include <string.h>
@@ -302,15 +303,55 @@ static load_job_event transfer_window(load_job_ctx *m) {
   return failed ? LOAD_JOB_EV_UNIT_FAILED : LOAD_JOB_EV_UNIT_LOADED;
 }
 
+/* The job whose unit this thread is loading through the table: the staged
+ * strategy calls the consumer on the thread that called the load
+ * (io_staged.h), and the wrapper's `user` must stay the caller's, since the
+ * residency keeps it for the caller's release, which may run after the job
+ * is gone. Saved and restored, so a consumer that drives a job of its own
+ * finds its own. */
+static _Thread_local load_job_ctx *delivering;
+
+/* The wrapper's consume: once the job is cancelled, the next window is
+ * refused (the stream then stops: the cut tensor fails, those after it are
+ * STREAM_STOPPED), so a tensor of hundreds of MiB delays a cancel by one
+ * window, not by the rest of the tensor. The refusal is the job's own, told
+ * apart from a consumer failure by `cut`, not by its code. */
+static int deliver(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  load_job_ctx *m = delivering;
+  if (!m) return EMEL_INTERNAL; /* only the job's own loads carry the wrapper */
+  if (atomic_load_explicit(&m->cancel, memory_order_relaxed)) {
+    m->cut = 1;
+    m->cut_tensor = tensor;
+    return EMEL_CANCELLED;
+  }
+  return m->consumer.consume(user, tensor, offset, bytes, data);
+}
+
+void emel_job_wrap_consumer(load_job_ctx *m) {
+  /* A consumer the strategy would refuse (a bad struct_size, no consume)
+   * goes as it is, to be refused by name as without a job. */
+  if (m->options.strategy != EMEL_STRATEGY_STAGED || !m->options.consumer) return;
+  if (emel_struct_take(&m->consumer, sizeof m->consumer, m->options.consumer) != EMEL_OK || !m->consumer.consume)
+    return;
+  m->wrapper = m->consumer; /* release, user and target are the caller's */
+  m->wrapper.consume = deliver;
+  m->options.consumer = &m->wrapper;
+}
+
 load_job_event emel_job_transfer_unit(load_job_ctx *m) {
   if (m->unit_count == 0) return transfer_piece(m);
   /* Direct reads keep the table's batch: the strategy places owned buffers
    * for O_DIRECT, which a job's buffer would not be. */
   if (m->options.strategy == EMEL_STRATEGY_READ && !(m->options.flags & EMEL_LOAD_DIRECT))
     return transfer_window(m);
+  m->cut = 0;
+  load_job_ctx *outer = delivering;
+  delivering = m;
   const emel_status s =
       emel_tensors_job_load_batch(m->t, &m->order[m->next], m->unit_count, &m->options, m->unit_statuses);
+  delivering = outer;
   m->moved += m->unit_bytes;
+  if (m->cut) return LOAD_JOB_EV_UNIT_CANCELLED;
   return s == EMEL_OK ? LOAD_JOB_EV_UNIT_LOADED : LOAD_JOB_EV_UNIT_FAILED;
 }
 
@@ -426,6 +467,24 @@ void emel_job_release_all(load_job_ctx *m) {
   }
   m->next = m->count;
   finish(m);
+}
+
+/* The job's cancel cut a staged unit: the tensors delivered wholly before it
+ * are resident and reported ready; the cut one and those the stream stopped
+ * go back to bound with EMEL_CANCELLED (the consumer treats the windows it got
+ * of the cut one as void, as after any failed load: io_staged.h; no residency
+ * was made, so there is nothing to release); a member's own earlier failure
+ * (refused before the stream) stays reported against it. */
+void emel_job_settle_cut_unit(load_job_ctx *m) {
+  for (uint32_t k = 0; k < m->unit_count; k++) {
+    const uint32_t pos = m->next + k;
+    const emel_status s = m->unit_statuses[k];
+    if (s == EMEL_OK) mark_ready(m, pos, 1);
+    else if (s == EMEL_STAGED_STREAM_STOPPED || (s == EMEL_STAGED_CONSUMER_FAILED && m->order[pos] == m->cut_tensor))
+      cancel_position(m, pos);
+    else mark_failed(m, pos, tensor_failure(m, pos));
+  }
+  m->next += m->unit_count;
 }
 
 /* Cancelled: what is ready stays; a tensor half read loses its buffer; the rest

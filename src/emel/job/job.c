@@ -172,6 +172,7 @@ emel_status emel_job_create(emel_job **out, emel_tensors *t, const emel_job_conf
   m->io = emel_tensors_io(t);
   m->platform = *p;
   m->options = options;
+  emel_job_wrap_consumer(m);
   m->flags = c.flags;
   m->chunk = c.chunk_bytes ? c.chunk_bytes : EMEL_JOB_DEFAULT_CHUNK;
   m->threads = c.threads;

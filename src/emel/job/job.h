@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include "emel/io_read.h"
+#include "emel/io_staged.h"
 #include "emel/job.h"
 #include "emel/platform.h"
 #include "emel/machine/machine.h"
@@ -56,6 +57,12 @@ struct load_job_ctx {
   emel_io_result mapping; /* mmap: tensor `next`'s residency while its pages are populated in pieces */
   int has_mapping;
   emel_error unit_error;  /* a piece's failure */
+  /* Staged: the caller's consumer, and the wrapper the strategy is given in
+   * its place (options.consumer), which refuses the next window once the job
+   * is cancelled; cut says it did, during the current unit, to tensor cut_tensor. */
+  emel_staged_consumer consumer, wrapper;
+  int cut;
+  uint32_t cut_tensor;
   /* A read unit as parts the boundary takes as one batch, so the read
    * strategy's lanes copy it in parallel: each part's window member, and
    * each member's final buffer while the unit is read. */
@@ -90,6 +97,9 @@ struct load_job_ctx {
 struct emel_job {
   load_job_ctx m;
 };
+
+/* Staged options: the caller's consumer is wrapped (see load_job_ctx.wrapper). */
+void emel_job_wrap_consumer(load_job_ctx *m);
 
 /* The bytes position `pos` loads (its slice's). */
 uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos);
