@@ -362,9 +362,9 @@ io_read_event emel_read_choose_engine(io_read_ctx *m) {
   /* A caller's buffer has no room for whole blocks: its direct head and tail
    * go through the bounce, one synchronous pread at a time. */
   if (!ring_eligible(m->self, m)) return IO_READ_EV_PREAD_ENGINE;
-  switch (m->lane->ring_state) {
-  case LANE_RING_OPEN: return IO_READ_EV_RING_ENGINE;
-  case LANE_RING_UNTRIED: return IO_READ_EV_RING_WANTED;
+  switch (m->lane->ring.state) {
+  case EMEL_RING_OPEN: return IO_READ_EV_RING_ENGINE;
+  case EMEL_RING_UNTRIED: return IO_READ_EV_RING_WANTED;
   default: return IO_READ_EV_PREAD_ENGINE;
   }
 }
@@ -372,17 +372,12 @@ io_read_event emel_read_choose_engine(io_read_ctx *m) {
 /* Any refusal is final for the lane: an ENOSYS or EPERM will not change, and
  * a transient one (ENOMEM) costs only the ring's speed, never the load. */
 io_read_event emel_read_open_ring(io_read_ctx *m) {
-  const emel_platform_ops *p = &m->self->platform;
   read_lane *lane = m->lane;
-  void *ring = NULL;
-  const int r = p->ring_open(p->user, m->self->ring_depth, &ring);
+  const int r = emel_ring_open(&lane->ring);
   if (r < 0) {
-    lane->ring_state = LANE_RING_REFUSED;
     lane->stats.ring_errno = (uint64_t)-r;
     return IO_READ_EV_RING_UNAVAILABLE;
   }
-  lane->ring = ring;
-  lane->ring_state = LANE_RING_OPEN;
   lane->stats.ring_opens++;
   return IO_READ_EV_RING_OPENED;
 }
@@ -420,45 +415,10 @@ static void ring_fill_from(read_lane *lane, const io_read_ctx *r) {
   }
 }
 
-/* Takes completions until `until` is done (NULL: until nothing is in flight). */
-static int ring_reap(io_read_ctx *m, const ring_req *until) {
-  const emel_platform_ops *p = &m->self->platform;
-  read_lane *lane = m->lane;
-  while (lane->in_flight > 0 && (!until || until->state == REQ_IN_FLIGHT)) {
-    const int n = p->ring_wait(p->user, lane->ring, 1, lane->cqes, m->self->ring_depth);
-    if (n < 0) return n;
-    if (n == 0) return -EPROTO; /* a wait for one that returned none: a broken op, not a reason to spin */
-    for (int i = 0; i < n && i < (int)m->self->ring_depth; i++) {
-      const emel_ring_completion *c = &lane->cqes[i];
-      if (c->tag >= m->self->ring_depth || lane->reqs[c->tag].state != REQ_IN_FLIGHT) continue; /* not ours */
-      ring_req *q = &lane->reqs[c->tag];
-      q->state = REQ_DONE;
-      q->res = c->res;
-      lane->in_flight--;
-      if (c->res > 0) lane->stats.bytes_read += (uint64_t)c->res;
-    }
-  }
-  return 0;
-}
-
 /* Before a transfer that ended early rests: every read still in flight
- * completes (its buffer may be freed at settlement). A ring that cannot be
- * waited for is closed, which cancels and waits for its reads; the lane opens
- * another on its next transfer. */
-static void ring_drain(io_read_ctx *m) {
-  read_lane *lane = m->lane;
-  for (uint32_t tries = 0; lane->in_flight > 0;) {
-    const int r = ring_reap(m, NULL);
-    if (r == 0) break;
-    if (r == -EINTR && ++tries <= EMEL_IO_READ_MAX_EINTR) continue;
-    const emel_platform_ops *p = &m->self->platform;
-    (void)p->ring_close(p->user, lane->ring); /* gone either way */
-    lane->ring = NULL;
-    lane->ring_state = LANE_RING_UNTRIED;
-    lane->in_flight = 0;
-  }
-  lane->head = lane->count = 0;
-}
+ * completes (its buffer may be freed at settlement); a ring that cannot be
+ * waited for is closed, and the lane opens another on its next transfer. */
+static void ring_drain(read_lane *lane) { emel_ring_drain(&lane->ring, EMEL_IO_READ_MAX_EINTR, &lane->stats.bytes_read); }
 
 /* This transfer's reads: some may be in flight already, made while the
  * lane's previous transfer ended (see ring_fill); else none is yet. */
@@ -466,22 +426,14 @@ void emel_read_start_ring_transfer(io_read_ctx *m) {
   read_lane *lane = m->lane;
   m->engine = ENGINE_RING;
   lane->stats.ring_runs++;
-  if (lane->count > 0 && lane->reqs[lane->head].run == m) return;
-  ring_drain(m); /* never more than nothing: reads in flight are this transfer's (above) */
+  if (lane->ring.count > 0 && emel_ring_at(&lane->ring, 0)->owner == m) return;
+  ring_drain(lane); /* never more than nothing: reads in flight are this transfer's (above) */
   ring_fill_from(lane, m);
 }
 
-static ring_req *ring_req_at(read_lane *lane, uint32_t k) {
-  return &lane->reqs[(lane->head + k) % lane->self->ring_depth];
-}
-
-static int ring_send(io_read_ctx *m, ring_req *q) {
-  const emel_platform_ops *p = &m->self->platform;
-  read_lane *lane = m->lane;
-  const int r = p->ring_read(p->user, lane->ring, q->fd, q->dst, (size_t)q->len, q->off, (uint64_t)(q - lane->reqs));
+static int ring_send(read_lane *lane, emel_ring_req *q) {
+  const int r = emel_ring_send(&lane->ring, q);
   if (r < 0) return r;
-  q->state = REQ_IN_FLIGHT;
-  lane->in_flight++;
   lane->stats.ring_reads++;
   lane->stats.preads++;
   return 0;
@@ -490,14 +442,12 @@ static int ring_send(io_read_ctx *m, ring_req *q) {
 /* Makes the next read of the fill transfer: into the member holding fill_at,
  * up to its end (buffered) or in whole blocks (direct); a gap between members
  * is an entry done at once (its bytes are nobody's). */
-static void ring_make_next(read_lane *lane, ring_req *q) {
+static void ring_make_next(read_lane *lane, emel_ring_req *q) {
   const io_read_ctx *r = lane->fill_run;
   const io_read *self = r->self;
   const uint64_t at = lane->fill_at;
-  q->run = r;
+  q->owner = r;
   q->fd = r->run[0].fd;
-  q->state = REQ_TO_SEND;
-  q->res = 0;
   q->off = at;
   if (r->run[0].mode == READ_DIRECT) {
     const uint64_t first = r->run_start - r->run_start % self->block;
@@ -509,7 +459,7 @@ static void ring_make_next(read_lane *lane, ring_req *q) {
     if (at < member_offset(x)) {
       q->len = member_offset(x) - at;
       q->dst = NULL;
-      q->state = REQ_DONE;
+      q->state = EMEL_RING_DONE;
       q->res = (int64_t)q->len;
     } else {
       q->len = member_end(x) - at < self->ring_request ? member_end(x) - at : self->ring_request;
@@ -524,14 +474,12 @@ static void ring_make_next(read_lane *lane, ring_req *q) {
  * transfer's, then the lane's next ones'. */
 static int ring_fill(io_read_ctx *m) {
   read_lane *lane = m->lane;
-  for (uint32_t k = 0; k < lane->count; k++) {
-    ring_req *q = ring_req_at(lane, k);
-    if (q->state == REQ_TO_SEND) {
-      const int r = ring_send(m, q);
-      if (r < 0) return r;
-    }
-  }
-  while (lane->count < m->self->ring_depth) {
+  uint64_t sent = 0;
+  const int again = emel_ring_send_waiting(&lane->ring, &sent);
+  lane->stats.ring_reads += sent;
+  lane->stats.preads += sent;
+  if (again < 0) return again;
+  while (lane->ring.count < lane->ring.depth) {
     if (lane->fill_at == lane->fill_end) {
       /* This transfer is all asked for: read ahead into the lane's next one,
        * whose buffers are ready, so the device never waits between runs. */
@@ -539,11 +487,10 @@ static int ring_fill(io_read_ctx *m) {
       if (!next || !ring_eligible(m->self, next)) break;
       ring_fill_from(lane, next);
     }
-    ring_req *q = ring_req_at(lane, lane->count);
+    emel_ring_req *q = emel_ring_push(&lane->ring);
     ring_make_next(lane, q);
-    lane->count++;
-    if (q->state == REQ_TO_SEND) {
-      const int r = ring_send(m, q);
+    if (q->state == EMEL_RING_TO_SEND) {
+      const int r = ring_send(lane, q);
       if (r < 0) return r;
     }
   }
@@ -557,14 +504,14 @@ static int ring_fill(io_read_ctx *m) {
 static int read_ring_chunk(io_read_ctx *m) {
   read_lane *lane = m->lane;
   int r = ring_fill(m);
-  if (r == 0) r = ring_reap(m, ring_req_at(lane, 0));
+  if (r == 0) r = emel_ring_reap(&lane->ring, emel_ring_at(&lane->ring, 0), &lane->stats.bytes_read);
   if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
   if (r < 0) return chunk_outcome(m, r, 1);
-  ring_req *q = ring_req_at(lane, 0);
+  emel_ring_req *q = emel_ring_at(&lane->ring, 0);
   const uint64_t pos = m->run_start + m->done, end = q->off + q->len;
   const uint64_t need = (end < m->run_end ? end : m->run_end) - pos;
   if (q->res == -EINTR || q->res == -EAGAIN) {
-    q->state = REQ_TO_SEND;
+    q->state = EMEL_RING_TO_SEND;
     m->last_got = -EINTR;
     return IO_READ_EV_CHUNK_INTERRUPTED;
   }
@@ -573,20 +520,15 @@ static int read_ring_chunk(io_read_ctx *m) {
   if (got_end <= pos) return chunk_outcome(m, 0, need); /* the file ends before our byte */
   const uint64_t usable = (got_end < m->run_end ? got_end : m->run_end) - pos;
   if (usable >= need) {
-    lane->head = (lane->head + 1) % m->self->ring_depth;
-    lane->count--;
+    emel_ring_pop(&lane->ring);
   } else {
-    const uint64_t from = m->run[0].mode == READ_DIRECT ? got_end - got_end % m->self->block : got_end;
-    q->dst += from - q->off;
-    q->len = end - from;
-    q->off = from;
-    q->state = REQ_TO_SEND;
+    emel_ring_retry_from(q, m->run[0].mode == READ_DIRECT ? got_end - got_end % m->self->block : got_end);
   }
   return chunk_outcome(m, (int64_t)usable, need);
 }
 
 void emel_read_drain_ring(io_read_ctx *m) {
-  if (m->engine == ENGINE_RING) ring_drain(m);
+  if (m->engine == ENGINE_RING) ring_drain(m->lane);
 }
 
 io_read_event emel_read_chunk(io_read_ctx *m) {

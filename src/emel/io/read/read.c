@@ -291,11 +291,9 @@ static void read_destroy(void *opaque) {
   if (self->lanes) {
     for (uint32_t l = 0; l < self->lane_count; l++) {
       read_lane *lane = &self->lanes[l];
-      if (lane->ring) (void)p.ring_close(p.user, lane->ring); /* nothing in flight between transfers */
+      emel_ring_fini(&lane->ring); /* nothing in flight between transfers */
       if (lane->bounce) p.free(p.user, lane->bounce, self->block);
       if (lane->gap_scratch) p.free(p.user, lane->gap_scratch, EMEL_IO_READ_MAX_GAP);
-      if (lane->reqs) p.free(p.user, lane->reqs, (size_t)self->ring_depth * sizeof *lane->reqs);
-      if (lane->cqes) p.free(p.user, lane->cqes, (size_t)self->ring_depth * sizeof *lane->cqes);
     }
     p.free(p.user, self->lanes, (size_t)self->lane_count * sizeof *self->lanes);
   }
@@ -386,11 +384,7 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
       lane->bounce = p.alloc(p.user, block, block);
       lane->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
       lanes_ready = lanes_ready && lane->bounce && lane->gap_scratch;
-      if (ring_depth > 0) {
-        lane->reqs = p.alloc(p.user, (size_t)ring_depth * sizeof *lane->reqs, _Alignof(ring_req));
-        lane->cqes = p.alloc(p.user, (size_t)ring_depth * sizeof *lane->cqes, _Alignof(emel_ring_completion));
-        lanes_ready = lanes_ready && lane->reqs && lane->cqes;
-      }
+      lanes_ready = emel_ring_init(&lane->ring, &self->platform, ring_depth) == 0 && lanes_ready;
     }
   }
   if (self->slots) memset(self->slots, 0, (size_t)self->slot_capacity * sizeof *self->slots);

@@ -9,28 +9,14 @@
 #include "emel/io_strategy.h"
 #include "emel/io_read.h"
 #include "emel/machine/machine.h"
+#include "emel/io/ring/ring.h"
 #include "io_read_machine.h" /* events, states, action prototypes: generated from the spec */
 
 enum read_mode { READ_BUFFERED = 0, READ_DIRECT = 1 };
 
 enum read_engine { ENGINE_PREAD = 0, ENGINE_RING = 1 };
 
-enum lane_ring_state { LANE_RING_UNTRIED = 0, LANE_RING_OPEN = 1, LANE_RING_REFUSED = 2 };
-
-enum ring_req_state { REQ_TO_SEND = 0, REQ_IN_FLIGHT = 1, REQ_DONE = 2 };
-
-/* One read of a ring transfer: a contiguous file range and where it lands. A
- * gap between coalesced spans is an entry DONE at once, read by no one. */
 typedef struct io_read_ctx io_read_ctx;
-
-typedef struct ring_req {
-  uint64_t off, len;
-  unsigned char *dst; /* NULL: a gap */
-  const io_read_ctx *run; /* the transfer it belongs to (the lane's next runs are read ahead) */
-  int fd;
-  int state;
-  int64_t res;
-} ring_req;
 
 enum read_slot_state { SLOT_FREE = 0, SLOT_RESERVED = 1, SLOT_LIVE = 2 };
 
@@ -82,15 +68,13 @@ typedef struct read_lane {
   uint64_t load;              /* bytes assigned in the current window */
   uintptr_t thread;
   int started;                /* a thread runs this lane (else the calling thread does) */
-  /* The lane's ring (one thread at a time uses a lane, so it needs no lock).
-   * reqs[] is a circle in file order: head is the read at the transfer's
-   * position, head + count the next one to be made; fill_at..fill_end is
-   * what is not yet asked for. Between transfers nothing is in flight. */
-  void *ring;
-  int ring_state;
-  ring_req *reqs;               /* ring_depth entries */
-  emel_ring_completion *cqes;   /* ring_depth entries */
-  uint32_t head, count, in_flight;
+  /* The lane's ring (one thread at a time uses a lane, so it needs no lock):
+   * its circle is in file order, the head the read at the transfer's
+   * position, each read's owner the transfer it belongs to (the lane's next
+   * runs are read ahead); a gap between coalesced spans is an entry DONE at
+   * once, read by no one. fill_at..fill_end is what is not yet asked for.
+   * Between transfers nothing is in flight. */
+  emel_ring ring;               /* ring_depth requests */
   const io_read_ctx *fill_run;  /* the transfer whose reads are being made (this one or a later one of the lane) */
   uint64_t fill_at, fill_end;
   size_t fill_member;           /* buffered: the run member holding fill_at (or the next one) */

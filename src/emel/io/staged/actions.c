@@ -388,10 +388,10 @@ static io_staged_event read_pread_chunk(io_staged_ctx *m) {
 
 io_staged_event emel_staged_choose_engine(io_staged_ctx *m) {
   m->engine = STAGED_ENGINE_PREAD;
-  if (m->self->ring_depth == 0) return IO_STAGED_EV_PREAD_ENGINE;
-  switch (m->self->ring_state) {
-  case STAGED_RING_OPEN: return IO_STAGED_EV_RING_ENGINE;
-  case STAGED_RING_UNTRIED: return IO_STAGED_EV_RING_WANTED;
+  if (m->self->reads.depth == 0) return IO_STAGED_EV_PREAD_ENGINE;
+  switch (m->self->reads.state) {
+  case EMEL_RING_OPEN: return IO_STAGED_EV_RING_ENGINE;
+  case EMEL_RING_UNTRIED: return IO_STAGED_EV_RING_WANTED;
   default: return IO_STAGED_EV_PREAD_ENGINE;
   }
 }
@@ -399,111 +399,58 @@ io_staged_event emel_staged_choose_engine(io_staged_ctx *m) {
 /* Any refusal is final for this strategy: an ENOSYS or EPERM will not change,
  * and a transient one (ENOMEM) costs only the ring's speed, never the load. */
 io_staged_event emel_staged_open_ring(io_staged_ctx *m) {
-  io_staged *self = m->self;
-  const emel_platform_ops *p = &self->platform;
-  void *ring = NULL;
-  const int r = p->ring_open(p->user, self->ring_depth, &ring);
+  const int r = emel_ring_open(&m->self->reads);
   if (r < 0) {
-    self->ring_state = STAGED_RING_REFUSED;
     m->stats->ring_errno = (uint64_t)-r;
     return IO_STAGED_EV_RING_UNAVAILABLE;
   }
-  self->ring_handle = ring;
-  self->ring_state = STAGED_RING_OPEN;
   m->stats->ring_opens++;
   return IO_STAGED_EV_RING_OPENED;
 }
 
 void emel_staged_count_ring_fallback(io_staged_ctx *m) { m->stats->ring_fallbacks++; }
 
-/* Nothing is in flight between windows (every way out of one drains). */
+/* Before the window's buffer is published or given up: every read still in
+ * flight completes; a ring that cannot be waited for is closed, and the next
+ * window opens another. */
+static void ring_drain(io_staged *self) { emel_ring_drain(&self->reads, EMEL_IO_STAGED_MAX_EINTR, NULL); }
+
+/* Nothing is in flight between windows (every way out of one drains), so
+ * this only empties the circle. */
 void emel_staged_start_ring_window(io_staged_ctx *m) {
   io_staged *self = m->self;
   m->engine = STAGED_ENGINE_RING;
-  self->head = self->count = 0;
+  ring_drain(self);
   self->ring_fill_at = 0;
   m->stats->ring_windows++;
 }
 
-static staged_ring_req *ring_req_at(io_staged *self, uint32_t k) {
-  return &self->reqs[(self->head + k) % self->ring_depth];
-}
-
-/* Takes completions until `until` is done (NULL: until nothing is in flight). */
-static int ring_reap(io_staged_ctx *m, const staged_ring_req *until) {
-  io_staged *self = m->self;
-  const emel_platform_ops *p = &self->platform;
-  while (self->in_flight > 0 && (!until || until->state == STAGED_REQ_IN_FLIGHT)) {
-    const int n = p->ring_wait(p->user, self->ring_handle, 1, self->cqes, self->ring_depth);
-    if (n < 0) return n;
-    if (n == 0) return -EPROTO; /* a wait for one that returned none: a broken op, not a reason to spin */
-    for (int i = 0; i < n && i < (int)self->ring_depth; i++) {
-      const emel_ring_completion *c = &self->cqes[i];
-      if (c->tag >= self->ring_depth || self->reqs[c->tag].state != STAGED_REQ_IN_FLIGHT) continue; /* not ours */
-      staged_ring_req *q = &self->reqs[c->tag];
-      q->state = STAGED_REQ_DONE;
-      q->res = c->res;
-      self->in_flight--;
-    }
-  }
-  return 0;
-}
-
-/* Before the window's buffer is published or given up: every read still in
- * flight completes. A ring that cannot be waited for is closed, which cancels
- * and waits for its reads; the next window opens another. */
 void emel_staged_drain_ring(io_staged_ctx *m) {
-  io_staged *self = m->self;
-  if (m->engine != STAGED_ENGINE_RING) return;
-  for (uint32_t tries = 0; self->in_flight > 0;) {
-    const int r = ring_reap(m, NULL);
-    if (r == 0) break;
-    if (r == -EINTR && ++tries <= EMEL_IO_STAGED_MAX_EINTR) continue;
-    const emel_platform_ops *p = &self->platform;
-    (void)p->ring_close(p->user, self->ring_handle); /* gone either way */
-    self->ring_handle = NULL;
-    self->ring_state = STAGED_RING_UNTRIED;
-    self->in_flight = 0;
-  }
-  self->head = self->count = 0;
-}
-
-static int ring_send(io_staged_ctx *m, staged_ring_req *q) {
-  io_staged *self = m->self;
-  const emel_platform_ops *p = &self->platform;
-  const staged_member *x = fill_member_of(m);
-  const int r = p->ring_read(p->user, self->ring_handle, x->fd, fill_buffer(m) + q->off, (size_t)q->len,
-                             m->file_start + q->off, (uint64_t)(q - self->reqs));
-  if (r < 0) return r;
-  q->state = STAGED_REQ_IN_FLIGHT;
-  self->in_flight++;
-  m->stats->ring_reads++;
-  m->stats->preads++;
-  return 0;
+  if (m->engine == STAGED_ENGINE_RING) ring_drain(m->self);
 }
 
 /* Sends what waits to be sent (the head again after a short or interrupted
- * read), then makes reads of ring_request bytes until ring_depth are in the
- * circle or the window's bytes are all asked for. */
+ * read), then makes reads of ring_request bytes until the circle is full or
+ * the window's bytes are all asked for. */
 static int ring_fill(io_staged_ctx *m) {
   io_staged *self = m->self;
-  for (uint32_t k = 0; k < self->count; k++) {
-    staged_ring_req *q = ring_req_at(self, k);
-    if (q->state == STAGED_REQ_TO_SEND) {
-      const int r = ring_send(m, q);
-      if (r < 0) return r;
-    }
-  }
-  while (self->count < self->ring_depth && self->ring_fill_at < m->asked) {
-    staged_ring_req *q = ring_req_at(self, self->count);
+  emel_ring *ring = &self->reads;
+  uint64_t sent = 0;
+  int r = emel_ring_send_waiting(ring, &sent);
+  while (r == 0 && ring->count < ring->depth && self->ring_fill_at < m->asked) {
     const uint64_t left = m->asked - self->ring_fill_at;
-    *q = (staged_ring_req){.off = self->ring_fill_at, .len = left < self->ring_request ? left : self->ring_request};
+    emel_ring_req *q = emel_ring_push(ring);
+    q->off = m->file_start + self->ring_fill_at;
+    q->len = left < self->ring_request ? left : self->ring_request;
+    q->dst = fill_buffer(m) + self->ring_fill_at;
+    q->fd = fill_member_of(m)->fd;
     self->ring_fill_at += q->len;
-    self->count++;
-    const int r = ring_send(m, q);
-    if (r < 0) return r;
+    r = emel_ring_send(ring, q);
+    if (r == 0) sent++;
   }
-  return 0;
+  m->stats->ring_reads += sent;
+  m->stats->preads += sent;
+  return r;
 }
 
 /* One chunk through the ring: the completion of the read at the window's
@@ -513,14 +460,15 @@ static int ring_fill(io_staged_ctx *m) {
  * of it, a failed one keeps its errno, an empty one is the end of the file. */
 static io_staged_event read_ring_chunk(io_staged_ctx *m) {
   io_staged *self = m->self;
+  emel_ring *ring = &self->reads;
   int r = ring_fill(m);
-  if (r == 0 && self->count == 0) r = -EPROTO; /* all asked for and taken: complete before, never here */
-  if (r == 0) r = ring_reap(m, ring_req_at(self, 0));
-  staged_ring_req *q = ring_req_at(self, 0);
+  if (r == 0 && ring->count == 0) r = -EPROTO; /* all asked for and taken: complete before, never here */
+  if (r == 0) r = emel_ring_reap(ring, emel_ring_at(ring, 0), NULL);
+  emel_ring_req *q = emel_ring_at(ring, 0);
   if (r == 0) r = q->res == -EAGAIN ? -EINTR : q->res < 0 ? (int)q->res : 0;
   if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
   if (r == -EINTR) {
-    if (q->state == STAGED_REQ_DONE) q->state = STAGED_REQ_TO_SEND;
+    if (q->state == EMEL_RING_DONE) q->state = EMEL_RING_TO_SEND;
     m->last = -EINTR;
     return IO_STAGED_EV_CHUNK_INTERRUPTED;
   }
@@ -530,28 +478,26 @@ static io_staged_event read_ring_chunk(io_staged_ctx *m) {
   }
   if (q->res == 0) return IO_STAGED_EV_CHUNK_END_OF_FILE;
   m->stats->bytes_read += (uint64_t)q->res;
-  const uint64_t end = q->off + q->len, got_end = q->off + (uint64_t)q->res;
-  m->from = q->off;
+  const uint64_t off = q->off - m->file_start; /* the window's coordinates from here */
+  const uint64_t end = off + q->len, got_end = off + (uint64_t)q->res;
+  m->from = off;
   m->last = q->res;
   if (got_end <= m->got) { /* direct: a block read again came up short again */
     if (++m->retries > EMEL_IO_STAGED_MAX_EINTR) {
       m->error.os_errno = EIO; /* a device that never completes the block must not hang the load */
       return IO_STAGED_EV_CHUNK_FAILED;
     }
-    q->state = STAGED_REQ_TO_SEND;
+    q->state = EMEL_RING_TO_SEND;
     m->last = (int64_t)(m->got - m->from); /* no progress: got stays */
     return IO_STAGED_EV_CHUNK_SHORT;
   }
   m->retries = 0;
   if (got_end < end) { /* the rest asked again (O_DIRECT: from the block the read ended in) */
     const uint64_t from = fill_member_of(m)->mode == STAGED_DIRECT ? got_end - got_end % self->block : got_end;
-    q->len = end - from;
-    q->off = from;
-    q->state = STAGED_REQ_TO_SEND;
+    emel_ring_retry_from(q, m->file_start + from);
     return IO_STAGED_EV_CHUNK_SHORT;
   }
-  self->head = (self->head + 1) % self->ring_depth;
-  self->count--;
+  emel_ring_pop(ring);
   return IO_STAGED_EV_CHUNK_READ;
 }
 

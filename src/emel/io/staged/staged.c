@@ -155,9 +155,7 @@ static void staged_destroy(void *opaque) {
     p.free(p.user, self->ring, (size_t)self->ring_count * sizeof *self->ring);
   }
   if (self->members) p.free(p.user, self->members, EMEL_IO_STAGED_BATCH_WINDOW * sizeof *self->members);
-  if (self->ring_handle) (void)p.ring_close(p.user, self->ring_handle); /* the reader is joined: nothing in flight */
-  if (self->reqs) p.free(p.user, self->reqs, (size_t)self->ring_depth * sizeof *self->reqs);
-  if (self->cqes) p.free(p.user, self->cqes, (size_t)self->ring_depth * sizeof *self->cqes);
+  emel_ring_fini(&self->reads); /* the reader is joined: nothing in flight */
   for (int i = 0; i < 2; i++)
     if (self->events[i] >= 0) (void)p.event_close(p.user, self->events[i]);
   p.free(p.user, self, sizeof *self);
@@ -212,11 +210,7 @@ static emel_status unreported_attach(emel_io *io, const emel_io_staged_config *g
   /* Ring reads in whole blocks, so a direct window's reads stay aligned. */
   const uint64_t request = c.ring_request ? c.ring_request : EMEL_IO_STAGED_DEFAULT_RING_REQUEST;
   self->ring_request = request < block ? block : request - request % block;
-  self->ring_depth = depth;
-  if (depth) {
-    self->reqs = p.alloc(p.user, (size_t)depth * sizeof *self->reqs, _Alignof(staged_ring_req));
-    self->cqes = p.alloc(p.user, (size_t)depth * sizeof *self->cqes, _Alignof(emel_ring_completion));
-  }
+  const int reads_ready = emel_ring_init(&self->reads, &self->platform, depth) == 0;
   atomic_init(&self->filled, 0);
   atomic_init(&self->freed, 0);
   atomic_init(&self->stop, 0);
@@ -225,7 +219,7 @@ static emel_status unreported_attach(emel_io *io, const emel_io_staged_config *g
   self->file_state = p.alloc(p.user, (size_t)self->file_capacity * sizeof *self->file_state, _Alignof(staged_file));
   self->members = p.alloc(p.user, EMEL_IO_STAGED_BATCH_WINDOW * sizeof *self->members, _Alignof(staged_member));
   self->ring = p.alloc(p.user, (size_t)buffers * sizeof *self->ring, _Alignof(unsigned char *));
-  int ready = self->slots && self->file_state && self->members && self->ring && (!depth || (self->reqs && self->cqes));
+  int ready = self->slots && self->file_state && self->members && self->ring && reads_ready;
   if (self->file_state)
     for (uint32_t i = 0; i < self->file_capacity; i++) self->file_state[i] = (staged_file){.fd = {-1, -1}};
   if (self->ring) {

@@ -9,6 +9,7 @@
 #include "emel/io_strategy.h"
 #include "emel/io_staged.h"
 #include "emel/machine/machine.h"
+#include "emel/io/ring/ring.h"
 #include "io_staged_machine.h" /* events, states, action prototypes: generated from the spec */
 
 enum staged_mode { STAGED_BUFFERED = 0, STAGED_DIRECT = 1 };
@@ -57,18 +58,6 @@ typedef struct staged_window {
 
 enum staged_engine { STAGED_ENGINE_PREAD = 0, STAGED_ENGINE_RING = 1 };
 
-enum staged_ring_state { STAGED_RING_UNTRIED = 0, STAGED_RING_OPEN = 1, STAGED_RING_REFUSED = 2 };
-
-enum staged_req_state { STAGED_REQ_TO_SEND = 0, STAGED_REQ_IN_FLIGHT = 1, STAGED_REQ_DONE = 2 };
-
-/* One ring read of the window being filled: bytes [off, off + len) from the
- * window's file_start, into its buffer at off. */
-typedef struct staged_ring_req {
-  uint64_t off, len;
-  int state;
-  int64_t res;
-} staged_ring_req;
-
 typedef struct io_staged io_staged;
 
 struct io_staged {
@@ -107,15 +96,10 @@ struct io_staged {
   uintptr_t thread;
   /* The reader's ring (one reader at a time: the thread, or an inline stream's
    * caller). Opened on the first window that wants it, kept until destroy;
-   * nothing is in flight between windows. reqs is a circle of ring_depth
-   * reads from `head`, `count` of them made; the tag of a read is its index. */
-  void *ring_handle;
-  int ring_state;
-  uint32_t ring_depth;    /* 0: pread only (EMEL_IO_STAGED_NO_RING) */
+   * nothing is in flight between windows. Its circle holds the window's
+   * reads in file order, the head the one at the window's position. */
+  emel_ring reads;        /* depth 0: pread only (EMEL_IO_STAGED_NO_RING) */
   uint64_t ring_request;  /* whole blocks */
-  staged_ring_req *reqs;
-  emel_ring_completion *cqes;
-  uint32_t head, count, in_flight;
   uint64_t ring_fill_at;  /* the next byte (from file_start) no read asks for yet */
   emel_io_staged_stats stats;
   emel_io_staged_stats reader_stats; /* the reader thread's counters, merged after the join */
