@@ -345,6 +345,8 @@ static emel_status drive_job(const scenario *s, emel_job *job, int *inconsistent
   emel_status first = EMEL_OK;
   if (s->mode == JOB_BACKGROUND) {
     emel_error e;
+    /* Watched, as an event loop watches it: every unit signals the descriptor, so each signal is swept. */
+    (void)emel_job_fd(job);
     first = emel_job_start(job, &e);
     if (first != EMEL_OK && (first != EMEL_JOB_START_FAILED || e.os_errno == 0)) *inconsistent = 1;
     /* A wait may return early (a lost wakeup, a failed event_wait): wait again. */
