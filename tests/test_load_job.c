@@ -1119,16 +1119,15 @@ static int counting_ring_read(void *user, void *ring, int fd, void *buf, size_t 
   return fp.ops.ring_read(user, ring, fd, buf, len, offset, tag);
 }
 
-/* Guards against the ring engine's read-ahead and the lanes' shared counter
- * disagreeing (the merge of the two): the read-ahead into a lane's "next
- * runs" assumed a fixed share of runs per lane, while lanes now take runs in
- * turn. A lane now takes its next run from the counter before reading ahead
- * into it, and transfers every run it took. Here the driver keeps its ring
- * full across the job's parts (more than one read in flight: the job's unit
- * gets the ring's depth) and takes them all before the late lane starts;
- * every part is read exactly once (no run twice, none skipped), the bytes are
- * right, and nothing is in flight afterwards. */
-START_TEST(ring_lanes_read_ahead_only_into_runs_they_took) {
+/* Guards against a buffered ring lane reading ahead into runs beyond its
+ * own: cached pages are copied as each read is sent, on the sending lane's
+ * thread, so a lane that kept its ring full across the job's parts took them
+ * all from the other lanes (measured: 8 MiB units ran on one lane, a
+ * background job at 0.6 of the batch). Each buffered part is one read and a
+ * lane has one in flight at a time (direct lanes still read ahead: see
+ * test_io_read). Also: every part is read exactly once (no run twice, none
+ * skipped), the bytes are right, and nothing is in flight afterwards. */
+START_TEST(buffered_ring_lanes_read_no_part_ahead) {
   fp.no_ring = 0;
   emel_platform_ops ops = fp.ops;
   ops.thread_start = late_thread_start;
@@ -1158,8 +1157,7 @@ START_TEST(ring_lanes_read_ahead_only_into_runs_they_took) {
   ck_assert_uint_eq(st.ring_reads, 8);
   ck_assert_uint_eq(atomic_load(&driver_reads) + atomic_load(&other_reads), 8);
   ck_assert_uint_ge(atomic_load(&driver_reads), 6);
-  ck_assert_int_gt(fp.ring_peak_in_flight, 1); /* read ahead into the parts it took */
-  ck_assert_int_le(fp.ring_peak_in_flight, 2 * EMEL_IO_READ_DEFAULT_RING_DEPTH); /* each lane within its depth */
+  ck_assert_int_le(fp.ring_peak_in_flight, 2); /* one read per lane: none ahead into other parts */
   ck_assert_int_eq(fp.ring_in_flight, 0);
   big_close(&b);
 }
@@ -1224,7 +1222,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, a_window_of_whole_tensors_uses_the_lanes);
   tcase_add_test(tc, threads_sets_the_lanes_of_read_units);
   tcase_add_test(tc, lanes_take_runs_so_a_late_lane_holds_nothing_back);
-  tcase_add_test(tc, ring_lanes_read_ahead_only_into_runs_they_took);
+  tcase_add_test(tc, buffered_ring_lanes_read_no_part_ahead);
   tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
   suite_add_tcase(s, tc);
   return s;

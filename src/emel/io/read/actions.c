@@ -481,8 +481,13 @@ static int ring_fill(io_read_ctx *m) {
   if (again < 0) return again;
   while (lane->ring.count < lane->ring.depth) {
     if (lane->fill_at == lane->fill_end) {
-      /* This transfer is all asked for: read ahead into the lane's next one,
-       * whose buffers are ready, so the device never waits between runs. */
+      /* This transfer is all asked for: a direct one reads ahead into the
+       * lane's next one, whose buffers are ready, so the device never waits
+       * between runs. A buffered read of cached pages is copied as it is
+       * sent, on this lane's thread: reading ahead would take the next runs
+       * from the lanes that would copy them in parallel (measured: a job's
+       * 8 MiB units ran on one lane, 0.6 of the batch's speed). */
+      if (lane->fill_run->run[0].mode != READ_DIRECT) break;
       const io_read_ctx *next = next_run_of_lane(lane, lane->fill_run);
       if (!next || !ring_eligible(m->self, next)) break;
       ring_fill_from(lane, next);
