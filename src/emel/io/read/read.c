@@ -34,7 +34,7 @@ static int note_broken(io_read *self, const io_read_ctx *m) {
   return self->broken;
 }
 
-/* Adds a lane's transfer counters to the strategy's (calling thread, after the join). */
+/* Adds a lane's transfer counters to the strategy's (calling thread, once the lane is done: pending 0). */
 static void merge_lane(io_read *self, read_lane *lane) {
   emel_io_read_stats *to = &self->stats, *from = &lane->stats;
   to->bytes_read += from->bytes_read;

@@ -72,7 +72,7 @@ typedef struct read_member {
 typedef struct io_read io_read;
 
 /* What one thread of a batch transfer owns: its scratch and its counters
- * (merged into the strategy's after the join). Lane 0 is the calling thread. */
+ * (merged into the strategy's once the window's lanes are all done). Lane 0 is the calling thread. */
 typedef struct read_lane {
   io_read *self;
   uint32_t index;
