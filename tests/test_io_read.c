@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -893,42 +894,160 @@ START_TEST(test_threads_zero_means_one_lane_per_core_and_a_small_window_stays_on
 }
 END_TEST
 
+/* One parallel batch of PAR_N spans on `x`: every byte arrives, and the
+ * strategy holds them until released here. */
+static void par_batch(emel_io *x) {
+  emel_io_request r[PAR_N];
+  emel_io_result res[PAR_N];
+  par_requests(r, PAR_N, PAR_STEP, 0);
+  emel_io_acquire_batch(x, r, res, PAR_N);
+  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  par_release_all(x, res, PAR_N);
+}
+
+/* Guards against a lane whose thread could not start once never getting one
+ * again, and against a thread per window (threads_started grew with every
+ * batch: 3 more each time with 4 lanes). */
 START_TEST(test_a_thread_that_cannot_start_leaves_its_runs_to_the_calling_thread_and_is_counted) {
   emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 4, .min_parallel_bytes = 1, .chunk_size = 4096);
   emel_io *x = par_io(&c);
   fault_platform_fail_many(&fp, FP_THREAD_START, 1, 2, EAGAIN); /* two of the three workers */
-  emel_io_request r[PAR_N];
-  emel_io_result res[PAR_N];
-  par_requests(r, PAR_N, PAR_STEP, 0);
-  emel_io_acquire_batch(x, r, res, PAR_N);
-  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
+  par_batch(x);
   emel_io_read_stats s = par_stats(x);
   ck_assert_uint_eq(s.thread_start_failures, 2);
   ck_assert_uint_eq(s.threads_started, 1);
-  ck_assert_uint_eq(fp.live_threads, 0);
-  par_release_all(x, res, PAR_N);
-  /* every start refused: the batch is still whole */
+  ck_assert_int_eq(fp.live_threads, 1); /* lane 3's worker, parked until destroy */
+  /* every start refused: the batch is still whole; lanes 1 and 2 are tried
+   * again (and fail), lane 3's worker is not started again */
   fault_platform_fail_many(&fp, FP_THREAD_START, 1, 1000, EAGAIN);
-  emel_io_acquire_batch(x, r, res, PAR_N);
-  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
-  ck_assert_uint_eq(par_stats(x).thread_start_failures, 5);
-  par_release_all(x, res, PAR_N);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).thread_start_failures, 4);
+  ck_assert_uint_eq(par_stats(x).threads_started, 1);
+  /* starts work again: the two missing workers start, once */
+  fault_platform_clear_faults(&fp);
+  par_batch(x);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).threads_started, 3);
+  ck_assert_uint_eq(par_stats(x).thread_start_failures, 4);
+  ck_assert_int_eq(fp.live_threads, 3);
   emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_threads, 0);
 }
 END_TEST
 
+/* Guards against a thread started and joined for every window: each batch
+ * started threads - 1 threads (threads_started 9 after three batches of 4
+ * lanes), each paying its start, join and ring setup. Parked workers are
+ * joined when the strategy is destroyed, and nothing else. */
+START_TEST(test_lane_threads_start_once_per_strategy_and_are_joined_at_destroy) {
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 4, .min_parallel_bytes = 1, .chunk_size = 4096);
+  emel_io *x = par_io(&c);
+  const uint64_t starts = fp.calls[FP_THREAD_START], joins = fp.calls[FP_THREAD_JOIN];
+  for (int i = 0; i < 3; i++) par_batch(x);
+  emel_io_read_stats s = par_stats(x);
+  ck_assert_uint_eq(s.threads_started, 3);
+  ck_assert_uint_eq(s.parallel_windows, 3);
+  ck_assert_uint_eq(s.bytes_read, 3 * ((PAR_N - 1) * PAR_STEP + PAR_SIZE) - (s.runs - 3) * (PAR_STEP - PAR_SIZE));
+  ck_assert_uint_eq(fp.calls[FP_THREAD_START] - starts, 3);
+  ck_assert_uint_eq(fp.calls[FP_THREAD_JOIN] - joins, 0);
+  ck_assert_int_eq(fp.live_threads, 3);
+  ck_assert_int_eq(fp.live_events, 4); /* one per worker, one the caller waits on */
+  emel_io_destroy(x);
+  ck_assert_uint_eq(fp.calls[FP_THREAD_JOIN] - joins, 3);
+  ck_assert_int_eq(fp.live_threads, 0);
+  ck_assert_int_eq(fp.live_events, 0);
+}
+END_TEST
+
+/* Guards against lanes that need events failing the batch, or losing its runs,
+ * when no event can be opened (EMFILE, no eventfd): such a window falls back
+ * to threads of its own, started and joined in it (counted as before), and
+ * the next window that can open its events parks its workers. */
+START_TEST(test_lanes_without_events_use_threads_of_the_window_and_park_once_events_open) {
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 4, .min_parallel_bytes = 1, .chunk_size = 4096);
+  emel_io *x = par_io(&c);
+  /* the caller's event, tried for each lane that needs it */
+  fault_platform_fail_many(&fp, FP_EVENT_OPEN, fp.calls[FP_EVENT_OPEN] + 1, 3, EMFILE);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).threads_started, 3);
+  ck_assert_int_eq(fp.live_threads, 0); /* joined with the window */
+  par_batch(x); /* events open now: three parked workers */
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).threads_started, 6);
+  ck_assert_int_eq(fp.live_threads, 3);
+  emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_threads, 0);
+  ck_assert_int_eq(fp.live_events, 0);
+  /* one lane's event fails: that lane has a thread of the window, the others park */
+  x = par_io(&c);
+  fault_platform_fail(&fp, FP_EVENT_OPEN, fp.calls[FP_EVENT_OPEN] + 2, ENFILE);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).threads_started, 3);
+  ck_assert_int_eq(fp.live_threads, 2);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).threads_started, 4);
+  ck_assert_int_eq(fp.live_threads, 3);
+  emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_events, 0);
+  /* none ever opens: every window has threads of its own, and a failed join
+   * of one of them is counted */
+  x = par_io(&c);
+  fault_platform_fail_many(&fp, FP_EVENT_OPEN, 1, 1000, ENOSYS);
+  fault_platform_fail(&fp, FP_THREAD_JOIN, fp.calls[FP_THREAD_JOIN] + 1, EDEADLK);
+  par_batch(x);
+  par_batch(x);
+  emel_io_read_stats s = par_stats(x);
+  ck_assert_uint_eq(s.threads_started, 6);
+  ck_assert_uint_eq(s.thread_join_failures, 1);
+  ck_assert_int_eq(fp.live_threads, 0);
+  emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_events, 0);
+}
+END_TEST
+
+/* A parked worker is joined at destroy: a join reported as failed there
+ * (the thread is gone either way, as ops.thread_join requires) leaks nothing,
+ * and the runs it transferred were granted. */
 START_TEST(test_a_failed_join_is_counted_and_the_runs_it_transferred_are_granted) {
   emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .min_parallel_bytes = 1, .chunk_size = 4096);
   emel_io *x = par_io(&c);
-  fault_platform_fail(&fp, FP_THREAD_JOIN, 1, EDEADLK);
-  emel_io_request r[PAR_N];
-  emel_io_result res[PAR_N];
-  par_requests(r, PAR_N, PAR_STEP, 0);
-  emel_io_acquire_batch(x, r, res, PAR_N);
-  for (int k = 0; k < PAR_N; k++) assert_bytes(&res[k], r[k].offset, r[k].size);
-  ck_assert_uint_eq(par_stats(x).thread_join_failures, 1);
-  par_release_all(x, res, PAR_N);
+  fault_platform_fail(&fp, FP_THREAD_JOIN, fp.calls[FP_THREAD_JOIN] + 1, EDEADLK);
+  par_batch(x);
+  ck_assert_uint_eq(par_stats(x).thread_join_failures, 0); /* parked, not joined yet */
   emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_threads, 0);
+}
+END_TEST
+
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Guards against a parked worker or the waiting caller relying on every
+ * wakeup arriving: with every event_signal lost (and waits failing), a
+ * window costs a bounded wait slice (100 ms) per lost wakeup, never a hang,
+ * and destroy still ends every worker. */
+START_TEST(test_lost_wakeups_and_failed_waits_cost_a_slice_never_a_hang) {
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .min_parallel_bytes = 1, .chunk_size = 4096);
+  emel_io *x = par_io(&c);
+  fault_platform_fail_many(&fp, FP_EVENT_SIGNAL, 1, 100000, EAGAIN);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  par_batch(x);
+  par_batch(x);
+  ck_assert_msg(seconds_since(&t0) < 5.0, "two windows took %.2f s", seconds_since(&t0));
+  ck_assert_uint_eq(par_stats(x).threads_started, 1);
+  ck_assert_uint_gt(fp.calls[FP_EVENT_SIGNAL], 0);
+  /* waits fail at once: the slice is slept without the descriptor */
+  fault_platform_fail_many(&fp, FP_EVENT_WAIT, fp.calls[FP_EVENT_WAIT] + 1, 20, EINVAL);
+  par_batch(x);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  emel_io_destroy(x); /* the quit's wakeup is lost too */
+  ck_assert_msg(seconds_since(&t0) < 2.0, "destroy took %.2f s", seconds_since(&t0));
+  ck_assert_int_eq(fp.live_threads, 0);
+  ck_assert_int_eq(fp.live_events, 0);
 }
 END_TEST
 
@@ -1436,6 +1555,9 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_threads_zero_means_one_lane_per_core_and_a_small_window_stays_on_the_calling_thread);
   tcase_add_test(tc, test_a_thread_that_cannot_start_leaves_its_runs_to_the_calling_thread_and_is_counted);
   tcase_add_test(tc, test_a_failed_join_is_counted_and_the_runs_it_transferred_are_granted);
+  tcase_add_test(tc, test_lane_threads_start_once_per_strategy_and_are_joined_at_destroy);
+  tcase_add_test(tc, test_lanes_without_events_use_threads_of_the_window_and_park_once_events_open);
+  tcase_add_test(tc, test_lost_wakeups_and_failed_waits_cost_a_slice_never_a_hang);
   tcase_add_test(tc, test_a_failed_run_on_one_thread_fails_only_its_own_requests_while_the_others_arrive);
   tcase_add_test(tc, test_direct_requests_of_a_batch_transfer_on_the_lanes_too);
   tcase_add_test(tc, test_a_tensor_loads_into_an_owned_or_a_caller_buffer_and_evict_frees_only_the_owned_one);

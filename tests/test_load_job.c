@@ -1021,20 +1021,35 @@ START_TEST(a_window_of_whole_tensors_uses_the_lanes) {
 }
 END_TEST
 
+/* The read strategy's worker threads a job with `threads` starts on a fresh
+ * boundary of one `size` tensor: the lanes its units used at most (lanes are
+ * parked threads, started once per strategy). */
+static uint64_t fresh_job_threads(uint64_t size, uint32_t threads) {
+  big_model b;
+  big_open(&b, size);
+  const uint64_t started = big_job_threads(&b, threads, NULL);
+  big_close(&b);
+  return started;
+}
+
 /* emel_job_config.threads: the threads that transfer each read unit (the
  * driving one, and threads - 1 lanes), one per MiB at most, at most the
- * strategy's lanes. */
+ * strategy's lanes. Guards too against a thread per unit: two units on 7
+ * and 3 lanes started 10 threads, where 7 parked ones serve both. */
 START_TEST(threads_sets_the_lanes_of_read_units) {
+  ck_assert_uint_eq(fresh_job_threads(6u << 20, 1), 0);
+  ck_assert_uint_eq(fresh_job_threads(6u << 20, 3), 2);
+  ck_assert_uint_eq(fresh_job_threads(6u << 20, 6), 5);
+  ck_assert_uint_eq(fresh_job_threads(6u << 20, 64), 5); /* 6 MiB: a lane per MiB at most */
+  ck_assert_uint_eq(fresh_job_threads(4u << 20, 64), 3);
+  ck_assert_uint_eq(fresh_job_threads(12u << 20, 64), 7); /* two units: 8 MiB on 8 lanes, then 4 MiB on 4 */
+  ck_assert_uint_eq(fresh_job_threads(12u << 20, 1), 0);
+  /* one boundary, jobs one after the other: the lanes started for the first serve the next */
   big_model b;
   big_open(&b, 6u << 20);
-  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
   ck_assert_uint_eq(big_job_threads(&b, 3, NULL), 2);
-  ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 5);
-  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 5); /* 6 MiB: a lane per MiB at most */
-  big_close(&b);
-  big_open(&b, 12u << 20); /* two units: 8 MiB, then 4 MiB */
-  ck_assert_uint_eq(big_job_threads(&b, 64, NULL), 7 + 3); /* the strategy has 8 lanes */
-  ck_assert_uint_eq(big_job_threads(&b, 1, NULL), 0);
+  ck_assert_uint_eq(big_job_threads(&b, 3, NULL), 0);
+  ck_assert_uint_eq(big_job_threads(&b, 6, NULL), 3);
   big_close(&b);
 }
 END_TEST

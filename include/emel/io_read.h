@@ -57,17 +57,24 @@
  * runs slow takes fewer); the calling thread is lane 0, each other lane a thread
  * started with ops.thread_start (buffered: one copy per core; direct: the
  * copy is the device's, so direct_threads lanes keep more reads in flight,
- * measured 4.0 -> 4.8 GB/s cold from 2 to 8 lanes here). Concurrency rules:
+ * measured 4.0 -> 4.8 GB/s cold from 2 to 8 lanes here). A lane's thread is
+ * started at the first window that gives it work and kept: parked on an event
+ * (ops.event_open/event_wait) between windows, woken (event_signal) for each
+ * window it has work in, joined at destroy, so many small windows (a load
+ * job's units) pay no thread start, join or ring setup each. Concurrency rules:
  * - Phases: prepare every request (calling thread), transfer the runs (lanes
- *   in parallel), join, then settle every run (calling thread). Each phase
- *   starts after the previous one ended for every lane.
+ *   in parallel), wait until every lane is done, then settle every run
+ *   (calling thread). Each phase starts after the previous one ended for
+ *   every lane: the window is written before a lane's generation is bumped
+ *   (release; the worker reads it with acquire), and the caller waits until
+ *   a pending count, decremented by each lane with acq_rel, reaches 0.
  * - Only the calling thread touches shared mutable state: the slot pool and
  *   the live count, buffer allocation and release, file descriptors and
  *   sizes, the results, the strategy's stats.
  * - A lane writes only its own runs' machine contexts and destination
  *   buffers (its ring's reads too: only into its own runs'), and its own
- *   bounce block, gap scratch, ring and counters (merged into the stats after
- *   the join); which runs are its own is decided by one atomic counter, which
+ *   bounce block, gap scratch, ring and counters (merged into the stats once
+ *   the window's pending count reached 0); which runs are its own is decided by one atomic counter, which
  *   hands each run out once. A lane reads ahead only into runs it has taken
  *   from that counter already (it takes its next run before reading ahead
  *   into it, and transfers every run it took), so no run is read by two
@@ -78,9 +85,17 @@
  *   and the identity each file had when opened (pread/preadv are positional
  *   and fstat reads nothing shared, so one descriptor serves every thread).
  * - A thread that cannot be started is counted (thread_start_failures) and
- *   its lane's runs are transferred by the calling thread: same results.
- * - A failed join is counted (thread_join_failures); ops.thread_join must
- *   return only once the thread is gone, as the default does.
+ *   its lane's runs are transferred by the calling thread: same results; the
+ *   next window that gives the lane work tries again.
+ * - Events that cannot be opened: the window starts threads of its own for
+ *   those lanes and joins them before it returns (counted as started).
+ * - A lost wakeup (a failed event_signal) or a failed wait costs at most a
+ *   bounded wait slice (100 ms): workers and the caller look at the
+ *   generation / pending count after every wait, whatever it returned.
+ * - Destroy (never with a window in flight) sets quit, wakes and joins every
+ *   parked worker. A failed join is counted (thread_join_failures);
+ *   ops.thread_join must return only once the thread is gone, as the
+ *   default does.
  * Not thread-safe per instance: one batch at a time.
  */
 #ifndef EMEL_IO_READ_H

@@ -632,8 +632,8 @@ void emel_read_grant_run(io_read_ctx *m) {
 }
 
 /* The file changed under a load: its descriptors go, so the next load opens
- * it again and compares it with the expectation afresh. Runs after the join,
- * when no lane reads any descriptor. */
+ * it again and compares it with the expectation afresh. Runs once every lane is done
+ * with the window (parked), when no lane reads any descriptor. */
 void emel_read_forget_file(io_read_ctx *m) {
   io_read *self = m->self;
   read_file *f = &self->file_state[m->run[0].request->file_index];

@@ -8,6 +8,7 @@
 #include "emel/report.h"
 #include "emel/util/struct_size.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ static int note_broken(io_read *self, const io_read_ctx *m) {
   return self->broken;
 }
 
-/* Adds a lane's transfer counters to the strategy's (calling thread, after the join). */
+/* Adds a lane's transfer counters to the strategy's (calling thread, once the lane is done: pending 0). */
 static void merge_lane(io_read *self, read_lane *lane) {
   emel_io_read_stats *to = &self->stats, *from = &lane->stats;
   to->bytes_read += from->bytes_read;
@@ -186,31 +187,101 @@ static void *transfer_lane(void *arg) {
   return NULL;
 }
 
-/* Transfers every run of the window: lanes 1.. on threads, lane 0 here; a
- * lane whose thread does not start is done here too. Returns after the join. */
+/* A parked worker or a waiting caller never waits longer than this for a
+ * wakeup: one that was lost (a failed event_signal) costs a slice, not a hang. */
+enum { LANE_WAIT_SLICE_MS = 100 };
+
+/* One bounded wait on `fd`. A failed wait (not EINTR) is no answer: the slice
+ * is slept without the descriptor, so a broken descriptor costs time, not a spin. */
+static void wait_slice(const emel_platform_ops *p, int fd) {
+  const int r = p->event_wait(p->user, fd, LANE_WAIT_SLICE_MS);
+  if (r < 0 && r != -EINTR) (void)p->event_wait(p->user, -1, LANE_WAIT_SLICE_MS);
+}
+
+/* A parked lane's thread: transfers its share of each window it is given (a
+ * new generation, read with acquire: the window was published before it was
+ * bumped), takes its count off `pending` and parks again, until destroy sets
+ * quit. Both are looked at after every wait, whatever the wait returned. */
+static void *lane_worker(void *arg) {
+  read_lane *lane = arg;
+  io_read *self = lane->self;
+  const emel_platform_ops *p = &self->platform;
+  for (;;) {
+    if (atomic_load_explicit(&self->quit, memory_order_acquire)) break;
+    const unsigned g = atomic_load_explicit(&lane->gen, memory_order_acquire);
+    if (g != lane->seen) {
+      lane->seen = g;
+      (void)transfer_lane(lane);
+      if (atomic_fetch_sub_explicit(&self->pending, 1, memory_order_acq_rel) == 1)
+        (void)p->event_signal(p->user, self->done_event); /* lost: the caller looks again after a slice */
+      continue;
+    }
+    wait_slice(p, lane->event);
+  }
+  return NULL;
+}
+
+/* Lane l (1..) is to take part in the window: a parked worker when it has one
+ * or one can be started (events open, thread started), else a thread of this
+ * window alone (no events: as before lanes were kept), else nothing (the
+ * calling thread does its runs). */
+static void ready_lane(io_read *self, read_lane *lane) {
+  const emel_platform_ops *p = &self->platform;
+  lane->transient = 0;
+  if (lane->running) return;
+  if (self->done_event < 0) {
+    const int fd = p->event_open(p->user);
+    if (fd >= 0) self->done_event = fd;
+  }
+  if (self->done_event >= 0 && lane->event < 0) {
+    const int fd = p->event_open(p->user);
+    if (fd >= 0) lane->event = fd;
+  }
+  const int parked = self->done_event >= 0 && lane->event >= 0;
+  if (parked) lane->seen = atomic_load_explicit(&lane->gen, memory_order_relaxed); /* published by thread_start */
+  if (p->thread_start(p->user, parked ? lane_worker : transfer_lane, lane, &lane->thread) == 0) {
+    lane->running = parked;
+    lane->transient = !parked;
+    self->stats.threads_started++;
+  } else {
+    self->stats.thread_start_failures++;
+  }
+}
+
+/* Transfers every run of the window: lanes 1.. on their threads, lane 0
+ * here; a lane without a thread is done here too. The window (runs, the
+ * counter, the lanes' loads) is written before any worker is woken: each
+ * lane's generation is bumped with release after it, and the caller holds a
+ * count of `pending` until it has handed out every lane, so the count cannot
+ * reach 0 early. Returns once every lane is done (pending 0, transient threads
+ * joined); only then are the lanes' counters merged. */
 static void transfer_window(io_read *self, uint32_t lanes) {
   const emel_platform_ops *p = &self->platform;
   uint32_t busy = 0;
   for (uint32_t l = 0; l < lanes; l++) busy += self->lanes[l].load > 0;
   if (busy > 1) self->stats.parallel_windows++;
+  atomic_store_explicit(&self->pending, 1, memory_order_relaxed); /* the caller's count */
   for (uint32_t l = 1; l < lanes; l++) {
     read_lane *lane = &self->lanes[l];
-    lane->started = 0;
+    lane->transient = 0;
     if (lane->load == 0) continue;
-    if (p->thread_start(p->user, transfer_lane, lane, &lane->thread) == 0) {
-      lane->started = 1;
-      self->stats.threads_started++;
-    } else {
-      self->stats.thread_start_failures++;
-    }
+    ready_lane(self, lane);
+    if (!lane->running) continue;
+    atomic_fetch_add_explicit(&self->pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lane->gen, 1, memory_order_release);
+    (void)p->event_signal(p->user, lane->event); /* lost: the worker looks again after a slice */
   }
   (void)transfer_lane(&self->lanes[0]);
-  for (uint32_t l = 1; l < lanes; l++)
-    if (!self->lanes[l].started && self->lanes[l].load > 0) (void)transfer_lane(&self->lanes[l]);
   for (uint32_t l = 1; l < lanes; l++) {
     read_lane *lane = &self->lanes[l];
-    if (lane->started && p->thread_join(p->user, lane->thread) != 0) self->stats.thread_join_failures++;
-    lane->started = 0;
+    if (lane->load > 0 && !lane->running && !lane->transient) (void)transfer_lane(lane);
+  }
+  if (atomic_fetch_sub_explicit(&self->pending, 1, memory_order_acq_rel) != 1)
+    while (atomic_load_explicit(&self->pending, memory_order_acquire) != 0) wait_slice(p, self->done_event);
+  for (uint32_t l = 1; l < lanes; l++) {
+    read_lane *lane = &self->lanes[l];
+    if (lane->transient && p->thread_join(p->user, lane->thread) != 0) self->stats.thread_join_failures++;
+    lane->transient = 0;
   }
   for (uint32_t l = 0; l < lanes; l++) merge_lane(self, &self->lanes[l]);
 }
@@ -289,6 +360,18 @@ static void read_destroy(void *opaque) {
     p.free(p.user, self->file_state, (size_t)self->file_capacity * sizeof *self->file_state);
   }
   if (self->lanes) {
+    /* No window is in flight (one caller): every worker is parked or about
+     * to park. One that misses the wake sees quit after its slice. */
+    atomic_store_explicit(&self->quit, 1, memory_order_release);
+    for (uint32_t l = 1; l < self->lane_count; l++)
+      if (self->lanes[l].running) (void)p.event_signal(p.user, self->lanes[l].event);
+    for (uint32_t l = 1; l < self->lane_count; l++) {
+      read_lane *lane = &self->lanes[l];
+      if (lane->running && p.thread_join(p.user, lane->thread) != 0) self->stats.thread_join_failures++;
+      lane->running = 0;
+      if (lane->event >= 0) (void)p.event_close(p.user, lane->event);
+    }
+    if (self->done_event >= 0) (void)p.event_close(p.user, self->done_event);
     for (uint32_t l = 0; l < self->lane_count; l++) {
       read_lane *lane = &self->lanes[l];
       emel_ring_fini(&lane->ring); /* nothing in flight between transfers */
@@ -351,6 +434,9 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
   if (!self) return EMEL_OUT_OF_MEMORY;
   memset(self, 0, sizeof *self);
   atomic_init(&self->next_run, 0);
+  atomic_init(&self->pending, 0);
+  atomic_init(&self->quit, 0);
+  self->done_event = -1;
   self->platform = p;
   self->io = io;
   self->files = emel_io_files_of(io);
@@ -381,6 +467,8 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
       read_lane *lane = &self->lanes[l];
       lane->self = self;
       lane->index = l;
+      lane->event = -1;
+      atomic_init(&lane->gen, 0);
       lane->bounce = p.alloc(p.user, block, block);
       lane->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
       lanes_ready = lanes_ready && lane->bounce && lane->gap_scratch;

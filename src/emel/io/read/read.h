@@ -58,7 +58,7 @@ typedef struct read_member {
 typedef struct io_read io_read;
 
 /* What one thread of a batch transfer owns: its scratch and its counters
- * (merged into the strategy's after the join). Lane 0 is the calling thread. */
+ * (merged into the strategy's once the window's lanes are all done). Lane 0 is the calling thread. */
 typedef struct read_lane {
   io_read *self;
   uint32_t index;
@@ -66,8 +66,19 @@ typedef struct read_lane {
   unsigned char *gap_scratch; /* EMEL_IO_READ_MAX_GAP bytes: padding between coalesced spans */
   emel_io_read_stats stats;   /* transfer counters of this lane's runs */
   uint64_t load;              /* bytes assigned in the current window */
+  /* Lanes 1..: the thread serving the lane. A parked worker (`running`) is
+   * started at the first window that gives the lane work, woken through
+   * `event` for each window it has work in and joined at destroy; where no
+   * events can be had, a thread of the window alone (`transient`) is started
+   * and joined as the window ends. Fields the calling thread owns, except
+   * `gen` (bumped by the caller, release, once the window is published) and
+   * `seen` (the worker's: the last generation it transferred). */
   uintptr_t thread;
-  int started;                /* a thread runs this lane (else the calling thread does) */
+  int running;                /* a parked worker thread serves this lane (joined at destroy) */
+  int transient;              /* this window: a thread of its own, joined at the window's end */
+  int event;                  /* wakes the parked worker; -1: not open */
+  atomic_uint gen;            /* windows given to the lane's worker */
+  unsigned seen;              /* worker only (set before its start) */
   /* The lane's ring (one thread at a time uses a lane, so it needs no lock):
    * its circle is in file order, the head the read at the transfer's
    * position, each read's owner the transfer it belongs to (the lane's next
@@ -118,6 +129,13 @@ struct io_read {
   atomic_size_t next_run; /* the next of run_lane a lane takes (lanes pull runs, so a
                              lane that starts late on a busy machine takes fewer) */
   size_t run_count;
+  /* The parked lanes' handshake (read.c transfer_window): the caller holds
+   * one count of `pending` while it hands the window out and adds one per
+   * worker woken; each worker takes its count off when its share is done
+   * (acq_rel), and the one that brings it to 0 signals `done_event`. */
+  atomic_uint pending;
+  atomic_int quit;    /* destroy: parked workers return (seen after any wait) */
+  int done_event;     /* the caller waits on it for pending to reach 0; -1: not open */
   emel_io_read_stats stats;
   int broken; /* an action defect broke a machine of this strategy: every request is EMEL_INTERNAL */
 };
