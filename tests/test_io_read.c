@@ -959,6 +959,36 @@ START_TEST(test_lane_threads_start_once_per_strategy_and_are_joined_at_destroy) 
 }
 END_TEST
 
+/* Guards against parked lanes that wake forever: an idle boundary's workers
+ * retire after a few waits (no wakeups from then on: an embedder's idle model
+ * costs nothing), and the next window joins them and starts new ones, its
+ * runs all read. */
+START_TEST(test_idle_lane_threads_retire_and_the_next_window_starts_them_again) {
+  fp.wait_cap_ms = 5; /* slices of 5 ms: the linger passes quickly */
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 4, .min_parallel_bytes = 1, .chunk_size = 4096);
+  emel_io *x = par_io(&c);
+  par_batch(x);
+  const uint64_t joins = fault_platform_calls(&fp, FP_THREAD_JOIN);
+  uint64_t waits = fault_platform_calls(&fp, FP_EVENT_WAIT);
+  int quiet = 0;
+  for (int i = 0; i < 400 && quiet < 10; i++) { /* 10 quiet looks in a row: every worker retired */
+    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    const uint64_t now = fault_platform_calls(&fp, FP_EVENT_WAIT);
+    quiet = now == waits ? quiet + 1 : 0;
+    waits = now;
+  }
+  ck_assert_int_eq(quiet, 10);
+  ck_assert_uint_eq(fault_platform_calls(&fp, FP_THREAD_JOIN), joins); /* returned, joined by the next window */
+  par_batch(x);
+  ck_assert_uint_eq(fault_platform_calls(&fp, FP_THREAD_JOIN) - joins, 3);
+  ck_assert_uint_eq(par_stats(x).threads_started, 6);
+  emel_io_destroy(x);
+  ck_assert_int_eq(fp.live_threads, 0);
+  ck_assert_int_eq(fp.live_events, 0);
+  fp.wait_cap_ms = 0;
+}
+END_TEST
+
 /* Guards against lanes that need events failing the batch, or losing its runs,
  * when no event can be opened (EMFILE, no eventfd): such a window falls back
  * to threads of its own, started and joined in it (counted as before), and
@@ -1469,14 +1499,17 @@ END_TEST
  * land right, each lane stays within its ring's depth, and nothing is in
  * flight once the batch returned. */
 START_TEST(test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own) {
-  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .ring_depth = 8, .ring_request = 4096,
-                                                   .min_parallel_bytes = 1);
+  emel_io_read_config c = EMEL_IO_READ_CONFIG_INIT(.threads = 2, .direct_threads = 2, .ring_depth = 8,
+                                                   .ring_request = 4096, .min_parallel_bytes = 1);
   attach(&c);
   enum { R = 12 };
   emel_io_request rs[R];
   emel_io_result res[R];
   for (int pass = 0; pass < 20; pass++) {
-    for (int k = 0; k < R; k++) rs[k] = req(100 + (uint64_t)k * 16000, 8192); /* a run each (7808 apart), 2 reads */
+    for (int k = 0; k < R; k++) { /* direct (buffered lanes read no run ahead): a run each, 3 block reads */
+      rs[k] = req(100 + (uint64_t)k * 16000, 8192);
+      rs[k].flags = EMEL_LOAD_DIRECT;
+    }
     const emel_io_read_stats before = stats();
     emel_io_acquire_batch(io, rs, res, R);
     for (int k = 0; k < R; k++) {
@@ -1484,11 +1517,11 @@ START_TEST(test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own)
       release(&res[k]);
     }
     const emel_io_read_stats after = stats();
-    ck_assert_uint_eq(after.ring_reads - before.ring_reads, (uint64_t)R * 2);
+    ck_assert_uint_eq(after.ring_reads - before.ring_reads, (uint64_t)R * 3);
     ck_assert_uint_eq(after.ring_runs - before.ring_runs, R);
     ck_assert_int_eq(fp.ring_in_flight, 0);
   }
-  ck_assert_int_gt(fp.ring_peak_in_flight, 2); /* more than one run's reads at once */
+  ck_assert_int_gt(fp.ring_peak_in_flight, 3); /* more than one run's reads at once */
   ck_assert_int_le(fp.ring_peak_in_flight, 2 * 8);
 }
 END_TEST
@@ -1556,6 +1589,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(tc, test_a_thread_that_cannot_start_leaves_its_runs_to_the_calling_thread_and_is_counted);
   tcase_add_test(tc, test_a_failed_join_is_counted_and_the_runs_it_transferred_are_granted);
   tcase_add_test(tc, test_lane_threads_start_once_per_strategy_and_are_joined_at_destroy);
+  tcase_add_test(tc, test_idle_lane_threads_retire_and_the_next_window_starts_them_again);
   tcase_add_test(tc, test_lanes_without_events_use_threads_of_the_window_and_park_once_events_open);
   tcase_add_test(tc, test_lost_wakeups_and_failed_waits_cost_a_slice_never_a_hang);
   tcase_add_test(tc, test_a_failed_run_on_one_thread_fails_only_its_own_requests_while_the_others_arrive);

@@ -61,7 +61,11 @@
  * started at the first window that gives it work and kept: parked on an event
  * (ops.event_open/event_wait) between windows, woken (event_signal) for each
  * window it has work in, joined at destroy, so many small windows (a load
- * job's units) pay no thread start, join or ring setup each. Concurrency rules:
+ * job's units) pay no thread start, join or ring setup each. A parked lane
+ * (and the caller waiting for the lanes) spins about 0.25 ms before it
+ * waits; one given no window for 200 ms retires (its thread returns, joined
+ * by the next window, which starts another), so an idle boundary has no
+ * thread waking. Concurrency rules:
  * - Phases: prepare every request (calling thread), transfer the runs (lanes
  *   in parallel), wait until every lane is done, then settle every run
  *   (calling thread). Each phase starts after the previous one ended for

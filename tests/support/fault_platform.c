@@ -487,3 +487,10 @@ const char *fp_op_name(fp_op op) {
   const char *name = emel_platform_op_name((size_t)op);
   return name ? name : "?";
 }
+
+uint64_t fault_platform_calls(fault_platform *fp, fp_op op) {
+  locked(fp);
+  const uint64_t n = fp->calls[op];
+  unlocked(fp);
+  return n;
+}

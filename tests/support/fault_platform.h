@@ -132,6 +132,9 @@ void fault_platform_forget_advices(fault_platform *fp);
  * descriptors + rings: 0 when nothing leaked. */
 int64_t fault_platform_outstanding(const fault_platform *fp);
 
+/* calls[op] read under the lock (while worker threads may be counting). */
+uint64_t fault_platform_calls(fault_platform *fp, fp_op op);
+
 const char *fp_op_name(fp_op op);
 
 #endif

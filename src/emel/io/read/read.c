@@ -188,8 +188,33 @@ static void *transfer_lane(void *arg) {
 }
 
 /* A parked worker or a waiting caller never waits longer than this for a
- * wakeup: one that was lost (a failed event_signal) costs a slice, not a hang. */
-enum { LANE_WAIT_SLICE_MS = 100 };
+ * wakeup: one that was lost (a failed event_signal) costs a slice, not a hang.
+ * A worker given no window for LANE_LINGER_SLICES waits retires (its thread
+ * returns; the next window starts another), so an idle boundary wakes no one.
+ * Before it waits, a worker (and the caller, for the lanes' end) spins
+ * LANE_SPIN pauses (about 0.25 ms here): a load job's next unit comes within
+ * that, and a wakeup through the kernel per 8 MiB unit cost ~10 % of a job's
+ * throughput on 2 cores (job_vs_batch 0.87 -> 0.96-1.03, measured). */
+enum { LANE_WAIT_SLICE_MS = 100, LANE_LINGER_SLICES = 2, LANE_SPIN = 8192 };
+enum { LANE_PARKED = 0, LANE_CLAIMED = 1, LANE_RETIRED = 2 };
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spins until *word differs from `from` or quit is set (then 1), at most LANE_SPIN pauses (then 0). */
+static int spin_while(const atomic_uint *word, unsigned from, const atomic_int *quit) {
+  for (int i = 0; i < LANE_SPIN; i++) {
+    if (atomic_load_explicit(word, memory_order_acquire) != from) return 1;
+    if (quit && atomic_load_explicit(quit, memory_order_acquire)) return 1;
+    cpu_relax();
+  }
+  return 0;
+}
 
 /* One bounded wait on `fd`. A failed wait (not EINTR) is no answer: the slice
  * is slept without the descriptor, so a broken descriptor costs time, not a spin. */
@@ -206,17 +231,30 @@ static void *lane_worker(void *arg) {
   read_lane *lane = arg;
   io_read *self = lane->self;
   const emel_platform_ops *p = &self->platform;
+  unsigned idle = 0; /* waits since the last window */
   for (;;) {
     if (atomic_load_explicit(&self->quit, memory_order_acquire)) break;
     const unsigned g = atomic_load_explicit(&lane->gen, memory_order_acquire);
     if (g != lane->seen) {
       lane->seen = g;
+      idle = 0;
       (void)transfer_lane(lane);
+      /* Parked before the count drops: a caller that saw it reach 0 may claim the lane at once. */
+      atomic_store_explicit(&lane->state, LANE_PARKED, memory_order_release);
       if (atomic_fetch_sub_explicit(&self->pending, 1, memory_order_acq_rel) == 1)
         (void)p->event_signal(p->user, self->done_event); /* lost: the caller looks again after a slice */
       continue;
     }
+    if (idle == 0 && spin_while(&lane->gen, g, &self->quit)) continue;
+    if (idle >= LANE_LINGER_SLICES) {
+      /* Retires only while nobody claims it; a claimed lane's window is on its way. */
+      int parked = LANE_PARKED;
+      if (atomic_compare_exchange_strong_explicit(&lane->state, &parked, LANE_RETIRED, memory_order_acq_rel,
+                                                  memory_order_acquire))
+        break;
+    }
     wait_slice(p, lane->event);
+    idle++;
   }
   return NULL;
 }
@@ -228,7 +266,15 @@ static void *lane_worker(void *arg) {
 static void ready_lane(io_read *self, read_lane *lane) {
   const emel_platform_ops *p = &self->platform;
   lane->transient = 0;
-  if (lane->running) return;
+  if (lane->running) {
+    int parked = LANE_PARKED;
+    if (atomic_compare_exchange_strong_explicit(&lane->state, &parked, LANE_CLAIMED, memory_order_acq_rel,
+                                                memory_order_acquire))
+      return;
+    /* It retired (idle past its linger): its thread returned, joined here; another starts below. */
+    if (p->thread_join(p->user, lane->thread) != 0) self->stats.thread_join_failures++;
+    lane->running = 0;
+  }
   if (self->done_event < 0) {
     const int fd = p->event_open(p->user);
     if (fd >= 0) self->done_event = fd;
@@ -238,7 +284,10 @@ static void ready_lane(io_read *self, read_lane *lane) {
     if (fd >= 0) lane->event = fd;
   }
   const int parked = self->done_event >= 0 && lane->event >= 0;
-  if (parked) lane->seen = atomic_load_explicit(&lane->gen, memory_order_relaxed); /* published by thread_start */
+  if (parked) { /* published by thread_start */
+    lane->seen = atomic_load_explicit(&lane->gen, memory_order_relaxed);
+    atomic_store_explicit(&lane->state, LANE_CLAIMED, memory_order_relaxed);
+  }
   if (p->thread_start(p->user, parked ? lane_worker : transfer_lane, lane, &lane->thread) == 0) {
     lane->running = parked;
     lane->transient = !parked;
@@ -276,8 +325,11 @@ static void transfer_window(io_read *self, uint32_t lanes) {
     read_lane *lane = &self->lanes[l];
     if (lane->load > 0 && !lane->running && !lane->transient) (void)transfer_lane(lane);
   }
-  if (atomic_fetch_sub_explicit(&self->pending, 1, memory_order_acq_rel) != 1)
+  if (atomic_fetch_sub_explicit(&self->pending, 1, memory_order_acq_rel) != 1) {
+    unsigned left = atomic_load_explicit(&self->pending, memory_order_acquire);
+    while (left != 0 && spin_while(&self->pending, left, NULL)) left = atomic_load_explicit(&self->pending, memory_order_acquire);
     while (atomic_load_explicit(&self->pending, memory_order_acquire) != 0) wait_slice(p, self->done_event);
+  }
   for (uint32_t l = 1; l < lanes; l++) {
     read_lane *lane = &self->lanes[l];
     if (lane->transient && p->thread_join(p->user, lane->thread) != 0) self->stats.thread_join_failures++;
@@ -469,6 +521,7 @@ static emel_status unreported_io_read_attach(emel_io *io, const emel_io_read_con
       lane->index = l;
       lane->event = -1;
       atomic_init(&lane->gen, 0);
+      atomic_init(&lane->state, LANE_PARKED);
       lane->bounce = p.alloc(p.user, block, block);
       lane->gap_scratch = p.alloc(p.user, EMEL_IO_READ_MAX_GAP, EMEL_IO_READ_MIN_ALIGNMENT);
       lanes_ready = lanes_ready && lane->bounce && lane->gap_scratch;

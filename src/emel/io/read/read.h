@@ -78,6 +78,7 @@ typedef struct read_lane {
   int transient;              /* this window: a thread of its own, joined at the window's end */
   int event;                  /* wakes the parked worker; -1: not open */
   atomic_uint gen;            /* windows given to the lane's worker */
+  atomic_int state;           /* LANE_PARKED, LANE_CLAIMED (a window is being given) or LANE_RETIRED */
   unsigned seen;              /* worker only (set before its start) */
   /* The lane's ring (one thread at a time uses a lane, so it needs no lock):
    * its circle is in file order, the head the read at the transfer's
