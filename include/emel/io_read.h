@@ -63,7 +63,7 @@
  * window it has work in, joined at destroy, so many small windows (a load
  * job's units) pay no thread start, join or ring setup each. A parked lane
  * (and the caller waiting for the lanes) spins about 0.25 ms before it
- * waits; one given no window for 200 ms retires (its thread returns, joined
+ * waits; one given no window for 1 s retires (its thread returns, joined
  * by the next window, which starts another), so an idle boundary has no
  * thread waking. Concurrency rules:
  * - Phases: prepare every request (calling thread), transfer the runs (lanes

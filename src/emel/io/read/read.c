@@ -195,7 +195,7 @@ static void *transfer_lane(void *arg) {
  * LANE_SPIN pauses (about 0.25 ms here): a load job's next unit comes within
  * that, and a wakeup through the kernel per 8 MiB unit cost ~10 % of a job's
  * throughput on 2 cores (job_vs_batch 0.87 -> 0.96-1.03, measured). */
-enum { LANE_WAIT_SLICE_MS = 100, LANE_LINGER_SLICES = 2, LANE_SPIN = 8192 };
+enum { LANE_WAIT_SLICE_MS = 100, LANE_LINGER_SLICES = 10, LANE_SPIN = 8192 };
 enum { LANE_PARKED = 0, LANE_CLAIMED = 1, LANE_RETIRED = 2 };
 
 static void cpu_relax(void) {
