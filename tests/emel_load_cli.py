@@ -767,24 +767,33 @@ check(f"the bar on a terminal: bytes, rate and ETA, >= 10 updates a second ({len
 # next read; it now cancels the job (emel_job_cancel from the handler). The
 # 100 ms target is a benchmark figure: the test requires well under 1 s and
 # prints what it measured.
-for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], ["--strategy", "staged"], SHARD_HALF):
-    p = subprocess.Popen([EMEL_LOAD] + strategy + ["--progress=json", slow_model], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=dict(os.environ, **SLOW))
+def interrupt_when(args, env, started_when, settle=0.0, timeout=5):
+    """Runs emel-load ARGS with --progress=json lines read until started_when(lines) holds
+    (10 s at most), sleeps `settle`, sends SIGINT: (process, stdout, stderr text, seconds
+    from the signal to exit (inf when it had to be killed), started)."""
+    p = subprocess.Popen([EMEL_LOAD] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     err, started, deadline = b"", False, time.time() + 10
     while not started and time.time() < deadline and p.poll() is None:
         if select.select([p.stderr], [], [], 0.2)[0]:
             err += os.read(p.stderr.fileno(), 4096)
-            started = any(0 < o["done_bytes"] < o["total_bytes"] for o in progress_lines(err.decode()))
+            started = started_when(progress_lines(err.decode(errors="replace")))
+    time.sleep(settle)
     sent = time.time()
     p.send_signal(signal.SIGINT)
     try:
-        out, rest = p.communicate(timeout=5)
+        out, rest = p.communicate(timeout=timeout)
         took = time.time() - sent
     except subprocess.TimeoutExpired:
         p.kill()
         out, rest = p.communicate()
         took = float("inf")
-    text = (err + rest).decode(errors="replace")
+    return p, out, (err + rest).decode(errors="replace"), took, started
+
+
+for strategy in (["--strategy", "read"], ["--strategy", "mmap", "--populate"], ["--strategy", "staged"], SHARD_HALF):
+    p, out, text, took, started = interrupt_when(
+        strategy + ["--progress=json", slow_model], dict(os.environ, **SLOW),
+        lambda lines: any(0 < o["done_bytes"] < o["total_bytes"] for o in lines))
     print(f"cancel latency ({' '.join(strategy)}): {took * 1e3:.1f} ms from SIGINT to exit")
     check(f"SIGINT in the middle of a job ({' '.join(strategy)}): exit 130 in {took * 1e3:.0f} ms (< 1 s), released",
           started and p.returncode == 130 and took < 1.0 and "everything released" in text and out == b"",
@@ -804,25 +813,10 @@ big_model = os.path.join(WORK, "one-big-tensor.gguf")
 with open(big_model, "wb") as f:
     f.write(model(tensors=[("small.weight", [1024], 0, 0), ("token_embd.weight", [1 << 28], 0, 1 << 12)], data=b""))
     f.truncate(f.tell() + (1 << 12) + (1 << 30))
-p = subprocess.Popen([EMEL_LOAD, "--strategy", "staged", "--progress=json", big_model], stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE, env=dict(os.environ, EMEL_LOAD_TEST_SLOW_MS="30",
-                                                      EMEL_LOAD_TEST_CANCEL_ONLY="1", EMEL_LOAD_TEST_RING_ERRNO="38"))
-err, started, deadline = b"", False, time.time() + 10
-while not started and time.time() < deadline and p.poll() is None:
-    if select.select([p.stderr], [], [], 0.2)[0]:
-        err += os.read(p.stderr.fileno(), 4096)
-        started = any(o["done_tensors"] == 1 for o in progress_lines(err.decode(errors="replace")))
-time.sleep(0.3)  # inside the big tensor's delivery
-sent = time.time()
-p.send_signal(signal.SIGINT)
-try:
-    out, rest = p.communicate(timeout=10)
-    took = time.time() - sent
-except subprocess.TimeoutExpired:
-    p.kill()
-    out, rest = p.communicate()
-    took = float("inf")
-text = (err + rest).decode(errors="replace")
+p, out, text, took, started = interrupt_when(
+    ["--strategy", "staged", "--progress=json", big_model],
+    dict(os.environ, EMEL_LOAD_TEST_SLOW_MS="30", EMEL_LOAD_TEST_CANCEL_ONLY="1", EMEL_LOAD_TEST_RING_ERRNO="38"),
+    lambda lines: any(o["done_tensors"] == 1 for o in lines), settle=0.3, timeout=10)  # settle: inside the big tensor
 last = progress_lines(text)[-1] if progress_lines(text) else {}
 print(f"cancel latency (staged, inside a 1 GiB tensor, cancel only): {took * 1e3:.1f} ms from SIGINT to exit")
 check(f"SIGINT inside a big tensor's staged delivery: the job's cancel cuts it, exit 130 in {took * 1e3:.0f} ms "

@@ -648,6 +648,20 @@ START_TEST(test_a_tensor_loads_delivered_refuses_a_hash_and_its_eviction_calls_r
 }
 END_TEST
 
+/* A table of three 16000-byte tensors a, b, c, one after the other in file0. */
+static emel_tensors *three_tensors(void) {
+  emel_tensors *t;
+  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
+  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
+  for (int i = 0; i < 3; i++) {
+    emel_tensor_span span = {.type = 0, .n_dims = 1, .dims = {4000, 1, 1, 1}, .file_index = file0,
+                             .offset = (uint64_t)i * 16000, .size = 16000};
+    char name[2] = {(char)('a' + i), 0};
+    ck_assert_int_eq(emel_tensors_add(t, name, 1, &span, NULL, NULL), EMEL_OK);
+  }
+  return t;
+}
+
 /* Load jobs take the staged strategy (one tensor a unit: the ring already
  * bounds what a tensor holds), in the background or stepped, and a cancel
  * stops the job between tensors: what was delivered stays, the rest is bound.
@@ -658,15 +672,7 @@ static void cancel_after_first(void *user, const emel_job_progress *p) {
 
 START_TEST(test_a_load_job_delivers_through_the_staged_strategy_and_cancels_between_tensors) {
   attach_small(0);
-  emel_tensors *t;
-  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
-  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
-  for (int i = 0; i < 3; i++) {
-    emel_tensor_span span = {.type = 0, .n_dims = 1, .dims = {4000, 1, 1, 1}, .file_index = file0,
-                             .offset = (uint64_t)i * 16000, .size = 16000};
-    char name[2] = {(char)('a' + i), 0};
-    ck_assert_int_eq(emel_tensors_add(t, name, 1, &span, NULL, NULL), EMEL_OK);
-  }
+  emel_tensors *t = three_tensors();
   emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_STAGED, .consumer = &consumer);
   emel_job *job;
   emel_job_config jc = EMEL_JOB_CONFIG_INIT(.options = &o);
@@ -716,15 +722,7 @@ static int consume_then_cancel(void *user, uint32_t tensor, uint64_t offset, uin
 START_TEST(test_a_cancel_cuts_a_staged_job_within_one_window) {
   attach_small(0); /* windows of one page: a tensor of 16000 bytes is 4 */
   const int per_tensor = (int)((16000 + page - 1) / page), total = 3 * per_tensor;
-  emel_tensors *t;
-  emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.io = io, .capacity = 4);
-  ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
-  for (int i = 0; i < 3; i++) {
-    emel_tensor_span span = {.type = 0, .n_dims = 1, .dims = {4000, 1, 1, 1}, .file_index = file0,
-                             .offset = (uint64_t)i * 16000, .size = 16000};
-    char name[2] = {(char)('a' + i), 0};
-    ck_assert_int_eq(emel_tensors_add(t, name, 1, &span, NULL, NULL), EMEL_OK);
-  }
+  emel_tensors *t = three_tensors();
   consumer.consume = consume_then_cancel;
   emel_load_options o = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_STAGED, .consumer = &consumer);
   for (int mode = 0; mode < 3; mode++) {
