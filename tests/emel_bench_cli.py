@@ -96,6 +96,17 @@ k = keys(r.stdout)
 for key in ("staged_cold_vs_direct", "staged_cold_vs_fio", "staged_direct_cold_gbps", "staged_read_direct_cold_gbps"):
     check(number(k.get(key)) is not None and number(k.get(key)) > 0, "--staged --cold: %s is a number: %r" % (key, k.get(key)))
 
+# 1c. Settled fresh memory (issue 14; README "Fresh memory"): both contenders'
+#     figures and the ratio tools/bench greps, and whether this kernel hands
+#     freed memory back. Guards against a missing line ending tools/bench.
+env = dict(os.environ, EMEL_BENCH_SETTLE_SECONDS="0")
+r = subprocess.run([bench, "--settled", "--runs", "1", model], capture_output=True, text=True, env=env, timeout=300)
+check(r.returncode == 0, "--settled exits 0: %r" % r.stderr)
+k = keys(r.stdout)
+for key in ("naive_read_settled_gbps", "read_settled_gbps", "read_vs_naive_settled"):
+    check(number(k.get(key)) is not None and number(k.get(key)) > 0, "%s is a positive number: %r" % (key, k.get(key)))
+check("page_reporting_order" in k, "page_reporting_order is said: %r" % r.stdout)
+
 # 2. fio's figure is its JSON's read bw_bytes, from the first engine that runs:
 #    io_uring, else libaio, else psync (said to be synchronous). Guards against
 #    a parse of the wrong section (write) or a silent fall to no reference.
