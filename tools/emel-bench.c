@@ -1112,6 +1112,7 @@ static int staged_figures(const char *path, int runs, int cold, const char *self
   for (int r = 0; r < runs; r++)
     for (int k = 0; k < 2; k++) {
       const int c = (k + r) % 2;
+      if (!c) heat(size); /* read's fresh buffers in one stated state, as in the main figures */
       const load_timing t = c ? time_staged(path, 0, dest.p) : time_emel(path, EMEL_STRATEGY_READ, 0);
       secs[c][r] = t.load;
       got[c] = t.bytes;
