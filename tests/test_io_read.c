@@ -1413,6 +1413,61 @@ START_TEST(test_an_interrupted_completion_is_asked_again_within_the_budget) {
 }
 END_TEST
 
+/* Guards against a spent retry budget reported as EINTR whatever the
+ * interruptions were: io_uring's EAGAIN (the kernel short of resources for
+ * now) from the submit, the wait or a completion is asked again like EINTR,
+ * and a run of them one past the budget fails with READ_FAILED and the errno
+ * of the last one, EAGAIN or EINTR. Guards too against an off-by-one at the
+ * limit: exactly EMEL_IO_READ_MAX_EINTR in a row still load. Nothing is
+ * leaked or left in flight, and the next load succeeds. */
+START_TEST(test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption) {
+  emel_io_read_config c = ring_config();
+  attach(&c);
+  static const int errs[] = {EAGAIN, EINTR};
+  static const fp_op calls_of[] = {FP_RING_READ, FP_RING_WAIT};
+  for (size_t e = 0; e < 2; e++) {
+    const int err = errs[e];
+    for (size_t k = 0; k < 2; k++) {
+      const fp_op op = calls_of[k];
+      const uint64_t retries = stats().eintr_retries;
+      fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_READ_MAX_EINTR, err);
+      emel_io_result a = acquire(req(1000, 30000));
+      assert_bytes(&a, 1000, 30000);
+      release(&a);
+      ck_assert_uint_eq(stats().eintr_retries - retries, EMEL_IO_READ_MAX_EINTR);
+      fault_platform_clear_faults(&fp);
+      const int64_t allocs = fp.live_allocs;
+      fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_READ_MAX_EINTR + 1, err);
+      assert_refused(req(1000, 30000), EMEL_READ_FAILED, err);
+      ck_assert_int_eq(fp.live_allocs, allocs);
+      ck_assert_int_eq(fp.ring_in_flight, 0);
+      fault_platform_clear_faults(&fp);
+    }
+    /* every completion interrupted */
+    const int64_t allocs = fp.live_allocs;
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, err, 0);
+    assert_refused(req(1000, 30000), EMEL_READ_FAILED, err);
+    ck_assert_int_eq(fp.live_allocs, allocs);
+    ck_assert_int_eq(fp.ring_in_flight, 0);
+    fault_platform_clear_faults(&fp);
+  }
+  /* A storm that mixes them: the last one's errno. Completions say EINTR,
+   * then every wait says EAGAIN; and the other way round. */
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 2, 1000, EAGAIN);
+  assert_refused(req(1000, 30000), EMEL_READ_FAILED, EAGAIN);
+  ck_assert_int_eq(fp.live_rings, 0); /* the drain could not wait either: the close cancelled the reads */
+  fault_platform_clear_faults(&fp);
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 1, 3, EAGAIN);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+  assert_refused(req(1000, 30000), EMEL_READ_FAILED, EINTR);
+  fault_platform_clear_faults(&fp);
+  emel_io_result a = acquire(req(1000, 30000));
+  assert_bytes(&a, 1000, 30000);
+  release(&a);
+}
+END_TEST
+
 /* Guards against a ring call's failure taking a route of its own (or none):
  * a read that cannot be queued or a wait that fails is READ_FAILED with its
  * errno; a wait that fails while draining closes the ring (which waits for
@@ -1608,6 +1663,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(ring, test_a_failed_completion_fails_the_load_with_its_errno_and_the_ring_goes_on);
   tcase_add_test(ring, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(ring, test_an_interrupted_completion_is_asked_again_within_the_budget);
+  tcase_add_test(ring, test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption);
   tcase_add_test(ring, test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_is_replaced);
   tcase_add_test(ring, test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs);
   tcase_add_test(ring, test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own);
