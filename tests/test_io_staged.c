@@ -982,6 +982,67 @@ START_TEST(test_an_interrupted_completion_is_asked_again_within_the_budget) {
 }
 END_TEST
 
+/* Guards against a spent retry budget reported as EINTR whatever the
+ * interruptions were: io_uring's EAGAIN (the kernel short of resources for
+ * now) from the submit, the wait or a completion is asked again like EINTR,
+ * and a run of them one past the budget fails the stream with READ_FAILED
+ * and the errno of the last one, EAGAIN or EINTR. Guards too against an
+ * off-by-one at the limit: exactly EMEL_IO_STAGED_MAX_EINTR in a row still
+ * deliver. Threaded and inline readers; nothing leaked or left in flight,
+ * and the next load succeeds. */
+START_TEST(test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption) {
+  static const int errs[] = {EAGAIN, EINTR};
+  static const fp_op calls_of[] = {FP_RING_READ, FP_RING_WAIT};
+  for (uint32_t threads = 0; threads <= 1; threads++) {
+    teardown();
+    setup();
+    attach_ring(threads);
+    for (size_t e = 0; e < 2; e++) {
+      const int err = errs[e];
+      for (size_t k = 0; k < 2; k++) {
+        const fp_op op = calls_of[k];
+        const uint64_t retries = stats().eintr_retries;
+        memset(sinks, 0, sizeof sinks);
+        fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_STAGED_MAX_EINTR, err);
+        emel_io_result res = acquire(req(0, 1000, 30000));
+        assert_delivered(&res, 0, 1000, 30000);
+        release(&res);
+        ck_assert_uint_eq(stats().eintr_retries - retries, EMEL_IO_STAGED_MAX_EINTR);
+        fault_platform_clear_faults(&fp);
+        const int64_t allocs = fp.live_allocs;
+        fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_STAGED_MAX_EINTR + 1, err);
+        assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, err);
+        ck_assert_int_eq(fp.live_allocs, allocs);
+        ck_assert_int_eq(fp.ring_in_flight, 0);
+        fault_platform_clear_faults(&fp);
+      }
+      /* every completion interrupted */
+      const int64_t allocs = fp.live_allocs;
+      fault_platform_ring_completion(&fp, fp.completions + 1, 1000, err, 0);
+      assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, err);
+      ck_assert_int_eq(fp.live_allocs, allocs);
+      ck_assert_int_eq(fp.ring_in_flight, 0);
+      fault_platform_clear_faults(&fp);
+    }
+    /* A storm that mixes them: the last one's errno. Completions say EINTR,
+     * then every wait says EAGAIN; and the other way round. */
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+    fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 2, 1000, EAGAIN);
+    assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, EAGAIN);
+    ck_assert_int_eq(fp.live_rings, 0); /* the drain could not wait either: the close cancelled the reads */
+    fault_platform_clear_faults(&fp);
+    fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 1, 3, EAGAIN);
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+    assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, EINTR);
+    fault_platform_clear_faults(&fp);
+    memset(sinks, 0, sizeof sinks);
+    emel_io_result res = acquire(req(0, 1000, 30000));
+    assert_delivered(&res, 0, 1000, 30000);
+    release(&res);
+  }
+}
+END_TEST
+
 /* Guards against a ring config that cannot work being accepted. */
 START_TEST(test_a_ring_config_out_of_range_is_refused) {
   emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.ring_depth = EMEL_IO_STAGED_MAX_RING_DEPTH + 1);
@@ -1039,6 +1100,7 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_a_failed_completion_or_ring_call_fails_the_load_with_its_errno_and_the_next_one_works);
   tcase_add_test(tc, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(tc, test_an_interrupted_completion_is_asked_again_within_the_budget);
+  tcase_add_test(tc, test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption);
   tcase_add_test(tc, test_a_ring_config_out_of_range_is_refused);
   tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);
