@@ -15,9 +15,11 @@
 #include "check_main.h"
 #include "emel/io.h"
 #include "emel/io_read.h"
+#include "emel/model.h"
 #include "emel/tensor.h"
 #include "emel/io/read/read.h"
 #include "fault_platform.h"
+#include "gguf_writer.h"
 #include "machine_check.h"
 
 enum { FILE_BYTES = 3 * 65536 + 123 }; /* not a multiple of any block: the last span ends oddly */
@@ -1468,6 +1470,50 @@ START_TEST(test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interru
 }
 END_TEST
 
+/* The same through a model's tensor table: guards against the EAGAIN of a
+ * spent budget lost on its way to the caller, and against a failed load
+ * leaving the table inconsistent. The tensor stays bound with READ_FAILED
+ * and EAGAIN recorded, nothing is resident or held, the next load succeeds
+ * and clears the error, and closing leaves nothing outstanding. */
+START_TEST(test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded) {
+  char path[64];
+  snprintf(path, sizeof path, "io_read_model_%ld.gguf", (long)getpid()); /* cwd: the build tree */
+  static const uint32_t types[] = {EMEL_GGML_TYPE_F32};
+  gw *w = gw_new();
+  ck_assert_int_eq(gw_model_shape(w, 2, 64u << 10, types, 1), 0);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+  const emel_io_read_config rc = ring_config();
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
+  const int64_t outstanding = fault_platform_outstanding(&fp); /* the fixture's own boundary */
+  emel_model *m;
+  ck_assert_int_eq(emel_model_open(&m, path, &cfg, NULL), EMEL_OK);
+  emel_tensors *t = emel_model_tensors(m);
+  const char *name = emel_gguf_tensor_at(emel_model_index(m), 0)->name;
+  const emel_load_options by_read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  emel_error err;
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EAGAIN, 0);
+  ck_assert_int_eq(emel_model_load(m, name, &by_read, NULL, &err), EMEL_READ_FAILED);
+  ck_assert_int_eq(err.os_errno, EAGAIN);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_BOUND);
+  const emel_error last = emel_tensors_last_error(t, 0);
+  ck_assert_int_eq(last.code, EMEL_READ_FAILED);
+  ck_assert_int_eq(last.os_errno, EAGAIN);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 0);
+  ck_assert_uint_eq(emel_tensors_resident_bytes(t), 0);
+  ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_READ), 0);
+  ck_assert_uint_gt(fp.calls[FP_RING_WAIT], 0); /* through the ring, not pread */
+  fault_platform_clear_faults(&fp);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_model_load(m, name, &by_read, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_RESIDENT);
+  ck_assert_int_eq(emel_tensors_last_error(t, 0).code, EMEL_OK);
+  emel_model_close(m);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), outstanding);
+  remove(path);
+}
+END_TEST
+
 /* Guards against a ring call's failure taking a route of its own (or none):
  * a read that cannot be queued or a wait that fails is READ_FAILED with its
  * errno; a wait that fails while draining closes the ring (which waits for
@@ -1664,6 +1710,7 @@ static Suite *io_read_suite(void) {
   tcase_add_test(ring, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(ring, test_an_interrupted_completion_is_asked_again_within_the_budget);
   tcase_add_test(ring, test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption);
+  tcase_add_test(ring, test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded);
   tcase_add_test(ring, test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_is_replaced);
   tcase_add_test(ring, test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs);
   tcase_add_test(ring, test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own);
