@@ -15,9 +15,11 @@
 #include "check_main.h"
 #include "emel/io.h"
 #include "emel/io_read.h"
+#include "emel/model.h"
 #include "emel/tensor.h"
 #include "emel/io/read/read.h"
 #include "fault_platform.h"
+#include "gguf_writer.h"
 #include "machine_check.h"
 
 enum { FILE_BYTES = 3 * 65536 + 123 }; /* not a multiple of any block: the last span ends oddly */
@@ -1413,6 +1415,105 @@ START_TEST(test_an_interrupted_completion_is_asked_again_within_the_budget) {
 }
 END_TEST
 
+/* Guards against a spent retry budget reported as EINTR whatever the
+ * interruptions were: io_uring's EAGAIN (the kernel short of resources for
+ * now) from the submit, the wait or a completion is asked again like EINTR,
+ * and a run of them one past the budget fails with READ_FAILED and the errno
+ * of the last one, EAGAIN or EINTR. Guards too against an off-by-one at the
+ * limit: exactly EMEL_IO_READ_MAX_EINTR in a row still load. Nothing is
+ * leaked or left in flight, and the next load succeeds. */
+START_TEST(test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption) {
+  emel_io_read_config c = ring_config();
+  attach(&c);
+  static const int errs[] = {EAGAIN, EINTR};
+  static const fp_op calls_of[] = {FP_RING_READ, FP_RING_WAIT};
+  for (size_t e = 0; e < 2; e++) {
+    const int err = errs[e];
+    for (size_t k = 0; k < 2; k++) {
+      const fp_op op = calls_of[k];
+      const uint64_t retries = stats().eintr_retries;
+      fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_READ_MAX_EINTR, err);
+      emel_io_result a = acquire(req(1000, 30000));
+      assert_bytes(&a, 1000, 30000);
+      release(&a);
+      ck_assert_uint_eq(stats().eintr_retries - retries, EMEL_IO_READ_MAX_EINTR);
+      fault_platform_clear_faults(&fp);
+      const int64_t allocs = fp.live_allocs;
+      fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_READ_MAX_EINTR + 1, err);
+      assert_refused(req(1000, 30000), EMEL_READ_FAILED, err);
+      ck_assert_int_eq(fp.live_allocs, allocs);
+      ck_assert_int_eq(fp.ring_in_flight, 0);
+      fault_platform_clear_faults(&fp);
+    }
+    /* every completion interrupted */
+    const int64_t allocs = fp.live_allocs;
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, err, 0);
+    assert_refused(req(1000, 30000), EMEL_READ_FAILED, err);
+    ck_assert_int_eq(fp.live_allocs, allocs);
+    ck_assert_int_eq(fp.ring_in_flight, 0);
+    fault_platform_clear_faults(&fp);
+  }
+  /* A storm that mixes them: the last one's errno. Completions say EINTR,
+   * then every wait says EAGAIN; and the other way round. */
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 2, 1000, EAGAIN);
+  assert_refused(req(1000, 30000), EMEL_READ_FAILED, EAGAIN);
+  ck_assert_int_eq(fp.live_rings, 0); /* the drain could not wait either: the close cancelled the reads */
+  fault_platform_clear_faults(&fp);
+  fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 1, 3, EAGAIN);
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+  assert_refused(req(1000, 30000), EMEL_READ_FAILED, EINTR);
+  fault_platform_clear_faults(&fp);
+  emel_io_result a = acquire(req(1000, 30000));
+  assert_bytes(&a, 1000, 30000);
+  release(&a);
+}
+END_TEST
+
+/* The same through a model's tensor table: guards against the EAGAIN of a
+ * spent budget lost on its way to the caller, and against a failed load
+ * leaving the table inconsistent. The tensor stays bound with READ_FAILED
+ * and EAGAIN recorded, nothing is resident or held, the next load succeeds
+ * and clears the error, and closing leaves nothing outstanding. */
+START_TEST(test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded) {
+  char path[64];
+  snprintf(path, sizeof path, "io_read_model_%ld.gguf", (long)getpid()); /* cwd: the build tree */
+  static const uint32_t types[] = {EMEL_GGML_TYPE_F32};
+  gw *w = gw_new();
+  ck_assert_int_eq(gw_model_shape(w, 2, 64u << 10, types, 1), 0);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+  const emel_io_read_config rc = ring_config();
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
+  const int64_t outstanding = fault_platform_outstanding(&fp); /* the fixture's own boundary */
+  emel_model *m;
+  ck_assert_int_eq(emel_model_open(&m, path, &cfg, NULL), EMEL_OK);
+  emel_tensors *t = emel_model_tensors(m);
+  const char *name = emel_gguf_tensor_at(emel_model_index(m), 0)->name;
+  const emel_load_options by_read = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_READ);
+  emel_error err;
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EAGAIN, 0);
+  ck_assert_int_eq(emel_model_load(m, name, &by_read, NULL, &err), EMEL_READ_FAILED);
+  ck_assert_int_eq(err.os_errno, EAGAIN);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_BOUND);
+  const emel_error last = emel_tensors_last_error(t, 0);
+  ck_assert_int_eq(last.code, EMEL_READ_FAILED);
+  ck_assert_int_eq(last.os_errno, EAGAIN);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 0);
+  ck_assert_uint_eq(emel_tensors_resident_bytes(t), 0);
+  ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_READ), 0);
+  ck_assert_uint_gt(fp.calls[FP_RING_WAIT], 0); /* through the ring, not pread */
+  fault_platform_clear_faults(&fp);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_model_load(m, name, &by_read, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_RESIDENT);
+  ck_assert_int_eq(emel_tensors_last_error(t, 0).code, EMEL_OK);
+  emel_model_close(m);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), outstanding);
+  remove(path);
+}
+END_TEST
+
 /* Guards against a ring call's failure taking a route of its own (or none):
  * a read that cannot be queued or a wait that fails is READ_FAILED with its
  * errno; a wait that fails while draining closes the ring (which waits for
@@ -1608,6 +1709,8 @@ static Suite *io_read_suite(void) {
   tcase_add_test(ring, test_a_failed_completion_fails_the_load_with_its_errno_and_the_ring_goes_on);
   tcase_add_test(ring, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(ring, test_an_interrupted_completion_is_asked_again_within_the_budget);
+  tcase_add_test(ring, test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption);
+  tcase_add_test(ring, test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded);
   tcase_add_test(ring, test_a_failed_ring_call_fails_the_load_and_a_ring_that_cannot_drain_is_replaced);
   tcase_add_test(ring, test_a_lane_reads_ahead_into_its_next_runs_and_a_failure_stays_its_runs);
   tcase_add_test(ring, test_ring_lanes_take_runs_in_turn_and_read_ahead_only_into_their_own);

@@ -20,9 +20,11 @@
 #include "emel/io_read.h"
 #include "emel/io_staged.h"
 #include "emel/job.h"
+#include "emel/model.h"
 #include "emel/tensor.h"
 #include "emel/io/staged/staged.h"
 #include "fault_platform.h"
+#include "gguf_writer.h"
 #include "machine_check.h"
 
 enum { FILE_BYTES = 3 * 65536 + 123, MAX_TENSORS = 8 };
@@ -982,6 +984,116 @@ START_TEST(test_an_interrupted_completion_is_asked_again_within_the_budget) {
 }
 END_TEST
 
+/* Guards against a spent retry budget reported as EINTR whatever the
+ * interruptions were: io_uring's EAGAIN (the kernel short of resources for
+ * now) from the submit, the wait or a completion is asked again like EINTR,
+ * and a run of them one past the budget fails the stream with READ_FAILED
+ * and the errno of the last one, EAGAIN or EINTR. Guards too against an
+ * off-by-one at the limit: exactly EMEL_IO_STAGED_MAX_EINTR in a row still
+ * deliver. Threaded and inline readers; nothing leaked or left in flight,
+ * and the next load succeeds. */
+START_TEST(test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption) {
+  static const int errs[] = {EAGAIN, EINTR};
+  static const fp_op calls_of[] = {FP_RING_READ, FP_RING_WAIT};
+  for (uint32_t threads = 0; threads <= 1; threads++) {
+    teardown();
+    setup();
+    attach_ring(threads);
+    for (size_t e = 0; e < 2; e++) {
+      const int err = errs[e];
+      for (size_t k = 0; k < 2; k++) {
+        const fp_op op = calls_of[k];
+        const uint64_t retries = stats().eintr_retries;
+        memset(sinks, 0, sizeof sinks);
+        fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_STAGED_MAX_EINTR, err);
+        emel_io_result res = acquire(req(0, 1000, 30000));
+        assert_delivered(&res, 0, 1000, 30000);
+        release(&res);
+        ck_assert_uint_eq(stats().eintr_retries - retries, EMEL_IO_STAGED_MAX_EINTR);
+        fault_platform_clear_faults(&fp);
+        const int64_t allocs = fp.live_allocs;
+        fault_platform_fail_many(&fp, op, fault_platform_calls(&fp, op) + 1, EMEL_IO_STAGED_MAX_EINTR + 1, err);
+        assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, err);
+        ck_assert_int_eq(fp.live_allocs, allocs);
+        ck_assert_int_eq(fp.ring_in_flight, 0);
+        fault_platform_clear_faults(&fp);
+      }
+      /* every completion interrupted */
+      const int64_t allocs = fp.live_allocs;
+      fault_platform_ring_completion(&fp, fp.completions + 1, 1000, err, 0);
+      assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, err);
+      ck_assert_int_eq(fp.live_allocs, allocs);
+      ck_assert_int_eq(fp.ring_in_flight, 0);
+      fault_platform_clear_faults(&fp);
+    }
+    /* A storm that mixes them: the last one's errno. Completions say EINTR,
+     * then every wait says EAGAIN; and the other way round. */
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+    fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 2, 1000, EAGAIN);
+    assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, EAGAIN);
+    ck_assert_int_eq(fp.live_rings, 0); /* the drain could not wait either: the close cancelled the reads */
+    fault_platform_clear_faults(&fp);
+    fault_platform_fail_many(&fp, FP_RING_WAIT, fault_platform_calls(&fp, FP_RING_WAIT) + 1, 3, EAGAIN);
+    fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EINTR, 0);
+    assert_refused(req(0, 1000, 30000), EMEL_READ_FAILED, EINTR);
+    fault_platform_clear_faults(&fp);
+    memset(sinks, 0, sizeof sinks);
+    emel_io_result res = acquire(req(0, 1000, 30000));
+    assert_delivered(&res, 0, 1000, 30000);
+    release(&res);
+  }
+}
+END_TEST
+
+/* The same through a model's tensor table: guards against the EAGAIN of a
+ * spent budget lost on its way to the caller, and against a failed staged
+ * load leaving the table inconsistent. The tensor stays bound with
+ * READ_FAILED and EAGAIN recorded, nothing is resident or held, the next
+ * load delivers and clears the error, and closing leaves nothing outstanding. */
+START_TEST(test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded) {
+  char path[64];
+  snprintf(path, sizeof path, "io_staged_model_%ld.gguf", (long)getpid()); /* cwd: the build tree */
+  static const uint32_t types[] = {EMEL_GGML_TYPE_F32};
+  gw *w = gw_new();
+  ck_assert_int_eq(gw_model_shape(w, 2, 64u << 10, types, 1), 0);
+  ck_assert_int_eq(gw_write(w, path), 0);
+  gw_free(w);
+  fp.no_ring = 0;
+  const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops);
+  const int64_t outstanding = fault_platform_outstanding(&fp); /* the fixture's own boundary */
+  emel_model *m;
+  ck_assert_int_eq(emel_model_open(&m, path, &cfg, NULL), EMEL_OK);
+  const emel_io_staged_config sc = EMEL_IO_STAGED_CONFIG_INIT(.budget = 32 * page, .buffers = 2, .ring_depth = 8,
+                                                              .ring_request = page);
+  ck_assert_int_eq(emel_io_staged_attach(emel_model_io(m), &sc, NULL), EMEL_OK);
+  emel_tensors *t = emel_model_tensors(m);
+  const emel_gguf_tensor *g = emel_gguf_tensor_at(emel_model_index(m), 0);
+  ck_assert_uint_le(g->size, FILE_BYTES); /* the test's consumer keeps that much */
+  const emel_load_options staged = EMEL_LOAD_OPTIONS_INIT(.strategy = EMEL_STRATEGY_STAGED, .consumer = &consumer);
+  emel_error err;
+  fault_platform_ring_completion(&fp, fp.completions + 1, 1000, EAGAIN, 0);
+  ck_assert_int_eq(emel_model_load(m, g->name, &staged, NULL, &err), EMEL_READ_FAILED);
+  ck_assert_int_eq(err.os_errno, EAGAIN);
+  ck_assert_int_eq(emel_tensors_state(t, 0), EMEL_TENSOR_BOUND);
+  const emel_error last = emel_tensors_last_error(t, 0);
+  ck_assert_int_eq(last.code, EMEL_READ_FAILED);
+  ck_assert_int_eq(last.os_errno, EAGAIN);
+  ck_assert_uint_eq(emel_tensors_resident_count(t), 0);
+  ck_assert_uint_eq(emel_io_live(emel_model_io(m), EMEL_STRATEGY_STAGED), 0);
+  ck_assert_uint_gt(fp.calls[FP_RING_WAIT], 0); /* through the ring, not pread */
+  fault_platform_clear_faults(&fp);
+  memset(sinks, 0, sizeof sinks);
+  emel_tensor_view v;
+  ck_assert_int_eq(emel_model_load(m, g->name, &staged, &v, NULL), EMEL_OK);
+  ck_assert_int_eq(v.residency, EMEL_RESIDENCY_DELIVERED);
+  ck_assert_uint_eq(sinks[0].next, g->size);
+  ck_assert_int_eq(emel_tensors_last_error(t, 0).code, EMEL_OK);
+  emel_model_close(m);
+  ck_assert_int_eq(fault_platform_outstanding(&fp), outstanding);
+  remove(path);
+}
+END_TEST
+
 /* Guards against a ring config that cannot work being accepted. */
 START_TEST(test_a_ring_config_out_of_range_is_refused) {
   emel_io_staged_config c = EMEL_IO_STAGED_CONFIG_INIT(.ring_depth = EMEL_IO_STAGED_MAX_RING_DEPTH + 1);
@@ -1039,6 +1151,8 @@ static Suite *io_staged_suite(void) {
   tcase_add_test(tc, test_a_failed_completion_or_ring_call_fails_the_load_with_its_errno_and_the_next_one_works);
   tcase_add_test(tc, test_a_short_completion_asks_for_the_rest_and_an_empty_one_is_the_end);
   tcase_add_test(tc, test_an_interrupted_completion_is_asked_again_within_the_budget);
+  tcase_add_test(tc, test_a_storm_past_the_budget_fails_with_the_errno_of_its_last_interruption);
+  tcase_add_test(tc, test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_eagain_recorded);
   tcase_add_test(tc, test_a_ring_config_out_of_range_is_refused);
   tcase_add_test(tc, test_the_generated_queries_agree_with_the_transition_table);
   tcase_add_test(tc, test_every_state_refuses_the_events_it_does_not_accept_and_stays_put);

@@ -39,8 +39,10 @@
  *   advised for transparent huge pages (EMEL_ADVISE_HUGEPAGE): a fresh buffer
  *   then faults in 2 MiB steps instead of 4 KiB ones, which measured 2-3x
  *   faster loads (README "Performance"). Advisory: a refusal is counted.
- * - A run of EMEL_IO_READ_MAX_EINTR consecutive interrupted reads fails the
- *   load with EMEL_READ_FAILED and errno EINTR (a signal storm must not hang it).
+ * - An interrupted read (EINTR; on the ring also EAGAIN, the kernel short of
+ *   resources for now) is asked again up to EMEL_IO_READ_MAX_EINTR times in a
+ *   row; one more fails the load with EMEL_READ_FAILED and the errno of that
+ *   last interruption (a storm must not hang it, nor hide which it was).
  *
  * Batches (emel_io_acquire_batch): requests are prepared one by one (validated,
  * opened, slot and buffer taken; a refusal is that request's own result), then

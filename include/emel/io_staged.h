@@ -51,8 +51,9 @@
  * the route a pread's would. Reads are
  * buffered, or O_DIRECT with EMEL_LOAD_DIRECT (the buffers are
  * block-aligned; a filesystem refusing O_DIRECT falls back to buffered reads,
- * counted). Each window is read whole (short reads continue, a run of
- * EMEL_IO_STAGED_MAX_EINTR interruptions is EMEL_READ_FAILED), and the file
+ * counted). Each window is read whole (short reads continue; more than
+ * EMEL_IO_STAGED_MAX_EINTR interruptions in a row, EINTR or the ring's EAGAIN,
+ * are EMEL_READ_FAILED with the last one's errno), and the file
  * is looked at again (fstat) before the window goes to the consumer: a file
  * truncated or rewritten in place fails the load with EMEL_FILE_CHANGED, an
  * early end of an unchanged file with EMEL_READ_UNEXPECTED_EOF. Files are
@@ -85,7 +86,7 @@ enum {
   EMEL_IO_STAGED_MAX_BUFFERS = 64,
   EMEL_IO_STAGED_BUFFER_ALIGN = 2u << 20,    /* buffers are 2 MiB-aligned and huge-page advised */
   EMEL_IO_STAGED_DEFAULT_RESIDENCIES = 16384,
-  EMEL_IO_STAGED_MAX_EINTR = 16,
+  EMEL_IO_STAGED_MAX_EINTR = 16,             /* consecutive interruptions of one read asked again */
   EMEL_IO_STAGED_BATCH_WINDOW = 256,         /* requests validated and streamed at once */
   EMEL_IO_STAGED_WAIT_MS = 100,              /* longest single wait for the other side (re-checked after) */
   EMEL_IO_STAGED_DEFAULT_RING_DEPTH = 8,     /* reads the reader keeps in flight (README Performance) */

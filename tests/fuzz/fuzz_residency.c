@@ -205,12 +205,12 @@ static int error_explained(const harness *h, emel_error e) {
   case EMEL_FILE_CHANGED: return h->sizes_changed && (e.os_errno == 0 || fired_with(h, FP_ADVISE, e.os_errno));
   /* the read engine: pread lanes, or the ring (io_uring, emulated by the memory platform) */
   case EMEL_READ_FAILED:
-    if (fired_with(h, FP_PREAD, e.os_errno) || fired_with(h, FP_PREADV, e.os_errno) ||
-        fired_with(h, FP_RING_READ, e.os_errno) || fired_with(h, FP_RING_WAIT, e.os_errno))
-      return 1;
-    /* the retry budget spent: the ring engine asks again after EAGAIN as after
-     * EINTR, and reports EINTR when the interruptions outlast it */
-    return e.os_errno == EINTR && (fired_with(h, FP_RING_READ, EAGAIN) || fired_with(h, FP_RING_WAIT, EAGAIN));
+    /* A spent retry budget too: the ring engine asks again after EAGAIN as
+     * after EINTR and, when they outlast it, reports the last one's errno, so
+     * an EAGAIN storm on the ring calls is READ_FAILED with EAGAIN, never EINTR
+     * (regressions/residency/ring_wait_eagain_storm_outlasting_the_retry_budget). */
+    return fired_with(h, FP_PREAD, e.os_errno) || fired_with(h, FP_PREADV, e.os_errno) ||
+           fired_with(h, FP_RING_READ, e.os_errno) || fired_with(h, FP_RING_WAIT, e.os_errno);
   case EMEL_READ_UNEXPECTED_EOF: return fired_short(h, FP_PREAD) || fired_short(h, FP_PREADV) || h->sizes_changed;
   case EMEL_MMAP_FAILED: return fired_with(h, FP_MAP, e.os_errno);
   case EMEL_MMAP_LOCK_FAILED: return fired_with(h, FP_LOCK, e.os_errno);

@@ -510,14 +510,19 @@ static int read_ring_chunk(io_read_ctx *m) {
   read_lane *lane = m->lane;
   int r = ring_fill(m);
   if (r == 0) r = emel_ring_reap(&lane->ring, emel_ring_at(&lane->ring, 0), &lane->stats.bytes_read);
-  if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
+  /* -EAGAIN: the kernel short of resources for now. Asked again within the
+   * budget like -EINTR; last_got keeps which, for the errno of a spent budget. */
+  if (r == -EINTR || r == -EAGAIN) {
+    m->last_got = r;
+    return IO_READ_EV_CHUNK_INTERRUPTED;
+  }
   if (r < 0) return chunk_outcome(m, r, 1);
   emel_ring_req *q = emel_ring_at(&lane->ring, 0);
   const uint64_t pos = m->run_start + m->done, end = q->off + q->len;
   const uint64_t need = (end < m->run_end ? end : m->run_end) - pos;
   if (q->res == -EINTR || q->res == -EAGAIN) {
     q->state = EMEL_RING_TO_SEND;
-    m->last_got = -EINTR;
+    m->last_got = q->res;
     return IO_READ_EV_CHUNK_INTERRUPTED;
   }
   if (q->res <= 0) return chunk_outcome(m, q->res, need);
@@ -561,7 +566,9 @@ io_read_event emel_read_advance_transfer(io_read_ctx *m) {
 
 io_read_event emel_read_check_retry_budget(io_read_ctx *m) {
   if (++m->retries > EMEL_IO_READ_MAX_EINTR) {
-    m->error.os_errno = EINTR;
+    /* The errno of the interruption that spent it (EINTR, or the ring's
+     * EAGAIN): the caller tells a signal storm from a kernel short of resources. */
+    m->error.os_errno = m->last_got < 0 ? (int)-m->last_got : EINTR;
     return IO_READ_EV_RETRIES_EXHAUSTED;
   }
   m->lane->stats.eintr_retries++;

@@ -465,11 +465,12 @@ static io_staged_event read_ring_chunk(io_staged_ctx *m) {
   if (r == 0 && ring->count == 0) r = -EPROTO; /* all asked for and taken: complete before, never here */
   if (r == 0) r = emel_ring_reap(ring, emel_ring_at(ring, 0), NULL);
   emel_ring_req *q = emel_ring_at(ring, 0);
-  if (r == 0) r = q->res == -EAGAIN ? -EINTR : q->res < 0 ? (int)q->res : 0;
-  if (r == -EAGAIN) r = -EINTR; /* the kernel short of resources for now: ask again, within the budget */
-  if (r == -EINTR) {
+  if (r == 0) r = q->res < 0 ? (int)q->res : 0;
+  /* -EAGAIN: the kernel short of resources for now. Asked again within the
+   * budget like -EINTR; m->last keeps which, for the errno of a spent budget. */
+  if (r == -EINTR || r == -EAGAIN) {
     if (q->state == EMEL_RING_DONE) q->state = EMEL_RING_TO_SEND;
-    m->last = -EINTR;
+    m->last = r;
     return IO_STAGED_EV_CHUNK_INTERRUPTED;
   }
   if (r < 0) {
@@ -517,7 +518,8 @@ io_staged_event emel_staged_advance_window(io_staged_ctx *m) {
 io_staged_event emel_staged_check_retry_budget(io_staged_ctx *m) {
   m->stats->eintr_retries++;
   if (++m->retries <= EMEL_IO_STAGED_MAX_EINTR) return IO_STAGED_EV_RETRY_ALLOWED;
-  m->error.os_errno = EINTR;
+  /* The errno of the interruption that spent it (EINTR, or the ring's EAGAIN). */
+  m->error.os_errno = m->last < 0 ? (int)-m->last : EINTR;
   return IO_STAGED_EV_RETRIES_EXHAUSTED;
 }
 
