@@ -516,8 +516,10 @@ io_staged_event emel_staged_advance_window(io_staged_ctx *m) {
 }
 
 io_staged_event emel_staged_check_retry_budget(io_staged_ctx *m) {
-  m->stats->eintr_retries++;
-  if (++m->retries <= EMEL_IO_STAGED_MAX_EINTR) return IO_STAGED_EV_RETRY_ALLOWED;
+  if (++m->retries <= EMEL_IO_STAGED_MAX_EINTR) {
+    m->stats->eintr_retries++; /* retries made, as the read strategy counts them */
+    return IO_STAGED_EV_RETRY_ALLOWED;
+  }
   /* The errno of the interruption that spent it (EINTR, or the ring's EAGAIN). */
   m->error.os_errno = m->last < 0 ? (int)-m->last : EINTR;
   return IO_STAGED_EV_RETRIES_EXHAUSTED;
