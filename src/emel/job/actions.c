@@ -316,6 +316,20 @@ static _Thread_local load_job_ctx *delivering;
  * STREAM_STOPPED), so a tensor of hundreds of MiB delays a cancel by one
  * window, not by the rest of the tensor. The refusal is the job's own, told
  * apart from a consumer failure by `cut`, not by its code. */
+/* A window the consumer accepted counts in bytes_done at once, so a big
+ * tensor's delivery moves progress window by window. Its unit member is found
+ * through pos_of (constant time, whatever the unit's size or order); a member
+ * never counts past its slice, so bytes_done stays within bytes_total. */
+static void count_window(load_job_ctx *m, uint32_t tensor, uint64_t bytes) {
+  if (tensor >= m->table_count || !m->pos_of[tensor]) return;
+  const uint32_t pos = m->pos_of[tensor] - 1;
+  if (pos < m->next || pos - m->next >= m->unit_count) return;
+  uint64_t *streamed = &m->unit_streamed[pos - m->next];
+  const uint64_t add = min_u64(bytes, emel_job_size_at(m, pos) - *streamed);
+  *streamed += add;
+  atomic_fetch_add(&m->bytes_done, add);
+}
+
 static int deliver(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
   load_job_ctx *m = delivering;
   if (!m) return EMEL_INTERNAL; /* only the job's own loads carry the wrapper */
@@ -324,7 +338,9 @@ static int deliver(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes,
     m->cut_tensor = tensor;
     return EMEL_CANCELLED;
   }
-  return m->consumer.consume(user, tensor, offset, bytes, data);
+  const int r = m->consumer.consume(user, tensor, offset, bytes, data);
+  if (r == 0) count_window(m, tensor, bytes);
+  return r;
 }
 
 void emel_job_wrap_consumer(load_job_ctx *m) {
@@ -340,6 +356,7 @@ void emel_job_wrap_consumer(load_job_ctx *m) {
 
 load_job_event emel_job_transfer_unit(load_job_ctx *m) {
   if (m->unit_count == 0) return transfer_piece(m);
+  for (uint32_t k = 0; k < m->unit_count; k++) m->unit_streamed[k] = 0;
   /* Direct reads keep the table's batch: the strategy places owned buffers
    * for O_DIRECT, which a job's buffer would not be. */
   if (m->options.strategy == EMEL_STRATEGY_READ && !(m->options.flags & EMEL_LOAD_DIRECT))
@@ -355,13 +372,18 @@ load_job_event emel_job_transfer_unit(load_job_ctx *m) {
   return s == EMEL_OK ? LOAD_JOB_EV_UNIT_LOADED : LOAD_JOB_EV_UNIT_FAILED;
 }
 
-/* Position `pos` is resident: published (view first, then the flag) and announced. */
-static void mark_ready(load_job_ctx *m, uint32_t pos, int count_bytes) {
+/* Position `pos` is resident: published (view first, then the flag) and
+ * announced. `counted`: its bytes bytes_done has already (pieces, staged
+ * windows); the rest is added in one step, so a poller sees neither a dip nor
+ * a count above the total. */
+static void mark_ready(load_job_ctx *m, uint32_t pos, uint64_t counted) {
   const uint32_t index = m->order[pos];
   (void)emel_tensors_view(m->t, index, &m->views[pos], NULL);
   atomic_store_explicit(&m->done[pos], JOB_READY, memory_order_release);
   atomic_fetch_add(&m->tensors_done, 1);
-  if (count_bytes) atomic_fetch_add(&m->bytes_done, m->views[pos].size);
+  const uint64_t size = m->views[pos].size;
+  if (size >= counted) atomic_fetch_add(&m->bytes_done, size - counted);
+  else atomic_fetch_sub(&m->bytes_done, counted - size);
   if (m->on_ready) m->on_ready(m->user, index, &m->views[pos]);
 }
 
@@ -376,8 +398,15 @@ static void mark_failed(load_job_ctx *m, uint32_t pos, emel_error e) {
   if (m->result.code == EMEL_OK) m->result = e;
 }
 
+/* Unit member k did not become ready (failed, cut, evicted unseen): the
+ * windows of it counted as they went by leave bytes_done. */
+static void uncount_member(load_job_ctx *m, uint32_t k) {
+  atomic_fetch_sub(&m->bytes_done, m->unit_streamed[k]);
+  m->unit_streamed[k] = 0;
+}
+
 void emel_job_publish_unit(load_job_ctx *m) {
-  for (uint32_t k = 0; k < m->unit_count; k++) mark_ready(m, m->next + k, 1);
+  for (uint32_t k = 0; k < m->unit_count; k++) mark_ready(m, m->next + k, m->unit_streamed[k]);
   m->next += m->unit_count;
 }
 
@@ -394,14 +423,14 @@ void emel_job_adopt_buffer(load_job_ctx *m) {
                                                      &m->slices[pos], NULL);
   if (s == EMEL_OK) {
     /* The table owns the buffer or mapping now; the earlier pieces were counted already. */
-    atomic_fetch_add(&m->bytes_done, m->piece_len);
+    const uint64_t counted = m->piece_offset;
     m->buffer = NULL;
     m->buffer_size = 0;
     emel_tensors_job_unreserve(m->t, m->reserved); /* the tensor's charge replaces it */
     m->reserved = 0;
     m->has_mapping = 0;
     m->piece_offset = 0;
-    mark_ready(m, pos, 0);
+    mark_ready(m, pos, counted);
   } else { /* never for a held, bound tensor: a broken tensor machine */
     free_buffer(m);
     emel_tensors_job_note(m->t, m->order[pos], s, 0);
@@ -423,8 +452,12 @@ void emel_job_record_failures(load_job_ctx *m) {
     return;
   }
   for (uint32_t k = 0; k < m->unit_count; k++) {
-    if (m->unit_statuses[k] == EMEL_OK) mark_ready(m, m->next + k, 1);
-    else mark_failed(m, m->next + k, tensor_failure(m, m->next + k));
+    if (m->unit_statuses[k] == EMEL_OK) {
+      mark_ready(m, m->next + k, m->unit_streamed[k]);
+    } else {
+      uncount_member(m, k);
+      mark_failed(m, m->next + k, tensor_failure(m, m->next + k));
+    }
   }
   m->next += m->unit_count;
 }
@@ -449,8 +482,12 @@ void emel_job_release_all(load_job_ctx *m) {
     /* The failed window's loaded tensors were never announced: evicted unseen. */
     for (uint32_t k = 0; k < m->unit_count; k++) {
       const uint32_t pos = m->next + k;
+      if (m->unit_statuses[k] == EMEL_OK && emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) {
+        mark_ready(m, pos, m->unit_streamed[k]); /* still resident */
+        continue;
+      }
+      uncount_member(m, k);
       if (m->unit_statuses[k] != EMEL_OK) mark_failed(m, pos, tensor_failure(m, pos));
-      else if (emel_tensors_job_evict(m->t, m->order[pos]) != EMEL_OK) mark_ready(m, pos, 1); /* still resident */
     }
   }
   for (uint32_t pos = 0; pos < m->count; pos++) {
@@ -479,8 +516,12 @@ void emel_job_settle_cut_unit(load_job_ctx *m) {
   for (uint32_t k = 0; k < m->unit_count; k++) {
     const uint32_t pos = m->next + k;
     const emel_status s = m->unit_statuses[k];
-    if (s == EMEL_OK) mark_ready(m, pos, 1);
-    else if (s == EMEL_STAGED_STREAM_STOPPED || (s == EMEL_STAGED_CONSUMER_FAILED && m->order[pos] == m->cut_tensor))
+    if (s == EMEL_OK) {
+      mark_ready(m, pos, m->unit_streamed[k]);
+      continue;
+    }
+    uncount_member(m, k); /* the consumer treats the cut tensor's windows as void: so does progress */
+    if (s == EMEL_STAGED_STREAM_STOPPED || (s == EMEL_STAGED_CONSUMER_FAILED && m->order[pos] == m->cut_tensor))
       cancel_position(m, pos);
     else mark_failed(m, pos, tensor_failure(m, pos));
   }

@@ -63,6 +63,10 @@ struct load_job_ctx {
   emel_staged_consumer consumer, wrapper;
   int cut;
   uint32_t cut_tensor;
+  /* Bytes of each unit member the consumer accepted during the current unit
+   * (staged; 0 otherwise): counted in bytes_done as they go by, so the member's
+   * end adds only the rest (ready) or takes them back (failed, cut). */
+  uint64_t unit_streamed[EMEL_TENSOR_BATCH_WINDOW];
   /* A read unit as parts the boundary takes as one batch, so the read
    * strategy's lanes copy it in parallel: each part's window member, and
    * each member's final buffer while the unit is read. */
