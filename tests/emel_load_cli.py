@@ -818,6 +818,12 @@ p, out, text, took, started = interrupt_when(
     dict(os.environ, EMEL_LOAD_TEST_SLOW_MS="30", EMEL_LOAD_TEST_CANCEL_ONLY="1", EMEL_LOAD_TEST_RING_ERRNO="38"),
     lambda lines: any(o["done_tensors"] == 1 for o in lines), settle=0.3, timeout=10)  # settle: inside the big tensor
 last = progress_lines(text)[-1] if progress_lines(text) else {}
+# Guards: a staged job's bytes moved only as whole tensors completed, so the
+# bar stood still for the big tensor's whole delivery; they move per window
+# now, and the cut tensor's windows leave at the cancel (4096: small.weight).
+inside = [o for o in progress_lines(text) if o["done_tensors"] == 1 and 4096 < o["done_bytes"] < o["total_bytes"]]
+check("staged --progress=json: done_bytes moves inside a big tensor's delivery, and its windows leave at the cancel",
+      len(inside) >= 2 and last.get("done_bytes") == 4096, f"{len(inside)} lines inside, last {last}")
 print(f"cancel latency (staged, inside a 1 GiB tensor, cancel only): {took * 1e3:.1f} ms from SIGINT to exit")
 check(f"SIGINT inside a big tensor's staged delivery: the job's cancel cuts it, exit 130 in {took * 1e3:.0f} ms "
       "(< 500 ms), released", started and p.returncode == 130 and took < 0.5 and "everything released" in text
