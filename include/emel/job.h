@@ -89,7 +89,9 @@ enum { EMEL_JOB_DEFAULT_CHUNK = 8u << 20 }; /* bytes per unit of work: the cance
 typedef struct emel_job_progress {
   size_t struct_size;
   emel_job_state state;
-  uint64_t bytes_done;  /* bytes transferred into tensors that are or will be resident */
+  uint64_t bytes_done;  /* bytes transferred into tensors that are or will be resident: read/mmap
+                           pieces and staged windows the consumer accepted count as they go;
+                           a tensor that fails or is cut gives them back */
   uint64_t bytes_total; /* every tensor of the job (each one's slice under a shard) */
   uint32_t tensors_done; /* ready */
   uint32_t tensors_failed;
