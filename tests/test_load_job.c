@@ -1301,6 +1301,40 @@ START_TEST(staged_job_progress_moves_window_by_window) {
 }
 END_TEST
 
+static int mid_calls;
+static void count_mid_progress(void *user, const emel_job_progress *p) {
+  (void)user;
+  if (p->state == EMEL_JOB_RUNNING && p->bytes_done > 0 && p->bytes_done < p->bytes_total) mid_calls++;
+}
+
+static int slow_consume(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
+  const struct timespec ms = {0, 1000000};
+  nanosleep(&ms, NULL); /* a window takes over the interval */
+  return watch_consume(user, tensor, offset, bytes, data);
+}
+
+/* Guards against on_progress coming only after a unit: a callback-only caller
+ * (no polling) of a staged job saw nothing during a long tensor's delivery. With
+ * a 1 ms interval and windows slower than that, it is called between windows,
+ * inside the tensor; with interval 0 ("after every unit") it is not. */
+START_TEST(staged_job_on_progress_is_called_inside_a_long_tensor) {
+  attach_staged(0);
+  watcher.consume = slow_consume;
+  const uint32_t big[] = {1}; /* 74 windows */
+  for (int interval = 1; interval >= 0; interval--) {
+    mid_calls = 0;
+    emel_job_config c = EMEL_JOB_CONFIG_INIT(.indices = big, .count = 1, .on_progress = count_mid_progress,
+                                             .progress_interval_ms = (uint32_t)interval);
+    emel_job_progress p = run_watched(&c, 0, 0, 0);
+    ck_assert_int_eq(p.state, EMEL_JOB_COMPLETED);
+    if (interval) ck_assert_int_ge(mid_calls, 10);
+    else ck_assert_int_eq(mid_calls, 0);
+    emel_job_destroy(sw.job);
+    ck_assert_int_eq(emel_tensors_evict_all(t, NULL), EMEL_OK);
+  }
+}
+END_TEST
+
 /* Guards against a consumer failure or a cancel inside a tensor leaving that
  * tensor's accepted windows in bytes_done (progress above what is resident;
  * for a continuing job, above bytes_total by the end): it leaves with them, and
@@ -1446,6 +1480,7 @@ static Suite *load_job_suite(void) {
   tcase_add_test(tc, budget_cut_pieces_still_use_the_lanes);
   tcase_add_test(tc, staged_job_progress_moves_window_by_window);
   tcase_add_test(tc, staged_job_failure_or_cancel_mid_tensor_gives_its_windows_back);
+  tcase_add_test(tc, staged_job_on_progress_is_called_inside_a_long_tensor);
   tcase_add_test(tc, staged_job_progress_polled_from_another_thread_never_falls);
   suite_add_tcase(s, tc);
   return s;

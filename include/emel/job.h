@@ -110,7 +110,9 @@ typedef struct emel_job_progress {
  * same as emel_job_view's, valid as a table view is). */
 typedef void (*emel_job_ready_fn)(void *user, uint32_t index, const emel_tensor_view *view);
 /* Called at most once every progress_interval_ms while the job runs, and once
- * when it finishes. */
+ * when it finishes, on the thread driving the job: after a unit, and (a staged
+ * job, interval not 0) between two windows of a tensor, so a long tensor's
+ * delivery is seen as it goes. */
 typedef void (*emel_job_progress_fn)(void *user, const emel_job_progress *progress);
 
 typedef struct emel_job_config {

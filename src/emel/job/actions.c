@@ -339,7 +339,10 @@ static int deliver(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes,
     return EMEL_CANCELLED;
   }
   const int r = m->consumer.consume(user, tensor, offset, bytes, data);
-  if (r == 0) count_window(m, tensor, bytes);
+  if (r == 0) {
+    count_window(m, tensor, bytes);
+    emel_job_progress_mid_unit(m);
+  }
   return r;
 }
 

@@ -248,6 +248,20 @@ static void sample_rate(load_job_ctx *m, uint64_t spent_ns) {
   m->window_bytes = bytes;
 }
 
+/* Inside a unit (a staged job's window of a long tensor): on_progress once its
+ * interval has passed, so a callback-only caller sees a 1 GiB tensor move. With
+ * no interval (0: after every unit) only the step's own call is made. */
+void emel_job_progress_mid_unit(load_job_ctx *m) {
+  if (!m->on_progress || m->interval_ns == 0) return;
+  const uint64_t now = m->platform.clock_ns(m->platform.user);
+  if (now - m->last_progress_ns < m->interval_ns) return;
+  m->last_progress_ns = now;
+  emel_job_progress p = EMEL_JOB_PROGRESS_INIT();
+  fill_progress(m, &p);
+  p.state = EMEL_JOB_RUNNING; /* published after the step; running meanwhile */
+  m->on_progress(m->user, &p);
+}
+
 static emel_status dispatch_step(load_job_ctx *m) {
   m->status = EMEL_OK;
   const uint64_t before = m->platform.clock_ns(m->platform.user);

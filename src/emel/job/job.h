@@ -104,6 +104,8 @@ struct emel_job {
 
 /* Staged options: the caller's consumer is wrapped (see load_job_ctx.wrapper). */
 void emel_job_wrap_consumer(load_job_ctx *m);
+/* on_progress from inside a unit, once its interval has passed (job.c). */
+void emel_job_progress_mid_unit(load_job_ctx *m);
 
 /* The bytes position `pos` loads (its slice's). */
 uint64_t emel_job_size_at(const load_job_ctx *m, uint32_t pos);
