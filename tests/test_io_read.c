@@ -1479,10 +1479,7 @@ START_TEST(test_a_tensor_whose_load_an_eagain_storm_outlasted_stays_bound_with_e
   char path[64];
   snprintf(path, sizeof path, "io_read_model_%ld.gguf", (long)getpid()); /* cwd: the build tree */
   static const uint32_t types[] = {EMEL_GGML_TYPE_F32};
-  gw *w = gw_new();
-  ck_assert_int_eq(gw_model_shape(w, 2, 64u << 10, types, 1), 0);
-  ck_assert_int_eq(gw_write(w, path), 0);
-  gw_free(w);
+  ck_assert_int_eq(gw_write_model(path, 2, 64u << 10, types, 1), 0);
   const emel_io_read_config rc = ring_config();
   const emel_model_config cfg = EMEL_MODEL_CONFIG_INIT(.platform = &fp.ops, .read = &rc);
   const int64_t outstanding = fault_platform_outstanding(&fp); /* the fixture's own boundary */

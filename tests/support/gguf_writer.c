@@ -484,3 +484,11 @@ int gw_model_shape(gw *w, uint32_t n, uint64_t target, const uint32_t *types, si
   }
   return 0;
 }
+
+int gw_write_model(const char *path, uint32_t n, uint64_t target, const uint32_t *types, size_t n_types) {
+  gw *w = gw_new();
+  if (!w) return -1;
+  const int r = gw_model_shape(w, n, target, types, n_types) == 0 && gw_write(w, path) == 0 ? 0 : -1;
+  gw_free(w);
+  return r;
+}

@@ -85,6 +85,8 @@ int gw_model_shape(gw *w, uint32_t n_tensors, uint64_t target_bytes, const uint3
 
 /* --- output ------------------------------------------------------------------ */
 int gw_write(gw *w, const char *path); /* 0 or -1 */
+/* A file of gw_model_shape's tensors, in one call: 0 or -1. */
+int gw_write_model(const char *path, uint32_t n_tensors, uint64_t target_bytes, const uint32_t *types, size_t n_types);
 /* Writes PREFIX-00001-of-0000K.gguf …: the first holds every KV, all hold
  * split.no (u16), split.count (u16), split.tensors.count (i32); tensors are
  * divided in order into K nearly equal groups. */
