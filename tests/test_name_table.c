@@ -188,15 +188,18 @@ static void write_names_file(const char *path, int colliding, uint32_t n) {
   const uint64_t ne[1] = {1};
   char name[FNV_NAME_LEN + 1];
   uint64_t first_low = 0;
+  uint32_t apart = 0, refused = 0; /* counted, asserted once: an assertion a name was most of the time under valgrind */
   for (uint32_t i = 0; i < n; i++) {
     colliding ? fnv_names_colliding(kn, name) : fnv_names_random(kn, name);
     gw_kv_u32(w, name, i);
     colliding ? fnv_names_colliding(tn, name) : fnv_names_random(tn, name);
     const uint64_t low = fnv_old_hash(name, FNV_NAME_LEN) & ((1u << FNV_NAMES_BITS) - 1);
     if (i == 0) first_low = low;
-    if (colliding) ck_assert_uint_eq(low, first_low); /* the names do what they claim */
-    ck_assert_int_eq(gw_tensor(w, name, EMEL_GGML_TYPE_F32, 1, ne), 0);
+    apart += colliding && low != first_low;
+    refused += gw_tensor(w, name, EMEL_GGML_TYPE_F32, 1, ne) != 0;
   }
+  ck_assert_uint_eq(apart, 0); /* the names do what they claim */
+  ck_assert_uint_eq(refused, 0);
   ck_assert_int_eq(gw_write(w, path), 0);
   gw_free(w);
   fnv_names_free(tn);
@@ -236,11 +239,13 @@ START_TEST(test_a_standalone_tensor_table_stays_linear_under_fnv_collisions) {
   emel_tensors_config tc = EMEL_TENSORS_CONFIG_INIT(.capacity = HOSTILE_N, .name_bytes = (size_t)HOSTILE_N * (FNV_NAME_LEN + 1));
   ck_assert_int_eq(emel_tensors_create(&t, &tc, NULL), EMEL_OK);
   char name[FNV_NAME_LEN + 1];
+  uint32_t refused = 0; /* counted, asserted once (see write_names_file) */
   for (uint32_t k = 0; k < HOSTILE_N; k++) {
     fnv_names_colliding(tn, name);
     uint32_t i;
-    ck_assert_int_eq(emel_tensors_declare(t, name, FNV_NAME_LEN, &i, NULL), EMEL_OK);
+    refused += emel_tensors_declare(t, name, FNV_NAME_LEN, &i, NULL) != EMEL_OK;
   }
+  ck_assert_uint_eq(refused, 0);
   const uint64_t probes = emel_tensors_name_probes(t);
   ck_assert_msg(probes <= 2ull * HOSTILE_N, "%llu probes for %d names", (unsigned long long)probes, HOSTILE_N);
   uint32_t i;
