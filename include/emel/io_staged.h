@@ -35,6 +35,10 @@
  * EMEL_LOAD_CONSUMER (emel_io_request has no struct_size and keeps its size).
  * A request without a consumer: EMEL_STAGED_NO_CONSUMER.
  *
+ * Windows: a direct window fills a buffer (less a block); a buffered one is at
+ * most EMEL_IO_STAGED_BUFFERED_WINDOW (1 MiB), so what the reader filled
+ * ahead is still in the cache when the consumer copies it.
+ *
  * Overlap and the memory bound: a reader thread (ops.thread_start) fills
  * buffer k+1 while the calling thread consumes buffer k; handoffs go through
  * ops.event_signal/event_wait (bounded waits, so a lost wakeup only costs
@@ -91,7 +95,10 @@ enum {
   EMEL_IO_STAGED_WAIT_MS = 100,              /* longest single wait for the other side (re-checked after) */
   EMEL_IO_STAGED_DEFAULT_RING_DEPTH = 8,     /* reads the reader keeps in flight (README Performance) */
   EMEL_IO_STAGED_MAX_RING_DEPTH = 256,
-  EMEL_IO_STAGED_DEFAULT_RING_REQUEST = 2u << 20 /* bytes per ring read: a default window is 8 of them */
+  EMEL_IO_STAGED_DEFAULT_RING_REQUEST = 2u << 20, /* bytes per ring read: a default direct window is 8 of them */
+  EMEL_IO_STAGED_BUFFERED_WINDOW = 1u << 20 /* a buffered window's bytes at most (a direct one fills its buffer):
+                                               copied twice while warm, what the reader has filled ahead stays in
+                                               the cache (README Performance) */
 };
 
 enum {
