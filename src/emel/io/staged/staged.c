@@ -22,7 +22,7 @@ static emel_status dispatch(io_staged_ctx *m, int event) {
  * EMEL_IO_STAGED_BUFFERED_WINDOW, the bytes the reader fills ahead of the
  * consumer (the buffers' windows) stay in the cache until they are consumed
  * (measured: 3.0-3.4 GB/s with 16 MiB windows, 4.3-5.8 GB/s with 1 MiB, 2 GiB
- * warm, README "The staged strategy's window"). A direct window fills the
+ * warm: README, the staged strategy's "Windows"). A direct window fills the
  * buffer: the device, not the cache, is its limit, and it wants large reads. */
 static uint64_t window_of(const io_staged *self, const staged_member *x) {
   if (x->mode == STAGED_DIRECT || self->window_bytes <= EMEL_IO_STAGED_BUFFERED_WINDOW) return self->window_bytes;
