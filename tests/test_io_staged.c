@@ -39,7 +39,9 @@ static size_t page;
 static pthread_t main_thread;
 static int fail_waits_on; /* 1: the calling thread's waits fail, 2: the reader's */
 
-static unsigned char byte_at(uint64_t i) { return (unsigned char)((i * 131u) ^ (i >> 9) ^ 0x5a); }
+/* i >> 17 too: without it the bytes repeat every 128 KiB, and a read into a
+ * place whole 128 KiB parts away would match. */
+static unsigned char byte_at(uint64_t i) { return (unsigned char)((i * 131u) ^ (i >> 9) ^ (i >> 17) * 29u ^ 0x5a); }
 
 /* One fwrite, not an fputc (a locked call) a byte in every test's setup:
  * under valgrind those were nearly half of this suite's time. */

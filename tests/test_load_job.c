@@ -42,22 +42,35 @@ static char path[256];
 static uint64_t offset_of[N];
 static uint64_t file_size;
 
-static unsigned char byte_at(uint64_t i) { return (unsigned char)((i * 131u) ^ (i >> 9) ^ 0x5a); }
+/* A pattern whose terms (the low 8 bits of i * 131 and of i >> 9) repeat every
+ * PERIOD bytes, except the first STAMP bytes of each period, which carry the
+ * period's number: a part read from or into a place a multiple of PERIOD away
+ * (two runs swapped, a lane's part off by whole parts: parts are multiples of
+ * it) differs there, where the bare pattern matched. Files are written and
+ * views compared a period at a time from period_bytes: byte by byte (fputc,
+ * a byte_at per byte compared), that was most of this suite's time under
+ * valgrind. */
+enum { PERIOD = 1 << 17, STAMP = 8 };
+static unsigned char period_bytes[PERIOD]; /* the pattern; filled by setup, before any thread starts */
 
-/* byte_at repeats every 2^17 bytes (its terms are the low 8 bits of i * 131
- * and of i >> 9): files are written and views compared a period at a time
- * from this copy. Byte by byte (fputc, a byte_at per byte compared), writing
- * and checking these files was most of this suite's time under valgrind. */
-enum { PERIOD = 1 << 17 };
-static unsigned char period_bytes[PERIOD]; /* filled by setup, before any thread starts */
+static unsigned char pattern(uint64_t i) { return (unsigned char)((i * 131u) ^ (i >> 9) ^ 0x5a); }
+
+static unsigned char stamp_byte(uint64_t period, uint64_t k) { return (unsigned char)((period >> (8 * k)) ^ 0xa5); }
+
+static unsigned char byte_at(uint64_t i) {
+  return i % PERIOD < STAMP ? stamp_byte(i / PERIOD, i % PERIOD) : pattern(i);
+}
 
 /* Writes byte_at(0 .. size - 1) to a new file at p. */
 static void write_bytes(const char *p, uint64_t size) {
   FILE *f = fopen(p, "wb");
   ck_assert_ptr_nonnull(f);
   for (uint64_t at = 0; at < size; at += PERIOD) {
-    const size_t n = (size_t)(size - at < PERIOD ? size - at : PERIOD);
-    ck_assert_uint_eq(fwrite(period_bytes, 1, n, f), n);
+    const size_t n = (size_t)(size - at < PERIOD ? size - at : PERIOD), h = n < STAMP ? n : STAMP;
+    unsigned char head[STAMP];
+    for (size_t k = 0; k < h; k++) head[k] = stamp_byte(at / PERIOD, k);
+    ck_assert_uint_eq(fwrite(head, 1, h, f), h);
+    ck_assert_uint_eq(fwrite(period_bytes + h, 1, n - h, f), n - h);
   }
   ck_assert_int_eq(fclose(f), 0);
 }
@@ -66,6 +79,11 @@ static void write_bytes(const char *p, uint64_t size) {
 static uint64_t first_difference(const unsigned char *b, uint64_t offset, uint64_t size) {
   for (uint64_t k = 0; k < size;) {
     const uint64_t in = (offset + k) % PERIOD;
+    if (in < STAMP) { /* the period's number */
+      if (b[k] != byte_at(offset + k)) return k;
+      k++;
+      continue;
+    }
     const uint64_t n = size - k < PERIOD - in ? size - k : PERIOD - in;
     if (memcmp(b + k, period_bytes + in, (size_t)n) != 0)
       for (uint64_t j = 0; j < n; j++)
@@ -112,7 +130,7 @@ static void setup(void) {
   /* These tests count and fail preads (one per 4096-byte unit): the pread lanes,
    * as on a machine without io_uring. The fault sweep fails a job's ring calls. */
   fp.no_ring = 1;
-  for (uint64_t i = 0; i < PERIOD; i++) period_bytes[i] = byte_at(i);
+  for (uint64_t i = 0; i < PERIOD; i++) period_bytes[i] = pattern(i);
   snprintf(path, sizeof path, "%s/load_job_%d.bin", EMEL_TEST_WORKDIR, (int)getpid());
   uint64_t at[N], off = 0;
   for (int slot = 0; slot < N; slot++) {
