@@ -274,6 +274,7 @@ static uint64_t fp_clock_ns(void *u) {
 typedef struct fp_ring {
   void *real;                 /* the real ring, or NULL: emulated */
   unsigned depth, queued;
+  int64_t in_flight;          /* reads sent, not yet returned by a wait */
   emel_ring_completion *done; /* emulated: completions not yet returned */
 } fp_ring;
 
@@ -307,6 +308,7 @@ static int fp_ring_close(void *u, void *ring) {
   int r = injected(fp, FP_RING_CLOSE, NULL);
   /* As close: the ring is gone either way (the real close waits for its reads). */
   int real = fr->real ? fp->real->ring_close(fp->real->user, fr->real) : 0;
+  add(fp, &fp->ring_in_flight, -fr->in_flight); /* its reads end with it */
   free(fr->done);
   free(fr);
   add(fp, &fp->live_rings, -1);
@@ -326,6 +328,7 @@ static int fp_ring_read(void *u, void *ring, int fd, void *buf, size_t len, uint
     r = 0;
   }
   if (r == 0) {
+    fr->in_flight++;
     locked(fp);
     if (++fp->ring_in_flight > fp->ring_peak_in_flight) fp->ring_peak_in_flight = fp->ring_in_flight;
     unlocked(fp);
@@ -362,7 +365,10 @@ static int fp_ring_wait(void *u, void *ring, unsigned min, emel_ring_completion 
     fr->queued -= (unsigned)n;
   }
   for (int i = 0; i < n; i++) out[i].res = completion_result(fp, out[i].res);
-  if (n > 0) add(fp, &fp->ring_in_flight, -n);
+  if (n > 0) {
+    fr->in_flight -= n;
+    add(fp, &fp->ring_in_flight, -n);
+  }
   return n;
 }
 
