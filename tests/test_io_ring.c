@@ -335,18 +335,19 @@ START_TEST(test_drain_waits_for_every_read_in_flight_then_the_close_leaks_nothin
 }
 END_TEST
 
-/* Interrupted waits are waited again within the budget; past it, or on any
- * other failure, the ring is closed (which cancels and waits for its reads),
- * UNTRIED again so the owner opens another, and closed once only (guards
- * against a drain that gives up and leaves reads in flight, spins forever,
- * or leaves a closed ring for fini to close again). */
+/* Interrupted waits (EINTR, or EAGAIN: the kernel short of resources for
+ * now) are waited again within the budget; past it, or on any other failure,
+ * the ring is closed (which cancels and waits for its reads), UNTRIED again
+ * so the owner opens another, and closed once only (guards against a drain
+ * that gives up and leaves reads in flight, spins forever, leaves a closed
+ * ring for fini to close again, or drops a ring over one transient EAGAIN). */
 START_TEST(test_a_drain_that_cannot_wait_closes_the_ring_once) {
   static unsigned char dst[4][256];
   const struct {
     uint64_t eintrs;
     int err;
     int closed;
-  } cases[] = {{3, EINTR, 0}, {17, EINTR, 1}, {1, EIO, 1}};
+  } cases[] = {{3, EINTR, 0}, {17, EINTR, 1}, {3, EAGAIN, 0}, {17, EAGAIN, 1}, {1, EIO, 1}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     fault_platform_init(&fp);
     emel_ring ring;
@@ -361,6 +362,7 @@ START_TEST(test_a_drain_that_cannot_wait_closes_the_ring_once) {
       ck_assert_int_eq(ring.state, EMEL_RING_UNTRIED);
       ck_assert_ptr_null(ring.handle);
       ck_assert_int_eq(fp.live_rings, 0);
+      ck_assert_int_eq(fp.ring_in_flight, 0);
       ck_assert_uint_eq(fp.calls[FP_RING_CLOSE], 1);
     } else {
       ck_assert_int_eq(ring.state, EMEL_RING_OPEN);

@@ -96,7 +96,9 @@ void emel_ring_drain(emel_ring *ring, uint32_t max_eintr, uint64_t *bytes) {
   for (uint32_t tries = 0; ring->in_flight > 0;) {
     const int r = emel_ring_reap(ring, NULL, bytes);
     if (r == 0) break;
-    if (r == -EINTR && ++tries <= max_eintr) continue;
+    /* EAGAIN (the kernel short of resources for now) is as transient as EINTR:
+     * waited again within the budget, not a reason to drop the ring. */
+    if ((r == -EINTR || r == -EAGAIN) && ++tries <= max_eintr) continue;
     const emel_platform_ops *p = ring->platform;
     (void)p->ring_close(p->user, ring->handle); /* gone either way: the close waits for its reads */
     ring->handle = NULL;

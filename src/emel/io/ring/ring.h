@@ -77,7 +77,7 @@ int emel_ring_send_waiting(emel_ring *ring, uint64_t *sent);
 int emel_ring_reap(emel_ring *ring, const emel_ring_req *until, uint64_t *bytes);
 
 /* Before a buffer any read may write is freed or reused: waits for every read
- * in flight (max_eintr interrupted waits at most); a ring that cannot
+ * in flight (max_eintr interrupted waits at most: EINTR or EAGAIN); a ring that cannot
  * be waited for is closed, which cancels and waits for its reads, and is
  * UNTRIED again. Empties the circle. */
 void emel_ring_drain(emel_ring *ring, uint32_t max_eintr, uint64_t *bytes);
