@@ -311,11 +311,6 @@ static load_job_event transfer_window(load_job_ctx *m) {
  * finds its own. */
 static _Thread_local load_job_ctx *delivering;
 
-/* The wrapper's consume: once the job is cancelled, the next window is
- * refused (the stream then stops: the cut tensor fails, those after it are
- * STREAM_STOPPED), so a tensor of hundreds of MiB delays a cancel by one
- * window, not by the rest of the tensor. The refusal is the job's own, told
- * apart from a consumer failure by `cut`, not by its code. */
 /* A window the consumer accepted counts in bytes_done at once, so a big
  * tensor's delivery moves progress window by window. Its unit member is found
  * through pos_of (constant time, whatever the unit's size or order); a member
@@ -330,6 +325,11 @@ static void count_window(load_job_ctx *m, uint32_t tensor, uint64_t bytes) {
   atomic_fetch_add(&m->bytes_done, add);
 }
 
+/* The wrapper's consume: once the job is cancelled, the next window is
+ * refused (the stream then stops: the cut tensor fails, those after it are
+ * STREAM_STOPPED), so a tensor of hundreds of MiB delays a cancel by one
+ * window, not by the rest of the tensor. The refusal is the job's own, told
+ * apart from a consumer failure by `cut`, not by its code. */
 static int deliver(void *user, uint32_t tensor, uint64_t offset, uint64_t bytes, const void *data) {
   load_job_ctx *m = delivering;
   if (!m) return EMEL_INTERNAL; /* only the job's own loads carry the wrapper */

@@ -251,15 +251,20 @@ static void sample_rate(load_job_ctx *m, uint64_t spent_ns) {
 /* Inside a unit (a staged job's window of a long tensor): on_progress once its
  * interval has passed, so a callback-only caller sees a 1 GiB tensor move. With
  * no interval (0: after every unit) only the step's own call is made. */
+/* on_progress with the job's figures at `now`, in state `st`. */
+static void call_progress(load_job_ctx *m, uint64_t now, emel_job_state st) {
+  m->last_progress_ns = now;
+  emel_job_progress p = EMEL_JOB_PROGRESS_INIT();
+  fill_progress(m, &p);
+  p.state = st;
+  m->on_progress(m->user, &p);
+}
+
 void emel_job_progress_mid_unit(load_job_ctx *m) {
   if (!m->on_progress || m->interval_ns == 0) return;
   const uint64_t now = m->platform.clock_ns(m->platform.user);
   if (now - m->last_progress_ns < m->interval_ns) return;
-  m->last_progress_ns = now;
-  emel_job_progress p = EMEL_JOB_PROGRESS_INIT();
-  fill_progress(m, &p);
-  p.state = EMEL_JOB_RUNNING; /* published after the step; running meanwhile */
-  m->on_progress(m->user, &p);
+  call_progress(m, now, EMEL_JOB_RUNNING); /* the state is published after the step; running meanwhile */
 }
 
 static emel_status dispatch_step(load_job_ctx *m) {
@@ -277,15 +282,8 @@ static emel_status dispatch_step(load_job_ctx *m) {
   const int fd = atomic_load(&m->fd);
   if (fd >= 0 && (finished(st) || atomic_load_explicit(&m->fd_watched, memory_order_relaxed)))
     (void)m->platform.event_signal(m->platform.user, fd);
-  if (m->on_progress) {
-    const uint64_t now = after;
-    if (finished(st) || now - m->last_progress_ns >= m->interval_ns || !m->last_progress_ns) {
-      m->last_progress_ns = now;
-      emel_job_progress p = EMEL_JOB_PROGRESS_INIT(.state = st);
-      fill_progress(m, &p);
-      m->on_progress(m->user, &p);
-    }
-  }
+  if (m->on_progress && (finished(st) || after - m->last_progress_ns >= m->interval_ns || !m->last_progress_ns))
+    call_progress(m, after, st);
   return s != EMEL_OK ? s : m->status;
 }
 
